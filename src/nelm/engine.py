@@ -1,0 +1,241 @@
+"""Evaluate the knowledge base for patients, in three-valued (Kleene) logic.
+
+A patient is one row of a Polars frame; every derived variable, criterion item and
+rule condition is one column computed from the compiled knowledge base, so the same
+definitions assess one patient or a table of a million (:func:`evaluate_frame`).
+
+Verdicts: an option's rules are read in order and the first that holds decides. When
+a condition is unknown, its verdict stays *possible* and reading goes on; the verdict
+is determined only when every possible verdict is the same, which is exactly when no
+completion of the unknown inputs could give another (up to Kleene's conservatism).
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Iterable
+
+import polars as pl
+
+from . import __version__
+from .knowledge import KnowledgeBase, input_roots, item_column, load, rule_column
+from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
+from .rules import VERDICTS, OptionDef, Rule
+
+DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
+              "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
+
+_DTYPES = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
+SCHEMA = {c: _DTYPES[t] for c, t in COLUMN_TYPES.items()}
+
+
+# --------------------------------------------------------------------------- frame
+
+def patients_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=SCHEMA)
+
+
+def _verdict_exprs(opt: OptionDef) -> list[pl.Expr]:
+    """Columns ``possible__{option}__{verdict}`` and ``verdict__{option}`` for a whole frame."""
+    blocked = pl.lit(False)           # an earlier rule certainly held
+    possible: dict[str, pl.Expr] = {v: pl.lit(False) for v in VERDICTS}
+    for r in opt.deciding:
+        cond = pl.col(rule_column(opt.id, r.id))
+        possible[r.verdict] = possible[r.verdict] | (~blocked & cond.fill_null(True))
+        blocked = blocked | cond.fill_null(False)
+    possible[opt.otherwise.verdict] = possible[opt.otherwise.verdict] | ~blocked
+    exprs = [possible[v].alias(f"possible__{opt.id}__{v}") for v in VERDICTS]
+    count = pl.sum_horizontal([possible[v].cast(pl.Int8) for v in VERDICTS])
+    verdict = pl.when(count > 1).then(pl.lit("undetermined"))
+    for v in VERDICTS:
+        verdict = verdict.when(possible[v]).then(pl.lit(v))
+    exprs.append(verdict.otherwise(pl.lit("undetermined")).alias(f"verdict__{opt.id}"))
+    return exprs
+
+
+def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, variants: bool = True) -> pl.DataFrame:
+    """Add every derived, criterion, rule and verdict column to a frame of patients."""
+    kb = kb or load()
+    lf = frame.lazy()
+    for batch in kb.nodes:
+        lf = lf.with_columns([n.expr for n in batch])
+    lf = lf.with_columns([e for opt in kb.options for e in _verdict_exprs(opt)])
+    if variants and kb.variant_nodes:
+        lf = lf.with_columns([vn.expr for _, _, vn in kb.variant_nodes])
+    return lf.collect()
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("_", " ")
+
+
+def _grade(value: Any) -> str | None:
+    return None if value is None else f"G{int(value)}"
+
+
+def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
+    vals = {k: _fmt(v) for k, v in row.items()}
+    for g in ("who_grade", "ki67_grade", "mitotic_grade"):
+        vals[g] = _grade(row.get(g)) or "unknown"
+    ehd = patient.extrahepatic
+    vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
+                                  else ", ".join(s.replace("_", " ") for s in ehd.sites) or "none")
+    for cs in kb.criteria:
+        for status, key in (("not_met", False), ("unknown", None)):
+            texts = [it.text for it in cs.items if row.get(item_column(cs.id, it.id)) is key]
+            vals[f"{cs.id}__{status}"] = "; ".join(texts) or "none"
+    return vals
+
+
+def _status(value: Any) -> str:
+    return {True: "met", False: "not_met"}.get(value, "unknown")
+
+
+def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str]) -> list[str]:
+    return sorted({COLUMN_FIELDS[c] for c in input_roots(kb, column, nulls)})
+
+
+# --------------------------------------------------------------------------- assessment
+
+def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
+    """The contract's assessment document for one patient."""
+    kb = load(guideline)
+    frame = evaluate_frame(patients_frame([flatten(patient)]), kb)
+    return assessment_from_row(frame.row(0, named=True), patient, kb)
+
+
+def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
+    nulls = {c for c, v in row.items() if v is None}
+    vals = _values(row, patient, kb)
+    affects: dict[str, set[str]] = {}
+
+    def note_missing(column: str, what: str) -> None:
+        for f in _unknown_fields(kb, column, nulls):
+            affects.setdefault(f, set()).add(what)
+
+    classification = {
+        "who_grade": _grade(row["who_grade"]),
+        "category": row["category"],
+        "frilling_type": row["frilling_type"],
+        "ki67_grade": _grade(row["ki67_grade"]),
+        "mitotic_grade": _grade(row["mitotic_grade"]),
+        "burden_band": row["burden_band"],
+        "who2000_behaviour": row["who2000_behaviour"],
+    }
+    for key in ("who_grade", "category", "frilling_type", "burden_band"):
+        if row[key] is None:
+            note_missing(key, f"classification.{key}")
+
+    criteria: dict[str, Any] = {}
+    for cs in kb.criteria:
+        items = []
+        for it in cs.items:
+            col = item_column(cs.id, it.id)
+            status = _status(row[col])
+            if status == "unknown":
+                note_missing(col, cs.id)
+            items.append({"id": it.id, "text": it.text, "status": status,
+                          "reason": it.reason.format_map(vals).strip(), "sources": list(it.sources)})
+        criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
+                           "sources": list(cs.sources)}
+
+    options = [_option(opt, row, vals, kb, note_missing) for opt in kb.options]
+
+    missing = [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]
+    return {
+        "patient_id": patient.id,
+        "classification": classification,
+        "criteria": criteria,
+        "options": options,
+        "missing_data": missing,
+        "disagreements": _disagreements(row, kb, vals),
+        "knowledge_base": {"version": kb.version, "sha256": kb.sha256, "guideline": kb.guideline},
+        "nelm_version": __version__,
+        "assessed_on": date.today().isoformat(),
+        "disclaimer": DISCLAIMER,
+    }
+
+
+def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None) -> dict[str, Any]:
+    return {"text": " ".join(rule.reason.format_map(vals).split()), "sources": list(rule.sources),
+            "kind": kind, "rule": rule_id}
+
+
+def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: KnowledgeBase, note_missing) -> dict[str, Any]:
+    verdict = row[f"verdict__{opt.id}"]
+    reasons: list[dict[str, Any]] = []
+    intent = opt.intent
+    possible_verdicts = [v for v in VERDICTS if row[f"possible__{opt.id}__{v}"]]
+    blocked = False
+    intent_set = False
+    for r in opt.deciding:
+        cond = row[rule_column(opt.id, r.id)]
+        if blocked or cond is False:
+            continue
+        if cond is None:
+            # an unknown condition: name it, with what would settle it
+            if verdict == "undetermined":
+                note_missing(rule_column(opt.id, r.id), opt.id)
+                fields = _unknown_fields(kb, rule_column(opt.id, r.id), {c for c, v in row.items() if v is None})
+                reasons.append(_reason(r, vals, "possible", r.id) | {
+                    "verdict_if_true": r.verdict, "unknown": fields,
+                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {', '.join(fields) or 'derived value'}): "
+                            + " ".join(r.reason.format_map(vals).split())})
+            continue
+        # cond is True: this rule decides
+        blocked = True
+        if verdict != "undetermined" and r.verdict == verdict:
+            reasons.insert(0, _reason(r, vals, "decisive", r.id))
+            if not intent_set:
+                intent, intent_set = r.intent or opt.intent, True
+        elif verdict == "undetermined":
+            reasons.append(_reason(r, vals, "possible", r.id) | {"verdict_if_true": r.verdict})
+    if not blocked:
+        kind = "decisive" if verdict == opt.otherwise.verdict else "possible"
+        reasons.append(_reason(opt.otherwise, vals, kind, None) | (
+            {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
+    if verdict != "undetermined" and not intent_set:
+        # decided by rules whose conditions were unknown but agreed, or by `otherwise`
+        first = next((r for r in opt.deciding if r.verdict == verdict and row[rule_column(opt.id, r.id)] is not False), None)
+        intent = (first.intent if first and first.intent else opt.intent)
+    # notes give context to an option still on the table, not to one already set aside
+    for r in (opt.notes if verdict in ("preferred", "reasonable", "undetermined") else ()):
+        if row[rule_column(opt.id, r.id)] is True:
+            reasons.append(_reason(r, vals, "note", r.id))
+    out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
+           "intent": intent, "reasons": reasons}
+    if verdict == "undetermined":
+        out["possible_verdicts"] = possible_verdicts
+    return out
+
+
+def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str]) -> list[dict[str, Any]]:
+    """Where another source's threshold would classify this patient differently."""
+    labels = {d.name: d.label for d in kb.derived}
+    for cs in kb.criteria:
+        for it in cs.items:
+            labels[item_column(cs.id, it.id)] = f"{cs.label}: {it.text}"
+    out: dict[str, dict[str, Any]] = {}
+    for col, guideline, vn in kb.variant_nodes:
+        theirs, ours = row[vn.column], row[col]
+        if theirs == ours or theirs is None or ours is None:
+            continue
+        entry = out.setdefault(col, {"topic": col, "label": labels.get(col, col), "governing": kb.guideline,
+                                     "values": [{"source": kb.guideline, "value": _show(col, ours)}]})
+        entry["values"].append({"source": guideline, "value": _show(col, theirs)})
+    return list(out.values())
+
+
+def _show(col: str, value: Any) -> Any:
+    if col.endswith("_grade"):
+        return _grade(value)
+    if isinstance(value, bool) and "__" in col:
+        return _status(value)
+    return value

@@ -1,0 +1,188 @@
+"""Evidence records: every published result the engine cites, as validated data.
+
+Records live in ``knowledge/evidence/*.yaml`` (one file per modality). Each file is
+``{"records": [...]}``; each record is validated by :class:`EvidenceRecord` when the
+knowledge base is loaded, so a typo in a data file fails loudly at start-up, not
+silently in a verdict.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .patient import OPTION_IDS
+
+EVIDENCE_DIR = Path(__file__).parent / "knowledge" / "evidence"
+
+Design = Literal[
+    "randomized_phase3",
+    "randomized_phase2",
+    "phase2",
+    "prospective_cohort",
+    "prospective_registry",
+    "retrospective_multicentre",
+    "retrospective_single_centre",
+    "registry_analysis",
+    "propensity_matched",
+    "systematic_review",
+    "meta_analysis",
+    "narrative_review",
+    "guideline",
+    "consensus_criteria",
+    "preclinical",
+    "pathology_study",
+]
+
+Endpoint = Literal[
+    "os_median",            # overall survival, median (months)
+    "os_rate",              # overall survival at time_point_months (percent)
+    "dss_rate",             # disease-specific survival rate
+    "dfs_rate",             # disease-/recurrence-free survival rate
+    "pfs_median",
+    "pfs_rate",
+    "ttp_median",           # time to progression
+    "objective_response",   # CR + PR, percent
+    "complete_response",
+    "partial_response",
+    "stable_disease",
+    "progressive_disease",
+    "disease_control",      # CR + PR + SD
+    "symptom_control",      # relief of hormonal / bulk symptoms, percent
+    "symptom_recurrence",
+    "perioperative_mortality",
+    "morbidity",
+    "recurrence",
+    "local_recurrence",
+    "r0_resection",
+    "hazard_ratio",
+    "duration_of_response",
+    "toxicity_grade3plus",
+    "other",
+]
+
+Unit = Literal["percent", "months", "years", "ratio", "count", "gy", "gbq", "fold"]
+
+Level = Literal["1a", "1b", "2a", "2b", "3", "4", "5"]
+"""Oxford CEBM 2009 levels: 1b = individual RCT, 2b = cohort / low-quality RCT,
+3 = case-control, 4 = case series / poor cohort, 5 = expert opinion. Guidelines
+take the level of their strongest supporting evidence or 5 when consensus-based."""
+
+TOPICS = OPTION_IDS + ("classification", "prognosis", "epidemiology", "imaging", "intra_arterial")
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    authors: str = Field(description="as in the reference list, e.g. 'Mayo SC, de Jong MC, Pulitano C, et al.'")
+    title: str
+    journal: str
+    year: int = Field(ge=1950, le=2030)
+    reference: str | None = Field(None, description="volume:pages, or congress and abstract number")
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    endpoint: Endpoint
+    arm: str = Field(description="which group, e.g. 'octreotide LAR', 'placebo', 'all patients', 'surgery, >25% burden, symptomatic'")
+    value: float | None = Field(None, description="None only when the source reports 'not reached'")
+    unit: Unit
+    ci_low: float | None = None
+    ci_high: float | None = None
+    time_point_months: float | None = Field(None, ge=0, description="for rates: 60 = 5 years")
+    p_value: str | None = Field(None, description="as reported, e.g. '<0.001', '0.000072'")
+    not_reached: bool = False
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Outcome":
+        if self.value is None and not self.not_reached:
+            raise ValueError("value is required unless not_reached is true")
+        if self.unit == "percent":
+            for v in (self.value, self.ci_low, self.ci_high):
+                if v is not None and not 0 <= v <= 100:
+                    raise ValueError(f"percentage {v} outside 0-100")
+        if self.ci_low is not None and self.ci_high is not None and self.ci_low > self.ci_high:
+            raise ValueError("ci_low > ci_high")
+        if self.endpoint.endswith("_rate") and self.time_point_months is None:
+            raise ValueError(f"{self.endpoint} needs time_point_months")
+        return self
+
+
+class ReportedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["review_000", "review_002", "newer"] = Field(
+        description="review_000 = Mayo et al. J Am Coll Surg 2012 (shared/sources/000_*); "
+        "review_002 = review of liver metastases from GEP-NETs (shared/sources/002_*); "
+        "newer = published after both reviews")
+    section: str = Field(description="section, table or figure of the review, e.g. 'Table 2', 'Intra-arterial therapy'")
+
+
+class CriterionItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    text: str
+
+
+class EvidenceRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    citation: Citation
+    year: int = Field(ge=1950, le=2030)
+    design: Design
+    level: Level
+    n: int | None = Field(None, ge=0)
+    population: str
+    intervention: str
+    comparator: str | None = None
+    outcomes: list[Outcome] = Field(default_factory=list)
+    reported_in: list[ReportedIn] = Field(min_length=1)
+    topics: list[str] = Field(min_length=1, description="option ids or background topics this record informs")
+    newer_than_sources: bool = False
+    criteria: list[CriterionItem] | None = Field(None, description="for guideline / criteria-set records")
+    summary: str | None = Field(None, description="one or two sentences in our own words")
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if t not in TOPICS]
+        if bad:
+            raise ValueError(f"unknown topics {bad}; allowed: {', '.join(TOPICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _newer(self) -> "EvidenceRecord":
+        newer = any(r.source == "newer" for r in self.reported_in)
+        if newer != self.newer_than_sources:
+            raise ValueError("newer_than_sources must be true exactly when reported_in has source 'newer'")
+        return self
+
+
+class EvidenceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[EvidenceRecord]
+
+
+def load_records(directory: Path = EVIDENCE_DIR) -> list[EvidenceRecord]:
+    """Load and validate every evidence file; ids must be unique across files."""
+    records: list[EvidenceRecord] = []
+    seen: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {"records": []}
+        try:
+            parsed = EvidenceFile.model_validate(data)
+        except Exception as exc:  # re-raised with the file name: a data bug, not a user error
+            raise ValueError(f"{path.name}: {exc}") from exc
+        for rec in parsed.records:
+            if rec.id in seen:
+                raise ValueError(f"evidence id {rec.id!r} in {path.name} already defined in {seen[rec.id]}")
+            seen[rec.id] = path.name
+            records.append(rec)
+    return records
+
+
+@lru_cache(maxsize=1)
+def evidence_index() -> dict[str, EvidenceRecord]:
+    return {r.id: r for r in load_records()}

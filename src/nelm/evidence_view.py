@@ -1,0 +1,40 @@
+"""Selecting and printing evidence records (`nelm evidence`)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .evidence import EvidenceRecord, evidence_index
+
+
+def select(option: str | None = None, search: str | None = None) -> list[EvidenceRecord]:
+    records = list(evidence_index().values())
+    if option:
+        records = [r for r in records if option in r.topics]
+    if search:
+        needle = search.lower()
+        records = [r for r in records if needle in r.model_dump_json().lower()]
+    return sorted(records, key=lambda r: (r.year, r.id))
+
+
+def _outcome(o) -> str:
+    val = "not reached" if o.not_reached else f"{o.value:g}"
+    unit = {"percent": " %", "months": " mo", "years": " y", "ratio": "", "gy": " Gy", "gbq": " GBq"}.get(o.unit, f" {o.unit}")
+    tp = f" at {o.time_point_months:g} mo" if o.time_point_months is not None else ""
+    ci = f" (95% CI {o.ci_low:g}–{o.ci_high:g})" if o.ci_low is not None and o.ci_high is not None else ""
+    p = f", p={o.p_value}" if o.p_value else ""
+    return f"{o.endpoint.replace('_', ' ')} {o.arm}: {val}{unit}{tp}{ci}{p}"
+
+
+def render_table(records: list[EvidenceRecord], console: Console) -> None:
+    table = Table(title=f"Evidence records ({len(records)})", show_lines=True, expand=True)
+    table.add_column("id", ratio=2)
+    table.add_column("study", ratio=4)
+    table.add_column("design · level · n", ratio=2)
+    table.add_column("outcomes", ratio=6)
+    for r in records:
+        newer = " (newer than the reviews)" if r.newer_than_sources else ""
+        study = f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}{newer}"
+        design = f"{r.design.replace('_', ' ')} · {r.level} · n={r.n if r.n is not None else '—'}"
+        table.add_row(r.id, study, design, "\n".join(_outcome(o) for o in r.outcomes) or "—")
+    console.print(table)

@@ -1,0 +1,279 @@
+"""The knowledge base: derived variables, criteria sets, option rules and evidence.
+
+Everything clinical lives in data files: ``classification.yaml`` (derived variables),
+``criteria/*.yaml`` (guideline checklists), ``../rules/*.yaml`` (option rules) and
+``evidence/*.yaml`` (published results). :func:`load` reads and validates them all,
+compiles every condition once into a Polars expression and hashes the files, so the
+same input and the same knowledge base always give the same output.
+"""
+from __future__ import annotations
+
+import hashlib
+import string
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
+from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS
+from ..rules import RULES_DIR, OptionDef, load_options, rule_files
+
+KNOWLEDGE_DIR = Path(__file__).parent
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Variant(_Record):
+    guideline: str
+    sql: str
+    sources: list[str] = Field(min_length=1)
+    label: str | None = None
+    text: str | None = None
+
+
+class Derived(_Record):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    sql: str
+    sources: list[str] = Field(min_length=1)
+    variants: list[Variant] = Field(default_factory=list)
+
+
+class CriterionItem(_Record):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    text: str
+    sql: str
+    reason: str
+    sources: list[str] = Field(min_length=1)
+    variants: list[Variant] = Field(default_factory=list)
+
+
+class CriterionSet(_Record):
+    id: str
+    label: str
+    sources: list[str] = Field(min_length=1)
+    items: list[CriterionItem] = Field(min_length=1)
+
+
+class GuidelineProfile(_Record):
+    label: str
+
+
+class Manifest(_Record):
+    version: str
+    default_guideline: str
+    guidelines: dict[str, GuidelineProfile]
+
+
+class ClassificationFile(_Record):
+    derived: list[Derived]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One computed column: a derived variable, a criterion item or set, a rule condition."""
+
+    column: str
+    expr: pl.Expr
+    roots: frozenset[str]  # columns it reads directly
+
+
+@dataclass
+class KnowledgeBase:
+    version: str
+    sha256: str
+    guideline: str
+    manifest: Manifest
+    derived: list[Derived]
+    criteria: list[CriterionSet]
+    options: list[OptionDef]
+    evidence: dict[str, EvidenceRecord]
+    nodes: list[list[Node]] = field(default_factory=list)   # batches in dependency order
+    variant_nodes: list[tuple[str, str, Node]] = field(default_factory=list)  # (column, guideline, node)
+    roots: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def option_ids(self) -> list[str]:
+        return [o.id for o in self.options]
+
+
+def _files() -> list[Path]:
+    return sorted([*KNOWLEDGE_DIR.glob("*.yaml"), *(KNOWLEDGE_DIR / "criteria").glob("*.yaml"),
+                   *EVIDENCE_DIR.glob("*.yaml"), *rule_files(RULES_DIR)])
+
+
+def content_hash() -> str:
+    h = hashlib.sha256()
+    base = KNOWLEDGE_DIR.parent
+    for path in _files():
+        h.update(path.relative_to(base).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _compile(column: str, sql: str, where: str) -> Node:
+    try:
+        expr = pl.sql_expr(sql)
+        roots = frozenset(expr.meta.root_names())
+    except Exception as exc:  # a data bug: say which record
+        raise ValueError(f"{where}: cannot compile {sql!r}: {exc}") from exc
+    return Node(column, expr.alias(column), roots)
+
+
+def _pick(sql: str, variants: list[Variant], guideline: str) -> str:
+    return next((v.sql for v in variants if v.guideline == guideline), sql)
+
+
+def _levels(nodes: list[Node], known: set[str]) -> list[list[Node]]:
+    """Group nodes into batches whose inputs are all computed by earlier batches."""
+    pending = list(nodes)
+    produced = {n.column for n in nodes}
+    for n in nodes:
+        unknown = n.roots - known - produced
+        if unknown:
+            raise ValueError(f"{n.column}: refers to unknown column(s) {sorted(unknown)}")
+    batches: list[list[Node]] = []
+    ready = set(known)
+    while pending:
+        batch = [n for n in pending if n.roots <= ready]
+        if not batch:
+            raise ValueError(f"circular definitions among {[n.column for n in pending]}")
+        batches.append(batch)
+        ready |= {n.column for n in batch}
+        pending = [n for n in pending if n not in batch]
+    return batches
+
+
+def set_column(set_id: str) -> str:
+    return set_id
+
+
+def item_column(set_id: str, item_id: str) -> str:
+    return f"{set_id}__{item_id}"
+
+
+def rule_column(option_id: str, rule_id: str) -> str:
+    return f"rule__{option_id}__{rule_id}"
+
+
+PLACEHOLDER_EXTRAS = {"extrahepatic_sites"}
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+@lru_cache(maxsize=16)
+def load(guideline: str | None = None) -> KnowledgeBase:
+    """Load, validate and compile the whole knowledge base for one governing guideline."""
+    manifest = Manifest.model_validate(_yaml(KNOWLEDGE_DIR / "manifest.yaml"))
+    guideline = guideline or manifest.default_guideline
+    if guideline not in manifest.guidelines:
+        raise ValueError(f"unknown guideline {guideline!r}; allowed: {', '.join(manifest.guidelines)}")
+    derived = ClassificationFile.model_validate(_yaml(KNOWLEDGE_DIR / "classification.yaml")).derived
+    criteria = [CriterionSet.model_validate(_yaml(p)) for p in sorted((KNOWLEDGE_DIR / "criteria").glob("*.yaml"))]
+    options = load_options()
+    missing = [o for o in OPTION_IDS if o not in {opt.id for opt in options}]
+    if missing:
+        raise ValueError(f"options without rules: {missing}")
+    evidence = {r.id: r for r in load_records()}
+
+    nodes: list[Node] = []
+    variant_nodes: list[tuple[str, str, Node]] = []
+    for d in derived:
+        nodes.append(_compile(d.name, _pick(d.sql, d.variants, guideline), f"derived {d.name}"))
+        for v in d.variants:
+            variant_nodes.append((d.name, v.guideline, _compile(f"{d.name}@{v.guideline}", v.sql, f"derived {d.name}")))
+    for cs in criteria:
+        for it in cs.items:
+            col = item_column(cs.id, it.id)
+            nodes.append(_compile(col, _pick(it.sql, it.variants, guideline), f"criterion {col}"))
+            for v in it.variants:
+                variant_nodes.append((col, v.guideline, _compile(f"{col}@{v.guideline}", v.sql, f"criterion {col}")))
+        cols = [item_column(cs.id, it.id) for it in cs.items]
+        # Kleene AND: one item not met settles the set; otherwise one unknown leaves it unknown.
+        nodes.append(Node(cs.id, pl.all_horizontal(cols).alias(cs.id), frozenset(cols)))
+    for opt in options:
+        for r in opt.rules:
+            nodes.append(_compile(rule_column(opt.id, r.id), r.when, f"option {opt.id} rule {r.id}"))
+
+    inputs = set(COLUMN_TYPES)
+    batches = _levels(nodes, inputs)
+    all_columns = inputs | {n.column for n in nodes}
+    for col, _, vn in variant_nodes:
+        unknown = vn.roots - all_columns
+        if unknown:
+            raise ValueError(f"variant of {col}: unknown column(s) {sorted(unknown)}")
+
+    kb = KnowledgeBase(version=manifest.version, sha256=content_hash(), guideline=guideline,
+                       manifest=manifest, derived=derived, criteria=criteria, options=options,
+                       evidence=evidence, nodes=batches, variant_nodes=variant_nodes,
+                       roots={n.column: n.roots for n in nodes} | {vn.column: vn.roots for _, _, vn in variant_nodes})
+    _check_references(kb, all_columns)
+    return kb
+
+
+def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
+    """Every cited source must be an evidence record; every placeholder a known value."""
+    names = columns | PLACEHOLDER_EXTRAS | {f"{cs.id}__not_met" for cs in kb.criteria} | {
+        f"{cs.id}__unknown" for cs in kb.criteria}
+    problems = []
+
+    def check(where: str, sources: list[str], template: str | None = None) -> None:
+        for s in sources:
+            if s not in kb.evidence:
+                problems.append(f"{where}: cites unknown evidence {s!r}")
+        if template:
+            for p in placeholders(template) - names:
+                problems.append(f"{where}: unknown placeholder {{{p}}}")
+
+    for d in kb.derived:
+        check(f"derived {d.name}", d.sources + [s for v in d.variants for s in v.sources])
+    for cs in kb.criteria:
+        check(f"criteria {cs.id}", cs.sources)
+        for it in cs.items:
+            check(f"criteria {cs.id}.{it.id}", it.sources + [s for v in it.variants for s in v.sources], it.reason)
+    for opt in kb.options:
+        for r in opt.rules:
+            check(f"option {opt.id} rule {r.id}", r.sources, r.reason)
+        check(f"option {opt.id} otherwise", opt.otherwise.sources, opt.otherwise.reason)
+    if problems:
+        raise ValueError("knowledge base inconsistent:\n  " + "\n  ".join(problems))
+
+
+def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str]) -> set[str]:
+    """The unknown input columns a computed column's value hangs on.
+
+    Walks the dependency graph through computed columns that are themselves unknown
+    (a derived value that is known does not pass its own missing inputs on).
+    """
+    out: set[str] = set()
+    stack = [column]
+    seen: set[str] = set()
+    while stack:
+        col = stack.pop()
+        if col in seen:
+            continue
+        seen.add(col)
+        for r in kb.roots.get(col, ()):
+            if r in COLUMN_FIELDS:
+                if r in null_columns:
+                    out.add(r)
+            elif r in null_columns:
+                stack.append(r)
+    return out
+
+

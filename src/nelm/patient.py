@@ -1,0 +1,311 @@
+"""The patient document of ../shared/CONTRACT.md and its validation.
+
+Every field may be null or absent, which means *unknown* (never "no"). Unknown keys,
+out-of-range numbers and values outside the enumerations are refused, each with its
+dotted path and what is allowed: :func:`load_patient` raises :class:`InvalidPatient`
+carrying every problem at once.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+OPTION_IDS: tuple[str, ...] = (
+    "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
+    "sirt", "prrt", "ebrt", "ssa", "everolimus", "sunitinib", "platinum_etoposide",
+    "capecitabine_temozolomide", "streptozocin_based", "interferon_alpha", "cabozantinib",
+    "clinical_trial",
+)
+
+PrimarySite = Literal["pancreas", "duodenum", "stomach", "jejunum_ileum", "appendix", "colon",
+                      "rectum", "lung", "thymus", "unknown_primary", "other"]
+Syndrome = Literal["none", "carcinoid", "insulinoma", "gastrinoma", "glucagonoma", "vipoma", "other"]
+ExtrahepaticSite = Literal["lymph_nodes", "lung", "bone", "peritoneum", "other"]
+Therapy = Literal[OPTION_IDS]  # type: ignore[valid-type]
+Outcome = Literal["response", "stable", "progression", "intolerance"]
+
+Percent = Field(None, ge=0, le=100)
+
+
+class _Strict(BaseModel):
+    # strict: "5" is not 5 and "yes" is not true; a typo'd key is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Primary(_Strict):
+    site: PrimarySite | None = Field(None, description="site of the primary tumour")
+    resected: bool | None = Field(None, description="primary tumour removed")
+
+
+class Pathology(_Strict):
+    differentiation: Literal["well", "poor"] | None = None
+    ki67_percent: float | None = Field(None, ge=0, le=100, description="Ki-67 proliferation index, %")
+    mitoses_per_10hpf: float | None = Field(None, ge=0, description="mitotic count per 10 high-power fields (2 mm²)")
+
+
+class Liver(_Strict):
+    timing: Literal["synchronous", "metachronous"] | None = None
+    burden_percent: float | None = Field(None, ge=0, le=100, description="share of the liver replaced by tumour, %")
+    lesion_count: int | None = Field(None, ge=0, description="number of liver metastases")
+    largest_lesion_cm: float | None = Field(None, ge=0, le=50, description="diameter of the largest metastasis, cm")
+    lobes: Literal["unilobar", "bilobar"] | None = None
+    pattern: Literal["single", "dominant_with_satellites", "disseminated"] | None = Field(
+        None, description="Frilling type I / II / III")
+    resectable_fraction_percent: float | None = Field(
+        None, ge=0, le=100,
+        description="share of the hepatic tumour burden removable by surgery ± ablation with an adequate remnant, %")
+    portal_vein_thrombosis: bool | None = None
+    liver_function: Literal["normal", "impaired"] | None = None
+
+
+class Extrahepatic(_Strict):
+    present: bool | None = Field(None, description="any disease outside the liver (the primary excepted)")
+    sites: list[ExtrahepaticSite] | None = None
+    resectable: bool | None = Field(None, description="all extrahepatic disease can be removed")
+    peritoneal_carcinomatosis: Literal["none", "limited_resectable", "diffuse_unresectable"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Extrahepatic":
+        # Contradictions are refused rather than resolved: we will not guess which part is right.
+        if self.present is False and self.sites:
+            raise ValueError("extrahepatic.present is false but extrahepatic.sites lists "
+                             f"{', '.join(self.sites)}; allowed: an empty list, or present true")
+        if self.present is False and self.peritoneal_carcinomatosis not in (None, "none"):
+            raise ValueError("extrahepatic.present is false but peritoneal_carcinomatosis is "
+                             f"{self.peritoneal_carcinomatosis!r}; allowed: 'none', or present true")
+        return self
+
+
+class Course(_Strict):
+    status: Literal["stable", "progressive"] | None = Field(None, description="stable includes response")
+    stable_months: float | None = Field(None, ge=0, le=600, description="months of stable disease or response")
+    progression_within_12_months: bool | None = None
+
+
+class PriorTherapy(_Strict):
+    therapy: Therapy = Field(description="an option id")
+    outcome: Outcome | None = None
+
+
+class Patient(_Strict):
+    """A patient with neuroendocrine liver metastases, as the tumour board knows them."""
+
+    id: str | None = Field(None, description="optional free text, never required")
+    age_years: float | None = Field(None, ge=0, le=120)
+    ecog: int | None = Field(None, ge=0, le=4, description="ECOG performance status 0-4")
+    fit_for_major_surgery: bool | None = None
+    primary: Primary | None = None
+    pathology: Pathology | None = None
+    functional_syndrome: Syndrome | None = None
+    symptomatic: bool | None = Field(None, description="hormonal or tumour-bulk symptoms present")
+    liver: Liver | None = None
+    extrahepatic: Extrahepatic | None = None
+    right_heart_insufficiency: bool | None = Field(None, description="right heart failure, e.g. carcinoid heart disease")
+    sstr_imaging: Literal["positive", "negative"] | None = Field(None, description="somatostatin-receptor imaging")
+    course: Course | None = None
+    transplant_contraindication: bool | None = Field(
+        None, description="another condition ruling out transplantation, previous cancers included")
+    prior_therapies: list[PriorTherapy] | None = None
+
+
+# --------------------------------------------------------------------------- errors
+
+class InvalidPatient(Exception):
+    """A document that is not a valid patient; ``problems`` holds (dotted field, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {m}" if f else m for f, m in problems))
+
+    def as_dicts(self) -> list[dict[str, str]]:
+        return [{"field": f, "message": m} for f, m in self.problems]
+
+
+def _allowed_here(loc: tuple[Any, ...]) -> str:
+    """Names of the fields allowed at the object that holds ``loc``'s last key."""
+    model: type[BaseModel] | None = Patient
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return ""
+        model = next((a for a in _flat_args(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return ", ".join(model.model_fields) if model else ""
+
+
+def _flat_args(tp: Any) -> list[Any]:
+    out = []
+    for a in get_args(tp) or [tp]:
+        out += _flat_args(a) if get_args(a) else [a]
+    return out
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in _NOISE)))
+        field = ".".join(str(p) for p in loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f"unknown field; allowed here: {_allowed_here(loc)}"
+        elif kind == "value_error":
+            msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+        else:
+            msg = f"{err['msg']} (got {err['input']!r})" if "input" in err and not isinstance(err["input"], (dict, list)) else err["msg"]
+            if kind in ("literal_error", "enum"):
+                msg = f"{err['msg']} (got {err['input']!r})"
+        problems.append((field, msg))
+    return problems
+
+
+# pydantic inserts the union/list member type names into locations; they are not field names.
+_NOISE = {"list[literal['lymph_nodes','lung','bone','peritoneum','other']]", "list[PriorTherapy]"}
+
+
+def validate_patient(data: Any) -> Patient:
+    if not isinstance(data, dict):
+        raise InvalidPatient([("", f"the document must be a JSON/YAML object (a mapping of fields), got {type(data).__name__}")])
+    try:
+        return Patient.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPatient(_problems(exc)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    dup = {k for k in keys if keys.count(k) > 1}
+    if dup:
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate key(s) {sorted(map(str, dup))}", node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def parse_text(text: str, fmt: str | None = None) -> Any:
+    """Parse JSON or YAML text; duplicate keys are refused (one of them would be silently lost)."""
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        keys = [k for k, _ in items]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise InvalidPatient([(d, "key appears more than once") for d in dup])
+        return dict(items)
+
+    stripped = text.lstrip()
+    if fmt == "json" or (fmt is None and stripped.startswith(("{", "["))):
+        try:
+            return json.loads(text, object_pairs_hook=pairs)
+        except json.JSONDecodeError as exc:
+            raise InvalidPatient([("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1} column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidPatient([("", f"not valid YAML: {problem}{at}")]) from None
+
+
+def load_patient(path: str | Path) -> Patient:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPatient([("", f"cannot read {path}: {exc}")]) from None
+    fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
+    return validate_patient(parse_text(text, fmt))
+
+
+# --------------------------------------------------------------------------- flat view
+
+# The engine sees a patient as one row of a table: dotted contract fields become
+# columns (dots → underscores). Sites and prior therapies are spread into one column
+# each so that SQL conditions can test them; each column remembers its contract field.
+SITE_COLUMNS = {f"extrahepatic_sites_{s}": "extrahepatic.sites" for s in get_args(ExtrahepaticSite)}
+PRIOR_COLUMNS = {f"prior_{t}": "prior_therapies" for t in OPTION_IDS}
+
+SCALAR_FIELDS: dict[str, str] = {
+    "age_years": "float", "ecog": "float", "fit_for_major_surgery": "bool",
+    "primary.site": "str", "primary.resected": "bool",
+    "pathology.differentiation": "str", "pathology.ki67_percent": "float", "pathology.mitoses_per_10hpf": "float",
+    "functional_syndrome": "str", "symptomatic": "bool",
+    "liver.timing": "str", "liver.burden_percent": "float", "liver.lesion_count": "float",
+    "liver.largest_lesion_cm": "float", "liver.lobes": "str", "liver.pattern": "str",
+    "liver.resectable_fraction_percent": "float", "liver.portal_vein_thrombosis": "bool",
+    "liver.liver_function": "str",
+    "extrahepatic.present": "bool", "extrahepatic.resectable": "bool",
+    "extrahepatic.peritoneal_carcinomatosis": "str",
+    "right_heart_insufficiency": "bool", "sstr_imaging": "str",
+    "course.status": "str", "course.stable_months": "float", "course.progression_within_12_months": "bool",
+    "transplant_contraindication": "bool",
+}
+
+
+def column_of(field: str) -> str:
+    return field.replace(".", "_")
+
+
+COLUMN_FIELDS: dict[str, str] = {column_of(f): f for f in SCALAR_FIELDS}
+COLUMN_FIELDS.update(SITE_COLUMNS)
+COLUMN_FIELDS.update(PRIOR_COLUMNS)
+COLUMN_FIELDS["prior_progression_count"] = "prior_therapies"
+COLUMN_TYPES: dict[str, str] = {column_of(f): t for f, t in SCALAR_FIELDS.items()}
+COLUMN_TYPES.update({c: "bool" for c in SITE_COLUMNS})
+COLUMN_TYPES.update({c: "str" for c in PRIOR_COLUMNS})
+COLUMN_TYPES["prior_progression_count"] = "float"
+
+# worst outcome wins when a therapy was given more than once
+_OUTCOME_RANK = {"progression": 3, "intolerance": 2, "stable": 1, "response": 0, None: -1}
+
+
+def flatten(patient: Patient) -> dict[str, Any]:
+    """One row of column values; None means unknown."""
+    data = patient.model_dump()
+    row: dict[str, Any] = {}
+    for field in SCALAR_FIELDS:
+        node: Any = data
+        for part in field.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        row[column_of(field)] = node
+
+    ehd = patient.extrahepatic
+    sites = ehd.sites if ehd else None
+    # An empty list only says "no sites" when the patient is known to have no extrahepatic disease.
+    known_sites = sites is not None and (sites or (ehd is not None and ehd.present is False))
+    for col in SITE_COLUMNS:
+        site = col.removeprefix("extrahepatic_sites_")
+        row[col] = (site in sites) if known_sites else None
+    if ehd and ehd.present is False and ehd.peritoneal_carcinomatosis is None:
+        row["extrahepatic_peritoneal_carcinomatosis"] = "none"
+
+    prior = patient.prior_therapies
+    for col in PRIOR_COLUMNS:
+        therapy = col.removeprefix("prior_")
+        if prior is None:
+            row[col] = None
+            continue
+        outcomes = [p.outcome for p in prior if p.therapy == therapy]
+        if not outcomes:
+            row[col] = "none"
+        else:
+            worst = max(outcomes, key=lambda o: _OUTCOME_RANK[o])
+            row[col] = worst or "given"
+    row["prior_progression_count"] = None if prior is None else float(
+        len({p.therapy for p in prior if p.outcome == "progression"}))
+    return row
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Patient.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "nelm patient document (contract v1)"
+    return schema

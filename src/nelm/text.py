@@ -1,0 +1,83 @@
+"""The assessment as a person reads it: a thirty-second summary for the tumour board."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .rules import MODALITY_LABELS
+
+MARK = {"met": ("✓", "green"), "not_met": ("✗", "red"), "unknown": ("?", "yellow")}
+VERDICT_STYLE = {"preferred": "bold green", "reasonable": "cyan", "not_recommended": "yellow",
+                 "contraindicated": "bold red", "undetermined": "magenta"}
+VERDICT_ORDER = ["preferred", "reasonable", "undetermined", "not_recommended", "contraindicated"]
+
+
+def _sources(srcs: list[str]) -> str:
+    return f" [{', '.join(srcs)}]" if srcs else ""
+
+
+def render(a: dict[str, Any], console: Console) -> None:
+    c = a["classification"]
+    head = Text()
+    head.append("Classification: ", style="bold")
+    head.append(f"{c['category'] or 'category unknown'} {c['who_grade'] or 'grade unknown'}")
+    head.append(f" · Frilling type {c['frilling_type'] or 'unknown'}")
+    head.append(f" · hepatic burden band {c['burden_band'] or 'unknown'} %")
+    if c.get("who2000_behaviour"):
+        head.append(f" · WHO 2000: {c['who2000_behaviour'].replace('_', ' ')}")
+    if a.get("patient_id"):
+        head.append(f"\nPatient: {a['patient_id']}")
+    console.print(Panel(head, title="nelm assessment", subtitle=f"knowledge base {a['knowledge_base']['version']}"
+                        f" · guideline {a['knowledge_base']['guideline']}"))
+
+    for cid, cs in a["criteria"].items():
+        mark, style = MARK[cs["status"]]
+        console.print(Text(f"{mark} {cs['label']}: {cs['status'].replace('_', ' ')}", style=f"bold {style}"))
+        for it in cs["items"]:
+            m, s = MARK[it["status"]]
+            line = Text(f"   {m} ", style=s)
+            line.append(it["text"])
+            line.append(f" — {it['reason']}{_sources(it['sources'])}", style="dim")
+            console.print(line)
+    console.print()
+
+    by_mod: dict[str, list[dict[str, Any]]] = {}
+    for o in a["options"]:
+        by_mod.setdefault(o["modality"], []).append(o)
+    table = Table(title="Treatment options", show_lines=True, expand=True)
+    table.add_column("option", ratio=2)
+    table.add_column("verdict", min_width=15, no_wrap=True)
+    table.add_column("reasons and sources", ratio=6)
+    for mod, opts in by_mod.items():
+        table.add_row(Text(MODALITY_LABELS.get(mod, mod), style="bold underline"), "", "")
+        for o in sorted(opts, key=lambda o: VERDICT_ORDER.index(o["verdict"])):
+            v = Text(o["verdict"].replace("_", " "), style=VERDICT_STYLE[o["verdict"]])
+            v.append(f"\n{o['intent'].replace('_', ' ')}", style="dim")
+            reasons = Text()
+            for i, r in enumerate(o["reasons"]):
+                if i:
+                    reasons.append("\n")
+                bullet = {"decisive": "• ", "possible": "? ", "note": "  note: "}[r["kind"]]
+                reasons.append(bullet + r["text"], style="dim" if r["kind"] == "note" else "")
+                reasons.append(_sources(r["sources"]), style="blue")
+            table.add_row(o["label"], v, reasons)
+    console.print(table)
+
+    if a["disagreements"]:
+        console.print(Text("Sources disagree for this patient:", style="bold"))
+        for d in a["disagreements"]:
+            vals = "; ".join(f"{v['source']}: {v['value']}" for v in d["values"])
+            console.print(f"  • {d['label']} — {vals} (governing: {d['governing']})")
+        console.print()
+    if a["missing_data"]:
+        console.print(Text("Missing data that would settle open questions:", style="bold yellow"))
+        for m in a["missing_data"]:
+            console.print(f"  • {m['field']} → {', '.join(m['affects'])}")
+    else:
+        console.print(Text("No missing data affects a verdict or criterion.", style="green"))
+    console.print()
+    console.print(Text(a["disclaimer"], style="italic"))
