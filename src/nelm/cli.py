@@ -88,6 +88,44 @@ def evidence(
         render_table(records, Console(highlight=False, width=max(120, Console().width)))
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to bind; another than localhost needs NELM_API_TOKEN"),
+    port: int = typer.Option(8000),
+    database: Optional[str] = typer.Option(None, envvar="NELM_DATABASE_URL",
+                                           help="SQLAlchemy URL; default an SQLite file in the user data directory"),
+) -> None:
+    """Start the tumour-board web application and REST API."""
+    from .web.serve import run
+
+    run(host=host, port=port, database=database)
+
+
+@app.command()
+def report(
+    file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
+    out: Path = typer.Option(..., "--out", "-o", help="report path ending in .html or .pdf"),
+    guideline: Optional[str] = typer.Option(None, "--guideline", "-g"),
+) -> None:
+    """Write the printable tumour-board report (HTML or PDF)."""
+    from .engine import assess as run
+    from .report import build_html, build_pdf
+
+    if out.suffix.lower() not in (".html", ".pdf"):
+        Console(stderr=True).print("nelm: --out must end in .html or .pdf", markup=False)
+        raise typer.Exit(2)
+    try:
+        patient = load_patient(file)
+    except InvalidPatient as exc:
+        _refuse(str(file), exc)
+    result = run(patient, _guideline_or_exit(guideline))
+    if out.suffix.lower() == ".pdf":
+        out.write_bytes(build_pdf(patient, result))
+    else:
+        out.write_text(build_html(patient, result), encoding="utf-8")
+    print(f"report written to {out}")
+
+
 def main() -> None:
     try:
         app()

@@ -149,7 +149,7 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
     options = [_option(opt, row, vals, kb, note_missing) for opt in kb.options]
 
     missing = [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]
-    return {
+    result = {
         "patient_id": patient.id,
         "classification": classification,
         "criteria": criteria,
@@ -161,6 +161,10 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
         "assessed_on": date.today().isoformat(),
         "disclaimer": DISCLAIMER,
     }
+    from .outcomes import attach_outcomes
+
+    attach_outcomes(result, row, kb)
+    return result
 
 
 def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None) -> dict[str, Any]:

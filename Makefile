@@ -1,0 +1,41 @@
+# Two commands a newcomer needs (see README):
+#   make run    set up .venv and assess the embedded example patient, then start the web app
+#   make test   set up .venv (and the browser/PDF tools) and run the whole test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup system-deps example serve bench vignettes
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian packages the tests use: chromium for the browser tests, poppler-utils
+# (pdftoppm) to render the PDF report, pango for WeasyPrint. Skipped when present.
+system-deps:
+	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	fi
+
+example: $(STAMP)
+	$(BIN)/nelm assess examples/solitary_resectable.json
+
+run: example
+	$(BIN)/nelm serve
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+vignettes: $(STAMP)
+	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_assess.py
