@@ -34,34 +34,67 @@ def patients_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=SCHEMA)
 
 
-def _verdict_exprs(opt: OptionDef) -> list[pl.Expr]:
-    """Columns ``possible__{option}__{verdict}`` and ``verdict__{option}`` for a whole frame."""
-    blocked = pl.lit(False)           # an earlier rule certainly held
-    possible: dict[str, pl.Expr] = {v: pl.lit(False) for v in VERDICTS}
-    for r in opt.deciding:
-        cond = pl.col(rule_column(opt.id, r.id))
-        possible[r.verdict] = possible[r.verdict] | (~blocked & cond.fill_null(True))
-        blocked = blocked | cond.fill_null(False)
-    possible[opt.otherwise.verdict] = possible[opt.otherwise.verdict] | ~blocked
-    exprs = [possible[v].alias(f"possible__{opt.id}__{v}") for v in VERDICTS]
-    count = pl.sum_horizontal([possible[v].cast(pl.Int8) for v in VERDICTS])
-    verdict = pl.when(count > 1).then(pl.lit("undetermined"))
-    for v in VERDICTS:
-        verdict = verdict.when(possible[v]).then(pl.lit(v))
-    exprs.append(verdict.otherwise(pl.lit("undetermined")).alias(f"verdict__{opt.id}"))
-    return exprs
+# bit j of ``possible__{option}`` is set when VERDICTS[j] is possible
+_MASK_VERDICT = {m: (VERDICTS[[j for j in range(len(VERDICTS)) if m >> j & 1][0]]
+                     if bin(m).count("1") == 1 else "undetermined") for m in range(1, 2 ** len(VERDICTS))}
 
 
-def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, variants: bool = True) -> pl.DataFrame:
-    """Add every derived, criterion, rule and verdict column to a frame of patients."""
+def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """Three flat stages computing ``verdict__{option}`` for a whole frame.
+
+    1. ``first__{option}``: index of the first rule whose condition is certainly true
+       (``k`` when none is, so that ``otherwise`` may apply).
+    2. ``possible__{option}``: a bit mask of the verdicts some rule up to that index
+       can give, its condition being true or unknown (``otherwise`` included).
+    3. ``verdict__{option}``: the only possible verdict, else ``undetermined``.
+    Kept flat (no nesting rule by rule) so that Polars plans it in linear time.
+    """
+    rules = opt.deciding
+    k = len(rules)
+    conds = [pl.col(rule_column(opt.id, r.id)) for r in rules]
+    first = pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
+                               for i, c in enumerate(conds)] + [pl.lit(k)]).alias(f"first__{opt.id}")
+    first_ref = pl.col(f"first__{opt.id}")
+    terms: dict[str, list[pl.Expr]] = {v: [] for v in VERDICTS}
+    for i, (r, c) in enumerate(zip(rules, conds)):
+        terms[r.verdict].append((first_ref >= i) & c.fill_null(True))
+    terms[opt.otherwise.verdict].append(first_ref == k)
+    mask = pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
+                              for j, t in enumerate(terms.values()) if t]).alias(f"possible__{opt.id}")
+    verdict = pl.col(f"possible__{opt.id}").replace_strict(_MASK_VERDICT, return_dtype=pl.String)
+    return first, mask, verdict.alias(f"verdict__{opt.id}")
+
+
+def possible_verdicts(mask: int) -> list[str]:
+    return [v for j, v in enumerate(VERDICTS) if mask >> j & 1]
+
+
+def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, variants: bool = True,
+                   verdicts: bool = True) -> pl.DataFrame:
+    """Add every derived, criterion, rule (and verdict) column to a frame of patients."""
     kb = kb or load()
     lf = frame.lazy()
-    for batch in kb.nodes:
-        lf = lf.with_columns([n.expr for n in batch])
-    lf = lf.with_columns([e for opt in kb.options for e in _verdict_exprs(opt)])
-    if variants and kb.variant_nodes:
-        lf = lf.with_columns([vn.expr for _, _, vn in kb.variant_nodes])
-    return lf.collect()
+    for batch in _plan(kb, variants, verdicts):
+        lf = lf.with_columns(batch)
+    # The plan is already flat and ordered; skipping the optimiser saves more than it finds.
+    return lf.collect(optimizations=pl.QueryOptFlags.none())
+
+
+_PLANS: dict[tuple[int, bool, bool], list[list[pl.Expr]]] = {}
+
+
+def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Expr]]:
+    """Batches of expressions for a knowledge base, built once."""
+    key = (id(kb), variants, verdicts)
+    if key not in _PLANS:
+        batches = [[n.expr for n in batch] for batch in kb.nodes]
+        if verdicts:
+            stages = [_verdict_stages(opt) for opt in kb.options]
+            batches += [[s[0] for s in stages], [s[1] for s in stages], [s[2] for s in stages]]
+        if variants and kb.variant_nodes:
+            batches.append([vn.expr for _, _, vn in kb.variant_nodes])
+        _PLANS[key] = batches
+    return _PLANS[key]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -107,8 +140,29 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str]) -> list[str
 def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
     """The contract's assessment document for one patient."""
     kb = load(guideline)
-    frame = evaluate_frame(patients_frame([flatten(patient)]), kb)
-    return assessment_from_row(frame.row(0, named=True), patient, kb)
+    # One patient: Polars evaluates every condition; the verdicts are resolved in
+    # Python (resolve_verdict), which for a single row is cheaper than Polars'
+    # per-expression overhead. tests/test_engine.py checks both resolutions agree.
+    frame = evaluate_frame(patients_frame([flatten(patient)]), kb, verdicts=False)
+    row = frame.row(0, named=True)
+    for opt in kb.options:
+        row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
+    return assessment_from_row(row, patient, kb)
+
+
+def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
+    """First rule that holds decides; unknown conditions keep their verdict possible."""
+    mask = 0
+    for r in opt.deciding:
+        cond = row[rule_column(opt.id, r.id)]
+        if cond is False:
+            continue
+        mask |= 1 << VERDICTS.index(r.verdict)
+        if cond is True:
+            break
+    else:
+        mask |= 1 << VERDICTS.index(opt.otherwise.verdict)
+    return mask, _MASK_VERDICT[mask]
 
 
 def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
@@ -116,9 +170,11 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
     vals = _values(row, patient, kb)
     affects: dict[str, set[str]] = {}
 
-    def note_missing(column: str, what: str) -> None:
-        for f in _unknown_fields(kb, column, nulls):
+    def note_missing(column: str, what: str) -> list[str]:
+        fields = _unknown_fields(kb, column, nulls)
+        for f in fields:
             affects.setdefault(f, set()).add(what)
+        return fields
 
     classification = {
         "who_grade": _grade(row["who_grade"]),
@@ -176,7 +232,7 @@ def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: Knowl
     verdict = row[f"verdict__{opt.id}"]
     reasons: list[dict[str, Any]] = []
     intent = opt.intent
-    possible_verdicts = [v for v in VERDICTS if row[f"possible__{opt.id}__{v}"]]
+    possible = possible_verdicts(row[f"possible__{opt.id}"])
     blocked = False
     intent_set = False
     for r in opt.deciding:
@@ -186,8 +242,7 @@ def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: Knowl
         if cond is None:
             # an unknown condition: name it, with what would settle it
             if verdict == "undetermined":
-                note_missing(rule_column(opt.id, r.id), opt.id)
-                fields = _unknown_fields(kb, rule_column(opt.id, r.id), {c for c, v in row.items() if v is None})
+                fields = note_missing(rule_column(opt.id, r.id), opt.id)
                 reasons.append(_reason(r, vals, "possible", r.id) | {
                     "verdict_if_true": r.verdict, "unknown": fields,
                     "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {', '.join(fields) or 'derived value'}): "
@@ -216,7 +271,7 @@ def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: Knowl
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if verdict == "undetermined":
-        out["possible_verdicts"] = possible_verdicts
+        out["possible_verdicts"] = possible
     return out
 
 

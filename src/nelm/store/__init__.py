@@ -1,0 +1,8 @@
+"""The durable case store: every assessment of every case, with its input, output and
+knowledge-base version, in SQLite (default) or PostgreSQL. See :class:`CaseStore`."""
+from .db import default_database_url, display_url, make_engine, migrate
+from .repository import (AuditRecord, CaseNotFound, CasePage, CaseStore, CaseSummary, StoredVersion,
+                         VersionInfo, VersionNotFound)
+
+__all__ = ["AuditRecord", "CaseNotFound", "CasePage", "CaseStore", "CaseSummary", "StoredVersion",
+           "VersionInfo", "VersionNotFound", "default_database_url", "display_url", "make_engine", "migrate"]

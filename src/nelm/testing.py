@@ -1,0 +1,166 @@
+"""Public testing helpers: patient factories and hypothesis strategies.
+
+Like scikit-survival's testing module, this is importable by anyone extending the
+knowledge base: write a rule, then check it with the same patients the project uses.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, get_args
+
+from .patient import (OPTION_IDS, ExtrahepaticSite, Patient, PrimarySite, Syndrome,
+                      validate_patient)
+
+# A fully known, unremarkable patient: solitary resectable G1 small-bowel NET.
+BASE: dict[str, Any] = {
+    "age_years": 58, "ecog": 0, "fit_for_major_surgery": True,
+    "primary": {"site": "jejunum_ileum", "resected": True},
+    "pathology": {"differentiation": "well", "ki67_percent": 1.0, "mitoses_per_10hpf": 1},
+    "functional_syndrome": "none", "symptomatic": False,
+    "liver": {"timing": "metachronous", "burden_percent": 10, "lesion_count": 1, "largest_lesion_cm": 3.0,
+              "lobes": "unilobar", "pattern": "single", "resectable_fraction_percent": 100,
+              "portal_vein_thrombosis": False, "liver_function": "normal"},
+    "extrahepatic": {"present": False, "sites": [], "resectable": None, "peritoneal_carcinomatosis": "none"},
+    "right_heart_insufficiency": False, "sstr_imaging": "positive",
+    "course": {"status": "stable", "stable_months": 12, "progression_within_12_months": False},
+    "transplant_contraindication": False, "prior_therapies": [],
+}
+
+
+def patient_dict(**changes: Any) -> dict[str, Any]:
+    """BASE with changes; dotted keys reach into sections: ``patient_dict(**{"liver.burden_percent": 40})``.
+    A value of ``...`` (Ellipsis) removes the field (unknown)."""
+    doc = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        node = doc
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if value is ...:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+    return doc
+
+
+def make_patient(**changes: Any) -> Patient:
+    return validate_patient(patient_dict(**changes))
+
+
+# Known values, chosen around every threshold the knowledge base uses.
+FIELD_VALUES: dict[str, list[Any]] = {
+    "age_years": [30, 54.5, 55, 58, 62, 75],
+    "ecog": [0, 1, 2, 3, 4],
+    "fit_for_major_surgery": [True, False],
+    "primary.site": list(get_args(PrimarySite)),
+    "primary.resected": [True, False],
+    "pathology.differentiation": ["well", "poor"],
+    "pathology.ki67_percent": [0.5, 2.5, 3, 4.9, 5, 9, 10, 15, 20, 20.5, 35, 60, 80],
+    "pathology.mitoses_per_10hpf": [0, 1, 2, 10, 20, 21, 40],
+    "functional_syndrome": list(get_args(Syndrome)),
+    "symptomatic": [True, False],
+    "liver.timing": ["synchronous", "metachronous"],
+    "liver.burden_percent": [5, 20, 25, 26, 40, 50, 60, 75, 80, 95],
+    "liver.lesion_count": [1, 2, 3, 5, 8, 12, 30],
+    "liver.largest_lesion_cm": [1, 2.5, 3, 4, 6, 12],
+    "liver.lobes": ["unilobar", "bilobar"],
+    "liver.pattern": ["single", "dominant_with_satellites", "disseminated"],
+    "liver.resectable_fraction_percent": [0, 20, 50, 70, 80, 90, 95, 100],
+    "liver.portal_vein_thrombosis": [True, False],
+    "liver.liver_function": ["normal", "impaired"],
+    "extrahepatic.resectable": [True, False],
+    "right_heart_insufficiency": [True, False],
+    "sstr_imaging": ["positive", "negative"],
+    "course.status": ["stable", "progressive"],
+    "course.stable_months": [0, 3, 6, 12, 24],
+    "course.progression_within_12_months": [True, False],
+    "transplant_contraindication": [True, False],
+}
+
+EXTRAHEPATIC_CHOICES: list[dict[str, Any]] = [
+    {"present": False, "sites": [], "peritoneal_carcinomatosis": "none"},
+    {"present": True, "sites": ["lymph_nodes"], "peritoneal_carcinomatosis": "none"},
+    {"present": True, "sites": ["bone", "lung"], "peritoneal_carcinomatosis": "none"},
+    {"present": True, "sites": ["peritoneum"], "peritoneal_carcinomatosis": "limited_resectable"},
+    {"present": True, "sites": ["peritoneum", "other"], "peritoneal_carcinomatosis": "diffuse_unresectable"},
+]
+
+
+def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:
+    """A random valid patient document; each field unknown with probability ``unknown_share``."""
+    doc: dict[str, Any] = {}
+    for key, values in FIELD_VALUES.items():
+        if rng.random() < unknown_share:
+            continue
+        node = doc
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = values[rng.randrange(len(values))]
+    if rng.random() >= unknown_share:
+        ehd = dict(EXTRAHEPATIC_CHOICES[rng.randrange(len(EXTRAHEPATIC_CHOICES))])
+        ehd["resectable"] = doc.get("extrahepatic", {}).get("resectable")
+        doc["extrahepatic"] = ehd
+    if rng.random() >= unknown_share:
+        n = rng.randrange(4)
+        doc["prior_therapies"] = [{"therapy": OPTION_IDS[rng.randrange(len(OPTION_IDS))],
+                                   "outcome": ["response", "stable", "progression", "intolerance"][rng.randrange(4)]}
+                                  for _ in range(n)]
+    return doc
+
+
+def patient_strategy(unknown: bool = True):
+    """A hypothesis strategy of valid patient documents (fields may be unknown)."""
+    from hypothesis import strategies as st
+
+    def field(values):
+        s = st.sampled_from(values)
+        return st.one_of(st.none(), s) if unknown else s
+
+    def section(keys: list[str]):
+        return st.fixed_dictionaries({k.split(".")[1]: field(FIELD_VALUES[k]) for k in keys})
+
+    sections: dict[str, list[str]] = {}
+    top: dict[str, Any] = {}
+    for key, values in FIELD_VALUES.items():
+        if "." in key:
+            sections.setdefault(key.split(".")[0], []).append(key)
+        else:
+            top[key] = field(values)
+    for name, keys in sections.items():
+        if name != "extrahepatic":
+            top[name] = section(keys)
+    ehd = st.sampled_from(EXTRAHEPATIC_CHOICES).map(dict)
+    top["extrahepatic"] = st.one_of(st.none(), ehd) if unknown else ehd
+    prior = st.lists(st.fixed_dictionaries({"therapy": st.sampled_from(OPTION_IDS),
+                                            "outcome": st.sampled_from(["response", "stable", "progression", "intolerance"])}),
+                     max_size=3)
+    top["prior_therapies"] = st.one_of(st.none(), prior) if unknown else prior
+    return st.fixed_dictionaries(top)
+
+
+def forget(doc: dict[str, Any], dotted: str) -> dict[str, Any]:
+    """A copy of ``doc`` with one field made unknown."""
+    out = copy.deepcopy(doc)
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.get(part) or {}
+    if isinstance(node, dict):
+        node.pop(parts[-1], None)
+    return out
+
+
+def known_fields(doc: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of every known scalar field of a document (lists count as one field)."""
+    out = []
+    for k, v in doc.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += known_fields(v, path + ".")
+        elif v is not None:
+            out.append(path)
+    return out
+
+
+_ = ExtrahepaticSite  # re-exported for rule authors

@@ -1,0 +1,82 @@
+"""Resection and ablation rules (rules/surgery.yaml)."""
+import pytest
+
+
+def test_curative_resection_when_enets_holds(assess_with):
+    a, o = assess_with()
+    assert o["liver_resection"]["verdict"] == "preferred"
+    assert o["liver_resection"]["intent"] == "curative"
+    decisive = [r for r in o["liver_resection"]["reasons"] if r["kind"] == "decisive"]
+    assert decisive and "mayo2010" in decisive[0]["sources"]
+
+
+def test_nec_gets_no_surgery(assess_with):
+    _, o = assess_with(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 70})
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert o["thermal_ablation"]["verdict"] == "not_recommended"
+
+
+def test_unfit_patient_is_contraindicated(assess_with):
+    _, o = assess_with(fit_for_major_surgery=False)
+    assert o["liver_resection"]["verdict"] == "contraindicated"
+
+
+def test_disseminated_type_iii_is_for_medical_therapy(assess_with):
+    _, o = assess_with(**{"liver.pattern": "disseminated", "liver.lesion_count": 30, "liver.resectable_fraction_percent": 95})
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+
+
+HIGH_VOLUME = {"liver.burden_percent": 40, "liver.pattern": "dominant_with_satellites", "liver.lesion_count": 8,
+               "liver.resectable_fraction_percent": 92}
+
+
+def test_symptomatic_high_volume_disease_gains_from_debulking(assess_with):
+    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", **HIGH_VOLUME)
+    r = o["liver_resection"]
+    assert (r["verdict"], r["intent"]) == ("preferred", "cytoreductive")
+    assert "mayo2011" in r["reasons"][0]["sources"]
+
+
+def test_asymptomatic_high_volume_disease_is_better_served_by_iat(assess_with):
+    _, o = assess_with(symptomatic=False, **HIGH_VOLUME)
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert "16.7" in o["liver_resection"]["reasons"][0]["text"]
+
+
+def test_below_the_debulking_threshold_no_surgery_and_enets_2023_lowers_it(assess_with):
+    changes = dict(HIGH_VOLUME, symptomatic=True, functional_syndrome="carcinoid", **{"liver.resectable_fraction_percent": 75})
+    a, o = assess_with(**changes)
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert any(d["topic"] == "debulking_feasible" for d in a["disagreements"])
+    _, o = assess_with(guideline="enets2023", **changes)
+    assert o["liver_resection"]["verdict"] == "preferred"
+
+
+def test_symptomatic_debulking_with_extrahepatic_disease_is_only_reasonable(assess_with):
+    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid",
+                       extrahepatic={"present": True, "sites": ["lymph_nodes"], "resectable": False, "peritoneal_carcinomatosis": "none"}, **HIGH_VOLUME)
+    assert o["liver_resection"]["verdict"] == "reasonable"
+
+
+def test_unknown_symptoms_leave_the_high_volume_case_undetermined_and_ask_for_them(assess_with):
+    a, o = assess_with(symptomatic=None, **HIGH_VOLUME)
+    assert o["liver_resection"]["verdict"] == "undetermined"
+    assert {"preferred", "not_recommended"} <= set(o["liver_resection"]["possible_verdicts"])
+    missing = {m["field"]: m["affects"] for m in a["missing_data"]}
+    assert "liver_resection" in missing["symptomatic"]
+
+
+def test_ablation_for_few_small_lesions_and_not_with_portal_vein_thrombosis(assess_with):
+    _, o = assess_with(**{"liver.lesion_count": 3, "liver.largest_lesion_cm": 2, "liver.pattern": "dominant_with_satellites",
+                          "liver.resectable_fraction_percent": 60})
+    assert o["thermal_ablation"]["verdict"] == "reasonable"
+    _, o = assess_with(**{"liver.portal_vein_thrombosis": True})
+    assert o["thermal_ablation"]["verdict"] == "contraindicated"
+    _, o = assess_with(**{"liver.liver_function": "impaired"})
+    assert o["thermal_ablation"]["verdict"] == "contraindicated"
+
+
+def test_ablation_beyond_its_reach_is_not_recommended(assess_with):
+    _, o = assess_with(**{"liver.lesion_count": 12, "liver.largest_lesion_cm": 7, "liver.pattern": "dominant_with_satellites",
+                          "liver.resectable_fraction_percent": 40})
+    assert o["thermal_ablation"]["verdict"] == "not_recommended"

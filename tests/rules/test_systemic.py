@@ -1,0 +1,100 @@
+"""PRRT, SSAs, targeted agents, chemotherapy, interferon, EBRT, trials."""
+UNRESECTABLE = {"liver.burden_percent": 35, "liver.pattern": "disseminated", "liver.lesion_count": 30,
+                "liver.largest_lesion_cm": 3, "liver.resectable_fraction_percent": 20}
+PROGRESSIVE = {"course.status": "progressive", "course.progression_within_12_months": True, "course.stable_months": 0}
+NEC = {"pathology.differentiation": "poor", "pathology.ki67_percent": 75, "pathology.mitoses_per_10hpf": 40}
+
+
+def test_prrt_needs_sstr_positive_imaging(assess_with):
+    _, o = assess_with(sstr_imaging="negative", **UNRESECTABLE, **PROGRESSIVE)
+    assert o["prrt"]["verdict"] == "contraindicated"
+    _, o = assess_with(sstr_imaging="positive", **UNRESECTABLE, **PROGRESSIVE)
+    assert o["prrt"]["verdict"] == "preferred"
+
+
+def test_prrt_warns_of_extensive_liver_involvement(assess_with):
+    _, o = assess_with(**{**UNRESECTABLE, **PROGRESSIVE, "liver.burden_percent": 70})
+    assert any(r["kind"] == "note" and "kwekkeboom2008" in r["sources"] for r in o["prrt"]["reasons"])
+
+
+def test_unknown_sstr_status_is_asked_for(assess_with):
+    a, o = assess_with(sstr_imaging=None, **UNRESECTABLE, **PROGRESSIVE)
+    assert o["prrt"]["verdict"] == "undetermined" and o["ssa"]["verdict"] == "undetermined"
+    missing = {m["field"]: m["affects"] for m in a["missing_data"]}
+    assert {"prrt", "ssa"} <= set(missing["sstr_imaging"])
+
+
+def test_ssa_for_sstr_positive_unresectable_g1_g2_and_for_hormonal_symptoms(assess_with):
+    _, o = assess_with(**UNRESECTABLE)
+    assert (o["ssa"]["verdict"], o["ssa"]["intent"]) == ("preferred", "disease_control")
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, sstr_imaging="negative", **UNRESECTABLE)
+    assert (o["ssa"]["verdict"], o["ssa"]["intent"]) == ("preferred", "symptom_control")
+    _, o = assess_with(sstr_imaging="negative", **UNRESECTABLE)
+    assert o["ssa"]["verdict"] == "not_recommended"
+
+
+def test_everolimus_and_sunitinib_for_progressive_pancreatic_net(assess_with):
+    _, o = assess_with(**{"primary.site": "pancreas"}, **UNRESECTABLE, **PROGRESSIVE)
+    assert o["everolimus"]["verdict"] == "preferred" and o["sunitinib"]["verdict"] == "preferred"
+    assert "radiant3" in o["everolimus"]["reasons"][0]["sources"]
+
+
+def test_sunitinib_only_for_pancreatic_and_everolimus_for_nonfunctional_gi(assess_with):
+    _, o = assess_with(**UNRESECTABLE, **PROGRESSIVE)
+    assert o["sunitinib"]["verdict"] == "not_recommended"
+    assert o["everolimus"]["verdict"] == "reasonable"
+    assert "radiant4" in o["everolimus"]["reasons"][0]["sources"]
+
+
+def test_everolimus_with_ssa_in_carcinoid_syndrome(assess_with):
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, **UNRESECTABLE, **PROGRESSIVE)
+    assert o["everolimus"]["verdict"] == "reasonable"
+    assert "radiant2" in o["everolimus"]["reasons"][0]["sources"]
+
+
+def test_targeted_agents_not_for_stable_disease(assess_with):
+    _, o = assess_with(**{"primary.site": "pancreas"}, **UNRESECTABLE)
+    assert o["everolimus"]["verdict"] == "not_recommended" and o["sunitinib"]["verdict"] == "not_recommended"
+
+
+def test_platinum_for_nec_and_not_for_low_grade(assess_with):
+    _, o = assess_with(**NEC)
+    assert o["platinum_etoposide"]["verdict"] == "preferred"
+    assert o["clinical_trial"]["verdict"] == "preferred"
+    _, o = assess_with(**UNRESECTABLE)
+    assert o["platinum_etoposide"]["verdict"] == "not_recommended"
+
+
+def test_alkylating_chemotherapy_for_pancreatic_net_but_not_over_75_percent(assess_with):
+    _, o = assess_with(**{"primary.site": "pancreas"}, **UNRESECTABLE, **PROGRESSIVE)
+    assert o["capecitabine_temozolomide"]["verdict"] == "reasonable"
+    assert o["streptozocin_based"]["verdict"] == "reasonable"
+    _, o = assess_with(**{"primary.site": "pancreas", **UNRESECTABLE, **PROGRESSIVE, "liver.burden_percent": 80})
+    assert o["capecitabine_temozolomide"]["verdict"] == "not_recommended"
+    assert "kouvaraki2004" in o["streptozocin_based"]["reasons"][0]["sources"]
+
+
+def test_interferon_for_symptomatic_carcinoid_syndrome_only(assess_with):
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, **UNRESECTABLE)
+    assert o["interferon_alpha"]["verdict"] == "reasonable"
+    _, o = assess_with(**UNRESECTABLE)
+    assert o["interferon_alpha"]["verdict"] == "not_recommended"
+
+
+def test_ebrt_palliates_extrahepatic_disease(assess_with):
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False}, **UNRESECTABLE)
+    assert (o["ebrt"]["verdict"], o["ebrt"]["intent"]) == ("reasonable", "palliative")
+    _, o = assess_with(**UNRESECTABLE)
+    assert o["ebrt"]["verdict"] == "not_recommended"
+
+
+def test_cabozantinib_after_progression_on_prior_therapy(assess_with):
+    _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["cabozantinib"]["verdict"] == "reasonable"
+    assert o["cabozantinib"]["reasons"][0]["sources"] == ["cabinet"]
+
+
+def test_clinical_trial_after_two_progressions(assess_with):
+    _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"},
+                                        {"therapy": "prrt", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["clinical_trial"]["verdict"] == "preferred"

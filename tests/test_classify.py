@@ -1,0 +1,62 @@
+"""Classification: WHO grade, NET/NEC, Frilling type, burden band (classification.yaml)."""
+import pytest
+
+from nelm.engine import assess
+from nelm.testing import make_patient
+
+
+def classify(**changes):
+    return assess(make_patient(**changes))["classification"]
+
+
+@pytest.mark.parametrize("ki67,mitoses,grade", [
+    (1, 1, "G1"), (2.9, 1, "G1"), (3, 1, "G2"), (20, 1, "G2"), (20.1, 1, "G3"),
+    (1, 2, "G2"), (1, 20, "G2"), (1, 21, "G3"), (25, 0, "G3"), (10, 30, "G3"),
+])
+def test_who_2019_grade_is_the_higher_of_ki67_and_mitoses(ki67, mitoses, grade):
+    c = classify(**{"pathology.ki67_percent": ki67, "pathology.mitoses_per_10hpf": mitoses})
+    assert c["who_grade"] == grade
+
+
+def test_one_index_unknown_grade_is_unknown_unless_the_other_says_g3():
+    assert classify(**{"pathology.mitoses_per_10hpf": None})["who_grade"] is None
+    assert classify(**{"pathology.mitoses_per_10hpf": None, "pathology.ki67_percent": 40})["who_grade"] == "G3"
+    assert classify(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": 30})["who_grade"] == "G3"
+
+
+def test_well_differentiated_g3_is_a_net_and_poor_differentiation_is_a_nec():
+    c = classify(**{"pathology.ki67_percent": 35})
+    assert (c["category"], c["who_grade"]) == ("NET", "G3")
+    c = classify(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 70, "pathology.mitoses_per_10hpf": 40})
+    assert (c["category"], c["who_grade"]) == ("NEC", "G3")
+
+
+def test_unrecorded_differentiation_with_low_grade_is_net_but_with_g3_is_unknown():
+    assert classify(**{"pathology.differentiation": None})["category"] == "NET"
+    assert classify(**{"pathology.differentiation": None, "pathology.ki67_percent": 40})["category"] is None
+
+
+@pytest.mark.parametrize("pattern,count,expected", [
+    ("single", 1, "I"), ("dominant_with_satellites", 6, "II"), ("disseminated", 40, "III"),
+    (None, 1, "I"), (None, 4, None),
+])
+def test_frilling_type(pattern, count, expected):
+    assert classify(**{"liver.pattern": pattern, "liver.lesion_count": count})["frilling_type"] == expected
+
+
+@pytest.mark.parametrize("burden,band", [(10, "<=25"), (25, "<=25"), (26, ">25-50"), (50, ">25-50"),
+                                         (51, ">50-75"), (75, ">50-75"), (76, ">75"), (None, None)])
+def test_burden_bands(burden, band):
+    assert classify(**{"liver.burden_percent": burden})["burden_band"] == band
+
+
+def test_who2000_behaviour_of_table_1():
+    assert classify()["who2000_behaviour"] == "low_grade_malignant"
+    assert classify(**{"pathology.differentiation": "poor"})["who2000_behaviour"] == "high_grade_malignant"
+
+
+def test_ki67_between_the_table_1_and_who_2019_cut_offs_is_shown_as_a_disagreement():
+    a = assess(make_patient(**{"pathology.ki67_percent": 2.5}))
+    d = {x["topic"]: x for x in a["disagreements"]}
+    assert a["classification"]["ki67_grade"] == "G1"
+    assert {v["source"]: v["value"] for v in d["ki67_grade"]["values"]} == {"reviews": "G1", "who2010_table1": "G2"}
