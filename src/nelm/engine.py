@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from . import __version__
-from .knowledge import KnowledgeBase, input_roots, item_column, load, rule_column
+from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
 from .rules import VERDICTS, OptionDef, Rule
 
@@ -121,6 +121,7 @@ def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[st
     vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
                                   else ", ".join(s.replace("_", " ") for s in ehd.sites) or "none")
     for cs in kb.criteria:
+        vals[cs.id] = _status(row.get(cs.id)).replace("_", " ")
         for status, key in (("not_met", False), ("unknown", None)):
             texts = [it.text for it in cs.items if row.get(item_column(cs.id, it.id)) is key]
             vals[f"{cs.id}__{status}"] = "; ".join(texts) or "none"
@@ -223,9 +224,23 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
     return result
 
 
-def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None) -> dict[str, Any]:
-    return {"text": " ".join(rule.reason.format_map(vals).split()), "sources": list(rule.sources),
-            "kind": kind, "rule": rule_id}
+def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str]) -> list[dict[str, str]]:
+    """The patient values a condition read, so each reason can be checked against the chart."""
+    out = []
+    for col in sorted(columns):
+        if col in quoted or col.startswith("rule__"):
+            continue
+        out.append({"field": COLUMN_FIELDS.get(col, col), "value": vals.get(col, "unknown")})
+    return out
+
+
+def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None,
+            reads: Iterable[str] = ()) -> dict[str, Any]:
+    text = " ".join(rule.reason.format_map(vals).split())
+    facts = _facts(reads, vals, placeholders(rule.reason))
+    if facts:
+        text += " [" + "; ".join(f"{f['field']}: {f['value']}" for f in facts) + "]"
+    return {"text": text, "sources": list(rule.sources), "kind": kind, "rule": rule_id, "facts": facts}
 
 
 def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: KnowledgeBase, note_missing) -> dict[str, Any]:
@@ -243,22 +258,25 @@ def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: Knowl
             # an unknown condition: name it, with what would settle it
             if verdict == "undetermined":
                 fields = note_missing(rule_column(opt.id, r.id), opt.id)
-                reasons.append(_reason(r, vals, "possible", r.id) | {
+                base = _reason(r, vals, "possible", r.id, kb.roots[rule_column(opt.id, r.id)])
+                reasons.append(base | {
                     "verdict_if_true": r.verdict, "unknown": fields,
                     "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {', '.join(fields) or 'derived value'}): "
-                            + " ".join(r.reason.format_map(vals).split())})
+                            + base["text"]})
             continue
         # cond is True: this rule decides
         blocked = True
         if verdict != "undetermined" and r.verdict == verdict:
-            reasons.insert(0, _reason(r, vals, "decisive", r.id))
+            reasons.insert(0, _reason(r, vals, "decisive", r.id, kb.roots[rule_column(opt.id, r.id)]))
             if not intent_set:
                 intent, intent_set = r.intent or opt.intent, True
         elif verdict == "undetermined":
-            reasons.append(_reason(r, vals, "possible", r.id) | {"verdict_if_true": r.verdict})
+            reasons.append(_reason(r, vals, "possible", r.id, kb.roots[rule_column(opt.id, r.id)])
+                           | {"verdict_if_true": r.verdict})
     if not blocked:
         kind = "decisive" if verdict == opt.otherwise.verdict else "possible"
-        reasons.append(_reason(opt.otherwise, vals, kind, None) | (
+        checked = {c for r in opt.deciding for c in kb.roots[rule_column(opt.id, r.id)]}
+        reasons.append(_reason(opt.otherwise, vals, kind, None, checked) | (
             {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
     if verdict != "undetermined" and not intent_set:
         # decided by rules whose conditions were unknown but agreed, or by `otherwise`

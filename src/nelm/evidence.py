@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
+from .yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .patient import OPTION_IDS
@@ -170,7 +170,7 @@ def load_records(directory: Path = EVIDENCE_DIR) -> list[EvidenceRecord]:
     records: list[EvidenceRecord] = []
     seen: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {"records": []}
+        data = read_yaml(path) or {"records": []}
         try:
             parsed = EvidenceFile.model_validate(data)
         except Exception as exc:  # re-raised with the file name: a data bug, not a user error

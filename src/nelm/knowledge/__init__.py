@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
+from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
@@ -121,7 +121,7 @@ def content_hash() -> str:
 
 
 def _yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_yaml(path)
 
 
 def _compile(column: str, sql: str, where: str) -> Node:

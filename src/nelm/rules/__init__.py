@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
+from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RULES_DIR = Path(__file__).parent
@@ -97,7 +97,7 @@ def load_options(directory: Path = RULES_DIR) -> list[OptionDef]:
     options: list[OptionDef] = []
     for path in rule_files(directory):
         try:
-            parsed = RulesFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            parsed = RulesFile.model_validate(read_yaml(path))
         except Exception as exc:
             raise ValueError(f"rules/{path.name}: {exc}") from exc
         for opt in parsed.options:

@@ -1,0 +1,92 @@
+"""Properties that must hold for every valid patient (hypothesis)."""
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nelm.engine import assess, evaluate_frame, patients_frame, resolve_verdict
+from nelm.knowledge import load
+from nelm.patient import OPTION_IDS, flatten, validate_patient
+from nelm.testing import forget, known_fields, patient_strategy, random_patient_dict
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+GRADES = [None, "G1", "G2", "G3"]
+
+
+@SETTINGS
+@given(patient_strategy())
+def test_every_option_appears_exactly_once_with_a_valid_verdict(doc):
+    a = assess(validate_patient(doc))
+    ids = [o["id"] for o in a["options"]]
+    assert sorted(ids) == sorted(OPTION_IDS)
+    for o in a["options"]:
+        assert o["verdict"] in {"preferred", "reasonable", "not_recommended", "contraindicated", "undetermined"}
+        assert o["intent"] in {"curative", "cytoreductive", "disease_control", "symptom_control", "palliative"}
+        assert o["reasons"], o["id"]
+        assert all(r["sources"] for r in o["reasons"])
+        assert "{" not in "".join(r["text"] for r in o["reasons"])
+
+
+@SETTINGS
+@given(patient_strategy(), st.data())
+def test_forgetting_a_fact_never_settles_or_flips_anything(doc, data):
+    """Kleene monotonicity: less information can only turn answers into unknowns."""
+    fields = known_fields(doc)
+    if not fields:
+        return
+    field = data.draw(st.sampled_from(fields))
+    full = assess(validate_patient(doc))
+    less = assess(validate_patient(forget(doc, field)))
+    for cid, cs in full["criteria"].items():
+        assert less["criteria"][cid]["status"] in (cs["status"], "unknown")
+        for a, b in zip(cs["items"], less["criteria"][cid]["items"]):
+            assert b["status"] in (a["status"], "unknown")
+    for a, b in zip(full["options"], less["options"]):
+        assert b["verdict"] in (a["verdict"], "undetermined"), (field, a["id"])
+    for key in ("who_grade", "category", "frilling_type", "burden_band"):
+        assert less["classification"][key] in (full["classification"][key], None)
+
+
+@SETTINGS
+@given(patient_strategy())
+def test_unknown_inputs_never_yield_met(doc):
+    """A criterion item whose every input is unknown is never met."""
+    p = validate_patient(doc)
+    a = assess(p)
+    row = flatten(p)
+    kb = load()
+    from nelm.knowledge import input_roots
+    for cs in kb.criteria:
+        for item, out in zip(cs.items, a["criteria"][cs.id]["items"]):
+            col = f"{cs.id}__{item.id}"
+            nulls = {c for c, v in row.items() if v is None}
+            all_inputs = input_roots(kb, col, set(row) | {n.column for b in kb.nodes for n in b})
+            if all_inputs and all_inputs <= nulls:
+                assert out["status"] == "unknown", col
+
+
+@SETTINGS
+@given(patient_strategy(), st.floats(0, 100), st.floats(0, 100))
+def test_raising_ki67_never_lowers_the_grade(doc, k1, k2):
+    lo, hi = sorted((k1, k2))
+    doc.setdefault("pathology", {})
+    g = []
+    for k in (lo, hi):
+        d = {**doc, "pathology": {**(doc["pathology"] or {}), "ki67_percent": k}}
+        g.append(assess(validate_patient(d))["classification"]["who_grade"])
+    if g[0] is not None and g[1] is not None:
+        assert GRADES.index(g[1]) >= GRADES.index(g[0])
+    if g[0] == "G3":
+        assert g[1] == "G3"
+
+
+def test_vectorised_and_single_patient_verdicts_agree():
+    """The frame resolution (for tables) and the per-patient resolution give the same verdicts."""
+    rng = random.Random(7)
+    docs = [random_patient_dict(rng, unknown_share=s) for s in (0.0, 0.2, 0.5) for _ in range(300)]
+    kb = load()
+    frame = evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in docs]), kb)
+    for row in frame.iter_rows(named=True):
+        for opt in kb.options:
+            mask, verdict = resolve_verdict(opt, row)
+            assert (mask, verdict) == (row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"]), opt.id
