@@ -102,3 +102,10 @@ def test_esmo_age_and_ki67_limits_change_the_verdict_for_a_58_year_old_with_ki67
     esmo = assess(make_patient(**changes), guideline="esmo2020")
     assert esmo["criteria"]["milan_transplant"]["status"] == "met"
     assert {o["id"]: o["verdict"] for o in esmo["options"]}["liver_transplant"] == "reasonable"
+
+
+def test_a_disagreement_says_which_verdicts_the_other_source_would_change():
+    a = assess(make_patient(**{**MILAN_OK, "age_years": 58, "pathology.ki67_percent": 7}))
+    d = next(x for x in a["disagreements"] if x["topic"] == "milan_transplant__age")
+    change = next(c for c in d["verdict_changes"]["esmo2020"] if c["option"] == "liver_transplant")
+    assert (change["governing_verdict"], change["verdict"]) == ("not_recommended", "reasonable")

@@ -141,14 +141,35 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str]) -> list[str
 def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
     """The contract's assessment document for one patient."""
     kb = load(guideline)
+    flat = flatten(patient)
+    row = _evaluate_one(flat, kb)
+    result = assessment_from_row(row, patient, kb)
+    _verdicts_under_other_guidelines(result, flat, kb)
+    return result
+
+
+def _evaluate_one(flat: dict[str, Any], kb: KnowledgeBase, variants: bool = True) -> dict[str, Any]:
     # One patient: Polars evaluates every condition; the verdicts are resolved in
     # Python (resolve_verdict), which for a single row is cheaper than Polars'
-    # per-expression overhead. tests/test_engine.py checks both resolutions agree.
-    frame = evaluate_frame(patients_frame([flatten(patient)]), kb, verdicts=False)
-    row = frame.row(0, named=True)
+    # per-expression overhead. tests/test_properties.py checks both resolutions agree.
+    row = evaluate_frame(patients_frame([flat]), kb, variants=variants, verdicts=False).row(0, named=True)
     for opt in kb.options:
         row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
-    return assessment_from_row(row, patient, kb)
+    return row
+
+
+def _verdicts_under_other_guidelines(result: dict[str, Any], flat: dict[str, Any], kb: KnowledgeBase) -> None:
+    """Where sources disagree for this patient, show which verdicts another source would change."""
+    others = sorted({v["source"] for d in result["disagreements"] for v in d["values"]}
+                    & set(kb.manifest.guidelines) - {kb.guideline})
+    for g in others:
+        other_kb = load(g)
+        row = _evaluate_one(flat, other_kb, variants=False)
+        changes = [{"option": o["id"], "governing_verdict": o["verdict"], "verdict": row[f"verdict__{o['id']}"]}
+                   for o in result["options"] if row[f"verdict__{o['id']}"] != o["verdict"]]
+        for d in result["disagreements"]:
+            if any(v["source"] == g for v in d["values"]):
+                d.setdefault("verdict_changes", {})[g] = changes
 
 
 def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
@@ -311,7 +332,7 @@ def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str])
 
 
 def _show(col: str, value: Any) -> Any:
-    if col.endswith("_grade"):
+    if col in ("who_grade", "ki67_grade", "mitotic_grade"):
         return _grade(value)
     if isinstance(value, bool) and "__" in col:
         return _status(value)

@@ -72,6 +72,10 @@ def render(a: dict[str, Any], console: Console) -> None:
         for d in a["disagreements"]:
             vals = "; ".join(f"{v['source']}: {v['value']}" for v in d["values"])
             console.print(f"  • {d['label']} — {vals} (governing: {d['governing']})")
+            for g, changes in d.get("verdict_changes", {}).items():
+                if changes:
+                    what = ", ".join(f"{c['option']} {c['governing_verdict']} → {c['verdict']}" for c in changes)
+                    console.print(f"      under {g}: {what}")
         console.print()
     if a["missing_data"]:
         console.print(Text("Missing data that would settle open questions:", style="bold yellow"))
