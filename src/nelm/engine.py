@@ -18,7 +18,7 @@ import polars as pl
 
 from . import __version__
 from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
-from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
+from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, field_label, flatten
 from .rules import VERDICTS, OptionDef, Rule
 
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
@@ -226,7 +226,7 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
 
     options = [_option(opt, row, vals, kb, note_missing) for opt in kb.options]
 
-    missing = [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]
+    missing = [{"field": f, "label": field_label(f), "affects": sorted(a)} for f, a in sorted(affects.items())]
     result = {
         "patient_id": patient.id,
         "classification": classification,

@@ -42,31 +42,32 @@ class Primary(_Strict):
 
 
 class Pathology(_Strict):
-    differentiation: Literal["well", "poor"] | None = None
+    differentiation: Literal["well", "poor"] | None = Field(None, description="tumour differentiation")
     ki67_percent: float | None = Field(None, ge=0, le=100, description="Ki-67 proliferation index, %")
     mitoses_per_10hpf: float | None = Field(None, ge=0, description="mitotic count per 10 high-power fields (2 mm²)")
 
 
 class Liver(_Strict):
-    timing: Literal["synchronous", "metachronous"] | None = None
+    timing: Literal["synchronous", "metachronous"] | None = Field(None, description="liver metastases found with the primary (synchronous) or later")
     burden_percent: float | None = Field(None, ge=0, le=100, description="share of the liver replaced by tumour, %")
     lesion_count: int | None = Field(None, ge=0, description="number of liver metastases")
     largest_lesion_cm: float | None = Field(None, ge=0, le=50, description="diameter of the largest metastasis, cm")
-    lobes: Literal["unilobar", "bilobar"] | None = None
+    lobes: Literal["unilobar", "bilobar"] | None = Field(None, description="one or both liver lobes involved")
     pattern: Literal["single", "dominant_with_satellites", "disseminated"] | None = Field(
         None, description="Frilling type I / II / III")
     resectable_fraction_percent: float | None = Field(
         None, ge=0, le=100,
         description="share of the hepatic tumour burden removable by surgery ± ablation with an adequate remnant, %")
-    portal_vein_thrombosis: bool | None = None
-    liver_function: Literal["normal", "impaired"] | None = None
+    portal_vein_thrombosis: bool | None = Field(None, description="portal vein thrombosis")
+    liver_function: Literal["normal", "impaired"] | None = Field(None, description="liver function")
 
 
 class Extrahepatic(_Strict):
     present: bool | None = Field(None, description="any disease outside the liver (the primary excepted)")
-    sites: list[ExtrahepaticSite] | None = None
+    sites: list[ExtrahepaticSite] | None = Field(None, description="sites of extrahepatic disease")
     resectable: bool | None = Field(None, description="all extrahepatic disease can be removed")
-    peritoneal_carcinomatosis: Literal["none", "limited_resectable", "diffuse_unresectable"] | None = None
+    peritoneal_carcinomatosis: Literal["none", "limited_resectable", "diffuse_unresectable"] | None = Field(
+        None, description="peritoneal carcinomatosis")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Extrahepatic":
@@ -83,7 +84,7 @@ class Extrahepatic(_Strict):
 class Course(_Strict):
     status: Literal["stable", "progressive"] | None = Field(None, description="stable includes response")
     stable_months: float | None = Field(None, ge=0, le=600, description="months of stable disease or response")
-    progression_within_12_months: bool | None = None
+    progression_within_12_months: bool | None = Field(None, description="radiological progression within the last 12 months")
 
 
 class PriorTherapy(_Strict):
@@ -95,12 +96,12 @@ class Patient(_Strict):
     """A patient with neuroendocrine liver metastases, as the tumour board knows them."""
 
     id: str | None = Field(None, description="optional free text, never required")
-    age_years: float | None = Field(None, ge=0, le=120)
+    age_years: float | None = Field(None, ge=0, le=120, description="age in years")
     ecog: int | None = Field(None, ge=0, le=4, description="ECOG performance status 0-4")
-    fit_for_major_surgery: bool | None = None
+    fit_for_major_surgery: bool | None = Field(None, description="fit for major liver surgery")
     primary: Primary | None = None
     pathology: Pathology | None = None
-    functional_syndrome: Syndrome | None = None
+    functional_syndrome: Syndrome | None = Field(None, description="hormonal (functional) syndrome")
     symptomatic: bool | None = Field(None, description="hormonal or tumour-bulk symptoms present")
     liver: Liver | None = None
     extrahepatic: Extrahepatic | None = None
@@ -109,7 +110,7 @@ class Patient(_Strict):
     course: Course | None = None
     transplant_contraindication: bool | None = Field(
         None, description="another condition ruling out transplantation, previous cancers included")
-    prior_therapies: list[PriorTherapy] | None = None
+    prior_therapies: list[PriorTherapy] | None = Field(None, description="earlier treatments and how the disease responded")
 
 
 # --------------------------------------------------------------------------- errors
@@ -309,3 +310,19 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nelm patient document (contract v1)"
     return schema
+
+
+def field_label(dotted: str) -> str:
+    """A person's name for a contract field: its description, or its name in words."""
+    model: type[BaseModel] | None = Patient
+    field = None
+    for part in dotted.split("."):
+        if model is None:
+            break
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        model = next((a for a in _flat_args(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    if field is not None and field.description:
+        return field.description
+    return dotted.replace(".", ": ").replace("_", " ")

@@ -80,7 +80,7 @@ def render(a: dict[str, Any], console: Console) -> None:
     if a["missing_data"]:
         console.print(Text("Missing data that would settle open questions:", style="bold yellow"))
         for m in a["missing_data"]:
-            console.print(f"  • {m['field']} → {', '.join(m['affects'])}")
+            console.print(f"  • {m['field']} ({m['label']}) → {', '.join(m['affects'])}")
     else:
         console.print(Text("No missing data affects a verdict or criterion.", style="green"))
     console.print()
