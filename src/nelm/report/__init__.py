@@ -1,12 +1,265 @@
-"""The printable tumour-board report (issue 5: in progress)."""
+"""The printable tumour-board report: one self-contained HTML page, or a PDF of it.
+
+:func:`build_html` renders ``templates/report.html`` (Jinja2) with the CSS inlined and
+every chart inline as SVG, so the file opens anywhere without a network. :func:`build_pdf`
+renders the same template with PNG charts through WeasyPrint. Both read only the
+patient and the assessment (plus the evidence records for the citation table), so a
+stored assessment can be printed again exactly as it was made.
+"""
 from __future__ import annotations
 
-from typing import Any
+import base64
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from ..evidence import evidence_index
+from ..outcomes import charts
+from ..rules import MODALITY_LABELS
+
+HERE = Path(__file__).resolve().parent
+CHART_VERDICTS = ("preferred", "reasonable")
+
+VERDICT_LABELS = {"preferred": "preferred", "reasonable": "reasonable", "not_recommended": "not recommended",
+                  "contraindicated": "contraindicated", "undetermined": "undetermined"}
+STATUS_MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
+
+# (section, dotted field, label, unit)
+PATIENT_FIELDS: list[tuple[str, str, str, str]] = [
+    ("General", "id", "Identifier", ""),
+    ("General", "age_years", "Age", "years"),
+    ("General", "ecog", "ECOG performance status", ""),
+    ("General", "fit_for_major_surgery", "Fit for major surgery", ""),
+    ("General", "right_heart_insufficiency", "Right heart insufficiency", ""),
+    ("General", "transplant_contraindication", "Other contraindication to transplantation", ""),
+    ("Primary tumour", "primary.site", "Site", ""),
+    ("Primary tumour", "primary.resected", "Resected", ""),
+    ("Pathology", "pathology.differentiation", "Differentiation", ""),
+    ("Pathology", "pathology.ki67_percent", "Ki-67", "%"),
+    ("Pathology", "pathology.mitoses_per_10hpf", "Mitoses", "per 10 HPF"),
+    ("Function", "functional_syndrome", "Functional syndrome", ""),
+    ("Function", "symptomatic", "Symptomatic (hormonal or bulk)", ""),
+    ("Function", "sstr_imaging", "Somatostatin-receptor imaging", ""),
+    ("Liver", "liver.timing", "Timing", ""),
+    ("Liver", "liver.burden_percent", "Hepatic tumour burden", "%"),
+    ("Liver", "liver.lesion_count", "Number of lesions", ""),
+    ("Liver", "liver.largest_lesion_cm", "Largest lesion", "cm"),
+    ("Liver", "liver.lobes", "Lobes", ""),
+    ("Liver", "liver.pattern", "Pattern", ""),
+    ("Liver", "liver.resectable_fraction_percent", "Removable share of hepatic tumour", "%"),
+    ("Liver", "liver.portal_vein_thrombosis", "Portal vein thrombosis", ""),
+    ("Liver", "liver.liver_function", "Liver function", ""),
+    ("Extrahepatic disease", "extrahepatic.present", "Present", ""),
+    ("Extrahepatic disease", "extrahepatic.sites", "Sites", ""),
+    ("Extrahepatic disease", "extrahepatic.resectable", "All resectable", ""),
+    ("Extrahepatic disease", "extrahepatic.peritoneal_carcinomatosis", "Peritoneal carcinomatosis", ""),
+    ("Course", "course.status", "Status", ""),
+    ("Course", "course.stable_months", "Stable for", "months"),
+    ("Course", "course.progression_within_12_months", "Progression within 12 months", ""),
+    ("Course", "prior_therapies", "Prior therapies", ""),
+]
 
 
-def build_html(patient: Any, assessment: dict[str, Any]) -> str:
-    raise NotImplementedError("report not built yet")
+# --------------------------------------------------------------------------- helpers
+
+def _as_dict(patient: Any) -> dict[str, Any]:
+    if patient is None:
+        return {}
+    if isinstance(patient, dict):
+        return patient
+    if hasattr(patient, "model_dump"):
+        return patient.model_dump()
+    raise TypeError(f"patient must be a Patient or a mapping, not {type(patient).__name__}")
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def show(value: Any, unit: str = "") -> str:
+    """A value as the report prints it; None is 'unknown', never 'no'."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    text = str(value).replace("_", " ")
+    return f"{text} {unit}" if unit else text
+
+
+def patient_rows(patient: Any) -> list[dict[str, Any]]:
+    data = _as_dict(patient)
+    rows = []
+    for section, field, label, unit in PATIENT_FIELDS:
+        value = _get(data, field)
+        if field == "extrahepatic.sites":
+            text = "unknown" if value is None else (", ".join(show(s) for s in value) or "none")
+        elif field == "prior_therapies":
+            text = "unknown" if value is None else ("; ".join(
+                f"{show(p.get('therapy'))} ({show(p.get('outcome'))})" for p in value) or "none")
+        elif field == "id" and value is None:
+            continue
+        else:
+            text = show(value, unit)
+        rows.append({"section": section, "field": field, "label": label, "value": text,
+                     "unknown": text == "unknown"})
+    return rows
+
+
+def cited_ids(node: Any, out: list[str] | None = None) -> list[str]:
+    """Every evidence id cited anywhere in an assessment, in first-cited order."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "sources" and isinstance(v, list):
+                out.extend(s for s in v if isinstance(s, str))
+            elif k == "source" and isinstance(v, str):
+                out.append(v)
+            else:
+                cited_ids(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            cited_ids(v, out)
+    return out
+
+
+def evidence_rows(assessment: dict[str, Any]) -> list[dict[str, Any]]:
+    index = evidence_index()
+    ids = sorted({i for i in cited_ids(assessment) if i in index})
+    rows = []
+    for i in ids:
+        r = index[i]
+        c = r.citation
+        rows.append({"id": r.id, "authors": c.authors, "title": c.title, "journal": c.journal, "year": c.year,
+                     "reference": c.reference, "design": r.design.replace("_", " "), "level": r.level,
+                     "n": "—" if r.n is None else r.n, "newer": r.newer_than_sources})
+    return rows
+
+
+def _modalities(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for o in options:
+        groups.setdefault(o.get("modality") or "other", []).append(o)
+    return [{"id": m, "label": MODALITY_LABELS.get(m, m.replace("_", " ")), "options": opts}
+            for m, opts in groups.items()]
+
+
+def _image(arms: list[dict[str, Any]], fmt: str) -> Markup:
+    title = arms[0].get("title") or arms[0]["cohort"]
+    if fmt == "svg":
+        return Markup(charts.inline_svg(arms))
+    data = base64.b64encode(charts.render(arms, "png", width=5.2, height=3.9, dpi=200)).decode("ascii")
+    alt = f"{title}: reconstructed {arms[0]['endpoint']} curves"
+    return Markup('<img class="chart-img" alt="{}" src="data:image/png;base64,{}">').format(alt, Markup(data))
+
+
+def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: list[dict[str, Any]],
+                 fmt: str, options: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    first = arms[0]
+    cohort = first["cohort"]
+    rf = [f for f in factors if cohort in f.get("cohorts", [])]
+    return {
+        "cohort": cohort, "title": first.get("title") or cohort, "image": _image(arms, fmt),
+        "source": first["source"], "source_label": first.get("source_label") or first["source"],
+        "endpoint": first["endpoint"], "population": first.get("population"),
+        "match_reason": first.get("match_reason"), "match": first.get("match"),
+        "hazard_ratio": charts.hazard_ratio_text(first.get("hazard_ratio")),
+        "arms": [{"label": a.get("label") or a["arm"], "arm": a["arm"], "median": charts.median_text(a),
+                  "reported": a.get("reported", []), "method": a.get("method")} for a in arms],
+        "risk_factors": rf, "option": option,
+        "also": [o for o in options if o is not option],
+    }
+
+
+def _outcome_sections(assessment: dict[str, Any], fmt: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Charts of preferred/reasonable options, then the other comparisons (multi-arm cohorts)."""
+    drawn: set[str] = set()
+    sections = []
+    options = assessment.get("options", [])
+    for o in options:
+        if o.get("verdict") not in CHART_VERDICTS:
+            continue
+        blocks = []
+        for arms in charts.group_by_cohort(o.get("outcomes", [])):
+            blocks.append(_chart_block(arms, o, o.get("risk_factors", []), fmt))
+            drawn.add(arms[0]["cohort"])
+        sections.append({"option": o, "charts": blocks})
+    comparisons: dict[str, dict[str, Any]] = {}
+    users: dict[str, list[dict[str, Any]]] = {}
+    for o in options:
+        for arms in charts.group_by_cohort(o.get("outcomes", [])):
+            cid = arms[0]["cohort"]
+            if len(arms) < 2 or cid in drawn:
+                continue
+            users.setdefault(cid, []).append(o)
+            if cid not in comparisons:
+                comparisons[cid] = {"arms": arms, "option": o}
+    blocks = [_chart_block(c["arms"], c["option"], c["option"].get("risk_factors", []), fmt, users[cid])
+              for cid, c in comparisons.items()]
+    return sections, blocks
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+    env.filters["show"] = show
+    env.filters["verdict"] = lambda v: VERDICT_LABELS.get(v, str(v).replace("_", " "))
+    env.filters["mark"] = lambda s: STATUS_MARK.get(s, "?")
+    env.filters["words"] = lambda s: "" if s is None else str(s).replace("_", " ")
+    env.filters["pct"] = lambda v: f"{v * 100:g} %"
+    env.filters["ratio"] = charts.fmt_ratio
+    return env
+
+
+def _context(patient: Any, assessment: dict[str, Any], fmt: str) -> dict[str, Any]:
+    sections, comparisons = _outcome_sections(assessment, fmt)
+    rows = patient_rows(patient)
+    by_section: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_section.setdefault(r["section"], []).append(r)
+    kb = assessment.get("knowledge_base", {})
+    return {
+        "a": assessment,
+        "patient_id": assessment.get("patient_id") or _as_dict(patient).get("id"),
+        "patient_sections": by_section,
+        "classification": assessment.get("classification", {}),
+        "criteria": assessment.get("criteria", {}),
+        "modalities": _modalities(assessment.get("options", [])),
+        "outcome_sections": sections,
+        "comparisons": comparisons,
+        "missing": assessment.get("missing_data", []),
+        "disagreements": assessment.get("disagreements", []),
+        "evidence": evidence_rows(assessment),
+        "kb": kb,
+        "assessed_on": assessment.get("assessed_on") or date.today().isoformat(),
+        "printed_on": date.today().isoformat(),
+        "nelm_version": assessment.get("nelm_version"),
+        "disclaimer": assessment.get("disclaimer", ""),
+        "css": Markup((HERE / "report.css").read_text(encoding="utf-8")),
+        "caption": charts.CAPTION,
+        "for_print": fmt == "png",
+    }
+
+
+def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = "svg") -> str:
+    """The report as one self-contained HTML page (inline CSS, inline SVG charts)."""
+    if chart_format not in ("svg", "png"):
+        raise ValueError("chart_format must be 'svg' or 'png'")
+    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format))
 
 
 def build_pdf(patient: Any, assessment: dict[str, Any]) -> bytes:
-    raise NotImplementedError("report not built yet")
+    """The same report as PDF (WeasyPrint; charts embedded as PNG)."""
+    from weasyprint import HTML
+
+    html = build_html(patient, assessment, chart_format="png")
+    return HTML(string=html, base_url=str(HERE)).write_pdf()

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 # JSONB on PostgreSQL lets a hospital query stored documents; plain JSON (text) on SQLite.
@@ -63,9 +63,6 @@ class Case(Base):
     latest_version: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
-    versions: Mapped[list[CaseVersion]] = relationship(
-        back_populates="case", order_by="CaseVersion.version", viewonly=True)
-
 
 class CaseVersion(Base):
     __tablename__ = "case_versions"
@@ -80,8 +77,6 @@ class CaseVersion(Base):
     kb_version: Mapped[str] = mapped_column(String(64), nullable=False)
     kb_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
-
-    case: Mapped[Case] = relationship(back_populates="versions", viewonly=True)
 
 
 class AuditEntry(Base):

@@ -30,4 +30,4 @@ def test_default_database_is_a_file_in_the_user_data_dir(tmp_path, monkeypatch):
 
 def test_display_url_hides_the_password():
     shown = display_url("postgresql+psycopg://nelm:s3cret@db.example/nelm")
-    assert "s3cret" not in shown and "nelm@db.example" in shown.replace("***@", "@").replace(":***", "")
+    assert shown == "postgresql+psycopg://nelm:***@db.example/nelm"

@@ -1,0 +1,177 @@
+"""``knowledge/outcomes.yaml``: which published cohorts match a patient, as data.
+
+The file is validated once (:func:`load_spec`); its conditions are compiled once per
+knowledge base (:func:`matcher`) and evaluated over the patient's one evaluated row
+in a single Polars ``select``. Null (unknown) is never a match.
+"""
+from __future__ import annotations
+
+import string
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+OUTCOMES_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "outcomes.yaml"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArmSpec(_Record):
+    arm: str = Field(description="the record's outcomes[].arm, verbatim")
+    label: str | None = Field(None, description="short legend label; default the record's arm")
+
+
+class CohortSpec(_Record):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: str = Field(description="evidence record id")
+    endpoint: Literal["os", "pfs", "ttp"]
+    title: str
+    start: str = Field(description="time zero of the curve, e.g. 'randomisation'")
+    population: str | None = Field(None, description="default: the record's population")
+    hazard_ratio: str | None = Field(None, description="arm of the record's hazard_ratio outcome comparing the arms")
+    arms: list[ArmSpec] = Field(min_length=1)
+
+
+class Entry(_Record):
+    cohort: str
+    when: str | None = Field(None, description="Polars SQL; absent = a general cohort of the option")
+    reason: str
+
+
+class RiskFactorSpec(_Record):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    source: str
+    arm: str | None = Field(None, description="the record's hazard_ratio outcome arm; null when no HR is reported")
+    factor: str
+    effect: str | None = None
+    when: str
+    reason: str
+    cohorts: list[str] = Field(min_length=1)
+
+
+class OutcomesFile(_Record):
+    cohorts: list[CohortSpec]
+    options: dict[str, list[Entry]]
+    risk_factors: list[RiskFactorSpec] = Field(default_factory=list)
+
+
+@lru_cache(maxsize=4)
+def load_spec(path: Path = OUTCOMES_FILE) -> OutcomesFile:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        spec = OutcomesFile.model_validate(data)
+    except Exception as exc:  # a data bug: name the file
+        raise ValueError(f"{path.name}: {exc}") from exc
+    ids = [c.id for c in spec.cohorts]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"{path.name}: cohort ids defined twice: {dup}")
+    known = set(ids)
+    bad = [f"{opt}: {e.cohort}" for opt, entries in spec.options.items() for e in entries if e.cohort not in known]
+    bad += [f"risk factor {r.id}: {c}" for r in spec.risk_factors for c in r.cohorts if c not in known]
+    if bad:
+        raise ValueError(f"{path.name}: unknown cohort(s): {bad}")
+    return spec
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def compile_condition(sql: str, where: str) -> pl.Expr:
+    try:
+        return pl.sql_expr(sql)
+    except Exception as exc:
+        raise ValueError(f"outcomes.yaml {where}: cannot compile {sql!r}: {exc}") from exc
+
+
+@dataclass
+class Matcher:
+    """Every condition of outcomes.yaml compiled, with the dtypes of the columns it reads."""
+
+    names: dict[str, str]            # condition name (entry / risk factor) -> compiled column
+    exprs: list[pl.Expr]             # one per distinct SQL text
+    schema: dict[str, pl.DataType]   # only the columns the conditions read
+
+    def evaluate(self, row: dict[str, Any]) -> dict[str, bool | None]:
+        """Every condition's value for one evaluated row: True, False or None (unknown)."""
+        if not self.exprs:
+            return {}
+        frame = pl.from_dicts([{c: row.get(c) for c in self.schema}], schema=self.schema)
+        got = frame.select(self.exprs).row(0, named=True)
+        return {name: got[col] for name, col in self.names.items()}
+
+
+def entry_column(option: str, index: int) -> str:
+    return f"{option}#{index}"
+
+
+def risk_column(factor_id: str) -> str:
+    return f"risk#{factor_id}"
+
+
+_lock = threading.Lock()
+_matchers: dict[tuple[str, str], Matcher] = {}
+
+
+def kb_schema(kb: Any) -> dict[str, pl.DataType]:
+    """Column dtypes of an evaluated row: every input, derived, criterion and rule column."""
+    from ..engine import evaluate_frame, patients_frame
+
+    return dict(evaluate_frame(patients_frame([]), kb).schema)
+
+
+def matcher(kb: Any) -> Matcher:
+    key = (kb.sha256, kb.guideline)
+    m = _matchers.get(key)
+    if m is not None:
+        return m
+    with _lock:
+        m = _matchers.get(key)
+        if m is None:
+            m = build_matcher(load_spec(), kb_schema(kb))
+            _matchers[key] = m
+    return m
+
+
+def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Matcher:
+    names: dict[str, str] = {}
+    by_sql: dict[str, str] = {}
+    exprs: list[pl.Expr] = []
+    roots: set[str] = set()
+    problems: list[str] = []
+
+    def add(name: str, sql: str, where: str) -> None:
+        key = " ".join(sql.split())
+        if key not in by_sql:               # the same condition text is compiled once
+            expr = compile_condition(sql, where)
+            cols = set(expr.meta.root_names())
+            unknown = cols - set(full_schema)
+            if unknown:
+                problems.append(f"{where}: unknown column(s) {sorted(unknown)}")
+            roots.update(cols & set(full_schema))
+            by_sql[key] = f"c{len(exprs)}"
+            exprs.append(expr.cast(pl.Boolean).alias(by_sql[key]))
+        names[name] = by_sql[key]
+
+    for opt, entries in spec.options.items():
+        for i, e in enumerate(entries):
+            for p in placeholders(e.reason) - set(full_schema):
+                problems.append(f"option {opt} entry {i} ({e.cohort}): unknown placeholder {{{p}}}")
+            if e.when is not None:
+                add(entry_column(opt, i), e.when, f"option {opt} entry {i} ({e.cohort})")
+    for r in spec.risk_factors:
+        for p in placeholders(r.reason) - set(full_schema):
+            problems.append(f"risk factor {r.id}: unknown placeholder {{{p}}}")
+        add(risk_column(r.id), r.when, f"risk factor {r.id}")
+    if problems:
+        raise ValueError("outcomes.yaml inconsistent:\n  " + "\n  ".join(problems))
+    return Matcher(names=names, exprs=exprs, schema={c: full_schema[c] for c in sorted(roots)})

@@ -1,0 +1,328 @@
+"""Server-rendered pages for the tumour board: case form, assessment, case list, evidence.
+
+Plain HTML forms, no JavaScript: every check happens on the server, and an invalid
+submission comes back with each message beside its field (keyed by the dotted path
+that :class:`~nelm.patient.InvalidPatient` reports).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .. import __version__
+from ..engine import DISCLAIMER
+from ..evidence import TOPICS, evidence_index
+from ..evidence_view import select
+from ..knowledge import load
+from ..patient import InvalidPatient, validate_patient
+from ..rules import MODALITY_LABELS
+from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
+from ..text import VERDICT_ORDER
+from . import forms
+from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
+                       set_session_cookie, token_actor)
+from .service import assess_and_store, validated
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+PAGE_SIZE = 25
+
+
+# ------------------------------------------------------------------ rendering helpers
+
+def _local(value: dt.datetime | None) -> str:
+    """Timestamps are stored in UTC and shown in the server's (the hospital's) time zone."""
+    return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _words(value: Any) -> str:
+    return "unknown" if value is None else str(value).replace("_", " ")
+
+
+templates.env.filters["local"] = _local
+templates.env.filters["words"] = _words
+templates.env.globals.update(disclaimer=DISCLAIMER, nelm_version=__version__, forms=forms,
+                             csrf_field=CSRF_FIELD)
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    kb = load()
+    ctx = {"csrf_token": csrf_token(request), "kb": kb,
+           "auth_enabled": request.app.state.security.token is not None, **context}
+    response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
+    attach_csrf_cookie(request, response)
+    return response
+
+
+def wants_html(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith("/api/") or path in ("/openapi.json",))
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", {"status": status, "message": message}, status_code=status)
+
+
+def _store(request: Request) -> CaseStore:
+    return request.app.state.store
+
+
+def _require_csrf(request: Request, form: Any) -> None:
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        raise HTTPException(403, "This form has expired or did not come from this application "
+                                 "(missing or wrong security token). Reload the page and submit it again.")
+
+
+def _load_version(request: Request, case_id: str, n: int | None) -> StoredVersion:
+    store = _store(request)
+    try:
+        return store.latest(case_id) if n is None else store.version(case_id, n)
+    except CaseNotFound:
+        raise HTTPException(404, "No case with this id.") from None
+    except VersionNotFound:
+        raise HTTPException(404, "This case has no such version.") from None
+
+
+# ------------------------------------------------------------------ assessment view
+
+def _option_groups(assessment: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Options by modality (the knowledge base's order), best verdicts first within each."""
+    by_mod: dict[str, list[dict[str, Any]]] = {}
+    for o in assessment.get("options", []):
+        by_mod.setdefault(o.get("modality", "other"), []).append(o)
+    order = list(MODALITY_LABELS) + [m for m in by_mod if m not in MODALITY_LABELS]
+    rank = {v: i for i, v in enumerate(VERDICT_ORDER)}
+    return [(MODALITY_LABELS.get(m, _words(m)), sorted(by_mod[m], key=lambda o: rank.get(o["verdict"], 99)))
+            for m in order if m in by_mod]
+
+
+def _affects_labels(assessment: dict[str, Any], affects: list[str]) -> list[str]:
+    names = {o["id"]: o.get("label", o["id"]) for o in assessment.get("options", [])}
+    names |= {k: c.get("label", k) for k, c in assessment.get("criteria", {}).items()}
+    return [names.get(a) or _words(a.removeprefix("classification.")) for a in affects]
+
+
+def _missing(assessment: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for m in assessment.get("missing_data", []):
+        f = forms.FIELDS.get(m["field"])
+        label = f.label if f else {"extrahepatic.sites": "Extrahepatic sites",
+                                   "prior_therapies": "Prior therapies"}.get(m["field"], m["field"])
+        out.append({"field": m["field"], "label": label, "affects": _affects_labels(assessment, m["affects"])})
+    # the fact that would settle the most questions first: that is what to chase before the board
+    return sorted(out, key=lambda m: -len(m["affects"]))
+
+
+def _assessment_page(request: Request, v: StoredVersion) -> HTMLResponse:
+    store = _store(request)
+    versions = store.versions(v.case_id)
+    store.record("view", actor=actor_of(request), case_id=v.case_id, version=v.version, detail="page")
+    a = v.assessment
+    kb = load()
+    return render(request, "assessment.html", {
+        "v": v, "a": a, "versions": versions, "latest": versions[-1].version,
+        "option_groups": _option_groups(a), "missing": _missing(a),
+        "known_sources": set(evidence_index()),
+        "kb_changed": v.kb_sha256 != kb.sha256,
+        "patient_rows": _patient_rows(v.patient),
+    })
+
+
+def _patient_rows(doc: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The entered facts by form group, for the record of what the board was told."""
+    state = forms.state_from_document(doc)
+    rows = []
+    for g in forms.GROUPS:
+        items = [(f.label + (f" ({f.unit})" if f.unit else ""), state.values.get(f.path, "unknown"))
+                 for f in g.fields]
+        if g.id == "extrahepatic":
+            sites = (doc.get("extrahepatic") or {}).get("sites")
+            items.append(("Extrahepatic sites", "unknown" if sites is None else ", ".join(map(_words, sites)) or "none"))
+        if g.id == "course":
+            prior = doc.get("prior_therapies")
+            text = "unknown" if prior is None else "; ".join(
+                f"{_words(p.get('therapy'))}: {_words(p.get('outcome'))}" for p in prior) or "none"
+            items.append(("Prior therapies", text))
+        rows.append((g.title, [(k, _words(val) if val != "unknown" else val) for k, val in items]))
+    return rows
+
+
+# ------------------------------------------------------------------ routes: cases
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/cases", status_code=303)
+
+
+@router.get("/cases/new")
+def new_case(request: Request) -> HTMLResponse:
+    return render(request, "case_form.html", {"state": forms.FormState(), "action": "/cases", "case": None})
+
+
+async def _submit(request: Request, case_id: str | None) -> Response:
+    form = await request.form()
+    _require_csrf(request, form)
+    items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    parsed = forms.document_from_form(items)
+    try:
+        patient = validated(parsed.document)
+    except InvalidPatient as exc:
+        state = forms.state_from_form(items)
+        forms.place_problems(state, exc.problems, parsed.renames)
+        action = "/cases" if case_id is None else f"/cases/{case_id}"
+        return render(request, "case_form.html", {"state": state, "action": action, "case": case_id},
+                      status_code=422)
+    try:
+        v = await run_in_threadpool(assess_and_store, _store(request), patient, actor=actor_of(request),
+                                    case_id=case_id)
+    except CaseNotFound:
+        raise HTTPException(404, "No case with this id.") from None
+    return RedirectResponse(f"/cases/{v.case_id}", status_code=303)
+
+
+@router.post("/cases")
+async def create_case(request: Request) -> Response:
+    return await _submit(request, None)
+
+
+@router.get("/cases")
+def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -> HTMLResponse:
+    # Lenient parameters: a page should answer a mistyped filter with a message, not a JSON error.
+    problems = []
+    on = None
+    if date.strip():
+        try:
+            on = dt.date.fromisoformat(date.strip())
+        except ValueError:
+            problems.append(f"“{date}” is not a date; use YYYY-MM-DD.")
+    page_n = int(page) if page.isdigit() and int(page) >= 1 else 1
+    found = _store(request).list(page=page_n, page_size=PAGE_SIZE, search=q.strip()[:200] or None, on=on)
+    pages = max(1, -(-found.total // PAGE_SIZE))
+
+    def link(n: int) -> str:
+        return "/cases?" + urlencode({k: v for k, v in (("q", q), ("date", date), ("page", n)) if v})
+
+    return render(request, "cases.html", {"found": found, "q": q, "date": date, "problems": problems,
+                                          "pages": pages, "prev": link(page_n - 1) if page_n > 1 else None,
+                                          "next": link(page_n + 1) if page_n < pages else None})
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: str) -> HTMLResponse:
+    return _assessment_page(request, _load_version(request, case_id, None))
+
+
+@router.get("/cases/{case_id}/versions/{n}")
+def version_page(request: Request, case_id: str, n: int) -> HTMLResponse:
+    return _assessment_page(request, _load_version(request, case_id, n))
+
+
+@router.get("/cases/{case_id}/edit")
+def edit_case(request: Request, case_id: str) -> HTMLResponse:
+    v = _load_version(request, case_id, None)
+    return render(request, "case_form.html", {"state": forms.state_from_document(v.patient),
+                                              "action": f"/cases/{case_id}", "case": case_id, "version": v.version})
+
+
+@router.post("/cases/{case_id}")
+async def update_case(request: Request, case_id: str) -> Response:
+    return await _submit(request, case_id)
+
+
+@router.get("/cases/{case_id}/versions/{n}/report.{fmt}")
+async def report(request: Request, case_id: str, n: int, fmt: str) -> Response:
+    if fmt not in ("html", "pdf"):
+        raise HTTPException(404, "Reports come as .html or .pdf.")
+    v = await run_in_threadpool(_load_version, request, case_id, n)
+    from ..report import build_html, build_pdf  # another module's work; imported late on purpose
+
+    patient = validate_patient(v.patient)
+    try:
+        if fmt == "pdf":
+            body: bytes | str = await run_in_threadpool(build_pdf, patient, v.assessment)
+        else:
+            body = await run_in_threadpool(build_html, patient, v.assessment)
+    except NotImplementedError:
+        raise HTTPException(501, "The printable report is not available in this version of nelm yet.") from None
+    await run_in_threadpool(_store(request).record, "export", actor=actor_of(request), case_id=case_id,
+                            version=n, detail=f"report.{fmt}")
+    name = f"nelm-case-{case_id[:8]}-v{n}.{fmt}"
+    if fmt == "pdf":
+        return Response(body, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    # The report is a standalone document with its own inline styles (and possibly
+    # embedded charts): allow those, still no scripts and no outside requests.
+    return HTMLResponse(body, headers={
+        "Content-Disposition": f'inline; filename="{name}"',
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                                   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"})
+
+
+# ------------------------------------------------------------------ routes: evidence
+
+@router.get("/evidence")
+def evidence_list(request: Request, option: str = "", q: str = "") -> HTMLResponse:
+    option = option if option in TOPICS else ""
+    records = select(option=option or None, search=q.strip() or None)
+    labels = {o.id: o.label for o in load().options}
+    topics = [(t, labels.get(t, _words(t))) for t in TOPICS]
+    return render(request, "evidence_list.html", {"records": records, "option": option, "q": q, "topics": topics})
+
+
+@router.get("/evidence/{record_id}")
+def evidence_record(request: Request, record_id: str) -> HTMLResponse:
+    record = evidence_index().get(record_id)
+    if record is None:
+        raise HTTPException(404, "No evidence record with this id.")
+    labels = {o.id: o.label for o in load().options}
+    return render(request, "evidence_record.html", {"r": record, "topic_labels": labels})
+
+
+# ------------------------------------------------------------------ routes: login
+
+def _safe_next(target: str | None) -> str:
+    # only a path on this site: never an absolute or protocol-relative URL (open redirect)
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/cases"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/cases") -> Response:
+    if request.app.state.security.token is None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return render(request, "login.html", {"next": _safe_next(next), "failed": False})
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    security = request.app.state.security
+    form = await request.form()
+    _require_csrf(request, form)
+    target = _safe_next(str(form.get("next") or ""))
+    if security.token is None:
+        return RedirectResponse(target, status_code=303)
+    offered = form.get("token")
+    if not security.token_ok(offered if isinstance(offered, str) else None):
+        await run_in_threadpool(_store(request).record, "login_failed", actor="anonymous")
+        return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, security)
+    await run_in_threadpool(_store(request).record, "login", actor=token_actor(security.token))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    _require_csrf(request, form)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

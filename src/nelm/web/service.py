@@ -1,0 +1,54 @@
+"""What the API and the pages share: parse, assess, store."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from ..engine import assess
+from ..patient import InvalidPatient, Patient, parse_text, validate_patient
+from ..store import CaseStore, StoredVersion
+
+
+def patient_from_json(raw: bytes) -> Patient:
+    """A patient from a request body, refused with dotted paths exactly as the CLI does."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPatient([("", "the body is not UTF-8 text")]) from None
+    if not text.strip():
+        raise InvalidPatient([("", "empty body: send the patient document as a JSON object")])
+    data = parse_text(text, "json")
+    return validated(data)
+
+
+def validated(data: Any) -> Patient:
+    # json.loads accepts NaN and Infinity, which no clinical value is and which neither
+    # strict JSON nor PostgreSQL's jsonb can store: refuse them by path, like any bad value.
+    bad = [(path, f"not a finite number (got {value!r})") for path, value in _non_finite(data, "")]
+    if bad:
+        raise InvalidPatient(bad)
+    return validate_patient(data)
+
+
+def _non_finite(node: Any, path: str) -> Iterator[tuple[str, float]]:
+    if isinstance(node, float) and not math.isfinite(node):
+        yield path, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _non_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _non_finite(v, f"{path}.{i}" if path else str(i))
+
+
+def document(patient: Patient) -> dict[str, Any]:
+    """The document as stored: the fields the user gave (null included), nothing invented."""
+    return patient.model_dump(mode="json", exclude_unset=True)
+
+
+def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id: str | None = None) -> StoredVersion:
+    result = assess(patient)
+    if case_id is None:
+        return store.create(document(patient), result, actor=actor)
+    return store.add_version(case_id, document(patient), result, actor=actor)

@@ -1,0 +1,97 @@
+"""A clinician's path through the app in a real browser: enter, correct, reopen, restart."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from nelm.web import forms
+
+EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "solitary_resectable.json").read_text())
+LABEL = "BROWSER-MDT-001"
+
+
+def fill_case(page, doc: dict) -> None:
+    """Type a patient document into the case form the way a person would."""
+    state = forms.state_from_document(doc)
+    for path, value in state.values.items():
+        field = page.locator(f'[name="{path}"]')
+        if forms.FIELDS[path].kind in ("bool", "choice"):
+            field.select_option(value)
+        else:
+            field.fill(value)
+    for site in state.sites:
+        page.locator(f'input[name="extrahepatic.sites"][value="{site}"]').check()
+    page.locator('select[name="prior_therapies"]').select_option(state.prior_mode)
+    for i, (therapy, outcome) in enumerate(state.prior_rows):
+        page.locator(f'[name="prior_therapies.{i}.therapy"]').select_option(therapy)
+        page.locator(f'[name="prior_therapies.{i}.outcome"]').select_option(outcome)
+
+
+@pytest.fixture(scope="module")
+def entered_case(board, browser) -> str:
+    """The example patient entered through the form; returns the case page's path."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(board.url + "cases/new")
+    fill_case(page, EXAMPLE | {"id": LABEL})
+    page.get_by_role("button", name="Save and assess").click()
+    page.wait_for_url(re.compile(r"/cases/[0-9a-f-]{36}$"))
+    path = "/" + page.url.split("/", 3)[3]
+    context.close()
+    return path
+
+
+def test_enter_a_case_and_see_its_verdicts(board, page, entered_case):
+    page.goto(board.url.rstrip("/") + entered_case)
+    assert page.locator("h1").inner_text() == LABEL
+    resection = page.locator("#option-liver_resection")
+    assert resection.locator(".verdict").inner_text() == "preferred"
+    assert "intent: curative" in resection.inner_text()
+    assert page.locator("#option-liver_transplant .verdict").inner_text() == "not recommended"
+    assert page.locator("#criteria-enets_curative_resection h3 .status").inner_text() == "✓ met"
+    # a cited source opens its evidence record
+    resection.locator("a.src", has_text="mayo2010").first.click()
+    page.wait_for_url(re.compile(r"/evidence/mayo2010$"))
+    assert page.get_by_role("heading", name="Outcomes").is_visible()
+
+
+def test_an_impossible_ki67_is_explained_beside_the_field(board, page):
+    page.goto(board.url + "cases/new")
+    page.locator('[name="pathology.ki67_percent"]').fill("150")
+    page.locator('[name="pathology.differentiation"]').select_option("well")
+    page.get_by_role("button", name="Save and assess").click()
+    field = page.locator('[id="f-pathology.ki67_percent"]')
+    message = field.locator(".error")
+    assert message.is_visible()
+    assert "less than or equal to 100" in message.inner_text()
+    assert field.locator("input").input_value() == "150"  # what was typed stays for correcting
+    assert page.locator('[name="pathology.differentiation"]').input_value() == "well"
+    # correcting it saves the case
+    field.locator("input").fill("15")
+    page.get_by_role("button", name="Save and assess").click()
+    page.wait_for_url(re.compile(r"/cases/[0-9a-f-]{36}$"))
+    assert page.locator("dd", has_text="G2").first.is_visible()
+
+
+def test_reopen_a_stored_case_from_the_case_list(board, page, entered_case):
+    page.goto(board.url + "cases")
+    page.get_by_label("Case label or id").fill("browser-mdt")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=LABEL).click()
+    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
+    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"
+
+
+def test_the_case_survives_a_server_restart(board, page, entered_case):
+    first_server = board.proc.pid
+    board.restart()
+    assert board.proc.pid != first_server
+    page.goto(board.url + "cases")
+    assert page.get_by_role("link", name=LABEL).is_visible()
+    page.get_by_role("link", name=LABEL).click()
+    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
+    assert page.locator("h1").inner_text() == LABEL
+    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"

@@ -1,0 +1,161 @@
+"""outcomes.yaml: references, conditions, and which cohorts a patient gets."""
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from nelm.outcomes import cohort_arms
+from nelm.outcomes.matching import (OutcomesFile, build_matcher, compile_condition, kb_schema, load_spec,
+                                    matcher, placeholders)
+from nelm.patient import OPTION_IDS
+
+from .conftest import cohorts_of, option, run, variant
+
+
+def test_file_validates_and_covers_every_option():
+    spec = load_spec()
+    assert set(spec.options) == set(OPTION_IDS), "every option is listed (an empty list when no cohort applies)"
+
+
+def test_every_cohort_references_an_existing_record_and_arm(kb):
+    spec = load_spec()
+    for c in spec.cohorts:
+        rec = kb.evidence.get(c.source)
+        assert rec is not None, f"{c.id}: unknown record {c.source}"
+        arms = {o.arm for o in rec.outcomes}
+        for a in c.arms:
+            assert a.arm in arms, f"{c.id}: {c.source} has no arm {a.arm!r}"
+        if c.hazard_ratio:
+            assert any(o.endpoint == "hazard_ratio" and o.arm == c.hazard_ratio for o in rec.outcomes), c.id
+    for r in spec.risk_factors:
+        rec = kb.evidence[r.source]
+        if r.arm is not None:
+            assert any(o.endpoint == "hazard_ratio" and o.arm == r.arm for o in rec.outcomes), r.id
+
+
+def test_every_cohort_is_offered_somewhere():
+    spec = load_spec()
+    used = {e.cohort for entries in spec.options.values() for e in entries}
+    assert used == {c.id for c in spec.cohorts}
+
+
+def test_conditions_compile_and_read_known_columns(kb):
+    spec = load_spec()
+    schema = kb_schema(kb)
+    conditions = [e.when for entries in spec.options.values() for e in entries if e.when]
+    conditions += [r.when for r in spec.risk_factors]
+    assert conditions
+    for sql in conditions:
+        expr = compile_condition(sql, "test")
+        assert set(expr.meta.root_names()) <= set(schema), sql
+    templates = [e.reason for entries in spec.options.values() for e in entries] + [r.reason for r in spec.risk_factors]
+    for t in templates:
+        assert placeholders(t) <= set(schema), t
+    m = matcher(kb)
+    assert m is matcher(kb), "compiled once per knowledge base"
+
+
+def test_a_bad_condition_is_refused(kb):
+    schema = kb_schema(kb)
+    spec = OutcomesFile.model_validate({
+        "cohorts": [{"id": "x", "source": "mayo2010", "endpoint": "os", "title": "t", "start": "s",
+                     "arms": [{"arm": "all patients"}]}],
+        "options": {"liver_resection": [{"cohort": "x", "when": "no_such_column > 1", "reason": "r"}]}})
+    with pytest.raises(ValueError, match="no_such_column"):
+        build_matcher(spec, schema)
+    spec.options["liver_resection"][0].when = "liver_burden_percent > 1"
+    spec.options["liver_resection"][0].reason = "{nope}"
+    with pytest.raises(ValueError, match="placeholder"):
+        build_matcher(spec, schema)
+
+
+def test_unknown_is_not_a_match(kb):
+    m = matcher(kb)
+    got = m.evaluate({})  # every column unknown
+    assert got and all(v is None or v is False for v in got.values())
+
+
+def test_p01_gets_mayo2010_resection_curves(p01_assessment, kb):
+    res = option(p01_assessment, "liver_resection")
+    mayo = [o for o in res["outcomes"] if o["source"] == "mayo2010"]
+    assert mayo, "the p01-like patient gets Mayo 2010 resection curves"
+    assert mayo[0]["arm"] == "all patients" and mayo[0]["match"] == "specific"
+    rec = kb.evidence["mayo2010"]
+    expected_median = next(o.value for o in rec.outcomes if o.endpoint == "os_median" and o.arm == "all patients")
+    assert mayo[0]["median_months"] == pytest.approx(expected_median)
+    rates = {(o.time_point_months, o.value / 100) for o in rec.outcomes if o.endpoint == "os_rate" and o.arm == "all patients"}
+    assert {(p["months"], p["value"]) for p in mayo[0]["reported"] if p["kind"] == "rate"} == rates
+
+
+def test_p01_risk_factors_with_hazard_ratios(p01_assessment, kb):
+    factors = {f["id"]: f for f in option(p01_assessment, "liver_resection")["risk_factors"]}
+    rec = kb.evidence["mayo2010"]
+    hrs = {o.arm: o.value for o in rec.outcomes if o.endpoint == "hazard_ratio"}
+    assert factors["mayo2010_synchronous"]["applies"] is True          # synchronous liver disease
+    assert factors["mayo2010_nonfunctional"]["applies"] is True        # functional_syndrome none
+    assert factors["mayo2010_extrahepatic"]["applies"] is False
+    for f in factors.values():
+        assert f["hazard_ratio"] == hrs[f["compared"]]
+
+
+def test_surgery_vs_iat_by_symptoms_and_burden():
+    sympt = run(variant(**{"symptomatic": True, "liver.burden_percent": 40, "functional_syndrome": "carcinoid"}))
+    asym = run(variant(**{"symptomatic": False, "liver.burden_percent": 40}))
+    unknown = run(variant(**{"symptomatic": None, "liver.burden_percent": 40}))
+    for opt in ("liver_resection", "tae", "tace"):
+        assert "mayo2011_symptomatic_over25" in cohorts_of(sympt, opt)
+        assert "mayo2011_asymptomatic_over25" not in cohorts_of(sympt, opt)
+        assert "mayo2011_asymptomatic_over25" in cohorts_of(asym, opt)
+        assert "mayo2011_symptomatic_over25" not in cohorts_of(asym, opt)
+        u = cohorts_of(unknown, opt)
+        assert "mayo2011_symptomatic_over25" not in u and "mayo2011_asymptomatic_over25" not in u
+    arms = [o["arm"] for o in option(sympt, "liver_resection")["outcomes"] if o["cohort"] == "mayo2011_symptomatic_over25"]
+    assert arms == ["surgery, >25% burden, symptomatic", "IAT, >25% burden, symptomatic"]
+    # the reason quotes the patient's own values
+    reason = next(o["match_reason"] for o in option(sympt, "tace")["outcomes"] if o["cohort"] == "mayo2011_symptomatic_over25")
+    assert "40 %" in reason
+
+
+def test_general_cohort_only_when_nothing_specific_matches(p01_assessment):
+    # sunitinib: p01 is not pancreatic, so only the general entry applies
+    sun = option(p01_assessment, "sunitinib")["outcomes"]
+    assert sun and all(o["match"] == "general" for o in sun)
+    panc = run(variant(**{"primary.site": "pancreas"}))
+    sun = option(panc, "sunitinib")["outcomes"]
+    assert sun and all(o["match"] == "specific" for o in sun)
+    assert len({o["cohort"] for o in sun}) == 1, "a cohort appears once even when two entries select it"
+    # resection: a specific cohort matched, so the general series is not added
+    assert "glazer2010_resection" not in cohorts_of(p01_assessment, "liver_resection")
+    nogr = run(variant(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": None}))
+    assert cohorts_of(nogr, "liver_resection") == ["glazer2010_resection"]
+
+
+def test_trial_populations_by_site_and_receptor_status():
+    midgut = run(variant())
+    assert "netter1_pfs" in cohorts_of(midgut, "prrt")
+    assert "promid_ttp" in cohorts_of(midgut, "ssa")
+    assert "radiant4_pfs" in cohorts_of(midgut, "everolimus")
+    neg = run(variant(sstr_imaging="negative"))
+    assert "netter1_pfs" not in cohorts_of(neg, "prrt")
+    assert "clarinet_pfs" not in cohorts_of(neg, "ssa")
+    panc = run(variant(**{"primary.site": "pancreas"}))
+    assert "radiant3_pfs" in cohorts_of(panc, "everolimus")
+    assert "radiant4_pfs" not in cohorts_of(panc, "everolimus")
+    assert "sunitinib_pfs" in cohorts_of(panc, "sunitinib")
+    assert "cabinet_pancreatic_pfs" in cohorts_of(panc, "cabozantinib")
+    assert "e2211_pfs" in cohorts_of(panc, "capecitabine_temozolomide")
+
+
+def test_kouvaraki_by_liver_burden():
+    low = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 30}))
+    high = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 80}))
+    assert set(cohorts_of(low, "streptozocin_based")) == {"kouvaraki_os_below75", "kouvaraki_pfs_below75"}
+    assert cohorts_of(high, "streptozocin_based") == ["kouvaraki_os_above75"]
+    other = run(variant(**{"liver.burden_percent": 80}))
+    assert cohorts_of(other, "streptozocin_based") == ["kouvaraki_os_all"]
+
+
+def test_matching_reads_the_same_dtypes_as_the_engine(kb):
+    m = matcher(kb)
+    assert all(isinstance(d, pl.DataType) for d in m.schema.values())
+    assert "liver_burden_percent" in m.schema and m.schema["liver_burden_percent"] == pl.Float64

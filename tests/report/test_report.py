@@ -1,0 +1,128 @@
+"""The tumour-board report: self-contained HTML with its charts, and a PDF that opens and renders."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from nelm.cli import app
+from nelm.evidence import evidence_index
+from nelm.outcomes.charts import CAPTION, group_by_cohort
+from nelm.report import build_html, build_pdf, cited_ids
+
+from .conftest import EXAMPLE
+
+
+def expected_charts(assessment) -> int:
+    """One chart per cohort of each preferred/reasonable option, plus each other multi-arm cohort once."""
+    count, drawn, extra = 0, set(), set()
+    for o in assessment["options"]:
+        if o["verdict"] in ("preferred", "reasonable"):
+            groups = group_by_cohort(o["outcomes"])
+            count += len(groups)
+            drawn |= {g[0]["cohort"] for g in groups}
+    for o in assessment["options"]:
+        for g in group_by_cohort(o["outcomes"]):
+            if len(g) >= 2 and g[0]["cohort"] not in drawn:
+                extra.add(g[0]["cohort"])
+    return count + len(extra)
+
+
+@pytest.fixture(scope="module")
+def html(example_patient, example_assessment):
+    return build_html(example_patient, example_assessment)
+
+
+@pytest.fixture(scope="module")
+def pdf(example_patient, example_assessment):
+    return build_pdf(example_patient, example_assessment)
+
+
+def test_html_contains_its_charts(html, example_assessment):
+    n = expected_charts(example_assessment)
+    assert n >= 3
+    assert html.count("<svg") == n
+    assert html.count('class="chart"') == n
+    assert "mayo2010" in html and "Hepatic resection ± ablation" in html
+    assert html.count(CAPTION) >= n
+
+
+def test_html_is_self_contained(html):
+    assert "<link" not in html and "<script" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "url(http" not in html
+    assert "<style>" in html
+
+
+def test_html_has_every_section(html, example_assessment):
+    a = example_assessment
+    assert a["disclaimer"] in html
+    assert a["knowledge_base"]["sha256"] in html and a["knowledge_base"]["version"] in html
+    assert a["assessed_on"] in html
+    for cs in a["criteria"].values():
+        assert cs["label"] in html
+        for it in cs["items"]:
+            assert it["text"].replace("'", "&#39;") in html or it["text"] in html
+    for o in a["options"]:
+        assert f'id="option-{o["id"]}"' in html
+    for d in a["disagreements"]:
+        assert (d.get("label") or d["topic"]) in html
+    for section in ("patient", "classification", "criteria", "options", "outcomes", "comparisons",
+                    "missing", "disagreements", "evidence"):
+        assert f'<section id="{section}">' in html
+
+
+def test_evidence_table_lists_every_cited_record(html, example_assessment):
+    ids = {i for i in cited_ids(example_assessment) if i in evidence_index()}
+    assert "mayo2010" in ids and "enets2012_resection" in ids
+    for i in ids:
+        assert f'id="ev-{i}"' in html, i
+    rec = evidence_index()["mayo2010"]
+    assert rec.citation.title in html
+
+
+def test_unknowns_are_shown_as_unknown(unknowns_patient, unknowns_assessment):
+    page = build_html(unknowns_patient, unknowns_assessment)
+    assert re.search(r"Ki-67</th><td class=\"unknown\">unknown</td>", page)
+    assert re.search(r"Portal vein thrombosis</th><td class=\"unknown\">unknown</td>", page)
+    for m in unknowns_assessment["missing_data"]:
+        assert m["field"] in page
+
+
+def test_dict_patient_and_png_charts(example_assessment):
+    page = build_html(json.loads(EXAMPLE.read_text(encoding="utf-8")), example_assessment, chart_format="png")
+    assert page.count("data:image/png;base64,") == expected_charts(example_assessment)
+    assert "<svg" not in page
+
+
+def test_pdf_opens_and_renders(pdf, tmp_path):
+    from pypdf import PdfReader
+
+    assert pdf.startswith(b"%PDF")
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) >= 1
+    text = reader.pages[0].extract_text()
+    assert "tumour-board report" in text
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed: cannot check that the PDF renders")
+    path = tmp_path / "r.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "2", str(path), str(tmp_path / "page")],
+                   check=True, capture_output=True, timeout=120)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert pngs and pngs[0].read_bytes().startswith(b"\x89PNG") and pngs[0].stat().st_size > 2000
+
+
+def test_cli_writes_html_and_refuses_other_suffixes(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.read_text(encoding="utf-8").count("<svg") >= 3
+    res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(tmp_path / "r.txt")])
+    assert res.exit_code == 2

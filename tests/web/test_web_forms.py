@@ -1,0 +1,129 @@
+"""The case form ↔ patient document mapping: every field, unknowns, tri-states, problems."""
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nelm.patient import OPTION_IDS, SCALAR_FIELDS, validate_patient
+from nelm.web import forms
+
+
+def _items(state: forms.FormState) -> list[tuple[str, str]]:
+    """What a browser would submit for a form showing ``state``."""
+    items = [(path, state.values.get(path, "")) for path in forms.FIELDS]
+    items += [("extrahepatic.sites", s) for s in state.sites]
+    items.append(("prior_therapies", state.prior_mode))
+    for i, (therapy, outcome) in enumerate(state.padded_rows()):
+        items += [(f"prior_therapies.{i}.therapy", therapy), (f"prior_therapies.{i}.outcome", outcome)]
+    return items
+
+
+def test_the_form_covers_the_whole_patient_document():
+    covered = set(forms.FIELDS) | {"extrahepatic.sites", "prior_therapies"}
+    assert set(SCALAR_FIELDS) | {"id", "extrahepatic.sites", "prior_therapies"} == covered
+    assert [g.title for g in forms.GROUPS][1:] == ["Primary tumour and pathology", "Liver disease",
+                                                   "Extrahepatic disease", "Patient", "Course and prior therapy"]
+
+
+def test_kinds_units_and_bounds_come_from_the_model():
+    ki67 = forms.FIELDS["pathology.ki67_percent"]
+    assert (ki67.kind, ki67.unit, ki67.minimum, ki67.maximum) == ("number", "%", 0, 100)
+    assert forms.FIELDS["ecog"].kind == "integer" and forms.FIELDS["ecog"].maximum == 4
+    assert forms.FIELDS["symptomatic"].kind == "bool"
+    assert [v for v, _ in forms.FIELDS["liver.pattern"].choices] == ["single", "dominant_with_satellites", "disseminated"]
+    assert {v for v, _ in forms.THERAPY_CHOICES} == set(OPTION_IDS)
+
+
+def test_blank_is_unknown_and_tri_states_map_to_booleans():
+    parsed = forms.document_from_form([("age_years", " "), ("symptomatic", "yes"), ("liver.portal_vein_thrombosis", "no"),
+                                       ("fit_for_major_surgery", ""), ("pathology.ki67_percent", "2,5"),
+                                       ("ecog", "1"), ("liver.lesion_count", "3.0")])
+    assert parsed.document == {"symptomatic": True, "liver": {"portal_vein_thrombosis": False, "lesion_count": 3},
+                               "pathology": {"ki67_percent": 2.5}, "ecog": 1}
+    assert forms.document_from_form([]).document == {}
+
+
+def test_text_that_is_not_a_number_reaches_validation_unchanged():
+    doc = forms.document_from_form([("pathology.ki67_percent", "abc"), ("ecog", "1.5"), ("age_years", "inf")]).document
+    assert doc == {"pathology": {"ki67_percent": "abc"}, "ecog": 1.5, "age_years": "inf"}
+
+
+def test_sites_and_prior_therapies_keep_unknown_apart_from_none():
+    assert "sites" not in forms.document_from_form([("extrahepatic.present", "yes")]).document["extrahepatic"]
+    assert forms.document_from_form([("extrahepatic.present", "no")]).document["extrahepatic"]["sites"] == []
+    assert forms.document_from_form([("extrahepatic.sites", "lung"), ("extrahepatic.sites", "bone")]
+                                    ).document["extrahepatic"]["sites"] == ["lung", "bone"]
+    assert "prior_therapies" not in forms.document_from_form([("prior_therapies", "")]).document
+    assert forms.document_from_form([("prior_therapies", "none")]).document["prior_therapies"] == []
+    parsed = forms.document_from_form([("prior_therapies", ""), ("prior_therapies.0.therapy", ""),
+                                       ("prior_therapies.1.therapy", "ssa"), ("prior_therapies.1.outcome", "progression"),
+                                       ("prior_therapies.2.outcome", "stable")])
+    assert parsed.document["prior_therapies"] == [{"therapy": "ssa", "outcome": "progression"}, {"outcome": "stable"}]
+    assert parsed.renames == {"prior_therapies.0": "prior_therapies.1", "prior_therapies.1": "prior_therapies.2"}
+
+
+def test_problems_land_beside_their_fields_or_on_their_group():
+    items = [("pathology.ki67_percent", "150"), ("extrahepatic.present", "no"), ("extrahepatic.sites", "lung"),
+             ("prior_therapies.3.outcome", "stable")]
+    parsed = forms.document_from_form(items)
+    try:
+        validate_patient(parsed.document)
+    except Exception as exc:  # InvalidPatient
+        problems = exc.problems
+    state = forms.state_from_form(items)
+    forms.place_problems(state, problems, parsed.renames)
+    assert "less than or equal to 100" in state.errors["pathology.ki67_percent"][0]
+    assert state.errors["prior_therapies.3.therapy"] == ["Field required"]  # row 3 as the user saw it
+    assert "extrahepatic.present is false" in state.group_errors["extrahepatic"][0]
+    assert {anchor for _, _, anchor in state.problems} == {
+        "f-pathology.ki67_percent", "f-prior_therapies.3.therapy", "g-extrahepatic"}
+    assert state.values["pathology.ki67_percent"] == "150" and state.sites == ["lung"]
+    assert state.prior_rows == [("", ""), ("", ""), ("", ""), ("", "stable")]
+
+
+# ---------------------------------------------------------------- round trip
+
+def _value(f: forms.FormField):
+    if f.kind in ("bool",):
+        return st.booleans()
+    if f.kind == "choice":
+        return st.sampled_from([v for v, _ in f.choices])
+    if f.kind == "integer":
+        return st.integers(min_value=int(f.minimum or 0), max_value=int(f.maximum if f.maximum is not None else 500))
+    if f.kind == "number":
+        return st.floats(min_value=f.minimum or 0, max_value=f.maximum if f.maximum is not None else 1000,
+                         allow_nan=False, allow_infinity=False)
+    return st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=30)
+
+
+@st.composite
+def documents(draw):
+    doc: dict = {}
+    for path, f in forms.FIELDS.items():
+        if draw(st.booleans()):
+            forms._set(doc, path, draw(_value(f)))
+    present = doc.get("extrahepatic", {}).get("present")
+    sites = forms.SITE_CHOICES
+    if present is False:
+        forms._set(doc, "extrahepatic.sites", [])
+        doc["extrahepatic"].pop("peritoneal_carcinomatosis", None)
+    elif draw(st.booleans()):
+        forms._set(doc, "extrahepatic.sites", draw(st.lists(st.sampled_from([v for v, _ in sites]), min_size=1,
+                                                           max_size=3, unique=True)))
+    kind = draw(st.sampled_from(["unknown", "none", "listed"]))
+    if kind == "none":
+        doc["prior_therapies"] = []
+    elif kind == "listed":
+        doc["prior_therapies"] = draw(st.lists(st.builds(
+            dict, therapy=st.sampled_from(OPTION_IDS),
+            outcome=st.sampled_from([v for v, _ in forms.OUTCOME_CHOICES])), min_size=1, max_size=4))
+    return doc
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_any_document_survives_the_form_round_trip(doc):
+    original = validate_patient(doc)
+    state = forms.state_from_document(doc)
+    again = forms.document_from_form(_items(state)).document
+    assert validate_patient(again).model_dump() == original.model_dump()

@@ -1,0 +1,109 @@
+"""`nelm serve` for real: what it prints, where it stores, what it refuses, what it logs."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nelm.web.serve import check_binding
+
+SERVING = re.compile(r"serving the tumour-board app at (http://\S+/)")
+
+
+class Server:
+    """``python -m nelm.cli serve ...`` in a subprocess, on a free port (``--port 0``)."""
+
+    def __init__(self, args: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.ready = threading.Event()
+        self.url = ""
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
+        if not self.ready.wait(60):
+            self.stop()
+            raise AssertionError(f"server did not start: {''.join(self.stdout + self.stderr)[-2000:]}")
+
+    def _read(self, stream, sink: list[str], watch: bool) -> None:
+        for line in stream:
+            sink.append(line)
+            m = SERVING.search(line) if watch else None
+            if m:
+                self.url = m.group(1)
+                self.ready.set()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        time.sleep(0.2)  # let the reader threads drain the pipes
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NELM_API_TOKEN", "NELM_DATABASE_URL")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    return env | extra
+
+
+def test_serve_prints_its_address_uses_the_env_database_and_logs_no_ids(tmp_path, example_json):
+    db = tmp_path / "board.sqlite3"
+    server = Server([], _env(tmp_path, NELM_DATABASE_URL=f"sqlite:///{db}"))
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        printed = "".join(server.stdout)
+        assert f"{server.url}api/v1" in printed and str(db) in printed
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            assert http.get("api/v1/health").json()["status"] == "ok"
+            r = http.post("api/v1/assessments", content=example_json, headers={"content-type": "application/json"})
+            case_id = r.json()["id"]
+            assert http.get(f"cases/{case_id}").status_code == 200
+            assert http.get("cases", params={"q": "Jane Doe 1957"}).status_code == 200
+    finally:
+        server.stop()
+    assert db.exists() and not (tmp_path / "xdg" / "nelm").exists()
+    log = "".join(server.stdout + server.stderr)  # uvicorn's access log goes to stdout
+    assert '"GET /cases/:id HTTP/1.1" 200' in log and '"GET /cases HTTP/1.1" 200' in log
+    assert case_id not in log and "Jane" not in log and "Doe" not in log
+
+
+def test_serve_defaults_to_sqlite_in_the_user_data_dir_and_enforces_a_token(tmp_path):
+    token = "a-long-random-token-for-tests"
+    server = Server([], _env(tmp_path, NELM_API_TOKEN=token))
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            assert http.get("api/v1/health").status_code == 401
+            assert http.get("api/v1/health", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        server.stop()
+    assert (tmp_path / "xdg" / "nelm" / "cases.sqlite3").exists()
+    assert "access token required" in "".join(server.stdout)
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "nelm.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=60)
+    assert r.returncode == 2
+    assert "NELM_API_TOKEN" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "xdg" / "nelm").exists()  # refused before touching any database
+
+
+def test_binding_rules(capsys):
+    check_binding("127.0.0.1", None)
+    check_binding("0.0.0.0", "x" * 32)  # allowed with a token
+    for host, token in (("0.0.0.0", None), ("10.1.2.3", ""), ("127.0.0.1", "short")):
+        with pytest.raises(SystemExit) as exc:
+            check_binding(host, token)
+        assert exc.value.code == 2
+    assert "NELM_API_TOKEN" in capsys.readouterr().err
