@@ -52,7 +52,7 @@ def test_burden_bands(burden, band):
 
 def test_who2000_behaviour_of_table_1():
     assert classify()["who2000_behaviour"] == "low_grade_malignant"
-    assert classify(**{"pathology.differentiation": "poor"})["who2000_behaviour"] == "high_grade_malignant"
+    assert classify(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 60})["who2000_behaviour"] == "high_grade_malignant"
 
 
 def test_ki67_between_the_table_1_and_who_2019_cut_offs_is_shown_as_a_disagreement():

@@ -130,3 +130,17 @@ def test_empty_site_list_is_unknown_unless_no_extrahepatic_disease():
 def test_unknown_prior_therapies_stay_unknown():
     row = flatten(Patient())
     assert row["prior_ssa"] is None and row["prior_progression_count"] is None
+
+
+def test_poor_differentiation_with_low_grade_proliferation_is_a_contradiction():
+    p = problems(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 5,
+                                 "pathology.mitoses_per_10hpf": 1}))
+    assert any("high grade by definition" in m for m in p.values())
+    validate_patient(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 5,
+                                     "pathology.mitoses_per_10hpf": None}))
+
+
+@pytest.mark.parametrize("pattern,count", [("single", 3), ("disseminated", 1), ("dominant_with_satellites", 1)])
+def test_liver_pattern_must_agree_with_the_lesion_count(pattern, count):
+    p = problems(patient_dict(**{"liver.pattern": pattern, "liver.lesion_count": count}))
+    assert any("contradicts liver.lesion_count" in m for m in p.values())

@@ -70,12 +70,18 @@ def possible_verdicts(mask: int) -> list[str]:
 
 
 def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, variants: bool = True,
-                   verdicts: bool = True) -> pl.DataFrame:
-    """Add every derived, criterion, rule (and verdict) column to a frame of patients."""
+                   verdicts: bool = True, extra: list[pl.Expr] | None = None) -> pl.DataFrame:
+    """Add every derived, criterion, rule (and verdict) column to a frame of patients.
+
+    ``extra`` expressions (e.g. the outcome cohorts' matching conditions) are evaluated
+    last, in the same pass.
+    """
     kb = kb or load()
     lf = frame.lazy()
     for batch in _plan(kb, variants, verdicts):
         lf = lf.with_columns(batch)
+    if extra:
+        lf = lf.with_columns(extra)
     # The plan is already flat and ordered; skipping the optimiser saves more than it finds.
     return lf.collect(optimizations=pl.QueryOptFlags.none())
 
@@ -132,41 +138,77 @@ def _status(value: Any) -> str:
     return {True: "met", False: "not_met"}.get(value, "unknown")
 
 
-def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str]) -> list[str]:
-    return sorted({COLUMN_FIELDS[c] for c in input_roots(kb, column, nulls)})
+def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[str, frozenset[str]]) -> list[str]:
+    return sorted({COLUMN_FIELDS[c] for c in input_roots(kb, column, nulls, memo)})
 
 
 # --------------------------------------------------------------------------- assessment
 
 def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
     """The contract's assessment document for one patient."""
+    from .outcomes.matching import matcher
+
     kb = load(guideline)
     flat = flatten(patient)
-    row = _evaluate_one(flat, kb)
+    row = _evaluate_one(flat, kb, extra=matcher(kb).exprs)
     result = assessment_from_row(row, patient, kb)
-    _verdicts_under_other_guidelines(result, flat, kb)
+    _verdicts_under_other_guidelines(result, row, kb)
     return result
 
 
-def _evaluate_one(flat: dict[str, Any], kb: KnowledgeBase, variants: bool = True) -> dict[str, Any]:
+def _evaluate_one(flat: dict[str, Any], kb: KnowledgeBase, extra: list[pl.Expr] | None = None) -> dict[str, Any]:
     # One patient: Polars evaluates every condition; the verdicts are resolved in
     # Python (resolve_verdict), which for a single row is cheaper than Polars'
     # per-expression overhead. tests/test_properties.py checks both resolutions agree.
-    row = evaluate_frame(patients_frame([flat]), kb, variants=variants, verdicts=False).row(0, named=True)
+    frame = evaluate_frame(patients_frame([flat]), kb, verdicts=False, extra=extra)
+    row = frame.row(0, named=True)
+    row["__schema__"] = frame.schema
     for opt in kb.options:
         row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
     return row
 
 
-def _verdicts_under_other_guidelines(result: dict[str, Any], flat: dict[str, Any], kb: KnowledgeBase) -> None:
+_DOWNSTREAM: dict[tuple[int, int], tuple[list[list[pl.Expr]], list[str]]] = {}
+
+
+def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[str]]:
+    """Only the columns another guideline computes differently, and what depends on them.
+
+    Returns the expression batches and the columns they read from the governing row.
+    """
+    key = (id(kb), id(other))
+    if key not in _DOWNSTREAM:
+        # the columns whose definition differs between the two guidelines
+        dirty = {col for col, g, _ in kb.variant_nodes if g in (kb.guideline, other.guideline)}
+        batches: list[list[pl.Expr]] = []
+        reads: set[str] = set()
+        for batch in other.nodes:
+            chosen = [n for n in batch if n.column in dirty or n.roots & dirty]
+            reads |= {r for n in chosen for r in n.roots} - dirty
+            dirty |= {n.column for n in chosen}
+            if chosen:
+                batches.append([n.expr for n in chosen])
+        _DOWNSTREAM[key] = (batches, sorted(reads))
+    return _DOWNSTREAM[key]
+
+
+def _verdicts_under_other_guidelines(result: dict[str, Any], row: dict[str, Any], kb: KnowledgeBase) -> None:
     """Where sources disagree for this patient, show which verdicts another source would change."""
     others = sorted({v["source"] for d in result["disagreements"] for v in d["values"]}
                     & set(kb.manifest.guidelines) - {kb.guideline})
+    schema = row["__schema__"]
     for g in others:
         other_kb = load(g)
-        row = _evaluate_one(flat, other_kb, variants=False)
-        changes = [{"option": o["id"], "governing_verdict": o["verdict"], "verdict": row[f"verdict__{o['id']}"]}
-                   for o in result["options"] if row[f"verdict__{o['id']}"] != o["verdict"]]
+        batches, reads = _downstream_plan(kb, other_kb)
+        lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
+        for batch in batches:
+            lf = lf.with_columns(batch)
+        theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
+        changes = []
+        for opt in other_kb.options:
+            _, verdict = resolve_verdict(opt, theirs)
+            if verdict != row[f"verdict__{opt.id}"]:
+                changes.append({"option": opt.id, "governing_verdict": row[f"verdict__{opt.id}"], "verdict": verdict})
         for d in result["disagreements"]:
             if any(v["source"] == g for v in d["values"]):
                 d.setdefault("verdict_changes", {})[g] = changes
@@ -188,12 +230,14 @@ def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
 
 
 def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
+    row = {k: v for k, v in row.items() if k != "__schema__"}
     nulls = {c for c, v in row.items() if v is None}
+    memo: dict[str, frozenset[str]] = {}
     vals = _values(row, patient, kb)
     affects: dict[str, set[str]] = {}
 
     def note_missing(column: str, what: str) -> list[str]:
-        fields = _unknown_fields(kb, column, nulls)
+        fields = _unknown_fields(kb, column, nulls, memo)
         for f in fields:
             affects.setdefault(f, set()).add(what)
         return fields

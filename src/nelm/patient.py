@@ -46,6 +46,19 @@ class Pathology(_Strict):
     ki67_percent: float | None = Field(None, ge=0, le=100, description="Ki-67 proliferation index, %")
     mitoses_per_10hpf: float | None = Field(None, ge=0, description="mitotic count per 10 high-power fields (2 mm²)")
 
+    @model_validator(mode="after")
+    def _nec_is_high_grade(self) -> "Pathology":
+        # WHO 2019: a poorly differentiated NEC is high grade by definition. A document
+        # saying both "poor" and a G1/G2 proliferation contradicts itself; we will not
+        # guess which part is wrong (and either guess would change every verdict).
+        if (self.differentiation == "poor" and self.ki67_percent is not None and self.ki67_percent <= 20
+                and self.mitoses_per_10hpf is not None and self.mitoses_per_10hpf <= 20):
+            raise ValueError(
+                f"pathology.differentiation 'poor' contradicts Ki-67 {self.ki67_percent:g} % and "
+                f"{self.mitoses_per_10hpf:g} mitoses/10 HPF: a poorly differentiated NEC is high grade by definition "
+                "(Ki-67 > 20 % or > 20 mitoses); allowed: differentiation 'well', or the measured Ki-67/mitoses")
+        return self
+
 
 class Liver(_Strict):
     timing: Literal["synchronous", "metachronous"] | None = Field(None, description="liver metastases found with the primary (synchronous) or later")
@@ -60,6 +73,19 @@ class Liver(_Strict):
         description="share of the hepatic tumour burden removable by surgery ± ablation with an adequate remnant, %")
     portal_vein_thrombosis: bool | None = Field(None, description="portal vein thrombosis")
     liver_function: Literal["normal", "impaired"] | None = Field(None, description="liver function")
+
+    @model_validator(mode="after")
+    def _pattern_matches_count(self) -> "Liver":
+        # Frilling type I is one lesion; types II and III are several. A document that
+        # says otherwise contradicts itself and the type cannot be read from it.
+        n = self.lesion_count
+        if n is not None and self.pattern == "single" and n > 1:
+            raise ValueError(f"liver.pattern 'single' contradicts liver.lesion_count {n}; "
+                             "allowed: lesion_count 1, or pattern 'dominant_with_satellites' / 'disseminated'")
+        if n is not None and self.pattern in ("dominant_with_satellites", "disseminated") and n <= 1:
+            raise ValueError(f"liver.pattern {self.pattern!r} contradicts liver.lesion_count {n}; "
+                             "allowed: pattern 'single', or the number of lesions")
+        return self
 
 
 class Extrahepatic(_Strict):

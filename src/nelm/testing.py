@@ -86,6 +86,23 @@ EXTRAHEPATIC_CHOICES: list[dict[str, Any]] = [
 ]
 
 
+def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
+    """Random combinations can say 'poorly differentiated' with a G1/G2 proliferation,
+    which the patient model refuses (a NEC is high grade): raise Ki-67 then."""
+    path = doc.get("pathology") or {}
+    if (path.get("differentiation") == "poor" and path.get("ki67_percent") is not None
+            and path["ki67_percent"] <= 20 and path.get("mitoses_per_10hpf") is not None
+            and path["mitoses_per_10hpf"] <= 20):
+        doc["pathology"] = {**path, "ki67_percent": path["ki67_percent"] + 40}
+    liver = doc.get("liver") or {}
+    n, pattern = liver.get("lesion_count"), liver.get("pattern")
+    if n is not None and pattern == "single" and n != 1:
+        doc["liver"] = {**liver, "lesion_count": 1}
+    elif n is not None and pattern in ("dominant_with_satellites", "disseminated") and n <= 1:
+        doc["liver"] = {**liver, "lesion_count": 8 if pattern == "dominant_with_satellites" else 30}
+    return doc
+
+
 def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:
     """A random valid patient document; each field unknown with probability ``unknown_share``."""
     doc: dict[str, Any] = {}
@@ -106,7 +123,7 @@ def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:
         doc["prior_therapies"] = [{"therapy": OPTION_IDS[rng.randrange(len(OPTION_IDS))],
                                    "outcome": ["response", "stable", "progression", "intolerance"][rng.randrange(4)]}
                                   for _ in range(n)]
-    return doc
+    return _consistent(doc)
 
 
 def patient_strategy(unknown: bool = True):
@@ -136,7 +153,7 @@ def patient_strategy(unknown: bool = True):
                                             "outcome": st.sampled_from(["response", "stable", "progression", "intolerance"])}),
                      max_size=3)
     top["prior_therapies"] = st.one_of(st.none(), prior) if unknown else prior
-    return st.fixed_dictionaries(top)
+    return st.fixed_dictionaries(top).map(_consistent)
 
 
 def forget(doc: dict[str, Any], dotted: str) -> dict[str, Any]:

@@ -254,26 +254,23 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
         raise ValueError("knowledge base inconsistent:\n  " + "\n  ".join(problems))
 
 
-def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str]) -> set[str]:
+def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
+                memo: dict[str, frozenset[str]] | None = None) -> frozenset[str]:
     """The unknown input columns a computed column's value hangs on.
 
     Walks the dependency graph through computed columns that are themselves unknown
-    (a derived value that is known does not pass its own missing inputs on).
+    (a derived value that is known does not pass its own missing inputs on). ``memo``
+    shares the walk between the columns of one assessment.
     """
+    memo = {} if memo is None else memo
+    if column in memo:
+        return memo[column]
     out: set[str] = set()
-    stack = [column]
-    seen: set[str] = set()
-    while stack:
-        col = stack.pop()
-        if col in seen:
-            continue
-        seen.add(col)
-        for r in kb.roots.get(col, ()):
-            if r in COLUMN_FIELDS:
-                if r in null_columns:
-                    out.add(r)
-            elif r in null_columns:
-                stack.append(r)
-    return out
-
-
+    for r in kb.roots.get(column, ()):
+        if r in COLUMN_FIELDS:
+            if r in null_columns:
+                out.add(r)
+        elif r in null_columns:
+            out |= input_roots(kb, r, null_columns, memo)
+    memo[column] = frozenset(out)
+    return memo[column]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import yaml
+
+from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 OUTCOMES_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "outcomes.yaml"
@@ -65,7 +66,7 @@ class OutcomesFile(_Record):
 
 @lru_cache(maxsize=4)
 def load_spec(path: Path = OUTCOMES_FILE) -> OutcomesFile:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path)
     try:
         spec = OutcomesFile.model_validate(data)
     except Exception as exc:  # a data bug: name the file
@@ -105,6 +106,9 @@ class Matcher:
         """Every condition's value for one evaluated row: True, False or None (unknown)."""
         if not self.exprs:
             return {}
+        if all(col in row for col in self.names.values()):
+            # evaluated already, beside the rules, by the engine's single pass (engine.assess)
+            return {name: row[col] for name, col in self.names.items()}
         frame = pl.from_dicts([{c: row.get(c) for c in self.schema}], schema=self.schema)
         got = frame.select(self.exprs).row(0, named=True)
         return {name: got[col] for name, col in self.names.items()}
@@ -158,7 +162,7 @@ def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Ma
             if unknown:
                 problems.append(f"{where}: unknown column(s) {sorted(unknown)}")
             roots.update(cols & set(full_schema))
-            by_sql[key] = f"c{len(exprs)}"
+            by_sql[key] = f"outcome__c{len(exprs)}"
             exprs.append(expr.cast(pl.Boolean).alias(by_sql[key]))
         names[name] = by_sql[key]
 
