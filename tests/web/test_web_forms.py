@@ -1,10 +1,10 @@
 """The case form ↔ patient document mapping: every field, unknowns, tri-states, problems."""
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nelm.patient import OPTION_IDS, SCALAR_FIELDS, validate_patient
+from nelm.patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, validate_patient
 from nelm.web import forms
 
 
@@ -123,7 +123,10 @@ def documents(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_any_document_survives_the_form_round_trip(doc):
-    original = validate_patient(doc)
+    try:
+        original = validate_patient(doc)
+    except InvalidPatient:  # random fields can contradict each other (e.g. pattern vs lesion count)
+        assume(False)
     state = forms.state_from_document(doc)
     again = forms.document_from_form(_items(state)).document
     assert validate_patient(again).model_dump() == original.model_dump()
