@@ -108,6 +108,6 @@ def test_every_guideline_profile_loads_and_assesses(guideline):
 
 
 def test_every_variant_names_a_known_source():
-    sources = set(KB.manifest.guidelines) | {"who2010_table1"}
+    sources = set(KB.manifest.guidelines) | {"who2010_table1", "sarmiento2003"}
     for _, g, _ in KB.variant_nodes:
         assert g in sources

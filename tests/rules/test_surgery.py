@@ -80,3 +80,16 @@ def test_ablation_beyond_its_reach_is_not_recommended(assess_with):
     _, o = assess_with(**{"liver.lesion_count": 12, "liver.largest_lesion_cm": 7, "liver.pattern": "dominant_with_satellites",
                           "liver.resectable_fraction_percent": 40})
     assert o["thermal_ablation"]["verdict"] == "not_recommended"
+
+
+def test_right_heart_insufficiency_puts_the_heart_first(assess_with):
+    _, o = assess_with(right_heart_insufficiency=True, functional_syndrome="carcinoid", symptomatic=True)
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert "enets2012_resection" in o["liver_resection"]["reasons"][0]["sources"]
+
+
+def test_sarmiento_80_percent_threshold_is_shown_between_80_and_90(assess_with):
+    a, _ = assess_with(symptomatic=True, functional_syndrome="carcinoid",
+                       **{**HIGH_VOLUME, "liver.resectable_fraction_percent": 85})
+    d = next(x for x in a["disagreements"] if x["topic"] == "debulking_feasible")
+    assert {v["source"] for v in d["values"]} == {"reviews", "enets2023", "sarmiento2003"}
