@@ -60,3 +60,9 @@ def test_ki67_between_the_table_1_and_who_2019_cut_offs_is_shown_as_a_disagreeme
     d = {x["topic"]: x for x in a["disagreements"]}
     assert a["classification"]["ki67_grade"] == "G1"
     assert {v["source"]: v["value"] for v in d["ki67_grade"]["values"]} == {"reviews": "G1", "who2010_table1": "G2"}
+
+
+def test_classify_module_gives_the_assessment_classification():
+    from nelm.classify import classify
+    p = make_patient(**{"pathology.ki67_percent": 12})
+    assert classify(p) == assess(p)["classification"]

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import polars as pl
 
 from . import __version__
+from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, field_label, flatten
 from .rules import VERDICTS, OptionDef, Rule
@@ -115,14 +116,10 @@ def _fmt(value: Any) -> str:
     return str(value).replace("_", " ")
 
 
-def _grade(value: Any) -> str | None:
-    return None if value is None else f"G{int(value)}"
-
-
 def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
     vals = {k: _fmt(v) for k, v in row.items()}
-    for g in ("who_grade", "ki67_grade", "mitotic_grade"):
-        vals[g] = _grade(row.get(g)) or "unknown"
+    for g in GRADES:
+        vals[g] = grade_label(row.get(g)) or "unknown"
     ehd = patient.extrahepatic
     vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
                                   else ", ".join(s.replace("_", " ") for s in ehd.sites) or "none")
@@ -242,16 +239,8 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
             affects.setdefault(f, set()).add(what)
         return fields
 
-    classification = {
-        "who_grade": _grade(row["who_grade"]),
-        "category": row["category"],
-        "frilling_type": row["frilling_type"],
-        "ki67_grade": _grade(row["ki67_grade"]),
-        "mitotic_grade": _grade(row["mitotic_grade"]),
-        "burden_band": row["burden_band"],
-        "who2000_behaviour": row["who2000_behaviour"],
-    }
-    for key in ("who_grade", "category", "frilling_type", "burden_band"):
+    classification = classification_from_row(row)
+    for key in REPORTED_WHEN_UNKNOWN:
         if row[key] is None:
             note_missing(key, f"classification.{key}")
 
@@ -376,8 +365,8 @@ def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str])
 
 
 def _show(col: str, value: Any) -> Any:
-    if col in ("who_grade", "ki67_grade", "mitotic_grade"):
-        return _grade(value)
+    if col in GRADES:
+        return grade_label(value)
     if isinstance(value, bool) and "__" in col:
         return _status(value)
     return value
