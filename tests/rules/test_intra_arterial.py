@@ -44,3 +44,12 @@ def test_disseminated_disease_without_syndrome_is_for_medical_therapy(assess_wit
     _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid",
                        **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40})
     assert o["tace"]["verdict"] == "reasonable"
+
+
+def test_nodal_disease_beside_the_liver_keeps_iat_preferred_distant_metastases_do_not(assess_with):
+    nodes = {"present": True, "sites": ["lymph_nodes"], "resectable": False, "peritoneal_carcinomatosis": "none"}
+    _, o = assess_with(symptomatic=False, extrahepatic=nodes, **UNRESECTABLE)
+    assert o["tace"]["verdict"] == "preferred"
+    bone = {**nodes, "sites": ["lymph_nodes", "bone"]}
+    _, o = assess_with(symptomatic=False, extrahepatic=bone, **UNRESECTABLE)
+    assert o["tace"]["verdict"] == "reasonable"
