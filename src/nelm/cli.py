@@ -58,7 +58,7 @@ def assess(
         _refuse(str(file), exc)
     result = run(patient, _guideline_or_exit(guideline))
     if format is Format.json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     else:
         from .text import render
 
