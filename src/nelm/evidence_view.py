@@ -28,7 +28,7 @@ def _outcome(o) -> str:
 
 def render_table(records: list[EvidenceRecord], console: Console) -> None:
     table = Table(title=f"Evidence records ({len(records)})", show_lines=True, expand=True)
-    table.add_column("id", ratio=2, min_width=18, overflow="fold")
+    table.add_column("id", no_wrap=True)
     table.add_column("study", ratio=4)
     table.add_column("design · level · n", ratio=2)
     table.add_column("outcomes", ratio=6)
