@@ -93,3 +93,10 @@ def test_sarmiento_80_percent_threshold_is_shown_between_80_and_90(assess_with):
                        **{**HIGH_VOLUME, "liver.resectable_fraction_percent": 85})
     d = next(x for x in a["disagreements"] if x["topic"] == "debulking_feasible")
     assert {v["source"] for v in d["values"]} == {"reviews", "enets2023", "sarmiento2003"}
+
+
+def test_ablation_replaces_resection_for_an_unfit_patient_with_few_small_lesions(assess_with):
+    _, o = assess_with(fit_for_major_surgery=False, **{"liver.lesion_count": 3, "liver.pattern": "dominant_with_satellites",
+                                                       "liver.largest_lesion_cm": 2})
+    assert o["liver_resection"]["verdict"] == "contraindicated"
+    assert (o["thermal_ablation"]["verdict"], o["thermal_ablation"]["intent"]) == ("preferred", "curative")

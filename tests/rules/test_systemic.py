@@ -98,3 +98,14 @@ def test_clinical_trial_after_two_progressions(assess_with):
     _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"},
                                         {"therapy": "prrt", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE)
     assert o["clinical_trial"]["verdict"] == "preferred"
+
+
+def test_ssa_after_progression_on_ssa_is_only_a_backbone(assess_with):
+    _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["ssa"]["verdict"] == "reasonable"
+    assert o["prrt"]["verdict"] == "preferred"
+
+
+def test_no_interferon_when_curative_resection_is_possible(assess_with):
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True)
+    assert o["interferon_alpha"]["verdict"] == "not_recommended"
