@@ -31,6 +31,12 @@ def render(a: dict[str, Any], console: Console) -> None:
         head.append(f" · WHO 2000: {c['who2000_behaviour'].replace('_', ' ')}")
     if a.get("patient_id"):
         head.append(f"\nPatient: {a['patient_id']}")
+    glance = {v: [o["label"].split(" (")[0] for o in a["options"] if o["verdict"] == v]
+              for v in ("preferred", "reasonable", "undetermined")}
+    for v, names in glance.items():
+        if names:
+            head.append(f"\n{v.capitalize()}: ", style=f"bold {VERDICT_STYLE[v]}")
+            head.append(", ".join(names))
     console.print(Panel(head, title="nelm assessment", subtitle=f"knowledge base {a['knowledge_base']['version']}"
                         f" · guideline {a['knowledge_base']['guideline']}"))
 
