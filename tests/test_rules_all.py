@@ -72,3 +72,28 @@ def test_otherwise_is_reachable(option, population):
 def test_rule_columns_exist(population):
     for option, rule in RULES:
         assert rule_column(option, rule) in population.columns
+
+
+THRESHOLDS = {0, 1, 2, 3, 4, 5, 6, 10, 12, 25, 50, 70, 75, 80, 90, 100}  # cut-offs the rules apply, not results
+
+
+def _record_numbers(rec) -> set[float]:
+    out = {float(rec.n)} if rec.n is not None else set()
+    for o in rec.outcomes:
+        out |= {round(float(v), 2) for v in (o.value, o.ci_low, o.ci_high, o.time_point_months) if v is not None}
+        if o.p_value and o.p_value.strip("<>= ").replace(".", "", 1).isdigit():
+            out.add(float(o.p_value.strip("<>= ")))
+    return out
+
+
+@pytest.mark.parametrize("option,rule", RULES + [(o.id, "otherwise") for o in KB.options])
+def test_numbers_a_reason_quotes_are_in_the_records_it_cites(option, rule):
+    """Numbers carry over from the sources: every result a reason quotes is in a cited record."""
+    import re
+    opt = next(o for o in KB.options if o.id == option)
+    r = opt.otherwise if rule == "otherwise" else next(x for x in opt.rules if x.id == rule)
+    text = re.sub(r"\{[^}]*\}", "", r.reason)
+    text = re.sub(r"(Ki-67|177Lu|E2211|CALGB 80701|RADIANT-\d|NETTER-\d|\b(19|20)\d\d\b)", "", text)
+    quoted = {float(x) for x in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text)}
+    pool = set().union(*[_record_numbers(KB.evidence[s]) for s in r.sources])
+    assert not quoted - pool - THRESHOLDS, f"not in {r.sources}"
