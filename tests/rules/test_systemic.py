@@ -12,9 +12,10 @@ def test_prrt_needs_sstr_positive_imaging(assess_with):
     assert o["prrt"]["verdict"] == "preferred"
 
 
-def test_prrt_warns_of_extensive_liver_involvement(assess_with):
+def test_prrt_does_worse_with_extensive_liver_involvement(assess_with):
     _, o = assess_with(**{**UNRESECTABLE, **PROGRESSIVE, "liver.burden_percent": 70})
-    assert any(r["kind"] == "note" and "kwekkeboom2008" in r["sources"] for r in o["prrt"]["reasons"])
+    assert o["prrt"]["verdict"] == "reasonable"
+    assert "kwekkeboom2008" in o["prrt"]["reasons"][0]["sources"]
 
 
 def test_unknown_sstr_status_is_asked_for(assess_with):
@@ -42,7 +43,7 @@ def test_everolimus_and_sunitinib_for_progressive_pancreatic_net(assess_with):
 def test_sunitinib_only_for_pancreatic_and_everolimus_for_nonfunctional_gi(assess_with):
     _, o = assess_with(**UNRESECTABLE, **PROGRESSIVE)
     assert o["sunitinib"]["verdict"] == "not_recommended"
-    assert o["everolimus"]["verdict"] == "reasonable"
+    assert o["everolimus"]["verdict"] == "preferred"
     assert "radiant4" in o["everolimus"]["reasons"][0]["sources"]
 
 
