@@ -181,3 +181,17 @@ def known_fields(doc: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 _ = ExtrahepaticSite  # re-exported for rule authors
+
+
+def stop_process(proc, settle: float = 0.1) -> None:
+    """Stop a server started by a test: terminate, and kill if it does not go in 15 s."""
+    import subprocess
+    import time
+
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    time.sleep(settle)  # let reader threads drain the pipes

@@ -11,10 +11,11 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from nelm.testing import stop_process
 
 # overridable only so that the skip itself can be checked (NELM_TEST_CHROMIUM=/nonexistent)
 CHROMIUM = Path(os.environ.get("NELM_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -66,14 +67,8 @@ class Board:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
-        time.sleep(0.1)
 
     def restart(self) -> None:
         self.stop()

@@ -1,6 +1,5 @@
 """The knowledge base as a whole: loads, is consistent, is versioned, cites what exists."""
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from nelm.outcomes import cohort_arms
 from nelm.outcomes.matching import (OutcomesFile, build_matcher, compile_condition, kb_schema, load_spec,
                                     matcher, placeholders)
 from nelm.patient import OPTION_IDS

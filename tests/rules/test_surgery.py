@@ -1,5 +1,4 @@
 """Resection and ablation rules (rules/surgery.yaml)."""
-import pytest
 
 
 def test_curative_resection_when_enets_holds(assess_with):

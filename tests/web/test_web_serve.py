@@ -6,12 +6,12 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from nelm.testing import stop_process
 from nelm.web.serve import check_binding
 
 SERVING = re.compile(r"serving the tumour-board app at (http://\S+/)")
@@ -42,13 +42,7 @@ class Server:
                 self.ready.set()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        time.sleep(0.2)  # let the reader threads drain the pipes
+        stop_process(self.proc, settle=0.2)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
