@@ -22,6 +22,7 @@ from ..evidence import TOPICS, evidence_index
 from ..evidence_view import select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
+from ..summary import patient_sections
 from ..rules import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
@@ -131,27 +132,8 @@ def _assessment_page(request: Request, v: StoredVersion) -> HTMLResponse:
         "option_groups": _option_groups(a), "missing": _missing(a),
         "known_sources": set(evidence_index()),
         "kb_changed": v.kb_sha256 != kb.sha256,
-        "patient_rows": _patient_rows(v.patient),
+        "patient_sections": patient_sections(v.patient),
     })
-
-
-def _patient_rows(doc: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The entered facts by form group, for the record of what the board was told."""
-    state = forms.state_from_document(doc)
-    rows = []
-    for g in forms.GROUPS:
-        items = [(f.label + (f" ({f.unit})" if f.unit else ""), state.values.get(f.path, "unknown"))
-                 for f in g.fields]
-        if g.id == "extrahepatic":
-            sites = (doc.get("extrahepatic") or {}).get("sites")
-            items.append(("Extrahepatic sites", "unknown" if sites is None else ", ".join(map(_words, sites)) or "none"))
-        if g.id == "course":
-            prior = doc.get("prior_therapies")
-            text = "unknown" if prior is None else "; ".join(
-                f"{_words(p.get('therapy'))}: {_words(p.get('outcome'))}" for p in prior) or "none"
-            items.append(("Prior therapies", text))
-        rows.append((g.title, [(k, _words(val) if val != "unknown" else val) for k, val in items]))
-    return rows
 
 
 # ------------------------------------------------------------------ routes: cases
