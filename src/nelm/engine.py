@@ -21,6 +21,7 @@ from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, gr
 from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, field_label, flatten
 from .rules import VERDICTS, OptionDef, Rule
+from .summary import show
 
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
               "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
@@ -106,18 +107,8 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Exp
 
 # --------------------------------------------------------------------------- formatting
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "unknown"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).replace("_", " ")
-
-
 def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
-    vals = {k: _fmt(v) for k, v in row.items()}
+    vals = {k: show(v) for k, v in row.items()}
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     ehd = patient.extrahepatic

@@ -6,7 +6,6 @@ in a single Polars ``select``. Null (unknown) is never a match.
 """
 from __future__ import annotations
 
-import string
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from ..knowledge import placeholders
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,10 +81,6 @@ def load_spec(path: Path = OUTCOMES_FILE) -> OutcomesFile:
     if bad:
         raise ValueError(f"{path.name}: unknown cohort(s): {bad}")
     return spec
-
-
-def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 def compile_condition(sql: str, where: str) -> pl.Expr:
