@@ -12,7 +12,8 @@ import random
 import statistics
 import time
 
-from nelm.engine import assess, evaluate_frame, patients_frame
+from nelm.assessment import assess
+from nelm.engine import evaluate_frame, patients_frame
 from nelm.knowledge import load
 from nelm.patient import Patient, flatten, validate_patient
 from nelm.testing import make_patient, random_patient_dict

@@ -1,6 +1,6 @@
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.testing import make_patient
 
 

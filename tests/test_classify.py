@@ -1,7 +1,7 @@
 """Classification: WHO grade, NET/NEC, Frilling type, burden band (classification.yaml)."""
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.testing import make_patient
 
 
@@ -18,10 +18,33 @@ def test_who_2019_grade_is_the_higher_of_ki67_and_mitoses(ki67, mitoses, grade):
     assert c["who_grade"] == grade
 
 
-def test_one_index_unknown_grade_is_unknown_unless_the_other_says_g3():
-    assert classify(**{"pathology.mitoses_per_10hpf": None})["who_grade"] is None
+def test_one_known_index_grades_alone_and_says_so():
+    """Contract v2: with one index, that index's grade, as pathologists grade biopsies."""
+    c = classify(**{"pathology.mitoses_per_10hpf": None, "pathology.ki67_percent": 7})
+    assert (c["who_grade"], c["grade_basis"]) == ("G2", "ki67")
     assert classify(**{"pathology.mitoses_per_10hpf": None, "pathology.ki67_percent": 40})["who_grade"] == "G3"
-    assert classify(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": 30})["who_grade"] == "G3"
+    c = classify(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": 30})
+    assert (c["who_grade"], c["grade_basis"]) == ("G3", "mitoses")
+    assert classify()["grade_basis"] == "both"
+
+
+def test_reported_grade_only_when_no_index_is_known():
+    c = classify(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": None, "pathology.reported_grade": "G2"})
+    assert (c["who_grade"], c["grade_basis"], c["category"]) == ("G2", "reported", "NET")
+    c = classify(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": None})
+    assert (c["who_grade"], c["grade_basis"]) == (None, None)
+
+
+def test_reported_grade_contradicting_an_index_is_refused():
+    from nelm.patient import InvalidPatient, validate_patient
+    from nelm.testing import patient_dict
+    import pytest
+    with pytest.raises(InvalidPatient, match="reported_grade G1 contradicts"):
+        validate_patient(patient_dict(**{"pathology.ki67_percent": 12, "pathology.mitoses_per_10hpf": None,
+                                         "pathology.reported_grade": "G1"}))
+    # an index that gives G1 leaves room for a G2 from the other, unmeasured, index
+    validate_patient(patient_dict(**{"pathology.ki67_percent": 1, "pathology.mitoses_per_10hpf": None,
+                                     "pathology.reported_grade": "G2"}))
 
 
 def test_well_differentiated_g3_is_a_net_and_poor_differentiation_is_a_nec():

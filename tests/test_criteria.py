@@ -1,7 +1,7 @@
 """ENETS curative-resection and Milan transplant checklists, item by item."""
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.testing import make_patient
 
 MILAN_OK = {"age_years": 50, "primary.site": "pancreas", "liver.burden_percent": 25, "liver.resectable_fraction_percent": 20,

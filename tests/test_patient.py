@@ -136,7 +136,11 @@ def test_poor_differentiation_with_low_grade_proliferation_is_a_contradiction():
     p = problems(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 5,
                                  "pathology.mitoses_per_10hpf": 1}))
     assert any("high grade by definition" in m for m in p.values())
-    validate_patient(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 5,
+    # contract v2: one index grades alone, so a single low index contradicts 'poor' too
+    p = problems(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": 5,
+                                 "pathology.mitoses_per_10hpf": None}))
+    assert any("high grade by definition" in m for m in p.values())
+    validate_patient(patient_dict(**{"pathology.differentiation": "poor", "pathology.ki67_percent": None,
                                      "pathology.mitoses_per_10hpf": None}))
 
 

@@ -7,7 +7,7 @@ import pytest
 from nelm.engine import evaluate_frame, patients_frame
 from nelm.knowledge import load, placeholders, rule_column
 from nelm.patient import OPTION_IDS, flatten, validate_patient
-from nelm.testing import random_patient_dict
+from nelm.testing import perturbed_patient_dict, random_patient_dict
 
 KB = load()
 RULES = [(o.id, r.id) for o in KB.options for r in o.rules]
@@ -22,8 +22,11 @@ def _population(n: int, unknown_share: float, seed: int) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def known():
-    """Random fully known patients, evaluated as one table."""
-    return _population(16000, 0.0, 2026)
+    """Random fully known patients, and neighbours of an ordinary patient, evaluated as one table."""
+    rng = random.Random(2028)
+    near = [perturbed_patient_dict(rng, rng.randrange(1, 5)) for _ in range(8000)]
+    near_frame = evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in near]), KB)
+    return pl.concat([_population(16000, 0.0, 2026), near_frame])
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,11 @@ THRESHOLDS = {0, 1, 2, 3, 4, 5, 6, 10, 12, 25, 50, 70, 75, 80, 90, 100}  # cut-o
 
 
 def _record_numbers(rec) -> set[float]:
+    import re
     out = {float(rec.n)} if rec.n is not None else set()
+    # eligibility limits and guideline thresholds live in a record's population and criteria texts
+    for text in [rec.population, rec.intervention] + [c.text for c in rec.criteria or []]:
+        out |= {float(x) for x in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text)}
     for o in rec.outcomes:
         out |= {round(float(v), 2) for v in (o.value, o.ci_low, o.ci_high, o.time_point_months) if v is not None}
         if o.p_value and o.p_value.strip("<>= ").replace(".", "", 1).isdigit():

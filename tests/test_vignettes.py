@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.patient import InvalidPatient, validate_patient
 
 HERE = Path(__file__).parent / "vignettes"

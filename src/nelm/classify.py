@@ -13,7 +13,8 @@ from typing import Any
 from .patient import Patient
 
 # what the contract's classification holds; the first four are asked for when unknown
-KEYS = ("who_grade", "category", "frilling_type", "burden_band", "ki67_grade", "mitotic_grade", "who2000_behaviour")
+KEYS = ("who_grade", "category", "frilling_type", "burden_band", "grade_basis", "ki67_grade", "mitotic_grade",
+        "who2000_behaviour")
 REPORTED_WHEN_UNKNOWN = KEYS[:4]
 GRADES = ("who_grade", "ki67_grade", "mitotic_grade")
 

@@ -50,7 +50,7 @@ def assess(
                                             help="which source governs where sources disagree (default: the two reviews)"),
 ) -> None:
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
-    from .engine import assess as run
+    from .assessment import assess as run
 
     try:
         patient = load_patient(file)
@@ -108,7 +108,7 @@ def report(
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g"),
 ) -> None:
     """Write the printable tumour-board report (HTML or PDF)."""
-    from .engine import assess as run
+    from .assessment import assess as run
     from .report import build_html, build_pdf
 
     if out.suffix.lower() not in (".html", ".pdf"):

@@ -8,9 +8,21 @@ Verdicts: an option's rules are read in order and the first that holds decides. 
 a condition is unknown, its verdict stays *possible* and reading goes on; the verdict
 is determined only when every possible verdict is the same, which is exactly when no
 completion of the unknown inputs could give another (up to Kleene's conservatism).
+A ``cap`` rule that holds limits how good the verdict can be.
+
+Two passes (contract v2, "Pre-treatment checks"): the facts as entered give the
+classification, the criteria and the missing data; the option rules and verdicts are
+read with every unknown pre-treatment check (knowledge/checks.yaml) in its passing
+value, and an option lists each such check it relied on among its ``conditions``.
+
+This module assesses nothing beyond the knowledge base: the treatment plan
+(:mod:`nelm.plan`) and the published outcomes (:mod:`nelm.outcomes`) are built on its
+result by :mod:`nelm.assessment`.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
 
@@ -19,9 +31,9 @@ import polars as pl
 from . import __version__
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
-from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, field_label, flatten
-from .rules import VERDICTS, OptionDef, Rule
-from .summary import show
+from .knowledge.ruleset import VERDICTS, OptionDef, Rule
+from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
+from .summary import fact_label, show, value_label, with_unit
 
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
               "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
@@ -62,9 +74,23 @@ def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
         terms[r.verdict].append((first_ref >= i) & c.fill_null(True))
     terms[opt.otherwise.verdict].append(first_ref == k)
     mask = pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
-                              for j, t in enumerate(terms.values()) if t]).alias(f"possible__{opt.id}")
+                              for j, t in enumerate(terms.values()) if t])
+    for r in opt.caps:
+        cond = pl.col(rule_column(opt.id, r.id))
+        capped = _cap_expr(mask, VERDICTS.index(r.cap))
+        mask = pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask)
     verdict = pl.col(f"possible__{opt.id}").replace_strict(_MASK_VERDICT, return_dtype=pl.String)
-    return first, mask, verdict.alias(f"verdict__{opt.id}")
+    return first, mask.alias(f"possible__{opt.id}"), verdict.alias(f"verdict__{opt.id}")
+
+
+def _cap_expr(mask: pl.Expr, level: int) -> pl.Expr:
+    better = (1 << level) - 1  # bits of the verdicts better than the cap
+    return (mask & (((1 << len(VERDICTS)) - 1) ^ better)) | pl.when((mask & better) != 0).then(1 << level).otherwise(0)
+
+
+def _cap(mask: int, level: int) -> int:
+    better = (1 << level) - 1
+    return (mask & ~better) | ((1 << level) if mask & better else 0)
 
 
 def possible_verdicts(mask: int) -> list[str]:
@@ -75,17 +101,32 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
                    verdicts: bool = True, extra: list[pl.Expr] | None = None) -> pl.DataFrame:
     """Add every derived, criterion, rule (and verdict) column to a frame of patients.
 
-    ``extra`` expressions (e.g. the outcome cohorts' matching conditions) are evaluated
-    last, in the same pass.
+    Derived values and criteria are read from the facts as entered; with ``verdicts``,
+    the rule and verdict columns come from the pass in which unknown pre-treatment
+    checks take their passing value (see the module docstring). ``extra`` expressions
+    (e.g. the outcome cohorts' matching conditions) are evaluated on the facts as
+    entered, in the same pass.
     """
     kb = kb or load()
-    lf = frame.lazy()
+    raw = _lazy(frame.lazy(), kb, variants, False, extra)
+    if not verdicts:
+        return raw.collect(optimizations=pl.QueryOptFlags.none())
+    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None)
+    rule_cols = [c for c in kb.roots if c.startswith("rule__")]
+    verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("first", "possible", "verdict")]
+    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols), filled.select(rule_cols + verdict_cols)],
+                                       optimizations=pl.QueryOptFlags.none())
+    return raw_df.hstack(filled_df)
+
+
+def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
+          extra: list[pl.Expr] | None) -> pl.LazyFrame:
     for batch in _plan(kb, variants, verdicts):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
     # The plan is already flat and ordered; skipping the optimiser saves more than it finds.
-    return lf.collect(optimizations=pl.QueryOptFlags.none())
+    return lf
 
 
 _PLANS: dict[tuple[int, bool, bool], list[list[pl.Expr]]] = {}
@@ -108,12 +149,12 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Exp
 # --------------------------------------------------------------------------- formatting
 
 def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
-    vals = {k: show(v) for k, v in row.items()}
+    vals = {k: value_label(COLUMN_FIELDS.get(k), v) if k in COLUMN_FIELDS else show(v) for k, v in row.items()}
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     ehd = patient.extrahepatic
     vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
-                                  else ", ".join(s.replace("_", " ") for s in ehd.sites) or "none")
+                                  else ", ".join(value_label("extrahepatic.sites", s) for s in ehd.sites) or "none")
     for cs in kb.criteria:
         vals[cs.id] = _status(row.get(cs.id)).replace("_", " ")
         for status, key in (("not_met", False), ("unknown", None)):
@@ -130,30 +171,32 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[
     return sorted({COLUMN_FIELDS[c] for c in input_roots(kb, column, nulls, memo)})
 
 
-# --------------------------------------------------------------------------- assessment
+# --------------------------------------------------------------------------- one patient
 
-def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
-    """The contract's assessment document for one patient."""
-    from .outcomes.matching import matcher
+@dataclass
+class Evaluation:
+    """One patient's evaluated rows: ``facts`` as entered, ``verdicts`` with unknown
+    pre-treatment checks in their passing value (verdicts resolved in both)."""
 
-    kb = load(guideline)
-    flat = flatten(patient)
-    row = _evaluate_one(flat, kb, extra=matcher(kb).exprs)
-    result = assessment_from_row(row, patient, kb)
-    _verdicts_under_other_guidelines(result, row, kb)
-    return result
+    facts: dict[str, Any]
+    verdicts: dict[str, Any]
+    schema: dict[str, pl.DataType]
 
 
-def _evaluate_one(flat: dict[str, Any], kb: KnowledgeBase, extra: list[pl.Expr] | None = None) -> dict[str, Any]:
+def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[pl.Expr] | None = None) -> Evaluation:
     # One patient: Polars evaluates every condition; the verdicts are resolved in
     # Python (resolve_verdict), which for a single row is cheaper than Polars'
     # per-expression overhead. tests/test_properties.py checks both resolutions agree.
-    frame = evaluate_frame(patients_frame([flat]), kb, verdicts=False, extra=extra)
-    row = frame.row(0, named=True)
-    row["__schema__"] = frame.schema
-    for opt in kb.options:
-        row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
-    return row
+    flat = flatten(patient) if isinstance(patient, Patient) else patient
+    frame = patients_frame([flat])
+    raw = _lazy(frame.lazy(), kb, True, False, extra)
+    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, False, None)
+    raw_df, filled_df = pl.collect_all([raw, filled], optimizations=pl.QueryOptFlags.none())
+    facts, verdicts = raw_df.row(0, named=True), filled_df.row(0, named=True)
+    for row in (facts, verdicts):
+        for opt in kb.options:
+            row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
+    return Evaluation(facts, verdicts, dict(filled_df.schema))
 
 
 _DOWNSTREAM: dict[tuple[int, int], tuple[list[list[pl.Expr]], list[str]]] = {}
@@ -180,30 +223,46 @@ def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list
     return _DOWNSTREAM[key]
 
 
-def _verdicts_under_other_guidelines(result: dict[str, Any], row: dict[str, Any], kb: KnowledgeBase) -> None:
+def verdicts_under(ev: Evaluation, kb: KnowledgeBase, other: KnowledgeBase) -> dict[str, Any]:
+    """The verdict row this patient gets when ``other`` governs (only what differs is recomputed)."""
+    row, schema = ev.verdicts, ev.schema
+    batches, reads = _downstream_plan(kb, other)
+    lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
+    for batch in batches:
+        lf = lf.with_columns(batch)
+    theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
+    for opt in other.options:
+        theirs[f"possible__{opt.id}"], theirs[f"verdict__{opt.id}"] = resolve_verdict(opt, theirs)
+    return theirs
+
+
+def _verdicts_under_other_guidelines(result: dict[str, Any], ev: Evaluation, kb: KnowledgeBase) -> None:
     """Where sources disagree for this patient, show which verdicts another source would change."""
     others = sorted({v["source"] for d in result["disagreements"] for v in d["values"]}
                     & set(kb.manifest.guidelines) - {kb.guideline})
-    schema = row["__schema__"]
     for g in others:
-        other_kb = load(g)
-        batches, reads = _downstream_plan(kb, other_kb)
-        lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
-        for batch in batches:
-            lf = lf.with_columns(batch)
-        theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
-        changes = []
-        for opt in other_kb.options:
-            _, verdict = resolve_verdict(opt, theirs)
-            if verdict != row[f"verdict__{opt.id}"]:
-                changes.append({"option": opt.id, "governing_verdict": row[f"verdict__{opt.id}"], "verdict": verdict})
+        theirs = verdicts_under(ev, kb, load(g))
+        changes = [{"option": o.id, "governing_verdict": ev.verdicts[f"verdict__{o.id}"],
+                    "verdict": theirs[f"verdict__{o.id}"]}
+                   for o in kb.options if theirs[f"verdict__{o.id}"] != ev.verdicts[f"verdict__{o.id}"]]
         for d in result["disagreements"]:
             if any(v["source"] == g for v in d["values"]):
                 d.setdefault("verdict_changes", {})[g] = changes
 
 
 def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
-    """First rule that holds decides; unknown conditions keep their verdict possible."""
+    """First rule that holds decides; unknown conditions keep their verdict possible; caps limit."""
+    mask = _rule_mask(opt, row)
+    for r in opt.caps:
+        cond = row[rule_column(opt.id, r.id)]
+        if cond is True:
+            mask = _cap(mask, VERDICTS.index(r.cap))
+        elif cond is None:
+            mask |= _cap(mask, VERDICTS.index(r.cap))
+    return mask, _MASK_VERDICT[mask]
+
+
+def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
     mask = 0
     for r in opt.deciding:
         cond = row[rule_column(opt.id, r.id)]
@@ -214,18 +273,24 @@ def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
             break
     else:
         mask |= 1 << VERDICTS.index(opt.otherwise.verdict)
-    return mask, _MASK_VERDICT[mask]
+    return mask
 
 
-def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
-    row = {k: v for k, v in row.items() if k != "__schema__"}
+# --------------------------------------------------------------------------- assessment
+
+def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
+    """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`)."""
+    row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
+    filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
     memo: dict[str, frozenset[str]] = {}
+    filled_memo: dict[str, frozenset[str]] = {}
     vals = _values(row, patient, kb)
     affects: dict[str, set[str]] = {}
 
-    def note_missing(column: str, what: str) -> list[str]:
-        fields = _unknown_fields(kb, column, nulls, memo)
+    def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:
+        fields = (_unknown_fields(kb, column, filled_nulls, filled_memo) if filled
+                  else _unknown_fields(kb, column, nulls, memo))
         for f in fields:
             affects.setdefault(f, set()).add(what)
         return fields
@@ -244,13 +309,18 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
             if status == "unknown":
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
-                          "reason": it.reason.format_map(vals).strip(), "sources": list(it.sources)})
+                          "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources)})
         criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
                            "sources": list(cs.sources)}
 
-    options = [_option(opt, row, vals, kb, note_missing) for opt in kb.options]
+    checks = {c.field: c for c in kb.checks}
+    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo) for opt in kb.options]
+    for o in options:
+        for c in o.get("conditions", []):
+            affects.setdefault(c["field"], set()).add(o["id"])
 
-    missing = [{"field": f, "label": field_label(f), "affects": sorted(a)} for f, a in sorted(affects.items())]
+    missing = [{"field": f, "label": fact_label(f), "affects": sorted(a),
+                **({"check": checks[f].label} if f in checks else {})} for f, a in sorted(affects.items())]
     result = {
         "patient_id": patient.id,
         "classification": classification,
@@ -263,79 +333,136 @@ def assessment_from_row(row: dict[str, Any], patient: Patient, kb: KnowledgeBase
         "assessed_on": date.today().isoformat(),
         "disclaimer": DISCLAIMER,
     }
-    from .outcomes import attach_outcomes
-
-    attach_outcomes(result, row, kb)
+    _verdicts_under_other_guidelines(result, ev, kb)
     return result
 
 
-def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str]) -> list[dict[str, str]]:
+# "Ki-67 unknown %" reads as a number that went missing; an unknown value takes no unit
+_UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown(?: ?(?:%|cm|months?|years?|mg/dL|mL/min|×10⁹/L|/10 HPF))")
+
+
+def _prose(text: str) -> str:
+    return _UNIT_AFTER_UNKNOWN.sub("unknown", " ".join(text.split()))
+
+
+def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: KnowledgeBase) -> list[dict[str, str]]:
     """The patient values a condition read, so each reason can be checked against the chart."""
+    labels = {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria}
     out = []
     for col in sorted(columns):
         if col in quoted or col.startswith("rule__"):
             continue
-        out.append({"field": COLUMN_FIELDS.get(col, col), "value": vals.get(col, "unknown")})
+        if col in COLUMN_FIELDS:
+            field = COLUMN_FIELDS[col]
+            out.append({"field": field, "label": fact_label(field, col),
+                        "value": _prose(with_unit(field, vals.get(col, "unknown")))})
+        else:
+            out.append({"field": col, "label": labels.get(col, col.replace("_", " ")),
+                        "value": vals.get(col, "unknown")})
     return out
 
 
 def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None,
-            reads: Iterable[str] = ()) -> dict[str, Any]:
-    text = " ".join(rule.reason.format_map(vals).split())
-    facts = _facts(reads, vals, placeholders(rule.reason))
+            kb: KnowledgeBase, reads: Iterable[str] = ()) -> dict[str, Any]:
+    text = _prose(rule.reason.format_map(vals))
+    facts = _facts(reads, vals, placeholders(rule.reason), kb)
     if facts:
-        text += " [" + "; ".join(f"{f['field']}: {f['value']}" for f in facts) + "]"
+        text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
     return {"text": text, "sources": list(rule.sources), "kind": kind, "rule": rule_id, "facts": facts}
 
 
-def _option(opt: OptionDef, row: dict[str, Any], vals: dict[str, str], kb: KnowledgeBase, note_missing) -> dict[str, Any]:
+def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeBase, note_missing,
+            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]]) -> dict[str, Any]:
+    row = ev.verdicts
     verdict = row[f"verdict__{opt.id}"]
+    base = _MASK_VERDICT[_rule_mask(opt, row)]   # before caps
     reasons: list[dict[str, Any]] = []
     intent = opt.intent
     possible = possible_verdicts(row[f"possible__{opt.id}"])
     blocked = False
     intent_set = False
+    decided_by: Rule | None = None
     for r in opt.deciding:
-        cond = row[rule_column(opt.id, r.id)]
+        col = rule_column(opt.id, r.id)
+        cond = row[col]
         if blocked or cond is False:
             continue
         if cond is None:
             # an unknown condition: name it, with what would settle it
             if verdict == "undetermined":
-                fields = note_missing(rule_column(opt.id, r.id), opt.id)
-                base = _reason(r, vals, "possible", r.id, kb.roots[rule_column(opt.id, r.id)])
-                reasons.append(base | {
+                fields = note_missing(col, opt.id, filled=True)
+                what = ", ".join(fact_label(f) for f in fields) or "a derived value"
+                got = _reason(r, vals, "possible", r.id, kb, kb.roots[col])
+                reasons.append(got | {
                     "verdict_if_true": r.verdict, "unknown": fields,
-                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {', '.join(fields) or 'derived value'}): "
-                            + base["text"]})
+                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {what}): " + got["text"]})
             continue
         # cond is True: this rule decides
         blocked = True
-        if verdict != "undetermined" and r.verdict == verdict:
-            reasons.insert(0, _reason(r, vals, "decisive", r.id, kb.roots[rule_column(opt.id, r.id)]))
+        decided_by = r
+        if verdict != "undetermined" and r.verdict == base:
+            reasons.insert(0, _reason(r, vals, "decisive", r.id, kb, kb.roots[col]))
             if not intent_set:
                 intent, intent_set = r.intent or opt.intent, True
         elif verdict == "undetermined":
-            reasons.append(_reason(r, vals, "possible", r.id, kb.roots[rule_column(opt.id, r.id)])
-                           | {"verdict_if_true": r.verdict})
+            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col]) | {"verdict_if_true": r.verdict})
     if not blocked:
-        kind = "decisive" if verdict == opt.otherwise.verdict else "possible"
-        checked = {c for r in opt.deciding for c in kb.roots[rule_column(opt.id, r.id)]}
-        reasons.append(_reason(opt.otherwise, vals, kind, None, checked) | (
+        kind = "decisive" if base == opt.otherwise.verdict and verdict != "undetermined" else "possible"
+        # the facts the indications read (what rules the option out is reported by its gates)
+        checked = {c for r in opt.deciding if not r.gate for c in kb.roots[rule_column(opt.id, r.id)]}
+        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked) | (
             {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
     if verdict != "undetermined" and not intent_set:
         # decided by rules whose conditions were unknown but agreed, or by `otherwise`
-        first = next((r for r in opt.deciding if r.verdict == verdict and row[rule_column(opt.id, r.id)] is not False), None)
+        first = next((r for r in opt.deciding if r.verdict == base and row[rule_column(opt.id, r.id)] is not False), None)
         intent = (first.intent if first and first.intent else opt.intent)
+    # a cap that holds and lowered the verdict explains it first
+    for r in opt.caps:
+        cond = row[rule_column(opt.id, r.id)]
+        binding = base not in VERDICTS or VERDICTS.index(r.cap) > VERDICTS.index(base)
+        if cond is True and binding:
+            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb))
+        elif cond is None and verdict == "undetermined":
+            fields = note_missing(rule_column(opt.id, r.id), opt.id, filled=True)
+            reasons.append(_reason(r, vals, "possible", r.id, kb) | {
+                "verdict_if_true": f"at most {r.cap}", "unknown": fields})
     # notes give context to an option still on the table, not to one already set aside
     for r in (opt.notes if verdict in ("preferred", "reasonable", "undetermined") else ()):
         if row[rule_column(opt.id, r.id)] is True:
-            reasons.append(_reason(r, vals, "note", r.id))
+            reasons.append(_reason(r, vals, "note", r.id, kb))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if verdict == "undetermined":
         out["possible_verdicts"] = possible
+    if verdict in ("preferred", "reasonable") or {"preferred", "reasonable"} & set(possible if verdict == "undetermined" else ()):
+        conditions = _conditions(opt, ev, kb, checks, nulls, memo, decided_by)
+        if conditions:
+            out["conditions"] = conditions
     return out
+
+
+def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[str, Any], nulls: set[str],
+                memo: dict[str, frozenset[str]], decided_by: Rule | None) -> list[dict[str, str]]:
+    """The unknown pre-treatment checks this option's verdict assumed to pass.
+
+    A rule read before the deciding one (or the deciding rule itself, or a cap) whose
+    condition is unknown on the facts as entered, but settled with the checks assumed,
+    relied on each unknown check it reads."""
+    out: dict[str, dict[str, str]] = {}
+    relied = []
+    for r in opt.deciding:
+        relied.append(r)
+        if r is decided_by:
+            break
+    for r in relied + opt.caps:
+        col = rule_column(opt.id, r.id)
+        if ev.facts[col] is not None:
+            continue
+        for c in input_roots(kb, col, nulls, memo):
+            field = COLUMN_FIELDS[c]
+            if field in checks and field not in out:
+                out[field] = {"field": field, "requirement": r.requirement or checks[field].label}
+    return list(out.values())
 
 
 def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str]) -> list[dict[str, Any]]:

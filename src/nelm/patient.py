@@ -18,7 +18,7 @@ OPTION_IDS: tuple[str, ...] = (
     "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
     "sirt", "prrt", "ebrt", "ssa", "everolimus", "sunitinib", "platinum_etoposide",
     "capecitabine_temozolomide", "streptozocin_based", "interferon_alpha", "cabozantinib",
-    "clinical_trial",
+    "telotristat", "clinical_trial",
 )
 
 PrimarySite = Literal["pancreas", "duodenum", "stomach", "jejunum_ileum", "appendix", "colon",
@@ -27,6 +27,17 @@ Syndrome = Literal["none", "carcinoid", "insulinoma", "gastrinoma", "glucagonoma
 ExtrahepaticSite = Literal["lymph_nodes", "lung", "bone", "peritoneum", "other"]
 Therapy = Literal[OPTION_IDS]  # type: ignore[valid-type]
 Outcome = Literal["response", "stable", "progression", "intolerance"]
+Grade = Literal["G1", "G2", "G3"]
+_GRADE_NUMBER = {"G1": 1, "G2": 2, "G3": 3}
+
+
+def ki67_grade(ki67: float | None) -> int | None:
+    """WHO 2019 band of a Ki-67 index (the same cut-offs as knowledge/classification.yaml)."""
+    return None if ki67 is None else 1 if ki67 < 3 else 2 if ki67 <= 20 else 3
+
+
+def mitotic_grade(mitoses: float | None) -> int | None:
+    return None if mitoses is None else 1 if mitoses < 2 else 2 if mitoses <= 20 else 3
 
 Percent = Field(None, ge=0, le=100)
 
@@ -44,20 +55,50 @@ class Primary(_Strict):
 class Pathology(_Strict):
     differentiation: Literal["well", "poor"] | None = Field(None, description="tumour differentiation")
     ki67_percent: float | None = Field(None, ge=0, le=100, description="Ki-67 proliferation index, %")
-    mitoses_per_10hpf: float | None = Field(None, ge=0, description="mitotic count per 10 high-power fields (2 mm²)")
+    mitoses_per_10hpf: float | None = Field(None, ge=0, le=1000, description="mitotic count per 10 high-power fields (2 mm²)")
+    ki67_specimen: Literal["primary", "liver_metastasis", "other"] | None = Field(
+        None, description="where Ki-67 was counted")
+    reported_grade: Grade | None = Field(
+        None, description="WHO grade as the pathology report states it, when it gives no index")
+
+    @model_validator(mode="after")
+    def _reported_grade_agrees(self) -> "Pathology":
+        # The reported grade is used only while both indices are unknown; a report whose
+        # stated grade contradicts a measured index is refused rather than resolved.
+        if self.reported_grade is None:
+            return self
+        stated = _GRADE_NUMBER[self.reported_grade]
+        known = [g for g in (ki67_grade(self.ki67_percent), mitotic_grade(self.mitoses_per_10hpf)) if g is not None]
+        both = len(known) == 2
+        if known and (stated < max(known) or (both and stated != max(known))):
+            raise ValueError(
+                f"pathology.reported_grade {self.reported_grade} contradicts the measured index "
+                f"(Ki-67 {_num(self.ki67_percent)} %, mitoses {_num(self.mitoses_per_10hpf)}/10 HPF give G{max(known)}"
+                f"{'' if both else ' or higher'}); allowed: the grade the indices give, or leave reported_grade empty")
+        if self.differentiation == "poor" and stated < 3:
+            raise ValueError(f"pathology.differentiation 'poor' contradicts reported_grade {self.reported_grade}: "
+                             "a poorly differentiated NEC is high grade by definition; allowed: reported_grade G3, "
+                             "or differentiation 'well'")
+        return self
 
     @model_validator(mode="after")
     def _nec_is_high_grade(self) -> "Pathology":
         # WHO 2019: a poorly differentiated NEC is high grade by definition. A document
         # saying both "poor" and a G1/G2 proliferation contradicts itself; we will not
         # guess which part is wrong (and either guess would change every verdict).
-        if (self.differentiation == "poor" and self.ki67_percent is not None and self.ki67_percent <= 20
-                and self.mitoses_per_10hpf is not None and self.mitoses_per_10hpf <= 20):
+        # Contract v2 grades from one index when only one is known, so one low index suffices
+        # to contradict "poor".
+        known = [g for g in (ki67_grade(self.ki67_percent), mitotic_grade(self.mitoses_per_10hpf)) if g is not None]
+        if self.differentiation == "poor" and known and max(known) <= 2:
             raise ValueError(
-                f"pathology.differentiation 'poor' contradicts Ki-67 {self.ki67_percent:g} % and "
-                f"{self.mitoses_per_10hpf:g} mitoses/10 HPF: a poorly differentiated NEC is high grade by definition "
+                f"pathology.differentiation 'poor' contradicts Ki-67 {_num(self.ki67_percent)} % and "
+                f"{_num(self.mitoses_per_10hpf)} mitoses/10 HPF: a poorly differentiated NEC is high grade by definition "
                 "(Ki-67 > 20 % or > 20 mitoses); allowed: differentiation 'well', or the measured Ki-67/mitoses")
         return self
+
+
+def _num(v: float | None) -> str:
+    return "unknown" if v is None else f"{v:g}"
 
 
 class Liver(_Strict):
@@ -73,6 +114,25 @@ class Liver(_Strict):
         description="share of the hepatic tumour burden removable by surgery ± ablation with an adequate remnant, %")
     portal_vein_thrombosis: bool | None = Field(None, description="portal vein thrombosis")
     liver_function: Literal["normal", "impaired"] | None = Field(None, description="liver function")
+    resectable: bool | None = Field(
+        None, description="the liver surgeon judges all hepatic disease removable (for records without a percentage)")
+    child_pugh: Literal["A", "B", "C"] | None = Field(None, description="Child-Pugh class")
+    bilirubin_mg_dl: float | None = Field(None, ge=0, le=60, description="serum bilirubin, mg/dL")
+    biliary_enteric_bypass: bool | None = Field(
+        None, description="sphincter of Oddi bypassed or incompetent (bilio-enteric anastomosis, sphincterotomy, biliary stent)")
+    lung_shunt_percent: float | None = Field(None, ge=0, le=100, description="hepatopulmonary shunt fraction on SIRT work-up, %")
+
+    @model_validator(mode="after")
+    def _resectable_agrees(self) -> "Liver":
+        f = self.resectable_fraction_percent
+        if f is not None and self.resectable is not None and (f >= 100) != self.resectable:
+            raise ValueError(
+                f"liver.resectable {str(self.resectable).lower()} contradicts liver.resectable_fraction_percent {f:g} "
+                "(100 % removable means resectable); allowed: resectable true with 100, false below 100")
+        if self.liver_function == "normal" and self.child_pugh in ("B", "C"):
+            raise ValueError(f"liver.liver_function 'normal' contradicts liver.child_pugh {self.child_pugh}; "
+                             "allowed: liver_function 'impaired', or Child-Pugh A")
+        return self
 
     @model_validator(mode="after")
     def _pattern_matches_count(self) -> "Liver":
@@ -94,6 +154,8 @@ class Extrahepatic(_Strict):
     resectable: bool | None = Field(None, description="all extrahepatic disease can be removed")
     peritoneal_carcinomatosis: Literal["none", "limited_resectable", "diffuse_unresectable"] | None = Field(
         None, description="peritoneal carcinomatosis")
+    symptomatic: bool | None = Field(
+        None, description="an extrahepatic site causes pain, compression or bleeding that local treatment could palliate")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Extrahepatic":
@@ -104,6 +166,9 @@ class Extrahepatic(_Strict):
         if self.present is False and self.peritoneal_carcinomatosis not in (None, "none"):
             raise ValueError("extrahepatic.present is false but peritoneal_carcinomatosis is "
                              f"{self.peritoneal_carcinomatosis!r}; allowed: 'none', or present true")
+        if self.present is False and self.symptomatic:
+            raise ValueError("extrahepatic.present is false but extrahepatic.symptomatic is true; "
+                             "allowed: symptomatic false or empty, or present true")
         return self
 
 
@@ -113,9 +178,25 @@ class Course(_Strict):
     progression_within_12_months: bool | None = Field(None, description="radiological progression within the last 12 months")
 
 
+class Labs(_Strict):
+    egfr_ml_min: float | None = Field(None, ge=0, le=250, description="estimated glomerular filtration rate, mL/min")
+    platelets_10e9_per_l: float | None = Field(None, ge=0, le=3000, description="platelet count, 10⁹/L")
+    neutrophils_10e9_per_l: float | None = Field(None, ge=0, le=200, description="neutrophil count, 10⁹/L")
+
+
 class PriorTherapy(_Strict):
     therapy: Therapy = Field(description="an option id")
     outcome: Outcome | None = None
+    months_to_progression: float | None = Field(
+        None, ge=0, le=600, description="months from the start of that therapy to progression")
+    ongoing: bool | None = Field(None, description="still being given")
+
+    @model_validator(mode="after")
+    def _months_only_with_progression(self) -> "PriorTherapy":
+        if self.months_to_progression is not None and self.outcome not in ("progression", None):
+            raise ValueError(f"months_to_progression {self.months_to_progression:g} given but the outcome is "
+                             f"{self.outcome!r}; allowed: outcome 'progression', or no months_to_progression")
+        return self
 
 
 class Patient(_Strict):
@@ -137,6 +218,30 @@ class Patient(_Strict):
     transplant_contraindication: bool | None = Field(
         None, description="another condition ruling out transplantation, previous cancers included")
     prior_therapies: list[PriorTherapy] | None = Field(None, description="earlier treatments and how the disease responded")
+    # contract v2
+    fdg_pet: Literal["positive", "negative"] | None = Field(None, description="FDG-PET")
+    sstr_uptake_krenning: int | None = Field(
+        None, ge=0, le=4, description="SSTR uptake of the target lesions, Krenning score 0-4 (2 = as liver, 3 = above liver, 4 = above spleen)")
+    carcinoid_heart_disease: Literal["none", "present", "valves_replaced"] | None = Field(
+        None, description="carcinoid heart disease on echocardiography")
+    functional_control: Literal["untreated", "controlled", "refractory"] | None = Field(
+        None, description="control of the hormonal syndrome")
+    labs: Labs | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Patient":
+        # facts that contradict each other are refused, never resolved by a guess
+        k, img = self.sstr_uptake_krenning, self.sstr_imaging
+        if k is not None and img == "negative" and k >= 2:
+            raise ValueError(f"sstr_imaging 'negative' contradicts sstr_uptake_krenning {k} (uptake at least that of "
+                             "the liver); allowed: sstr_imaging 'positive', or Krenning 0-1")
+        if k == 0 and img == "positive":
+            raise ValueError("sstr_imaging 'positive' contradicts sstr_uptake_krenning 0 (no uptake); "
+                             "allowed: Krenning 1-4, or sstr_imaging 'negative'")
+        if self.functional_syndrome == "none" and self.functional_control is not None:
+            raise ValueError(f"functional_control {self.functional_control!r} given but functional_syndrome is 'none'; "
+                             "allowed: no functional_control, or the syndrome")
+        return self
 
 
 # --------------------------------------------------------------------------- errors
@@ -259,6 +364,11 @@ def load_patient(path: str | Path) -> Patient:
 # each so that SQL conditions can test them; each column remembers its contract field.
 SITE_COLUMNS = {f"extrahepatic_sites_{s}": "extrahepatic.sites" for s in get_args(ExtrahepaticSite)}
 PRIOR_COLUMNS = {f"prior_{t}": "prior_therapies" for t in OPTION_IDS}
+PRIOR_MONTHS_COLUMNS = {f"prior_{t}_months": "prior_therapies.months_to_progression" for t in OPTION_IDS}
+PRIOR_ONGOING_COLUMNS = {f"prior_{t}_ongoing": "prior_therapies.ongoing" for t in OPTION_IDS}
+# anticancer systemic lines (telotristat treats the syndrome, not the tumour)
+SYSTEMIC_LINES = ("ssa", "everolimus", "sunitinib", "cabozantinib", "interferon_alpha", "prrt",
+                  "platinum_etoposide", "capecitabine_temozolomide", "streptozocin_based")
 
 SCALAR_FIELDS: dict[str, str] = {
     "age_years": "float", "ecog": "float", "fit_for_major_surgery": "bool",
@@ -274,6 +384,14 @@ SCALAR_FIELDS: dict[str, str] = {
     "right_heart_insufficiency": "bool", "sstr_imaging": "str",
     "course.status": "str", "course.stable_months": "float", "course.progression_within_12_months": "bool",
     "transplant_contraindication": "bool",
+    # contract v2
+    "pathology.ki67_specimen": "str", "pathology.reported_grade": "str",
+    "liver.resectable": "bool", "liver.child_pugh": "str", "liver.bilirubin_mg_dl": "float",
+    "liver.biliary_enteric_bypass": "bool", "liver.lung_shunt_percent": "float",
+    "extrahepatic.symptomatic": "bool",
+    "fdg_pet": "str", "sstr_uptake_krenning": "float", "carcinoid_heart_disease": "str",
+    "functional_control": "str",
+    "labs.egfr_ml_min": "float", "labs.platelets_10e9_per_l": "float", "labs.neutrophils_10e9_per_l": "float",
 }
 
 
@@ -284,11 +402,17 @@ def column_of(field: str) -> str:
 COLUMN_FIELDS: dict[str, str] = {column_of(f): f for f in SCALAR_FIELDS}
 COLUMN_FIELDS.update(SITE_COLUMNS)
 COLUMN_FIELDS.update(PRIOR_COLUMNS)
+COLUMN_FIELDS.update(PRIOR_MONTHS_COLUMNS)
+COLUMN_FIELDS.update(PRIOR_ONGOING_COLUMNS)
 COLUMN_FIELDS["prior_progression_count"] = "prior_therapies"
+COLUMN_FIELDS["prior_systemic_lines"] = "prior_therapies"
 COLUMN_TYPES: dict[str, str] = {column_of(f): t for f, t in SCALAR_FIELDS.items()}
 COLUMN_TYPES.update({c: "bool" for c in SITE_COLUMNS})
 COLUMN_TYPES.update({c: "str" for c in PRIOR_COLUMNS})
+COLUMN_TYPES.update({c: "float" for c in PRIOR_MONTHS_COLUMNS})
+COLUMN_TYPES.update({c: "bool" for c in PRIOR_ONGOING_COLUMNS})
 COLUMN_TYPES["prior_progression_count"] = "float"
+COLUMN_TYPES["prior_systemic_lines"] = "float"
 
 # worst outcome wins when a therapy was given more than once
 _OUTCOME_RANK = {"progression": 3, "intolerance": 2, "stable": 1, "response": 0, None: -1}
@@ -313,28 +437,41 @@ def flatten(patient: Patient) -> dict[str, Any]:
         row[col] = (site in sites) if known_sites else None
     if ehd and ehd.present is False and ehd.peritoneal_carcinomatosis is None:
         row["extrahepatic_peritoneal_carcinomatosis"] = "none"
+    if ehd and ehd.present is False and ehd.symptomatic is None:
+        row["extrahepatic_symptomatic"] = False
+
+    # a surgeon's "all removable" follows from a percentage when only that is given
+    if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
+        row["liver_resectable"] = row["liver_resectable_fraction_percent"] >= 100
 
     prior = patient.prior_therapies
-    for col in PRIOR_COLUMNS:
-        therapy = col.removeprefix("prior_")
+    for therapy in OPTION_IDS:
+        col = f"prior_{therapy}"
         if prior is None:
-            row[col] = None
+            row[col] = row[f"{col}_months"] = row[f"{col}_ongoing"] = None
             continue
-        outcomes = [p.outcome for p in prior if p.therapy == therapy]
-        if not outcomes:
-            row[col] = "none"
-        else:
-            worst = max(outcomes, key=lambda o: _OUTCOME_RANK[o])
-            row[col] = worst or "given"
+        given = [p for p in prior if p.therapy == therapy]
+        if not given:
+            row[col], row[f"{col}_months"], row[f"{col}_ongoing"] = "none", None, False
+            continue
+        worst = max((p.outcome for p in given), key=lambda o: _OUTCOME_RANK[o])
+        row[col] = worst or "given"
+        # the shortest response governs re-treatment
+        months = [p.months_to_progression for p in given if p.months_to_progression is not None]
+        row[f"{col}_months"] = min(months) if months else None
+        ongoing = [p.ongoing for p in given]
+        row[f"{col}_ongoing"] = True if True in ongoing else (False if all(o is False for o in ongoing) else None)
     row["prior_progression_count"] = None if prior is None else float(
         len({p.therapy for p in prior if p.outcome == "progression"}))
+    row["prior_systemic_lines"] = None if prior is None else float(
+        len({p.therapy for p in prior if p.therapy in SYSTEMIC_LINES}))
     return row
 
 
 def json_schema() -> dict[str, Any]:
     schema = Patient.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "nelm patient document (contract v1)"
+    schema["title"] = "nelm patient document (contract v2; v1 documents stay valid)"
     return schema
 
 

@@ -24,7 +24,12 @@ BASE: dict[str, Any] = {
     "right_heart_insufficiency": False, "sstr_imaging": "positive",
     "course": {"status": "stable", "stable_months": 12, "progression_within_12_months": False},
     "transplant_contraindication": False, "prior_therapies": [],
+    # contract v2: a normal work-up
+    "fdg_pet": "negative", "sstr_uptake_krenning": 3, "carcinoid_heart_disease": "none",
+    "labs": {"egfr_ml_min": 85, "platelets_10e9_per_l": 230, "neutrophils_10e9_per_l": 3.8},
 }
+BASE["liver"].update({"child_pugh": "A", "bilirubin_mg_dl": 0.7, "biliary_enteric_bypass": False})
+BASE["extrahepatic"]["symptomatic"] = False
 
 
 def patient_dict(**changes: Any) -> dict[str, Any]:
@@ -40,6 +45,8 @@ def patient_dict(**changes: Any) -> dict[str, Any]:
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
+    if "sstr_imaging" in changes and "sstr_uptake_krenning" not in changes and doc.get("sstr_imaging") != "positive":
+        doc.pop("sstr_uptake_krenning", None)  # BASE's uptake grade belongs to its positive scan
     return doc
 
 
@@ -47,11 +54,12 @@ def make_patient(**changes: Any) -> Patient:
     return validate_patient(patient_dict(**changes))
 
 
-# Known values, chosen around every threshold the knowledge base uses.
+# Known values, chosen around every threshold the knowledge base uses (repeated values weight
+# the draw towards the common case, so that rare combinations such as Milan candidates occur).
 FIELD_VALUES: dict[str, list[Any]] = {
     "age_years": [30, 54.5, 55, 58, 62, 75],
-    "ecog": [0, 1, 2, 3, 4],
-    "fit_for_major_surgery": [True, False],
+    "ecog": [0, 0, 1, 1, 2, 3, 4],
+    "fit_for_major_surgery": [True, True, False],
     "primary.site": list(get_args(PrimarySite)),
     "primary.resected": [True, False],
     "pathology.differentiation": ["well", "poor"],
@@ -69,12 +77,28 @@ FIELD_VALUES: dict[str, list[Any]] = {
     "liver.portal_vein_thrombosis": [True, False],
     "liver.liver_function": ["normal", "impaired"],
     "extrahepatic.resectable": [True, False],
-    "right_heart_insufficiency": [True, False],
+    "right_heart_insufficiency": [False, False, True],
     "sstr_imaging": ["positive", "negative"],
     "course.status": ["stable", "progressive"],
     "course.stable_months": [0, 3, 6, 12, 24],
     "course.progression_within_12_months": [True, False],
-    "transplant_contraindication": [True, False],
+    "transplant_contraindication": [False, False, True],
+    # contract v2
+    "pathology.ki67_specimen": ["primary", "liver_metastasis", "other"],
+    "pathology.reported_grade": ["G1", "G2", "G3"],
+    "liver.resectable": [True, False],
+    "liver.child_pugh": ["A", "B", "C"],
+    "liver.bilirubin_mg_dl": [0.6, 1.5, 2.5, 4.0],
+    "liver.biliary_enteric_bypass": [True, False],
+    "liver.lung_shunt_percent": [4, 12, 25],
+    "extrahepatic.symptomatic": [True, False],
+    "fdg_pet": ["positive", "negative"],
+    "sstr_uptake_krenning": [0, 1, 2, 3, 4],
+    "carcinoid_heart_disease": ["none", "none", "present", "valves_replaced"],
+    "functional_control": ["untreated", "controlled", "refractory"],
+    "labs.egfr_ml_min": [20, 40, 60, 90],
+    "labs.platelets_10e9_per_l": [60, 90, 150, 250],
+    "labs.neutrophils_10e9_per_l": [0.8, 1.2, 2.0, 4.0],
 }
 
 EXTRAHEPATIC_CHOICES: list[dict[str, Any]] = [
@@ -90,11 +114,31 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
     """Random combinations can say 'poorly differentiated' with a G1/G2 proliferation,
     which the patient model refuses (a NEC is high grade): raise Ki-67 then."""
     path = doc.get("pathology") or {}
-    if (path.get("differentiation") == "poor" and path.get("ki67_percent") is not None
-            and path["ki67_percent"] <= 20 and path.get("mitoses_per_10hpf") is not None
-            and path["mitoses_per_10hpf"] <= 20):
-        doc["pathology"] = {**path, "ki67_percent": path["ki67_percent"] + 40}
+    ki, mi = path.get("ki67_percent"), path.get("mitoses_per_10hpf")
+    if path.get("differentiation") == "poor" and (ki is not None or mi is not None) and (ki or 0) <= 20 and (mi or 0) <= 20:
+        doc["pathology"] = path = {**path, "ki67_percent": (ki or 0) + 40}
+    ki67, mit = path.get("ki67_percent"), path.get("mitoses_per_10hpf")
+    if path.get("reported_grade") is not None and (ki67 is not None or mit is not None
+                                                   or (path.get("differentiation") == "poor" and path["reported_grade"] != "G3")):
+        # the report's grade is only for records without an index
+        doc["pathology"] = {**(doc.get("pathology") or {}), "reported_grade": None}
     liver = doc.get("liver") or {}
+    f = liver.get("resectable_fraction_percent")
+    if f is not None and liver.get("resectable") is not None:
+        liver = doc["liver"] = {**liver, "resectable": f >= 100}
+    if liver.get("liver_function") == "normal" and liver.get("child_pugh") in ("B", "C"):
+        liver = doc["liver"] = {**liver, "child_pugh": "A"}
+    k, img = doc.get("sstr_uptake_krenning"), doc.get("sstr_imaging")
+    if k is not None and ((img == "negative" and k >= 2) or (img == "positive" and k == 0)):
+        doc["sstr_uptake_krenning"] = 1 if img == "negative" else 2
+    if doc.get("functional_syndrome") == "none":
+        doc.pop("functional_control", None)
+    ehd = doc.get("extrahepatic") or {}
+    if ehd.get("present") is False and ehd.get("symptomatic"):
+        doc["extrahepatic"] = {**ehd, "symptomatic": False}
+    for p in doc.get("prior_therapies") or []:
+        if p.get("outcome") != "progression":
+            p.pop("months_to_progression", None)
     n, pattern = liver.get("lesion_count"), liver.get("pattern")
     if n is not None and pattern == "single" and n != 1:
         doc["liver"] = {**liver, "lesion_count": 1}
@@ -117,13 +161,40 @@ def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:
     if rng.random() >= unknown_share:
         ehd = dict(EXTRAHEPATIC_CHOICES[rng.randrange(len(EXTRAHEPATIC_CHOICES))])
         ehd["resectable"] = doc.get("extrahepatic", {}).get("resectable")
+        ehd["symptomatic"] = doc.get("extrahepatic", {}).get("symptomatic")
         doc["extrahepatic"] = ehd
     if rng.random() >= unknown_share:
         n = rng.randrange(4)
-        doc["prior_therapies"] = [{"therapy": OPTION_IDS[rng.randrange(len(OPTION_IDS))],
-                                   "outcome": ["response", "stable", "progression", "intolerance"][rng.randrange(4)]}
-                                  for _ in range(n)]
+        doc["prior_therapies"] = [_prior(rng, unknown_share) for _ in range(n)]
     return _consistent(doc)
+
+
+def perturbed_patient_dict(rng, changes: int = 3) -> dict[str, Any]:
+    """BASE with a few random fields changed: realistic neighbours of an ordinary patient,
+    where combinations that independent draws rarely make (a Milan candidate) are common."""
+    doc = copy.deepcopy(BASE)
+    keys = list(FIELD_VALUES)
+    for _ in range(changes):
+        key = keys[rng.randrange(len(keys))]
+        node = doc
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        values = FIELD_VALUES[key]
+        node[parts[-1]] = values[rng.randrange(len(values))]
+    if doc["functional_syndrome"] != "none" and doc.get("functional_control") is None:
+        doc["functional_control"] = ["untreated", "controlled", "refractory"][rng.randrange(3)]
+    return _consistent(doc)
+
+
+def _prior(rng, unknown_share: float) -> dict[str, Any]:
+    p: dict[str, Any] = {"therapy": OPTION_IDS[rng.randrange(len(OPTION_IDS))],
+                         "outcome": ["response", "stable", "progression", "intolerance"][rng.randrange(4)]}
+    if p["outcome"] == "progression" and rng.random() >= unknown_share:
+        p["months_to_progression"] = [6, 12, 18, 30][rng.randrange(4)]
+    if rng.random() >= unknown_share:
+        p["ongoing"] = rng.random() < 0.3
+    return p
 
 
 def patient_strategy(unknown: bool = True):
@@ -147,10 +218,13 @@ def patient_strategy(unknown: bool = True):
     for name, keys in sections.items():
         if name != "extrahepatic":
             top[name] = section(keys)
-    ehd = st.sampled_from(EXTRAHEPATIC_CHOICES).map(dict)
+    ehd = st.tuples(st.sampled_from(EXTRAHEPATIC_CHOICES), field([True, False])).map(
+        lambda t: {**t[0], "symptomatic": t[1]})
     top["extrahepatic"] = st.one_of(st.none(), ehd) if unknown else ehd
     prior = st.lists(st.fixed_dictionaries({"therapy": st.sampled_from(OPTION_IDS),
-                                            "outcome": st.sampled_from(["response", "stable", "progression", "intolerance"])}),
+                                            "outcome": st.sampled_from(["response", "stable", "progression", "intolerance"]),
+                                            "months_to_progression": st.one_of(st.none(), st.sampled_from([6, 12, 18, 30])),
+                                            "ongoing": st.one_of(st.none(), st.booleans())}),
                      max_size=3)
     top["prior_therapies"] = st.one_of(st.none(), prior) if unknown else prior
     return st.fixed_dictionaries(top).map(_consistent)

@@ -8,7 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .rules import MODALITY_LABELS
+from .knowledge.ruleset import MODALITY_LABELS
 
 MARK = {"met": ("✓", "green"), "not_met": ("✗", "red"), "unknown": ("?", "yellow")}
 VERDICT_STYLE = {"preferred": "bold green", "reasonable": "cyan", "not_recommended": "yellow",

@@ -25,9 +25,12 @@ def fill_case(page, doc: dict) -> None:
     for site in state.sites:
         page.locator(f'input[name="extrahepatic.sites"][value="{site}"]').check()
     page.locator('select[name="prior_therapies"]').select_option(state.prior_mode)
-    for i, (therapy, outcome) in enumerate(state.prior_rows):
-        page.locator(f'[name="prior_therapies.{i}.therapy"]').select_option(therapy)
-        page.locator(f'[name="prior_therapies.{i}.outcome"]').select_option(outcome)
+    for i, row in enumerate(state.prior_rows):
+        for part in ("therapy", "outcome", "ongoing"):
+            if row[part]:
+                page.locator(f'[name="prior_therapies.{i}.{part}"]').select_option(row[part])
+        if row["months_to_progression"]:
+            page.locator(f'[name="prior_therapies.{i}.months_to_progression"]').fill(row["months_to_progression"])
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.evidence import load_records
 from nelm.knowledge import KNOWLEDGE_DIR, content_hash, load
 from nelm.testing import make_patient
@@ -25,6 +25,12 @@ def cited_ids() -> set[str]:
         ids |= set(o.otherwise.sources)
         for r in o.rules:
             ids |= set(r.sources)
+    for c in KB.checks:
+        ids |= set(c.sources)
+    for a in KB.assumptions:
+        ids |= set(a.sources)
+    for pw in KB.pathways:
+        ids |= set(pw.sources) | set(pw.nothing_now.sources) | {s for st in pw.steps for s in st.sources}
     outcomes = KNOWLEDGE_DIR / "outcomes.yaml"
     if outcomes.exists():
         text = outcomes.read_text()

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.knowledge import load
 from nelm.patient import validate_patient
 from nelm.testing import patient_dict

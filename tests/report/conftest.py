@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.patient import load_patient, validate_patient
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "solitary_resectable.json"

@@ -83,8 +83,15 @@ def test_interferon_for_symptomatic_carcinoid_syndrome_only(assess_with):
 
 
 def test_ebrt_palliates_extrahepatic_disease(assess_with):
-    _, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False}, **UNRESECTABLE)
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False, "symptomatic": True},
+                       **UNRESECTABLE)
     assert (o["ebrt"]["verdict"], o["ebrt"]["intent"]) == ("reasonable", "palliative")
+    # radiotherapy palliates symptomatic sites, not asymptomatic ones
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["lymph_nodes"], "resectable": True, "symptomatic": False},
+                       **UNRESECTABLE)
+    assert o["ebrt"]["verdict"] == "not_recommended"
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False}, **UNRESECTABLE)
+    assert o["ebrt"]["verdict"] == "undetermined"
     _, o = assess_with(**UNRESECTABLE)
     assert o["ebrt"]["verdict"] == "not_recommended"
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.patient import validate_patient
 from nelm.store import CaseNotFound, CaseStore, VersionNotFound, migrate
 from nelm.store.db import current_revision

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from nelm.engine import assess
+from nelm.assessment import assess
 from nelm.patient import OPTION_IDS, validate_patient
 
 API = "/api/v1"

@@ -13,8 +13,8 @@ def _items(state: forms.FormState) -> list[tuple[str, str]]:
     items = [(path, state.values.get(path, "")) for path in forms.FIELDS]
     items += [("extrahepatic.sites", s) for s in state.sites]
     items.append(("prior_therapies", state.prior_mode))
-    for i, (therapy, outcome) in enumerate(state.padded_rows()):
-        items += [(f"prior_therapies.{i}.therapy", therapy), (f"prior_therapies.{i}.outcome", outcome)]
+    for i, row in enumerate(state.padded_rows()):
+        items += [(f"prior_therapies.{i}.{part}", value) for part, value in row.items()]
     return items
 
 
@@ -22,7 +22,8 @@ def test_the_form_covers_the_whole_patient_document():
     covered = set(forms.FIELDS) | {"extrahepatic.sites", "prior_therapies"}
     assert set(SCALAR_FIELDS) | {"id", "extrahepatic.sites", "prior_therapies"} == covered
     assert [g.title for g in forms.GROUPS][1:] == ["Primary tumour and pathology", "Liver disease",
-                                                   "Extrahepatic disease", "Patient", "Course and prior therapy"]
+                                                   "Extrahepatic disease", "Patient", "Laboratory",
+                                                   "Course and prior therapy"]
 
 
 def test_kinds_units_and_bounds_come_from_the_model():
@@ -78,7 +79,8 @@ def test_problems_land_beside_their_fields_or_on_their_group():
     assert {anchor for _, _, anchor in state.problems} == {
         "f-pathology.ki67_percent", "f-prior_therapies.3.therapy", "g-extrahepatic"}
     assert state.values["pathology.ki67_percent"] == "150" and state.sites == ["lung"]
-    assert state.prior_rows == [("", ""), ("", ""), ("", ""), ("", "stable")]
+    blank = dict.fromkeys(forms.PRIOR_PARTS, "")
+    assert state.prior_rows == [blank, blank, blank, blank | {"outcome": "stable"}]
 
 
 # ---------------------------------------------------------------- round trip

@@ -21,9 +21,9 @@ def _form_items(doc: dict, csrf: str) -> dict:
     data: dict = {"csrf_token": csrf, **state.values, "prior_therapies": state.prior_mode}
     if state.sites:
         data["extrahepatic.sites"] = state.sites
-    for i, (therapy, outcome) in enumerate(state.prior_rows):
-        data[f"prior_therapies.{i}.therapy"] = therapy
-        data[f"prior_therapies.{i}.outcome"] = outcome
+    for i, row in enumerate(state.prior_rows):
+        for part, value in row.items():
+            data[f"prior_therapies.{i}.{part}"] = value
     return data
 
 

@@ -1,7 +1,7 @@
 """The knowledge base: derived variables, criteria sets, option rules and evidence.
 
 Everything clinical lives in data files: ``classification.yaml`` (derived variables),
-``criteria/*.yaml`` (guideline checklists), ``../rules/*.yaml`` (option rules) and
+``criteria/*.yaml`` (guideline checklists), ``rules/*.yaml`` (option rules, schema in ``ruleset.py``) and
 ``evidence/*.yaml`` (published results). :func:`load` reads and validates them all,
 compiles every condition once into a Polars expression and hashes the files, so the
 same input and the same knowledge base always give the same output.
@@ -13,17 +13,18 @@ import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
-from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS
-from ..rules import RULES_DIR, OptionDef, load_options, rule_files
+from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS, column_of
+from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 
 KNOWLEDGE_DIR = Path(__file__).parent
+_DTYPES = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
 
 
 class _Record(BaseModel):
@@ -76,6 +77,69 @@ class ClassificationFile(_Record):
     derived: list[Derived]
 
 
+class Check(_Record):
+    """A pre-treatment check (contract v2): work-up done before a treatment, not a fact
+    that defines the disease. While unknown, option rules read ``assume`` in its place
+    (the value that passes every gate) and the option lists the check as a condition."""
+
+    field: str
+    assume: str | dict[str, str] = Field(
+        description="SQL: the passing value assumed while the check is unknown (null: none); for a field spread over "
+                    "several columns, a mapping column -> SQL where 'prefix_*' names every text column of the field")
+    label: str = Field(description="what to obtain, as a clinician orders it")
+    reason: str
+    sources: list[str] = Field(min_length=1)
+
+
+class ChecksFile(_Record):
+    checks: list[Check]
+
+
+class StepOption(_Record):
+    id: str
+    if_: str | None = Field(None, alias="if", description="SQL: this option belongs to the step only when true")
+
+
+class Step(_Record):
+    when: Literal["now", "after_response", "at_progression", "if_symptoms_persist"]
+    options: list[str | StepOption] = Field(min_length=1, description="candidates in order of preference")
+    combine: Literal["alternatives", "together"] = "alternatives"
+    limit: int = Field(3, ge=1, description="at most this many options are named")
+    if_: str | None = Field(None, alias="if", description="SQL: the step applies only when true")
+    intent: str | None = None
+    reason: str
+    sources: list[str] = Field(min_length=1)
+
+
+class NothingNow(_Record):
+    reason: str
+    sources: list[str] = Field(min_length=1)
+
+
+class Pathway(_Record):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    when: str = Field(description="SQL: the patient's situation this pathway is for; the first that holds is followed")
+    steps: list[Step] = Field(min_length=1)
+    nothing_now: NothingNow = Field(description="the first step when no candidate of the first step fits today")
+    sources: list[str] = Field(min_length=1)
+
+
+class Assumption(_Record):
+    """A fact missing but routinely confirmed, which a conditional plan may assume."""
+
+    field: str
+    assumed: Any
+    alternative: Any = Field(description="the value that shows what the plan becomes if the assumption fails")
+    reason: str
+    sources: list[str] = Field(min_length=1)
+
+
+class PathwaysFile(_Record):
+    assumptions: list[Assumption]
+    pathways: list[Pathway] = Field(min_length=1)
+
+
 @dataclass(frozen=True)
 class Node:
     """One computed column: a derived variable, a criterion item or set, a rule condition."""
@@ -95,6 +159,10 @@ class KnowledgeBase:
     criteria: list[CriterionSet]
     options: list[OptionDef]
     evidence: dict[str, EvidenceRecord]
+    checks: list[Check] = field(default_factory=list)
+    pathways: list[Pathway] = field(default_factory=list)
+    assumptions: list[Assumption] = field(default_factory=list)
+    assume: list[pl.Expr] = field(default_factory=list)      # fills unknown checks with passing values
     nodes: list[list[Node]] = field(default_factory=list)   # batches in dependency order
     variant_nodes: list[tuple[str, str, Node]] = field(default_factory=list)  # (column, guideline, node)
     roots: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -104,9 +172,29 @@ class KnowledgeBase:
         return [o.id for o in self.options]
 
 
+def _check_columns(c: Check) -> dict[str, str]:
+    """Column -> SQL of the passing value, for one check."""
+    if isinstance(c.assume, str):
+        col = column_of(c.field)
+        if col not in COLUMN_TYPES:
+            raise ValueError(f"checks.yaml: {c.field!r} is not a patient field")
+        return {col: c.assume}
+    out: dict[str, str] = {}
+    for key, sql in c.assume.items():
+        if key.endswith("*"):
+            cols = [col for col, f in COLUMN_FIELDS.items() if f == c.field and col.startswith(key[:-1])
+                    and COLUMN_TYPES[col] == "str"]
+        else:
+            cols = [key] if COLUMN_FIELDS.get(key) == c.field else []
+        if not cols:
+            raise ValueError(f"checks.yaml: {c.field}: {key!r} names no column of that field")
+        out |= {col: sql for col in cols}
+    return out
+
+
 def _files() -> list[Path]:
     return sorted([*KNOWLEDGE_DIR.glob("*.yaml"), *(KNOWLEDGE_DIR / "criteria").glob("*.yaml"),
-                   *EVIDENCE_DIR.glob("*.yaml"), *rule_files(RULES_DIR)])
+                   *EVIDENCE_DIR.glob("*.yaml"), *rule_files(RULES_DIR)])  # gates.yaml is in the first glob
 
 
 def content_hash() -> str:
@@ -169,6 +257,10 @@ def rule_column(option_id: str, rule_id: str) -> str:
     return f"rule__{option_id}__{rule_id}"
 
 
+def pathway_column(pathway_id: str, step: int | None = None, option_id: str | None = None) -> str:
+    return "pathway__" + "__".join(str(p) for p in (pathway_id, step, option_id) if p is not None)
+
+
 PLACEHOLDER_EXTRAS = {"extrahepatic_sites"}
 
 
@@ -190,6 +282,11 @@ def load(guideline: str | None = None) -> KnowledgeBase:
     if missing:
         raise ValueError(f"options without rules: {missing}")
     evidence = {r.id: r for r in load_records()}
+    checks = ChecksFile.model_validate(_yaml(KNOWLEDGE_DIR / "checks.yaml")).checks
+    assume = []
+    for c in checks:
+        for col, sql in _check_columns(c).items():
+            assume.append(pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(_DTYPES[COLUMN_TYPES[col]])).alias(col))
 
     nodes: list[Node] = []
     variant_nodes: list[tuple[str, str, Node]] = []
@@ -209,6 +306,15 @@ def load(guideline: str | None = None) -> KnowledgeBase:
     for opt in options:
         for r in opt.rules:
             nodes.append(_compile(rule_column(opt.id, r.id), r.when, f"option {opt.id} rule {r.id}"))
+    plans = PathwaysFile.model_validate(_yaml(KNOWLEDGE_DIR / "pathways.yaml"))
+    for pw in plans.pathways:
+        nodes.append(_compile(pathway_column(pw.id), pw.when, f"pathway {pw.id}"))
+        for i, step in enumerate(pw.steps):
+            if step.if_:
+                nodes.append(_compile(pathway_column(pw.id, i), step.if_, f"pathway {pw.id} step {i + 1}"))
+            for o in step.options:
+                if isinstance(o, StepOption) and o.if_:
+                    nodes.append(_compile(pathway_column(pw.id, i, o.id), o.if_, f"pathway {pw.id} step {i + 1} {o.id}"))
 
     inputs = set(COLUMN_TYPES)
     batches = _levels(nodes, inputs)
@@ -220,7 +326,8 @@ def load(guideline: str | None = None) -> KnowledgeBase:
 
     kb = KnowledgeBase(version=manifest.version, sha256=content_hash(), guideline=guideline,
                        manifest=manifest, derived=derived, criteria=criteria, options=options,
-                       evidence=evidence, nodes=batches, variant_nodes=variant_nodes,
+                       evidence=evidence, checks=checks, pathways=plans.pathways, assumptions=plans.assumptions,
+                       assume=assume, nodes=batches, variant_nodes=variant_nodes,
                        roots={n.column: n.roots for n in nodes} | {vn.column: vn.roots for _, _, vn in variant_nodes})
     _check_references(kb, all_columns)
     return kb
@@ -240,6 +347,8 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
             for p in placeholders(template) - names:
                 problems.append(f"{where}: unknown placeholder {{{p}}}")
 
+    for c in kb.checks:
+        check(f"check {c.field}", c.sources)
     for d in kb.derived:
         check(f"derived {d.name}", d.sources + [s for v in d.variants for s in v.sources])
     for cs in kb.criteria:
@@ -248,8 +357,21 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
             check(f"criteria {cs.id}.{it.id}", it.sources + [s for v in it.variants for s in v.sources], it.reason)
     for opt in kb.options:
         for r in opt.rules:
-            check(f"option {opt.id} rule {r.id}", r.sources, r.reason)
+            check(f"option {opt.id} rule {r.id}", r.sources, r.reason)  # gates are expanded into rules
         check(f"option {opt.id} otherwise", opt.otherwise.sources, opt.otherwise.reason)
+    ids = set(kb.option_ids)
+    for pw in kb.pathways:
+        check(f"pathway {pw.id}", pw.sources + pw.nothing_now.sources)
+        for i, step in enumerate(pw.steps):
+            check(f"pathway {pw.id} step {i + 1}", step.sources)
+            for o in step.options:
+                oid = o if isinstance(o, str) else o.id
+                if oid not in ids:
+                    problems.append(f"pathway {pw.id} step {i + 1}: unknown option {oid!r}")
+    for a in kb.assumptions:
+        check(f"assumption {a.field}", a.sources)
+        if column_of(a.field) not in COLUMN_TYPES:
+            problems.append(f"assumption {a.field!r}: not a patient field")
     if problems:
         raise ValueError("knowledge base inconsistent:\n  " + "\n  ".join(problems))
 

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from ..evidence import evidence_index
 from ..outcomes import charts
-from ..rules import MODALITY_LABELS
+from ..knowledge.ruleset import MODALITY_LABELS
 from ..summary import as_dict, patient_sections, show
 
 HERE = Path(__file__).resolve().parent

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from .. import __version__
-from ..engine import assess
+from ..assessment import assess
 from ..evidence import TOPICS, EvidenceRecord, evidence_index
 from ..evidence_view import select
 from ..knowledge import load

@@ -105,6 +105,9 @@ VALUE_LABELS: dict[str, dict[str, str]] = {
     "pathology.differentiation": {"well": "well differentiated (NET)", "poor": "poorly differentiated (NEC)"},
     "course.status": {"stable": "stable or responding", "progressive": "progressive"},
     "sstr_imaging": {"positive": "positive (uptake)", "negative": "negative"},
+    "carcinoid_heart_disease": {"present": "valve disease, not operated", "valves_replaced": "valves replaced"},
+    "functional_control": {"controlled": "controlled on current treatment",
+                           "refractory": "refractory (uncontrolled despite an SSA)"},
 }
 
 
@@ -148,6 +151,11 @@ GROUPS: tuple[Group, ...] = (
         _make("functional_syndrome", "Functional syndrome"),
         _make("symptomatic", "Symptomatic"),
         _make("sstr_imaging", "Somatostatin-receptor imaging"),
+        _make("pathology.ki67_specimen", "Ki-67 counted on"),
+        _make("pathology.reported_grade", "Grade stated in the report (when no index is given)"),
+        _make("functional_control", "Control of the hormonal syndrome"),
+        _make("sstr_uptake_krenning", "SSTR uptake (Krenning score)"),
+        _make("fdg_pet", "FDG-PET"),
     ), prefixes=("primary", "pathology")),
     Group("liver", "Liver disease", (
         _make("liver.timing", "Timing of liver metastases"),
@@ -159,19 +167,31 @@ GROUPS: tuple[Group, ...] = (
         _make("liver.resectable_fraction_percent", "Resectable share of hepatic tumour", "%"),
         _make("liver.portal_vein_thrombosis", "Portal vein thrombosis"),
         _make("liver.liver_function", "Liver function"),
+        _make("liver.resectable", "All hepatic disease resectable (surgeon's judgement)"),
+        _make("liver.child_pugh", "Child-Pugh class"),
+        _make("liver.bilirubin_mg_dl", "Bilirubin", "mg/dL"),
+        _make("liver.biliary_enteric_bypass", "Bilio-enteric anastomosis, sphincterotomy or biliary stent"),
+        _make("liver.lung_shunt_percent", "Lung shunt fraction (SIRT work-up)", "%"),
     ), prefixes=("liver",)),
     Group("extrahepatic", "Extrahepatic disease", (
         _make("extrahepatic.present", "Extrahepatic disease present"),
         _make("extrahepatic.resectable", "All extrahepatic disease resectable"),
         _make("extrahepatic.peritoneal_carcinomatosis", "Peritoneal carcinomatosis"),
+        _make("extrahepatic.symptomatic", "An extrahepatic site causes pain, compression or bleeding"),
     ), prefixes=("extrahepatic",), extra=("extrahepatic.sites",)),
     Group("patient", "Patient", (
         _make("age_years", "Age", "years"),
         _make("ecog", "ECOG performance status"),
         _make("fit_for_major_surgery", "Fit for major surgery"),
         _make("right_heart_insufficiency", "Right heart insufficiency"),
+        _make("carcinoid_heart_disease", "Carcinoid heart disease (echocardiography)"),
         _make("transplant_contraindication", "Other contraindication to transplantation"),
     )),
+    Group("labs", "Laboratory", (
+        _make("labs.egfr_ml_min", "eGFR", "mL/min"),
+        _make("labs.platelets_10e9_per_l", "Platelets", "×10⁹/L"),
+        _make("labs.neutrophils_10e9_per_l", "Neutrophils", "×10⁹/L"),
+    ), prefixes=("labs",)),
     Group("course", "Course and prior therapy", (
         _make("primary.resected", "Primary tumour resected"),
         _make("course.status", "Course of disease"),
@@ -185,6 +205,7 @@ _SITE_LITERAL = get_args(_base_type(_field_info("extrahepatic.sites").annotation
 SITE_CHOICES = tuple((v, v.replace("_", " ")) for v in get_args(_SITE_LITERAL))
 THERAPY_CHOICES = tuple((t, t.replace("_", " ")) for t in OPTION_IDS)
 OUTCOME_CHOICES = tuple((o, o) for o in get_args(_base_type(PriorTherapy.model_fields["outcome"].annotation)))
+PRIOR_PARTS = ("therapy", "outcome", "months_to_progression", "ongoing")
 # "prior_therapies" select: blank = unknown, "none" = none given, rows = as listed
 PRIOR_MODES = (("", "unknown"), ("none", "none given"), ("listed", "as listed below"))
 
@@ -249,15 +270,17 @@ def document_from_form(items: Iterable[tuple[str, str]]) -> Parsed:
     renames: dict[str, str] = {}
     rows = []
     for i in range(_row_count(single)):
-        therapy = (single.get(f"prior_therapies.{i}.therapy") or "").strip()
-        outcome = (single.get(f"prior_therapies.{i}.outcome") or "").strip()
-        if not therapy and not outcome:
+        cells = {part: (single.get(f"prior_therapies.{i}.{part}") or "").strip() for part in PRIOR_PARTS}
+        if not any(cells.values()):
             continue
         row: dict[str, Any] = {}
-        if therapy:
-            row["therapy"] = therapy
-        if outcome:
-            row["outcome"] = outcome
+        for part in ("therapy", "outcome"):
+            if cells[part]:
+                row[part] = cells[part]
+        if cells["months_to_progression"]:
+            row["months_to_progression"] = _number(cells["months_to_progression"], False)
+        if cells["ongoing"]:
+            row["ongoing"] = {"yes": True, "no": False}.get(cells["ongoing"], cells["ongoing"])
         renames[f"prior_therapies.{len(rows)}"] = f"prior_therapies.{i}"
         rows.append(row)
     mode = (single.get("prior_therapies") or "").strip()
@@ -281,13 +304,13 @@ class FormState:
     values: dict[str, str] = field(default_factory=dict)
     sites: list[str] = field(default_factory=list)
     prior_mode: str = ""
-    prior_rows: list[tuple[str, str]] = field(default_factory=list)
+    prior_rows: list[dict[str, str]] = field(default_factory=list)
     errors: dict[str, list[str]] = field(default_factory=dict)      # form path → messages
     group_errors: dict[str, list[str]] = field(default_factory=dict)  # group id → messages
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, message, anchor) for the summary
 
-    def padded_rows(self) -> list[tuple[str, str]]:
-        return self.prior_rows + [("", "")] * PRIOR_ROWS_EXTRA
+    def padded_rows(self) -> list[dict[str, str]]:
+        return self.prior_rows + [dict.fromkeys(PRIOR_PARTS, "") for _ in range(PRIOR_ROWS_EXTRA)]
 
 
 def _show(value: Any) -> str:
@@ -311,7 +334,8 @@ def state_from_document(doc: Mapping[str, Any]) -> FormState:
     prior = doc.get("prior_therapies")
     if prior is not None:
         state.prior_mode = "listed" if prior else "none"
-        state.prior_rows = [(p.get("therapy") or "", p.get("outcome") or "") for p in prior]
+        state.prior_rows = [{part: "" if p.get(part) is None else _show(p.get(part)) for part in PRIOR_PARTS}
+                            for p in prior]
     return state
 
 
@@ -322,9 +346,9 @@ def state_from_form(items: Iterable[tuple[str, str]]) -> FormState:
     state = FormState(values={p: single[p] for p in FIELDS if single.get(p)})
     state.sites = [v for k, v in items if k == "extrahepatic.sites"]
     state.prior_mode = single.get("prior_therapies", "")
-    rows = [(single.get(f"prior_therapies.{i}.therapy", ""), single.get(f"prior_therapies.{i}.outcome", ""))
+    rows = [{part: single.get(f"prior_therapies.{i}.{part}", "") for part in PRIOR_PARTS}
             for i in range(_row_count(single))]
-    while rows and rows[-1] == ("", ""):
+    while rows and not any(rows[-1].values()):
         rows.pop()
     state.prior_rows = rows
     return state
@@ -334,7 +358,7 @@ def place_problems(state: FormState, problems: list[tuple[str, str]], renames: M
     """Put each validation message beside its field (by dotted path), else on its group."""
     known = set(FIELDS) | {"extrahepatic.sites", "prior_therapies"}
     for i in range(len(state.padded_rows())):
-        known |= {f"prior_therapies.{i}.therapy", f"prior_therapies.{i}.outcome"}
+        known |= {f"prior_therapies.{i}.{part}" for part in PRIOR_PARTS}
     for path, message in problems:
         for doc_prefix, form_prefix in renames.items():
             if path == doc_prefix or path.startswith(doc_prefix + "."):

@@ -23,7 +23,7 @@ from ..evidence_view import select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
 from ..summary import patient_sections
-from ..rules import MODALITY_LABELS
+from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
 from . import forms

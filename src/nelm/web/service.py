@@ -5,7 +5,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from ..engine import assess
+from ..assessment import assess
 from ..patient import InvalidPatient, Patient, parse_text, validate_patient
 from ..store import CaseStore, StoredVersion
 

@@ -1,10 +1,13 @@
-"""Option rules as data: one YAML file per modality in this folder.
+"""Option rules as data: the schema of ``knowledge/rules/*.yaml`` (one file per
+modality) and ``knowledge/gates.yaml`` (what rules options out, shared by many).
 
 Each option is an ordered list of rules. A rule has a condition (``when``, a Polars
 SQL expression over the patient's columns and derived variables), and either a
-``verdict`` (the first rule that holds decides) or ``note: true`` (it only adds a
+``verdict`` (the first rule that holds decides), a ``cap`` (when it holds the verdict
+is at most that good, whichever rule decided) or ``note: true`` (it only adds a
 reason). ``otherwise`` says what happens when no deciding rule holds. Rules shared by
-several options are written once under ``groups`` and pulled in with ``use: NAME``.
+several options of one file are written once under ``groups`` and pulled in with
+``use: NAME``; gates name their options and come before the option's own rules.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from typing import Literal
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RULES_DIR = Path(__file__).parent
+RULES_DIR = Path(__file__).parent / "rules"
+GATES_FILE = Path(__file__).parent / "gates.yaml"
 
 Verdict = Literal["preferred", "reasonable", "not_recommended", "contraindicated"]
 Intent = Literal["curative", "cytoreductive", "disease_control", "symptom_control", "palliative"]
@@ -29,11 +33,22 @@ MODALITY_LABELS = {
     "chemotherapy": "Chemotherapy", "trial": "Clinical trial",
 }
 
+# short names of the options for sentences ("earlier everolimus"); the full labels live in the rules files
+OPTION_LABELS = {
+    "liver_resection": "liver resection", "thermal_ablation": "thermal ablation", "liver_transplant": "liver transplantation",
+    "tae": "bland embolization (TAE)", "tace": "chemoembolization (TACE)", "deb_tace": "DEB-TACE", "sirt": "SIRT",
+    "prrt": "PRRT", "ebrt": "external radiotherapy", "ssa": "somatostatin analogue", "telotristat": "telotristat",
+    "everolimus": "everolimus", "sunitinib": "sunitinib", "cabozantinib": "cabozantinib",
+    "interferon_alpha": "interferon alpha", "platinum_etoposide": "platinum-etoposide",
+    "capecitabine_temozolomide": "capecitabine-temozolomide", "streptozocin_based": "streptozocin-based chemotherapy",
+    "clinical_trial": "a clinical trial",
+}
 
 # the order of ../shared/CONTRACT.md; options print in it within each modality
 OPTION_ORDER = ("liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
-                "sirt", "prrt", "ebrt", "ssa", "everolimus", "sunitinib", "cabozantinib", "interferon_alpha",
-                "platinum_etoposide", "capecitabine_temozolomide", "streptozocin_based", "clinical_trial")
+                "sirt", "prrt", "ebrt", "ssa", "telotristat", "everolimus", "sunitinib", "cabozantinib",
+                "interferon_alpha", "platinum_etoposide", "capecitabine_temozolomide", "streptozocin_based",
+                "clinical_trial")
 
 
 class _Record(BaseModel):
@@ -44,16 +59,28 @@ class Rule(_Record):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     when: str = Field(description="Polars SQL condition; null (unknown) keeps the rule's verdict possible")
     verdict: Verdict | None = None
+    cap: Verdict | None = Field(None, description="when the condition holds, the verdict is at most this good")
     note: bool = False
     intent: Intent | None = None
     reason: str = Field(description="template quoting the patient's values: {column} placeholders")
     sources: list[str] = Field(min_length=1)
+    requirement: str | None = Field(
+        None, description="what passing means, shown as the option's condition while a pre-treatment check is unknown")
+    gate: bool = Field(False, description="set by the loader on rules that come from gates.yaml")
 
     @model_validator(mode="after")
-    def _verdict_or_note(self) -> "Rule":
-        if self.note == (self.verdict is not None):
-            raise ValueError(f"rule {self.id}: give either a verdict or note: true")
+    def _verdict_cap_or_note(self) -> "Rule":
+        if sum((self.note, self.verdict is not None, self.cap is not None)) != 1:
+            raise ValueError(f"rule {self.id}: give exactly one of verdict, cap or note: true")
         return self
+
+
+class Gate(Rule):
+    options: list[str] = Field(min_length=1, description="the option ids this gate applies to")
+
+
+class GatesFile(_Record):
+    gates: list[Gate]
 
 
 class Use(_Record):
@@ -76,7 +103,11 @@ class OptionDef(_Record):
 
     @property
     def deciding(self) -> list[Rule]:
-        return [r for r in self.rules if isinstance(r, Rule) and not r.note]
+        return [r for r in self.rules if isinstance(r, Rule) and r.verdict is not None]
+
+    @property
+    def caps(self) -> list[Rule]:
+        return [r for r in self.rules if isinstance(r, Rule) and r.cap is not None]
 
     @property
     def notes(self) -> list[Rule]:
@@ -92,8 +123,26 @@ def rule_files(directory: Path = RULES_DIR) -> list[Path]:
     return sorted(directory.glob("*.yaml"))
 
 
-def load_options(directory: Path = RULES_DIR) -> list[OptionDef]:
-    """Every option of every rules file, with ``use:`` groups expanded in place."""
+def load_gates(path: Path = GATES_FILE) -> list[Gate]:
+    if not path.exists():
+        return []
+    try:
+        return GatesFile.model_validate(read_yaml(path)).gates
+    except Exception as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
+
+
+def _for_option(gate: Gate, option_id: str) -> Rule:
+    """The gate as one option's rule: ``$option`` becomes that option's id."""
+    data = gate.model_dump(exclude={"options"}) | {"gate": True}
+    data["when"] = data["when"].replace("$option", option_id)
+    data["reason"] = data["reason"].replace("$option", option_id)
+    return Rule.model_validate(data)
+
+
+def load_options(directory: Path = RULES_DIR, gates_file: Path = GATES_FILE) -> list[OptionDef]:
+    """Every option of every rules file, its gates first, ``use:`` groups expanded in place."""
+    gates = load_gates(gates_file)
     options: list[OptionDef] = []
     for path in rule_files(directory):
         try:
@@ -101,7 +150,8 @@ def load_options(directory: Path = RULES_DIR) -> list[OptionDef]:
         except Exception as exc:
             raise ValueError(f"rules/{path.name}: {exc}") from exc
         for opt in parsed.options:
-            expanded: list[Rule | Use] = []
+            # a gate is what rules the option out for this patient: read before any indication
+            expanded: list[Rule | Use] = [_for_option(g, opt.id) for g in gates if opt.id in g.options]
             for r in opt.rules:
                 if isinstance(r, Use):
                     if r.use not in parsed.groups:
@@ -120,4 +170,7 @@ def load_options(directory: Path = RULES_DIR) -> list[OptionDef]:
     dup = {i for i in seen if seen.count(i) > 1}
     if dup:
         raise ValueError(f"options defined twice: {sorted(dup)}")
+    unknown = sorted({o for g in gates for o in g.options} - set(seen))
+    if unknown:
+        raise ValueError(f"gates.yaml names unknown option(s) {unknown}")
     return options

@@ -1,0 +1,33 @@
+"""One patient's whole assessment: the engine's verdicts, the treatment plan and the
+published outcomes of comparable patients, in the contract's shape.
+
+The layers point one way: the engine knows nothing of plans or outcomes; this module
+puts them together for every interface (CLI, REST API, web app, report).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import DISCLAIMER, Evaluation, assessment_from, evaluate
+from .knowledge import KnowledgeBase, load
+from .outcomes import attach_outcomes
+from .outcomes.matching import matcher
+from .patient import Patient
+from .plan import build_plan
+
+__all__ = ["assess", "DISCLAIMER"]
+
+
+def _core(patient: Patient, kb: KnowledgeBase, extra: list[Any] | None = None) -> tuple[Evaluation, dict[str, Any]]:
+    ev = evaluate(patient, kb, extra=extra)
+    return ev, assessment_from(ev, patient, kb)
+
+
+def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
+    """The contract's assessment document for one patient, opening with the plan."""
+    kb = load(guideline)
+    ev, result = _core(patient, kb, matcher(kb).exprs)
+    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb))
+    attach_outcomes(result, ev.facts, kb)
+    ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
+    return ordered | result
