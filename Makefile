@@ -35,7 +35,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 vignettes: $(STAMP)
-	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public
+	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public ../shared/vignettes/public-v2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_assess.py

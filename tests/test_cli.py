@@ -32,8 +32,9 @@ def test_text_output_is_a_readable_summary(tmp_path):
     p = run("assess", input_doc=patient_dict(**{"sstr_imaging": None}), tmp_path=tmp_path)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    for needle in ("Classification: NET G1", "ENETS criteria", "Milan criteria", "✓", "Hepatic resection",
-                   "preferred", "Missing data", "sstr_imaging", "does not replace"):
+    for needle in ("Classification: NET G1", "Treatment plan", "1. Now: liver resection", "ENETS criteria",
+                   "Milan criteria", "✓", "Hepatic resection", "preferred", "To complete this assessment, obtain",
+                   "somatostatin-receptor imaging", "does not replace"):
         assert needle in out, needle
 
 

@@ -22,7 +22,7 @@ def lookup(doc, path):
         return hit[field]
     node = doc
     for part in path.split("."):
-        node = node[part]
+        node = node[int(part)] if isinstance(node, list) else node[part]
     return node
 
 
@@ -43,6 +43,11 @@ def test_own_vignette(path):
         assert f in fields, f
     if v.get("expect_one_preferred"):
         assert any(lookup(a, f"options.{i}.verdict") == "preferred" for i in v["expect_one_preferred"])
+    planned = {o for s in a["plan"]["steps"] for o in s["options"]}
+    for o in v.get("expect_not_in_plan", []):
+        assert o not in planned, f"{v['title']}: the plan names {o}"
+    for o in v.get("expect_in_plan", []):
+        assert o in planned, f"{v['title']}: the plan does not name {o}"
 
 
 def test_public_vignettes_through_the_command_line():
@@ -50,6 +55,7 @@ def test_public_vignettes_through_the_command_line():
     if not checker.exists():
         pytest.skip(f"public vignettes not found at {SHARED} (../shared is absent outside the workplace)")
     nelm = Path(sys.executable).parent / "nelm"
-    p = subprocess.run([sys.executable, str(checker), "--nelm", str(nelm), str(SHARED / "public")],
+    folders = sorted(str(d) for d in SHARED.glob("public*") if d.is_dir())  # public (v1) and public-v2
+    p = subprocess.run([sys.executable, str(checker), "--nelm", str(nelm), *folders],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -306,7 +306,7 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
         for it in cs.items:
             col = item_column(cs.id, it.id)
             status = _status(row[col])
-            if status == "unknown":
+            if status == "unknown" and row[cs.id] is None:  # only what could still settle the set
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
                           "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources)})
@@ -319,8 +319,8 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
         for c in o.get("conditions", []):
             affects.setdefault(c["field"], set()).add(o["id"])
 
-    missing = [{"field": f, "label": fact_label(f), "affects": sorted(a),
-                **({"check": checks[f].label} if f in checks else {})} for f, a in sorted(affects.items())]
+    missing = [{"field": f, "label": fact_label(f), "obtain": checks[f].label if f in checks else kb.order_for(f),
+                "check": f in checks, "affects": sorted(a)} for f, a in sorted(affects.items())]
     result = {
         "patient_id": patient.id,
         "classification": classification,
@@ -445,9 +445,9 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
                 memo: dict[str, frozenset[str]], decided_by: Rule | None) -> list[dict[str, str]]:
     """The unknown pre-treatment checks this option's verdict assumed to pass.
 
-    A rule read before the deciding one (or the deciding rule itself, or a cap) whose
-    condition is unknown on the facts as entered, but settled with the checks assumed,
-    relied on each unknown check it reads."""
+    A rule with a ``requirement`` read before the deciding one (or the deciding rule
+    itself, or a cap) whose condition is unknown on the facts as entered relied on each
+    unknown check it reads; its requirement says what passing means."""
     out: dict[str, dict[str, str]] = {}
     relied = []
     for r in opt.deciding:
@@ -456,12 +456,13 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
             break
     for r in relied + opt.caps:
         col = rule_column(opt.id, r.id)
-        if ev.facts[col] is not None:
+        # only a rule that names what passing means speaks for a check (gates do)
+        if ev.facts[col] is not None or not r.requirement:
             continue
         for c in input_roots(kb, col, nulls, memo):
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
-                out[field] = {"field": field, "requirement": r.requirement or checks[field].label}
+                out[field] = {"field": field, "requirement": r.requirement}
     return list(out.values())
 
 

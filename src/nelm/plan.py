@@ -41,15 +41,21 @@ def select_pathway(row: dict[str, Any], kb: KnowledgeBase) -> tuple[Any | None, 
     return None, unknown
 
 
-def _set_aside(option: dict[str, Any], gate_ids: set[str]) -> bool:
-    """Contraindicated, or ruled out for this patient by a gate (history, organ function)."""
-    if option["verdict"] == "contraindicated":
+def _later(option: dict[str, Any], kb: KnowledgeBase) -> bool:
+    """May a later step name this option? Yes unless today's verdict sets it aside for good:
+    contraindicated, or not recommended by a rule that is not marked ``later`` (such as
+    "disease still stable", which progression undoes)."""
+    if option["verdict"] in ("preferred", "reasonable", "undetermined"):
         return True
-    return option["verdict"] == "not_recommended" and any(
-        r["kind"] == "decisive" and r.get("rule") in gate_ids for r in option["reasons"])
+    if option["verdict"] == "contraindicated":
+        return False
+    opt = next(o for o in kb.options if o.id == option["id"])
+    later = {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later}
+    decisive = [r.get("rule") for r in option["reasons"] if r["kind"] == "decisive"]
+    return bool(decisive) and all(later.get(r, False) for r in decisive)
 
 
-def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], gate_ids: set[str],
+def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
                 conditional: bool = False) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -67,7 +73,7 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                     and set(o.get("possible_verdicts", ())) & set(NOW_VERDICTS))
                 if ok:
                     picked.append((RANK[o["verdict"]], order, oid))
-            elif not _set_aside(o, gate_ids):
+            elif _later(o, kb):
                 picked.append((0, order, oid))
         chosen = [oid for *_, oid in sorted(picked)][: step.limit]
         if not chosen:
@@ -75,10 +81,17 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         used.update(chosen)
         how = ("" if len(chosen) == 1 else " Given together." if step.combine == "together"
                else " Alternatives, in order of preference.")
+        reason, sources = " ".join(step.reason.split()) + how, list(step.sources)
+        if step.when == "now":
+            # what makes the first choice fit this patient, in the option's own decisive reason
+            why = next((r for r in options[chosen[0]]["reasons"] if r["kind"] == "decisive"), None)
+            if why:
+                reason += f" For this patient: {why['text']}"
+                sources += [x for x in why["sources"] if x not in sources]
         steps.append({"step": len(steps) + 1, "when": step.when, "options": chosen,
                       "intent": step.intent or options[chosen[0]]["intent"],
                       "combine": step.combine if len(chosen) > 1 else "single",
-                      "reason": " ".join(step.reason.split()) + how, "sources": list(step.sources)})
+                      "reason": reason, "sources": sources})
     if not any(s["when"] == "now" for s in steps):
         # nothing of the pathway fits today: say so (surveillance, supportive care) rather
         # than promote a later step to today
@@ -109,7 +122,9 @@ def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]]
     if leading and leading["verdict"] == "undetermined":
         fields |= affects.get(lead_id, set())
     # a first-step candidate that could still outrank the leading one (or lead where none does)
-    candidates = [oid for oid, _ in _option_ids(pw.steps[0])]
+    # (an option the step's own condition leaves out cannot lead)
+    candidates = [oid for oid, cond in _option_ids(pw.steps[0])
+                  if not cond or ev.verdicts[pathway_column(pw.id, 0, oid)] is not False]
     lead_key = (RANK[leading["verdict"]], candidates.index(lead_id)) if leading and lead_id in candidates else (9, 99)
     for order, oid in enumerate(candidates):
         o = options[oid]
@@ -124,10 +139,9 @@ def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]]
 def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
                reassess: Callable[[Patient], tuple[Evaluation, dict[str, Any]]]) -> dict[str, Any]:
     """The plan section of an assessment; ``reassess`` evaluates a patient with assumed facts."""
-    gate_ids = _gate_ids(kb)
     pw, unknown = select_pathway(ev.verdicts, kb)
     options = {o["id"]: o for o in assessment["options"]}
-    steps = build_steps(pw, ev.verdicts, options, gate_ids) if pw else []
+    steps = build_steps(pw, ev.verdicts, options, kb) if pw else []
     fields, conditions = _uncertain(pw, unknown, steps, ev, assessment, kb) if pw else (
         _fields(kb, unknown, ev.verdicts), [])
     if pw and not fields:
@@ -145,25 +159,21 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         return _plan("undetermined", pw, [], [], sorted(fields))
     ev2, a2 = reassess(alt_patient)
     pw2, unknown2 = select_pathway(ev2.verdicts, kb)
-    steps2 = build_steps(pw2, ev2.verdicts, {o["id"]: o for o in a2["options"]}, gate_ids) if pw2 else []
+    steps2 = build_steps(pw2, ev2.verdicts, {o["id"]: o for o in a2["options"]}, kb) if pw2 else []
     fields2, conditions2 = _uncertain(pw2, unknown2, steps2, ev2, a2, kb) if pw2 else ({"?"}, [])
     if fields2:
         return _plan("undetermined", pw, [], [], sorted(fields | fields2 - {"?"}))
     # the steps as the assumptions make them, with today's verdicts allowed by a conditional plan
-    steps = build_steps(pw2, ev2.verdicts, options, gate_ids, conditional=True)
+    steps = build_steps(pw2, ev2.verdicts, options, kb, conditional=True)
     if steps[0]["options"][:1] != steps2[0]["options"][:1]:
         return _plan("undetermined", pw, [], [], sorted(fields))
     assumptions = []
     for a in assumed:
-        assumptions.append({"field": a.field, "assumed": a.assumed,
-                            "if_not": _if_not(patient, a, reassess, kb, gate_ids), "reason": a.reason,
+        assumptions.append({"field": a.field, "label": fact_label(a.field), "assumed": a.assumed,
+                            "if_not": _if_not(patient, a, reassess, kb), "reason": a.reason,
                             "sources": list(a.sources)})
     assumptions += [_check_assumption(c, steps, {o["id"]: o for o in a2["options"]}) for c in conditions2]
     return _plan("conditional", pw2, steps, assumptions, sorted(fields | {c["field"] for c in conditions2}))
-
-
-def _gate_ids(kb: KnowledgeBase) -> set[str]:
-    return {r.id for o in kb.options for r in o.deciding if r.gate}
 
 
 def _missing_defining(assessment: dict[str, Any]) -> list[str]:
@@ -175,17 +185,17 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
     nxt = f"; {OPTION_LABELS.get(rest[0], rest[0])} would lead instead" if rest else ""
-    return {"field": cond["field"], "assumed": cond["requirement"],
+    return {"field": cond["field"], "label": fact_label(cond["field"]), "assumed": cond["requirement"],
             "if_not": f"{OPTION_LABELS.get(lead, lead)} may be ruled out{nxt}.", "check": True}
 
 
-def _if_not(patient: Patient, a: Any, reassess: Callable, kb: KnowledgeBase, gate_ids: set[str]) -> str:
+def _if_not(patient: Patient, a: Any, reassess: Callable, kb: KnowledgeBase) -> str:
     alt = _with(patient, {a.field: a.alternative})
     if alt is None:
         return "the plan would have to be reconsidered."
     ev, result = reassess(alt)
     pw, _ = select_pathway(ev.verdicts, kb)
-    steps = build_steps(pw, ev.verdicts, {o["id"]: o for o in result["options"]}, gate_ids) if pw else []
+    steps = build_steps(pw, ev.verdicts, {o["id"]: o for o in result["options"]}, kb) if pw else []
     if not steps:
         return "no leading recommendation until the remaining data are known."
     if not steps[0]["options"]:

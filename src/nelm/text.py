@@ -8,12 +8,57 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from .knowledge.ruleset import MODALITY_LABELS
+from .knowledge.ruleset import MODALITY_LABELS, OPTION_LABELS
+from .summary import show
 
 MARK = {"met": ("✓", "green"), "not_met": ("✗", "red"), "unknown": ("?", "yellow")}
 VERDICT_STYLE = {"preferred": "bold green", "reasonable": "cyan", "not_recommended": "yellow",
                  "contraindicated": "bold red", "undetermined": "magenta"}
 VERDICT_ORDER = ["preferred", "reasonable", "undetermined", "not_recommended", "contraindicated"]
+WHEN = {"now": "Now", "after_response": "After response", "at_progression": "At progression",
+        "if_symptoms_persist": "If symptoms persist"}
+PLAN_STYLE = {"determined": "bold green", "conditional": "bold yellow", "undetermined": "bold magenta"}
+
+
+def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """The plan's assumptions in words, checks sharing one requirement merged."""
+    merged: dict[str, list[str]] = {}
+    for asm in plan.get("assumptions", []):
+        if asm.get("check"):
+            text = f"{asm['assumed']} (not yet known)"
+        else:
+            text = f"{asm['label'].lower()}: {show(asm['assumed'])} (to be confirmed)"
+        merged.setdefault(text, [])
+        if asm["if_not"] not in merged[text]:
+            merged[text].append(asm["if_not"])
+    return [(text, " ".join(ifs)) for text, ifs in merged.items()]
+
+
+def render_plan(a: dict[str, Any], console: Console) -> None:
+    """The plan first: the leading recommendation and its sequence, then what it rests on."""
+    plan = a.get("plan")
+    if not plan:
+        return
+    verdicts = {o["id"]: o["verdict"] for o in a["options"]}
+    body = Text()
+    body.append(f"Plan {plan['status']}", style=PLAN_STYLE[plan["status"]])
+    if plan.get("pathway_label"):
+        body.append(f" · {plan['pathway_label']}", style="dim")
+    for step in plan["steps"]:
+        body.append(f"\n{step['step']}. {WHEN[step['when']]}: ", style="bold")
+        if step["options"]:
+            joiner = " + " if step.get("combine") == "together" else " or "
+            body.append(joiner.join(f"{OPTION_LABELS.get(o, o)} ({verdicts[o].replace('_', ' ')})" for o in step["options"]))
+            body.append(f" [{step['intent'].replace('_', ' ')}]", style="dim")
+        else:
+            body.append("no active treatment", style="italic")
+        body.append(f"\n   {step['reason']}{_sources(step['sources'])}", style="dim")
+    for text, if_not in assumption_lines(plan):
+        body.append(f"\nAssumes {text}; if not, {if_not}", style="yellow")
+    if plan["status"] == "undetermined" and plan.get("missing"):
+        body.append("\nNo leading recommendation until these are known: " + ", ".join(plan["missing_labels"]),
+                    style="magenta")
+    console.print(Panel(body, title="Treatment plan"))
 
 
 def _sources(srcs: list[str]) -> str:
@@ -39,6 +84,7 @@ def render(a: dict[str, Any], console: Console) -> None:
             head.append(", ".join(names))
     console.print(Panel(head, title="nelm assessment", subtitle=f"knowledge base {a['knowledge_base']['version']}"
                         f" · guideline {a['knowledge_base']['guideline']}"))
+    render_plan(a, console)
 
     for cid, cs in a["criteria"].items():
         mark, style = MARK[cs["status"]]
@@ -70,6 +116,8 @@ def render(a: dict[str, Any], console: Console) -> None:
                 bullet = {"decisive": "• ", "possible": "? ", "note": "  note: "}[r["kind"]]
                 reasons.append(bullet + r["text"], style="dim" if r["kind"] == "note" else "")
                 reasons.append(_sources(r["sources"]), style="blue")
+            for c in o.get("conditions", []):
+                reasons.append(f"\n  condition: {c['requirement']} (not yet known)", style="yellow")
             table.add_row(o["label"], v, reasons)
     console.print(table)
 
@@ -84,9 +132,14 @@ def render(a: dict[str, Any], console: Console) -> None:
                     console.print(f"      under {g}: {what}")
         console.print()
     if a["missing_data"]:
-        console.print(Text("Missing data that would settle open questions:", style="bold yellow"))
+        console.print(Text("To complete this assessment, obtain:", style="bold yellow"))
+        orders: dict[str, list[dict[str, Any]]] = {}
         for m in a["missing_data"]:
-            console.print(f"  • {m['field']} ({m['label']}) → {', '.join(m['affects'])}")
+            orders.setdefault(m.get("obtain") or m["label"], []).append(m)
+        for what, items in orders.items():
+            affects = sorted({x for m in items for x in m["affects"]})
+            console.print(f"  • {what}: {', '.join(m['label'] for m in items)}"
+                          f" → {', '.join(OPTION_LABELS.get(x, x.replace('_', ' ')) for x in affects)}")
     else:
         console.print(Text("No missing data affects a verdict or criterion.", style="green"))
     console.print()

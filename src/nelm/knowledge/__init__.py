@@ -135,6 +135,15 @@ class Assumption(_Record):
     sources: list[str] = Field(min_length=1)
 
 
+class Order(_Record):
+    obtain: str
+    fields: list[str] = Field(min_length=1)
+
+
+class OrdersFile(_Record):
+    orders: list[Order]
+
+
 class PathwaysFile(_Record):
     assumptions: list[Assumption]
     pathways: list[Pathway] = Field(min_length=1)
@@ -162,6 +171,7 @@ class KnowledgeBase:
     checks: list[Check] = field(default_factory=list)
     pathways: list[Pathway] = field(default_factory=list)
     assumptions: list[Assumption] = field(default_factory=list)
+    orders: list[Order] = field(default_factory=list)
     assume: list[pl.Expr] = field(default_factory=list)      # fills unknown checks with passing values
     nodes: list[list[Node]] = field(default_factory=list)   # batches in dependency order
     variant_nodes: list[tuple[str, str, Node]] = field(default_factory=list)  # (column, guideline, node)
@@ -170,6 +180,14 @@ class KnowledgeBase:
     @property
     def option_ids(self) -> list[str]:
         return [o.id for o in self.options]
+
+    def order_for(self, field: str) -> str:
+        """The work-up that settles a missing field (orders.yaml)."""
+        for o in self.orders:
+            for f in o.fields:
+                if f == field or (f.endswith(".*") and field.startswith(f[:-1])):
+                    return o.obtain
+        return "review of the record"
 
 
 def _check_columns(c: Check) -> dict[str, str]:
@@ -327,6 +345,7 @@ def load(guideline: str | None = None) -> KnowledgeBase:
     kb = KnowledgeBase(version=manifest.version, sha256=content_hash(), guideline=guideline,
                        manifest=manifest, derived=derived, criteria=criteria, options=options,
                        evidence=evidence, checks=checks, pathways=plans.pathways, assumptions=plans.assumptions,
+                       orders=OrdersFile.model_validate(_yaml(KNOWLEDGE_DIR / "orders.yaml")).orders,
                        assume=assume, nodes=batches, variant_nodes=variant_nodes,
                        roots={n.column: n.roots for n in nodes} | {vn.column: vn.roots for _, _, vn in variant_nodes})
     _check_references(kb, all_columns)

@@ -67,6 +67,8 @@ class Rule(_Record):
     requirement: str | None = Field(
         None, description="what passing means, shown as the option's condition while a pre-treatment check is unknown")
     gate: bool = Field(False, description="set by the loader on rules that come from gates.yaml")
+    later: bool = Field(False, description="sets the option aside for now only (e.g. disease still stable): "
+                                           "a plan may still sequence it for a later step")
 
     @model_validator(mode="after")
     def _verdict_cap_or_note(self) -> "Rule":
@@ -91,6 +93,7 @@ class Otherwise(_Record):
     verdict: Verdict
     reason: str
     sources: list[str] = Field(min_length=1)
+    later: bool = False
 
 
 class OptionDef(_Record):
