@@ -56,7 +56,10 @@ def _later(option: dict[str, Any], kb: KnowledgeBase) -> bool:
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                conditional: bool = False) -> list[dict[str, Any]]:
+                conditional: bool = False, ranked: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The pathway's steps for this patient. ``options`` are today's verdicts; a conditional
+    plan ranks its options by ``ranked``, the verdicts under its assumptions."""
+    ranked = ranked or options
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
     for i, step in enumerate(pw.steps):
@@ -72,7 +75,7 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                     conditional and o["verdict"] == "undetermined"
                     and set(o.get("possible_verdicts", ())) & set(NOW_VERDICTS))
                 if ok:
-                    picked.append((RANK[o["verdict"]], order, oid))
+                    picked.append((RANK.get(ranked[oid]["verdict"], 2), order, oid))
             elif _later(o, kb):
                 picked.append((0, order, oid))
         chosen = [oid for *_, oid in sorted(picked)][: step.limit]
@@ -164,7 +167,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     if fields2:
         return _plan("undetermined", pw, [], [], sorted(fields | fields2 - {"?"}))
     # the steps as the assumptions make them, with today's verdicts allowed by a conditional plan
-    steps = build_steps(pw2, ev2.verdicts, options, kb, conditional=True)
+    steps = build_steps(pw2, ev2.verdicts, options, kb, conditional=True, ranked={o["id"]: o for o in a2["options"]})
     if steps[0]["options"][:1] != steps2[0]["options"][:1]:
         return _plan("undetermined", pw, [], [], sorted(fields))
     assumptions = []

@@ -176,3 +176,44 @@ def patient_sections(patient: Any) -> dict[str, list[dict[str, Any]]]:
     for r in patient_rows(patient):
         out.setdefault(r["section"], []).append(r)
     return out
+
+
+# ---------------------------------------------------------------------------- the plan
+
+WHEN_LABELS = {"now": "Now", "after_response": "After response", "at_progression": "At progression",
+               "if_symptoms_persist": "If symptoms persist"}
+
+
+def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
+    """The plan's assumptions in words, (assumed, if not); checks sharing one requirement merged."""
+    merged: dict[str, list[str]] = {}
+    for asm in plan.get("assumptions", []):
+        if asm.get("check"):
+            text = f"{asm['assumed']} (not yet known)"
+        else:
+            text = f"{asm['label'].lower()}: {show(asm['assumed'])} (to be confirmed)"
+        merged.setdefault(text, [])
+        if asm["if_not"] not in merged[text]:
+            merged[text].append(asm["if_not"])
+    return [(text, " ".join(ifs)) for text, ifs in merged.items()]
+
+
+def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan as the text summary, the web page and the report show it."""
+    from .knowledge.ruleset import OPTION_LABELS
+
+    plan = assessment.get("plan")
+    if not plan:
+        return None
+    verdicts = {o["id"]: o["verdict"] for o in assessment.get("options", [])}
+    steps = []
+    for st in plan["steps"]:
+        steps.append({"n": st["step"], "when": WHEN_LABELS.get(st["when"], st["when"]),
+                      "options": [{"id": o, "label": OPTION_LABELS.get(o, o), "verdict": verdicts.get(o, "")}
+                                  for o in st["options"]],
+                      "joiner": " + " if st.get("combine") == "together" else " or ",
+                      "intent": show(st["intent"]), "reason": st["reason"], "sources": st["sources"]})
+    lead = plan["steps"][0]["options"][0] if plan["steps"] and plan["steps"][0]["options"] else None
+    return {"status": plan["status"], "pathway": plan.get("pathway_label"), "steps": steps,
+            "leading": OPTION_LABELS.get(lead, lead) if lead else None,
+            "assumptions": assumption_lines(plan), "missing": plan.get("missing_labels", [])}

@@ -9,55 +9,36 @@ from rich.table import Table
 from rich.text import Text
 
 from .knowledge.ruleset import MODALITY_LABELS, OPTION_LABELS
-from .summary import show
+from .summary import plan_view
 
 MARK = {"met": ("✓", "green"), "not_met": ("✗", "red"), "unknown": ("?", "yellow")}
 VERDICT_STYLE = {"preferred": "bold green", "reasonable": "cyan", "not_recommended": "yellow",
                  "contraindicated": "bold red", "undetermined": "magenta"}
 VERDICT_ORDER = ["preferred", "reasonable", "undetermined", "not_recommended", "contraindicated"]
-WHEN = {"now": "Now", "after_response": "After response", "at_progression": "At progression",
-        "if_symptoms_persist": "If symptoms persist"}
 PLAN_STYLE = {"determined": "bold green", "conditional": "bold yellow", "undetermined": "bold magenta"}
-
-
-def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
-    """The plan's assumptions in words, checks sharing one requirement merged."""
-    merged: dict[str, list[str]] = {}
-    for asm in plan.get("assumptions", []):
-        if asm.get("check"):
-            text = f"{asm['assumed']} (not yet known)"
-        else:
-            text = f"{asm['label'].lower()}: {show(asm['assumed'])} (to be confirmed)"
-        merged.setdefault(text, [])
-        if asm["if_not"] not in merged[text]:
-            merged[text].append(asm["if_not"])
-    return [(text, " ".join(ifs)) for text, ifs in merged.items()]
 
 
 def render_plan(a: dict[str, Any], console: Console) -> None:
     """The plan first: the leading recommendation and its sequence, then what it rests on."""
-    plan = a.get("plan")
+    plan = plan_view(a)
     if not plan:
         return
-    verdicts = {o["id"]: o["verdict"] for o in a["options"]}
     body = Text()
     body.append(f"Plan {plan['status']}", style=PLAN_STYLE[plan["status"]])
-    if plan.get("pathway_label"):
-        body.append(f" · {plan['pathway_label']}", style="dim")
-    for step in plan["steps"]:
-        body.append(f"\n{step['step']}. {WHEN[step['when']]}: ", style="bold")
-        if step["options"]:
-            joiner = " + " if step.get("combine") == "together" else " or "
-            body.append(joiner.join(f"{OPTION_LABELS.get(o, o)} ({verdicts[o].replace('_', ' ')})" for o in step["options"]))
-            body.append(f" [{step['intent'].replace('_', ' ')}]", style="dim")
+    if plan["pathway"]:
+        body.append(f" · {plan['pathway']}", style="dim")
+    for st in plan["steps"]:
+        body.append(f"\n{st['n']}. {st['when']}: ", style="bold")
+        if st["options"]:
+            body.append(st["joiner"].join(f"{o['label']} ({o['verdict'].replace('_', ' ')})" for o in st["options"]))
+            body.append(f" [{st['intent']}]", style="dim")
         else:
             body.append("no active treatment", style="italic")
-        body.append(f"\n   {step['reason']}{_sources(step['sources'])}", style="dim")
-    for text, if_not in assumption_lines(plan):
+        body.append(f"\n   {st['reason']}{_sources(st['sources'])}", style="dim")
+    for text, if_not in plan["assumptions"]:
         body.append(f"\nAssumes {text}; if not, {if_not}", style="yellow")
-    if plan["status"] == "undetermined" and plan.get("missing"):
-        body.append("\nNo leading recommendation until these are known: " + ", ".join(plan["missing_labels"]),
-                    style="magenta")
+    if plan["status"] == "undetermined" and plan["missing"]:
+        body.append("\nNo leading recommendation until these are known: " + ", ".join(plan["missing"]), style="magenta")
     console.print(Panel(body, title="Treatment plan"))
 
 

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from ..evidence import evidence_index
 from ..outcomes import charts
 from ..knowledge.ruleset import MODALITY_LABELS
-from ..summary import as_dict, patient_sections, show
+from ..summary import as_dict, patient_sections, plan_view, show
 
 HERE = Path(__file__).resolve().parent
 CHART_VERDICTS = ("preferred", "reasonable")
@@ -144,6 +144,7 @@ def _context(patient: Any, assessment: dict[str, Any], fmt: str) -> dict[str, An
         "a": assessment,
         "patient_id": assessment.get("patient_id") or as_dict(patient).get("id"),
         "patient_sections": patient_sections(patient),
+        "plan": plan_view(assessment),
         "classification": assessment.get("classification", {}),
         "criteria": assessment.get("criteria", {}),
         "modalities": _modalities(assessment.get("options", [])),

@@ -22,7 +22,7 @@ from ..evidence import TOPICS, evidence_index
 from ..evidence_view import select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
-from ..summary import patient_sections
+from ..summary import patient_sections, plan_view
 from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
@@ -133,6 +133,7 @@ def _assessment_page(request: Request, v: StoredVersion) -> HTMLResponse:
         "known_sources": set(evidence_index()),
         "kb_changed": v.kb_sha256 != kb.sha256,
         "patient_sections": patient_sections(v.patient),
+        "plan": plan_view(a),
     })
 
 
