@@ -95,7 +95,10 @@ def test_sarmiento_80_percent_threshold_is_shown_between_80_and_90(assess_with):
 
 
 def test_ablation_replaces_resection_for_an_unfit_patient_with_few_small_lesions(assess_with):
-    _, o = assess_with(fit_for_major_surgery=False, **{"liver.lesion_count": 3, "liver.pattern": "dominant_with_satellites",
+    a, o = assess_with(fit_for_major_surgery=False, **{"liver.lesion_count": 3, "liver.pattern": "dominant_with_satellites",
                                                        "liver.largest_lesion_cm": 2})
     assert o["liver_resection"]["verdict"] == "contraindicated"
-    assert (o["thermal_ablation"]["verdict"], o["thermal_ablation"]["intent"]) == ("preferred", "curative")
+    # reasonable (a worse fitness never makes an option more recommended), and first in the plan
+    assert (o["thermal_ablation"]["verdict"], o["thermal_ablation"]["intent"]) == ("reasonable", "curative")
+    assert a["plan"]["pathway"] == "ablation_instead_of_surgery"
+    assert a["plan"]["steps"][0]["options"][0] == "thermal_ablation"
