@@ -29,16 +29,31 @@ def _option_ids(step: Any) -> list[tuple[str, str | None]]:
     return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
 
 
-def select_pathway(row: dict[str, Any], kb: KnowledgeBase) -> tuple[Any | None, list[str]]:
-    """The first pathway that holds, and the (computed) columns of those before it still unknown."""
+def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
+           ) -> tuple[Any | None, list[str], list[dict[str, Any]]]:
+    """The pathway to follow, the still-unknown pathway conditions read before it, and its steps.
+
+    The first pathway that holds and has an option for today is followed: when what
+    rules out its first choice cannot be undone today (curative surgery in a patient
+    with Child-Pugh B), the next pathway that holds takes over. When no pathway that
+    holds offers anything today, the first one is followed with its ``nothing_now`` step.
+    """
     unknown: list[str] = []
+    fallback = None
     for pw in kb.pathways:
         value = row[pathway_column(pw.id)]
-        if value is True:
-            return pw, unknown
         if value is None:
             unknown.append(pathway_column(pw.id))
-    return None, unknown
+            continue
+        if value is not True:
+            continue
+        steps = build_steps(pw, row, options, kb)
+        if steps[0]["options"]:
+            return pw, unknown, steps
+        fallback = fallback or (pw, list(unknown), steps)
+        if unknown:
+            break  # an unknown pathway before this one might have offered something: stop here
+    return fallback or (None, unknown, [])
 
 
 def _later(option: dict[str, Any], kb: KnowledgeBase) -> bool:
@@ -142,9 +157,8 @@ def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]]
 def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
                reassess: Callable[[Patient], tuple[Evaluation, dict[str, Any]]]) -> dict[str, Any]:
     """The plan section of an assessment; ``reassess`` evaluates a patient with assumed facts."""
-    pw, unknown = select_pathway(ev.verdicts, kb)
     options = {o["id"]: o for o in assessment["options"]}
-    steps = build_steps(pw, ev.verdicts, options, kb) if pw else []
+    pw, unknown, steps = follow(ev.verdicts, options, kb)
     fields, conditions = _uncertain(pw, unknown, steps, ev, assessment, kb) if pw else (
         _fields(kb, unknown, ev.verdicts), [])
     if pw and not fields:
@@ -161,8 +175,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     if alt_patient is None:
         return _plan("undetermined", pw, [], [], sorted(fields))
     ev2, a2 = reassess(alt_patient)
-    pw2, unknown2 = select_pathway(ev2.verdicts, kb)
-    steps2 = build_steps(pw2, ev2.verdicts, {o["id"]: o for o in a2["options"]}, kb) if pw2 else []
+    pw2, unknown2, steps2 = follow(ev2.verdicts, {o["id"]: o for o in a2["options"]}, kb)
     fields2, conditions2 = _uncertain(pw2, unknown2, steps2, ev2, a2, kb) if pw2 else ({"?"}, [])
     if fields2:
         return _plan("undetermined", pw, [], [], sorted(fields | fields2 - {"?"}))
@@ -197,8 +210,7 @@ def _if_not(patient: Patient, a: Any, reassess: Callable, kb: KnowledgeBase) -> 
     if alt is None:
         return "the plan would have to be reconsidered."
     ev, result = reassess(alt)
-    pw, _ = select_pathway(ev.verdicts, kb)
-    steps = build_steps(pw, ev.verdicts, {o["id"]: o for o in result["options"]}, kb) if pw else []
+    pw, _, steps = follow(ev.verdicts, {o["id"]: o for o in result["options"]}, kb)
     if not steps:
         return "no leading recommendation until the remaining data are known."
     if not steps[0]["options"]:
