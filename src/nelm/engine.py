@@ -175,8 +175,9 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[
 
 @dataclass
 class Evaluation:
-    """One patient's evaluated rows: ``facts`` as entered, ``verdicts`` with unknown
-    pre-treatment checks in their passing value (verdicts resolved in both)."""
+    """One patient's evaluated rows: ``facts`` as entered (classification, criteria,
+    missing data), ``verdicts`` with unknown pre-treatment checks in their passing value
+    (rules, verdicts, plan)."""
 
     facts: dict[str, Any]
     verdicts: dict[str, Any]
@@ -193,9 +194,8 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[p
     filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, False, None)
     raw_df, filled_df = pl.collect_all([raw, filled], optimizations=pl.QueryOptFlags.none())
     facts, verdicts = raw_df.row(0, named=True), filled_df.row(0, named=True)
-    for row in (facts, verdicts):
-        for opt in kb.options:
-            row[f"possible__{opt.id}"], row[f"verdict__{opt.id}"] = resolve_verdict(opt, row)
+    for opt in kb.options:
+        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
     return Evaluation(facts, verdicts, dict(filled_df.schema))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .engine import Evaluation
-from .knowledge import KnowledgeBase, StepOption, input_roots, pathway_column
+from .knowledge import KnowledgeBase, input_roots, pathway_column
 from .knowledge.ruleset import OPTION_LABELS
 from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
 from .summary import fact_label

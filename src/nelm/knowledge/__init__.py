@@ -1,8 +1,11 @@
 """The knowledge base: derived variables, criteria sets, option rules and evidence.
 
 Everything clinical lives in data files: ``classification.yaml`` (derived variables),
-``criteria/*.yaml`` (guideline checklists), ``rules/*.yaml`` (option rules, schema in ``ruleset.py``) and
-``evidence/*.yaml`` (published results). :func:`load` reads and validates them all,
+``criteria/*.yaml`` (guideline checklists), ``rules/*.yaml`` and ``gates.yaml`` (option
+rules and what rules options out; schema in ``ruleset.py``), ``checks.yaml``
+(pre-treatment checks), ``pathways.yaml`` (treatment sequences; schema in ``plans.py``),
+``orders.yaml`` (the work-up that settles a missing fact) and ``evidence/*.yaml``
+(published results). :func:`load` reads and validates them all,
 compiles every condition once into a Polars expression and hashes the files, so the
 same input and the same knowledge base always give the same output.
 """
@@ -13,7 +16,7 @@ import string
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 from ..yamlio import read_yaml
@@ -21,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS, column_of
+from .plans import Assumption, Pathway, PathwaysFile, StepOption
 from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 
 KNOWLEDGE_DIR = Path(__file__).parent
@@ -95,46 +99,6 @@ class ChecksFile(_Record):
     checks: list[Check]
 
 
-class StepOption(_Record):
-    id: str
-    if_: str | None = Field(None, alias="if", description="SQL: this option belongs to the step only when true")
-
-
-class Step(_Record):
-    when: Literal["now", "after_response", "at_progression", "if_symptoms_persist"]
-    options: list[str | StepOption] = Field(min_length=1, description="candidates in order of preference")
-    combine: Literal["alternatives", "together"] = "alternatives"
-    limit: int = Field(3, ge=1, description="at most this many options are named")
-    if_: str | None = Field(None, alias="if", description="SQL: the step applies only when true")
-    intent: str | None = None
-    reason: str
-    sources: list[str] = Field(min_length=1)
-
-
-class NothingNow(_Record):
-    reason: str
-    sources: list[str] = Field(min_length=1)
-
-
-class Pathway(_Record):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    label: str
-    when: str = Field(description="SQL: the patient's situation this pathway is for; the first that holds is followed")
-    steps: list[Step] = Field(min_length=1)
-    nothing_now: NothingNow = Field(description="the first step when no candidate of the first step fits today")
-    sources: list[str] = Field(min_length=1)
-
-
-class Assumption(_Record):
-    """A fact missing but routinely confirmed, which a conditional plan may assume."""
-
-    field: str
-    assumed: Any
-    alternative: Any = Field(description="the value that shows what the plan becomes if the assumption fails")
-    reason: str
-    sources: list[str] = Field(min_length=1)
-
-
 class Order(_Record):
     obtain: str
     fields: list[str] = Field(min_length=1)
@@ -142,11 +106,6 @@ class Order(_Record):
 
 class OrdersFile(_Record):
     orders: list[Order]
-
-
-class PathwaysFile(_Record):
-    assumptions: list[Assumption]
-    pathways: list[Pathway] = Field(min_length=1)
 
 
 @dataclass(frozen=True)
