@@ -94,7 +94,20 @@ class Outcome(BaseModel):
     time_point_months: float | None = Field(None, ge=0, description="for rates: 60 = 5 years")
     p_value: str | None = Field(None, description="as reported, e.g. '<0.001', '0.000072'")
     not_reached: bool = False
+    bound: Literal["<", ">", "<=", ">="] | None = Field(
+        None, description="the source gives only a bound ('<1 %', '>60 %'): value is that bound, never a point estimate")
+    value_high: float | None = Field(None, description="upper end when the source gives a range (value is the lower end)")
     note: str | None = None
+
+    def shown(self) -> str:
+        """The result as the source states it: a bound as a bound, a range as a range."""
+        unit = {"percent": " %", "months": " months", "years": " years"}.get(self.unit, "")
+        if self.value is None:
+            return "not reached"
+        v = f"{self.value:g}"
+        if self.value_high is not None:
+            return f"{v}-{self.value_high:g}{unit}"
+        return f"{self.bound or ''}{v}{unit}"
 
     @model_validator(mode="after")
     def _check(self) -> "Outcome":
@@ -106,6 +119,8 @@ class Outcome(BaseModel):
                     raise ValueError(f"percentage {v} outside 0-100")
         if self.ci_low is not None and self.ci_high is not None and self.ci_low > self.ci_high:
             raise ValueError("ci_low > ci_high")
+        if self.value_high is not None and (self.value is None or self.value_high < self.value or self.bound):
+            raise ValueError("value_high needs a lower value, is not below it, and excludes a bound")
         if self.endpoint.endswith("_rate") and self.time_point_months is None:
             raise ValueError(f"{self.endpoint} needs time_point_months")
         return self

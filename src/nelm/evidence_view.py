@@ -18,7 +18,9 @@ def select(option: str | None = None, search: str | None = None) -> list[Evidenc
 
 
 def _outcome(o) -> str:
-    val = "not reached" if o.not_reached else f"{o.value:g}"
+    # a bound stays a bound ('<1'), a range a range ('15-20')
+    val = "not reached" if o.not_reached else (f"{o.bound or ''}{o.value:g}"
+                                               + (f"-{o.value_high:g}" if o.value_high is not None else ""))
     unit = {"percent": " %", "months": " mo", "years": " y", "ratio": "", "gy": " Gy", "gbq": " GBq"}.get(o.unit, f" {o.unit}")
     tp = f" at {o.time_point_months:g} mo" if o.time_point_months is not None else ""
     ci = f" (95% CI {o.ci_low:g}–{o.ci_high:g})" if o.ci_low is not None and o.ci_high is not None else ""

@@ -95,6 +95,8 @@ def reported_points(outcomes: Iterable[Any], endpoint: str, arm: str) -> Reporte
     for o in outcomes:
         if o.arm != arm or o.endpoint not in (spec["median"], spec["rate"]):
             continue
+        if getattr(o, "bound", None) or getattr(o, "value_high", None) is not None:
+            continue  # '>60 %' or '60-80 %' is not a point a curve may pass through
         if o.endpoint == spec["median"]:
             if o.not_reached or o.value is None:
                 rep.median_not_reached = True

@@ -1,0 +1,44 @@
+"""Corrections found by the evidence audit (issue 9, item 1), each pinned to the right value.
+Bounds are stored as bounds and shown as such, never as point values."""
+from nelm.evidence import evidence_index
+
+IDX = evidence_index()
+
+
+def outcome(record, **where):
+    (o,) = [o for o in IDX[record].outcomes if all(getattr(o, k) == v for k, v in where.items())]
+    return o
+
+
+def test_pitt_2008_medians_are_the_papers_not_the_reviews_swap():
+    assert outcome("tace_tae_comparison", endpoint="os_median", arm="TACE").value == 25.5
+    assert outcome("tace_tae_comparison", endpoint="os_median", arm="TAE").value == 25.7
+    assert "three institutions" in IDX["tace_tae_comparison"].summary
+
+
+def test_bounds_are_bounds():
+    o = outcome("mayo2010", endpoint="perioperative_mortality")
+    assert (o.bound, o.value, o.shown()) == ("<", 1, "<1 %")
+    o = outcome("sarmiento2003", arm="major hepatic resection")
+    assert (o.bound, o.shown()) == (">", ">50 %")
+    o = outcome("review002", arm="thermal ablation, lesions treatable in a single patient")
+    assert o.bound == ">" and o.value == 12
+
+
+def test_glazer_more_than_60_percent_belongs_to_the_series_not_the_repeat_arm():
+    o = outcome("glazer2010", endpoint="os_rate", bound=">")
+    assert o.value == 60 and "repeat" not in o.arm
+
+
+def test_engstrom_1984_holds_no_pooled_range_as_its_own_result():
+    assert IDX["engstrom1984"].outcomes == []
+    pooled = [o for o in IDX["mayo2012_review"].outcomes if "historic systemic therapy" in o.arm]
+    assert sorted(o.value for o in pooled) == [15, 20]
+
+
+def test_a_bound_is_never_drawn_as_a_curve_point():
+    from nelm.outcomes.curves import reported_points
+    import pytest
+    from nelm.outcomes.curves import CurveError
+    with pytest.raises(CurveError):
+        reported_points(IDX["glazer2010"].outcomes, "os", "series (as review_000 words it)")
