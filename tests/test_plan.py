@@ -161,3 +161,14 @@ def test_progression_on_a_therapy_never_makes_it_more_recommended(doc, therapy):
     b = next(o for o in before["options"] if o["id"] == therapy)
     a = next(o for o in after["options"] if o["id"] == therapy)
     assert _best(a) >= _best(b), (therapy, b["verdict"], a["verdict"])
+
+
+def test_every_reason_and_step_shows_the_strongest_level_of_its_sources():
+    from nelm.engine import LEVEL_ORDER
+    a = assess(make_patient(**{"liver.resectable_fraction_percent": 20, "liver.pattern": "disseminated",
+                                "liver.lesion_count": 25, "course.status": "progressive"}))
+    for o in a["options"]:
+        for r in o["reasons"]:
+            assert r["level"] == min((KB.evidence[s].level for s in r["sources"]), key=LEVEL_ORDER.index)
+    for s in a["plan"]["steps"]:
+        assert s["level"] in LEVEL_ORDER

@@ -309,7 +309,8 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
             if status == "unknown" and row[cs.id] is None:  # only what could still settle the set
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
-                          "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources)})
+                          "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources),
+                          "level": strongest_level(it.sources, kb)})
         criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
                            "sources": list(cs.sources)}
 
@@ -368,7 +369,18 @@ def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | No
     facts = _facts(reads, vals, placeholders(rule.reason), kb)
     if facts:
         text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
-    return {"text": text, "sources": list(rule.sources), "kind": kind, "rule": rule_id, "facts": facts}
+    return {"text": text, "sources": list(rule.sources), "level": strongest_level(rule.sources, kb),
+            "kind": kind, "rule": rule_id, "facts": facts}
+
+
+# Oxford CEBM 2009, strongest first (evidence.Level)
+LEVEL_ORDER = ("1a", "1b", "2a", "2b", "3", "4", "5")
+
+
+def strongest_level(sources: Iterable[str], kb: KnowledgeBase) -> str | None:
+    """The strongest level of evidence among a reason's sources (Oxford CEBM 2009)."""
+    levels = [kb.evidence[s].level for s in sources if s in kb.evidence]
+    return min(levels, key=LEVEL_ORDER.index) if levels else None
 
 
 def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeBase, note_missing,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .engine import Evaluation
+from .engine import Evaluation, strongest_level
 from .knowledge import KnowledgeBase, input_roots, pathway_column
 from .knowledge.ruleset import OPTION_LABELS
 from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
@@ -109,12 +109,13 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         steps.append({"step": len(steps) + 1, "when": step.when, "options": chosen,
                       "intent": step.intent or options[chosen[0]]["intent"],
                       "combine": step.combine if len(chosen) > 1 else "single",
-                      "reason": reason, "sources": sources})
+                      "reason": reason, "sources": sources, "level": strongest_level(sources, kb)})
     if not any(s["when"] == "now" for s in steps):
         # nothing of the pathway fits today: say so (surveillance, supportive care) rather
         # than promote a later step to today
         steps.insert(0, {"step": 1, "when": "now", "options": [], "intent": "disease_control", "combine": "single",
-                         "reason": " ".join(pw.nothing_now.reason.split()), "sources": list(pw.nothing_now.sources)})
+                         "reason": " ".join(pw.nothing_now.reason.split()), "sources": list(pw.nothing_now.sources),
+                         "level": strongest_level(pw.nothing_now.sources, kb)})
         for n, step in enumerate(steps, 1):
             step["step"] = n
     return steps

@@ -212,7 +212,8 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
                       "options": [{"id": o, "label": OPTION_LABELS.get(o, o), "verdict": verdicts.get(o, "")}
                                   for o in st["options"]],
                       "joiner": " + " if st.get("combine") == "together" else " or ",
-                      "intent": show(st["intent"]), "reason": st["reason"], "sources": st["sources"]})
+                      "intent": show(st["intent"]), "reason": st["reason"], "sources": st["sources"],
+                      "level": st.get("level")})
     lead = plan["steps"][0]["options"][0] if plan["steps"] and plan["steps"][0]["options"] else None
     return {"status": plan["status"], "pathway": plan.get("pathway_label"), "steps": steps,
             "leading": OPTION_LABELS.get(lead, lead) if lead else None,

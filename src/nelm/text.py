@@ -34,7 +34,7 @@ def render_plan(a: dict[str, Any], console: Console) -> None:
             body.append(f" [{st['intent']}]", style="dim")
         else:
             body.append("no active treatment", style="italic")
-        body.append(f"\n   {st['reason']}{_sources(st['sources'])}", style="dim")
+        body.append(f"\n   {st['reason']}{_sources(st['sources'], st.get('level'))}", style="dim")
     for text, if_not in plan["assumptions"]:
         body.append(f"\nAssumes {text}; if not, {if_not}", style="yellow")
     if plan["status"] == "undetermined" and plan["missing"]:
@@ -42,8 +42,9 @@ def render_plan(a: dict[str, Any], console: Console) -> None:
     console.print(Panel(body, title="Treatment plan"))
 
 
-def _sources(srcs: list[str]) -> str:
-    return f" [{', '.join(srcs)}]" if srcs else ""
+def _sources(srcs: list[str], level: str | None = None) -> str:
+    lvl = f"; level {level}" if level else ""
+    return f" [{', '.join(srcs)}{lvl}]" if srcs else ""
 
 
 def render(a: dict[str, Any], console: Console) -> None:
@@ -74,7 +75,7 @@ def render(a: dict[str, Any], console: Console) -> None:
             m, s = MARK[it["status"]]
             line = Text(f"   {m} ", style=s)
             line.append(it["text"])
-            line.append(f" — {it['reason']}{_sources(it['sources'])}", style="dim")
+            line.append(f" — {it['reason']}{_sources(it['sources'], it.get('level'))}", style="dim")
             console.print(line)
     console.print()
 
@@ -96,7 +97,7 @@ def render(a: dict[str, Any], console: Console) -> None:
                     reasons.append("\n")
                 bullet = {"decisive": "• ", "possible": "? ", "note": "  note: "}[r["kind"]]
                 reasons.append(bullet + r["text"], style="dim" if r["kind"] == "note" else "")
-                reasons.append(_sources(r["sources"]), style="blue")
+                reasons.append(_sources(r["sources"], r.get("level")), style="blue")
             for c in o.get("conditions", []):
                 reasons.append(f"\n  condition: {c['requirement']} (not yet known)", style="yellow")
             table.add_row(o["label"], v, reasons)
