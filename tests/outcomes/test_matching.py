@@ -115,34 +115,44 @@ def test_surgery_vs_iat_by_symptoms_and_burden():
     assert "40 %" in reason
 
 
+PROGRESSIVE = {"course.status": "progressive", "course.stable_months": 0, "course.progression_within_12_months": True}
+
+
 def test_general_cohort_only_when_nothing_specific_matches(p01_assessment):
-    # sunitinib: p01 is not pancreatic, so only the general entry applies
-    sun = option(p01_assessment, "sunitinib")["outcomes"]
-    assert sun and all(o["match"] == "general" for o in sun)
-    panc = run(variant(**{"primary.site": "pancreas"}))
-    sun = option(panc, "sunitinib")["outcomes"]
-    assert sun and all(o["match"] == "specific" for o in sun)
-    assert len({o["cohort"] for o in sun}) == 1, "a cohort appears once even when two entries select it"
     # resection: a specific cohort matched, so the general series is not added
     assert "glazer2010_resection" not in cohorts_of(p01_assessment, "liver_resection")
     nogr = run(variant(**{"pathology.ki67_percent": None, "pathology.mitoses_per_10hpf": None}))
     assert cohorts_of(nogr, "liver_resection") == ["glazer2010_resection"]
+    # sunitinib: its trial enrolled progressive pancreatic NET only; no general fallback reaches others
+    assert option(p01_assessment, "sunitinib")["outcomes"] == []
+    panc = run(variant(**{"primary.site": "pancreas", **PROGRESSIVE}))
+    sun = option(panc, "sunitinib")["outcomes"]
+    assert sun and all(o["match"] == "specific" for o in sun)
+    assert len({o["cohort"] for o in sun}) == 1, "a cohort appears once even when two entries select it"
 
 
-def test_trial_populations_by_site_and_receptor_status():
-    midgut = run(variant())
+def test_trial_populations_by_site_receptor_status_and_progression():
+    stable = run(variant())
+    assert "promid_ttp" in cohorts_of(stable, "ssa")           # treatment-naive midgut: PROMID
+    assert "netter1_pfs" not in cohorts_of(stable, "prrt")     # NETTER-1 enrolled progression on an SSA
+    assert "radiant4_pfs" not in cohorts_of(stable, "everolimus")
+    midgut = run(variant(**PROGRESSIVE))
     assert "netter1_pfs" in cohorts_of(midgut, "prrt")
-    assert "promid_ttp" in cohorts_of(midgut, "ssa")
     assert "radiant4_pfs" in cohorts_of(midgut, "everolimus")
-    neg = run(variant(sstr_imaging="negative"))
+    neg = run(variant(sstr_imaging="negative", **PROGRESSIVE))
     assert "netter1_pfs" not in cohorts_of(neg, "prrt")
     assert "clarinet_pfs" not in cohorts_of(neg, "ssa")
-    panc = run(variant(**{"primary.site": "pancreas"}))
+    panc = run(variant(**{"primary.site": "pancreas", **PROGRESSIVE}))
     assert "radiant3_pfs" in cohorts_of(panc, "everolimus")
     assert "radiant4_pfs" not in cohorts_of(panc, "everolimus")
     assert "sunitinib_pfs" in cohorts_of(panc, "sunitinib")
-    assert "cabinet_pancreatic_pfs" in cohorts_of(panc, "cabozantinib")
     assert "e2211_pfs" in cohorts_of(panc, "capecitabine_temozolomide")
+    assert cohorts_of(panc, "cabozantinib") == []              # CABINET: after prior systemic therapy
+    after = run(variant(**{"primary.site": "pancreas", **PROGRESSIVE},
+                        prior_therapies=[{"therapy": "everolimus", "outcome": "progression"}]))
+    assert "cabinet_pancreatic_pfs" in cohorts_of(after, "cabozantinib")
+    cup = run(variant(**{"primary.site": "unknown_primary"}))
+    assert "clarinet_pfs" in cohorts_of(cup, "ssa")            # CLARINET enrolled unknown primaries too
 
 
 def test_kouvaraki_by_liver_burden():
@@ -151,7 +161,52 @@ def test_kouvaraki_by_liver_burden():
     assert set(cohorts_of(low, "streptozocin_based")) == {"kouvaraki_os_below75", "kouvaraki_pfs_below75"}
     assert cohorts_of(high, "streptozocin_based") == ["kouvaraki_os_above75"]
     other = run(variant(**{"liver.burden_percent": 80}))
-    assert cohorts_of(other, "streptozocin_based") == ["kouvaraki_os_all"]
+    assert cohorts_of(other, "streptozocin_based") == []       # a pancreatic series only
+
+
+# What each trial excluded, written independently of outcomes.yaml's SQL, as facts of the
+# patient and the assessment's classification; None for "unknown" never counts as eligible.
+def _gep(p): return (p.get("primary") or {}).get("site") in ("pancreas", "duodenum", "stomach", "jejunum_ileum",
+                                                            "appendix", "colon", "rectum")
+def _site(p): return (p.get("primary") or {}).get("site")
+def _net12(c): return c["category"] == "NET" and c["who_grade"] in ("G1", "G2")
+def _prog(p): return (p.get("course") or {}).get("status") == "progressive" or (p.get("course") or {}).get("progression_within_12_months") is True
+def _lines(p): return len({t["therapy"] for t in (p.get("prior_therapies") or []) if t["therapy"] not in ("telotristat",
+                           "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace", "sirt",
+                           "ebrt", "clinical_trial")})
+def _ki67(p): return (p.get("pathology") or {}).get("ki67_percent")
+
+
+TRIALS = {
+    "netter1_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and _net12(c) and _prog(p) and _site(p) in ("jejunum_ileum", "appendix"),
+    "netter2_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and c["category"] == "NET" and _ki67(p) is not None
+                   and 10 <= _ki67(p) <= 55 and _gep(p) and p.get("prior_therapies") is not None and _lines(p) == 0,
+    "radiant3_pfs": lambda p, c: _site(p) == "pancreas" and _net12(c) and _prog(p),
+    "radiant4_pfs": lambda p, c: _net12(c) and _prog(p) and p.get("functional_syndrome") == "none" and _site(p) != "pancreas",
+    "sunitinib_pfs": lambda p, c: _site(p) == "pancreas" and _net12(c) and _prog(p),
+    "e2211_pfs": lambda p, c: _site(p) == "pancreas" and _net12(c) and _prog(p),
+    "cabinet_pancreatic_pfs": lambda p, c: c["category"] == "NET" and _prog(p) and _lines(p) >= 1,
+    "cabinet_extrapancreatic_pfs": lambda p, c: c["category"] == "NET" and _prog(p) and _lines(p) >= 1,
+    "nordic_nec_os": lambda p, c: c["category"] == "NEC",
+    "clarinet_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and p.get("functional_syndrome") == "none"
+                    and _ki67(p) is not None and _ki67(p) < 10,
+}
+
+
+def test_no_cohort_is_shown_to_a_patient_its_trial_excluded():
+    import random
+    from nelm.testing import perturbed_patient_dict, random_patient_dict
+    rng = random.Random(31)
+    shown = dict.fromkeys(TRIALS, 0)
+    for i in range(1500):
+        doc = perturbed_patient_dict(rng, rng.randrange(1, 5)) if i % 2 else random_patient_dict(rng, 0.2)
+        a = run(doc)
+        for o in a["options"]:
+            for cohort in {x["cohort"] for x in o["outcomes"]}:
+                if cohort in TRIALS:
+                    assert TRIALS[cohort](doc, a["classification"]), (cohort, o["id"])
+                    shown[cohort] += 1
+    assert all(shown.values()), {k: v for k, v in shown.items() if not v}
 
 
 def test_matching_reads_the_same_dtypes_as_the_engine(kb):

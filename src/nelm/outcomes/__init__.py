@@ -156,7 +156,9 @@ def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any) ->
         chosen = [(e, "specific") for i, e in enumerate(entries)
                   if e.when is not None and hits.get(entry_column(opt["id"], i)) is True]
         if not chosen:
-            chosen = [(e, "general") for e in entries if e.when is None]
+            # a general entry still needs its trial's eligibility (compiled under the entry's column)
+            chosen = [(e, "general") for i, e in enumerate(entries) if e.when is None
+                      and hits.get(entry_column(opt["id"], i), True) is True]
         seen: list[str] = []
         outcomes: list[dict[str, Any]] = []
         for e, kind in chosen:

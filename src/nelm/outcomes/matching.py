@@ -38,6 +38,8 @@ class CohortSpec(_Record):
     start: str = Field(description="time zero of the curve, e.g. 'randomisation'")
     population: str | None = Field(None, description="default: the record's population")
     hazard_ratio: str | None = Field(None, description="arm of the record's hazard_ratio outcome comparing the arms")
+    eligible: str | None = Field(None, description="Polars SQL: the trial's main inclusion criteria; "
+                                                   "the cohort is never shown to a patient they exclude")
     arms: list[ArmSpec] = Field(min_length=1)
 
 
@@ -162,12 +164,15 @@ def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Ma
             exprs.append(expr.cast(pl.Boolean).alias(by_sql[key]))
         names[name] = by_sql[key]
 
+    eligible = {c.id: c.eligible for c in spec.cohorts}
     for opt, entries in spec.options.items():
         for i, e in enumerate(entries):
             for p in placeholders(e.reason) - set(full_schema):
                 problems.append(f"option {opt} entry {i} ({e.cohort}): unknown placeholder {{{p}}}")
-            if e.when is not None:
-                add(entry_column(opt, i), e.when, f"option {opt} entry {i} ({e.cohort})")
+            # an entry shows its cohort only to patients the trial would have enrolled
+            parts = [f"({x})" for x in (e.when, eligible[e.cohort]) if x]
+            if parts:
+                add(entry_column(opt, i), " AND ".join(parts), f"option {opt} entry {i} ({e.cohort})")
     for r in spec.risk_factors:
         for p in placeholders(r.reason) - set(full_schema):
             problems.append(f"risk factor {r.id}: unknown placeholder {{{p}}}")
