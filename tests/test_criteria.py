@@ -96,16 +96,19 @@ def test_review_002_wording_is_kept_and_shown_at_the_boundary():
     assert b["knowledge_base"]["guideline"] == "review002"
 
 
-def test_esmo_age_and_ki67_limits_change_the_verdict_for_a_58_year_old_with_ki67_7():
+def test_unverified_esmo_limits_no_longer_change_the_milan_verdict():
+    # The ESMO 2020 Ki-67 <10 % and age <60 variants were removed (2026 verification pass: not confirmed
+    # against the guideline text), so the ESMO profile now reads the Milan checklist as the reviews do.
     changes = {**MILAN_OK, "age_years": 58, "pathology.ki67_percent": 7}
     assert criteria(**changes)["milan_transplant"]["status"] == "not_met"
     esmo = assess(make_patient(**changes), guideline="esmo2020")
-    assert esmo["criteria"]["milan_transplant"]["status"] == "met"
-    assert {o["id"]: o["verdict"] for o in esmo["options"]}["liver_transplant"] == "reasonable"
+    assert esmo["criteria"]["milan_transplant"]["status"] == "not_met"
+    assert {o["id"]: o["verdict"] for o in esmo["options"]}["liver_transplant"] == "not_recommended"
+    assert not any("esmo2020" in d["verdict_changes"] for d in assess(make_patient(**changes))["disagreements"])
 
 
 def test_a_disagreement_says_which_verdicts_the_other_source_would_change():
-    a = assess(make_patient(**{**MILAN_OK, "age_years": 58, "pathology.ki67_percent": 7}))
+    a = assess(make_patient(**{**MILAN_OK, "age_years": 55}))
     d = next(x for x in a["disagreements"] if x["topic"] == "milan_transplant__age")
-    change = next(c for c in d["verdict_changes"]["esmo2020"] if c["option"] == "liver_transplant")
-    assert (change["governing_verdict"], change["verdict"]) == ("not_recommended", "reasonable")
+    change = next(c for c in d["verdict_changes"]["review002"] if c["option"] == "liver_transplant")
+    assert (change["governing_verdict"], change["verdict"]) == ("reasonable", "not_recommended")

@@ -141,10 +141,24 @@ class CriterionItem(BaseModel):
     text: str
 
 
+Verification = Literal["source", "review", "unverified"]
+"""How far a record's numbers and citation were checked:
+source = against the publication itself or its abstract (a retrieved page, named in the record);
+review = only as review_000 / review_002 report them;
+unverified = neither (shown as such wherever the record is shown)."""
+
+DOI_PATTERN = r"^10\.\d{4,9}/\S+$"
+PMID_PATTERN = r"^[1-9]\d{0,8}$"
+
+
 class EvidenceRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     citation: Citation
+    verified: Verification = Field(description="source / review / unverified; see Verification")
+    doi: str | None = Field(None, pattern=DOI_PATTERN,
+                            description="only when a retrieved page showed it for this publication")
+    pmid: str | None = Field(None, pattern=PMID_PATTERN, description="PubMed id, digits only; same rule as doi")
     year: int = Field(ge=1950, le=2030)
     design: Design
     level: Level
@@ -158,6 +172,14 @@ class EvidenceRecord(BaseModel):
     newer_than_sources: bool = False
     criteria: list[CriterionItem] | None = Field(None, description="for guideline / criteria-set records")
     summary: str | None = Field(None, description="one or two sentences in our own words")
+
+    @property
+    def doi_url(self) -> str | None:
+        return f"https://doi.org/{self.doi}" if self.doi else None
+
+    @property
+    def pubmed_url(self) -> str | None:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/" if self.pmid else None
 
     @field_validator("topics")
     @classmethod

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .evidence import EvidenceRecord, evidence_index
@@ -28,15 +29,47 @@ def _outcome(o) -> str:
     return f"{o.endpoint.replace('_', ' ')} {o.arm}: {val}{unit}{tp}{ci}{p}"
 
 
+VERIFICATION_LABELS = {
+    "source": "source-checked",
+    "review": "review only",
+    "unverified": "UNVERIFIED",
+}
+VERIFICATION_CAPTION = ("source-checked: against the publication or its abstract · review only: as a source "
+                        "review reports it · UNVERIFIED: neither; check before relying on it")
+
+
+def verification_text(r: EvidenceRecord) -> str:
+    """Plain-text verification state and identifiers, e.g. for a terminal without links."""
+    parts = [VERIFICATION_LABELS[r.verified]]
+    if r.doi:
+        parts.append(f"doi:{r.doi} ({r.doi_url})")
+    if r.pmid:
+        parts.append(f"PMID {r.pmid} ({r.pubmed_url})")
+    return "\n".join(parts)
+
+
+def _verification_cell(r: EvidenceRecord) -> str:
+    label = VERIFICATION_LABELS[r.verified]
+    lines = [f"[bold red]{label}[/bold red]" if r.verified == "unverified" else label]
+    if r.doi:
+        lines.append(f"[link={r.doi_url}]doi:{escape(r.doi)}[/link]")
+    if r.pmid:
+        lines.append(f"[link={r.pubmed_url}]PMID {r.pmid}[/link]")
+    return "\n".join(lines)
+
+
 def render_table(records: list[EvidenceRecord], console: Console) -> None:
-    table = Table(title=f"Evidence records ({len(records)})", show_lines=True, expand=True)
+    table = Table(title=f"Evidence records ({len(records)})", caption=VERIFICATION_CAPTION,
+                  show_lines=True, expand=True)
     table.add_column("id", no_wrap=True)
     table.add_column("study", ratio=4)
-    table.add_column("design · level · n", ratio=2)
+    table.add_column("level · design · n", ratio=2)
+    table.add_column("verified · identifiers", ratio=2, overflow="fold")
     table.add_column("outcomes", ratio=6)
     for r in records:
         newer = " (newer than the reviews)" if r.newer_than_sources else ""
-        study = f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}{newer}"
-        design = f"{r.design.replace('_', ' ')} · {r.level} · n={r.n if r.n is not None else '—'}"
-        table.add_row(r.id, study, design, "\n".join(_outcome(o) for o in r.outcomes) or "—")
+        study = escape(f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}{newer}")
+        design = f"level {r.level} · {r.design.replace('_', ' ')} · n={r.n if r.n is not None else '—'}"
+        table.add_row(r.id, study, design, _verification_cell(r),
+                      escape("\n".join(_outcome(o) for o in r.outcomes)) or "—")
     console.print(table)

@@ -57,7 +57,9 @@ def evidence_rows(assessment: dict[str, Any]) -> list[dict[str, Any]]:
         c = r.citation
         rows.append({"id": r.id, "authors": c.authors, "title": c.title, "journal": c.journal, "year": c.year,
                      "reference": c.reference, "design": r.design.replace("_", " "), "level": r.level,
-                     "n": "—" if r.n is None else r.n, "newer": r.newer_than_sources})
+                     "n": "—" if r.n is None else r.n, "newer": r.newer_than_sources,
+                     "verified": r.verified, "doi": r.doi, "doi_url": r.doi_url,
+                     "pmid": r.pmid, "pubmed_url": r.pubmed_url})
     return rows
 
 
