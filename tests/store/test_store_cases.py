@@ -14,7 +14,7 @@ from nelm.assessment import assess
 from nelm.patient import validate_patient
 from nelm.store import CaseNotFound, CaseStore, VersionNotFound, migrate
 from nelm.store.db import current_revision
-from nelm.store.models import CaseVersion
+from nelm.store import chain
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "solitary_resectable.json"
 
@@ -25,10 +25,10 @@ def _assessment(tag: str = "a") -> dict:
 
 def test_migration_creates_the_tables_and_is_idempotent(store):
     names = set(inspect(store.engine).get_table_names())
-    assert {"cases", "case_versions", "audit_log", "alembic_version"} <= names
-    assert current_revision(store.engine) == "0001"
+    assert {"cases", "case_versions", "audit_log", "chain_heads", "alembic_version"} <= names
+    assert current_revision(store.engine) == "0002"
     migrate(store.engine)  # a second start-up must not fail or change anything
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
 
 
 def test_create_keeps_input_output_kb_and_time(store):
@@ -107,15 +107,15 @@ def test_versions_and_audit_are_append_only_in_the_database(store):
 
 
 def test_case_and_version_number_are_unique(store):
-    from sqlalchemy.orm import Session
-
     v = store.create({}, _assessment(), actor="local")
     with pytest.raises(IntegrityError) as refused:
-        with Session(store.engine) as s, s.begin():
-            s.add(CaseVersion(case_id=v.case_id, version=1, patient={"id": "Jane Doe"}, assessment={},
-                              kb_version="x", kb_sha256="y", created_at=datetime.now(UTC)))
+        with store.engine.begin() as conn:  # a well-formed next row of the chain, but version 1 again
+            chain.append(conn, "case_versions", dict(
+                case_id=v.case_id, version=1, patient={"id": "Jane Doe"}, assessment={}, kb_version="x",
+                kb_sha256="y", created_at=datetime.now(UTC)))
     # the error (which a server would log) does not repeat the patient document
     assert "Jane Doe" not in str(refused.value)
+    assert [i.version for i in store.versions(v.case_id)] == [1]
 
 
 def test_concurrent_versions_get_consecutive_numbers(store):

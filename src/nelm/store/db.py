@@ -21,10 +21,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 DEFAULT_FILENAME = "cases.sqlite3"
 
 
-def default_database_url() -> str:
-    """An SQLite file in the platform's per-user data directory, created on first use."""
+def default_database_url(create: bool = True) -> str:
+    """An SQLite file in the platform's per-user data directory, created on first use
+    (``create=False``: the folder is not made either)."""
     folder = Path(user_data_dir("nelm", appauthor=False))
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / DEFAULT_FILENAME}"
 
 

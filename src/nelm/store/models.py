@@ -3,7 +3,9 @@
 A *case* is a patient discussed by the tumour board; every assessment of it is a
 *version* that keeps the input document, the output, and which knowledge base produced
 it. Versions and the audit log are append-only (enforced by database triggers created in
-the migration, not only by this code), so what the board saw can always be reproduced.
+the migrations, not only by this code), so what the board saw can always be reproduced,
+and each is a hash chain (``prev_hash``/``row_hash``, see :mod:`nelm.store.chain`), so a
+change made behind the database's back is detected.
 """
 from __future__ import annotations
 
@@ -77,6 +79,9 @@ class CaseVersion(Base):
     kb_version: Mapped[str] = mapped_column(String(64), nullable=False)
     kb_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # hex SHA-256: the previous row's row_hash, and this row's over its columns and prev_hash
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 class AuditEntry(Base):
@@ -91,3 +96,16 @@ class AuditEntry(Base):
     case_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ChainHead(Base):
+    """The end of one table's hash chain: the row writers lock to append in turn, and a
+    record of the last row (so that rows cut off the end are noticed)."""
+
+    __tablename__ = "chain_heads"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # the chained table
+    last_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_hash: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -2,9 +2,12 @@
 
 Callers pass plain JSON-able dicts (the validated patient document and its assessment)
 and get frozen records back, so nothing outside this module holds an ORM session.
+Versions and audit entries are appended to their hash chains (:mod:`.chain`); opening a
+store verifies both chains and refuses a broken one unless told otherwise.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -13,10 +16,13 @@ from typing import Any
 from sqlalchemy import Engine, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import chain
+from .chain import BrokenChain, ChainReport
 from .db import default_database_url, make_engine, migrate
 from .models import AuditEntry, Case, CaseVersion, utcnow
 
 LABEL_MAX = 200
+log = logging.getLogger(__name__)
 
 
 class CaseNotFound(LookupError):
@@ -90,6 +96,12 @@ def _stored(v: CaseVersion) -> StoredVersion:
                          kb_version=v.kb_version, kb_sha256=v.kb_sha256, created_at=v.created_at)
 
 
+def _written(row: dict[str, Any]) -> StoredVersion:
+    return StoredVersion(case_id=row["case_id"], version=row["version"], patient=row["patient"],
+                         assessment=row["assessment"], kb_version=row["kb_version"], kb_sha256=row["kb_sha256"],
+                         created_at=row["created_at"])
+
+
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     # The board's "date" is a local calendar day, so bound it in the server's time zone.
     tz = datetime.now().astimezone().tzinfo
@@ -101,13 +113,36 @@ class CaseStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # what open() found when it verified the hash chains (None: not verified)
+        self.chain_report: ChainReport | None = None
 
     @classmethod
-    def open(cls, url: str | None = None, *, run_migrations: bool = True) -> CaseStore:
+    def open(cls, url: str | None = None, *, run_migrations: bool = True,
+             allow_broken_chain: bool | None = None) -> CaseStore:
+        """Connect, migrate, and verify the hash chains.
+
+        A broken chain raises :class:`~nelm.store.chain.BrokenChain` unless
+        ``allow_broken_chain`` (default: the environment variable
+        ``NELM_ALLOW_BROKEN_CHAIN=1``); allowed, it is logged and kept in ``chain_report``.
+        """
         engine = make_engine(url or default_database_url())
-        if run_migrations:
-            migrate(engine)
-        return cls(engine)
+        try:
+            if run_migrations:
+                migrate(engine)
+            report = chain.verify(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        if not report.ok:
+            allowed = chain.allowed_by_env() if allow_broken_chain is None else allow_broken_chain
+            if not allowed:
+                engine.dispose()
+                raise BrokenChain(report)
+            for brk in report.breaks:
+                log.warning("case store opened with a broken hash chain: %s", brk.describe())
+        store = cls(engine)
+        store.chain_report = report
+        return store
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,22 +154,33 @@ class CaseStore:
         kb_version, kb_sha = _kb(assessment)
         now = utcnow()
         case_id = str(uuid.uuid4())
+        # encoded before the transaction: other writers wait while this one holds the chains
+        version = chain.prepare("case_versions", dict(
+            case_id=case_id, version=1, patient=patient, assessment=assessment,
+            kb_version=kb_version, kb_sha256=kb_sha, created_at=now))
+        entry = chain.prepare("audit_log", dict(at=now, actor=actor, action="create", case_id=case_id, version=1,
+                                                detail=f"knowledge base {kb_version}"))
         with self._session.begin() as s:
+            # The case row first: versions reference it, and on SQLite writing first takes
+            # the write lock before anything is read, so the chains' ends read below are
+            # the latest. Then always versions before audit (one lock order, no deadlock).
             s.add(Case(id=case_id, created_at=now, patient_label=_label(patient), latest_version=1, updated_at=now))
-            s.flush()  # the case row first: versions reference it
-            v = CaseVersion(case_id=case_id, version=1, patient=patient, assessment=assessment,
-                            kb_version=kb_version, kb_sha256=kb_sha, created_at=now)
-            s.add(v)
-            s.add(AuditEntry(at=now, actor=actor, action="create", case_id=case_id, version=1,
-                             detail=f"knowledge base {kb_version}"))
             s.flush()
-            return _stored(v)
+            conn = s.connection()
+            row = chain.append(conn, version)
+            chain.append(conn, entry)
+            return _written(row)
 
     def add_version(self, case_id: str, patient: dict[str, Any], assessment: dict[str, Any], *,
                     actor: str) -> StoredVersion:
         """Store the next version of a case; earlier versions are never touched."""
         kb_version, kb_sha = _kb(assessment)
         now = utcnow()
+        version = chain.prepare("case_versions", dict(
+            case_id=case_id, version=None, patient=patient, assessment=assessment,
+            kb_version=kb_version, kb_sha256=kb_sha, created_at=now))
+        entry = chain.prepare("audit_log", dict(at=now, actor=actor, action="new_version", case_id=case_id,
+                                                version=None, detail=f"knowledge base {kb_version}"))
         with self._session.begin() as s:
             # Writing first takes the lock (row lock on PostgreSQL, the write lock on
             # SQLite) before the number is read, so concurrent writers queue up and
@@ -145,20 +191,17 @@ class CaseStore:
                 raise CaseNotFound(case_id)
             n = s.scalar(select(Case.latest_version).where(Case.id == case_id))
             assert n is not None
-            v = CaseVersion(case_id=case_id, version=n, patient=patient, assessment=assessment,
-                            kb_version=kb_version, kb_sha256=kb_sha, created_at=now)
-            s.add(v)
-            s.add(AuditEntry(at=now, actor=actor, action="new_version", case_id=case_id, version=n,
-                             detail=f"knowledge base {kb_version}"))
-            s.flush()
-            return _stored(v)
+            conn = s.connection()
+            row = chain.append(conn, version, version=n)
+            chain.append(conn, entry, version=n)
+            return _written(row)
 
     def record(self, action: str, *, actor: str, case_id: str | None = None, version: int | None = None,
                detail: str | None = None) -> None:
         """Append an audit entry (views, exports, logins); never patient data in ``detail``."""
         with self._session.begin() as s:
-            s.add(AuditEntry(at=utcnow(), actor=actor, action=action, case_id=case_id, version=version,
-                             detail=detail))
+            chain.append(s.connection(), "audit_log", dict(at=utcnow(), actor=actor, action=action, case_id=case_id,
+                                                           version=version, detail=detail))
 
     # ------------------------------------------------------------------ reads
 

@@ -1,7 +1,9 @@
 """``nelm serve``: run the app with uvicorn, safely by default.
 
 Loopback only unless ``NELM_API_TOKEN`` is set; the database comes from ``--database``,
-then ``NELM_DATABASE_URL``, then an SQLite file in the user's data directory. Access
+then ``NELM_DATABASE_URL``, then an SQLite file in the user's data directory. The store's
+hash chains are verified before serving: a broken chain stops the start (exit 3) unless
+``--allow-broken-chain`` / ``NELM_ALLOW_BROKEN_CHAIN=1``. Access
 logs go through :class:`~nelm.web.security.RedactAccessLog`, so no query string or case
 id is written to them, and no request body is logged anywhere.
 """
@@ -14,11 +16,13 @@ from typing import Any
 
 import uvicorn
 
-from ..store import default_database_url, display_url
+from ..store import BrokenChain, default_database_url, display_url
+from ..store.chain import ALLOW_ENV
 from .security import MIN_TOKEN_LENGTH, is_loopback
 
 TOKEN_ENV = "NELM_API_TOKEN"
 DATABASE_ENV = "NELM_DATABASE_URL"
+BROKEN_CHAIN_EXIT = 3  # as `nelm audit verify` on a broken chain
 
 
 def log_config() -> dict[str, Any]:
@@ -28,9 +32,9 @@ def log_config() -> dict[str, Any]:
     return config
 
 
-def refuse(message: str) -> None:
+def refuse(message: str, code: int = 2) -> None:
     print(f"nelm: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(code)
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -67,16 +71,25 @@ class _Server(uvicorn.Server):
         print("\n".join(lines), flush=True)
 
 
-def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None) -> None:
+def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
+        allow_broken_chain: bool = False) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(host, token)
     database = database or os.environ.get(DATABASE_ENV) or default_database_url()
+    if allow_broken_chain:
+        os.environ[ALLOW_ENV] = "1"  # read by CaseStore.open inside create_app
     from .app import create_app
 
     try:
         app = create_app(database, token)
+    except BrokenChain as exc:
+        refuse(f"refusing to start on the case store {display_url(database)}: {exc}", BROKEN_CHAIN_EXIT)
     except Exception as exc:  # noqa: BLE001 - e.g. database unreachable: say so, no traceback
         refuse(f"cannot open the case store {display_url(database)}: {type(exc).__name__}: {exc}")
+    report = getattr(getattr(app.state, "store", None), "chain_report", None)
+    for brk in report.breaks if report is not None else ():
+        print(f"nelm: WARNING: serving although the case store's hash chain is broken: {brk.describe()}",
+              file=sys.stderr, flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_config=log_config(), server_header=False,
                             proxy_headers=False)
     _Server(config, database, token is not None).run()

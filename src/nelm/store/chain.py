@@ -1,0 +1,339 @@
+"""Tamper evidence: the audit log and the case versions are hash chains.
+
+Every row of ``case_versions`` and ``audit_log`` carries ``prev_hash``, the ``row_hash``
+of the row before it in the same table (64 zeros for the first row), and ``row_hash``,
+the SHA-256 of its own content and ``prev_hash``. A row changed, removed or slipped in
+behind the database's back (an ``INSERT OR REPLACE`` on SQLite, an edited file, a
+restored backup with rows missing) breaks the chain at that row; :func:`verify`
+re-computes both chains and reports the first broken link of each. The database
+triggers (migrations 0001 and 0002) refuse updates, deletes, REPLACE and rows that do not
+link to the end of the chain; the chain catches what gets past them.
+
+Chain format (version 1), for anyone re-computing it without this code:
+
+- A chain is one table, in ascending ``id`` order. Ids are given by the writer, one more
+  than the largest so far, while it holds the table's row in ``chain_heads`` locked
+  (an ``UPDATE`` of that row first in the transaction: a row lock on PostgreSQL, the
+  database's write lock on SQLite), so rows are committed in id order.
+- ``row_hash`` = lowercase hex SHA-256 of the UTF-8 bytes of the canonical JSON object
+  whose keys are every column of the row except ``row_hash`` (``prev_hash`` included):
+  keys sorted by code point, no whitespace (``","`` and ``":"``), strings with non-ASCII
+  characters as they are (lone surrogates as their code units), ``null`` for NULL.
+  Timestamps are UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. The JSON documents (``patient``,
+  ``assessment``) are embedded as canonical JSON values: objects with sorted keys, a
+  number that is integral and at most 2**53 in magnitude written as an integer, every
+  other number as the shortest decimal that reads back as the same IEEE double (Python's
+  ``repr``; an integer too large for a double stays exact), so that SQLite (the JSON text
+  as written) and PostgreSQL (jsonb, which gives 1e300 back as 1000...0 and -0.0 as 0.0)
+  give the same hash.
+- ``chain_heads`` (name, last_id, last_hash) records the end of each chain; a table that
+  ends before its recorded head has lost rows at its end.
+
+A hash chain shows that stored rows were changed; it cannot stop someone who can write
+the database from rebuilding the whole chain. Keep the head hashes that ``nelm audit
+verify`` prints somewhere else (the board's minutes, a ticket) to pin the history down.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, Text, cast, inspect, insert, select, update
+from sqlalchemy.engine import make_url
+
+from .models import AuditEntry, CaseVersion, ChainHead
+
+GENESIS = "0" * 64
+ALLOW_ENV = "NELM_ALLOW_BROKEN_CHAIN"
+
+_TABLES: dict[str, Table] = {"case_versions": CaseVersion.__table__,  # type: ignore[dict-item]
+                             "audit_log": AuditEntry.__table__}  # type: ignore[dict-item]
+CHAINED = tuple(_TABLES)
+# the hashed columns of each table, besides prev_hash (every column but row_hash)
+CONTENT: dict[str, tuple[str, ...]] = {
+    "case_versions": ("id", "case_id", "version", "patient", "assessment", "kb_version", "kb_sha256", "created_at"),
+    "audit_log": ("id", "at", "actor", "action", "case_id", "version", "detail"),
+}
+JSON_COLUMNS = frozenset({"patient", "assessment"})
+_HEADS: Table = ChainHead.__table__  # type: ignore[assignment]
+_PAGE = 200
+_MAX_EXACT = 2 ** 53
+
+
+# ------------------------------------------------------------------ canonical form
+
+def _float(value: float) -> int | float:
+    return int(value) if value.is_integer() and abs(value) <= _MAX_EXACT else value
+
+
+def _parse_float(text: str) -> int | float:
+    return _float(float(text))
+
+
+def _parse_int(text: str) -> int | float:
+    n = int(text)
+    if abs(n) <= _MAX_EXACT:
+        return n
+    try:
+        return _float(float(n))
+    except OverflowError:  # beyond any double: only an exact integer can stand for it
+        return n
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_document(document: Any) -> str:
+    """The canonical JSON text of a document as written (a JSON-able Python value)."""
+    return canonical_json_text(json.dumps(document))
+
+
+def canonical_json_text(text: str) -> str:
+    """The canonical JSON text of a document read back as JSON text (SQLite's text or
+    PostgreSQL's jsonb output: both give the same canonical text)."""
+    return _dumps(json.loads(text, parse_float=_parse_float, parse_int=_parse_int))
+
+
+def canonical_time(value: datetime) -> str:
+    if value.tzinfo is None:  # SQLite hands back the UTC wall time without a zone
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_column(column: str, value: Any, *, json_as_text: bool = False) -> str:
+    """One column's value as canonical JSON text; ``json_as_text``: the document columns
+    hold the JSON text read from the database rather than the Python value written."""
+    if value is None:
+        return "null"
+    if column in JSON_COLUMNS:
+        return canonical_json_text(value) if json_as_text else canonical_document(value)
+    if isinstance(value, datetime):
+        return json.dumps(canonical_time(value))
+    return _dumps(value)
+
+
+def fragments(table: str, row: Mapping[str, Any], *, json_as_text: bool = False) -> dict[str, str]:
+    """The canonical text of each hashed column of ``row`` (the costly part: a writer does
+    it before taking the chain's lock)."""
+    return {c: encode_column(c, row[c], json_as_text=json_as_text) for c in CONTENT[table]}
+
+
+def digest(encoded: Mapping[str, str], prev_hash: str) -> str:
+    """row_hash from the columns' canonical texts and prev_hash: the canonical JSON
+    object assembled from its parts (the same text ``json.dumps(sort_keys=True)`` gives)."""
+    parts = dict(encoded)
+    parts["prev_hash"] = json.dumps(prev_hash)
+    text = "{" + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{parts[k]}" for k in sorted(parts)) + "}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def row_hash(table: str, row: Mapping[str, Any], prev_hash: str, *, json_as_text: bool = False) -> str:
+    """The row_hash of ``row`` (a mapping with every content column) after ``prev_hash``."""
+    return digest(fragments(table, row, json_as_text=json_as_text), prev_hash)
+
+
+# ------------------------------------------------------------------ writing
+
+@dataclass(frozen=True)
+class Pending:
+    """A row made ready to append: its values and their canonical texts (see :func:`prepare`)."""
+
+    table: str
+    values: dict[str, Any]
+    encoded: dict[str, str]
+
+
+def prepare(table: str, values: dict[str, Any]) -> Pending:
+    """Encode a row's content before the transaction: the costly part (the JSON documents)
+    is then done before the chain's lock is taken, not while other writers wait on it."""
+    return Pending(table, values, fragments(table, {c: None for c in CONTENT[table]} | values | {"id": 0}))
+
+
+def append(connection: Connection, row: Pending | str, values: dict[str, Any] | None = None,
+           **late: Any) -> dict[str, Any]:
+    """Insert a row as the next of its table's chain, in the caller's transaction.
+
+    ``row`` is a :func:`prepare`d row, or a table name with its ``values``; ``late`` are
+    values known only inside the transaction (a version number), cheap to encode. Returns
+    the row as written (with ``id``, ``prev_hash`` and ``row_hash``). The lock on the
+    table's ``chain_heads`` row is held until the caller's transaction ends, so concurrent
+    writers append one after the other and commit in id order.
+    """
+    pending = prepare(row, values or {}) if isinstance(row, str) else row
+    table = pending.table
+    target = _TABLES[table]
+    encoded = pending.encoded | {c: encode_column(c, v) for c, v in late.items()}
+    locked = connection.execute(update(_HEADS).where(_HEADS.c.name == table).values(last_id=_HEADS.c.last_id))
+    if locked.rowcount != 1:  # no head row (a database edited by hand): start one
+        connection.execute(insert(_HEADS).values(name=table, last_id=0, last_hash=GENESIS))
+    head_id = connection.scalar(select(_HEADS.c.last_id).where(_HEADS.c.name == table)) or 0
+    tail = connection.execute(select(target.c.id, target.c.row_hash).order_by(target.c.id.desc()).limit(1)).first()
+    # never reuse an id the head has seen, even if rows were cut off the end
+    new_id = max(tail.id if tail else 0, head_id) + 1
+    prev = (tail.row_hash if tail else None) or GENESIS
+    encoded["id"] = encode_column("id", new_id)
+    h = digest(encoded, prev)
+    written = pending.values | late | {"id": new_id, "prev_hash": prev, "row_hash": h}
+    connection.execute(insert(target).values(**written))
+    connection.execute(update(_HEADS).where(_HEADS.c.name == table).values(last_id=new_id, last_hash=h))
+    return written
+
+
+# ------------------------------------------------------------------ verifying
+
+@dataclass(frozen=True)
+class Break:
+    """The first broken link of a chain."""
+
+    table: str
+    row_id: int
+    what: str  # "prev_hash", "row_hash" or "head"
+    expected: str
+    found: str
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.table} row {self.row_id}: {self.what} expected {self.expected}, found {self.found} ({self.why})"
+
+
+@dataclass(frozen=True)
+class TableReport:
+    table: str
+    rows: int  # rows verified (up to the break)
+    last_id: int
+    head_hash: str
+    broken: Break | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    tables: tuple[TableReport, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(t.broken is None for t in self.tables)
+
+    @property
+    def breaks(self) -> list[Break]:
+        return [t.broken for t in self.tables if t.broken is not None]
+
+    def lines(self) -> list[str]:
+        out = []
+        for t in self.tables:
+            if t.broken is None:
+                out.append(f"OK {t.table}: {t.rows} rows, chain head {t.head_hash} (row {t.last_id})")
+            else:
+                out.append(f"BROKEN {t.broken.describe()}; rows verified before it: {t.rows}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "tables": [
+            {"table": t.table, "rows": t.rows, "last_id": t.last_id, "head_hash": t.head_hash,
+             "broken": None if t.broken is None else {"row_id": t.broken.row_id, "what": t.broken.what,
+                                                      "expected": t.broken.expected, "found": t.broken.found}}
+            for t in self.tables]}
+
+
+class ChainUnavailable(RuntimeError):
+    """Nothing to verify: no such database, not a case store, or a schema without chains."""
+
+
+class BrokenChain(RuntimeError):
+    """The store refuses to open on a broken chain (see :func:`allowed_by_env`)."""
+
+    def __init__(self, report: ChainReport):
+        self.report = report
+        first = report.breaks[0]
+        super().__init__(
+            f"the case store's hash chain is broken: {first.describe()}. It was changed outside nelm; "
+            "run `nelm audit verify` for the report and restore it from a backup, or, to start anyway "
+            f"(for instance to export what is left), pass --allow-broken-chain or set {ALLOW_ENV}=1")
+
+
+def allowed_by_env() -> bool:
+    return os.environ.get(ALLOW_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _verify_table(connection: Connection, table: str) -> TableReport:
+    target = _TABLES[table]
+    head = connection.execute(select(_HEADS.c.last_id, _HEADS.c.last_hash).where(_HEADS.c.name == table)).first()
+    head_id, head_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
+    columns = [cast(target.c[c], Text).label(c) if c in JSON_COLUMNS else target.c[c] for c in CONTENT[table]]
+    columns += [target.c.prev_hash, target.c.row_hash]
+    prev, rows, last_id, seen_head = GENESIS, 0, 0, head_id == 0
+
+    def report(broken: Break | None = None) -> TableReport:
+        return TableReport(table, rows, last_id, prev, broken)
+
+    while True:
+        page = connection.execute(select(*columns).where(target.c.id > last_id).order_by(target.c.id)
+                                  .limit(_PAGE)).mappings().all()
+        for row in page:
+            if row["prev_hash"] != prev:
+                return report(Break(table, row["id"], "prev_hash", prev, str(row["prev_hash"]),
+                                    "it does not link to the row before it: a row was removed, inserted or changed"))
+            expected = row_hash(table, row, prev, json_as_text=True)
+            if row["row_hash"] != expected:
+                return report(Break(table, row["id"], "row_hash", expected, str(row["row_hash"]),
+                                    "the row was changed after it was written"))
+            if row["id"] == head_id:
+                seen_head = True
+                if row["row_hash"] != head_hash:
+                    return report(Break(table, row["id"], "head", head_hash, str(row["row_hash"]),
+                                        "the row differs from the chain head recorded for it"))
+            prev, rows, last_id = row["row_hash"], rows + 1, row["id"]
+        if len(page) < _PAGE:
+            break
+    if head is None and rows:
+        return report(Break(table, last_id, "head", "a chain_heads row", "none",
+                            "the record of the chain's end was removed"))
+    if not seen_head:
+        # the head was read first, so rows appended meanwhile cannot cause this
+        return report(Break(table, head_id, "head", head_hash, f"no row {head_id} (the chain ends at row {last_id})",
+                            "rows were removed from the end of the chain"))
+    return report()
+
+
+def verify(engine: Engine | Connection) -> ChainReport:
+    """Re-compute both chains from the stored rows; the first broken link of each.
+
+    Read-only, and safe while the store is in use: rows appended during the check are
+    verified too or not at all, never reported as a break.
+    """
+    if isinstance(engine, Connection):
+        return _verify(engine)
+    with engine.connect() as connection:
+        return _verify(connection)
+
+
+def _verify(connection: Connection) -> ChainReport:
+    names = set(inspect(connection).get_table_names())
+    if not {"case_versions", "audit_log", "chain_heads"} <= names:
+        raise ChainUnavailable("the database has no hash-chained case store tables "
+                               "(not a nelm case store, or one not yet upgraded: start `nelm serve` once)")
+    return ChainReport(tuple(_verify_table(connection, t) for t in CHAINED))
+
+
+def verify_database(url: str) -> ChainReport:
+    """:func:`verify` on the database at ``url``, changing nothing (no migration runs,
+    and a missing SQLite file is not created)."""
+    from .db import make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise ChainUnavailable("an in-memory SQLite database holds no case store")
+        if not Path(parsed.database).expanduser().is_file():
+            raise ChainUnavailable(f"no case store at {parsed.database}")
+    engine = make_engine(url)
+    try:
+        return verify(engine)
+    finally:
+        engine.dispose()
