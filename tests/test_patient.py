@@ -146,5 +146,13 @@ def test_poor_differentiation_with_low_grade_proliferation_is_a_contradiction():
 
 @pytest.mark.parametrize("pattern,count", [("single", 3), ("disseminated", 1), ("dominant_with_satellites", 1)])
 def test_liver_pattern_must_agree_with_the_lesion_count(pattern, count):
-    p = problems(patient_dict(**{"liver.pattern": pattern, "liver.lesion_count": count}))
+    p = problems(patient_dict(**{"liver.pattern": pattern, "liver.lesion_count": count,
+                                 "liver.resectable_fraction_percent": 20}))
     assert any("contradicts liver.lesion_count" in m for m in p.values())
+
+
+def test_disseminated_disease_is_not_completely_resectable():
+    p = problems(patient_dict(**{"liver.pattern": "disseminated", "liver.lesion_count": 20}))  # BASE: 100 % removable
+    assert any("Frilling type III" in m for m in p.values())
+    validate_patient(patient_dict(**{"liver.pattern": "disseminated", "liver.lesion_count": 20,
+                                     "liver.resectable_fraction_percent": 30}))

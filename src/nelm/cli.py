@@ -29,6 +29,24 @@ def _refuse(path: str, exc: InvalidPatient) -> None:
     raise typer.Exit(2)
 
 
+def _tolerant_stdout() -> bool:
+    """Make standard output unable to fail on odd Unicode; True when it is UTF-8.
+
+    Characters the terminal's encoding cannot show (or a lone surrogate from a file name)
+    are written as backslash escapes instead of ending the command with exit 1. The JSON
+    output is ASCII-only (``\\uXXXX`` escapes) when the stream is not UTF-8, so it stays
+    valid JSON whatever the locale.
+    """
+    out = sys.stdout
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
+            pass
+    return (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "") == "utf8"
+
+
 def _guideline_or_exit(guideline: str | None) -> str | None:
     from .knowledge import load
 
@@ -52,13 +70,14 @@ def assess(
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
 
+    utf8 = _tolerant_stdout()
     try:
-        patient = load_patient(file)
+        patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
     except InvalidPatient as exc:
         _refuse(str(file), exc)
     result = run(patient, _guideline_or_exit(guideline))
     if format is Format.json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
     else:
         from .text import render
 
@@ -90,15 +109,78 @@ def evidence(
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="address to bind; another than localhost needs NELM_API_TOKEN"),
+    host: str = typer.Option("127.0.0.1", help="address to bind; one not on loopback (127.0.0.0/8, ::1, localhost) "
+                                                "needs NELM_API_TOKEN"),
     port: int = typer.Option(8000),
     database: Optional[str] = typer.Option(None, envvar="NELM_DATABASE_URL",
                                            help="SQLAlchemy URL; default an SQLite file in the user data directory"),
+    allow_broken_chain: bool = typer.Option(False, "--allow-broken-chain", envvar="NELM_ALLOW_BROKEN_CHAIN",
+                                            help="serve even if the case store's hash chain is broken "
+                                                 "(otherwise the start is refused with exit code 3)"),
+    allowed_hosts: Optional[str] = typer.Option(
+        None, "--allowed-hosts", envvar="NELM_ALLOWED_HOSTS", metavar="NAMES",
+        help="comma-separated host names clients use for this server, besides 127.0.0.1, localhost, ::1, "
+             "--host and the address they connect to; requests naming any other host get 400"),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies", envvar="NELM_SECURE_COOKIES",
+                                        help="mark cookies Secure even over plain HTTP (behind an HTTPS proxy)"),
 ) -> None:
     """Start the tumour-board web application and REST API."""
+    import os
+
+    from .web.security import ALLOWED_HOSTS_ENV, SECURE_COOKIES_ENV, parse_hosts
     from .web.serve import run
 
-    run(host=host, port=port, database=database)
+    try:
+        hosts = parse_hosts(allowed_hosts or "")
+    except ValueError as exc:
+        Console(stderr=True).print(f"nelm: --allowed-hosts: {exc}", markup=False)
+        raise typer.Exit(2)
+    try:
+        hosts += parse_hosts(host)  # the bound name is allowed too (uvicorn reports a bad one itself)
+    except ValueError:
+        pass
+    # create_app reads both settings from the environment (serve.run passes on only database and token)
+    os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
+    os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else ""
+    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain)
+
+
+audit_app = typer.Typer(no_args_is_help=True,
+                        help="Tamper evidence of the case store: the hash-chained audit log and case versions.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database: Optional[str] = typer.Option(None, "--database", envvar="NELM_DATABASE_URL",
+                                           help="SQLAlchemy URL; default the SQLite file in the user data directory"),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
+) -> None:
+    """Re-compute the hash chains of the audit log and the case versions; change nothing.
+
+    Prints each chain's row count and head hash (keep them elsewhere to pin the history down), or its first broken link: table, row id, expected and found hash.
+
+    Exit status: 0 both chains verified; 3 a chain is broken; 2 nothing to verify (no such database, not reachable, not a nelm case store, or one older than the hash chains).
+    """
+    from .store import ChainUnavailable, default_database_url, display_url, verify_database
+
+    url = database or default_database_url(create=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    try:
+        report = verify_database(url)
+    except ChainUnavailable as exc:
+        err.print(f"nelm: cannot verify {display_url(url)}: {exc}", markup=False)
+        raise typer.Exit(2)
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a database: say so, no traceback
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        err.print(f"nelm: cannot verify {display_url(url)}: {type(exc).__name__}: {first_line}", markup=False)
+        raise typer.Exit(2)
+    if format is Format.json:
+        sys.stdout.write(json.dumps({"database": display_url(url)} | report.to_dict(), indent=2) + "\n")
+    else:
+        print(f"case store {display_url(url)}")
+        print("\n".join(report.lines()))
+    raise typer.Exit(0 if report.ok else 3)
 
 
 @app.command()
@@ -114,6 +196,7 @@ def report(
     if out.suffix.lower() not in (".html", ".pdf"):
         Console(stderr=True).print("nelm: --out must end in .html or .pdf", markup=False)
         raise typer.Exit(2)
+    _tolerant_stdout()
     try:
         patient = load_patient(file)
     except InvalidPatient as exc:

@@ -7,12 +7,12 @@ carrying every problem at once.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import inputgate
 
 OPTION_IDS: tuple[str, ...] = (
     "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
@@ -40,6 +40,19 @@ def mitotic_grade(mitoses: float | None) -> int | None:
     return None if mitoses is None else 1 if mitoses < 2 else 2 if mitoses <= 20 else 3
 
 Percent = Field(None, ge=0, le=100)
+
+
+def _whole_number(value: Any) -> Any:
+    """``0.0`` read as ``0`` for an integer field; ``0.5`` is left to be refused.
+
+    JSON has one number type and JSON Schema's ``integer`` (what /openapi.json and
+    ``nelm schema`` declare for these fields) includes 1.0, so a client whose serializer
+    writes ``1.0`` sends a valid document: accept it rather than declare a narrower type
+    JSON Schema cannot express. Strings, booleans and fractions stay refused (strict).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class _Strict(BaseModel):
@@ -104,7 +117,9 @@ def _num(v: float | None) -> str:
 class Liver(_Strict):
     timing: Literal["synchronous", "metachronous"] | None = Field(None, description="liver metastases found with the primary (synchronous) or later")
     burden_percent: float | None = Field(None, ge=0, le=100, description="share of the liver replaced by tumour, %")
-    lesion_count: int | None = Field(None, ge=0, description="number of liver metastases")
+    # le: far beyond any countable number of liver lesions, and inside every column type
+    # the count reaches (Polars Float64/Int64, the database); a 400-digit count was an overflow
+    lesion_count: int | None = Field(None, ge=0, le=10_000, description="number of liver metastases")
     largest_lesion_cm: float | None = Field(None, ge=0, le=50, description="diameter of the largest metastasis, cm")
     lobes: Literal["unilobar", "bilobar"] | None = Field(None, description="one or both liver lobes involved")
     pattern: Literal["single", "dominant_with_satellites", "disseminated"] | None = Field(
@@ -122,6 +137,8 @@ class Liver(_Strict):
         None, description="sphincter of Oddi bypassed or incompetent (bilio-enteric anastomosis, sphincterotomy, biliary stent)")
     lung_shunt_percent: float | None = Field(None, ge=0, le=100, description="hepatopulmonary shunt fraction on SIRT work-up, %")
 
+    _whole_lesion_count = field_validator("lesion_count", mode="before")(_whole_number)
+
     @model_validator(mode="after")
     def _resectable_agrees(self) -> "Liver":
         f = self.resectable_fraction_percent
@@ -129,6 +146,10 @@ class Liver(_Strict):
             raise ValueError(
                 f"liver.resectable {str(self.resectable).lower()} contradicts liver.resectable_fraction_percent {f:g} "
                 "(100 % removable means resectable); allowed: resectable true with 100, false below 100")
+        if self.pattern == "disseminated" and (self.resectable or (f is not None and f >= 100)):
+            # Frilling type III leaves essentially no normal liver: not completely resectable by definition
+            raise ValueError("liver.pattern 'disseminated' (Frilling type III) contradicts all hepatic disease being "
+                             "resectable; allowed: resectable false / a percentage below 100, or another pattern")
         if self.liver_function == "normal" and self.child_pugh in ("B", "C"):
             raise ValueError(f"liver.liver_function 'normal' contradicts liver.child_pugh {self.child_pugh}; "
                              "allowed: liver_function 'impaired', or Child-Pugh A")
@@ -228,6 +249,8 @@ class Patient(_Strict):
         None, description="control of the hormonal syndrome")
     labs: Labs | None = None
 
+    _whole_scores = field_validator("ecog", "sstr_uptake_krenning", mode="before")(_whole_number)
+
     @model_validator(mode="after")
     def _consistent(self) -> "Patient":
         # facts that contradict each other are refused, never resolved by a guess
@@ -288,11 +311,17 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         elif kind == "value_error":
             msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
-            msg = f"{err['msg']} (got {err['input']!r})" if "input" in err and not isinstance(err["input"], (dict, list)) else err["msg"]
+            msg = f"{err['msg']} (got {_echo(err['input'])})" if "input" in err and not isinstance(err["input"], (dict, list)) else err["msg"]
             if kind in ("literal_error", "enum"):
-                msg = f"{err['msg']} (got {err['input']!r})"
+                msg = f"{err['msg']} (got {_echo(err['input'])})"
         problems.append((field, msg))
     return problems
+
+
+def _echo(value: Any, limit: int = 80) -> str:
+    """The offending input as a message quotes it: repr (control characters escaped), cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 # pydantic inserts the union/list member type names into locations; they are not field names.
@@ -300,60 +329,34 @@ _NOISE = {"list[literal['lymph_nodes','lung','bone','peritoneum','other']]", "li
 
 
 def validate_patient(data: Any) -> Patient:
+    """The patient a JSON-like document describes; InvalidPatient names every problem.
+
+    The input gate's limits (finite numbers, valid text, depth, ...) hold here too, for
+    documents built in Python (the web form, a FHIR mapping) rather than parsed from text.
+    """
+    inputgate.check_document(data)
     if not isinstance(data, dict):
         raise InvalidPatient([("", f"the document must be a JSON/YAML object (a mapping of fields), got {type(data).__name__}")])
     try:
         return Patient.model_validate(data)
     except ValidationError as exc:
-        raise InvalidPatient(_problems(exc)) from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    pass
-
-
-def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-    dup = {k for k in keys if keys.count(k) > 1}
-    if dup:
-        raise yaml.constructor.ConstructorError(None, None, f"duplicate key(s) {sorted(map(str, dup))}", node.start_mark)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+        problems = _problems(exc)
+        if len(problems) > inputgate.MAX_PROBLEMS:  # a crafted document must not make a 60,000-line answer
+            problems = problems[:inputgate.MAX_PROBLEMS] + [
+                ("", f"{len(problems) - inputgate.MAX_PROBLEMS} more problems are not listed")]
+        raise InvalidPatient(problems) from None
 
 
 def parse_text(text: str, fmt: str | None = None) -> Any:
-    """Parse JSON or YAML text; duplicate keys are refused (one of them would be silently lost)."""
-    def pairs(items: list[tuple[str, Any]]) -> dict:
-        keys = [k for k, _ in items]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise InvalidPatient([(d, "key appears more than once") for d in dup])
-        return dict(items)
-
-    stripped = text.lstrip()
-    if fmt == "json" or (fmt is None and stripped.startswith(("{", "["))):
-        try:
-            return json.loads(text, object_pairs_hook=pairs)
-        except json.JSONDecodeError as exc:
-            raise InvalidPatient([("", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1} column {where.column + 1}" if where else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InvalidPatient([("", f"not valid YAML: {problem}{at}")]) from None
+    """Parse JSON or YAML text through the input gate (see :mod:`nelm.inputgate`):
+    duplicate keys, non-finite numbers, invalid text and oversized or over-nested
+    documents are refused by path; YAML is read as YAML 1.2 (only true/false are booleans)."""
+    return inputgate.parse_text(text, fmt)
 
 
 def load_patient(path: str | Path) -> Patient:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidPatient([("", f"cannot read {path}: {exc}")]) from None
-    fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(path.suffix.lower())
+    """Read a JSON or YAML file (at most :data:`nelm.inputgate.MAX_DOCUMENT_BYTES`)."""
+    text, fmt = inputgate.read_file(path)
     return validate_patient(parse_text(text, fmt))
 
 
@@ -414,8 +417,9 @@ COLUMN_TYPES.update({c: "bool" for c in PRIOR_ONGOING_COLUMNS})
 COLUMN_TYPES["prior_progression_count"] = "float"
 COLUMN_TYPES["prior_systemic_lines"] = "float"
 
-# worst outcome wins when a therapy was given more than once
-_OUTCOME_RANK = {"progression": 3, "intolerance": 2, "stable": 1, "response": 0, None: -1}
+# worst outcome wins when a therapy was given more than once; intolerance ranks above
+# progression: a drug the patient could not take is not given again whatever it did
+_OUTCOME_RANK = {"intolerance": 3, "progression": 2, "stable": 1, "response": 0, None: -1}
 
 
 def flatten(patient: Patient) -> dict[str, Any]:

@@ -126,6 +126,10 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
     f = liver.get("resectable_fraction_percent")
     if f is not None and liver.get("resectable") is not None:
         liver = doc["liver"] = {**liver, "resectable": f >= 100}
+    if liver.get("pattern") == "disseminated" and (liver.get("resectable") or (f is not None and f >= 100)):
+        # type III is not completely resectable by definition (refused as contradictory)
+        liver = doc["liver"] = {**liver, "resectable": False if liver.get("resectable") is not None else None,
+                                "resectable_fraction_percent": 50 if f is not None else None}
     if liver.get("liver_function") == "normal" and liver.get("child_pugh") in ("B", "C"):
         liver = doc["liver"] = {**liver, "child_pugh": "A"}
     k, img = doc.get("sstr_uptake_krenning"), doc.get("sstr_imaging")

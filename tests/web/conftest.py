@@ -30,9 +30,14 @@ def db_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'cases.sqlite3'}"
 
 
+# TestClient sends ``Host: testserver``; the app answers only names it is told about
+# (loopback by default), so the test apps allow that one name explicitly.
+TEST_HOSTS = ["testserver"]
+
+
 @pytest.fixture
 def app(db_url):
-    return create_app(db_url)
+    return create_app(db_url, allowed_hosts=TEST_HOSTS)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Token auth, login sessions, CSRF on login, headers, audit identity, quiet access logs."""
+"""Host check, token auth, login sessions, CSRF on login, cookies, headers, audit identity, quiet logs."""
 from __future__ import annotations
 
 import logging
@@ -7,17 +7,31 @@ import re
 import pytest
 
 from nelm.web import create_app
-from nelm.web.security import RedactAccessLog, Security, is_loopback, redact_path, token_actor
+from nelm.web.security import (RedactAccessLog, Security, host_name, is_loopback, parse_hosts, redact_path,
+                               token_actor)
 
 API = "/api/v1"
 TOKEN = "correct-horse-battery-staple-42"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TEST_HOSTS = ["testserver"]  # the Host TestClient sends, allowed explicitly as in conftest.py
 
 
 @pytest.fixture
 def token_client(db_url, test_client):
-    with test_client(create_app(db_url, api_token=TOKEN)) as c:
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as c:
         yield c
+
+
+def _login(client, token: str = TOKEN):
+    page = client.get("/login?next=/evidence").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post("/login", data={"csrf_token": csrf, "token": token, "next": "/evidence"},
+                       follow_redirects=False)
+
+
+def _logout(client):
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/cases").text).group(1)
+    return client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
 
 
 def test_with_a_token_the_api_requires_it(token_client, example):
@@ -58,7 +72,8 @@ def test_login_sets_an_http_only_session_cookie(token_client):
                           follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/evidence"
     cookie = r.headers["set-cookie"]
-    assert cookie.startswith("nelm_session=") and "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+    assert cookie.startswith("nelm_session=") and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert "secure" not in cookie.lower()  # plain HTTP on loopback: a Secure cookie would never come back
     assert TOKEN not in cookie
     assert token_client.get("/cases").status_code == 200
     assert token_client.get(f"{API}/health").status_code == 200  # the session serves the browser's API calls
@@ -78,15 +93,148 @@ def test_login_needs_csrf_and_never_redirects_off_site(token_client):
         assert r.headers["location"] == "/cases", target
 
 
-def test_sessions_are_signed_and_expire():
+def test_sessions_live_on_the_server_and_expire():
     sec = Security(token=TOKEN)
     cookie = sec.new_session(now=1000.0)
     assert sec.session_ok(cookie, now=1001.0)
     assert not sec.session_ok(cookie, now=1000.0 + 13 * 3600)  # past a working day
-    expires, nonce, sig = cookie.split(".")
-    assert not sec.session_ok(f"{int(expires) + 9999}.{nonce}.{sig}", now=1001.0)  # tampered
-    assert not Security(token=TOKEN + "-rotated").session_ok(cookie, now=1001.0)  # rotating logs out
-    assert not sec.session_ok("garbage", now=1001.0)
+    assert not sec.session_ok(cookie, now=1001.0)  # and forgotten once expired
+    other = sec.new_session(now=2000.0)
+    assert len(other) >= 40 and other != cookie  # 256 random bits, nothing derived from the token
+    assert not sec.session_ok(other[:-1] + ("A" if other[-1] != "A" else "B"), now=2001.0)  # forged
+    assert not Security(token=TOKEN).session_ok(other, now=2001.0)  # a restart logs everybody out
+    assert not sec.session_ok("garbage", now=2001.0)
+    sec.end_session(other)
+    assert not sec.session_ok(other, now=2001.0)
+    assert not Security(token=None).session_ok(Security(token=None).new_session())  # no token, no sessions
+
+
+def test_logout_revokes_the_session_on_the_server(token_client):
+    r = _login(token_client)
+    stolen = r.cookies["nelm_session"]
+    assert token_client.get("/cases").status_code == 200
+    assert _logout(token_client).status_code == 303
+    # the browser dropped the cookie; a copy taken before logging out is refused too
+    token_client.cookies.set("nelm_session", stolen)
+    assert token_client.get("/cases", follow_redirects=False).status_code == 303
+    assert token_client.get(f"{API}/health").status_code == 401
+
+
+def test_logging_in_again_replaces_the_session(token_client):
+    first = _login(token_client).cookies["nelm_session"]
+    second = _login(token_client).cookies["nelm_session"]
+    assert first != second
+    token_client.cookies.set("nelm_session", first)
+    assert token_client.get(f"{API}/health").status_code == 401
+    token_client.cookies.set("nelm_session", second)
+    assert token_client.get(f"{API}/health").status_code == 200
+
+
+def test_a_failed_logout_keeps_the_session(token_client):
+    _login(token_client)
+    assert token_client.post("/logout", data={"csrf_token": "forged"}).status_code == 403
+    assert token_client.get(f"{API}/health").status_code == 200
+
+
+def test_cookies_are_secure_over_https_or_when_configured(db_url, test_client):
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS),
+                     base_url="https://testserver") as https:
+        assert "secure" in https.get("/login").headers["set-cookie"].lower()  # the CSRF cookie
+        assert "secure" in _login(https).headers["set-cookie"].lower()
+        assert https.get("/cases").status_code == 200  # and the browser sends it back
+    # behind a TLS proxy the app sees plain HTTP: --secure-cookies / NELM_SECURE_COOKIES says so
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS, secure_cookies=True)) as proxied:
+        page = proxied.get("/login")
+        assert "secure" in page.headers["set-cookie"].lower()
+        # the test client, like a browser, keeps Secure cookies off plain HTTP; the proxy's client would not
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = proxied.post("/login", data={"csrf_token": csrf, "token": TOKEN}, headers={"cookie": f"nelm_csrf={csrf}"},
+                         follow_redirects=False)
+        assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
+
+
+# ------------------------------------------------------------------ Host header (DNS rebinding)
+
+def test_a_request_for_another_host_is_refused(client):
+    """A page on attacker.example, re-pointed at 127.0.0.1, must not read the case list."""
+    for host in ("attacker.example", "attacker.example:8000", "127.0.0.1.attacker.example", "localhost.attacker.example",
+                 "", "testserver@attacker.example", "[::2]:8000"):
+        r = client.get("/cases", headers={"host": host})
+        assert r.status_code == 400, host
+        assert r.headers["content-type"].startswith("text/plain") and "--allowed-hosts" in r.text
+        assert r.headers["x-frame-options"] == "DENY"
+        assert client.get(f"{API}/assessments", headers={"host": host}).status_code == 400
+    for host in ("127.0.0.1", "127.0.0.1:8000", "localhost:8000", "LocalHost.", "[::1]:8000", "testserver"):
+        assert client.get("/cases", headers={"host": host}).status_code == 200, host
+
+
+def test_the_host_check_comes_before_the_token(token_client):
+    assert token_client.get(f"{API}/health", headers=AUTH | {"host": "attacker.example"}).status_code == 400
+    assert token_client.get(f"{API}/health", headers=AUTH | {"host": "localhost:8000"}).status_code == 200
+
+
+def test_by_default_only_loopback_names_are_allowed(db_url, test_client, monkeypatch):
+    monkeypatch.delenv("NELM_ALLOWED_HOSTS", raising=False)
+    with test_client(create_app(db_url)) as c:
+        assert c.get(f"{API}/health").status_code == 400  # TestClient's "testserver" is nobody we know
+        assert c.get(f"{API}/health", headers={"host": "localhost:8000"}).status_code == 200
+    monkeypatch.setenv("NELM_ALLOWED_HOSTS", "testserver, Board.Example.org.,")
+    with test_client(create_app(db_url)) as c:
+        assert c.get(f"{API}/health").status_code == 200
+        assert c.get(f"{API}/health", headers={"host": "board.example.org:443"}).status_code == 200
+        assert c.get(f"{API}/health", headers={"host": "example.org"}).status_code == 400
+    with pytest.raises(ValueError, match="board:8000"):
+        create_app(db_url, allowed_hosts=["board:8000"])
+
+
+def test_the_address_a_request_arrived_at_is_allowed():
+    """Bound to 10.0.0.5 (or to 0.0.0.0 and reached at 10.0.0.5), http://10.0.0.5:8000/ works;
+    a name is never taken from the connection, so TestClient's scope server "testserver" is not."""
+    sec = Security()
+    assert sec.host_ok("10.0.0.5:8000", ("10.0.0.5", 8000))
+    assert sec.host_ok("10.0.0.5", ["::ffff:10.0.0.5", 8000])  # a dual-stack socket's view of IPv4
+    assert sec.host_ok("[fe80::1]:8000", ("fe80::1", 8000))
+    assert not sec.host_ok("10.0.0.6:8000", ("10.0.0.5", 8000))
+    assert not sec.host_ok("attacker.example", ("10.0.0.5", 8000))
+    assert not sec.host_ok("testserver", ("testserver", 80))
+    assert not sec.host_ok(None, ("10.0.0.5", 8000))
+    assert sec.host_ok("localhost", None) and not sec.host_ok("10.0.0.5", None)
+
+
+def test_a_request_with_two_host_headers_is_refused(app):
+    import asyncio
+
+    sent: list = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/api/v1/health", "raw_path": b"/api/v1/health", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"host", b"attacker.example")],
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 5000)}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 400
+
+
+@pytest.mark.parametrize("header, name", [("127.0.0.1:8000", "127.0.0.1"), ("LocalHost.", "localhost"),
+                                          ("[0:0:0:0:0:0:0:1]:80", "::1"), ("board.example.org", "board.example.org"),
+                                          ("::1", None), ("a b", None), ("x@y", None), ("[::1", None),
+                                          ("[nothex]", None), ("host:port", None), ("", None)])
+def test_host_header_parsing(header, name):
+    assert host_name(header) == name
+
+
+def test_allowed_hosts_parsing():
+    assert parse_hosts(" board.example.org, 10.0.0.5 ,[::1], 0:0::1,,BOARD.example.org. ") == \
+        ("board.example.org", "10.0.0.5", "::1")
+    assert parse_hosts(["a.example", "127.0.0.2"]) == ("a.example", "127.0.0.2")
+    for bad in ("http://board.example.org", "board.example.org:8000", "*", "*.example.org", "a/b", "."):
+        with pytest.raises(ValueError, match="not a host name"):
+            parse_hosts(bad)
 
 
 def test_a_short_token_is_refused(db_url):
@@ -110,11 +258,26 @@ def test_csrf_cookie_is_http_only_and_strict(client):
     assert cookie.startswith("nelm_csrf=") and "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                            ("127.0.0.2", True), ("0.0.0.0", False), ("::", False),
-                                            ("192.168.1.10", False), ("example.org", False)])
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("localhost", True), ("LOCALHOST", True), ("::1", True), ("[::1]", True),
+    ("0:0:0:0:0:0:0:1", True), ("127.0.0.2", True), ("127.255.255.254", True), ("::ffff:127.0.0.1", True),
+    ("0.0.0.0", False), ("::", False), ("192.168.1.10", False), ("10.0.0.1", False), ("fe80::1", False),
+    ("example.org", False), ("localhost.example.org", False), ("127.0.0.1.example.org", False), ("", False)])
 def test_loopback_detection(host, loopback):
+    """Loopback, for the token rule, is 127.0.0.0/8, ::1 and localhost (README: "Serving")."""
     assert is_loopback(host) is loopback
+
+
+def test_localhost_counts_as_loopback_only_if_it_resolves_there(monkeypatch):
+    import socket
+
+    def resolves_to(*addresses):
+        return lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (addr, 0)) for addr in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolves_to("127.0.0.1", "::1"))
+    assert is_loopback("localhost")
+    monkeypatch.setattr(socket, "getaddrinfo", resolves_to("127.0.0.1", "192.168.1.10"))
+    assert not is_loopback("localhost")
 
 
 def test_access_log_lines_lose_ids_and_query_strings():

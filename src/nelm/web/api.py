@@ -3,31 +3,50 @@
 Patient documents are read as raw JSON and validated by nelm itself (not by FastAPI's
 body parsing), so a refusal names each field by the contract's dotted path:
 ``422 {"detail": [{"field": "pathology.ki67_percent", "message": "..."}]}``.
+
+The OpenAPI document is the truth about this module: every status an operation can
+answer with is declared with its body (errors are ``{"detail": "..."}`` or the list of
+``{field, message}`` problems above, never FastAPI's ``{loc, msg, type}``), and every
+parameter is typed and bounded as the server checks it (limits in :mod:`nelm.inputgate`).
+tests/web/test_openapi_contract.py holds the two together.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from sqlalchemy import text
 
-from .. import __version__
+from .. import __version__, inputgate
 from ..assessment import assess
 from ..evidence import TOPICS, EvidenceRecord, evidence_index
 from ..evidence_view import select
-from ..knowledge import load
+from ..knowledge import KNOWLEDGE_DIR, load
 from ..patient import Patient
 from ..store import CaseNotFound, CaseStore, StoredVersion, VersionInfo, VersionNotFound
-from .security import actor_of
+from ..yamlio import read_yaml
+from .security import MAX_BODY_BYTES, actor_of
 from .service import assess_and_store, patient_from_json
 
-router = APIRouter(prefix="/api/v1")
+# Enumerations the document declares: the evidence filter's option ids and topics, and
+# the guideline profiles of the knowledge base (read from its manifest, not hand-listed).
+Topic = Literal[TOPICS]  # type: ignore[valid-type]
+GUIDELINES: tuple[str, ...] = tuple(read_yaml(KNOWLEDGE_DIR / "manifest.yaml")["guidelines"])
+Guideline = Literal[GUIDELINES]  # type: ignore[valid-type]
 
-PATIENT_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/Patient"}}}}}
+PATIENT_BODY = {"requestBody": {"required": True, "description": (
+    "The patient document (see the project's contract), as UTF-8 JSON of at most "
+    f"{MAX_BODY_BYTES // 1024} KiB. Beyond what the schema says, the server refuses (422, each problem by its "
+    "field): facts that contradict each other (for example liver.pattern 'single' with liver.lesion_count 3, or "
+    "extrahepatic.present false with sites listed), a key given twice, numbers that are not finite, and text "
+    f"that holds NUL or a lone surrogate or runs over {inputgate.MAX_STRING_CHARS:,} characters. An integral "
+    "number such as 0.0 is accepted for an integer field, as JSON Schema's integer includes it."),
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Patient"}}}}}
 
 
 # ------------------------------------------------------------------ response models
@@ -35,7 +54,7 @@ PATIENT_BODY = {"requestBody": {"required": True, "content": {
 class KnowledgeBaseInfo(BaseModel):
     version: str
     sha256: str
-    guideline: str | None = None
+    guideline: Guideline | None = Field(None, description="the guideline profile that governed the thresholds")
 
 
 class Problem(BaseModel):
@@ -96,8 +115,62 @@ class EvidenceList(BaseModel):
     records: list[EvidenceRecord]
 
 
-INVALID = {422: {"model": Problems, "description": "invalid patient document or parameters"}}
-NOT_FOUND = {404: {"model": Message, "description": "no such case or version"}}
+# ------------------------------------------------------------------ declared responses
+# Each status the server can answer with, as the app's handlers and middleware write it.
+
+ResponseSpec = dict[int | str, dict[str, Any]]
+
+# every /api/v1 operation: AuthMiddleware and HostCheckMiddleware (web/security.py)
+ALWAYS: ResponseSpec = {
+    400: {"description": "the request names a host this server does not answer for (see --allowed-hosts)",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    401: {"model": Message, "description": "the server runs with NELM_API_TOKEN and the request did not carry it "
+                                            "(Authorization: Bearer <token>)"},
+}
+INVALID: ResponseSpec = {422: {"model": Problems, "description": "invalid parameters: each problem names its parameter"}}
+# operations that read a patient document (patient_body below; the size cap is BodyLimitMiddleware's)
+PATIENT: ResponseSpec = {
+    413: {"model": Message,
+          "description": f"request body larger than {MAX_BODY_BYTES // 1024} KiB"},
+    415: {"model": Message, "description": "the body is not sent as application/json"},
+    422: {"model": Problems, "description": "invalid patient document: each problem names its field by dotted path "
+                                            "(empty for the document as a whole)"},
+}
+NOT_FOUND: ResponseSpec = {404: {"model": Message, "description": "no such case or version"}}
+LOCATION = {"Location": {"description": "path of the stored case", "schema": {"type": "string"}}}
+
+# no control characters (PostgreSQL cannot compare text holding NUL); checked with a clear message
+SEARCH_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+CaseId = Annotated[str, Path(max_length=36, json_schema_extra={"format": "uuid"},
+                             description="a case id as the API returned it; any other text names no case (404)")]
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# the years of inputgate.MIN_DATE..MAX_DATE (1900-9998), which JSON Schema can say of a date only this way
+DATE_PATTERN = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-[0-9]{2}-[0-9]{2}$"
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _iso_day(value: Any) -> Any:
+    # pydantic would also read "0" or "1700000000" as a Unix time: a URL's date is YYYY-MM-DD only
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise PydanticCustomError("date_format", "a date as YYYY-MM-DD (got '{value}')", {"value": value[:40]})
+    return value
+
+
+def _digits(value: Any) -> Any:
+    # pydantic would also read "1.0", " 1", "+1" or "1_000": a URL's whole number is ASCII digits only
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise PydanticCustomError("int_format", "a whole number written in digits (got '{value}')", {"value": value[:40]})
+    if isinstance(value, str) and len(value) > 18:  # beyond every bound below, and int()'s 4,300 digits
+        raise PydanticCustomError("int_too_long", "a whole number of {n} digits; at most 18", {"n": len(value)})
+    return value
+
+
+# after Query/Path in Annotated[...]: placed before them it hides their bounds from the document
+AsDigits = BeforeValidator(_digits)
+VersionNumber = Annotated[int, Path(ge=1, le=inputgate.MAX_VERSION, description="version number, from 1"), AsDigits]
+
+
+router = APIRouter(prefix="/api/v1", responses=ALWAYS)
 
 
 def _stored(v: StoredVersion) -> StoredAssessment:
@@ -138,9 +211,20 @@ def _case_not_found(case_id: str) -> HTTPException:
     return HTTPException(404, f"no case with id {case_id!r}")
 
 
+def _check_case_id(case_id: str) -> None:
+    # not a UUID the store made: no such case, and the text never reaches the database
+    if not inputgate.is_case_id(case_id):
+        raise _case_not_found(case_id)
+
+
+def _refuse(field: str, message: str) -> HTTPException:
+    return HTTPException(422, [{"field": field, "message": message}])
+
+
 # ------------------------------------------------------------------ endpoints
 
-@router.get("/health", response_model=Health, tags=["service"])
+@router.get("/health", response_model=Health, tags=["service"],
+            responses={503: {"model": Message, "description": "the database does not answer"}})
 def health(store: Store) -> Health:
     """Liveness and readiness: the database answers and the knowledge base is loaded."""
     try:
@@ -153,14 +237,14 @@ def health(store: Store) -> Health:
                   knowledge_base=KnowledgeBaseInfo(version=kb.version, sha256=kb.sha256, guideline=kb.guideline))
 
 
-@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=INVALID)
+@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT)
 def assess_once(patient: PatientBody) -> dict[str, Any]:
     """Assess a patient document without storing anything; returns the assessment."""
     return assess(patient)
 
 
 @router.post("/assessments", status_code=201, response_model=StoredAssessment, tags=["cases"],
-             openapi_extra=PATIENT_BODY, responses=INVALID)
+             openapi_extra=PATIENT_BODY, responses=PATIENT | {201: {"headers": LOCATION}})
 def create_assessment(patient: PatientBody, store: Store, actor: Actor, response: Response) -> StoredAssessment:
     """Validate, assess and store a new case (version 1)."""
     v = assess_and_store(store, patient, actor=actor)
@@ -170,20 +254,30 @@ def create_assessment(patient: PatientBody, store: Store, actor: Actor, response
 
 @router.get("/assessments", response_model=CaseList, tags=["cases"], responses=INVALID)
 def list_assessments(store: Store,
-                     page: Annotated[int, Query(ge=1)] = 1,
-                     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-                     search: Annotated[str | None, Query(max_length=200, description="patient label text or case id prefix")] = None,
-                     date: Annotated[dt.date | None, Query(description="cases with a version made that day (server time)")] = None,
+                     page: Annotated[int, Query(ge=1, le=inputgate.MAX_PAGE), AsDigits] = 1,
+                     page_size: Annotated[int, Query(ge=1, le=100), AsDigits] = 20,
+                     search: Annotated[str | None, Query(
+                         max_length=inputgate.MAX_SEARCH_CHARS, json_schema_extra={"pattern": SEARCH_PATTERN},
+                         description="patient label text or case id prefix (no control characters)")] = None,
+                     date: Annotated[dt.date | None, BeforeValidator(_iso_day), Query(
+                         json_schema_extra={"pattern": DATE_PATTERN},
+                         description=f"cases with a version made that day (server time), "
+                                     f"{inputgate.MIN_DATE.isoformat()} to {inputgate.MAX_DATE.isoformat()}")] = None,
                      ) -> CaseList:
     """Stored cases, most recently updated first."""
+    if search and (problem := inputgate.search_problem(search)):
+        raise _refuse("search", problem)
+    if date is not None and (problem := inputgate.date_problem(date)):
+        raise _refuse("date", problem)
     found = store.list(page=page, page_size=page_size, search=search or None, on=date)
     return CaseList(items=[CaseListItem(**vars(c)) for c in found.items], total=found.total, page=found.page,
                     page_size=found.page_size)
 
 
-@router.get("/assessments/{case_id}", response_model=CaseWithVersions, tags=["cases"], responses=NOT_FOUND)
-def get_assessment(case_id: str, store: Store, actor: Actor) -> CaseWithVersions:
+@router.get("/assessments/{case_id}", response_model=CaseWithVersions, tags=["cases"], responses=NOT_FOUND | INVALID)
+def get_assessment(case_id: CaseId, store: Store, actor: Actor) -> CaseWithVersions:
     """The latest version of a case, and the list of all its versions."""
+    _check_case_id(case_id)
     try:
         latest = store.latest(case_id)
         versions = store.versions(case_id)
@@ -194,9 +288,10 @@ def get_assessment(case_id: str, store: Store, actor: Actor) -> CaseWithVersions
 
 
 @router.get("/assessments/{case_id}/versions/{n}", response_model=StoredAssessment, tags=["cases"],
-            responses=NOT_FOUND)
-def get_version(case_id: str, n: int, store: Store, actor: Actor) -> StoredAssessment:
+            responses=NOT_FOUND | INVALID)
+def get_version(case_id: CaseId, n: VersionNumber, store: Store, actor: Actor) -> StoredAssessment:
     """One stored version of a case, as it was assessed then."""
+    _check_case_id(case_id)
     try:
         v = store.version(case_id, n)
     except CaseNotFound:
@@ -208,9 +303,10 @@ def get_version(case_id: str, n: int, store: Store, actor: Actor) -> StoredAsses
 
 
 @router.put("/assessments/{case_id}", response_model=StoredAssessment, tags=["cases"],
-            openapi_extra=PATIENT_BODY, responses=INVALID | NOT_FOUND)
-def update_assessment(case_id: str, patient: PatientBody, store: Store, actor: Actor) -> StoredAssessment:
+            openapi_extra=PATIENT_BODY, responses=PATIENT | NOT_FOUND)
+def update_assessment(case_id: CaseId, patient: PatientBody, store: Store, actor: Actor) -> StoredAssessment:
     """Assess the document again and store it as the case's next version (the old stays)."""
+    _check_case_id(case_id)
     try:
         return _stored(assess_and_store(store, patient, actor=actor, case_id=case_id))
     except CaseNotFound:
@@ -218,19 +314,45 @@ def update_assessment(case_id: str, patient: PatientBody, store: Store, actor: A
 
 
 @router.get("/evidence", response_model=EvidenceList, tags=["evidence"], responses=INVALID)
-def list_evidence(option: Annotated[str | None, Query(description="an option id or background topic")] = None,
-                  search: Annotated[str | None, Query(max_length=200, description="case-insensitive text")] = None,
+def list_evidence(option: Annotated[Topic | None, Query(description="an option id or background topic")] = None,
+                  search: Annotated[str | None, Query(max_length=inputgate.MAX_SEARCH_CHARS,
+                                                      description="case-insensitive text")] = None,
                   ) -> EvidenceList:
     """The evidence records the verdicts cite, oldest first."""
-    if option and option not in TOPICS:
-        raise HTTPException(422, [{"field": "option",
-                                   "message": f"unknown option or topic {option!r}; allowed: {', '.join(TOPICS)}"}])
     return EvidenceList(records=select(option=option or None, search=search or None))
 
 
-@router.get("/evidence/{record_id}", response_model=EvidenceRecord, tags=["evidence"], responses=NOT_FOUND)
-def get_evidence(record_id: str) -> EvidenceRecord:
+@router.get("/evidence/{record_id}", response_model=EvidenceRecord, tags=["evidence"],
+            responses={404: {"model": Message, "description": "no such evidence record"}} | INVALID)
+def get_evidence(record_id: Annotated[str, Path(max_length=100, description="an evidence record id")]) -> EvidenceRecord:
     record = evidence_index().get(record_id)
     if record is None:
         raise HTTPException(404, f"no evidence record with id {record_id!r}")
     return record
+
+
+# ------------------------------------------------------------------ other methods
+
+def _method_not_allowed(allowed: str) -> Any:
+    def handler() -> None:
+        raise HTTPException(405, "Method Not Allowed", headers={"Allow": allowed})
+    return handler
+
+
+def _answer_other_methods() -> None:
+    """405 with the path's whole ``Allow`` list for every method the document does not declare.
+
+    Starlette answers an undeclared method with the Allow list of whichever route of the
+    path it tried first (GET /assessments said ``Allow: POST``); one fallback route per path
+    lists all of them, as RFC 9110 and the document say.
+    """
+    methods: dict[str, set[str]] = {}
+    for route in router.routes:
+        methods.setdefault(route.path, set()).update(getattr(route, "methods", ()))  # type: ignore[attr-defined]
+    every = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+    for path, declared in methods.items():
+        router.add_api_route(path.removeprefix(router.prefix), _method_not_allowed(", ".join(sorted(declared))),
+                             methods=sorted(every - declared), include_in_schema=False)
+
+
+_answer_other_methods()

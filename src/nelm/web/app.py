@@ -1,7 +1,8 @@
 """The FastAPI application: REST API under /api/v1, server-rendered pages, one case store."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterable
 from html import escape
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,8 +23,8 @@ from ..knowledge import load
 from ..patient import InvalidPatient, Patient
 from ..store import CaseStore
 from . import api, pages
-from .security import (MAX_BODY_BYTES, MIN_TOKEN_LENGTH, AuthMiddleware, BodyLimitMiddleware, Security,
-                       SecurityHeadersMiddleware)
+from .security import (ALLOWED_HOSTS_ENV, MAX_BODY_BYTES, MIN_TOKEN_LENGTH, AuthMiddleware, BodyLimitMiddleware,
+                       HostCheckMiddleware, Security, SecurityHeadersMiddleware, parse_hosts, secure_cookies_from_env)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -34,14 +35,22 @@ The patient document and the assessment follow the project's contract; an unknow
 judgement of a multidisciplinary tumour board."""
 
 
-def create_app(database_url: str | None = None, api_token: str | None = None) -> FastAPI:
+def create_app(database_url: str | None = None, api_token: str | None = None, *,
+               allowed_hosts: Iterable[str] | None = None, secure_cookies: bool | None = None) -> FastAPI:
     """The app on a store at ``database_url`` (default: SQLite in the user data dir).
 
     With ``api_token`` every request must present it (Bearer header or login cookie).
+    It answers requests for 127.0.0.1, localhost, ::1, the address a request arrived at,
+    and ``allowed_hosts`` (default: ``NELM_ALLOWED_HOSTS``, comma-separated). Cookies are
+    Secure over HTTPS, and always with ``secure_cookies`` (default: ``NELM_SECURE_COOKIES``).
     Migrations run here, before the first request can arrive.
     """
     if api_token is not None and len(api_token) < MIN_TOKEN_LENGTH:
         raise ValueError(f"the API token must be at least {MIN_TOKEN_LENGTH} characters")
+    security = Security(
+        token=api_token or None,
+        allowed_hosts=parse_hosts(os.environ.get(ALLOWED_HOSTS_ENV, "")) if allowed_hosts is None else allowed_hosts,
+        secure_cookies=secure_cookies_from_env() if secure_cookies is None else secure_cookies)
     store = CaseStore.open(database_url)
     # Load the knowledge base and the evidence now: a broken data file fails the start,
     # not a clinician's first request, and the first assessment is not slow.
@@ -57,7 +66,7 @@ def create_app(database_url: str | None = None, api_token: str | None = None) ->
     app = FastAPI(title="nelm", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.state.store = store
-    app.state.security = Security(token=api_token or None)
+    app.state.security = security
 
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -68,9 +77,10 @@ def create_app(database_url: str | None = None, api_token: str | None = None) ->
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
-    # added last = runs first: headers on every response, then the size cap, then auth
-    app.add_middleware(AuthMiddleware, security=app.state.security)
+    # added last = runs first: headers on every response, then the Host check, the size cap, auth
+    app.add_middleware(AuthMiddleware, security=security)
     app.add_middleware(BodyLimitMiddleware, max_body=MAX_BODY_BYTES)
+    app.add_middleware(HostCheckMiddleware, security=security)
     app.add_middleware(SecurityHeadersMiddleware)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -13,6 +13,7 @@ as the API and the command line give.
 from __future__ import annotations
 
 import math
+import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -291,9 +292,15 @@ def document_from_form(items: Iterable[tuple[str, str]]) -> Parsed:
     return Parsed(document=doc, renames=renames)
 
 
+MAX_PRIOR_ROWS = 100
+# a row index as the form writes it: ASCII digits, short ("²" is a digit to str.isdigit and
+# int() refuses 5,000 digits with an error, so neither may reach int())
+_ROW_INDEX = re.compile(r"prior_therapies\.([0-9]{1,3})\..*", re.S)
+
+
 def _row_count(single: Mapping[str, str]) -> int:
-    idx = [int(k.split(".")[1]) for k in single if k.startswith("prior_therapies.") and k.split(".")[1].isdigit()]
-    return min(max(idx, default=-1) + 1, 100)  # bounded: a crafted form cannot make us loop long
+    idx = [int(m.group(1)) for k in single if (m := _ROW_INDEX.fullmatch(k))]
+    return min(max(idx, default=-1) + 1, MAX_PRIOR_ROWS)  # bounded: a crafted form cannot make us loop long
 
 
 # ---------------------------------------------------------------- document → form

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from .. import __version__
+from .. import __version__, inputgate
 from ..engine import DISCLAIMER
 from ..evidence import TOPICS, evidence_index
 from ..evidence_view import select
@@ -81,7 +81,22 @@ def _require_csrf(request: Request, form: Any) -> None:
                                  "(missing or wrong security token). Reload the page and submit it again.")
 
 
+def _check_case_id(case_id: str) -> None:
+    # only ids the store made reach it (PostgreSQL refuses NUL in a parameter with an error)
+    if not inputgate.is_case_id(case_id):
+        raise HTTPException(404, "No case with this id.")
+
+
+def _version_number(n: str) -> int:
+    """A version in a page's URL; anything but 1..MAX_VERSION in ASCII digits is no version."""
+    number = inputgate.whole_number(n, inputgate.MAX_VERSION)
+    if number is None:
+        raise HTTPException(404, "This case has no such version.")
+    return number
+
+
 def _load_version(request: Request, case_id: str, n: int | None) -> StoredVersion:
+    _check_case_id(case_id)
     store = _store(request)
     try:
         return store.latest(case_id) if n is None else store.version(case_id, n)
@@ -177,7 +192,9 @@ async def create_case(request: Request) -> Response:
 
 @router.get("/cases")
 def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -> HTMLResponse:
-    # Lenient parameters: a page should answer a mistyped filter with a message, not a JSON error.
+    # Lenient parameters: a page should answer a mistyped filter with a message, not a JSON
+    # error; but bounded like the API's (nelm.inputgate), so no value reaches the store that
+    # its columns or the calendar cannot take.
     problems = []
     on = None
     if date.strip():
@@ -185,8 +202,16 @@ def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -
             on = dt.date.fromisoformat(date.strip())
         except ValueError:
             problems.append(f"“{date}” is not a date; use YYYY-MM-DD.")
-    page_n = int(page) if page.isdigit() and int(page) >= 1 else 1
-    found = _store(request).list(page=page_n, page_size=PAGE_SIZE, search=q.strip()[:200] or None, on=on)
+        else:
+            if (problem := inputgate.date_problem(on)) is not None:
+                problems.append(f"{problem[0].upper()}{problem[1:]}.")
+                on = None
+    search = q.strip()[:inputgate.MAX_SEARCH_CHARS]
+    if search and (problem := inputgate.search_problem(search)) is not None:
+        problems.append(f"The search was not run: {problem}.")
+        search = ""
+    page_n = inputgate.whole_number(page, inputgate.MAX_PAGE) or 1
+    found = _store(request).list(page=page_n, page_size=PAGE_SIZE, search=search or None, on=on)
     pages = max(1, -(-found.total // PAGE_SIZE))
 
     def link(n: int) -> str:
@@ -203,8 +228,8 @@ def case_page(request: Request, case_id: str) -> HTMLResponse:
 
 
 @router.get("/cases/{case_id}/versions/{n}")
-def version_page(request: Request, case_id: str, n: int) -> HTMLResponse:
-    return _assessment_page(request, _load_version(request, case_id, n))
+def version_page(request: Request, case_id: str, n: str) -> HTMLResponse:
+    return _assessment_page(request, _load_version(request, case_id, _version_number(n)))
 
 
 @router.get("/cases/{case_id}/edit")
@@ -216,14 +241,16 @@ def edit_case(request: Request, case_id: str) -> HTMLResponse:
 
 @router.post("/cases/{case_id}")
 async def update_case(request: Request, case_id: str) -> Response:
+    _check_case_id(case_id)
     return await _submit(request, case_id)
 
 
 @router.get("/cases/{case_id}/versions/{n}/report.{fmt}")
-async def report(request: Request, case_id: str, n: int, fmt: str) -> Response:
+async def report(request: Request, case_id: str, n: str, fmt: str) -> Response:
     if fmt not in ("html", "pdf"):
         raise HTTPException(404, "Reports come as .html or .pdf.")
-    v = await run_in_threadpool(_load_version, request, case_id, n)
+    version = _version_number(n)
+    v = await run_in_threadpool(_load_version, request, case_id, version)
     from ..report import build_html, build_pdf  # another module's work; imported late on purpose
 
     patient = validate_patient(v.patient)
@@ -235,8 +262,8 @@ async def report(request: Request, case_id: str, n: int, fmt: str) -> Response:
     except NotImplementedError:
         raise HTTPException(501, "The printable report is not available in this version of nelm yet.") from None
     await run_in_threadpool(_store(request).record, "export", actor=actor_of(request), case_id=case_id,
-                            version=n, detail=f"report.{fmt}")
-    name = f"nelm-case-{case_id[:8]}-v{n}.{fmt}"
+                            version=version, detail=f"report.{fmt}")
+    name = f"nelm-case-{case_id[:8]}-v{version}.{fmt}"
     if fmt == "pdf":
         return Response(body, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -253,6 +280,7 @@ async def report(request: Request, case_id: str, n: int, fmt: str) -> Response:
 @router.get("/evidence")
 def evidence_list(request: Request, option: str = "", q: str = "") -> HTMLResponse:
     option = option if option in TOPICS else ""
+    q = q[:inputgate.MAX_SEARCH_CHARS]
     records = select(option=option or None, search=q.strip() or None)
     labels = {o.id: o.label for o in load().options}
     topics = [(t, labels.get(t, _words(t))) for t in TOPICS]

@@ -1,9 +1,19 @@
-"""What keeps patient data in the room: token auth, CSRF, body limit, headers, quiet logs.
+"""What keeps patient data in the room: Host check, token auth, sessions, CSRF, body limit, headers, quiet logs.
 
-* Bound to loopback the app needs no login (the clinician's own machine). Bound anywhere
-  else it will only start with ``NELM_API_TOKEN`` (see ``serve.py``), and then every
-  request must carry it: the API as ``Authorization: Bearer``, a browser either that
-  header or a signed, HTTP-only session cookie obtained through the login form.
+* Only requests naming this server in their ``Host`` header are answered: the loopback
+  names (127.0.0.1, localhost, ::1), the address the request arrived at, and the names
+  configured with ``--allowed-hosts`` / ``NELM_ALLOWED_HOSTS``. A web page whose own name
+  an attacker has pointed at 127.0.0.1 (DNS rebinding) gets 400, not the case list.
+* Bound to a loopback address (127.0.0.0/8, ::1, or ``localhost`` when every address it
+  resolves to is loopback) the app needs no login: the clinician's own machine. Bound
+  anywhere else it will only start with ``NELM_API_TOKEN`` (see ``serve.py``), and then
+  every request must carry it: the API as ``Authorization: Bearer``, a browser either
+  that header or a session cookie obtained through the login form.
+* Sessions live on the server: the cookie is a random id, the server keeps (a hash of)
+  each live id with its expiry in memory, and logging out removes it, so a copied cookie
+  is worthless afterwards. Memory is enough for ``nelm serve``, which is one process; a
+  restart logs everybody out. Cookies are HttpOnly and SameSite=Strict, and Secure when
+  the request came over HTTPS or ``--secure-cookies`` says a TLS proxy sits in front.
 * Forms carry a CSRF token (double-submit: hidden field == SameSite=Strict cookie), so
   another web site cannot make a clinician's browser store or change a case, not even
   on localhost. The JSON API refuses other content types, which a cross-site form
@@ -17,10 +27,13 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import secrets
+import socket
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,19 +50,89 @@ MAX_BODY_BYTES = 256 * 1024
 MIN_TOKEN_LENGTH = 16
 LOCAL_ACTOR = "local"
 
+ALLOWED_HOSTS_ENV = "NELM_ALLOWED_HOSTS"
+SECURE_COOKIES_ENV = "NELM_SECURE_COOKIES"
+# the names a browser on this machine uses for it; always allowed
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
 # the page that loads third-party assets (Swagger UI) gets no Content-Security-Policy
 _NO_CSP = ("/docs",)
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 
 
+# ------------------------------------------------------------------ addresses and host names
+
 def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
+    """Whether binding to ``host`` keeps the server on this machine.
+
+    Loopback is 127.0.0.0/8, ::1, and the name ``localhost`` provided every address it
+    resolves to is one of those (the server binds to all of them). Any other name may
+    resolve to anything and counts as not loopback.
+    """
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost."):
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)}
+        except OSError:
+            return False
+        ips = [_ip(a) for a in addresses]
+        return bool(ips) and all(ip is not None and ip.is_loopback for ip in ips)
+    ip = _ip(name)
+    return ip is not None and ip.is_loopback
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        ip = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone (fe80::1%eth0) is not part of the address
     except ValueError:
-        return False  # a host name other than localhost may resolve to anything
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:10.0.0.5 is how a dual-stack socket shows an IPv4 peer
+    return ip
+
+
+_HOST_HEADER = re.compile(r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
+
+
+def host_name(value: str) -> str | None:
+    """The host of a ``Host`` header, port dropped, in one spelling per host; None if malformed.
+
+    ``LocalHost.:8000`` → ``localhost``, ``[0:0::1]:8000`` → ``::1``, ``127.0.0.1`` → ``127.0.0.1``.
+    """
+    m = _HOST_HEADER.fullmatch(value.strip())
+    if m is None:
+        return None
+    if m["v6"] is not None:
+        ip = _ip(m["v6"])
+        return str(ip) if ip is not None else None
+    name = m["name"].lower()
+    name = name[:-1] if name.endswith(".") else name
+    return name or None
+
+
+def parse_hosts(text: str | Iterable[str]) -> tuple[str, ...]:
+    """Allowed host names from ``a.example, 10.0.0.5, [::1]`` (or a list of them), normalised.
+
+    Raises ValueError naming an entry that is not a host name (a port, a scheme, a wildcard).
+    """
+    entries = text.split(",") if isinstance(text, str) else list(text)
+    hosts: list[str] = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        ip = _ip(entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry)
+        if ip is not None:
+            hosts.append(str(ip))
+        elif re.fullmatch(r"[A-Za-z0-9._-]+", entry) and entry.strip("."):
+            hosts.append(host_name(entry) or "")
+        else:
+            raise ValueError(f"{entry!r} is not a host name or address (give it without scheme, port or wildcard)")
+    return tuple(dict.fromkeys(hosts))
+
+
+def secure_cookies_from_env() -> bool:
+    return os.environ.get(SECURE_COOKIES_ENV, "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 def token_actor(token: str) -> str:
@@ -57,36 +140,71 @@ def token_actor(token: str) -> str:
     return "token-" + hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
-@dataclass(frozen=True)
-class Security:
-    token: str | None = None
+# ------------------------------------------------------------------ the policy of one running app
 
-    @property
-    def _key(self) -> bytes:
-        # Sessions are signed with a key derived from the token: they survive a restart,
-        # and rotating the token logs everybody out.
-        assert self.token is not None
-        return hashlib.sha256(b"nelm-session\x00" + self.token.encode()).digest()
+class Security:
+    """One app's access policy: the token, the allowed Host names, cookie flags, live sessions.
+
+    Sessions are kept in this object's memory (id hash → expiry): right for ``nelm serve``,
+    which runs one process; several worker processes would each know only their own.
+    """
+
+    def __init__(self, token: str | None = None, allowed_hosts: Iterable[str] = (),
+                 secure_cookies: bool = False):
+        self.token = token
+        self.allowed_hosts = LOOPBACK_HOSTS | frozenset(parse_hosts(allowed_hosts))
+        self.secure_cookies = secure_cookies
+        self._sessions: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def token_ok(self, offered: str | None) -> bool:
         return bool(self.token and offered and hmac.compare_digest(offered.encode(), self.token.encode()))
 
+    # sessions: the cookie holds a random id; only its hash is kept, so a look-up leaks nothing by timing
     def new_session(self, now: float | None = None) -> str:
-        expires = int((now or time.time()) + SESSION_SECONDS)
-        body = f"{expires}.{secrets.token_urlsafe(16)}"
-        return f"{body}.{self._sign(body)}"
+        now = time.time() if now is None else now
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            for key in [k for k, expires in self._sessions.items() if expires <= now]:
+                del self._sessions[key]
+            self._sessions[_digest(session)] = now + SESSION_SECONDS
+        return session
 
     def session_ok(self, cookie: str | None, now: float | None = None) -> bool:
-        if not self.token or not cookie or cookie.count(".") != 2:
+        if not self.token or not cookie:
             return False
-        body, sig = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(sig, self._sign(body)):
-            return False
-        expires = body.split(".", 1)[0]
-        return expires.isdigit() and int(expires) > (now or time.time())
+        now = time.time() if now is None else now
+        with self._lock:
+            expires = self._sessions.get(_digest(cookie))
+            if expires is not None and expires <= now:
+                del self._sessions[_digest(cookie)]
+                expires = None
+        return expires is not None
 
-    def _sign(self, body: str) -> str:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
+    def end_session(self, cookie: str | None) -> None:
+        if cookie:
+            with self._lock:
+                self._sessions.pop(_digest(cookie), None)
+
+    def host_ok(self, host_header: str | None, server: Any = None) -> bool:
+        """Whether a request with this Host header, arriving at ``server`` (ASGI's (address, port)), is for us.
+
+        Allowed: the configured names and the address the connection arrived at, when the
+        header names it as an IP (the bound address; with a wildcard bind, the interface
+        the client used). A DNS-rebinding page always sends its own name, never an IP.
+        """
+        name = host_name(host_header) if host_header else None
+        if name is None:
+            return False
+        if name in self.allowed_hosts:
+            return True
+        here = _ip(str(server[0])) if server else None
+        there = _ip(name)
+        return here is not None and there is not None and here == there
+
+
+def _digest(session: str) -> str:
+    return hashlib.sha256(session.encode()).hexdigest()
 
 
 def bearer(headers: Headers) -> str | None:
@@ -101,17 +219,52 @@ def actor_of(request: Request) -> str:
 
 # ------------------------------------------------------------------ middleware
 
-class AuthMiddleware:
-    """Every request but the login page must carry the token (when one is configured)."""
+class HTTPMiddleware:
+    """The shape the middlewares here share: HTTP requests go to :meth:`handle`, anything else
+    (the lifespan events) passes through untouched."""
 
-    def __init__(self, app: ASGIApp, security: Security):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.security = security
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "http":
+            await self.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class HostCheckMiddleware(HTTPMiddleware):
+    """400 for a request whose Host header does not name this server (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, security: Security):
+        super().__init__(app)
+        self.security = security
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hosts = Headers(scope=scope).getlist("host")
+        if len(hosts) == 1 and self.security.host_ok(hosts[0], scope.get("server")):
             await self.app(scope, receive, send)
             return
+        response = PlainTextResponse("Unknown host name. To serve under another name, start nelm serve "
+                                     "with --allowed-hosts NAME.", status_code=400)
+        await response(scope, receive, send)
+
+
+class AuthMiddleware(HTTPMiddleware):
+    """Every request but the login page must carry the token (when one is configured).
+
+    A response that clears the session cookie (logout) also ends the session on the
+    server, so the old cookie is refused even if it was copied before.
+    """
+
+    def __init__(self, app: ASGIApp, security: Security):
+        super().__init__(app)
+        self.security = security
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         sec = self.security
         if sec.token is None:
@@ -120,10 +273,17 @@ class AuthMiddleware:
             return
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        authenticated = sec.token_ok(bearer(headers)) or sec.session_ok(Request(scope).cookies.get(SESSION_COOKIE))
+        session = Request(scope).cookies.get(SESSION_COOKIE)
+        authenticated = sec.token_ok(bearer(headers)) or sec.session_ok(session)
+
+        async def ending_sessions(message: Message) -> None:
+            if message["type"] == "http.response.start" and _clears_session(message):
+                sec.end_session(session)
+            await send(message)
+
         if authenticated:
             state["actor"] = token_actor(sec.token)
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, ending_sessions)
             return
         # the login page and its stylesheet are the only things open without the token
         if path == "/login" or path.startswith("/static/"):
@@ -140,21 +300,24 @@ class AuthMiddleware:
         await response(scope, receive, send)
 
 
+def _clears_session(message: Message) -> bool:
+    prefix = SESSION_COOKIE.encode() + b"="
+    return any(k.lower() == b"set-cookie" and v.startswith(prefix) and b"max-age=0" in v.lower()
+               for k, v in message.get("headers", []))
+
+
 class BodyTooLarge(Exception):
     pass
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HTTPMiddleware):
     """413 for bodies over the limit, declared (Content-Length) or streamed (chunked)."""
 
     def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES):
-        self.app = app
+        super().__init__(app)
         self.max_body = max_body
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await self._too_large(scope, receive, send)
@@ -192,14 +355,8 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeadersMiddleware(HTTPMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
 
         async def with_headers(message: Message) -> None:
@@ -235,8 +392,7 @@ def csrf_token(request: Request) -> str:
 def attach_csrf_cookie(request: Request, response: Response) -> None:
     new = getattr(request.state, "csrf_new", None)
     if new:
-        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/", secure=_secure(request))
 
 
 def csrf_ok(request: Request, submitted: Any) -> bool:
@@ -245,8 +401,17 @@ def csrf_ok(request: Request, submitted: Any) -> bool:
 
 
 def set_session_cookie(request: Request, response: Response, security: Security) -> None:
+    """Log the browser in: a new session (ending the one it had, if any) in a strict cookie."""
+    security.end_session(request.cookies.get(SESSION_COOKIE))
     response.set_cookie(SESSION_COOKIE, security.new_session(), max_age=SESSION_SECONDS, httponly=True,
-                        samesite="lax", path="/", secure=request.url.scheme == "https")
+                        samesite="strict", path="/", secure=_secure(request))
+
+
+def _secure(request: Request) -> bool:
+    """Cookies are Secure over HTTPS, and always when configured (a TLS proxy in front of us
+    makes the request look like plain HTTP here)."""
+    security = getattr(request.app.state, "security", None)
+    return request.url.scheme == "https" or bool(security and security.secure_cookies)
 
 
 # ------------------------------------------------------------------ logging
