@@ -6,6 +6,13 @@ knowledge base: write a rule, then check it with the same patients the project u
 from __future__ import annotations
 
 import copy
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from typing import Any, get_args
 
 from .patient import (OPTION_IDS, ExtrahepaticSite, Patient, PrimarySite, Syndrome,
@@ -273,3 +280,67 @@ def stop_process(proc, settle: float = 0.1) -> None:
         proc.kill()
         proc.wait(5)
     time.sleep(settle)  # let reader threads drain the pipes
+
+
+# --------------------------------------------------------------------------- `nelm serve` in tests
+
+SERVING = re.compile(r"serving the tumour-board app at (http://\S+/)")
+
+
+class NelmServer:
+    """``python -m nelm.cli serve --port 0 ...`` on a free loopback port; ``url`` once it serves.
+
+    Reader threads collect its output; :meth:`kill` is SIGKILL (a crash), :meth:`stop` a
+    polite stop. Either way the process is gone when they return.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str], wait: float = 60):
+        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1",
+                                      "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.ready = threading.Event()
+        self.url = ""
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False), daemon=True)]
+        for t in self._readers:
+            t.start()
+        deadline = time.monotonic() + wait
+        while not self.ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"server did not start (exit {self.proc.returncode}): {self.output[-3000:]}")
+
+    def _read(self, stream, sink: list[str], watch: bool) -> None:
+        for line in stream:
+            sink.append(line)
+            m = SERVING.search(line) if watch else None
+            if m:
+                self.url = m.group(1)
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.stdout + self.stderr)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(15)
+        for t in self._readers:
+            t.join(5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            stop_process(self.proc, settle=0)
+        for t in self._readers:
+            t.join(5)
+
+
+def server_env_for(tmp_path, **extra: str) -> dict[str, str]:
+    """The environment for a ``nelm`` subprocess in a test: no token, database or chain
+    settings inherited from the caller, and a private data directory under ``tmp_path``."""
+    drop = ("NELM_API_TOKEN", "NELM_DATABASE_URL", "NELM_ALLOW_BROKEN_CHAIN")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    return env | extra

@@ -6,20 +6,13 @@ concurrent runs and earlier runs never see each other's rows.
 """
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 
-from nelm.testing import stop_process
+from nelm.testing import NelmServer, server_env_for
 
 PG_HOST = "127.0.0.1:5432"
 PG_DB = "test"
@@ -78,71 +71,11 @@ def store(database_url):
 
 # ------------------------------------------------------------------ `nelm serve` in a subprocess
 
-SERVING = re.compile(r"serving the tumour-board app at (http://\S+/)")
-
-
-class NelmServer:
-    """``python -m nelm.cli serve --port 0 ...`` on a free loopback port; ``url`` once it serves.
-
-    Reader threads collect its output; :meth:`kill` is SIGKILL (a crash), :meth:`stop` a
-    polite stop. Either way the process is gone when they return.
-    """
-
-    def __init__(self, args: list[str], env: dict[str, str], wait: float = 60):
-        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1",
-                                      "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.ready = threading.Event()
-        self.url = ""
-        self._readers = [threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True), daemon=True),
-                         threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False), daemon=True)]
-        for t in self._readers:
-            t.start()
-        deadline = time.monotonic() + wait
-        while not self.ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start (exit {self.proc.returncode}): {self.output[-3000:]}")
-
-    def _read(self, stream, sink: list[str], watch: bool) -> None:
-        for line in stream:
-            sink.append(line)
-            m = SERVING.search(line) if watch else None
-            if m:
-                self.url = m.group(1)
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.stdout + self.stderr)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(15)
-        for t in self._readers:
-            t.join(5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            stop_process(self.proc, settle=0)
-        for t in self._readers:
-            t.join(5)
-
-
-def _server_env(tmp_path, **extra: str) -> dict[str, str]:
-    drop = ("NELM_API_TOKEN", "NELM_DATABASE_URL", "NELM_ALLOW_BROKEN_CHAIN")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
-    return env | extra
-
-
 @pytest.fixture
 def server_env(tmp_path):
     """server_env(**extra) -> the environment for a `nelm` subprocess: no token, database or
     chain settings inherited from the caller, and a private data directory."""
-    return lambda **extra: _server_env(tmp_path, **extra)
+    return lambda **extra: server_env_for(tmp_path, **extra)
 
 
 @pytest.fixture
@@ -151,7 +84,7 @@ def nelm_server(tmp_path):
     started: list[NelmServer] = []
 
     def start(database_url: str, *args: str, **env: str) -> NelmServer:
-        server = NelmServer(["--database", database_url, *args], _server_env(tmp_path, **env))
+        server = NelmServer(["--database", database_url, *args], server_env_for(tmp_path, **env))
         started.append(server)
         return server
 

@@ -1,54 +1,22 @@
 """`nelm serve` for real: what it prints, where it stores, what it refuses, what it logs."""
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from nelm.testing import stop_process
+from nelm.testing import NelmServer, server_env_for
 from nelm.web.serve import check_binding
 
-SERVING = re.compile(r"serving the tumour-board app at (http://\S+/)")
-
-
-class Server:
-    """``python -m nelm.cli serve ...`` in a subprocess, on a free port (``--port 0``)."""
-
-    def __init__(self, args: list[str], env: dict[str, str]):
-        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.ready = threading.Event()
-        self.url = ""
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
-        if not self.ready.wait(60):
-            self.stop()
-            raise AssertionError(f"server did not start: {''.join(self.stdout + self.stderr)[-2000:]}")
-
-    def _read(self, stream, sink: list[str], watch: bool) -> None:
-        for line in stream:
-            sink.append(line)
-            m = SERVING.search(line) if watch else None
-            if m:
-                self.url = m.group(1)
-                self.ready.set()
-
-    def stop(self) -> None:
-        stop_process(self.proc, settle=0.2)
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NELM_API_TOKEN", "NELM_DATABASE_URL")}
-    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
-    return env | extra
+    return server_env_for(tmp_path, **extra)
+
+
+def Server(args: list[str], env: dict[str, str]) -> NelmServer:  # noqa: N802 - the tests read as a constructor
+    return NelmServer(args, env)
 
 
 def test_serve_prints_its_address_uses_the_env_database_and_logs_no_ids(tmp_path, example_json):

@@ -42,11 +42,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..inputgate import MAX_DOCUMENT_BYTES
+
 SESSION_COOKIE = "nelm_session"
 CSRF_COOKIE = "nelm_csrf"
 CSRF_FIELD = "csrf_token"
 SESSION_SECONDS = 12 * 3600  # one working day at the board
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = MAX_DOCUMENT_BYTES  # a request body is at most one patient document
 MIN_TOKEN_LENGTH = 16
 LOCAL_ACTOR = "local"
 
