@@ -95,11 +95,15 @@ def evidence(
     format: Format = typer.Option(Format.text, "--format", "-f"),
     option: Optional[str] = typer.Option(None, "--option", help="only records informing this option id"),
     search: Optional[str] = typer.Option(None, "--search", help="case-insensitive text to look for"),
+    sort: str = typer.Option("year", "--sort", help="year (newest first), level (strongest first) or modality"),
 ) -> None:
     """List the evidence records the verdicts cite."""
-    from .evidence_view import select, render_table
+    from .evidence_view import SORTS, render_table, select
 
-    records = select(option=option, search=search)
+    if sort not in SORTS:
+        Console(stderr=True).print(f"nelm: --sort {sort!r} is not known; allowed: {', '.join(SORTS)}", markup=False)
+        raise typer.Exit(2)
+    records = select(option=option, search=search, sort=sort)
     if format is Format.json:
         sys.stdout.write(json.dumps({"records": [r.model_dump(mode="json") for r in records]},
                                     indent=2, ensure_ascii=False) + "\n")

@@ -8,14 +8,48 @@ from rich.table import Table
 from .evidence import EvidenceRecord, evidence_index
 
 
-def select(option: str | None = None, search: str | None = None) -> list[EvidenceRecord]:
+SORTS = ("year", "level", "modality")
+_LEVELS = ("1a", "1b", "2a", "2b", "3", "4", "5")
+# the endpoints a board looks at first, in that order, for a record's key result
+_KEY_ENDPOINTS = ("hazard_ratio", "pfs_median", "os_median", "ttp_median", "os_rate", "pfs_rate",
+                  "objective_response", "symptom_control", "perioperative_mortality")
+
+
+def _modality_rank(r: EvidenceRecord) -> int:
+    from .knowledge.ruleset import MODALITY_LABELS, OPTION_ORDER
+    from .knowledge import load
+
+    modality = {o.id: o.modality for o in load().options}
+    order = list(MODALITY_LABELS)
+    ranks = [order.index(modality[t]) for t in r.topics if t in modality]
+    return min(ranks) if ranks else len(order) + (0 if r.topics and r.topics[0] in OPTION_ORDER else 1)
+
+
+def select(option: str | None = None, search: str | None = None, sort: str = "year") -> list[EvidenceRecord]:
+    """Records for an option or a text, newest first by default; ``sort`` year, level or modality."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; allowed: {', '.join(SORTS)}")
     records = list(evidence_index().values())
     if option:
         records = [r for r in records if option in r.topics]
     if search:
         needle = search.lower()
         records = [r for r in records if needle in r.model_dump_json().lower()]
-    return sorted(records, key=lambda r: (r.year, r.id))
+    newest = sorted(records, key=lambda r: (-r.year, r.id))
+    if sort == "level":
+        return sorted(newest, key=lambda r: _LEVELS.index(r.level))  # stable: newest first within a level
+    if sort == "modality":
+        return sorted(newest, key=_modality_rank)
+    return newest
+
+
+def key_result(r: EvidenceRecord) -> str | None:
+    """The one result a list shows for a record (as the source states it, bounds and ranges kept)."""
+    for endpoint in _KEY_ENDPOINTS:
+        for o in r.outcomes:
+            if o.endpoint == endpoint:
+                return _outcome(o)
+    return _outcome(r.outcomes[0]) if r.outcomes else None
 
 
 def _outcome(o) -> str:
@@ -65,11 +99,13 @@ def render_table(records: list[EvidenceRecord], console: Console) -> None:
     table.add_column("study", ratio=4)
     table.add_column("level · design · n", ratio=2)
     table.add_column("verified · identifiers", ratio=2, overflow="fold")
-    table.add_column("outcomes", ratio=6)
+    table.add_column("key result · outcomes", ratio=6)
     for r in records:
         newer = " (newer than the reviews)" if r.newer_than_sources else ""
         study = escape(f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}{newer}")
         design = f"level {r.level} · {r.design.replace('_', ' ')} · n={r.n if r.n is not None else '—'}"
-        table.add_row(r.id, study, design, _verification_cell(r),
-                      escape("\n".join(_outcome(o) for o in r.outcomes)) or "—")
+        key = key_result(r)
+        rest = [_outcome(o) for o in r.outcomes if _outcome(o) != key]
+        outcomes = (f"[bold]{escape(key)}[/bold]" + "".join("\n" + escape(x) for x in rest)) if key else "—"
+        table.add_row(r.id, study, design, _verification_cell(r), outcomes)
     console.print(table)

@@ -42,3 +42,16 @@ def test_a_bound_is_never_drawn_as_a_curve_point():
     from nelm.outcomes.curves import CurveError
     with pytest.raises(CurveError):
         reported_points(IDX["glazer2010"].outcomes, "os", "series (as review_000 words it)")
+
+
+def test_evidence_lists_sort_newest_first_or_by_level_and_show_a_key_result():
+    from nelm.evidence_view import key_result, select
+    years = [r.year for r in select()]
+    assert years == sorted(years, reverse=True)
+    levels = [r.level for r in select(sort="level")]
+    order = ("1a", "1b", "2a", "2b", "3", "4", "5")
+    assert [order.index(x) for x in levels] == sorted(order.index(x) for x in levels)
+    assert key_result(IDX["tace_tae_comparison"]).startswith("os median TACE: 25.5")
+    assert key_result(IDX["engstrom1984"]) is None            # no result of its own recorded
+    from nelm.evidence_view import _outcome
+    assert "<1 %" in _outcome(outcome("mayo2010", endpoint="perioperative_mortality"))

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from .. import __version__, inputgate
 from ..engine import DISCLAIMER
 from ..evidence import TOPICS, evidence_index
-from ..evidence_view import select
+from ..evidence_view import SORTS, key_result, select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
 from ..summary import patient_sections, plan_view
@@ -278,13 +278,16 @@ async def report(request: Request, case_id: str, n: str, fmt: str) -> Response:
 # ------------------------------------------------------------------ routes: evidence
 
 @router.get("/evidence")
-def evidence_list(request: Request, option: str = "", q: str = "") -> HTMLResponse:
+def evidence_list(request: Request, option: str = "", q: str = "", sort: str = "year") -> HTMLResponse:
     option = option if option in TOPICS else ""
+    sort = sort if sort in SORTS else "year"
     q = q[:inputgate.MAX_SEARCH_CHARS]
-    records = select(option=option or None, search=q.strip() or None)
+    records = select(option=option or None, search=q.strip() or None, sort=sort)
     labels = {o.id: o.label for o in load().options}
     topics = [(t, labels.get(t, _words(t))) for t in TOPICS]
-    return render(request, "evidence_list.html", {"records": records, "option": option, "q": q, "topics": topics})
+    return render(request, "evidence_list.html", {"records": records, "option": option, "q": q, "topics": topics,
+                                                  "sort": sort, "sorts": SORTS,
+                                                  "key_results": {r.id: key_result(r) for r in records}})
 
 
 @router.get("/evidence/{record_id}")
