@@ -17,11 +17,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages the tests use: chromium for the browser tests, poppler-utils
-# (pdftoppm) to render the PDF report, pango for WeasyPrint. Skipped when present.
+# (pdftoppm) to render the PDF report, pango for WeasyPrint. Skipped when present. Waits up
+# to 10 minutes for another apt/dpkg process to release its lock instead of failing.
 system-deps:
 	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
 	    chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
 	fi
 

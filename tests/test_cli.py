@@ -1,5 +1,6 @@
 """The `nelm` command line, run as a user runs it (a subprocess)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -85,3 +86,14 @@ def test_evidence_json_text_and_filters():
     assert "sunitinib_phase3" in ids and "mayo2010" not in ids
     p = subprocess.run(NELM + ["evidence", "--search", "CLARINET"], capture_output=True, text=True)
     assert "clarinet2014" in p.stdout and p.returncode == 0
+
+
+def test_version_and_help_list_the_allowed_values(tmp_path):
+    p = subprocess.run([*NELM, "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.startswith("nelm ")
+    p = subprocess.run([*NELM, "assess", "--help"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert "esmo2020" in p.stdout and "reviews" in p.stdout
+    p = subprocess.run([*NELM, "evidence", "--help"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert "telotristat" in p.stdout

@@ -10,10 +10,35 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .patient import InvalidPatient, json_schema, load_patient
+from .patient import OPTION_IDS, InvalidPatient, json_schema, load_patient
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Decision support for neuroendocrine liver metastases (supports, never replaces, the tumour board).")
+
+
+def _guidelines() -> str:
+    """The --guideline values, read from the knowledge base's manifest (cheap: one small YAML file)."""
+    from .knowledge import KNOWLEDGE_DIR
+    from .yamlio import read_yaml
+
+    return ", ".join(read_yaml(KNOWLEDGE_DIR / "manifest.yaml")["guidelines"])
+
+
+GUIDELINE_HELP = f"which source governs where sources disagree (default: the two reviews); one of {_guidelines()}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"nelm {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Decision support for neuroendocrine liver metastases (supports, never replaces, the tumour board)."""
 
 
 class Format(str, Enum):
@@ -64,8 +89,7 @@ def _guideline_or_exit(guideline: str | None) -> str | None:
 def assess(
     file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
-    guideline: Optional[str] = typer.Option(None, "--guideline", "-g",
-                                            help="which source governs where sources disagree (default: the two reviews)"),
+    guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
 ) -> None:
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
@@ -93,7 +117,8 @@ def schema() -> None:
 @app.command()
 def evidence(
     format: Format = typer.Option(Format.text, "--format", "-f"),
-    option: Optional[str] = typer.Option(None, "--option", help="only records informing this option id"),
+    option: Optional[str] = typer.Option(None, "--option", help="only records informing this option id: "
+                                         + ", ".join(OPTION_IDS)),
     search: Optional[str] = typer.Option(None, "--search", help="case-insensitive text to look for"),
     sort: str = typer.Option("year", "--sort", help="year (newest first), level (strongest first) or modality"),
 ) -> None:
@@ -191,7 +216,7 @@ def audit_verify(
 def report(
     file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
     out: Path = typer.Option(..., "--out", "-o", help="report path ending in .html or .pdf"),
-    guideline: Optional[str] = typer.Option(None, "--guideline", "-g"),
+    guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
 ) -> None:
     """Write the printable tumour-board report (HTML or PDF)."""
     from .assessment import assess as run
