@@ -156,3 +156,10 @@ def test_disseminated_disease_is_not_completely_resectable():
     assert any("Frilling type III" in m for m in p.values())
     validate_patient(patient_dict(**{"liver.pattern": "disseminated", "liver.lesion_count": 20,
                                      "liver.resectable_fraction_percent": 30}))
+
+
+def test_a_misspelt_key_gets_a_suggestion():
+    p = problems({"ecgo": 1, "pathology": {"ki67": 3}})
+    assert "did you mean 'ecog'" in p["ecgo"]
+    assert "did you mean 'ki67_percent'" in p["pathology.ki67"]
+    assert "did you mean" not in problems({"zzz": 1})["zzz"]

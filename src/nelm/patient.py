@@ -7,6 +7,8 @@ carrying every problem at once.
 """
 from __future__ import annotations
 
+import difflib
+
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -307,7 +309,13 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         field = ".".join(str(p) for p in loc)
         kind = err["type"]
         if kind == "extra_forbidden":
-            msg = f"unknown field; allowed here: {_allowed_here(loc)}"
+            allowed = _allowed_here(loc)
+            # a misspelt key ("ki67") is the usual cause: name the nearest allowed field
+            names = allowed.split(", ")
+            key = str(loc[-1]) if loc else ""
+            near = ([n for n in names if key and n.startswith(key)][:1]
+                    or difflib.get_close_matches(key, names, n=1, cutoff=0.6))
+            msg = (f"unknown field; did you mean {near[0]!r}? " if near else "unknown field; ") + f"allowed here: {allowed}"
         elif kind == "value_error":
             msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
