@@ -295,7 +295,7 @@ class NelmServer:
     """
 
     def __init__(self, args: list[str], env: dict[str, str], wait: float = 60):
-        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1",
+        self.proc = subprocess.Popen([sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1",  # nosec B603 - own CLI, no shell
                                       "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.stdout: list[str] = []
