@@ -163,7 +163,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     fields, conditions = _uncertain(pw, unknown, steps, ev, assessment, kb) if pw else (
         _fields(kb, unknown, ev.verdicts), [])
     if pw and not fields:
-        assumptions = [_check_assumption(c, steps, options) for c in conditions]
+        assumptions = [_check_assumption(c, steps) for c in conditions]
         return _plan("conditional" if assumptions else "determined", pw, steps, assumptions,
                      [c["field"] for c in conditions])
 
@@ -189,7 +189,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         assumptions.append({"field": a.field, "label": fact_label(a.field), "assumed": a.assumed,
                             "if_not": _if_not(patient, a, reassess, kb), "reason": a.reason,
                             "sources": list(a.sources)})
-    assumptions += [_check_assumption(c, steps, {o["id"]: o for o in a2["options"]}) for c in conditions2]
+    assumptions += [_check_assumption(c, steps) for c in conditions2]
     return _plan("conditional", pw2, steps, assumptions, sorted(fields | {c["field"] for c in conditions2}))
 
 
@@ -198,7 +198,8 @@ def _missing_defining(assessment: dict[str, Any]) -> list[str]:
     return sorted({m["field"] for m in assessment["missing_data"] if set(m["affects"]) & set(keys)})
 
 
-def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """An unknown pre-treatment check of the leading option, as a plan assumption."""
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
     nxt = f"; {OPTION_LABELS.get(rest[0], rest[0])} would lead instead" if rest else ""
