@@ -451,6 +451,10 @@ def flatten(patient: Patient) -> dict[str, Any]:
         row["extrahepatic_peritoneal_carcinomatosis"] = "none"
     if ehd and ehd.present is False and ehd.symptomatic is None:
         row["extrahepatic_symptomatic"] = False
+    # carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
+    # known to be non-functional is taken not to have it unless the record says otherwise
+    if patient.functional_syndrome == "none" and patient.carcinoid_heart_disease is None:
+        row["carcinoid_heart_disease"] = "none"
 
     # a surgeon's "all removable" follows from a percentage when only that is given
     if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
