@@ -56,6 +56,19 @@ def _lift_triggers(engine) -> None:
                 conn.exec_driver_sql(f"DROP TRIGGER {name}")
 
 
+def _filled_then_tampered(database_url: str, sql: str):
+    """A filled store whose triggers were lifted and then ``sql`` run behind the store's back;
+    returns the (still open) engine."""
+    store = CaseStore.open(database_url)
+    _fill(store)
+    store.close()
+    eng = make_engine(database_url)
+    _lift_triggers(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text(sql))
+    return eng
+
+
 def _refused(engine, sql: str, **params) -> str:
     with pytest.raises(DBAPIError) as exc:
         with engine.begin() as conn:
@@ -243,14 +256,7 @@ def test_an_edited_row_is_found_and_the_store_will_not_open(database_url):
 
 
 def test_the_environment_allows_a_broken_chain(database_url, monkeypatch):
-    store = CaseStore.open(database_url)
-    _fill(store)
-    store.close()
-    eng = make_engine(database_url)
-    _lift_triggers(eng)
-    with eng.begin() as conn:
-        conn.execute(sa.text("UPDATE audit_log SET actor = 'someone else' WHERE id = 3"))
-    eng.dispose()
+    _filled_then_tampered(database_url, "UPDATE audit_log SET actor = 'someone else' WHERE id = 3").dispose()
     monkeypatch.setenv(chain.ALLOW_ENV, "1")
     store = CaseStore.open(database_url)
     store.close()
@@ -261,15 +267,9 @@ def test_the_environment_allows_a_broken_chain(database_url, monkeypatch):
 
 @pytest.mark.parametrize("removed", ["middle", "first", "end", "head"])
 def test_removed_rows_are_found(database_url, removed):
-    store = CaseStore.open(database_url)
-    _fill(store)
-    store.close()
-    eng = make_engine(database_url)
-    _lift_triggers(eng)
     sql = {"middle": "DELETE FROM audit_log WHERE id = 3", "first": "DELETE FROM audit_log WHERE id = 1",
            "end": "DELETE FROM audit_log WHERE id >= 4", "head": "DELETE FROM chain_heads WHERE name = 'audit_log'"}
-    with eng.begin() as conn:
-        conn.execute(sa.text(sql[removed]))
+    eng = _filled_then_tampered(database_url, sql[removed])
     [brk] = chain.verify(eng).breaks
     eng.dispose()
     expected = {"middle": (4, "prev_hash"), "first": (2, "prev_hash"), "end": (5, "head"), "head": (5, "head")}
@@ -375,14 +375,7 @@ def test_audit_verify_refuses_what_it_cannot_verify(tmp_path):
 # ------------------------------------------------------------------ nelm serve
 
 def test_serve_refuses_a_broken_chain_without_a_traceback(database_url, server_env, nelm_server):
-    store = CaseStore.open(database_url)
-    _fill(store)
-    store.close()
-    eng = make_engine(database_url)
-    _lift_triggers(eng)
-    with eng.begin() as conn:
-        conn.execute(sa.text("DELETE FROM case_versions WHERE id = 2"))
-    eng.dispose()
+    _filled_then_tampered(database_url, "DELETE FROM case_versions WHERE id = 2").dispose()
     r = subprocess.run([*NELM, "serve", "--port", "0", "--database", database_url], capture_output=True, text=True,
                        env=server_env(), timeout=60)
     assert r.returncode == 3, r.stderr
