@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import inputgate
+from . import inputgate, labels
 
 OPTION_IDS: tuple[str, ...] = (
     "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
@@ -319,11 +319,67 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         elif kind == "value_error":
             msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
-            msg = f"{err['msg']} (got {_echo(err['input'])})" if "input" in err and not isinstance(err["input"], (dict, list)) else err["msg"]
-            if kind in ("literal_error", "enum"):
-                msg = f"{err['msg']} (got {_echo(err['input'])})"
+            msg = _for_clinicians(field, loc, err)
         problems.append((field, msg))
     return problems
+
+
+def _bounds(loc: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The (minimum, maximum) the model allows for the field at ``loc``."""
+    model: Any = Patient
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or str(part) not in model.model_fields:
+            return None, None
+        info = model.model_fields[str(part)]
+        model = next((a for a in _flat_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    if info is None:
+        return None, None
+    lo = next((getattr(m, "ge", None) for m in info.metadata if getattr(m, "ge", None) is not None), None)
+    hi = next((getattr(m, "le", None) for m in info.metadata if getattr(m, "le", None) is not None), None)
+    return lo, hi
+
+
+def _num_text(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _for_clinicians(field: str, loc: tuple[Any, ...], err: Any) -> str:
+    """pydantic's wording rewritten as a clinician reads it: the field's label, what is
+    allowed, what was entered ("Ki-67 must be between 0 and 100 %; 150 was entered").
+    The dotted path stays beside the message in every interface."""
+    kind = err["type"]
+    label = labels.field_label(field) if field else "The document"
+    unit = labels.field_unit(field) if field else ""
+    unit = f" {unit}" if unit and unit != "%" else (" %" if unit == "%" else "")
+    has_input = "input" in err and not isinstance(err["input"], (dict, list))
+    entered = f"; {_echo(err['input'])} was entered" if has_input else ""
+    if kind in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
+        lo, hi = _bounds(loc)
+        if lo is not None and hi is not None:
+            allowed = f"between {_num_text(lo)} and {_num_text(hi)}{unit}"
+        elif lo is not None:
+            allowed = f"at least {_num_text(lo)}{unit}"
+        else:
+            allowed = err["msg"].removeprefix("Input should be ")
+        return f"{label} must be {allowed}{entered.replace(repr(err.get('input')), _num_text(err.get('input')))}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{label} must be a whole number{entered}"
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return f"{label} must be a number{entered}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{label} must be yes or no (true or false){entered}"
+    if kind in ("literal_error", "enum"):
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{label} must be one of {expected}{entered}"
+    if kind in ("list_type", "dict_type", "model_type", "model_attributes_type"):
+        what = "a list" if kind == "list_type" else "a group of fields (an object)"
+        return f"{label} must be {what}{entered}"
+    if kind == "missing":
+        return f"{label} is required here"
+    return f"{label}: {err['msg']}{entered}"
 
 
 def _echo(value: Any, limit: int = 80) -> str:

@@ -69,7 +69,7 @@ def test_an_impossible_ki67_is_explained_beside_the_field(board, page):
     field = page.locator('[id="f-pathology.ki67_percent"]')
     message = field.locator(".error")
     assert message.is_visible()
-    assert "less than or equal to 100" in message.inner_text()
+    assert "must be between 0 and 100 %" in message.inner_text()
     assert field.locator("input").input_value() == "150"  # what was typed stays for correcting
     assert page.locator('[name="pathology.differentiation"]').input_value() == "well"
     # correcting it saves the case

@@ -73,8 +73,8 @@ def test_problems_land_beside_their_fields_or_on_their_group():
         problems = exc.problems
     state = forms.state_from_form(items)
     forms.place_problems(state, problems, parsed.renames)
-    assert "less than or equal to 100" in state.errors["pathology.ki67_percent"][0]
-    assert state.errors["prior_therapies.3.therapy"] == ["Field required"]  # row 3 as the user saw it
+    assert "must be between 0 and 100 %" in state.errors["pathology.ki67_percent"][0]
+    assert state.errors["prior_therapies.3.therapy"] == ["Therapy is required here"]  # row 3 as the user saw it
     assert "extrahepatic.present is false" in state.group_errors["extrahepatic"][0]
     assert {anchor for _, _, anchor in state.problems} == {
         "f-pathology.ki67_percent", "f-prior_therapies.3.therapy", "g-extrahepatic"}

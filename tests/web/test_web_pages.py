@@ -96,9 +96,9 @@ def test_an_invalid_submission_comes_back_with_messages_beside_the_fields(client
     assert r.status_code == 422
     html = r.text
     ki67 = _field_block(html, "pathology.ki67_percent")
-    assert "less than or equal to 100" in unescape(ki67) and 'value="150"' in ki67
+    assert "Ki-67 must be between 0 and 100 %; 150 was entered" in unescape(ki67) and 'value="150"' in ki67
     ecog = _field_block(html, "ecog")
-    assert "valid integer" in ecog and 'value="abc"' in ecog
+    assert "must be a whole number" in ecog and 'value="abc"' in ecog
     assert 'class="field invalid" id="f-age_years"' not in html  # only the bad fields are marked
     assert 'value="58"' in _field_block(html, "age_years")  # the rest of the entry is kept
     assert "2 problems" in html

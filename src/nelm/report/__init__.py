@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from .. import labels
 from ..evidence import evidence_index
 from ..outcomes import charts
 from ..knowledge.ruleset import MODALITY_LABELS
@@ -25,8 +26,6 @@ from ..summary import as_dict, patient_sections, plan_view, show
 HERE = Path(__file__).resolve().parent
 CHART_VERDICTS = ("preferred", "reasonable")
 
-VERDICT_LABELS = {"preferred": "preferred", "reasonable": "reasonable", "not_recommended": "not recommended",
-                  "contraindicated": "contraindicated", "undetermined": "undetermined"}
 STATUS_MARK = {"met": "✓", "not_met": "✗", "unknown": "?"}
 
 # --------------------------------------------------------------------------- helpers
@@ -131,7 +130,7 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["show"] = show
-    env.filters["verdict"] = lambda v: VERDICT_LABELS.get(v, str(v).replace("_", " "))
+    env.filters["verdict"] = labels.verdict_label
     env.filters["mark"] = lambda s: STATUS_MARK.get(s, "?")
     env.filters["words"] = lambda s: "" if s is None else str(s).replace("_", " ")
     env.filters["pct"] = lambda v: f"{v * 100:g} %"

@@ -2,7 +2,8 @@
 
 Field types, allowed values, bounds and help texts are read from the pydantic
 :class:`~nelm.patient.Patient` model, so the form cannot drift from the contract; only
-the grouping, labels and units are written here. Every field may be left blank, which
+the grouping is written here, the labels and units come from the one labels table
+(``nelm/labels.yaml``). Every field may be left blank, which
 means *unknown* (booleans are tri-state selects, never checkboxes, because an unticked
 box would read as "no").
 
@@ -22,6 +23,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from .. import labels
+from ..knowledge.ruleset import OPTION_LABELS
 from ..patient import OPTION_IDS, Patient, PriorTherapy
 
 Kind = Literal["text", "number", "integer", "bool", "choice"]
@@ -96,27 +99,13 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-VALUE_LABELS: dict[str, dict[str, str]] = {
-    "primary.site": {"jejunum_ileum": "jejunum / ileum (small bowel)", "unknown_primary": "unknown primary (CUP)"},
-    "liver.pattern": {"single": "single lesion (Frilling type I)",
-                      "dominant_with_satellites": "dominant lesion with satellites (type II)",
-                      "disseminated": "disseminated (type III)"},
-    "extrahepatic.peritoneal_carcinomatosis": {"limited_resectable": "limited, resectable",
-                                               "diffuse_unresectable": "diffuse, unresectable"},
-    "pathology.differentiation": {"well": "well differentiated (NET)", "poor": "poorly differentiated (NEC)"},
-    "course.status": {"stable": "stable or responding", "progressive": "progressive"},
-    "sstr_imaging": {"positive": "positive (uptake)", "negative": "negative"},
-    "carcinoid_heart_disease": {"present": "valve disease, not operated", "valves_replaced": "valves replaced"},
-    "functional_control": {"controlled": "controlled on current treatment",
-                           "refractory": "refractory (uncontrolled despite an SSA)"},
-}
-
-
 def _choice_label(path: str, value: str) -> str:
-    return VALUE_LABELS.get(path, {}).get(value) or value.replace("_", " ")
+    return labels.value_label(path, value)
 
 
-def _make(path: str, label: str, unit: str | None = None) -> FormField:
+def _make(path: str) -> FormField:
+    """One form field: its type and bounds from the model, its words from the labels table."""
+    label, unit = labels.field_question(path), labels.field_unit(path) or None
     info = _field_info(path)
     base = _base_type(info.annotation)
     minimum = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
@@ -142,70 +131,70 @@ def _make(path: str, label: str, unit: str | None = None) -> FormField:
 
 GROUPS: tuple[Group, ...] = (
     Group("case", "Case", (
-        _make("id", "Case label"),
+        _make("id"),
     )),
     Group("pathology", "Primary tumour and pathology", (
-        _make("primary.site", "Primary site"),
-        _make("pathology.differentiation", "Differentiation"),
-        _make("pathology.ki67_percent", "Ki-67 index", "%"),
-        _make("pathology.mitoses_per_10hpf", "Mitotic count", "per 10 HPF"),
-        _make("functional_syndrome", "Functional syndrome"),
-        _make("symptomatic", "Symptomatic"),
-        _make("sstr_imaging", "Somatostatin-receptor imaging"),
-        _make("pathology.ki67_specimen", "Ki-67 counted on"),
-        _make("pathology.reported_grade", "Grade stated in the report (when no index is given)"),
-        _make("functional_control", "Control of the hormonal syndrome"),
-        _make("sstr_uptake_krenning", "SSTR uptake (Krenning score)"),
-        _make("fdg_pet", "FDG-PET"),
+        _make("primary.site"),
+        _make("pathology.differentiation"),
+        _make("pathology.ki67_percent"),
+        _make("pathology.mitoses_per_10hpf"),
+        _make("functional_syndrome"),
+        _make("symptomatic"),
+        _make("sstr_imaging"),
+        _make("pathology.ki67_specimen"),
+        _make("pathology.reported_grade"),
+        _make("functional_control"),
+        _make("sstr_uptake_krenning"),
+        _make("fdg_pet"),
     ), prefixes=("primary", "pathology")),
     Group("liver", "Liver disease", (
-        _make("liver.timing", "Timing of liver metastases"),
-        _make("liver.burden_percent", "Hepatic tumour burden", "% of liver"),
-        _make("liver.lesion_count", "Number of liver lesions"),
-        _make("liver.largest_lesion_cm", "Largest lesion", "cm"),
-        _make("liver.lobes", "Lobes involved"),
-        _make("liver.pattern", "Distribution pattern"),
-        _make("liver.resectable_fraction_percent", "Resectable share of hepatic tumour", "%"),
-        _make("liver.portal_vein_thrombosis", "Portal vein thrombosis"),
-        _make("liver.liver_function", "Liver function"),
-        _make("liver.resectable", "All hepatic disease resectable (surgeon's judgement)"),
-        _make("liver.child_pugh", "Child-Pugh class"),
-        _make("liver.bilirubin_mg_dl", "Bilirubin", "mg/dL"),
-        _make("liver.biliary_enteric_bypass", "Bilio-enteric anastomosis, sphincterotomy or biliary stent"),
-        _make("liver.lung_shunt_percent", "Lung shunt fraction (SIRT work-up)", "%"),
+        _make("liver.timing"),
+        _make("liver.burden_percent"),
+        _make("liver.lesion_count"),
+        _make("liver.largest_lesion_cm"),
+        _make("liver.lobes"),
+        _make("liver.pattern"),
+        _make("liver.resectable_fraction_percent"),
+        _make("liver.portal_vein_thrombosis"),
+        _make("liver.liver_function"),
+        _make("liver.resectable"),
+        _make("liver.child_pugh"),
+        _make("liver.bilirubin_mg_dl"),
+        _make("liver.biliary_enteric_bypass"),
+        _make("liver.lung_shunt_percent"),
     ), prefixes=("liver",)),
     Group("extrahepatic", "Extrahepatic disease", (
-        _make("extrahepatic.present", "Extrahepatic disease present"),
-        _make("extrahepatic.resectable", "All extrahepatic disease resectable"),
-        _make("extrahepatic.peritoneal_carcinomatosis", "Peritoneal carcinomatosis"),
-        _make("extrahepatic.symptomatic", "An extrahepatic site causes pain, compression or bleeding"),
+        _make("extrahepatic.present"),
+        _make("extrahepatic.resectable"),
+        _make("extrahepatic.peritoneal_carcinomatosis"),
+        _make("extrahepatic.symptomatic"),
     ), prefixes=("extrahepatic",), extra=("extrahepatic.sites",)),
     Group("patient", "Patient", (
-        _make("age_years", "Age", "years"),
-        _make("ecog", "ECOG performance status"),
-        _make("fit_for_major_surgery", "Fit for major surgery"),
-        _make("right_heart_insufficiency", "Right heart insufficiency"),
-        _make("carcinoid_heart_disease", "Carcinoid heart disease (echocardiography)"),
-        _make("transplant_contraindication", "Other contraindication to transplantation"),
+        _make("age_years"),
+        _make("ecog"),
+        _make("fit_for_major_surgery"),
+        _make("right_heart_insufficiency"),
+        _make("carcinoid_heart_disease"),
+        _make("transplant_contraindication"),
     )),
     Group("labs", "Laboratory", (
-        _make("labs.egfr_ml_min", "eGFR", "mL/min"),
-        _make("labs.platelets_10e9_per_l", "Platelets", "×10⁹/L"),
-        _make("labs.neutrophils_10e9_per_l", "Neutrophils", "×10⁹/L"),
+        _make("labs.egfr_ml_min"),
+        _make("labs.platelets_10e9_per_l"),
+        _make("labs.neutrophils_10e9_per_l"),
     ), prefixes=("labs",)),
     Group("course", "Course and prior therapy", (
-        _make("primary.resected", "Primary tumour resected"),
-        _make("course.status", "Course of disease"),
-        _make("course.stable_months", "Stable (or responding) for", "months"),
-        _make("course.progression_within_12_months", "Progression within the last 12 months"),
+        _make("primary.resected"),
+        _make("course.status"),
+        _make("course.stable_months"),
+        _make("course.progression_within_12_months"),
     ), prefixes=("course", "prior_therapies"), extra=("prior_therapies",)),
 )
 
 FIELDS: dict[str, FormField] = {f.path: f for g in GROUPS for f in g.fields}
 _SITE_LITERAL = get_args(_base_type(_field_info("extrahepatic.sites").annotation))[0]  # list[Literal[...]] → Literal
-SITE_CHOICES = tuple((v, v.replace("_", " ")) for v in get_args(_SITE_LITERAL))
-THERAPY_CHOICES = tuple((t, t.replace("_", " ")) for t in OPTION_IDS)
-OUTCOME_CHOICES = tuple((o, o) for o in get_args(_base_type(PriorTherapy.model_fields["outcome"].annotation)))
+SITE_CHOICES = tuple((v, labels.value_label("extrahepatic.sites", v)) for v in get_args(_SITE_LITERAL))
+THERAPY_CHOICES = tuple((t, OPTION_LABELS.get(t, t)) for t in OPTION_IDS)
+OUTCOME_CHOICES = tuple((o, labels.value_label("prior_therapies.outcome", o)) for o in get_args(_base_type(PriorTherapy.model_fields["outcome"].annotation)))
 PRIOR_PARTS = ("therapy", "outcome", "months_to_progression", "ongoing")
 # "prior_therapies" select: blank = unknown, "none" = none given, rows = as listed
 PRIOR_MODES = (("", "unknown"), ("none", "none given"), ("listed", "as listed below"))

@@ -22,6 +22,7 @@ from ..evidence import TOPICS, evidence_index
 from ..evidence_view import SORTS, key_result, select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
+from .. import labels
 from ..summary import patient_sections, plan_view
 from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
@@ -128,9 +129,7 @@ def _affects_labels(assessment: dict[str, Any], affects: list[str]) -> list[str]
 def _missing(assessment: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for m in assessment.get("missing_data", []):
-        f = forms.FIELDS.get(m["field"])
-        label = f.label if f else {"extrahepatic.sites": "Extrahepatic sites",
-                                   "prior_therapies": "Prior therapies"}.get(m["field"], m["field"])
+        label = labels.field_label(m["field"])
         out.append({"field": m["field"], "label": label, "affects": _affects_labels(assessment, m["affects"])})
     # the fact that would settle the most questions first: that is what to chase before the board
     return sorted(out, key=lambda m: -len(m["affects"]))
