@@ -7,6 +7,7 @@ store verifies both chains and refuses a broken one unless told otherwise.
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ class CaseNotFound(LookupError):
 
 class VersionNotFound(LookupError):
     pass
+
+
+class StaleVersion(Exception):
+    """The case moved on since the editor read it (an If-Match that no longer holds)."""
+
+    def __init__(self, case_id: str, expected: int, latest: int):
+        self.case_id, self.expected, self.latest = case_id, expected, latest
+        super().__init__(f"case {case_id} is at version {latest}, not {expected}")
+
+
+DECISION_ACTION = "board_decision"
 
 
 @dataclass(frozen=True)
@@ -172,8 +184,13 @@ class CaseStore:
             return _written(row)
 
     def add_version(self, case_id: str, patient: dict[str, Any], assessment: dict[str, Any], *,
-                    actor: str) -> StoredVersion:
-        """Store the next version of a case; earlier versions are never touched."""
+                    actor: str, expected_latest: int | None = None) -> StoredVersion:
+        """Store the next version of a case; earlier versions are never touched.
+
+        With ``expected_latest`` (the version the editor started from, an HTTP If-Match)
+        the write happens only if that is still the latest version, checked in the same
+        statement that takes the lock, so two editors cannot overwrite each other silently:
+        the later one gets :class:`StaleVersion`."""
         kb_version, kb_sha = _kb(assessment)
         now = utcnow()
         version = chain.prepare("case_versions", dict(
@@ -185,10 +202,16 @@ class CaseStore:
             # Writing first takes the lock (row lock on PostgreSQL, the write lock on
             # SQLite) before the number is read, so concurrent writers queue up and
             # each gets the next number instead of colliding on unique(case_id, version).
-            bumped = s.execute(update(Case).where(Case.id == case_id).values(
+            where = [Case.id == case_id]
+            if expected_latest is not None:
+                where.append(Case.latest_version == expected_latest)
+            bumped = s.execute(update(Case).where(*where).values(
                 latest_version=Case.latest_version + 1, updated_at=now, patient_label=_label(patient)))
             if bumped.rowcount != 1:
-                raise CaseNotFound(case_id)
+                latest = s.scalar(select(Case.latest_version).where(Case.id == case_id))
+                if latest is None:
+                    raise CaseNotFound(case_id)
+                raise StaleVersion(case_id, expected_latest or 0, latest)
             n = s.scalar(select(Case.latest_version).where(Case.id == case_id))
             assert n is not None
             conn = s.connection()
@@ -202,6 +225,31 @@ class CaseStore:
         with self._session.begin() as s:
             chain.append(s.connection(), "audit_log", dict(at=utcnow(), actor=actor, action=action, case_id=case_id,
                                                            version=version, detail=detail))
+
+    def decide(self, case_id: str, version: int, decision: dict[str, Any], *, actor: str) -> AuditRecord:
+        """Append the board's decision on one version to the audit log (hash-chained,
+        append-only): a later decision on the same version supersedes, never erases, it.
+        The entry's detail is the decision record as canonical JSON (the one place the
+        log holds more than a note: what the board chose, why, who attended and signed)."""
+        self.version(case_id, version)  # CaseNotFound / VersionNotFound
+        detail = json.dumps(decision, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        at = utcnow()
+        with self._session.begin() as s:
+            chain.append(s.connection(), "audit_log", dict(at=at, actor=actor, action=DECISION_ACTION,
+                                                           case_id=case_id, version=version, detail=detail))
+        return AuditRecord(at=at, actor=actor, action=DECISION_ACTION, case_id=case_id, version=version,
+                           detail=detail)
+
+    def decisions(self, case_id: str) -> list[tuple[AuditRecord, dict[str, Any]]]:
+        """The board decisions recorded for a case, oldest first, with their records."""
+        out = []
+        for e in self.audit(case_id):
+            if e.action == DECISION_ACTION and e.detail:
+                try:
+                    out.append((e, json.loads(e.detail)))
+                except ValueError:  # the chain check reports tampering; a page must still open
+                    log.warning("unreadable decision record in the audit log of case %s", case_id)
+        return out
 
     # ------------------------------------------------------------------ reads
 

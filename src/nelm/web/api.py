@@ -13,10 +13,11 @@ tests/web/test_openapi_contract.py holds the two together.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -28,7 +29,9 @@ from ..evidence import TOPICS, EvidenceRecord, evidence_index
 from ..evidence_view import select
 from ..knowledge import KNOWLEDGE_DIR, load
 from ..patient import Patient
-from ..store import CaseNotFound, CaseStore, StoredVersion, VersionInfo, VersionNotFound
+from ..compare import guideline_comparison, version_diff
+from ..decision import BoardDecision, InvalidDecision, record_of, validate_decision
+from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionInfo, VersionNotFound
 from ..yamlio import read_yaml
 from .security import MAX_BODY_BYTES, actor_of
 from .service import assess_and_store, patient_from_json
@@ -115,6 +118,59 @@ class EvidenceList(BaseModel):
     records: list[EvidenceRecord]
 
 
+class Change(BaseModel):
+    label: str
+    before: str
+    after: str
+
+
+class FactChange(Change):
+    field: str = Field(description="dotted path of the patient field")
+
+
+class KeyedChange(Change):
+    id: str
+
+
+class PlanChange(BaseModel):
+    before: str
+    after: str
+    leading_before: str | None
+    leading_after: str | None
+
+
+class VersionDiff(BaseModel):
+    id: str
+    from_version: int
+    to_version: int
+    facts: list[FactChange] = Field(description="patient fields whose value changed")
+    classification: list[Change]
+    criteria: list[KeyedChange]
+    verdicts: list[KeyedChange]
+    plan: PlanChange | None = Field(description="null when the plan did not change")
+
+
+class GuidelineRow(BaseModel):
+    kind: Literal["criteria", "option", "plan"]
+    id: str
+    label: str
+    values: dict[str, str] = Field(description="guideline id -> status, verdict or leading option, in words")
+    raw: dict[str, str | None] = Field(description="guideline id -> the contract's id")
+
+
+class GuidelineComparison(BaseModel):
+    guidelines: list[str]
+    rows: list[GuidelineRow] = Field(description="only what the choice of guideline changes for this patient")
+
+
+class DecisionRecord(BaseModel):
+    id: str = Field(description="case id")
+    version: int = Field(description="the assessed version the board decided on")
+    recorded_at: dt.datetime
+    recorded_by: str
+    decision: dict[str, Any] = Field(description="the decision as recorded, with `departures` from the plan")
+
+
 # ------------------------------------------------------------------ declared responses
 # Each status the server can answer with, as the app's handlers and middleware write it.
 
@@ -171,6 +227,29 @@ VersionNumber = Annotated[int, Path(ge=1, le=inputgate.MAX_VERSION, description=
 
 
 router = APIRouter(prefix="/api/v1", responses=ALWAYS)
+
+
+GuidelineParam = Annotated[Guideline | None, Query(
+    description="the guideline profile that governs where sources disagree (default: the two reviews)")]
+IfMatch = Annotated[str | None, Header(
+    description='the ETag of the version the edit starts from (`"3"`); a stale one is refused with 412')]
+PRECONDITION: ResponseSpec = {412: {"model": Message, "description": "If-Match names a version that is no longer "
+                                                                     "the latest: reload, then edit again"}}
+ETAG = {"ETag": {"description": 'the version number as an entity tag ("3"), for If-Match', "schema": {"type": "string"}}}
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match_version(value: str | None) -> int | None:
+    """The version an If-Match names (``"3"``, ``W/"3"``); 412 for anything else but ``*``."""
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit() or len(tag) > 9:
+        raise HTTPException(412, f"If-Match must be the ETag of a version (like '\"3\"'), not {value[:40]!r}")
+    return int(tag)
 
 
 def _stored(v: StoredVersion) -> StoredAssessment:
@@ -238,17 +317,27 @@ def health(store: Store) -> Health:
 
 
 @router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT)
-def assess_once(patient: PatientBody) -> dict[str, Any]:
+def assess_once(patient: PatientBody, guideline: GuidelineParam = None) -> dict[str, Any]:
     """Assess a patient document without storing anything; returns the assessment."""
-    return assess(patient)
+    return assess(patient, guideline)
+
+
+@router.post("/assess/guidelines", response_model=GuidelineComparison, tags=["assessment"],
+             openapi_extra=PATIENT_BODY, responses=PATIENT)
+def compare_guidelines(patient: PatientBody) -> GuidelineComparison:
+    """Assess the patient under every guideline profile and list what the choice changes."""
+    return GuidelineComparison(**guideline_comparison({g: assess(patient, g) for g in GUIDELINES}))
 
 
 @router.post("/assessments", status_code=201, response_model=StoredAssessment, tags=["cases"],
-             openapi_extra=PATIENT_BODY, responses=PATIENT | {201: {"headers": LOCATION}})
-def create_assessment(patient: PatientBody, store: Store, actor: Actor, response: Response) -> StoredAssessment:
-    """Validate, assess and store a new case (version 1)."""
-    v = assess_and_store(store, patient, actor=actor)
+             openapi_extra=PATIENT_BODY, responses=PATIENT | {201: {"headers": LOCATION | ETAG}})
+def create_assessment(patient: PatientBody, store: Store, actor: Actor, response: Response,
+                      guideline: GuidelineParam = None) -> StoredAssessment:
+    """Validate, assess and store a new case (version 1). A document holding none of the
+    facts an assessment starts from is refused (422), so an empty form is never a case."""
+    v = assess_and_store(store, patient, actor=actor, guideline=guideline)
     response.headers["Location"] = f"/api/v1/assessments/{v.case_id}"
+    response.headers["ETag"] = _etag(v.version)
     return _stored(v)
 
 
@@ -274,8 +363,9 @@ def list_assessments(store: Store,
                     page_size=found.page_size)
 
 
-@router.get("/assessments/{case_id}", response_model=CaseWithVersions, tags=["cases"], responses=NOT_FOUND | INVALID)
-def get_assessment(case_id: CaseId, store: Store, actor: Actor) -> CaseWithVersions:
+@router.get("/assessments/{case_id}", response_model=CaseWithVersions, tags=["cases"],
+            responses=NOT_FOUND | INVALID | {200: {"headers": ETAG}})
+def get_assessment(case_id: CaseId, store: Store, actor: Actor, response: Response) -> CaseWithVersions:
     """The latest version of a case, and the list of all its versions."""
     _check_case_id(case_id)
     try:
@@ -284,7 +374,71 @@ def get_assessment(case_id: CaseId, store: Store, actor: Actor) -> CaseWithVersi
     except (CaseNotFound, VersionNotFound):
         raise _case_not_found(case_id) from None
     store.record("view", actor=actor, case_id=case_id, version=latest.version, detail="api")
+    response.headers["ETag"] = _etag(latest.version)
     return CaseWithVersions(**_stored(latest).model_dump(), versions=[_summary(i) for i in versions])
+
+
+@router.get("/assessments/{case_id}/versions", response_model=list[VersionSummary], tags=["cases"],
+            responses=NOT_FOUND | INVALID)
+def list_versions(case_id: CaseId, store: Store) -> list[VersionSummary]:
+    """Every version of a case, oldest first (each kept as it was assessed)."""
+    _check_case_id(case_id)
+    try:
+        return [_summary(i) for i in store.versions(case_id)]
+    except CaseNotFound:
+        raise _case_not_found(case_id) from None
+
+
+@router.get("/assessments/{case_id}/diff", response_model=VersionDiff, tags=["cases"], responses=NOT_FOUND | INVALID)
+def diff_versions(case_id: CaseId, store: Store, actor: Actor,
+                  from_: Annotated[int, Query(alias="from", ge=1, le=inputgate.MAX_VERSION,
+                                              description="the earlier version"), AsDigits],
+                  to: Annotated[int, Query(ge=1, le=inputgate.MAX_VERSION, description="the later version"), AsDigits],
+                  ) -> VersionDiff:
+    """What changed between two versions: facts, classification, criteria, verdicts and plan."""
+    _check_case_id(case_id)
+    try:
+        a, b = store.version(case_id, from_), store.version(case_id, to)
+    except CaseNotFound:
+        raise _case_not_found(case_id) from None
+    except VersionNotFound:
+        raise HTTPException(404, f"case {case_id!r} has no version {from_} or {to}") from None
+    store.record("view", actor=actor, case_id=case_id, version=to, detail=f"diff from version {from_}")
+    return VersionDiff(id=case_id, from_version=from_, to_version=to,
+                       **version_diff((a.patient, a.assessment), (b.patient, b.assessment)))
+
+
+@router.post("/assessments/{case_id}/versions/{n}/decisions", status_code=201, response_model=DecisionRecord,
+             tags=["cases"], responses=NOT_FOUND | {422: {"model": Problems, "description": (
+                 "invalid decision: each problem names its field; a decision that departs from the plan or "
+                 "chooses an option judged not recommended, contraindicated or undetermined needs deviation_reason")}})
+def record_decision(case_id: CaseId, n: VersionNumber, body: BoardDecision, store: Store, actor: Actor) -> DecisionRecord:
+    """Record the tumour board's decision on one version (append-only, in the audit log)."""
+    _check_case_id(case_id)
+    try:
+        v = store.version(case_id, n)
+        decision, gone = validate_decision(body.model_dump(mode="json"), v.assessment)
+        e = store.decide(case_id, n, record_of(decision, gone), actor=actor)
+    except CaseNotFound:
+        raise _case_not_found(case_id) from None
+    except VersionNotFound:
+        raise HTTPException(404, f"case {case_id!r} has no version {n}") from None
+    except InvalidDecision as exc:
+        raise HTTPException(422, [{"field": f, "message": m} for f, m in exc.problems]) from None
+    return DecisionRecord(id=case_id, version=n, recorded_at=e.at, recorded_by=e.actor, decision=json.loads(e.detail or "{}"))
+
+
+@router.get("/assessments/{case_id}/decisions", response_model=list[DecisionRecord], tags=["cases"],
+            responses=NOT_FOUND | INVALID)
+def list_decisions(case_id: CaseId, store: Store) -> list[DecisionRecord]:
+    """The board decisions recorded for a case, oldest first (a later one on a version supersedes it)."""
+    _check_case_id(case_id)
+    try:
+        store.versions(case_id)
+    except CaseNotFound:
+        raise _case_not_found(case_id) from None
+    return [DecisionRecord(id=case_id, version=e.version or 0, recorded_at=e.at, recorded_by=e.actor, decision=d)
+            for e, d in store.decisions(case_id)]
 
 
 @router.get("/assessments/{case_id}/versions/{n}", response_model=StoredAssessment, tags=["cases"],
@@ -303,14 +457,25 @@ def get_version(case_id: CaseId, n: VersionNumber, store: Store, actor: Actor) -
 
 
 @router.put("/assessments/{case_id}", response_model=StoredAssessment, tags=["cases"],
-            openapi_extra=PATIENT_BODY, responses=PATIENT | NOT_FOUND)
-def update_assessment(case_id: CaseId, patient: PatientBody, store: Store, actor: Actor) -> StoredAssessment:
-    """Assess the document again and store it as the case's next version (the old stays)."""
+            openapi_extra=PATIENT_BODY, responses=PATIENT | NOT_FOUND | PRECONDITION | {200: {"headers": ETAG}})
+def update_assessment(case_id: CaseId, patient: PatientBody, store: Store, actor: Actor, response: Response,
+                      guideline: GuidelineParam = None, if_match: IfMatch = None) -> StoredAssessment:
+    """Assess the document again and store it as the case's next version (the old stays).
+
+    Send `If-Match` with the ETag you read (GET returns it): if someone saved a newer
+    version meanwhile, the answer is 412 and nothing is stored."""
     _check_case_id(case_id)
+    expected = _if_match_version(if_match)
     try:
-        return _stored(assess_and_store(store, patient, actor=actor, case_id=case_id))
+        v = assess_and_store(store, patient, actor=actor, case_id=case_id, guideline=guideline,
+                             expected_latest=expected)
     except CaseNotFound:
         raise _case_not_found(case_id) from None
+    except StaleVersion as exc:
+        raise HTTPException(412, f"the case is at version {exc.latest}; your edit started from version "
+                                 f"{exc.expected}. Reload it and apply your changes again.") from None
+    response.headers["ETag"] = _etag(v.version)
+    return _stored(v)
 
 
 @router.get("/evidence", response_model=EvidenceList, tags=["evidence"], responses=INVALID)

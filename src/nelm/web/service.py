@@ -47,8 +47,38 @@ def document(patient: Patient) -> dict[str, Any]:
     return patient.model_dump(mode="json", exclude_unset=True)
 
 
-def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id: str | None = None) -> StoredVersion:
-    result = assess(patient)
+# the facts that make a case worth storing: without any of them an assessment says nothing
+DEFINING = ("primary.site", "pathology.differentiation", "pathology.ki67_percent", "pathology.mitoses_per_10hpf",
+            "pathology.reported_grade", "liver.burden_percent", "liver.lesion_count", "liver.pattern",
+            "liver.resectable", "extrahepatic.present", "course.status", "functional_syndrome")
+
+
+def _facts_given(doc: dict[str, Any]) -> list[str]:
+    out = []
+    for path in DEFINING:
+        node: Any = doc
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            out.append(path)
+    return out
+
+
+def refuse_empty(patient: Patient) -> None:
+    """A case is stored only with at least one defining fact: an empty form saved by
+    mistake would otherwise become an 'Unlabelled case' whose every verdict is open."""
+    if not _facts_given(document(patient)):
+        from .. import labels
+
+        names = ", ".join(labels.field_label(p) for p in DEFINING[:8])
+        raise InvalidPatient([("", f"the case holds none of the facts an assessment starts from; enter at least "
+                                   f"one of: {names}, ...")])
+
+
+def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id: str | None = None,
+                     guideline: str | None = None, expected_latest: int | None = None) -> StoredVersion:
+    refuse_empty(patient)
+    result = assess(patient, guideline)
     if case_id is None:
         return store.create(document(patient), result, actor=actor)
-    return store.add_version(case_id, document(patient), result, actor=actor)
+    return store.add_version(case_id, document(patient), result, actor=actor, expected_latest=expected_latest)
