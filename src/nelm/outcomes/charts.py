@@ -72,6 +72,12 @@ def median_text(arm: dict[str, Any]) -> str:
     return "median not reported"
 
 
+def single_median(arm: dict[str, Any]) -> bool:
+    """True when the curve rests on one reported median alone (its shape is assumed)."""
+    reported = arm.get("reported") or []
+    return len(reported) == 1 and reported[0].get("kind") == "median"
+
+
 def _draw(arms: list[dict[str, Any]], *, width: float, height: float) -> Figure:
     first = arms[0]
     fig = Figure(figsize=(width, height))
@@ -108,6 +114,8 @@ def _draw(arms: list[dict[str, Any]], *, width: float, height: float) -> Figure:
         ax.plot(rx, ry, linestyle="none", marker=marker, markersize=6.5, markeredgewidth=1.3,
                 markeredgecolor=colour, markerfacecolor=colour if filled else "white", zorder=4)
         label = f"{arm.get('label') or arm['arm']} ({median_text(arm)})"
+        if single_median(arm):
+            label += " — from a single median"
         handles.append(Line2D([], [], color=colour, linestyle=ls, linewidth=1.8, marker=marker, markersize=6,
                               markeredgecolor=colour, markerfacecolor=colour if filled else "white",
                               label=label))
@@ -127,6 +135,11 @@ def _draw(arms: list[dict[str, Any]], *, width: float, height: float) -> Figure:
     if hr:
         ax.text(0.99, 0.98, hr, transform=ax.transAxes, ha="right", va="top", fontsize=8,
                 bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#999999", "linewidth": 0.6})
+    if any(single_median(a) for a in arms):
+        # said inside the chart, so a copied picture cannot lose it
+        ax.text(0.99, 0.62, "Drawn from a single reported median:\nonly that point is published,\nthe curve's shape is assumed",
+                transform=ax.transAxes, ha="right", va="top", fontsize=7.5, color="#7a4a00",
+                bbox={"boxstyle": "round,pad=0.3", "facecolor": "#fff8e6", "edgecolor": "#c99a00", "linewidth": 0.6})
     ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=True, framealpha=0.92,
               edgecolor="#bbbbbb", handlelength=3.2)
     fig.text(0.1 / width, 0.08 / height, foot, ha="left", va="bottom", fontsize=7.2, style="italic", color="#333333")

@@ -6,6 +6,7 @@ that :class:`~nelm.patient.InvalidPatient` reports).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,17 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
-from .. import __version__, inputgate
+from .. import __version__, inputgate, labels
 from ..engine import DISCLAIMER
 from ..evidence import TOPICS, evidence_index
 from ..evidence_view import SORTS, key_result, select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
-from .. import labels
 from ..summary import patient_sections, plan_view
 from ..knowledge.ruleset import MODALITY_LABELS
-from ..store import CaseNotFound, CaseStore, StoredVersion, VersionNotFound
+from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
 from . import forms
 from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
@@ -135,20 +136,123 @@ def _missing(assessment: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: -len(m["affects"]))
 
 
-def _assessment_page(request: Request, v: StoredVersion) -> HTMLResponse:
+def _class_line(c: dict[str, Any]) -> str:
+    """The classification in one line, as a board says it ("NET G2 · Frilling type II · ...")."""
+    grade = " ".join(x for x in (c.get("category"), c.get("who_grade")) if x) or "grade unknown"
+    parts = [grade,
+             f"Frilling type {c['frilling_type']}" if c.get("frilling_type") else "Frilling type unknown",
+             "hepatic burden " + (labels.classification_value("burden_band", c["burden_band"])
+                                  if c.get("burden_band") else "unknown")]
+    if c.get("grade_basis"):
+        parts.append("grade from " + labels.classification_value("grade_basis", c["grade_basis"]))
+    return " · ".join(parts)
+
+
+def _class_rows(c: dict[str, Any]) -> list[dict[str, str]]:
+    keys = ("category", "who_grade", "ki67_grade", "mitotic_grade", "grade_basis", "frilling_type", "burden_band",
+            "who2000_behaviour")
+    return [{"label": labels.classification_label(k), "value": labels.classification_value(k, c.get(k))}
+            for k in keys if k in c or k in ("category", "who_grade")]
+
+
+def _obtain(assessment: dict[str, Any]) -> list[str]:
+    """One short list of the work-up that would complete the assessment (no repeats)."""
+    out: list[str] = []
+    for m in sorted(assessment.get("missing_data", []), key=lambda m: -len(m.get("affects", []))):
+        what = m.get("obtain") or labels.field_label(m["field"])
+        if what not in out:
+            out.append(what)
+    return out
+
+
+def _decision_views(store: CaseStore, case_id: str) -> list[dict[str, Any]]:
+    from ..knowledge.ruleset import OPTION_LABELS
+
+    return [d | {"version": e.version, "recorded_at": e.at, "recorded_by": e.actor,
+                 "chosen_labels": [OPTION_LABELS.get(o, o) for o in d.get("chosen", [])]}
+            for e, d in store.decisions(case_id)]
+
+
+def _svg_img(svg: bytes, alt: str) -> Markup:
+    """An SVG chart as an image (data: URI): the page's Content-Security-Policy forbids inline
+    styles, which matplotlib's SVG uses; an image renders them in its own document."""
+    data = base64.b64encode(svg).decode("ascii")
+    return Markup('<img class="chart-img" alt="{}" src="data:image/svg+xml;base64,{}">').format(alt, Markup(data))
+
+
+def _chart_blocks(assessment: dict[str, Any], limit: int = 4) -> list[dict[str, Any]]:
+    """Inline SVG charts of the planned options' outcomes, one cohort per option, side by side."""
+    from ..outcomes import charts  # matplotlib: only when a page shows charts
+
+    options = {o["id"]: o for o in assessment.get("options", [])}
+    planned = [oid for st in (assessment.get("plan") or {}).get("steps", []) for oid in st.get("options", [])]
+    blocks = []
+    for oid in dict.fromkeys(planned):
+        o = options.get(oid)
+        groups = charts.group_by_cohort(o.get("outcomes", [])) if o else []
+        if not groups or not groups[0][0].get("curve"):
+            continue
+        arms = groups[0]
+        first = arms[0]
+        blocks.append({"option": o, "title": first.get("title") or first["cohort"], "endpoint": first["endpoint"],
+                       "source": first["source"], "source_label": first.get("source_label") or first["source"],
+                       "match_reason": first.get("match_reason"),
+                       "single_median": any(charts.single_median(a) for a in arms),
+                       "arms": [{"label": a.get("label") or a["arm"], "median": charts.median_text(a)} for a in arms],
+                       "image": _svg_img(charts.render(arms, "svg"), f"{first.get('title') or first['cohort']}: "
+                                         f"reconstructed {first['endpoint']} curves")})
+        if len(blocks) == limit:
+            break
+    return blocks
+
+
+def _chart_caption() -> str:
+    from ..outcomes.charts import CAPTION
+
+    return CAPTION
+
+
+def _assessment_page(request: Request, v: StoredVersion, guideline: str | None = None, *,
+                     decision_form: dict[str, Any] | None = None, decision_errors: list[Any] | None = None,
+                     status_code: int = 200) -> HTMLResponse:
+    from ..assessment import assess
+    from ..compare import guideline_comparison
+    from ..knowledge.ruleset import OPTION_LABELS
+
     store = _store(request)
     versions = store.versions(v.case_id)
     store.record("view", actor=actor_of(request), case_id=v.case_id, version=v.version, detail="page")
-    a = v.assessment
     kb = load()
+    stored_guideline = (v.assessment.get("knowledge_base") or {}).get("guideline") or kb.guideline
+    profiles = kb.manifest.guidelines
+    guideline = guideline if guideline in profiles else stored_guideline
+    patient = validate_patient(v.patient)
+    # every profile's assessment: the comparison table, and the view under another source
+    under = {g: (v.assessment if g == stored_guideline else assess(patient, g)) for g in profiles}
+    a = under[guideline]
+    plan = plan_view(a)
+    decisions = _decision_views(store, v.case_id)
+    today = dt.date.today().isoformat()
     return render(request, "assessment.html", {
         "v": v, "a": a, "versions": versions, "latest": versions[-1].version,
-        "option_groups": _option_groups(a), "missing": _missing(a),
+        "option_groups": _option_groups(a), "missing": _missing(a), "obtain": _obtain(a),
         "known_sources": set(evidence_index()),
         "kb_changed": v.kb_sha256 != kb.sha256,
         "patient_sections": patient_sections(v.patient),
-        "plan": plan_view(a),
-    })
+        "plan": plan, "draft": (a.get("plan") or {}).get("status") == "undetermined",
+        "class_line": _class_line(a.get("classification", {})), "class_rows": _class_rows(a.get("classification", {})),
+        "guideline": guideline, "stored_guideline": stored_guideline, "viewing_other": guideline != stored_guideline,
+        "guidelines": [(g, p.label) for g, p in profiles.items()],
+        "guideline_label": f"{guideline} — {profiles[guideline].label}" if guideline in profiles else guideline,
+        "comparison": guideline_comparison(under),
+        "chart_blocks": _chart_blocks(a), "caption": _chart_caption(),
+        "decisions": decisions, "current_decision": next((d for d in reversed(decisions) if d["version"] == v.version), None),
+        "option_choices": [(o, OPTION_LABELS.get(o, o)) for o in kb.option_ids],
+        "short_labels": OPTION_LABELS,
+        "decision_form": decision_form or {"chosen": [], "rationale": "", "deviation_reason": "", "attendees": "",
+                                           "decided_on": today, "signed_by": ""},
+        "decision_errors": decision_errors or [],
+    }, status_code=status_code)
 
 
 # ------------------------------------------------------------------ routes: cases
@@ -222,13 +326,56 @@ def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: str) -> HTMLResponse:
-    return _assessment_page(request, _load_version(request, case_id, None))
+def case_page(request: Request, case_id: str, guideline: str = "") -> HTMLResponse:
+    return _assessment_page(request, _load_version(request, case_id, None), guideline or None)
 
 
 @router.get("/cases/{case_id}/versions/{n}")
-def version_page(request: Request, case_id: str, n: str) -> HTMLResponse:
-    return _assessment_page(request, _load_version(request, case_id, _version_number(n)))
+def version_page(request: Request, case_id: str, n: str, guideline: str = "") -> HTMLResponse:
+    return _assessment_page(request, _load_version(request, case_id, _version_number(n)), guideline or None)
+
+
+@router.get("/cases/{case_id}/diff")
+def diff_page(request: Request, case_id: str, **_: Any) -> HTMLResponse:
+    from ..compare import version_diff
+
+    q = request.query_params
+    a = inputgate.whole_number(q.get("from", ""), inputgate.MAX_VERSION)
+    b = inputgate.whole_number(q.get("to", ""), inputgate.MAX_VERSION)
+    if a is None or b is None:
+        raise HTTPException(422, "Choose two versions to compare (from=… and to=…, whole numbers).")
+    va, vb = _load_version(request, case_id, a), _load_version(request, case_id, b)
+    _store(request).record("view", actor=actor_of(request), case_id=case_id, version=b, detail=f"diff from version {a}")
+    return render(request, "diff.html", {"case_id": va.case_id, "a": a, "b": b,
+                                         "d": version_diff((va.patient, va.assessment), (vb.patient, vb.assessment))})
+
+
+@router.post("/cases/{case_id}/versions/{n}/decision")
+async def record_decision(request: Request, case_id: str, n: str) -> Response:
+    from ..decision import InvalidDecision, record_of, validate_decision
+
+    form = await request.form()
+    _require_csrf(request, form)
+    v = await run_in_threadpool(_load_version, request, case_id, _version_number(n))
+    text = lambda k: str(form.get(k) or "").strip()  # noqa: E731
+    data = {"chosen": [c for c in form.getlist("chosen") if isinstance(c, str) and c],
+            "rationale": text("rationale"), "deviation_reason": text("deviation_reason") or None,
+            "attendees": [line.strip() for line in text("attendees").splitlines() if line.strip()],
+            "decided_on": text("decided_on"), "signed_by": text("signed_by")}
+    try:
+        decision, gone = validate_decision(data, v.assessment)
+    except InvalidDecision as exc:
+        shown = data | {"attendees": text("attendees"), "deviation_reason": text("deviation_reason")}
+        problems = [(f, f"{_DECISION_FIELDS.get(f.split('.')[0], f)}: {m}") for f, m in exc.problems]
+        return await run_in_threadpool(lambda: _assessment_page(request, v, decision_form=shown,
+                                                                decision_errors=problems, status_code=422))
+    await run_in_threadpool(lambda: _store(request).decide(v.case_id, v.version, record_of(decision, gone),
+                                                           actor=actor_of(request)))
+    return RedirectResponse(f"/cases/{v.case_id}/versions/{v.version}#decision", status_code=303)
+
+
+_DECISION_FIELDS = {"chosen": "Chosen treatments", "rationale": "Rationale", "deviation_reason": "Reason for departing",
+                    "attendees": "Attendees", "decided_on": "Date of the board", "signed_by": "Signed by"}
 
 
 @router.get("/cases/{case_id}/edit")
