@@ -31,7 +31,7 @@ example: $(STAMP)
 	$(BIN)/nelm assess examples/solitary_resectable.json
 
 run: example
-	$(BIN)/nelm serve
+	$(BIN)/nelm serve --examples examples
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q

@@ -152,6 +152,9 @@ def serve(
              "--host and the address they connect to; requests naming any other host get 400"),
     secure_cookies: bool = typer.Option(False, "--secure-cookies", envvar="NELM_SECURE_COOKIES",
                                         help="mark cookies Secure even over plain HTTP (behind an HTTPS proxy)"),
+    examples: Optional[Path] = typer.Option(None, "--examples", metavar="DIR",
+                                            help="load the patient documents of DIR into the case store when it "
+                                                 "holds no case yet (a first run then shows them)"),
 ) -> None:
     """Start the tumour-board web application and REST API."""
     import os
@@ -171,7 +174,8 @@ def serve(
     # create_app reads both settings from the environment (serve.run passes on only database and token)
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
     os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else ""
-    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain)
+    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain,
+        examples=str(examples) if examples else None)
 
 
 audit_app = typer.Typer(no_args_is_help=True,
@@ -217,8 +221,10 @@ def report(
     file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
     out: Path = typer.Option(..., "--out", "-o", help="report path ending in .html or .pdf"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    full: bool = typer.Option(False, "--full", help="the whole report (criteria, every reason, the evidence table) "
+                                                    "instead of the two-page board summary"),
 ) -> None:
-    """Write the printable tumour-board report (HTML or PDF)."""
+    """Write the printable tumour-board report: a two-page board summary (PDF or HTML), or with --full the whole report."""
     from .assessment import assess as run
     from .report import build_html, build_pdf
 
@@ -232,9 +238,9 @@ def report(
         _refuse(str(file), exc)
     result = run(patient, _guideline_or_exit(guideline))
     if out.suffix.lower() == ".pdf":
-        out.write_bytes(build_pdf(patient, result))
+        out.write_bytes(build_pdf(patient, result, full=full))
     else:
-        out.write_text(build_html(patient, result), encoding="utf-8")
+        out.write_text(build_html(patient, result, full=full), encoding="utf-8")
     print(f"report written to {out}")
 
 

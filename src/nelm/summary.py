@@ -150,3 +150,38 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
     return {"status": plan["status"], "pathway": plan.get("pathway_label"), "steps": steps,
             "leading": OPTION_LABELS.get(lead, lead) if lead else None,
             "assumptions": assumption_lines(plan), "missing": plan.get("missing_labels", [])}
+
+
+# ---------------------------------------------------------------------------- one-liners
+
+def class_line(c: dict[str, Any]) -> str:
+    """The classification in one line, as a board says it ("NET G2 · Frilling type II · ...")."""
+    grade = " ".join(x for x in (c.get("category"), c.get("who_grade")) if x) or "grade unknown"
+    parts = [grade,
+             f"Frilling type {c['frilling_type']}" if c.get("frilling_type") else "Frilling type unknown",
+             "hepatic burden " + (labels.classification_value("burden_band", c["burden_band"])
+                                  if c.get("burden_band") else "unknown")]
+    if c.get("grade_basis"):
+        parts.append("grade from " + labels.classification_value("grade_basis", c["grade_basis"]))
+    return " · ".join(parts)
+
+
+FACTS_LINE = ("age_years", "ecog", "primary.site", "pathology.ki67_percent", "liver.lesion_count",
+              "liver.largest_lesion_cm", "liver.burden_percent", "extrahepatic.present", "functional_syndrome",
+              "course.status")
+
+
+def facts_line(patient: Any) -> str:
+    """The key facts in one line (the summary page's header; the full list is in the report)."""
+    data = as_dict(patient)
+    return " · ".join(f"{labels.field_label(f)} {with_unit(f, value_label(f, _get(data, f)))}" for f in FACTS_LINE)
+
+
+def obtain_list(assessment: dict[str, Any]) -> list[str]:
+    """One short list of the work-up that would complete the assessment (most decisive first, no repeats)."""
+    out: list[str] = []
+    for m in sorted(assessment.get("missing_data", []), key=lambda m: -len(m.get("affects", []))):
+        what = m.get("obtain") or labels.field_label(m["field"])
+        if what not in out:
+            out.append(what)
+    return out

@@ -165,16 +165,64 @@ def _context(patient: Any, assessment: dict[str, Any], fmt: str) -> dict[str, An
     }
 
 
-def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = "svg") -> str:
-    """The report as one self-contained HTML page (inline CSS, inline SVG charts)."""
+def _key_charts(assessment: dict[str, Any], fmt: str, limit: int = 2) -> list[dict[str, Any]]:
+    """The first cohort of the plan's first options, for the summary's second page."""
+    options = {o["id"]: o for o in assessment.get("options", [])}
+    planned = [oid for st in (assessment.get("plan") or {}).get("steps", []) for oid in st.get("options", [])]
+    if not planned:
+        planned = [o["id"] for o in assessment.get("options", []) if o.get("verdict") in CHART_VERDICTS]
+    blocks = []
+    for oid in dict.fromkeys(planned):
+        o = options.get(oid)
+        groups = charts.group_by_cohort(o.get("outcomes", [])) if o else []
+        if groups and groups[0][0].get("curve"):
+            block = _chart_block(groups[0], o, o.get("risk_factors", []), fmt)
+            block["single_median"] = any(charts.single_median(a) for a in groups[0])
+            blocks.append(block)
+        if len(blocks) == limit:
+            break
+    return blocks
+
+
+def _summary_context(patient: Any, assessment: dict[str, Any], fmt: str,
+                     decision: dict[str, Any] | None) -> dict[str, Any]:
+    from ..knowledge.ruleset import OPTION_LABELS
+    from ..summary import class_line, facts_line, obtain_list
+
+    kb = assessment.get("knowledge_base", {})
+    if decision is not None:
+        decision = decision | {"chosen_labels": [OPTION_LABELS.get(o, o) for o in decision.get("chosen", [])]}
+    return {
+        "a": assessment, "patient_id": assessment.get("patient_id") or as_dict(patient).get("id"),
+        "plan": plan_view(assessment), "class_line": class_line(assessment.get("classification", {})),
+        "facts_line": facts_line(patient), "obtain": obtain_list(assessment),
+        "criteria": assessment.get("criteria", {}), "modalities": _modalities(assessment.get("options", [])),
+        "key_charts": _key_charts(assessment, fmt), "caption": charts.CAPTION, "decision": decision,
+        "kb": kb, "assessed_on": assessment.get("assessed_on") or date.today().isoformat(),
+        "printed_on": date.today().isoformat(), "nelm_version": assessment.get("nelm_version"),
+        "disclaimer": assessment.get("disclaimer", ""),
+        "css": Markup((HERE / "report.css").read_text(encoding="utf-8")),
+    }
+
+
+def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = "svg", full: bool = True,
+               decision: dict[str, Any] | None = None) -> str:
+    """The report as one self-contained HTML page (inline CSS, inline SVG charts): the full
+    report by default, or with ``full=False`` the two-page board summary."""
     if chart_format not in ("svg", "png"):
         raise ValueError("chart_format must be 'svg' or 'png'")
-    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format))
+    if not full:
+        return _env().get_template("summary.html").render(**_summary_context(patient, assessment, chart_format,
+                                                                              decision))
+    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format) |
+                                                     {"decision": decision})
 
 
-def build_pdf(patient: Any, assessment: dict[str, Any]) -> bytes:
-    """The same report as PDF (WeasyPrint; charts embedded as PNG)."""
+def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
+              decision: dict[str, Any] | None = None) -> bytes:
+    """The report as PDF (WeasyPrint; charts embedded as PNG): the two-page board summary,
+    or with ``full=True`` the whole report (criteria, every reason, the evidence table)."""
     from weasyprint import HTML
 
-    html = build_html(patient, assessment, chart_format="png")
+    html = build_html(patient, assessment, chart_format="png", full=full, decision=decision)
     return HTML(string=html, base_url=str(HERE)).write_pdf()

@@ -15,6 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__
 from ..engine import DISCLAIMER
@@ -72,6 +73,7 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
     app.include_router(pages.router)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     app.add_exception_handler(InvalidPatient, _invalid_patient)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -116,13 +118,15 @@ async def _http_error(request: Request, exc: Exception) -> Any:
 # ------------------------------------------------------------------ OpenAPI
 
 def _docs() -> HTMLResponse:
-    """Swagger UI, which loads its scripts from a CDN: without internet access the viewer
-    stays empty, so the page itself says where the machine-readable reference is."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="nelm API").body.decode()
+    """Swagger UI served from this machine (the swagger-ui-bundle package's assets under
+    /docs-assets), so the interactive reference works without internet access."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="nelm API",
+                               swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs-assets/swagger-ui.css",
+                               swagger_favicon_url="/docs-assets/favicon-32x32.png").body.decode()
     note = ('<div style="font-family:sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem">'
             '<p>nelm REST API, version 1, under <code>/api/v1</code>. The OpenAPI document is at '
-            '<a href="/openapi.json">/openapi.json</a>; the interactive viewer below loads Swagger UI from '
-            'the internet and stays empty without a connection.</p></div>')
+            '<a href="/openapi.json">/openapi.json</a>.</p></div>')
     footer = f'<footer style="font-family:sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem"><em>{escape(DISCLAIMER)}</em></footer>'
     page = page.replace("<body>", "<body>" + note, 1).replace("</body>", footer + "</body>", 1)
     return HTMLResponse(page)

@@ -24,7 +24,7 @@ from ..evidence import TOPICS, evidence_index
 from ..evidence_view import SORTS, key_result, select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
-from ..summary import patient_sections, plan_view
+from ..summary import class_line, obtain_list, patient_sections, plan_view
 from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
@@ -136,33 +136,11 @@ def _missing(assessment: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: -len(m["affects"]))
 
 
-def _class_line(c: dict[str, Any]) -> str:
-    """The classification in one line, as a board says it ("NET G2 · Frilling type II · ...")."""
-    grade = " ".join(x for x in (c.get("category"), c.get("who_grade")) if x) or "grade unknown"
-    parts = [grade,
-             f"Frilling type {c['frilling_type']}" if c.get("frilling_type") else "Frilling type unknown",
-             "hepatic burden " + (labels.classification_value("burden_band", c["burden_band"])
-                                  if c.get("burden_band") else "unknown")]
-    if c.get("grade_basis"):
-        parts.append("grade from " + labels.classification_value("grade_basis", c["grade_basis"]))
-    return " · ".join(parts)
-
-
 def _class_rows(c: dict[str, Any]) -> list[dict[str, str]]:
     keys = ("category", "who_grade", "ki67_grade", "mitotic_grade", "grade_basis", "frilling_type", "burden_band",
             "who2000_behaviour")
     return [{"label": labels.classification_label(k), "value": labels.classification_value(k, c.get(k))}
             for k in keys if k in c or k in ("category", "who_grade")]
-
-
-def _obtain(assessment: dict[str, Any]) -> list[str]:
-    """One short list of the work-up that would complete the assessment (no repeats)."""
-    out: list[str] = []
-    for m in sorted(assessment.get("missing_data", []), key=lambda m: -len(m.get("affects", []))):
-        what = m.get("obtain") or labels.field_label(m["field"])
-        if what not in out:
-            out.append(what)
-    return out
 
 
 def _decision_views(store: CaseStore, case_id: str) -> list[dict[str, Any]]:
@@ -235,12 +213,12 @@ def _assessment_page(request: Request, v: StoredVersion, guideline: str | None =
     today = dt.date.today().isoformat()
     return render(request, "assessment.html", {
         "v": v, "a": a, "versions": versions, "latest": versions[-1].version,
-        "option_groups": _option_groups(a), "missing": _missing(a), "obtain": _obtain(a),
+        "option_groups": _option_groups(a), "missing": _missing(a), "obtain": obtain_list(a),
         "known_sources": set(evidence_index()),
         "kb_changed": v.kb_sha256 != kb.sha256,
         "patient_sections": patient_sections(v.patient),
         "plan": plan, "draft": (a.get("plan") or {}).get("status") == "undetermined",
-        "class_line": _class_line(a.get("classification", {})), "class_rows": _class_rows(a.get("classification", {})),
+        "class_line": class_line(a.get("classification", {})), "class_rows": _class_rows(a.get("classification", {})),
         "guideline": guideline, "stored_guideline": stored_guideline, "viewing_other": guideline != stored_guideline,
         "guidelines": [(g, p.label) for g, p in profiles.items()],
         "guideline_label": f"{guideline} — {profiles[guideline].label}" if guideline in profiles else guideline,
@@ -392,7 +370,8 @@ async def update_case(request: Request, case_id: str) -> Response:
 
 
 @router.get("/cases/{case_id}/versions/{n}/report.{fmt}")
-async def report(request: Request, case_id: str, n: str, fmt: str) -> Response:
+async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "") -> Response:
+    """The two-page board summary (with the decision recorded on this version), or ?full=1 the whole report."""
     if fmt not in ("html", "pdf"):
         raise HTTPException(404, "Reports come as .html or .pdf.")
     version = _version_number(n)
@@ -400,16 +379,20 @@ async def report(request: Request, case_id: str, n: str, fmt: str) -> Response:
     from ..report import build_html, build_pdf  # another module's work; imported late on purpose
 
     patient = validate_patient(v.patient)
+    whole = full.lower() in ("1", "true", "yes")
+    decided = [d for e, d in _store(request).decisions(v.case_id) if e.version == v.version]
+    decision = decided[-1] if decided else None
     try:
         if fmt == "pdf":
-            body: bytes | str = await run_in_threadpool(build_pdf, patient, v.assessment)
+            body: bytes | str = await run_in_threadpool(lambda: build_pdf(patient, v.assessment, full=whole,
+                                                                          decision=decision))
         else:
-            body = await run_in_threadpool(build_html, patient, v.assessment)
+            body = await run_in_threadpool(lambda: build_html(patient, v.assessment, full=whole, decision=decision))
     except NotImplementedError:
         raise HTTPException(501, "The printable report is not available in this version of nelm yet.") from None
     await run_in_threadpool(_store(request).record, "export", actor=actor_of(request), case_id=case_id,
                             version=version, detail=f"report.{fmt}")
-    name = f"nelm-case-{case_id[:8]}-v{version}.{fmt}"
+    name = f"nelm-case-{case_id[:8]}-v{version}{'-full' if whole else ''}.{fmt}"
     if fmt == "pdf":
         return Response(body, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

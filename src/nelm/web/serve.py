@@ -72,7 +72,7 @@ class _Server(uvicorn.Server):
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
-        allow_broken_chain: bool = False) -> None:
+        allow_broken_chain: bool = False, examples: str | None = None) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(host, token)
     database = database or os.environ.get(DATABASE_ENV) or default_database_url()
@@ -86,6 +86,16 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
         refuse(f"refusing to start on the case store {display_url(database)}: {exc}", BROKEN_CHAIN_EXIT)
     except Exception as exc:  # noqa: BLE001 - e.g. database unreachable: say so, no traceback
         refuse(f"cannot open the case store {display_url(database)}: {type(exc).__name__}: {exc}")
+    if examples:
+        from ..patient import InvalidPatient
+        from .service import seed_examples
+
+        try:
+            n = seed_examples(app.state.store, examples)
+        except (OSError, InvalidPatient) as exc:
+            refuse(f"cannot load the example cases from {examples}: {exc}")
+        if n:
+            print(f"nelm: loaded {n} example cases into the empty case store", file=sys.stderr, flush=True)
     report = getattr(getattr(app.state, "store", None), "chain_report", None)
     for brk in report.breaks if report is not None else ():
         print(f"nelm: WARNING: serving although the case store's hash chain is broken: {brk.describe()}",

@@ -82,3 +82,19 @@ def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id:
     if case_id is None:
         return store.create(document(patient), result, actor=actor)
     return store.add_version(case_id, document(patient), result, actor=actor, expected_latest=expected_latest)
+
+
+def seed_examples(store: CaseStore, directory: Any) -> int:
+    """Load the example patients of ``directory`` (*.json, *.yaml) into an EMPTY store, so a
+    first run shows cases on the home page; a store that holds any case is left alone.
+    Returns how many were stored. An invalid example is refused like any document."""
+    from pathlib import Path
+
+    from ..patient import load_patient
+
+    if store.list(page=1, page_size=1).total:
+        return 0
+    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in (".json", ".yaml", ".yml"))
+    for path in files:
+        assess_and_store(store, load_patient(path), actor="examples")
+    return len(files)
