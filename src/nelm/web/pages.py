@@ -314,7 +314,7 @@ def version_page(request: Request, case_id: str, n: str, guideline: str = "") ->
 
 
 @router.get("/cases/{case_id}/diff")
-def diff_page(request: Request, case_id: str, **_: Any) -> HTMLResponse:
+def diff_page(request: Request, case_id: str) -> HTMLResponse:
     from ..compare import version_diff
 
     q = request.query_params
