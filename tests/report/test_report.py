@@ -40,7 +40,7 @@ def html(example_patient, example_assessment):
 
 @pytest.fixture(scope="module")
 def pdf(example_patient, example_assessment):
-    return build_pdf(example_patient, example_assessment)
+    return build_pdf(example_patient, example_assessment, full=True)
 
 
 def test_html_contains_its_charts(html, example_assessment):
@@ -121,7 +121,7 @@ def test_pdf_opens_and_renders(pdf, tmp_path):
 def test_cli_writes_html_and_refuses_other_suffixes(tmp_path):
     runner = CliRunner()
     out = tmp_path / "r.html"
-    res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(out)])
+    res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(out), "--full"])
     assert res.exit_code == 0, res.output
     assert out.read_text(encoding="utf-8").count("<svg") >= 3
     res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(tmp_path / "r.txt")])

@@ -184,14 +184,20 @@ def _key_charts(assessment: dict[str, Any], fmt: str, limit: int = 2) -> list[di
     return blocks
 
 
+def _decision_view(decision: dict[str, Any] | None) -> dict[str, Any] | None:
+    from ..knowledge.ruleset import OPTION_LABELS
+
+    if decision is None:
+        return None
+    return decision | {"chosen_labels": [OPTION_LABELS.get(o, o) for o in decision.get("chosen", [])]}
+
+
 def _summary_context(patient: Any, assessment: dict[str, Any], fmt: str,
                      decision: dict[str, Any] | None) -> dict[str, Any]:
-    from ..knowledge.ruleset import OPTION_LABELS
     from ..summary import class_line, facts_line, obtain_list
 
     kb = assessment.get("knowledge_base", {})
-    if decision is not None:
-        decision = decision | {"chosen_labels": [OPTION_LABELS.get(o, o) for o in decision.get("chosen", [])]}
+    decision = _decision_view(decision)
     return {
         "a": assessment, "patient_id": assessment.get("patient_id") or as_dict(patient).get("id"),
         "plan": plan_view(assessment), "class_line": class_line(assessment.get("classification", {})),
@@ -215,7 +221,7 @@ def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = 
         return _env().get_template("summary.html").render(**_summary_context(patient, assessment, chart_format,
                                                                               decision))
     return _env().get_template("report.html").render(**_context(patient, assessment, chart_format) |
-                                                     {"decision": decision})
+                                                     {"decision": _decision_view(decision)})
 
 
 def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
