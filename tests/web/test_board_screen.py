@@ -144,7 +144,7 @@ def test_the_decision_form_on_the_page_records_it(client, example):
 def test_an_empty_case_is_refused_by_the_api(client):
     r = client.post(f"{API}/assessments", json={"id": "nothing"})
     assert r.status_code == 422
-    assert "none of the facts" in r.json()["detail"][0]["message"]
+    assert "holds no facts" in r.json()["detail"][0]["message"]
 
 
 def test_an_empty_form_is_refused_on_the_page(client):
@@ -152,7 +152,7 @@ def test_an_empty_form_is_refused_on_the_page(client):
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text) or re.search(r'value="([^"]{20,})"', page.text)
     r = client.post("/cases", data={"csrf_token": token.group(1)}, follow_redirects=False)
     assert r.status_code == 422
-    assert "none of the facts" in unescape(r.text)
+    assert "holds no facts" in unescape(r.text)
 
 
 # ------------------------------------------------------------------ the page
@@ -183,3 +183,18 @@ def test_the_docs_page_uses_local_assets(client):
     html = client.get("/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_saving_an_edit_over_a_newer_version_is_refused_and_keeps_the_entries(client, example):
+    cid = _store(client, example)
+    form_page = client.get(f"/cases/{cid}/edit").text
+    assert 'name="_base_version" value="1"' in form_page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form_page) or re.search(r'value="([^"]{20,})"', form_page)
+    # someone else saves version 2 meanwhile
+    assert client.put(f"{API}/assessments/{cid}", json=example).status_code == 200
+    r = client.post(f"/cases/{cid}", data={"csrf_token": token.group(1), "_base_version": "1",
+                                           "pathology.ki67_percent": "7", "primary.site": "pancreas"},
+                    follow_redirects=False)
+    assert r.status_code == 409
+    assert "someone else saved this case meanwhile" in r.text and 'value="7"' in r.text
+    assert len(client.get(f"{API}/assessments/{cid}/versions").json()) == 2

@@ -69,7 +69,7 @@ def test_submitting_the_form_stores_and_shows_the_assessment(client, example, cs
     # report downloads for this version
     case_id = case_url.rsplit("/", 1)[1]
     assert f"/cases/{case_id}/versions/1/report.html" in html and f"/cases/{case_id}/versions/1/report.pdf" in html
-    assert "Download report (HTML)" in html and "Download report (PDF)" in html
+    assert "Board summary (PDF, 2 pages)" in html and "Full report (PDF)" in html and "report.pdf?full=1" in html
     stored = client.get(f"{API}/assessments/{case_id}").json()
     from nelm.patient import validate_patient
 
@@ -204,7 +204,7 @@ def test_report_download(client, example, fmt):
 def test_a_report_not_built_yet_is_501_not_a_crash(client, example, monkeypatch):
     import nelm.report
 
-    def not_yet(*_):
+    def not_yet(*_, **__):
         raise NotImplementedError("report not built yet")
 
     monkeypatch.setattr(nelm.report, "build_pdf", not_yet)

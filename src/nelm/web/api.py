@@ -28,7 +28,7 @@ from ..assessment import assess
 from ..evidence import TOPICS, EvidenceRecord, evidence_index
 from ..evidence_view import select
 from ..knowledge import KNOWLEDGE_DIR, load
-from ..patient import Patient
+from ..patient import Patient, parse_text
 from ..compare import guideline_comparison, version_diff
 from ..decision import BoardDecision, InvalidDecision, record_of, validate_decision
 from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionInfo, VersionNotFound
@@ -231,8 +231,8 @@ router = APIRouter(prefix="/api/v1", responses=ALWAYS)
 
 GuidelineParam = Annotated[Guideline | None, Query(
     description="the guideline profile that governs where sources disagree (default: the two reviews)")]
-IfMatch = Annotated[str | None, Header(
-    description='the ETag of the version the edit starts from (`"3"`); a stale one is refused with 412')]
+IfMatch = Annotated[str, Header(
+    max_length=40, description='the ETag of the version the edit starts from (`"3"`); a stale one is refused with 412')]
 PRECONDITION: ResponseSpec = {412: {"model": Message, "description": "If-Match names a version that is no longer "
                                                                      "the latest: reload, then edit again"}}
 ETAG = {"ETag": {"description": 'the version number as an entity tag ("3"), for If-Match', "schema": {"type": "string"}}}
@@ -286,6 +286,26 @@ async def patient_body(request: Request) -> Patient:
 PatientBody = Annotated[Patient, Depends(patient_body)]
 
 
+async def decision_body(request: Request) -> dict[str, Any]:
+    """The decision document, read through the same input gate as a patient (JSON only)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(415, "send the decision as application/json")
+    raw = await request.body()
+    try:
+        data = parse_text(raw.decode("utf-8"), "json")
+    except UnicodeDecodeError:
+        raise HTTPException(422, [{"field": "", "message": "the body is not UTF-8 text"}]) from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, [{"field": "", "message": "the decision must be a JSON object"}])
+    return data
+
+
+DecisionBody = Annotated[dict[str, Any], Depends(decision_body)]
+DECISION_BODY = {"requestBody": {"required": True, "description": "the board's decision (JSON)",
+                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BoardDecision"}}}}}
+
+
 def _case_not_found(case_id: str) -> HTTPException:
     return HTTPException(404, f"no case with id {case_id!r}")
 
@@ -333,8 +353,8 @@ def compare_guidelines(patient: PatientBody) -> GuidelineComparison:
              openapi_extra=PATIENT_BODY, responses=PATIENT | {201: {"headers": LOCATION | ETAG}})
 def create_assessment(patient: PatientBody, store: Store, actor: Actor, response: Response,
                       guideline: GuidelineParam = None) -> StoredAssessment:
-    """Validate, assess and store a new case (version 1). A document holding none of the
-    facts an assessment starts from is refused (422), so an empty form is never a case."""
+    """Validate, assess and store a new case (version 1). A document holding no fact
+    besides its label is refused (422), so an empty form is never a case."""
     v = assess_and_store(store, patient, actor=actor, guideline=guideline)
     response.headers["Location"] = f"/api/v1/assessments/{v.case_id}"
     response.headers["ETag"] = _etag(v.version)
@@ -409,15 +429,16 @@ def diff_versions(case_id: CaseId, store: Store, actor: Actor,
 
 
 @router.post("/assessments/{case_id}/versions/{n}/decisions", status_code=201, response_model=DecisionRecord,
-             tags=["cases"], responses=NOT_FOUND | {422: {"model": Problems, "description": (
+             tags=["cases"], openapi_extra=DECISION_BODY,
+             responses=NOT_FOUND | {k: v for k, v in PATIENT.items() if k != 422} | {422: {"model": Problems, "description": (
                  "invalid decision: each problem names its field; a decision that departs from the plan or "
                  "chooses an option judged not recommended, contraindicated or undetermined needs deviation_reason")}})
-def record_decision(case_id: CaseId, n: VersionNumber, body: BoardDecision, store: Store, actor: Actor) -> DecisionRecord:
+def record_decision(case_id: CaseId, n: VersionNumber, body: DecisionBody, store: Store, actor: Actor) -> DecisionRecord:
     """Record the tumour board's decision on one version (append-only, in the audit log)."""
     _check_case_id(case_id)
     try:
         v = store.version(case_id, n)
-        decision, gone = validate_decision(body.model_dump(mode="json"), v.assessment)
+        decision, gone = validate_decision(body, v.assessment)
         e = store.decide(case_id, n, record_of(decision, gone), actor=actor)
     except CaseNotFound:
         raise _case_not_found(case_id) from None
@@ -459,8 +480,10 @@ def get_version(case_id: CaseId, n: VersionNumber, store: Store, actor: Actor) -
 @router.put("/assessments/{case_id}", response_model=StoredAssessment, tags=["cases"],
             openapi_extra=PATIENT_BODY, responses=PATIENT | NOT_FOUND | PRECONDITION | {200: {"headers": ETAG}})
 def update_assessment(case_id: CaseId, patient: PatientBody, store: Store, actor: Actor, response: Response,
-                      guideline: GuidelineParam = None, if_match: IfMatch = None) -> StoredAssessment:
+                      guideline: GuidelineParam = None,
+                      if_match: IfMatch = None) -> StoredAssessment:  # type: ignore[assignment]  # optional header
     """Assess the document again and store it as the case's next version (the old stays).
+    A document holding no fact besides its label is refused (422).
 
     Send `If-Match` with the ETag you read (GET returns it): if someone saved a newer
     version meanwhile, the answer is 412 and nothing is stored."""

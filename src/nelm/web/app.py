@@ -21,6 +21,7 @@ from .. import __version__
 from ..engine import DISCLAIMER
 from ..evidence import evidence_index
 from ..knowledge import load
+from ..decision import BoardDecision
 from ..patient import InvalidPatient, Patient
 from ..store import CaseStore
 from . import api, pages
@@ -141,5 +142,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(patient.pop("$defs", {}))
     components["Patient"] = patient
+    components["BoardDecision"] = BoardDecision.model_json_schema()
     app.openapi_schema = schema
     return schema

@@ -31,7 +31,7 @@ from ..text import VERDICT_ORDER
 from . import forms
 from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
                        set_session_cookie, token_actor)
-from .service import assess_and_store, validated
+from .service import assess_and_store, refuse_empty, validated
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -250,19 +250,26 @@ async def _submit(request: Request, case_id: str | None) -> Response:
     _require_csrf(request, form)
     items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     parsed = forms.document_from_form(items)
+    # the version the editor opened: saving over a newer one is refused (the form's If-Match)
+    base = inputgate.whole_number(str(form.get("_base_version") or ""), inputgate.MAX_VERSION) if case_id else None
     try:
         patient = validated(parsed.document)
+        refuse_empty(patient)
     except InvalidPatient as exc:
         state = forms.state_from_form(items)
         forms.place_problems(state, exc.problems, parsed.renames)
         action = "/cases" if case_id is None else f"/cases/{case_id}"
-        return render(request, "case_form.html", {"state": state, "action": action, "case": case_id},
-                      status_code=422)
+        return render(request, "case_form.html", {"state": state, "action": action, "case": case_id,
+                                                  "version": base}, status_code=422)
     try:
-        v = await run_in_threadpool(assess_and_store, _store(request), patient, actor=actor_of(request),
-                                    case_id=case_id)
+        v = await run_in_threadpool(lambda: assess_and_store(_store(request), patient, actor=actor_of(request),
+                                                             case_id=case_id, expected_latest=base))
     except CaseNotFound:
         raise HTTPException(404, "No case with this id.") from None
+    except StaleVersion as exc:
+        state = forms.state_from_form(items)
+        return render(request, "case_form.html", {"state": state, "action": f"/cases/{case_id}", "case": case_id,
+                                                  "version": exc.latest, "stale": exc}, status_code=409)
     return RedirectResponse(f"/cases/{v.case_id}", status_code=303)
 
 

@@ -47,32 +47,20 @@ def document(patient: Patient) -> dict[str, Any]:
     return patient.model_dump(mode="json", exclude_unset=True)
 
 
-# the facts that make a case worth storing: without any of them an assessment says nothing
-DEFINING = ("primary.site", "pathology.differentiation", "pathology.ki67_percent", "pathology.mitoses_per_10hpf",
-            "pathology.reported_grade", "liver.burden_percent", "liver.lesion_count", "liver.pattern",
-            "liver.resectable", "extrahepatic.present", "course.status", "functional_syndrome")
-
-
-def _facts_given(doc: dict[str, Any]) -> list[str]:
-    out = []
-    for path in DEFINING:
-        node: Any = doc
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
-            out.append(path)
-    return out
+def _has_facts(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_has_facts(v) for v in node.values())
+    return node is not None  # an empty list is a fact too: prior_therapies [] = none given
 
 
 def refuse_empty(patient: Patient) -> None:
-    """A case is stored only with at least one defining fact: an empty form saved by
-    mistake would otherwise become an 'Unlabelled case' whose every verdict is open."""
-    if not _facts_given(document(patient)):
-        from .. import labels
-
-        names = ", ".join(labels.field_label(p) for p in DEFINING[:8])
-        raise InvalidPatient([("", f"the case holds none of the facts an assessment starts from; enter at least "
-                                   f"one of: {names}, ...")])
+    """A case is stored only with at least one fact besides its label: an empty form saved
+    by mistake would otherwise become an 'Unlabelled case' whose every verdict is open.
+    A case with few facts is stored and shown as a draft (its plan is undetermined)."""
+    doc = {k: v for k, v in document(patient).items() if k != "id"}
+    if not _has_facts(doc):
+        raise InvalidPatient([("", "the case holds no facts: enter at least the ones an assessment starts from "
+                                   "(primary site, Ki-67 or grade, liver lesions or burden, extrahepatic disease, ...)")])
 
 
 def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id: str | None = None,
