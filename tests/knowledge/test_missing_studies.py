@@ -108,3 +108,16 @@ def test_unconfirmed_guidelines_stay_unverified():
     # neither guideline's text nor a summary of its liver thresholds could be retrieved; no variant rests on them
     for rid in ("esmo2020", "enets2023_liver"):
         assert IDX[rid].verified == "unverified" and IDX[rid].doi is None and IDX[rid].pmid is None, rid
+
+
+def test_a_milan_eligible_patient_sees_the_milan_net_comparison():
+    from nelm.outcomes import load_spec
+
+    spec = load_spec()
+    cohort = next(c for c in spec.cohorts if c.id == "mazzaferro2016_milan")
+    assert cohort.source == "mazzaferro2016" and cohort.eligible == "milan_transplant"
+    assert cohort.hazard_ratio is None  # the abstract's ratio runs the other way round; not drawn
+    assert any(e.cohort == "mazzaferro2016_milan" for e in spec.options["liver_transplant"])
+    steps = [s for p in KB.pathways for s in p.steps if any(
+        (o if isinstance(o, str) else o.id) == "liver_transplant" for o in s.options)]
+    assert steps and all("mazzaferro2016" in s.sources for s in steps)
