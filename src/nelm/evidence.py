@@ -128,10 +128,11 @@ class Outcome(BaseModel):
 
 class ReportedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: Literal["review_000", "review_002", "newer"] = Field(
+    source: Literal["review_000", "review_002", "newer", "outside"] = Field(
         description="review_000 = Mayo et al. J Am Coll Surg 2012 (shared/sources/000_*); "
         "review_002 = review of liver metastases from GEP-NETs (shared/sources/002_*); "
-        "newer = published after both reviews")
+        "newer = published after both reviews; "
+        "outside = cited by neither review although not newer than both (curator-added from a retrieved source)")
     section: str = Field(description="section, table or figure of the review, e.g. 'Table 2', 'Intra-arterial therapy'")
 
 

@@ -54,7 +54,10 @@ def test_html_contains_its_charts(html, example_assessment):
 
 def test_html_is_self_contained(html):
     assert "<link" not in html and "<script" not in html
-    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert not re.search(r'src="(https?:)?//', html)  # nothing is loaded from elsewhere
+    # the only outward links are the evidence identifiers a clinician follows (issue 9 item 6)
+    for target in re.findall(r'href="((?:https?:)?//[^"]*)"', html):
+        assert re.match(r"https://(doi\.org/10\.|pubmed\.ncbi\.nlm\.nih\.gov/\d+/$)", target), target
     assert "url(http" not in html
     assert "<style>" in html
 
