@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from . import labels
 from .knowledge.ruleset import MODALITY_LABELS, OPTION_LABELS
 from .summary import plan_view
 
@@ -89,7 +90,7 @@ def render(a: dict[str, Any], console: Console) -> None:
     for mod, opts in by_mod.items():
         table.add_row(Text(MODALITY_LABELS.get(mod, mod), style="bold underline"), "", "")
         for o in sorted(opts, key=lambda o: VERDICT_ORDER.index(o["verdict"])):
-            v = Text(o["verdict"].replace("_", " "), style=VERDICT_STYLE[o["verdict"]])
+            v = Text(labels.verdict_label(o["verdict"]), style=VERDICT_STYLE[o["verdict"]])
             v.append(f"\n{o['intent'].replace('_', ' ')}", style="dim")
             reasons = Text()
             for i, r in enumerate(o["reasons"]):
