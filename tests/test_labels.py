@@ -69,3 +69,14 @@ def test_the_table_names_no_field_the_contract_lacks():
 
 def test_a_list_position_carries_no_words():
     assert labels.field_label("prior_therapies.2.outcome") == labels.field_label("prior_therapies.outcome")
+
+
+def test_every_entry_of_the_table_is_words():
+    """A YAML slip (an unquoted comma in a flow mapping) turns a label into a key with no value."""
+    def walk(node, where):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{where}.{k}")
+        else:
+            assert isinstance(node, str) and node.strip(), where
+    walk(labels.table(), "labels")

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from . import labels
 from .knowledge.ruleset import MODALITY_LABELS, OPTION_LABELS
-from .summary import plan_view
+from .summary import class_line, plan_view
 
 MARK = {"met": ("✓", "green"), "not_met": ("✗", "red"), "unknown": ("?", "yellow")}
 VERDICT_STYLE = {"preferred": "bold green", "reasonable": "cyan", "not_recommended": "yellow",
@@ -52,11 +52,9 @@ def render(a: dict[str, Any], console: Console) -> None:
     c = a["classification"]
     head = Text()
     head.append("Classification: ", style="bold")
-    head.append(f"{c['category'] or 'category unknown'} {c['who_grade'] or 'grade unknown'}")
-    head.append(f" · Frilling type {c['frilling_type'] or 'unknown'}")
-    head.append(f" · hepatic burden band {c['burden_band'] or 'unknown'} %")
+    head.append(class_line(c))
     if c.get("who2000_behaviour"):
-        head.append(f" · WHO 2000: {c['who2000_behaviour'].replace('_', ' ')}")
+        head.append(" · WHO 2000: " + labels.classification_value("who2000_behaviour", c["who2000_behaviour"]))
     if a.get("patient_id"):
         head.append(f"\nPatient: {a['patient_id']}")
     glance = {v: [o["label"].split(" (")[0] for o in a["options"] if o["verdict"] == v]
