@@ -85,7 +85,7 @@ def test_hostile_input_is_refused_naming_its_field(text, fmt, field):
     ('{"ecog": Infinity}', "json", "not a finite number (got Infinity)"),
     ('{"age_years": 1e400}', "json", "not a finite number (got 1e400)"),
     ("age_years: .inf\n", "yaml", "not a finite number (got .inf)"),
-    ("symptomatic: yes\n", "yaml", "valid boolean (got 'yes')"),
+    ("symptomatic: yes\n", "yaml", "must be true or false; 'yes' was entered"),
     ('{"age_years": 1, "age_years": 2}', "json", "more than once"),
 ])
 def test_each_refusal_says_what_is_wrong(text, fmt, words):

@@ -370,7 +370,7 @@ def _for_clinicians(field: str, loc: tuple[Any, ...], err: Any) -> str:
     if kind in ("float_type", "float_parsing", "finite_number"):
         return f"{label} must be a number{entered}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"{label} must be yes or no (true or false){entered}"
+        return f"{label} must be true or false{entered} (in JSON and YAML 1.2 only true and false are booleans)"
     if kind in ("literal_error", "enum"):
         expected = err.get("ctx", {}).get("expected", "")
         return f"{label} must be one of {expected}{entered}"
