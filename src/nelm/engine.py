@@ -471,7 +471,7 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
         # only a rule that names what passing means speaks for a check (gates do)
         if ev.facts[col] is not None or not r.requirement:
             continue
-        for c in input_roots(kb, col, nulls, memo):
+        for c in sorted(input_roots(kb, col, nulls, memo)):  # a set: sorted, so every process lists alike
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
                 out[field] = {"field": field, "requirement": r.requirement}
