@@ -26,7 +26,7 @@ from ..web.security import CSRF_FIELD, MAX_BODY_BYTES, actor_of, csrf_ok
 from ..web.service import assess_and_store
 from . import cds
 from .guidance import guidance_response
-from .reader import FhirImport, read_bundle
+from .reader import BUNDLE_SCHEMA, FhirImport, read_bundle
 
 MAX_REMEMBERED_CARDS = 10_000  # card uuid → case id, for the feedback's audit entry
 
@@ -54,9 +54,11 @@ FHIR_BODY = {"requestBody": {"required": True, "description": (
     "A FHIR R4 Bundle (transaction, collection, searchset, batch or document) of one patient's records, as UTF-8 "
     f"JSON of at most {MAX_BODY_BYTES // 1024} KiB. Codes are read with nelm's mapping table "
     "(src/nelm/fhir/mapping.yaml); resources it cannot read are listed in fhir_import.unread. A Bundle that is not "
-    "one, or values the patient document refuses, answer 422 with each problem by its field."),
-    "content": {"application/json": {"schema": {"type": "object", "description": "a FHIR R4 Bundle"}},
-                "application/fhir+json": {"schema": {"type": "object", "description": "a FHIR R4 Bundle"}}}}}
+    "one, or values the patient document refuses, answer 422 with each problem by its field, as do (the input gate's "
+    "rules, as for a patient document) a key given twice, numbers that are not finite, and text that holds NUL, a "
+    f"control character in a key or a lone surrogate, or runs over {inputgate.MAX_STRING_CHARS:,} characters "
+    f"({inputgate.MAX_KEY_CHARS} for a key); at most {inputgate.MAX_PROBLEMS} problems are listed."),
+    "content": {"application/json": {"schema": BUNDLE_SCHEMA}, "application/fhir+json": {"schema": BUNDLE_SCHEMA}}}}
 
 
 class FhirAssessment(BaseModel):
