@@ -131,8 +131,8 @@ def bundle_of(doc: dict[str, Any], on: dt.date = ON) -> dict[str, Any]:
         res.append(condition("syndrome", "E34.0"))
     res.append(condition("liver-mets", "94381002", system=SNOMED))
     for s in part.get("extrahepatic", {}).get("sites", []):
-        res.append(condition(f"mets-{s}", EXTRAHEPATIC_CODES[s]))
+        res.append(condition(f"mets-{s}".replace("_", "-"), EXTRAHEPATIC_CODES[s]))
     for p in part.get("prior_therapies", []):
-        res.append(medication(f"rx-{p['therapy']}", THERAPY_CODES[p["therapy"]],
+        res.append(medication(f"rx-{p['therapy']}".replace("_", "-"), THERAPY_CODES[p["therapy"]],
                               status="active" if p["ongoing"] else "completed"))
     return bundle(*res)

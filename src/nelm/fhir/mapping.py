@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..patient import OPTION_IDS, SCALAR_FIELDS, Patient, validate_patient
+from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, Patient, validate_patient
 from ..yamlio import read_yaml
 
 MAPPING_FILE = Path(__file__).with_name("mapping.yaml")
@@ -51,14 +51,20 @@ class ConditionMap(_Record):
     @model_validator(mode="after")
     def _valid_values(self) -> "ConditionMap":
         # every value the table sets must be one the patient document accepts
+        docs = []
         for field, value in self.sets.items():
             if field not in SCALAR_FIELDS:
                 raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
             doc: dict[str, Any] = {}
             _put(doc, field, value)
-            validate_patient(doc)
+            docs.append(doc)
         if self.add_site is not None:
-            validate_patient({"extrahepatic": {"present": True, "sites": [self.add_site]}})
+            docs.append({"extrahepatic": {"present": True, "sites": [self.add_site]}})
+        for doc in docs:
+            try:
+                validate_patient(doc)
+            except InvalidPatient as exc:
+                raise ValueError(f"{self.label}: {exc}") from None
         return self
 
 
