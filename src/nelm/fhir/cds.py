@@ -236,9 +236,12 @@ def plan_card(done: Assessed, base_url: str) -> dict[str, Any]:
     options = {o["id"]: o for o in a.get("options", [])}
     steps = plan.get("steps") or []
     status = plan.get("status", "undetermined")
-    if steps:
-        lead = options.get(steps[0]["options"][0], {})
-        summary = f"NELM plan ({status}): {lead.get('label', steps[0]['options'][0])}, {lead.get('verdict', '')}"
+    leading = next((step["options"][0] for step in steps if step["options"]), None)
+    if leading is not None:
+        lead = options.get(leading, {})
+        summary = f"NELM plan ({status}): {lead.get('label', leading)}, {lead.get('verdict', '').replace('_', ' ')}"
+    elif steps:  # a first step without an option: e.g. correct what rules surgery out, then reconsider
+        summary = f"NELM plan ({status}): {steps[0].get('reason') or steps[0]['when']}"
     else:
         summary = f"NELM plan {status}: " + (", ".join(plan.get("missing") or []) or "no leading recommendation")
     lines = [f"**Plan: {status}**" + (f" ({_md(plan['pathway_label'])})" if plan.get("pathway_label") else ""), ""]

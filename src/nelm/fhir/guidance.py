@@ -77,7 +77,7 @@ def request_group(assessment: dict[str, Any], subject: str | None = None) -> dic
             "code": [_concept(STEP_WHEN_SYSTEM, step["when"], when)]
                     + ([_concept(INTENT_SYSTEM, step["intent"])] if step.get("intent") else []),
             "groupingBehavior": "logical-group",
-            "selectionBehavior": "all" if together or len(step["options"]) == 1 else "at-most-one",
+            "selectionBehavior": "all" if together or len(step["options"]) <= 1 else "at-most-one",
             "action": [_option_action(options[i]) for i in step["options"] if i in options],
         }
         if step.get("sources"):
