@@ -169,7 +169,14 @@ def hook_bundle(body: dict[str, Any]) -> dict[str, Any]:
     context = _context(body)
     prefetch = body.get("prefetch") or {}
     missing = [k for k in PREFETCH if k not in prefetch]
-    fetch = _fetcher(body) if missing or body.get("fhirServer") else None
+    fetch: Callable[[str], Any] | None = None
+    if missing:
+        fetch = _fetcher(body)  # 412 when there is no usable fhirServer
+    elif body.get("fhirServer"):
+        try:
+            fetch = _fetcher(body)  # only for the next pages of a prefetched searchset
+        except HookError:
+            fetch = None
     resources: list[dict[str, Any]] = []
     for key, template in PREFETCH.items():
         value = prefetch[key] if key in prefetch else fetch(_fill(template, context))  # type: ignore[misc]
