@@ -286,3 +286,10 @@ def test_hooks_take_json_only(client):
 def test_hook_body_is_capped(client):
     big = hook(prefetch={"patient": {"resourceType": "Patient", "id": "p1", "text": {"div": "x" * 300_000}}})
     assert client.post("/cds-services/nelm-plan", json=big).status_code == 413
+
+
+def test_a_next_page_that_cannot_be_fetched_is_reported(client):
+    pre = _prefetch(EXAMPLE)
+    pre["observations"]["link"] = [{"relation": "next", "url": "http://fhir.example/Observation?page=2"}]
+    [card] = client.post("/cds-services/nelm-plan", json=hook(prefetch=pre)).json()["cards"]
+    assert "search page http://fhir.example/Observation?page=2: not read: no fhirServer" in card["detail"].replace("\\", "")

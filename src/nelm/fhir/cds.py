@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from .. import inputgate
 from ..patient import InvalidPatient, Patient
 from .mapping import load_mapping
-from .reader import FhirImport, read_bundle
+from .reader import FhirImport, Unread, read_bundle
 
 SUMMARY_MAX = 139  # the specification: "less than 140 characters"
 FETCH_TIMEOUT_SECONDS = 10.0
@@ -140,8 +140,9 @@ def _fetcher(body: dict[str, Any]) -> Callable[[str], Any]:
     return fetch
 
 
-def _resources(value: Any, fetch: Callable[[str], Any] | None) -> list[dict[str, Any]]:
-    """The resources of one prefetch value: a resource, or a (searchset) Bundle followed page by page."""
+def _resources(value: Any, fetch: Callable[[str], Any] | None, skipped: list[Unread]) -> list[dict[str, Any]]:
+    """The resources of one prefetch value: a resource, or a (searchset) Bundle followed page by page;
+    a next page that cannot be fetched is noted in ``skipped``."""
     if not isinstance(value, dict):
         return []
     if value.get("resourceType") != "Bundle":
@@ -153,6 +154,9 @@ def _resources(value: Any, fetch: Callable[[str], Any] | None) -> list[dict[str,
         nxt = next((link.get("url") for link in page.get("link") or [] if isinstance(link, dict)
                     and link.get("relation") == "next"), None)
         pages += 1
+        if nxt and (fetch is None or pages >= MAX_FETCH_PAGES):
+            why = "no fhirServer to fetch it from" if fetch is None else f"at most {MAX_FETCH_PAGES} pages are read"
+            skipped.append(Unread(f"search page {nxt}", f"not read: {why}"))
         if not nxt or fetch is None or pages >= MAX_FETCH_PAGES:
             return out
         page = fetch(nxt)
@@ -160,7 +164,7 @@ def _resources(value: Any, fetch: Callable[[str], Any] | None) -> list[dict[str,
             return out
 
 
-def hook_bundle(body: dict[str, Any]) -> dict[str, Any]:
+def hook_bundle(body: dict[str, Any], skipped: list[Unread] | None = None) -> dict[str, Any]:
     """One collection Bundle of the hook's data: prefetch, and fetched what the client left out.
 
     A prefetch key sent as ``null`` means the client found nothing; an absent key is
@@ -180,7 +184,7 @@ def hook_bundle(body: dict[str, Any]) -> dict[str, Any]:
     resources: list[dict[str, Any]] = []
     for key, template in PREFETCH.items():
         value = prefetch[key] if key in prefetch else fetch(_fill(template, context))  # type: ignore[misc]
-        resources += _resources(value, fetch)
+        resources += _resources(value, fetch, skipped if skipped is not None else [])
     if not any(r.get("resourceType") == "Patient" for r in resources):
         raise HookError(412, f"no Patient resource for patient {context['patientId']!r} in prefetch or on the FHIR server")
     seen: set[str] = set()
@@ -353,4 +357,7 @@ def feedback_detail(service_id: str, item: dict[str, Any], case_id: str | None) 
 
 
 def read_hook(body: dict[str, Any], on: Any = None) -> FhirImport:
-    return read_bundle(hook_bundle(body), on)
+    skipped: list[Unread] = []
+    imported = read_bundle(hook_bundle(body, skipped), on)
+    imported.unread += skipped
+    return imported
