@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, Patient, validate_patient
+from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, validate_patient
 from ..yamlio import read_yaml
 
 MAPPING_FILE = Path(__file__).with_name("mapping.yaml")
@@ -147,4 +147,4 @@ def load_mapping() -> Mapping:
     return Mapping(data, hashlib.sha256(raw).hexdigest())
 
 
-__all__ = ["Mapping", "load_mapping", "OPTION_SYSTEM", "Patient"]
+__all__ = ["Mapping", "load_mapping", "OPTION_SYSTEM"]
