@@ -87,25 +87,44 @@ def _guideline_or_exit(guideline: str | None) -> str | None:
 
 @app.command()
 def assess(
-    file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
+    file: Optional[Path] = typer.Argument(None, help="patient document, JSON or YAML"),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    fhir: Optional[Path] = typer.Option(None, "--fhir", help="read the patient from a FHIR R4 Bundle (JSON) "
+                                        "instead of a patient document"),
 ) -> None:
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
 
     utf8 = _tolerant_stdout()
+    if (file is None) == (fhir is None):
+        Console(stderr=True).print("nelm: give a patient document FILE or --fhir BUNDLE (one of them)", markup=False)
+        raise typer.Exit(2)
+    imported = None
     try:
-        patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
+        if fhir is not None:
+            from .fhir.reader import read_bundle_file  # FHIR is read only when asked for
+
+            imported = read_bundle_file(fhir)
+            patient = imported.patient()
+        else:
+            patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
     except InvalidPatient as exc:
-        _refuse(str(file), exc)
+        _refuse(str(fhir or file), exc)
     result = run(patient, _guideline_or_exit(guideline))
+    if imported is not None:
+        result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
     if format is Format.json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
     else:
         from .text import render
 
-        render(result, Console(highlight=False, width=max(100, Console().width)))
+        console = Console(highlight=False, width=max(100, Console().width))
+        render(result, console)
+        if imported is not None:
+            from .fhir.text import render_import
+
+            render_import(imported, console)
 
 
 @app.command()

@@ -71,6 +71,9 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
     app.state.security = security
 
     app.include_router(api.router)
+    from ..fhir.web import include_fhir  # FHIR import, CDS Hooks (issue 11); before pages: /cases/import
+
+    include_fhir(app)
     app.include_router(pages.router)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,363 @@
+"""CDS Hooks 2.0 services: ``patient-view`` (the plan) and ``order-select`` (a warning for an
+ordered drug or procedure that is contraindicated for this patient).
+
+The hook's FHIR data (prefetch, or fetched from ``fhirServer`` with ``fhirAuthorization``
+when the client sent none) becomes one Bundle, read by :mod:`nelm.fhir.reader` and
+assessed by :func:`nelm.assessment.assess`; cards restate that assessment. Nothing is
+decided here that the assessment did not decide.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .. import inputgate
+from ..patient import InvalidPatient, Patient
+from .mapping import load_mapping
+from .reader import FhirImport, Unread, read_bundle
+
+SUMMARY_MAX = 139  # the specification: "less than 140 characters"
+FETCH_TIMEOUT_SECONDS = 10.0
+MAX_FETCH_PAGES = 5  # a searchset is followed through at most this many pages
+
+# Patient, Condition, Observation, Procedure, MedicationStatement: what the reader reads
+PREFETCH = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}",
+    "procedures": "Procedure?patient={{context.patientId}}",
+    "medications": "MedicationStatement?patient={{context.patientId}}",
+}
+
+SERVICES: dict[str, dict[str, Any]] = {
+    "nelm-plan": {
+        "hook": "patient-view",
+        "id": "nelm-plan",
+        "title": "nelm: treatment plan for neuroendocrine liver metastases",
+        "description": "The treatment plan and a verdict for every option, with reasons and evidence, from the "
+                       "patient's record (supports, never replaces, the tumour board).",
+        "prefetch": PREFETCH,
+        "usageRequirements": "The patient has neuroendocrine liver metastases.",
+    },
+    "nelm-order-check": {
+        "hook": "order-select",
+        "id": "nelm-order-check",
+        "title": "nelm: is the selected order contraindicated?",
+        "description": "Warns when a selected drug or procedure order is contraindicated (critical) or not "
+                       "recommended (warning) for this patient with neuroendocrine liver metastases.",
+        "prefetch": PREFETCH,
+    },
+}
+
+INDICATOR = {"contraindicated": "critical", "not_recommended": "warning"}
+
+
+class HookError(Exception):
+    """A hook that cannot be answered: ``status`` 412 (data unobtainable) or 422 (bad request)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ------------------------------------------------------------------ the request
+
+def _context(body: dict[str, Any]) -> dict[str, Any]:
+    context = body.get("context")
+    if not isinstance(context, dict):
+        raise HookError(422, "context: required, an object")
+    if not isinstance(context.get("patientId"), str) or not context["patientId"]:
+        raise HookError(422, "context.patientId: required, the FHIR id of the patient")
+    return context
+
+
+def check_request(service_id: str, body: Any) -> dict[str, Any]:
+    """The hook request's required members (CDS Hooks 2.0 §HTTP Request), or HookError 422."""
+    if service_id not in SERVICES:
+        raise HookError(404, f"no CDS service {service_id!r}; see GET /cds-services")
+    if not isinstance(body, dict):
+        raise HookError(422, "the hook request must be a JSON object")
+    for key in ("hook", "hookInstance"):
+        if not isinstance(body.get(key), str):
+            raise HookError(422, f"{key}: required, a string")
+    if body["hook"] != SERVICES[service_id]["hook"]:
+        raise HookError(422, f"hook: this service answers {SERVICES[service_id]['hook']!r}, got {body['hook']!r}")
+    _context(body)
+    if "prefetch" in body and not isinstance(body["prefetch"], dict):
+        raise HookError(422, "prefetch: an object of prefetch keys")
+    return body
+
+
+# ------------------------------------------------------------------ FHIR data: prefetch or fetch
+
+def _fill(template: str, context: dict[str, Any]) -> str:
+    out = template
+    for key in ("patientId", "userId", "encounterId"):
+        if isinstance(context.get(key), str):
+            out = out.replace("{{context.%s}}" % key, context[key])
+    return out
+
+
+def _fetcher(body: dict[str, Any]) -> Callable[[str], Any]:
+    """GET ``fhirServer``/query with ``fhirAuthorization``; HookError 412 when it cannot."""
+    server = body.get("fhirServer")
+    if not isinstance(server, str) or urlsplit(server).scheme not in ("http", "https") or not urlsplit(server).netloc:
+        raise HookError(412, "prefetch data is missing and no usable fhirServer (http or https URL) was given")
+    auth = body.get("fhirAuthorization")
+    headers = {"Accept": "application/fhir+json"}
+    if isinstance(auth, dict) and isinstance(auth.get("access_token"), str):
+        headers["Authorization"] = f"{auth.get('token_type') or 'Bearer'} {auth['access_token']}"
+    base = server.rstrip("/") + "/"
+
+    def fetch(query: str) -> Any:
+        import httpx  # imported when a hook has to fetch
+
+        url = query if query.startswith(base) else base + query
+        try:
+            with httpx.Client(timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False, headers=headers) as client:
+                with client.stream("GET", url) as response:
+                    if response.status_code == 404 and query.startswith("Patient/"):
+                        raise HookError(412, f"the FHIR server has no {query}")
+                    if response.status_code != 200:
+                        raise HookError(412, f"the FHIR server answered {response.status_code} to {query}")
+                    raw = b""
+                    for chunk in response.iter_bytes():
+                        raw += chunk
+                        if len(raw) > inputgate.MAX_DOCUMENT_BYTES:
+                            raise HookError(412, f"the FHIR server's answer to {query} is larger than "
+                                                 f"{inputgate.MAX_DOCUMENT_BYTES // 1024} KiB")
+        except httpx.HTTPError as exc:
+            raise HookError(412, f"the FHIR server could not be reached for {query} ({type(exc).__name__})") from None
+        try:
+            return inputgate.parse_text(inputgate.decode(raw, "FHIR server answer"), "json")
+        except InvalidPatient as exc:
+            raise HookError(412, f"the FHIR server's answer to {query} is not usable JSON: {exc}") from None
+
+    return fetch
+
+
+def _resources(value: Any, fetch: Callable[[str], Any] | None, skipped: list[Unread]) -> list[dict[str, Any]]:
+    """The resources of one prefetch value: a resource, or a (searchset) Bundle followed page by page;
+    a next page that cannot be fetched is noted in ``skipped``."""
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") != "Bundle":
+        return [value]
+    out, page, pages = [], value, 0
+    while True:
+        out += [e["resource"] for e in page.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+                and (e.get("search") or {}).get("mode", "match") != "outcome"]
+        nxt = next((link.get("url") for link in page.get("link") or [] if isinstance(link, dict)
+                    and link.get("relation") == "next"), None)
+        pages += 1
+        if nxt and (fetch is None or pages >= MAX_FETCH_PAGES):
+            why = "no fhirServer to fetch it from" if fetch is None else f"at most {MAX_FETCH_PAGES} pages are read"
+            skipped.append(Unread(f"search page {nxt}", f"not read: {why}"))
+        if not nxt or fetch is None or pages >= MAX_FETCH_PAGES:
+            return out
+        page = fetch(nxt)
+        if not isinstance(page, dict):
+            return out
+
+
+def hook_bundle(body: dict[str, Any], skipped: list[Unread] | None = None) -> dict[str, Any]:
+    """One collection Bundle of the hook's data: prefetch, and fetched what the client left out.
+
+    A prefetch key sent as ``null`` means the client found nothing; an absent key is
+    fetched from ``fhirServer`` (412 when there is none, or it does not answer).
+    """
+    context = _context(body)
+    prefetch = body.get("prefetch") or {}
+    missing = [k for k in PREFETCH if k not in prefetch]
+    fetch: Callable[[str], Any] | None = None
+    if missing:
+        fetch = _fetcher(body)  # 412 when there is no usable fhirServer
+    elif body.get("fhirServer"):
+        try:
+            fetch = _fetcher(body)  # only for the next pages of a prefetched searchset
+        except HookError:
+            fetch = None
+    resources: list[dict[str, Any]] = []
+    for key, template in PREFETCH.items():
+        value = prefetch[key] if key in prefetch else fetch(_fill(template, context))  # type: ignore[misc]
+        resources += _resources(value, fetch, skipped if skipped is not None else [])
+    if not any(r.get("resourceType") == "Patient" for r in resources):
+        raise HookError(412, f"no Patient resource for patient {context['patientId']!r} in prefetch or on the FHIR server")
+    seen: set[str] = set()
+    entries = []
+    for r in resources:
+        key = f"{r.get('resourceType')}/{r.get('id')}"
+        if r.get("id") and key in seen:
+            continue  # the same resource from two queries
+        seen.add(key)
+        entries.append({"fullUrl": key if r.get("id") else f"urn:uuid:{uuid.uuid4()}", "resource": r})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+# ------------------------------------------------------------------ cards
+
+def _clip(text: str, limit: int = SUMMARY_MAX) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _md(text: str) -> str:
+    # cards' detail is Markdown: keep the facts' text from being read as markup
+    return "".join("\\" + ch if ch in "\\`*_[]<>#|" else ch for ch in text)
+
+
+@dataclass
+class Assessed:
+    fhir: FhirImport
+    patient: Patient
+    assessment: dict[str, Any]
+    link: str | None   # the full assessment page
+
+
+def _source(a: dict[str, Any], base_url: str, sources: list[str]) -> dict[str, Any]:
+    kb = a.get("knowledge_base") or {}
+    src: dict[str, Any] = {"label": f"nelm {a.get('nelm_version', '')}, knowledge base {kb.get('version')}".strip()}
+    src["url"] = f"{base_url}evidence/{sources[0]}" if sources else f"{base_url}evidence"
+    return src
+
+
+def _links(done: Assessed) -> list[dict[str, str]]:
+    return [{"label": "Full assessment in nelm", "url": done.link, "type": "absolute"}] if done.link else []
+
+
+def _reading_notes(done: Assessed) -> str:
+    lines = []
+    if done.fhir.conflicts:
+        lines.append("\n**Conflicting records** (the most recent governs):\n")
+        lines += [f"- {_md(str(c))}" for c in done.fhir.conflicts]
+    if done.fhir.unread:
+        lines.append(f"\n**Not read** ({len(done.fhir.unread)} resources):\n")
+        lines += [f"- {_md(str(u))}" for u in done.fhir.unread[:20]]
+        if len(done.fhir.unread) > 20:
+            lines.append(f"- … and {len(done.fhir.unread) - 20} more")
+    return "\n".join(lines)
+
+
+def plan_card(done: Assessed, base_url: str) -> dict[str, Any]:
+    a = done.assessment
+    plan = a.get("plan") or {}
+    options = {o["id"]: o for o in a.get("options", [])}
+    steps = plan.get("steps") or []
+    status = plan.get("status", "undetermined")
+    leading = next((step["options"][0] for step in steps if step["options"]), None)
+    if leading is not None:
+        lead = options.get(leading, {})
+        summary = f"NELM plan ({status}): {lead.get('label', leading)}, {lead.get('verdict', '').replace('_', ' ')}"
+    elif steps:  # a first step without an option: e.g. correct what rules surgery out, then reconsider
+        summary = f"NELM plan ({status}): {steps[0].get('reason') or steps[0]['when']}"
+    else:
+        summary = f"NELM plan {status}: " + (", ".join(plan.get("missing") or []) or "no leading recommendation")
+    lines = [f"**Plan: {status}**" + (f" ({_md(plan['pathway_label'])})" if plan.get("pathway_label") else ""), ""]
+    for step in steps:
+        names = ", ".join(f"{_md(options[i].get('label', i))} ({options[i]['verdict'].replace('_', ' ')})"
+                          for i in step["options"] if i in options)
+        lines.append(f"{step['step']}. **{step['when'].replace('_', ' ')}**: {names}  \n   {_md(step.get('reason') or '')}"
+                     + (f" [{', '.join(step.get('sources') or [])}]" if step.get("sources") else ""))
+    for assumption in plan.get("assumptions") or []:
+        lines.append(f"- Assumes {_md(str(assumption.get('field')))} = {assumption.get('assumed')}: "
+                     f"{_md(str(assumption.get('if_not') or ''))}")
+    if plan.get("missing"):
+        lines.append("\n**Missing facts that would settle the plan:** " + ", ".join(_md(m) for m in plan["missing"]))
+    lines.append("\n**Verdicts**\n")
+    for o in a.get("options", []):
+        decisive = next((r for r in o.get("reasons", []) if r.get("kind") == "decisive"), None) or (o.get("reasons") or [None])[0]
+        lines.append(f"- {_md(o.get('label', o['id']))}: **{o['verdict'].replace('_', ' ')}**"
+                     + (f": {_md(decisive['text'])} [{', '.join(decisive.get('sources', []))}]" if decisive else ""))
+    lines.append(_reading_notes(done))
+    lines.append(f"\n_{_md(a.get('disclaimer') or '')}_")
+    indicator = "warning" if status == "undetermined" or done.fhir.conflicts else "info"
+    first_sources = (steps[0].get("sources") if steps else None) or []
+    return {"uuid": str(uuid.uuid4()), "summary": _clip(summary), "indicator": indicator, "detail": "\n".join(lines),
+            "source": _source(a, base_url, first_sources), "links": _links(done)}
+
+
+def _orders(context: dict[str, Any]) -> list[dict[str, Any]]:
+    draft = context.get("draftOrders")
+    entries = draft.get("entry") if isinstance(draft, dict) else None
+    resources = [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    selections = context.get("selections")
+    if isinstance(selections, list) and selections:
+        chosen = {s for s in selections if isinstance(s, str)}
+        resources = [r for r in resources if f"{r.get('resourceType')}/{r.get('id')}" in chosen]
+    return resources
+
+
+def _order_option(resource: dict[str, Any]) -> tuple[str | None, str]:
+    mapping = load_mapping()
+    concept = resource.get("medicationCodeableConcept") or resource.get("code") or {}
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    for c in codings or []:
+        if isinstance(c, dict):
+            option = mapping.option_of(c.get("system"), c.get("code"))
+            if option:
+                return option, f"{mapping.system_name(c.get('system'))} {c.get('code')}"
+    return None, ""
+
+
+def order_cards(done: Assessed, context: dict[str, Any], base_url: str) -> list[dict[str, Any]]:
+    """One card per selected order the mapping table names an option for: critical when the
+    option is contraindicated, warning when not recommended, info otherwise."""
+    options = {o["id"]: o for o in done.assessment.get("options", [])}
+    cards = []
+    for resource in _orders(context):
+        option_id, code = _order_option(resource)
+        if option_id is None or option_id not in options:
+            continue
+        o = options[option_id]
+        verdict = o["verdict"]
+        label = o.get("label", option_id)
+        summary = {"contraindicated": f"{label} is contraindicated for this patient",
+                   "not_recommended": f"{label} is not recommended for this patient",
+                   "undetermined": f"{label}: undetermined until missing facts are known"}.get(
+            verdict, f"{label}: {verdict.replace('_', ' ')} for this patient")
+        reasons = o.get("reasons") or []
+        lines = [f"**{_md(label)}** (ordered as {_md(code)}): **{verdict.replace('_', ' ')}**", ""]
+        lines += [f"- {_md(r['text'])} [{', '.join(r.get('sources', []))}]" for r in reasons]
+        for c in o.get("conditions") or []:
+            lines.append(f"- Check before treatment: {_md(str(c.get('field')))}: {_md(str(c.get('requirement')))}")
+        lines.append(_reading_notes(done))
+        lines.append(f"\n_{_md(done.assessment.get('disclaimer') or '')}_")
+        sources = list(dict.fromkeys(s for r in reasons for s in r.get("sources", [])))
+        cards.append({"uuid": str(uuid.uuid4()), "summary": _clip("NELM: " + summary),
+                      "indicator": INDICATOR.get(verdict, "info"), "detail": "\n".join(lines),
+                      "source": _source(done.assessment, base_url, sources), "links": _links(done)})
+    return cards
+
+
+def invalid_card(exc: InvalidPatient, base_url: str) -> dict[str, Any]:
+    """The record could not be assessed: say which fields, from which resources."""
+    lines = ["The patient's FHIR record gives values nelm refuses, so no assessment was made:", ""]
+    lines += [f"- `{f or 'record'}`: {_md(m)}" for f, m in exc.problems]
+    return {"uuid": str(uuid.uuid4()), "summary": _clip("NELM could not assess this record: "
+                                                       + ", ".join(f or "record" for f, _ in exc.problems)),
+            "indicator": "warning", "detail": "\n".join(lines),
+            "source": {"label": "nelm", "url": f"{base_url}evidence"}}
+
+
+def feedback_detail(service_id: str, item: dict[str, Any], case_id: str | None) -> str:
+    """What the audit log keeps of one feedback item: card, outcome, coded reason, never free text."""
+    reason = item.get("overrideReason") or {}
+    coding = (reason.get("reason") or {}) if isinstance(reason, dict) else {}
+    kept = {"service": service_id, "card": item.get("card"), "outcome": item.get("outcome"),
+            "outcomeTimestamp": item.get("outcomeTimestamp"),
+            "acceptedSuggestions": [s.get("id") for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict)],
+            "overrideReason": {k: coding.get(k) for k in ("system", "code", "display") if coding.get(k)} or None,
+            # a user's comment may name the patient: the log says one was given, not what it said
+            "userComment": bool(isinstance(reason, dict) and reason.get("userComment")),
+            "case": case_id}
+    return json.dumps(kept, ensure_ascii=False, sort_keys=True)
+
+
+def read_hook(body: dict[str, Any], on: Any = None) -> FhirImport:
+    skipped: list[Unread] = []
+    imported = read_bundle(hook_bundle(body, skipped), on)
+    imported.unread += skipped
+    return imported

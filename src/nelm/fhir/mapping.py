@@ -1,0 +1,150 @@
+"""The code → field table (mapping.yaml), validated once and indexed by (system, code)."""
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, validate_patient
+from ..yamlio import read_yaml
+
+MAPPING_FILE = Path(__file__).with_name("mapping.yaml")
+OPTION_SYSTEM = "urn:nelm:option"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Code(_Record):
+    system: str
+    code: str
+
+
+class ObservationMap(_Record):
+    field: str
+    label: str
+    codes: list[Code]
+    value: Literal["quantity", "integer"]
+    units: dict[str, float] = Field(default_factory=dict)
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _known_field(self) -> "ObservationMap":
+        if self.field not in SCALAR_FIELDS:
+            raise ValueError(f"{self.field!r} is not a field of the patient document")
+        if self.value == "quantity" and not self.units:
+            raise ValueError(f"{self.field}: a quantity needs its units")
+        return self
+
+
+class ConditionMap(_Record):
+    label: str
+    codes: list[Code]
+    sets: dict[str, Any] = Field(default_factory=dict)
+    add_site: str | None = None
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _valid_values(self) -> "ConditionMap":
+        # every value the table sets must be one the patient document accepts
+        docs = []
+        for field, value in self.sets.items():
+            if field not in SCALAR_FIELDS:
+                raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
+            doc: dict[str, Any] = {}
+            _put(doc, field, value)
+            docs.append(doc)
+        if self.add_site is not None:
+            docs.append({"extrahepatic": {"present": True, "sites": [self.add_site]}})
+        for doc in docs:
+            try:
+                validate_patient(doc)
+            except InvalidPatient as exc:
+                raise ValueError(f"{self.label}: {exc}") from None
+        return self
+
+
+class TreatmentMap(_Record):
+    option: str
+    label: str
+    codes: list[Code]
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _known_option(self) -> "TreatmentMap":
+        if self.option not in OPTION_IDS:
+            raise ValueError(f"{self.option!r} is not an option id")
+        return self
+
+
+class MappingFile(_Record):
+    version: str
+    systems: dict[str, str]
+    observations: list[ObservationMap]
+    conditions: list[ConditionMap]
+    treatments: list[TreatmentMap]
+
+    @model_validator(mode="after")
+    def _systems_named(self) -> "MappingFile":
+        seen: dict[tuple[str, str], str] = {}
+        for group in (self.observations, self.conditions, self.treatments):
+            for entry in group:
+                for c in entry.codes:
+                    if c.system not in self.systems:
+                        raise ValueError(f"{entry.label}: code system {c.system!r} is not declared under systems")
+                    key = (self.systems[c.system], c.code)
+                    if key in seen:  # one code, one meaning
+                        raise ValueError(f"{c.system} {c.code} is mapped twice ({seen[key]}, {entry.label})")
+                    seen[key] = entry.label
+        return self
+
+
+def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = doc
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
+class Mapping:
+    """The validated table with look-ups by (system URI, code)."""
+
+    def __init__(self, data: MappingFile, sha256: str):
+        self.version = data.version
+        self.sha256 = sha256
+        self.systems = data.systems
+        self.names = {uri: name for name, uri in data.systems.items()}
+        self.observations = {(data.systems[c.system], c.code): o for o in data.observations for c in o.codes}
+        self.conditions = {(data.systems[c.system], c.code): m for m in data.conditions for c in m.codes}
+        self.treatments = {(data.systems[c.system], c.code): t for t in data.treatments for c in t.codes}
+
+    def system_name(self, uri: str | None) -> str:
+        """``LOINC`` for http://loinc.org: how provenance names a code system."""
+        name = self.names.get(uri or "")
+        return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "atc": "ATC",
+                "nelm_option": "nelm option"}.get(name or "", uri or "no system")
+
+    def option_of(self, system: str | None, code: str | None) -> str | None:
+        """The option id an ordered or given treatment code stands for, if the table knows it."""
+        if system == OPTION_SYSTEM and code in OPTION_IDS:
+            return code
+        t = self.treatments.get((system or "", code or ""))
+        return t.option if t else None
+
+    def identity(self) -> dict[str, str]:
+        return {"version": self.version, "sha256": self.sha256}
+
+
+@lru_cache(maxsize=1)
+def load_mapping() -> Mapping:
+    raw = MAPPING_FILE.read_bytes()
+    data = MappingFile.model_validate(read_yaml(MAPPING_FILE))
+    return Mapping(data, hashlib.sha256(raw).hexdigest())
+
+
+__all__ = ["Mapping", "load_mapping", "OPTION_SYSTEM"]

@@ -1,0 +1,517 @@
+"""A FHIR R4 Bundle → the nelm patient document, with where every value came from.
+
+Resources are parsed with ``fhir.resources`` (its R4B models, which read R4 Patient,
+Condition, Observation, Procedure and Medication* resources) one entry at a time, so one
+malformed resource is reported as unread rather than sinking the whole Bundle. Codes are
+looked up in the one mapping table (``mapping.yaml``); nothing clinical is decided here:
+
+* a fact the Bundle does not state stays unknown (absent from the document);
+* two resources giving different values for one field are a *conflict*: the most recent
+  effective date governs, the conflict is listed, and a tie leaves the field unknown;
+* a resource the table cannot read (unknown code, unit, status or type) is listed as
+  *unread* with the reason, never silently dropped;
+* the document then goes through the patient document's own validation, so an invalid
+  value is refused with its dotted path (and the resource it was read from).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .. import inputgate
+from ..patient import InvalidPatient, Patient, validate_patient
+from .mapping import Mapping, load_mapping
+
+BUNDLE_TYPES = ("transaction", "collection", "searchset", "batch", "document")
+READ_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationStatement",
+              "MedicationAdministration", "MedicationRequest", "Medication")
+# statuses whose resource states a fact; anything else is reported as unread, with its status
+OBSERVATION_FINAL = ("final", "amended", "corrected")
+GIVEN_STATUS = {
+    "MedicationStatement": {"active": True, "completed": False, "stopped": False, "on-hold": None, "unknown": None},
+    "MedicationAdministration": {"in-progress": True, "completed": False, "stopped": False, "on-hold": None,
+                                 "unknown": None},
+    "MedicationRequest": {"active": True, "completed": False, "stopped": False, "on-hold": None},
+    "Procedure": {"in-progress": True, "completed": False, "stopped": False},
+}
+ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
+
+
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
+# what POST /api/v1/assess/fhir declares of its body: exactly what read() refuses beyond the input gate
+BUNDLE_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["resourceType", "type"], "description": "a FHIR R4 Bundle of one patient's records",
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "type": {"enum": list(BUNDLE_TYPES)},
+        "entry": {"type": "array", "items": {"type": "object", "properties": {"resource": {
+            "type": "object", "required": ["resourceType"],
+            "properties": {"resourceType": {"type": "string", "pattern": f"^{RESOURCE_TYPE.pattern}$"}}}}}},
+    },
+}
+
+
+class InvalidBundle(InvalidPatient):
+    """Input that is not a FHIR Bundle nelm can read; ``problems`` as for a patient document."""
+
+
+# ------------------------------------------------------------------ what an import returns
+
+@dataclass(frozen=True)
+class Source:
+    resource: str                 # "Observation/ki67-1"
+    code: str | None = None       # "LOINC 29593-1"
+    date: dt.date | None = None   # effective / onset / period date, when the resource gives one
+
+    def __str__(self) -> str:
+        extra = ", ".join(x for x in (self.code, self.date.isoformat() if self.date else None) if x)
+        return f"{self.resource} ({extra})" if extra else self.resource
+
+
+@dataclass
+class Reading:
+    """One value read for one field: ``field ← resource/code``."""
+    field: str | None             # None: recognised, sets no field (liver metastases)
+    value: Any
+    source: Source
+    note: str | None = None       # e.g. "converted from 20.5 umol/L"
+
+    def __str__(self) -> str:
+        target = f"{self.field} = {_show(self.value)}" if self.field else str(self.value)
+        return f"{target} ← {self.source}" + (f"; {self.note}" if self.note else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "resource": self.source.resource, "code": self.source.code,
+                "date": self.source.date.isoformat() if self.source.date else None, "note": self.note,
+                "text": str(self)}
+
+
+@dataclass
+class Conflict:
+    """Resources disagreeing on one field; ``governing`` is None when no date settles it."""
+    field: str
+    readings: list[Reading]
+    governing: Reading | None
+
+    def __str__(self) -> str:
+        values = "; ".join(f"{_show(r.value)} ({r.source})" for r in self.readings)
+        outcome = (f"the most recent governs: {_show(self.governing.value)}" if self.governing
+                   else "no date settles it, so the field stays unknown")
+        return f"{self.field}: {values}: {outcome}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "readings": [r.to_dict() for r in self.readings],
+                "governing": self.governing.to_dict() if self.governing else None, "text": str(self)}
+
+
+@dataclass
+class Unread:
+    resource: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.reason}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"resource": self.resource, "reason": self.reason}
+
+
+@dataclass
+class FhirImport:
+    """The patient document read from a Bundle, and how it was read."""
+    document: dict[str, Any]
+    provenance: list[Reading]
+    conflicts: list[Conflict]
+    unread: list[Unread]
+    mapping: dict[str, str]
+    patient_reference: str | None = None
+    assessed_on: dt.date = field(default_factory=dt.date.today)
+
+    def patient(self) -> Patient:
+        """The validated patient; InvalidPatient names each bad field and the resource it came from."""
+        try:
+            return validate_patient(self.document)
+        except InvalidPatient as exc:
+            raise InvalidPatient([(f, self._with_source(f, m)) for f, m in exc.problems]) from None
+
+    def _with_source(self, dotted: str, message: str) -> str:
+        sources = [str(r.source) for r in self.provenance if r.field and dotted and
+                   (r.field == dotted or dotted.startswith(r.field + ".") or r.field.startswith(dotted + "."))]
+        return message + (f" (read from {', '.join(dict.fromkeys(sources))})" if sources else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"document": self.document, "provenance": [r.to_dict() for r in self.provenance],
+                "conflicts": [c.to_dict() for c in self.conflicts], "unread": [u.to_dict() for u in self.unread],
+                "mapping": self.mapping, "patient_reference": self.patient_reference,
+                "assessed_on": self.assessed_on.isoformat()}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# ------------------------------------------------------------------ entry points
+
+def read_bundle_file(path: str | Path, on: dt.date | None = None) -> FhirImport:
+    """A Bundle file (JSON, through the input gate's size and structure limits)."""
+    text, _ = inputgate.read_file(path)
+    return read_bundle_text(text, on)
+
+
+def read_bundle_text(text: str, on: dt.date | None = None) -> FhirImport:
+    return read_bundle(inputgate.parse_text(text, "json"), on)
+
+
+def read_bundle(data: Any, on: dt.date | None = None) -> FhirImport:
+    """Read a parsed Bundle (transaction, collection, searchset, batch or document).
+
+    ``on`` is the assessment date, for the age (default today). Raises InvalidBundle when
+    the input is not a Bundle of one patient's records.
+    """
+    return _Reader(load_mapping(), on or dt.date.today()).read(data)
+
+
+# ------------------------------------------------------------------ the reader
+
+def _resource_class(resource_type: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class  # heavy: imported on first use
+
+    return get_fhir_model_class(resource_type)
+
+
+def _problems_of(exc: Exception, prefix: str) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            items = errors(include_url=False)
+        except TypeError:
+            items = errors()
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in items[:5]]
+        return f"{prefix}: " + "; ".join(parts)
+    return f"{prefix}: {type(exc).__name__}"
+
+
+def _date_of(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and len(value) >= 4 and value[:4].isdigit():
+        # FHIR allows partial dates (2024, 2024-05); the earliest day they can mean
+        parts = value[:10].split("-")
+        try:
+            return dt.date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1)
+        except ValueError:
+            return None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        return float(value)
+    return None
+
+
+def _norm_unit(unit: str) -> str:
+    return unit.strip().replace("µ", "u").replace("μ", "u")
+
+
+class _Reader:
+    def __init__(self, mapping: Mapping, on: dt.date):
+        self.m = mapping
+        self.on = on
+        self.readings: list[Reading] = []
+        self.unread: list[Unread] = []
+        self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
+        self.patient_ref: str | None = None
+        self.patient_keys: set[str] = set()
+
+    # -------------------------------------------------------------- Bundle
+    def read(self, data: Any) -> FhirImport:
+        if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+            got = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
+            raise InvalidBundle([("resourceType", f"expected a FHIR Bundle (resourceType 'Bundle'), got {got!r}")])
+        if data.get("type") not in BUNDLE_TYPES:
+            raise InvalidBundle([("type", f"Bundle type {data.get('type')!r} is not read; allowed: "
+                                          f"{', '.join(BUNDLE_TYPES)}")])
+        entries = data.get("entry", [])
+        if not isinstance(entries, list):
+            raise InvalidBundle([("entry", "must be a list of entries")])
+        # The Bundle's own structure, as the API's OpenAPI document declares it (BUNDLE_SCHEMA);
+        # the resources inside are each parsed by fhir.resources below.
+        problems = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                problems.append((f"entry.{i}", "must be an object (a Bundle entry)"))
+            elif "resource" in entry and not isinstance(entry["resource"], dict):
+                problems.append((f"entry.{i}.resource", "must be an object (a FHIR resource)"))
+            elif "resource" in entry and not (isinstance(entry["resource"].get("resourceType"), str)
+                                             and RESOURCE_TYPE.fullmatch(entry["resource"]["resourceType"])):
+                problems.append((f"entry.{i}.resource.resourceType", "required: the resource's type, e.g. 'Observation'"))
+        if problems:
+            raise InvalidBundle(problems[:inputgate.MAX_PROBLEMS])
+
+        parsed: list[tuple[str, Any]] = []
+        for i, entry in enumerate(entries):
+            label = f"entry.{i}"
+            resource = entry.get("resource")
+            if resource is None:
+                self.unread.append(Unread(label, "entry without a resource"))
+                continue
+            rtype = resource.get("resourceType")
+            rid = resource.get("id")
+            name = f"{rtype}/{rid}" if rtype and rid else f"{rtype or 'resource'} ({label})"
+            if rtype not in READ_TYPES:
+                self.unread.append(Unread(name, f"resource type {rtype!r} is not read by nelm"))
+                continue
+            try:
+                model = _resource_class(rtype).model_validate(resource)
+            except Exception as exc:  # noqa: BLE001 - an invalid resource is reported, not fatal
+                self.unread.append(Unread(name, _problems_of(exc, "not a valid FHIR R4 resource")))
+                continue
+            full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+            for key in filter(None, (full_url, f"{rtype}/{rid}" if rid else None)):
+                self.resources[key] = model
+            parsed.append((name, model))
+            if rtype == "Patient":
+                self._patient(name, model, full_url)
+
+        for name, model in parsed:
+            rtype = model.get_resource_type()
+            if rtype in ("Patient", "Medication"):
+                continue  # Medication is read through the statement that names it
+            if not self._about_patient(name, model):
+                continue
+            getattr(self, f"_{rtype.lower()}")(name, model)
+        return self._result()
+
+    # -------------------------------------------------------------- subject
+    def _patient(self, name: str, p: Any, full_url: str | None) -> None:
+        if self.patient_ref is not None:
+            raise InvalidBundle([("entry", f"the Bundle holds more than one Patient ({self.patient_ref}, {name}); "
+                                           "send one patient's records")])
+        self.patient_ref = name
+        self.patient_keys = {name} | ({full_url} if full_url else set())
+        birth = _date_of(p.birthDate)
+        if birth is not None:
+            years = self.on.year - birth.year - ((self.on.month, self.on.day) < (birth.month, birth.day))
+            self.readings.append(Reading("age_years", years, Source(name, "birthDate", None),
+                                         f"born {birth.isoformat()}, age on {self.on.isoformat()}"))
+        if getattr(p, "deceasedBoolean", None) or getattr(p, "deceasedDateTime", None):
+            self.unread.append(Unread(name, "the patient is recorded as deceased; nothing is inferred from it"))
+
+    def _about_patient(self, name: str, resource: Any) -> bool:
+        subject = getattr(resource, "subject", None) or getattr(resource, "patient", None)
+        ref = getattr(subject, "reference", None) if subject is not None else None
+        if ref is None or not self.patient_keys:
+            return True
+        if ref in self.patient_keys or any(ref.endswith("/" + k) for k in self.patient_keys if "/" in k):
+            return True
+        self.unread.append(Unread(name, f"about another patient ({ref}), not {self.patient_ref}"))
+        return False
+
+    # -------------------------------------------------------------- codes
+    def _codings(self, concept: Any) -> list[Any]:
+        return list(getattr(concept, "coding", None) or []) if concept is not None else []
+
+    def _code_text(self, coding: Any) -> str:
+        return f"{self.m.system_name(coding.system)} {coding.code}"
+
+    def _unknown_code(self, name: str, concept: Any) -> None:
+        codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
+        text = getattr(concept, "text", None) if concept is not None else None
+        what = codes or (f"text {text!r} without a code" if text else "no code")
+        self.unread.append(Unread(name, f"{what}: not in the mapping table (src/nelm/fhir/mapping.yaml)"))
+
+    # -------------------------------------------------------------- Observation
+    def _observation(self, name: str, o: Any) -> None:
+        if o.status not in OBSERVATION_FINAL:
+            self.unread.append(Unread(name, f"status {o.status!r}: only final, amended or corrected results are read"))
+            return
+        hit = next(((c, self.m.observations[(c.system or "", c.code or "")]) for c in self._codings(o.code)
+                    if (c.system or "", c.code or "") in self.m.observations), None)
+        if hit is None:
+            self._unknown_code(name, o.code)
+            return
+        coding, rule = hit
+        date = _date_of(o.effectiveDateTime) or _date_of(getattr(o.effectivePeriod, "start", None)) or _date_of(o.issued)
+        source = Source(name, self._code_text(coding), date)
+        q = o.valueQuantity
+        if rule.value == "integer":
+            raw = o.valueInteger if o.valueInteger is not None else (_number(q.value) if q is not None and not q.unit
+                                                                       and not q.code else None)
+            if raw is None or float(raw) != int(float(raw)):
+                self.unread.append(Unread(name, f"{rule.label}: expected a whole number (valueInteger)"))
+                return
+            self.readings.append(Reading(rule.field, int(float(raw)), source))
+            return
+        if q is None or _number(q.value) is None:
+            self.unread.append(Unread(name, f"{rule.label}: expected a valueQuantity with a number"))
+            return
+        if q.comparator:
+            self.unread.append(Unread(name, f"{rule.label}: a bound ({q.comparator}{q.value}), not a measured value"))
+            return
+        units = {_norm_unit(u): f for u, f in rule.units.items()}
+        candidates = [q.code if q.system == self.m.systems.get("ucum") else None, q.unit, q.code]
+        unit = next((u for u in candidates if u and _norm_unit(u) in units), None)
+        if unit is None:
+            shown = q.unit or q.code or "no unit"
+            self.unread.append(Unread(name, f"{rule.label} in {shown!r} cannot be converted to the document's unit; "
+                                            f"convertible: {', '.join(rule.units)}"))
+            return
+        factor = units[_norm_unit(unit)]
+        value = float(q.value)
+        note = None
+        if factor != 1:
+            converted = round(value * factor, 2)
+            note = f"converted from {_show(value)} {unit}"
+            value = converted
+        self.readings.append(Reading(rule.field, value, source, note))
+
+    # -------------------------------------------------------------- Condition
+    def _condition(self, name: str, c: Any) -> None:
+        status = {x.code for x in self._codings(c.verificationStatus)}
+        if status & {"refuted", "entered-in-error"}:
+            self.unread.append(Unread(name, f"verification status {', '.join(sorted(status))}: not a fact"))
+            return
+        hit = next(((x, self.m.conditions[(x.system or "", x.code or "")]) for x in self._codings(c.code)
+                    if (x.system or "", x.code or "") in self.m.conditions), None)
+        if hit is None:
+            self._unknown_code(name, c.code)
+            return
+        coding, rule = hit
+        date = _date_of(c.onsetDateTime) or _date_of(getattr(c.onsetPeriod, "start", None)) or _date_of(c.recordedDate)
+        source = Source(name, self._code_text(coding), date)
+        if not rule.sets and rule.add_site is None:
+            self.readings.append(Reading(None, rule.label, source, "recognised; sets no field"))
+        for dotted, value in rule.sets.items():
+            self.readings.append(Reading(dotted, value, source))
+        if rule.add_site is not None:
+            self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
+            self.readings.append(Reading("extrahepatic.present", True, source))
+
+    # -------------------------------------------------------------- treatments
+    def _treatment(self, name: str, concept: Any, ongoing: bool | None, date: dt.date | None) -> None:
+        hit = next(((x, self.m.option_of(x.system, x.code)) for x in self._codings(concept)
+                    if self.m.option_of(x.system, x.code)), None)
+        if hit is None:
+            self._unknown_code(name, concept)
+            return
+        coding, option = hit
+        self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
+                                     Source(name, self._code_text(coding), date)))
+
+    def _medication_concept(self, r: Any) -> Any:
+        if r.medicationCodeableConcept is not None:
+            return r.medicationCodeableConcept
+        ref = getattr(r.medicationReference, "reference", None)
+        med = self.resources.get(ref or "")
+        return getattr(med, "code", None)
+
+    def _given(self, name: str, r: Any, rtype: str) -> bool | None | str:
+        table = GIVEN_STATUS[rtype]
+        if r.status not in table:
+            return f"status {r.status!r}: not a treatment given (read: {', '.join(table)})"
+        return table[r.status]
+
+    def _medicationstatement(self, name: str, r: Any) -> None:
+        self._medication(name, r, "MedicationStatement", r.effectivePeriod, r.effectiveDateTime)
+
+    def _medicationadministration(self, name: str, r: Any) -> None:
+        self._medication(name, r, "MedicationAdministration", r.effectivePeriod, r.effectiveDateTime)
+
+    def _medicationrequest(self, name: str, r: Any) -> None:
+        if r.intent not in ORDER_INTENTS:
+            self.unread.append(Unread(name, f"intent {r.intent!r}: a proposal or plan, not a treatment given"))
+            return
+        self._medication(name, r, "MedicationRequest", getattr(r.dispenseRequest, "validityPeriod", None), r.authoredOn)
+
+    def _medication(self, name: str, r: Any, rtype: str, period: Any, moment: Any) -> None:
+        ongoing = self._given(name, r, rtype)
+        if isinstance(ongoing, str):
+            self.unread.append(Unread(name, ongoing))
+            return
+        end = _date_of(getattr(period, "end", None)) if period is not None else None
+        if ongoing is None and end is not None and end < self.on:
+            ongoing = False  # a period that ended before the assessment date: no longer given
+        date = _date_of(getattr(period, "start", None)) or _date_of(moment)
+        self._treatment(name, self._medication_concept(r), ongoing, date)
+
+    def _procedure(self, name: str, p: Any) -> None:
+        ongoing = self._given(name, p, "Procedure")
+        if isinstance(ongoing, str):
+            self.unread.append(Unread(name, ongoing))
+            return
+        date = _date_of(p.performedDateTime) or _date_of(getattr(p.performedPeriod, "start", None))
+        self._treatment(name, p.code, ongoing, date)
+
+    # -------------------------------------------------------------- the document
+    def _result(self) -> FhirImport:
+        doc: dict[str, Any] = {}
+        conflicts: list[Conflict] = []
+        by_field: dict[str, list[Reading]] = {}
+        for r in self.readings:
+            if r.field is not None:
+                by_field.setdefault(r.field, []).append(r)
+        for dotted, readings in by_field.items():
+            if dotted == "extrahepatic.sites":
+                _put(doc, dotted, sorted({r.value for r in readings}))
+            elif dotted == "prior_therapies":
+                doc["prior_therapies"] = _therapies(readings)
+            else:
+                value, conflict = _resolve(dotted, readings)
+                if conflict is not None:
+                    conflicts.append(conflict)
+                if value is not None:
+                    _put(doc, dotted, value)
+        return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
+                          mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
+
+
+def _resolve(dotted: str, readings: list[Reading]) -> tuple[Any, Conflict | None]:
+    values = {_key(r.value) for r in readings}
+    if len(values) == 1:
+        return readings[0].value, None
+    # the most recent effective date governs; an undated reading is older than any dated one
+    latest = max((r.source.date or dt.date.min) for r in readings)
+    newest = [r for r in readings if (r.source.date or dt.date.min) == latest]
+    governing = newest[0] if len({_key(r.value) for r in newest}) == 1 else None
+    ordered = sorted(readings, key=lambda r: r.source.date or dt.date.min, reverse=True)
+    return (governing.value if governing else None), Conflict(dotted, ordered, governing)
+
+
+def _key(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
+    """One prior_therapies entry per option; ongoing when any record says so, not when all say not."""
+    entries: dict[str, list[bool | None]] = {}
+    for r in readings:
+        entries.setdefault(r.value["therapy"], []).append(r.value["ongoing"])
+    out = []
+    for therapy, flags in entries.items():
+        entry: dict[str, Any] = {"therapy": therapy}
+        ongoing = True if True in flags else (False if all(f is False for f in flags) else None)
+        if ongoing is not None:
+            entry["ongoing"] = ongoing
+        out.append(entry)
+    return out
+
+
+def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = doc
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
