@@ -18,15 +18,16 @@ from .plan import build_plan
 __all__ = ["assess", "DISCLAIMER"]
 
 
-def _core(patient: Patient, kb: KnowledgeBase, extra: list[Any] | None = None) -> tuple[Evaluation, dict[str, Any]]:
-    ev = evaluate(patient, kb, extra=extra)
+def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None = None
+          ) -> tuple[Evaluation, dict[str, Any]]:
+    ev = evaluate(patient, kb, extra_sql=extra_sql)
     return ev, assessment_from(ev, patient, kb)
 
 
 def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
     """The contract's assessment document for one patient, opening with the plan."""
     kb = load(guideline)
-    ev, result = _core(patient, kb, matcher(kb).exprs)
+    ev, result = _core(patient, kb, matcher(kb).sql)
     plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb))
     attach_outcomes(result, ev.facts, kb)
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}

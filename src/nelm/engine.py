@@ -21,14 +21,16 @@ result by :mod:`nelm.assessment`.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
-import polars as pl
-
-from . import __version__
+from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
 from .knowledge.ruleset import VERDICTS, OptionDef, Rule
@@ -38,14 +40,38 @@ from .summary import fact_label, show, value_label, with_unit
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
               "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
 
-_DTYPES = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
-SCHEMA = {c: _DTYPES[t] for c, t in COLUMN_TYPES.items()}
+
+
+class _Polars:
+    """Polars, imported on first use: one patient's assessment does not need it (nelm.rowcode),
+    and importing it is a good part of a command's start-up."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module("polars"), name)
+
+
+pl: Any = _Polars()
+
+
+def _input_schema() -> dict[str, Any]:
+    """The input columns' Polars dtypes (``engine.SCHEMA``, built when first asked for)."""
+    got = globals().get("SCHEMA")
+    if got is None:
+        dtypes = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
+        globals()["SCHEMA"] = got = {c: dtypes[t] for c, t in COLUMN_TYPES.items()}
+    return got
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCHEMA":
+        return _input_schema()
+    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- frame
 
 def patients_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=SCHEMA)
+    return pl.DataFrame(list(rows), schema=_input_schema())
 
 
 # bit j of ``possible__{option}`` is set when VERDICTS[j] is possible
@@ -173,6 +199,22 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[
 
 # --------------------------------------------------------------------------- one patient
 
+class Dtypes(Mapping):
+    """Column -> Polars dtype, from dtype names; Polars is imported only when a dtype is read."""
+
+    def __init__(self, names: dict[str, str]):
+        self._names = names
+
+    def __getitem__(self, column: str) -> Any:
+        return getattr(pl, self._names[column])()
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class Evaluation:
     """One patient's evaluated rows: ``facts`` as entered (classification, criteria,
@@ -181,14 +223,36 @@ class Evaluation:
 
     facts: dict[str, Any]
     verdicts: dict[str, Any]
-    schema: dict[str, pl.DataType]
+    schema: Mapping[str, Any]
 
 
-def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[pl.Expr] | None = None) -> Evaluation:
-    # One patient: Polars evaluates every condition; the verdicts are resolved in
-    # Python (resolve_verdict), which for a single row is cheaper than Polars'
-    # per-expression overhead. tests/test_properties.py checks both resolutions agree.
+def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
+             extra_sql: Mapping[str, str] | None = None, executor: str = "python") -> Evaluation:
+    """Evaluate one patient: both passes, then each option's verdict.
+
+    ``executor="python"`` (the default) runs the knowledge base's conditions as the
+    Python code of :mod:`nelm.rowcode`, with ``extra_sql`` (column -> SQL condition, cast
+    to a Boolean) evaluated on the facts as entered; Polars expressions in ``extra``, or
+    ``executor="polars"``, run the one-row frame through Polars instead. Both give the
+    same row (tests/test_rowcode.py); Polars' fixed cost per query is most of an
+    assessment's time when the frame has one row.
+    """
     flat = flatten(patient) if isinstance(patient, Patient) else patient
+    program = row_program(kb, extra_sql) if executor == "python" and not extra else None
+    if program is None:
+        if extra_sql:
+            extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
+        return _evaluate_polars(flat, kb, extra)
+    facts = program.facts(program.inputs(flat))
+    verdicts = program.verdicts(program.inputs(flat))
+    for opt in kb.options:
+        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    return Evaluation(facts, verdicts, program.verdict_types)
+
+
+def _evaluate_polars(flat: dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None) -> Evaluation:
+    # Polars evaluates every condition; the verdicts are resolved in Python
+    # (resolve_verdict). tests/test_properties.py checks both resolutions agree.
     frame = patients_frame([flat])
     raw = _lazy(frame.lazy(), kb, True, False, extra)
     filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, False, None)
@@ -199,38 +263,166 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[p
     return Evaluation(facts, verdicts, dict(filled_df.schema))
 
 
-_DOWNSTREAM: dict[tuple[int, int], tuple[list[list[pl.Expr]], list[str]]] = {}
+# --------------------------------------------------------------------------- one row in Python
+
+@dataclass
+class RowProgram:
+    """A knowledge base's two passes for one patient, as generated Python (:mod:`nelm.rowcode`)."""
+
+    facts: Callable[[dict[str, Any]], dict[str, Any]]      # as entered, with variants and extra columns
+    verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
+    verdict_types: Dtypes
+    _casts: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
+        """The input columns in the frame's order and types (as Polars would store them)."""
+        return {c: cast(flat.get(c)) for c, cast in self._casts}
 
 
-def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[str]]:
+_PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
+_DOWNSTREAM_CODE: dict[tuple[int, int], Callable[[dict[str, Any]], dict[str, Any]] | None] = {}
+_CASTS = {"float": rowcode.HELPERS["_f"], "bool": rowcode.HELPERS["_b"], "str": rowcode.HELPERS["_s"]}
+
+
+def _code_key() -> str:
+    """The translator's own source is part of the cache key: a changed translator recompiles."""
+    h = hashlib.sha256()
+    for mod in (rowcode.__file__, __file__):
+        h.update(Path(mod).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -> RowProgram | None:
+    """The knowledge base's passes as Python for one patient, or None when a condition
+    uses SQL the translator does not handle (then the engine keeps Polars)."""
+    extra = tuple((extra_sql or {}).items())  # in order: the columns follow it
+    key = (id(kb), extra)
+    if key not in _PROGRAMS:
+        from .cache import cached
+
+        digest = hashlib.sha256(repr(extra).encode()).hexdigest()[:16]
+        built = cached("rowcode", f"{kb.sha256}|{kb.guideline}|{digest}|{_code_key()}",
+                       lambda: _generate(kb, dict(extra)))
+        if built is None:
+            _PROGRAMS[key] = None
+        else:
+            import marshal
+
+            code, verdict_types = built
+            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            exec(marshal.loads(code), namespace)  # noqa: S102 - generated from the knowledge base by _generate
+            casts = tuple((c, _CASTS[t]) for c, t in COLUMN_TYPES.items())
+            _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
+    return _PROGRAMS[key]
+
+
+def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict[str, str]] | None:
+    """Python source of both passes, compiled; and the verdict row's dtype names."""
+    import marshal
+
+    extra = [pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items()]
+    empty = patients_frame([])
+    raw_types = {c: str(t) for c, t in _lazy(empty.lazy(), kb, True, False, extra).collect_schema().items()}
+    filled_types = {c: str(t) for c, t in
+                    _lazy(empty.lazy().with_columns(kb.assume), kb, False, False, None).collect_schema().items()}
+    try:
+        facts_steps = [(n.column, _node_python(n), rowcode.coercion(raw_types[n.column]))
+                       for batch in kb.nodes for n in batch]
+        facts_steps += [(vn.column, _node_python(vn), rowcode.coercion(raw_types[vn.column]))
+                        for _, _, vn in kb.variant_nodes]
+        facts_steps += [(col, rowcode.translate(sql), "bool") for col, sql in extra_sql.items()]
+        verdict_steps = [(col, f"_coalesce(r[{col!r}], {rowcode.translate(sql)})", kind)
+                         for col, sql, kind in kb.assume_sql]
+        verdict_steps += [(n.column, _node_python(n), rowcode.coercion(filled_types[n.column]))
+                          for batch in kb.nodes for n in batch]
+    except rowcode.Unsupported:
+        return None
+    source = rowcode.function_source("facts", facts_steps) + rowcode.function_source("verdicts", verdict_steps)
+    code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
+    return marshal.dumps(code), filled_types
+
+
+def _node_python(node: Any) -> str:
+    if node.kind == "all":  # a criteria set: Kleene AND of its items
+        return "_and(" + ", ".join(f"r[{c!r}]" for c in node.sql.split(" AND ")) + ")"
+    return rowcode.translate(node.sql)
+
+
+_DOWNSTREAM: dict[tuple[int, int], tuple[list[list[Any]], list[str]]] = {}
+
+
+def _downstream_nodes(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[Any]], list[str]]:
     """Only the columns another guideline computes differently, and what depends on them.
 
-    Returns the expression batches and the columns they read from the governing row.
+    Returns the node batches and the columns they read from the governing row.
     """
     key = (id(kb), id(other))
     if key not in _DOWNSTREAM:
         # the columns whose definition differs between the two guidelines
         dirty = {col for col, g, _ in kb.variant_nodes if g in (kb.guideline, other.guideline)}
-        batches: list[list[pl.Expr]] = []
+        batches: list[list[Any]] = []
         reads: set[str] = set()
         for batch in other.nodes:
             chosen = [n for n in batch if n.column in dirty or n.roots & dirty]
             reads |= {r for n in chosen for r in n.roots} - dirty
             dirty |= {n.column for n in chosen}
             if chosen:
-                batches.append([n.expr for n in chosen])
+                batches.append(chosen)
         _DOWNSTREAM[key] = (batches, sorted(reads))
     return _DOWNSTREAM[key]
+
+
+def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[Any]], list[str]]:
+    """The Polars expression batches of :func:`_downstream_nodes`, and the columns they read."""
+    batches, reads = _downstream_nodes(kb, other)
+    return [[n.expr for n in batch] for batch in batches], reads
+
+
+def _downstream_code(kb: KnowledgeBase, other: KnowledgeBase, ev: Evaluation):
+    key = (id(kb), id(other))
+    if key not in _DOWNSTREAM_CODE:
+        from .cache import cached
+
+        def build() -> bytes | None:
+            import marshal
+
+            batches, reads = _downstream_nodes(kb, other)
+            if not batches:
+                return marshal.dumps(compile(rowcode.function_source("downstream", []), "<nelm>", "exec"))
+            lf = pl.DataFrame([], schema={c: ev.schema[c] for c in reads}).lazy()
+            for batch in batches:
+                lf = lf.with_columns([n.expr for n in batch])
+            types = {c: str(t) for c, t in lf.collect_schema().items()}
+            try:
+                steps = [(n.column, _node_python(n), rowcode.coercion(types[n.column])) for b in batches for n in b]
+            except rowcode.Unsupported:
+                return None
+            return marshal.dumps(compile(rowcode.function_source("downstream", steps), "<nelm rowcode>", "exec"))
+
+        code = cached("rowcode-downstream", f"{kb.sha256}|{kb.guideline}|{other.guideline}|{_code_key()}", build)
+        fn = None
+        if code is not None:
+            import marshal
+
+            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            exec(marshal.loads(code), namespace)  # noqa: S102 - generated from the knowledge base
+            fn = namespace["downstream"]
+        _DOWNSTREAM_CODE[key] = fn
+    return _DOWNSTREAM_CODE[key]
 
 
 def verdicts_under(ev: Evaluation, kb: KnowledgeBase, other: KnowledgeBase) -> dict[str, Any]:
     """The verdict row this patient gets when ``other`` governs (only what differs is recomputed)."""
     row, schema = ev.verdicts, ev.schema
-    batches, reads = _downstream_plan(kb, other)
-    lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
-    for batch in batches:
-        lf = lf.with_columns(batch)
-    theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
+    fn = _downstream_code(kb, other, ev) if isinstance(schema, Dtypes) else None
+    if fn is not None:
+        theirs = fn(dict(row))
+    else:
+        batches, reads = _downstream_plan(kb, other)
+        lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
+        for batch in batches:
+            lf = lf.with_columns(batch)
+        theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
     for opt in other.options:
         theirs[f"possible__{opt.id}"], theirs[f"verdict__{opt.id}"] = resolve_verdict(opt, theirs)
     return theirs
