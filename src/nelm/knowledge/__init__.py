@@ -36,7 +36,7 @@ def _dtype(kind: str) -> Any:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class Variant(_Record):

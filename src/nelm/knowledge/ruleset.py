@@ -52,7 +52,7 @@ OPTION_ORDER = ("liver_resection", "thermal_ablation", "liver_transplant", "tae"
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class Rule(_Record):

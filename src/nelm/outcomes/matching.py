@@ -20,7 +20,7 @@ OUTCOMES_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "outcomes
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class ArmSpec(_Record):
