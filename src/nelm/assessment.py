@@ -24,11 +24,21 @@ def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None 
     return ev, assessment_from(ev, patient, kb)
 
 
-def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
-    """The contract's assessment document for one patient, opening with the plan."""
+OUTCOMES = ("summary", "full")
+
+
+def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "full") -> dict[str, Any]:
+    """The contract's assessment document for one patient, opening with the plan.
+
+    ``outcomes="full"`` gives each matched cohort arm its curve sampled for drawing (the
+    report and the web pages chart them); ``"summary"`` leaves the samples out (the
+    reported points, median, model and method stay), which is most of the document's size.
+    """
+    if outcomes not in OUTCOMES:
+        raise ValueError(f"outcomes must be one of {', '.join(OUTCOMES)}, not {outcomes!r}")
     kb = load(guideline)
     ev, result = _core(patient, kb, matcher(kb).sql)
     plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb))
-    attach_outcomes(result, ev.facts, kb)
+    attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result

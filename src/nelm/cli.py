@@ -90,6 +90,8 @@ def assess(
     file: Path = typer.Argument(..., help="patient document, JSON or YAML"),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    outcomes: str = typer.Option("summary", "--outcomes", help="summary: matched cohorts with their reported points "
+                                 "and fitted model; full: also each survival curve sampled for drawing"),
 ) -> None:
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
@@ -99,7 +101,10 @@ def assess(
         patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
     except InvalidPatient as exc:
         _refuse(str(file), exc)
-    result = run(patient, _guideline_or_exit(guideline))
+    if outcomes not in ("summary", "full"):
+        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
+        raise typer.Exit(2)
+    result = run(patient, _guideline_or_exit(guideline), outcomes=outcomes)
     if format is Format.json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
     else:

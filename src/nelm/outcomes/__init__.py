@@ -152,8 +152,9 @@ class _Vals(dict):
         return v
 
 
-def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any) -> None:
-    """Add ``outcomes`` (and ``risk_factors``) to every option of ``assessment``."""
+def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any, *, curves: bool = True) -> None:
+    """Add ``outcomes`` (and ``risk_factors``) to every option of ``assessment``; with
+    ``curves=False`` each arm's sampled ``curve`` is left out (everything else stays)."""
     spec = load_spec()
     cohorts = cohort_arms(kb)
     hits = matcher(kb).evaluate(row)
@@ -175,7 +176,10 @@ def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any) ->
             reason = " ".join(e.reason.format_map(vals).split())
             for arm in cohorts[e.cohort]:
                 item = dict(arm)
-                item["curve"] = [list(p) for p in arm["curve"]]
+                if curves:
+                    item["curve"] = [list(p) for p in arm["curve"]]
+                else:
+                    del item["curve"]
                 item["reported"] = [dict(p) for p in arm["reported"]]
                 item["match_reason"] = reason
                 item["match"] = kind

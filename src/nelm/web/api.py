@@ -238,9 +238,11 @@ def health(store: Store) -> Health:
 
 
 @router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT)
-def assess_once(patient: PatientBody) -> dict[str, Any]:
+def assess_once(patient: PatientBody, outcomes: Annotated[Literal["summary", "full"], Query(
+        description="summary (default): each matched cohort with its reported points, median and fitted model; "
+                    "full: also each curve sampled for drawing")] = "summary") -> dict[str, Any]:
     """Assess a patient document without storing anything; returns the assessment."""
-    return assess(patient)
+    return assess(patient, outcomes=outcomes)
 
 
 @router.post("/assessments", status_code=201, response_model=StoredAssessment, tags=["cases"],
