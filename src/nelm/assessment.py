@@ -18,10 +18,10 @@ from .plan import build_plan
 __all__ = ["assess", "DISCLAIMER"]
 
 
-def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None = None
+def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None = None, *, brief: bool = False
           ) -> tuple[Evaluation, dict[str, Any]]:
     ev = evaluate(patient, kb, extra_sql=extra_sql)
-    return ev, assessment_from(ev, patient, kb)
+    return ev, assessment_from(ev, patient, kb, brief=brief)
 
 
 OUTCOMES = ("summary", "full")
@@ -38,7 +38,8 @@ def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "f
         raise ValueError(f"outcomes must be one of {', '.join(OUTCOMES)}, not {outcomes!r}")
     kb = load(guideline)
     ev, result = _core(patient, kb, matcher(kb).sql)
-    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb))
+    # the plan's what-if assessments need verdicts, decisive reasons and missing data only
+    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
     attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
-from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
+from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column, template_names
 from .knowledge.ruleset import VERDICTS, OptionDef, Rule
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
 from .summary import fact_label, show, value_label, with_unit
@@ -174,8 +174,32 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Exp
 
 # --------------------------------------------------------------------------- formatting
 
+class _Values(dict):
+    """The row's values as text for reason templates, each formatted when first read
+    (a reason reads a few of some 500 columns)."""
+
+    def __init__(self, row: dict[str, Any]):
+        super().__init__()
+        self._row = row
+
+    def __missing__(self, key: str) -> str:
+        v = self._row[key]  # KeyError for a name that is no column, as a plain dict gives
+        text = value_label(COLUMN_FIELDS.get(key), v) if key in COLUMN_FIELDS else show(v)
+        self[key] = text
+        return text
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._row
+
+
 def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
-    vals = {k: value_label(COLUMN_FIELDS.get(k), v) if k in COLUMN_FIELDS else show(v) for k, v in row.items()}
+    vals = _Values(row)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     ehd = patient.extrahepatic
@@ -243,8 +267,9 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
         if extra_sql:
             extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
         return _evaluate_polars(flat, kb, extra)
-    facts = program.facts(program.inputs(flat))
-    verdicts = program.verdicts(program.inputs(flat))
+    inputs = program.inputs(flat)
+    facts = program.facts(dict(inputs))
+    verdicts = program.verdicts(inputs)
     for opt in kb.options:
         verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
     return Evaluation(facts, verdicts, program.verdict_types)
@@ -442,36 +467,57 @@ def _verdicts_under_other_guidelines(result: dict[str, Any], ev: Evaluation, kb:
                 d.setdefault("verdict_changes", {})[g] = changes
 
 
+_OPTION_BITS: dict[int, tuple[Any, ...]] = {}
+
+
+def _bits(opt: OptionDef) -> tuple[list[tuple[str, int]], int, list[tuple[str, int]]]:
+    """(rule column, verdict bit) of the deciding rules, the ``otherwise`` bit, (column, level) of
+    the caps: what resolve_verdict reads, worked out once per option."""
+    got = _OPTION_BITS.get(id(opt))
+    if got is None or got[0] is not opt:
+        deciding = [(rule_column(opt.id, r.id), 1 << VERDICTS.index(r.verdict)) for r in opt.deciding]
+        caps = [(rule_column(opt.id, r.id), VERDICTS.index(r.cap)) for r in opt.caps]
+        got = (opt, (deciding, 1 << VERDICTS.index(opt.otherwise.verdict), caps))
+        _OPTION_BITS[id(opt)] = got
+    return got[1]
+
+
 def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
     """First rule that holds decides; unknown conditions keep their verdict possible; caps limit."""
     mask = _rule_mask(opt, row)
-    for r in opt.caps:
-        cond = row[rule_column(opt.id, r.id)]
+    for col, level in _bits(opt)[2]:
+        cond = row[col]
         if cond is True:
-            mask = _cap(mask, VERDICTS.index(r.cap))
+            mask = _cap(mask, level)
         elif cond is None:
-            mask |= _cap(mask, VERDICTS.index(r.cap))
+            mask |= _cap(mask, level)
     return mask, _MASK_VERDICT[mask]
 
 
 def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
+    deciding, otherwise, _ = _bits(opt)
     mask = 0
-    for r in opt.deciding:
-        cond = row[rule_column(opt.id, r.id)]
+    for col, bit in deciding:
+        cond = row[col]
         if cond is False:
             continue
-        mask |= 1 << VERDICTS.index(r.verdict)
+        mask |= bit
         if cond is True:
             break
     else:
-        mask |= 1 << VERDICTS.index(opt.otherwise.verdict)
+        mask |= otherwise
     return mask
 
 
 # --------------------------------------------------------------------------- assessment
 
-def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
-    """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`)."""
+def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brief: bool = False) -> dict[str, Any]:
+    """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`).
+
+    ``brief`` is for the plan's what-if assessments (:func:`nelm.plan.build_plan`), which
+    read verdicts, decisive reasons, conditions and missing data only: the texts of the
+    other reasons and of criteria items are left empty, and disagreements between sources
+    are not worked out."""
     row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
     filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
@@ -501,13 +547,13 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
             if status == "unknown" and row[cs.id] is None:  # only what could still settle the set
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
-                          "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources),
+                          "reason": "" if brief else _prose(it.reason.format_map(vals)), "sources": list(it.sources),
                           "level": strongest_level(it.sources, kb)})
         criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
                            "sources": list(cs.sources)}
 
     checks = {c.field: c for c in kb.checks}
-    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo) for opt in kb.options]
+    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo, brief) for opt in kb.options]
     for o in options:
         for c in o.get("conditions", []):
             affects.setdefault(c["field"], set()).add(o["id"])
@@ -520,13 +566,14 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
         "criteria": criteria,
         "options": options,
         "missing_data": missing,
-        "disagreements": _disagreements(row, kb, vals),
+        "disagreements": [] if brief else _disagreements(row, kb, vals),
         "knowledge_base": {"version": kb.version, "sha256": kb.sha256, "guideline": kb.guideline},
         "nelm_version": __version__,
         "assessed_on": date.today().isoformat(),
         "disclaimer": DISCLAIMER,
     }
-    _verdicts_under_other_guidelines(result, ev, kb)
+    if not brief:
+        _verdicts_under_other_guidelines(result, ev, kb)
     return result
 
 
@@ -540,7 +587,7 @@ def _prose(text: str) -> str:
 
 def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: KnowledgeBase) -> list[dict[str, str]]:
     """The patient values a condition read, so each reason can be checked against the chart."""
-    labels = {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria}
+    labels = _labels(kb)
     out = []
     for col in sorted(columns):
         if col in quoted or col.startswith("rule__"):
@@ -555,10 +602,24 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: K
     return out
 
 
+_LABELS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
+
+
+def _labels(kb: KnowledgeBase) -> dict[str, str]:
+    """Derived variables' and criteria sets' labels (once per knowledge base)."""
+    got = _LABELS.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria})
+        _LABELS[id(kb)] = got
+    return got[1]
+
+
 def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None,
-            kb: KnowledgeBase, reads: Iterable[str] = ()) -> dict[str, Any]:
+            kb: KnowledgeBase, reads: Iterable[str] = (), brief: bool = False) -> dict[str, Any]:
+    if brief and kind != "decisive":
+        return {"text": "", "sources": list(rule.sources), "level": None, "kind": kind, "rule": rule_id, "facts": []}
     text = _prose(rule.reason.format_map(vals))
-    facts = _facts(reads, vals, placeholders(rule.reason), kb)
+    facts = _facts(reads, vals, template_names(rule.reason), kb)
     if facts:
         text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
     return {"text": text, "sources": list(rule.sources), "level": strongest_level(rule.sources, kb),
@@ -572,11 +633,15 @@ LEVEL_ORDER = ("1a", "1b", "2a", "2b", "3", "4", "5")
 def strongest_level(sources: Iterable[str], kb: KnowledgeBase) -> str | None:
     """The strongest level of evidence among a reason's sources (Oxford CEBM 2009)."""
     levels = [kb.evidence[s].level for s in sources if s in kb.evidence]
-    return min(levels, key=LEVEL_ORDER.index) if levels else None
+    return min(levels, key=_LEVEL_RANK.__getitem__) if levels else None
+
+
+_LEVEL_RANK = {level: i for i, level in enumerate(LEVEL_ORDER)}
 
 
 def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeBase, note_missing,
-            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]]) -> dict[str, Any]:
+            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]],
+            brief: bool = False) -> dict[str, Any]:
     row = ev.verdicts
     verdict = row[f"verdict__{opt.id}"]
     base = _MASK_VERDICT[_rule_mask(opt, row)]   # before caps
@@ -595,6 +660,10 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
             # an unknown condition: name it, with what would settle it
             if verdict == "undetermined":
                 fields = note_missing(col, opt.id, filled=True)
+                if brief:
+                    reasons.append(_reason(r, vals, "possible", r.id, kb, brief=True) | {
+                        "verdict_if_true": r.verdict, "unknown": fields})
+                    continue
                 what = ", ".join(fact_label(f) for f in fields) or "a derived value"
                 got = _reason(r, vals, "possible", r.id, kb, kb.roots[col])
                 reasons.append(got | {
@@ -609,12 +678,12 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
             if not intent_set:
                 intent, intent_set = r.intent or opt.intent, True
         elif verdict == "undetermined":
-            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col]) | {"verdict_if_true": r.verdict})
+            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col], brief) | {"verdict_if_true": r.verdict})
     if not blocked:
         kind = "decisive" if base == opt.otherwise.verdict and verdict != "undetermined" else "possible"
         # the facts the indications read (what rules the option out is reported by its gates)
         checked = {c for r in opt.deciding if not r.gate for c in kb.roots[rule_column(opt.id, r.id)]}
-        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked) | (
+        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked, brief) | (
             {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
     if verdict != "undetermined" and not intent_set:
         # decided by rules whose conditions were unknown but agreed, or by `otherwise`
@@ -625,15 +694,16 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
         cond = row[rule_column(opt.id, r.id)]
         binding = base not in VERDICTS or VERDICTS.index(r.cap) > VERDICTS.index(base)
         if cond is True and binding:
-            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb))
+            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb,
+                                      brief=brief))
         elif cond is None and verdict == "undetermined":
             fields = note_missing(rule_column(opt.id, r.id), opt.id, filled=True)
-            reasons.append(_reason(r, vals, "possible", r.id, kb) | {
+            reasons.append(_reason(r, vals, "possible", r.id, kb, brief=brief) | {
                 "verdict_if_true": f"at most {r.cap}", "unknown": fields})
     # notes give context to an option still on the table, not to one already set aside
     for r in (opt.notes if verdict in ("preferred", "reasonable", "undetermined") else ()):
         if row[rule_column(opt.id, r.id)] is True:
-            reasons.append(_reason(r, vals, "note", r.id, kb))
+            reasons.append(_reason(r, vals, "note", r.id, kb, brief=brief))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if verdict == "undetermined":
@@ -663,7 +733,7 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
         # only a rule that names what passing means speaks for a check (gates do)
         if ev.facts[col] is not None or not r.requirement:
             continue
-        for c in input_roots(kb, col, nulls, memo):
+        for c in sorted(input_roots(kb, col, nulls, memo)):  # sorted: a set's order varies between processes
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
                 out[field] = {"field": field, "requirement": r.requirement}

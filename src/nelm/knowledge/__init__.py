@@ -286,7 +286,13 @@ PLACEHOLDER_EXTRAS = {"extrahepatic_sites"}
 
 
 def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    return set(template_names(template))
+
+
+@lru_cache(maxsize=4096)
+def template_names(template: str) -> frozenset[str]:
+    """The {placeholders} of a reason template (parsed once per template)."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 @lru_cache(maxsize=16)
@@ -413,14 +419,26 @@ def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
     shares the walk between the columns of one assessment.
     """
     memo = {} if memo is None else memo
-    if column in memo:
-        return memo[column]
-    out: set[str] = set()
-    for r in kb.roots.get(column, ()):
-        if r in COLUMN_FIELDS:
-            if r in null_columns:
-                out.add(r)
-        elif r in null_columns:
+    got = memo.get(column)
+    if got is not None:
+        return got
+    inputs, computed = _split_roots(kb).get(column, ((), ()))
+    out = {r for r in inputs if r in null_columns}
+    for r in computed:
+        if r in null_columns:
             out |= input_roots(kb, r, null_columns, memo)
-    memo[column] = frozenset(out)
-    return memo[column]
+    memo[column] = got = frozenset(out)
+    return got
+
+
+_ROOTS_SPLIT: dict[int, tuple[KnowledgeBase, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = {}
+
+
+def _split_roots(kb: KnowledgeBase) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each column's direct roots, split into input and computed columns (once per knowledge base)."""
+    got = _ROOTS_SPLIT.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {col: (tuple(r for r in roots if r in COLUMN_FIELDS), tuple(r for r in roots if r not in COLUMN_FIELDS))
+                    for col, roots in kb.roots.items()})
+        _ROOTS_SPLIT[id(kb)] = got
+    return got[1]
