@@ -157,6 +157,8 @@ def serve(
              "--host and the address they connect to; requests naming any other host get 400"),
     secure_cookies: bool = typer.Option(False, "--secure-cookies", envvar="NELM_SECURE_COOKIES",
                                         help="mark cookies Secure even over plain HTTP (behind an HTTPS proxy)"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="worker processes sharing the port (one per core serves the most requests)"),
 ) -> None:
     """Start the tumour-board web application and REST API."""
     import os
@@ -176,7 +178,7 @@ def serve(
     # create_app reads both settings from the environment (serve.run passes on only database and token)
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
     os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else ""
-    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain)
+    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain, workers=workers)
 
 
 audit_app = typer.Typer(no_args_is_help=True,

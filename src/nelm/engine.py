@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -251,7 +252,7 @@ class Evaluation:
 
 
 def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
-             extra_sql: Mapping[str, str] | None = None, executor: str = "python") -> Evaluation:
+             extra_sql: Mapping[str, str] | None = None, executor: str | None = None) -> Evaluation:
     """Evaluate one patient: both passes, then each option's verdict.
 
     ``executor="python"`` (the default) runs the knowledge base's conditions as the
@@ -262,6 +263,7 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     assessment's time when the frame has one row.
     """
     flat = flatten(patient) if isinstance(patient, Patient) else patient
+    executor = executor or os.environ.get("NELM_EXECUTOR", "python")  # polars: the old path, for comparison
     program = row_program(kb, extra_sql) if executor == "python" and not extra else None
     if program is None:
         if extra_sql:

@@ -17,6 +17,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -237,12 +238,15 @@ def health(store: Store) -> Health:
                   knowledge_base=KnowledgeBaseInfo(version=kb.version, sha256=kb.sha256, guideline=kb.guideline))
 
 
-@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT)
+@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT,
+             response_model=dict[str, Any])
 def assess_once(patient: PatientBody, outcomes: Annotated[Literal["summary", "full"], Query(
         description="summary (default): each matched cohort with its reported points, median and fitted model; "
-                    "full: also each curve sampled for drawing")] = "summary") -> dict[str, Any]:
+                    "full: also each curve sampled for drawing")] = "summary") -> JSONResponse:
     """Assess a patient document without storing anything; returns the assessment."""
-    return assess(patient, outcomes=outcomes)
+    # The assessment is plain JSON data already: rendered directly, without FastAPI's
+    # generic encoder, which took longer than the assessment itself.
+    return JSONResponse(assess(patient, outcomes=outcomes))
 
 
 @router.post("/assessments", status_code=201, response_model=StoredAssessment, tags=["cases"],
