@@ -80,15 +80,17 @@ _MASK_VERDICT = {m: (VERDICTS[[j for j in range(len(VERDICTS)) if m >> j & 1][0]
                      if bin(m).count("1") == 1 else "undetermined") for m in range(1, 2 ** len(VERDICTS))}
 
 
-def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """Three flat stages computing ``verdict__{option}`` for a whole frame.
+def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, list[pl.Expr], pl.Expr]:
+    """Flat stages computing ``verdict__{option}`` for a whole frame.
 
     1. ``first__{option}``: index of the first rule whose condition is certainly true
        (``k`` when none is, so that ``otherwise`` may apply).
     2. ``possible__{option}``: a bit mask of the verdicts some rule up to that index
-       can give, its condition being true or unknown (``otherwise`` included).
+       can give, its condition being true or unknown (``otherwise`` included); then one
+       stage per ``cap`` rule, each rewriting the mask from the previous stage's column.
     3. ``verdict__{option}``: the only possible verdict, else ``undetermined``.
-    Kept flat (no nesting rule by rule) so that Polars plans it in linear time.
+    Kept flat (no nesting rule by rule, no mask expression repeated inside the next
+    cap's) so that Polars evaluates it in linear time.
     """
     rules = opt.deciding
     k = len(rules)
@@ -100,14 +102,15 @@ def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     for i, (r, c) in enumerate(zip(rules, conds)):
         terms[r.verdict].append((first_ref >= i) & c.fill_null(True))
     terms[opt.otherwise.verdict].append(first_ref == k)
-    mask = pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
-                              for j, t in enumerate(terms.values()) if t])
+    name = f"possible__{opt.id}"
+    masks = [pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
+                                for j, t in enumerate(terms.values()) if t]).alias(name)]
     for r in opt.caps:
-        cond = pl.col(rule_column(opt.id, r.id))
+        cond, mask = pl.col(rule_column(opt.id, r.id)), pl.col(name)
         capped = _cap_expr(mask, VERDICTS.index(r.cap))
-        mask = pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask)
-    verdict = pl.col(f"possible__{opt.id}").replace_strict(_MASK_VERDICT, return_dtype=pl.String)
-    return first, mask.alias(f"possible__{opt.id}"), verdict.alias(f"verdict__{opt.id}")
+        masks.append(pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask).alias(name))
+    verdict = pl.col(name).replace_strict(_MASK_VERDICT, return_dtype=pl.String)
+    return first, masks, verdict.alias(f"verdict__{opt.id}")
 
 
 def _cap_expr(mask: pl.Expr, level: int) -> pl.Expr:
@@ -135,20 +138,22 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
     entered, in the same pass.
     """
     kb = kb or load()
-    raw = _lazy(frame.lazy(), kb, variants, False, extra)
     if not verdicts:
-        return raw.collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None)
+        return _lazy(frame.lazy(), kb, variants, False, extra).collect(optimizations=pl.QueryOptFlags.none())
+    # each pass computes only what it returns: the facts pass no rule nobody reads there,
+    # the verdict pass only the rules and what they read
+    raw = _lazy(frame.lazy(), kb, variants, False, extra, only=None if extra else "facts")
+    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None, only="rules")
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("first", "possible", "verdict")]
-    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols), filled.select(rule_cols + verdict_cols)],
+    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols, strict=False), filled.select(rule_cols + verdict_cols)],
                                        optimizations=pl.QueryOptFlags.none())
     return raw_df.hstack(filled_df)
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
-          extra: list[pl.Expr] | None) -> pl.LazyFrame:
-    for batch in _plan(kb, variants, verdicts):
+          extra: list[pl.Expr] | None, only: str | None = None) -> pl.LazyFrame:
+    for batch in _plan(kb, variants, verdicts, only):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
@@ -156,17 +161,43 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None], list[list[pl.Expr]]] = {}
 
 
-def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Expr]]:
-    """Batches of expressions for a knowledge base, built once."""
-    key = (id(kb), variants, verdicts)
+def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
+    """The columns ``targets`` read, directly or through other computed columns, and themselves."""
+    need: set[str] = set()
+    stack = list(targets)
+    while stack:
+        col = stack.pop()
+        if col not in need:
+            need.add(col)
+            stack.extend(kb.roots.get(col, ()))
+    return need
+
+
+def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None) -> list[list[pl.Expr]]:
+    """Batches of expressions for a knowledge base, built once.
+
+    ``only="facts"``: every column but the rules, and the rules those read; ``only="rules"``:
+    the rules and what they read (the verdict pass of :func:`evaluate_frame`)."""
+    key = (id(kb), variants, verdicts, only)
     if key not in _PLANS:
-        batches = [[n.expr for n in batch] for batch in kb.nodes]
+        keep: set[str] | None = None
+        columns = [n.column for batch in kb.nodes for n in batch]
+        if only == "facts":
+            keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
+                           + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
+        elif only == "rules":
+            keep = _needed(kb, [c for c in columns if c.startswith("rule__")])
+        batches = [[n.expr for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
+        batches = [b for b in batches if b]
         if verdicts:
             stages = [_verdict_stages(opt) for opt in kb.options]
-            batches += [[s[0] for s in stages], [s[1] for s in stages], [s[2] for s in stages]]
+            batches.append([s[0] for s in stages])
+            for j in range(max(len(s[1]) for s in stages)):  # the mask, then one cap after another
+                batches.append([s[1][j] for s in stages if len(s[1]) > j])
+            batches.append([s[2] for s in stages])
         if variants and kb.variant_nodes:
             batches.append([vn.expr for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
