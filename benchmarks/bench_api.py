@@ -41,7 +41,8 @@ def free_port() -> int:
 def start(workers: int, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="nelm-bench-")
     port = free_port()
-    env = os.environ | {"NELM_DATABASE_URL": f"sqlite:///{tmp.name}/cases.db"} | env_extra
+    env = os.environ | {"NELM_DATABASE_URL": f"sqlite:///{tmp.name}/cases.db",
+                        "PYTHONPATH": str(HERE.parent / "src")} | env_extra
     env.pop("NELM_API_TOKEN", None)
     cmd = [sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--workers", str(workers)]
