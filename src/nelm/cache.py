@@ -4,8 +4,8 @@ Reading and validating ~40 YAML files and compiling ~500 conditions takes longer
 assessing a patient; ``nelm assess`` is a fresh process each time. What that work
 produces (the validated knowledge base, the one-row code of :mod:`nelm.rowcode`, the
 outcome matcher) is pickled once into the user cache directory and read back while the
-key still matches: the knowledge base's content hash, the nelm version and the Python
-version. Any problem reading an entry (missing, truncated, written by another version,
+key still matches: the knowledge base's content hash, the nelm version, the Python
+version and a hash of nelm's own source files. Any problem reading an entry (missing, truncated, written by another version,
 unpicklable) is a cache miss: the entry is rebuilt from the YAML and rewritten. The
 cache is an optimisation only; ``NELM_CACHE=0`` turns it off, ``NELM_CACHE_DIR`` moves it.
 
@@ -38,11 +38,27 @@ def cache_dir() -> Path | None:
     return Path(user_cache_dir("nelm", appauthor=False))
 
 
+_CODE: list[str] = []
+
+
+def code_fingerprint() -> str:
+    """Hash of nelm's own source files: what a cached object was built by is part of its key,
+    so an edited loader never meets an entry an older one wrote (read once per process)."""
+    if not _CODE:
+        h = hashlib.sha256()
+        package = Path(__file__).resolve().parent
+        for path in sorted(package.rglob("*.py")):
+            h.update(path.relative_to(package).as_posix().encode())
+            h.update(path.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
 def _path(kind: str, key: str) -> Path | None:
     base = cache_dir()
     if base is None:
         return None
-    full = f"{kind}|{key}|{__version__}|{sys.version_info[:3]}"
+    full = f"{kind}|{key}|{__version__}|{sys.version_info[:3]}|{code_fingerprint()}"
     return base / f"{kind}-{hashlib.sha256(full.encode()).hexdigest()[:32]}.pickle"
 
 
