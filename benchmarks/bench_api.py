@@ -38,14 +38,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(workers: int, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
+def start(workers: int, env_extra: dict[str, str], src: Path | None = None
+          ) -> tuple[subprocess.Popen, str, tempfile.TemporaryDirectory]:
     tmp = tempfile.TemporaryDirectory(prefix="nelm-bench-")
     port = free_port()
     env = os.environ | {"NELM_DATABASE_URL": f"sqlite:///{tmp.name}/cases.db",
-                        "PYTHONPATH": str(HERE.parent / "src")} | env_extra
+                        "PYTHONPATH": str(src or HERE.parent / "src")} | env_extra
     env.pop("NELM_API_TOKEN", None)
-    cmd = [sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -115,6 +117,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--old-executor", action="store_true", help="also run the Polars one-row path (NELM_EXECUTOR=polars)")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--baseline-src", type=Path, help="also serve this source directory (one process), e.g. an older checkout")
     args = ap.parse_args()
 
     import random
@@ -122,16 +125,19 @@ def main() -> None:
     rng = random.Random(7)
     bodies = [json.dumps(patient_dict()).encode()] + [json.dumps(random_patient_dict(rng, 0.3)).encode()
                                                       for _ in range(199)]
-    rounds = [(f"POST /api/v1/assess, {w} worker{'s' if w > 1 else ''}", w, {}, "POST", "/api/v1/assess")
+    rounds = [(f"POST /api/v1/assess, {w} worker{'s' if w > 1 else ''}", w, {}, "POST", "/api/v1/assess", None)
               for w in args.workers]
-    rounds.append(("GET /api/v1/health (baseline), 1 worker", 1, {}, "GET", "/api/v1/health"))
+    rounds.append(("GET /api/v1/health (baseline), 1 worker", 1, {}, "GET", "/api/v1/health", None))
+    if args.baseline_src:
+        rounds.append(("POST /api/v1/assess, baseline source, 1 worker", 1, {}, "POST", "/api/v1/assess",
+                       args.baseline_src))
     if args.old_executor:
         rounds.append((f"POST /api/v1/assess, Polars one-row path, {max(args.workers)} workers", max(args.workers),
-                       {"NELM_EXECUTOR": "polars"}, "POST", "/api/v1/assess"))
+                       {"NELM_EXECUTOR": "polars"}, "POST", "/api/v1/assess", None))
     results = {}
     print(f"{args.clients} concurrent clients, at most {args.requests} requests or {args.seconds:g} s per round")
-    for label, workers, env, method, path in rounds:
-        proc, base, tmp = start(workers, env)
+    for label, workers, env, method, path, src in rounds:
+        proc, base, tmp = start(workers, env, src)
         try:
             got = asyncio.run(load(base, method, path, bodies if method == "POST" else [b""], args.clients,
                                    args.requests, args.seconds))

@@ -88,6 +88,8 @@ def main() -> None:
         out = Path(tmp) / "api.json"
         api = [str(HERE / "bench_api.py"), "--json", str(out), "--requests", "1500" if args.quick else "4000",
                "--seconds", "20" if args.quick else "40"]
+        if base_src:
+            api += ["--baseline-src", str(base_src)]
         results["api"] = run_json(api, json_file=out)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"\nraw figures: {args.out}\n")
@@ -119,14 +121,17 @@ def table(r: dict) -> str:
                        f"{b['p50_ms'] / o['p50_ms']:.1f}× (CPU {b['cpu_p50_ms'] / o['cpu_p50_ms']:.1f}×) |"
                        if b else f"Polars one-row executor: p50 {pol['p50_ms']:.2f} ms | {pol['p50_ms'] / o['p50_ms']:.1f}× |"))
     api = r["api"]
+    old = next((v for k, v in api.items() if "baseline source" in k), None)
     for label, a in api.items():
-        if "assess" in label:
+        if "assess" in label and "baseline source" not in label:
             ok = a["p99_ms"] <= 30 and a["rps"] >= 300
             health = next(v for k, v in api.items() if "health" in k)
             rows.append(f"| {label} (32 clients) | ≥ 300 req/s, p99 ≤ 30 ms | {a['rps']:.0f} req/s, p50 {a['p50_ms']:.1f} ms, "
                         f"p99 {a['p99_ms']:.1f} ms, {a['errors']} errors | {'yes' if ok else 'no'} | "
-                        f"GET /api/v1/health: {health['rps']:.0f} req/s, p99 {health['p99_ms']:.1f} ms | "
-                        f"{a['rps'] / health['rps']:.2f} of the trivial endpoint's rate |")
+                        f"GET /api/v1/health: {health['rps']:.0f} req/s, p99 {health['p99_ms']:.1f} ms"
+                        + (f"; before (1 process): {old['rps']:.0f} req/s, p99 {old['p99_ms']:.0f} ms" if old else "")
+                        + f" | {a['rps'] / health['rps']:.2f} of the trivial endpoint's rate"
+                        + (f"; {a['rps'] / old['rps']:.1f}× the rate before |" if old else " |"))
     b = r["assess"]["batch"]
     ev = b["evaluate_frame, all criteria and verdicts"]
     triv = b["224 trivial comparisons (reference)"]

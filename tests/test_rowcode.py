@@ -106,3 +106,19 @@ def test_unsupported_sql_is_refused_not_guessed() -> None:
         rowcode.translate("x + 1 > 2")
     with pytest.raises(rowcode.Unsupported):
         rowcode.coercion("Decimal(precision=38, scale=1)")
+
+
+@pytest.mark.parametrize("guideline", GUIDELINES)
+def test_outcome_matcher_on_a_frame_row_equals_polars(guideline: str) -> None:
+    """Matcher.evaluate on a row without its columns (e.g. from evaluate_frame) runs the
+    conditions as Python; the values are those Polars computes."""
+    kb = load(guideline)
+    m = matcher(kb)
+    frame = patients_frame(ROWS[::10])
+    rows = _lazy(frame.lazy(), kb, True, True, None).collect()
+    theirs = rows.select(m.exprs)
+    for i in range(rows.height):
+        got = m.evaluate(rows.row(i, named=True))
+        want = theirs.row(i, named=True)
+        assert got == {name: want[col] for name, col in m.names.items()}
+        assert all(v is None or type(v) is bool for v in got.values())

@@ -120,6 +120,18 @@ class Matcher:
 
         return {c: getattr(pl, t)() if isinstance(t, str) else t for c, t in self.dtypes.items()}
 
+    def _python(self) -> Any:
+        if "_pl_python" not in self.__dict__:
+            from .. import rowcode
+
+            try:
+                source = rowcode.function_source("match", [(col, rowcode.translate(sql), "bool")
+                                                           for col, sql in self.sql.items()])
+                self.__dict__["_pl_python"] = rowcode.compile_functions(source)["match"]
+            except rowcode.Unsupported:
+                self.__dict__["_pl_python"] = None
+        return self.__dict__["_pl_python"]
+
     def evaluate(self, row: dict[str, Any]) -> dict[str, bool | None]:
         """Every condition's value for one evaluated row: True, False or None (unknown)."""
         if not self.sql:
@@ -127,6 +139,10 @@ class Matcher:
         if all(col in row for col in self.names.values()):
             # evaluated already, beside the rules, by the engine's single pass (engine.assess)
             return {name: row[col] for name, col in self.names.items()}
+        code = self._python()
+        if code is not None:  # the same SQL as Python (nelm.rowcode), no Polars query for one row
+            got = code({c: row.get(c) for c in self.dtypes})
+            return {name: got[col] for name, col in self.names.items()}
         import polars as pl
 
         frame = pl.from_dicts([{c: row.get(c) for c in self.schema}], schema=self.schema)
