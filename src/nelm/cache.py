@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle  # noqa: S403 - our own files in the user's cache directory, see the module docstring
+import pickle  # noqa: S403  # nosec B403 - our own files in the user's cache directory, see the module docstring
 import sys
 import tempfile
 from pathlib import Path
@@ -68,10 +68,10 @@ def cached(kind: str, key: str, build: Callable[[], T]) -> T:
     if path is not None:
         try:
             with open(path, "rb") as fh:
-                stored_key, value = pickle.load(fh)  # noqa: S301 - see the module docstring
+                stored_key, value = pickle.load(fh)  # noqa: S301  # nosec B301 - written by this program into the user's own cache directory
             if stored_key == key:
                 return value
-        except Exception:  # noqa: BLE001, S110 - any failure is a miss: rebuild below
+        except Exception:  # noqa: BLE001, S110  # nosec B110 - any failure is a miss: rebuilt below
             pass
     value = build()
     if path is not None:
@@ -91,5 +91,5 @@ def _write(path: Path, payload: Any) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-    except Exception:  # noqa: BLE001, S110 - read-only home, full disk: run without the cache
+    except Exception:  # noqa: BLE001, S110  # nosec B110 - read-only home, full disk: run without the cache
         pass

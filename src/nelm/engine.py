@@ -368,7 +368,7 @@ def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -
 
             code, verdict_types = built
             namespace: dict[str, Any] = dict(rowcode.HELPERS)
-            exec(marshal.loads(code), namespace)  # noqa: S102 - generated from the knowledge base by _generate
+            exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _generate from the knowledge base, read from our own cache
             casts = tuple((c, _CASTS[t]) for c, t in COLUMN_TYPES.items())
             _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
     return _PROGRAMS[key]
@@ -463,7 +463,7 @@ def _downstream_code(kb: KnowledgeBase, other: KnowledgeBase, ev: Evaluation):
             import marshal
 
             namespace: dict[str, Any] = dict(rowcode.HELPERS)
-            exec(marshal.loads(code), namespace)  # noqa: S102 - generated from the knowledge base
+            exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled from the knowledge base, read from our own cache
             fn = namespace["downstream"]
         _DOWNSTREAM_CODE[key] = fn
     return _DOWNSTREAM_CODE[key]
