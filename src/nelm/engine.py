@@ -183,6 +183,7 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
     the rules and what they read (the verdict pass of :func:`evaluate_frame`)."""
     key = (id(kb), variants, verdicts, only)
     if key not in _PLANS:
+        _KEYED[id(kb)] = kb
         keep: set[str] | None = None
         columns = [n.column for batch in kb.nodes for n in batch]
         if only == "facts":
@@ -338,6 +339,8 @@ class RowProgram:
 
 
 _PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
+# knowledge bases whose id() keys a cache here: kept alive, so that no later object reuses the id
+_KEYED: dict[int, KnowledgeBase] = {}
 _DOWNSTREAM_CODE: dict[tuple[int, int], Callable[[dict[str, Any]], dict[str, Any]] | None] = {}
 _CASTS = {"float": rowcode.HELPERS["_f"], "bool": rowcode.HELPERS["_b"], "str": rowcode.HELPERS["_s"]}
 
@@ -356,6 +359,7 @@ def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -
     extra = tuple((extra_sql or {}).items())  # in order: the columns follow it
     key = (id(kb), extra)
     if key not in _PROGRAMS:
+        _KEYED[id(kb)] = kb
         from .cache import cached
 
         digest = hashlib.sha256(repr(extra).encode()).hexdigest()[:16]
@@ -416,6 +420,7 @@ def _downstream_nodes(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[lis
     """
     key = (id(kb), id(other))
     if key not in _DOWNSTREAM:
+        _KEYED[id(kb)], _KEYED[id(other)] = kb, other
         # the columns whose definition differs between the two guidelines
         dirty = {col for col, g, _ in kb.variant_nodes if g in (kb.guideline, other.guideline)}
         batches: list[list[Any]] = []
@@ -439,6 +444,7 @@ def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list
 def _downstream_code(kb: KnowledgeBase, other: KnowledgeBase, ev: Evaluation):
     key = (id(kb), id(other))
     if key not in _DOWNSTREAM_CODE:
+        _KEYED[id(kb)], _KEYED[id(other)] = kb, other
         from .cache import cached
 
         def build() -> bytes | None:
