@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup system-deps example serve bench vignettes
+.PHONY: run test setup system-deps example serve bench bench-quick fitted vignettes
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -39,5 +39,15 @@ test: $(STAMP) system-deps
 vignettes: $(STAMP)
 	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public ../shared/vignettes/public-v2
 
+# Every path against its goal (BENCHMARKS.md); BASELINE=<git revision> also measures the
+# source of that revision in the same run, for the ratios. Takes a few minutes.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_assess.py
+	$(BIN)/python benchmarks/run_all.py $(if $(BASELINE),--baseline $(BASELINE))
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py --quick $(if $(BASELINE),--baseline $(BASELINE))
+
+# Refit the literature curves after editing outcomes.yaml, an evidence record or curves.py
+# (tests/outcomes/test_fitted.py says when), then commit src/nelm/knowledge/fitted_curves.json.
+fitted: $(STAMP)
+	$(BIN)/python -c "from nelm.outcomes.fitted import write; print('wrote', write())"

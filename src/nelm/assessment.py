@@ -18,16 +18,28 @@ from .plan import build_plan
 __all__ = ["assess", "DISCLAIMER"]
 
 
-def _core(patient: Patient, kb: KnowledgeBase, extra: list[Any] | None = None) -> tuple[Evaluation, dict[str, Any]]:
-    ev = evaluate(patient, kb, extra=extra)
-    return ev, assessment_from(ev, patient, kb)
+def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None = None, *, brief: bool = False
+          ) -> tuple[Evaluation, dict[str, Any]]:
+    ev = evaluate(patient, kb, extra_sql=extra_sql)
+    return ev, assessment_from(ev, patient, kb, brief=brief)
 
 
-def assess(patient: Patient, guideline: str | None = None) -> dict[str, Any]:
-    """The contract's assessment document for one patient, opening with the plan."""
+OUTCOMES = ("summary", "full")
+
+
+def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "full") -> dict[str, Any]:
+    """The contract's assessment document for one patient, opening with the plan.
+
+    ``outcomes="full"`` gives each matched cohort arm its curve sampled for drawing (the
+    report and the web pages chart them); ``"summary"`` leaves the samples out (the
+    reported points, median, model and method stay), which is most of the document's size.
+    """
+    if outcomes not in OUTCOMES:
+        raise ValueError(f"outcomes must be one of {', '.join(OUTCOMES)}, not {outcomes!r}")
     kb = load(guideline)
-    ev, result = _core(patient, kb, matcher(kb).exprs)
-    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb))
-    attach_outcomes(result, ev.facts, kb)
+    ev, result = _core(patient, kb, matcher(kb).sql)
+    # the plan's what-if assessments need verdicts, decisive reasons and missing data only
+    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
+    attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result

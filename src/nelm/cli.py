@@ -92,6 +92,8 @@ def assess(
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
     fhir: Optional[Path] = typer.Option(None, "--fhir", help="read the patient from a FHIR R4 Bundle (JSON) "
                                         "instead of a patient document"),
+    outcomes: str = typer.Option("summary", "--outcomes", help="summary: matched cohorts with their reported points "
+                                 "and fitted model; full: also each survival curve sampled for drawing"),
 ) -> None:
     """Assess one patient: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
@@ -111,7 +113,10 @@ def assess(
             patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
     except InvalidPatient as exc:
         _refuse(str(fhir or file), exc)
-    result = run(patient, _guideline_or_exit(guideline))
+    if outcomes not in ("summary", "full"):
+        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
+        raise typer.Exit(2)
+    result = run(patient, _guideline_or_exit(guideline), outcomes=outcomes)
     if imported is not None:
         result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
     if format is Format.json:
@@ -174,6 +179,8 @@ def serve(
     examples: Optional[Path] = typer.Option(None, "--examples", metavar="DIR",
                                             help="load the patient documents of DIR into the case store when it "
                                                  "holds no case yet (a first run then shows them)"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="worker processes sharing the port (one per core serves the most requests)"),
 ) -> None:
     """Start the tumour-board web application and REST API."""
     import os
@@ -193,7 +200,7 @@ def serve(
     # create_app reads both settings from the environment (serve.run passes on only database and token)
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(hosts)
     os.environ[SECURE_COOKIES_ENV] = "1" if secure_cookies else ""
-    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain,
+    run(host=host, port=port, database=database, allow_broken_chain=allow_broken_chain, workers=workers,
         examples=str(examples) if examples else None)
 
 

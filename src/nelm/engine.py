@@ -21,16 +21,19 @@ result by :mod:`nelm.assessment`.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
-import polars as pl
-
-from . import __version__
+from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
-from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column
+from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column, template_names
 from .knowledge.ruleset import VERDICTS, OptionDef, Rule
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
 from .summary import fact_label, show, value_label, with_unit
@@ -38,14 +41,38 @@ from .summary import fact_label, show, value_label, with_unit
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
               "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
 
-_DTYPES = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
-SCHEMA = {c: _DTYPES[t] for c, t in COLUMN_TYPES.items()}
+
+
+class _Polars:
+    """Polars, imported on first use: one patient's assessment does not need it (nelm.rowcode),
+    and importing it is a good part of a command's start-up."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module("polars"), name)
+
+
+pl: Any = _Polars()
+
+
+def _input_schema() -> dict[str, Any]:
+    """The input columns' Polars dtypes (``engine.SCHEMA``, built when first asked for)."""
+    got = globals().get("SCHEMA")
+    if got is None:
+        dtypes = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
+        globals()["SCHEMA"] = got = {c: dtypes[t] for c, t in COLUMN_TYPES.items()}
+    return got
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SCHEMA":
+        return _input_schema()
+    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- frame
 
 def patients_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=SCHEMA)
+    return pl.DataFrame(list(rows), schema=_input_schema())
 
 
 # bit j of ``possible__{option}`` is set when VERDICTS[j] is possible
@@ -53,15 +80,17 @@ _MASK_VERDICT = {m: (VERDICTS[[j for j in range(len(VERDICTS)) if m >> j & 1][0]
                      if bin(m).count("1") == 1 else "undetermined") for m in range(1, 2 ** len(VERDICTS))}
 
 
-def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
-    """Three flat stages computing ``verdict__{option}`` for a whole frame.
+def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, list[pl.Expr], pl.Expr]:
+    """Flat stages computing ``verdict__{option}`` for a whole frame.
 
     1. ``first__{option}``: index of the first rule whose condition is certainly true
        (``k`` when none is, so that ``otherwise`` may apply).
     2. ``possible__{option}``: a bit mask of the verdicts some rule up to that index
-       can give, its condition being true or unknown (``otherwise`` included).
+       can give, its condition being true or unknown (``otherwise`` included); then one
+       stage per ``cap`` rule, each rewriting the mask from the previous stage's column.
     3. ``verdict__{option}``: the only possible verdict, else ``undetermined``.
-    Kept flat (no nesting rule by rule) so that Polars plans it in linear time.
+    Kept flat (no nesting rule by rule, no mask expression repeated inside the next
+    cap's) so that Polars evaluates it in linear time.
     """
     rules = opt.deciding
     k = len(rules)
@@ -73,14 +102,15 @@ def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
     for i, (r, c) in enumerate(zip(rules, conds)):
         terms[r.verdict].append((first_ref >= i) & c.fill_null(True))
     terms[opt.otherwise.verdict].append(first_ref == k)
-    mask = pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
-                              for j, t in enumerate(terms.values()) if t])
+    name = f"possible__{opt.id}"
+    masks = [pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
+                                for j, t in enumerate(terms.values()) if t]).alias(name)]
     for r in opt.caps:
-        cond = pl.col(rule_column(opt.id, r.id))
+        cond, mask = pl.col(rule_column(opt.id, r.id)), pl.col(name)
         capped = _cap_expr(mask, VERDICTS.index(r.cap))
-        mask = pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask)
-    verdict = pl.col(f"possible__{opt.id}").replace_strict(_MASK_VERDICT, return_dtype=pl.String)
-    return first, mask.alias(f"possible__{opt.id}"), verdict.alias(f"verdict__{opt.id}")
+        masks.append(pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask).alias(name))
+    verdict = pl.col(name).replace_strict(_MASK_VERDICT, return_dtype=pl.String)
+    return first, masks, verdict.alias(f"verdict__{opt.id}")
 
 
 def _cap_expr(mask: pl.Expr, level: int) -> pl.Expr:
@@ -108,20 +138,22 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
     entered, in the same pass.
     """
     kb = kb or load()
-    raw = _lazy(frame.lazy(), kb, variants, False, extra)
     if not verdicts:
-        return raw.collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None)
+        return _lazy(frame.lazy(), kb, variants, False, extra).collect(optimizations=pl.QueryOptFlags.none())
+    # each pass computes only what it returns: the facts pass no rule nobody reads there,
+    # the verdict pass only the rules and what they read
+    raw = _lazy(frame.lazy(), kb, variants, False, extra, only=None if extra else "facts")
+    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None, only="rules")
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("first", "possible", "verdict")]
-    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols), filled.select(rule_cols + verdict_cols)],
+    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols, strict=False), filled.select(rule_cols + verdict_cols)],
                                        optimizations=pl.QueryOptFlags.none())
     return raw_df.hstack(filled_df)
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
-          extra: list[pl.Expr] | None) -> pl.LazyFrame:
-    for batch in _plan(kb, variants, verdicts):
+          extra: list[pl.Expr] | None, only: str | None = None) -> pl.LazyFrame:
+    for batch in _plan(kb, variants, verdicts, only):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
@@ -129,17 +161,44 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None], list[list[pl.Expr]]] = {}
 
 
-def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Expr]]:
-    """Batches of expressions for a knowledge base, built once."""
-    key = (id(kb), variants, verdicts)
+def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
+    """The columns ``targets`` read, directly or through other computed columns, and themselves."""
+    need: set[str] = set()
+    stack = list(targets)
+    while stack:
+        col = stack.pop()
+        if col not in need:
+            need.add(col)
+            stack.extend(kb.roots.get(col, ()))
+    return need
+
+
+def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None) -> list[list[pl.Expr]]:
+    """Batches of expressions for a knowledge base, built once.
+
+    ``only="facts"``: every column but the rules, and the rules those read; ``only="rules"``:
+    the rules and what they read (the verdict pass of :func:`evaluate_frame`)."""
+    key = (id(kb), variants, verdicts, only)
     if key not in _PLANS:
-        batches = [[n.expr for n in batch] for batch in kb.nodes]
+        _KEYED[id(kb)] = kb
+        keep: set[str] | None = None
+        columns = [n.column for batch in kb.nodes for n in batch]
+        if only == "facts":
+            keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
+                           + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
+        elif only == "rules":
+            keep = _needed(kb, [c for c in columns if c.startswith("rule__")])
+        batches = [[n.expr for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
+        batches = [b for b in batches if b]
         if verdicts:
             stages = [_verdict_stages(opt) for opt in kb.options]
-            batches += [[s[0] for s in stages], [s[1] for s in stages], [s[2] for s in stages]]
+            batches.append([s[0] for s in stages])
+            for j in range(max(len(s[1]) for s in stages)):  # the mask, then one cap after another
+                batches.append([s[1][j] for s in stages if len(s[1]) > j])
+            batches.append([s[2] for s in stages])
         if variants and kb.variant_nodes:
             batches.append([vn.expr for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
@@ -148,8 +207,32 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool) -> list[list[pl.Exp
 
 # --------------------------------------------------------------------------- formatting
 
+class _Values(dict):
+    """The row's values as text for reason templates, each formatted when first read
+    (a reason reads a few of some 500 columns)."""
+
+    def __init__(self, row: dict[str, Any]):
+        super().__init__()
+        self._row = row
+
+    def __missing__(self, key: str) -> str:
+        v = self._row[key]  # KeyError for a name that is no column, as a plain dict gives
+        text = value_label(COLUMN_FIELDS.get(key), v) if key in COLUMN_FIELDS else show(v)
+        self[key] = text
+        return text
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._row
+
+
 def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
-    vals = {k: value_label(COLUMN_FIELDS.get(k), v) if k in COLUMN_FIELDS else show(v) for k, v in row.items()}
+    vals = _Values(row)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     ehd = patient.extrahepatic
@@ -173,6 +256,22 @@ def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[
 
 # --------------------------------------------------------------------------- one patient
 
+class Dtypes(Mapping):
+    """Column -> Polars dtype, from dtype names; Polars is imported only when a dtype is read."""
+
+    def __init__(self, names: dict[str, str]):
+        self._names = names
+
+    def __getitem__(self, column: str) -> Any:
+        return getattr(pl, self._names[column])()
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class Evaluation:
     """One patient's evaluated rows: ``facts`` as entered (classification, criteria,
@@ -181,14 +280,38 @@ class Evaluation:
 
     facts: dict[str, Any]
     verdicts: dict[str, Any]
-    schema: dict[str, pl.DataType]
+    schema: Mapping[str, Any]
 
 
-def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[pl.Expr] | None = None) -> Evaluation:
-    # One patient: Polars evaluates every condition; the verdicts are resolved in
-    # Python (resolve_verdict), which for a single row is cheaper than Polars'
-    # per-expression overhead. tests/test_properties.py checks both resolutions agree.
+def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
+             extra_sql: Mapping[str, str] | None = None, executor: str | None = None) -> Evaluation:
+    """Evaluate one patient: both passes, then each option's verdict.
+
+    ``executor="python"`` (the default) runs the knowledge base's conditions as the
+    Python code of :mod:`nelm.rowcode`, with ``extra_sql`` (column -> SQL condition, cast
+    to a Boolean) evaluated on the facts as entered; Polars expressions in ``extra``, or
+    ``executor="polars"``, run the one-row frame through Polars instead. Both give the
+    same row (tests/test_rowcode.py); Polars' fixed cost per query is most of an
+    assessment's time when the frame has one row.
+    """
     flat = flatten(patient) if isinstance(patient, Patient) else patient
+    executor = executor or os.environ.get("NELM_EXECUTOR", "python")  # polars: the old path, for comparison
+    program = row_program(kb, extra_sql) if executor == "python" and not extra else None
+    if program is None:
+        if extra_sql:
+            extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
+        return _evaluate_polars(flat, kb, extra)
+    inputs = program.inputs(flat)
+    facts = program.facts(dict(inputs))
+    verdicts = program.verdicts(inputs)
+    for opt in kb.options:
+        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    return Evaluation(facts, verdicts, program.verdict_types)
+
+
+def _evaluate_polars(flat: dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None) -> Evaluation:
+    # Polars evaluates every condition; the verdicts are resolved in Python
+    # (resolve_verdict). tests/test_properties.py checks both resolutions agree.
     frame = patients_frame([flat])
     raw = _lazy(frame.lazy(), kb, True, False, extra)
     filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, False, None)
@@ -199,38 +322,171 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[p
     return Evaluation(facts, verdicts, dict(filled_df.schema))
 
 
-_DOWNSTREAM: dict[tuple[int, int], tuple[list[list[pl.Expr]], list[str]]] = {}
+# --------------------------------------------------------------------------- one row in Python
+
+@dataclass
+class RowProgram:
+    """A knowledge base's two passes for one patient, as generated Python (:mod:`nelm.rowcode`)."""
+
+    facts: Callable[[dict[str, Any]], dict[str, Any]]      # as entered, with variants and extra columns
+    verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
+    verdict_types: Dtypes
+    _casts: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
+        """The input columns in the frame's order and types (as Polars would store them)."""
+        return {c: cast(flat.get(c)) for c, cast in self._casts}
 
 
-def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[str]]:
+_PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
+# knowledge bases whose id() keys a cache here: kept alive, so that no later object reuses the id
+_KEYED: dict[int, KnowledgeBase] = {}
+_DOWNSTREAM_CODE: dict[tuple[int, int], Callable[[dict[str, Any]], dict[str, Any]] | None] = {}
+_CASTS = {"float": rowcode.HELPERS["_f"], "bool": rowcode.HELPERS["_b"], "str": rowcode.HELPERS["_s"]}
+
+
+def _code_key() -> str:
+    """The translator's own source is part of the cache key: a changed translator recompiles."""
+    h = hashlib.sha256()
+    for mod in (rowcode.__file__, __file__):
+        h.update(Path(mod).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -> RowProgram | None:
+    """The knowledge base's passes as Python for one patient, or None when a condition
+    uses SQL the translator does not handle (then the engine keeps Polars)."""
+    extra = tuple((extra_sql or {}).items())  # in order: the columns follow it
+    key = (id(kb), extra)
+    if key not in _PROGRAMS:
+        _KEYED[id(kb)] = kb
+        from .cache import cached
+
+        digest = hashlib.sha256(repr(extra).encode()).hexdigest()[:16]
+        built = cached("rowcode", f"{kb.sha256}|{kb.guideline}|{digest}|{_code_key()}",
+                       lambda: _generate(kb, dict(extra)))
+        if built is None:
+            _PROGRAMS[key] = None
+        else:
+            import marshal
+
+            code, verdict_types = built
+            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _generate from the knowledge base, read from our own cache
+            casts = tuple((c, _CASTS[t]) for c, t in COLUMN_TYPES.items())
+            _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
+    return _PROGRAMS[key]
+
+
+def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict[str, str]] | None:
+    """Python source of both passes, compiled; and the verdict row's dtype names."""
+    import marshal
+
+    extra = [pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items()]
+    empty = patients_frame([])
+    raw_types = {c: str(t) for c, t in _lazy(empty.lazy(), kb, True, False, extra).collect_schema().items()}
+    filled_types = {c: str(t) for c, t in
+                    _lazy(empty.lazy().with_columns(kb.assume), kb, False, False, None).collect_schema().items()}
+    try:
+        facts_steps = [(n.column, _node_python(n), rowcode.coercion(raw_types[n.column]))
+                       for batch in kb.nodes for n in batch]
+        facts_steps += [(vn.column, _node_python(vn), rowcode.coercion(raw_types[vn.column]))
+                        for _, _, vn in kb.variant_nodes]
+        facts_steps += [(col, rowcode.translate(sql), "bool") for col, sql in extra_sql.items()]
+        verdict_steps = [(col, f"_coalesce(r[{col!r}], {rowcode.translate(sql)})", kind)
+                         for col, sql, kind in kb.assume_sql]
+        verdict_steps += [(n.column, _node_python(n), rowcode.coercion(filled_types[n.column]))
+                          for batch in kb.nodes for n in batch]
+    except rowcode.Unsupported:
+        return None
+    source = rowcode.function_source("facts", facts_steps) + rowcode.function_source("verdicts", verdict_steps)
+    code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
+    return marshal.dumps(code), filled_types
+
+
+def _node_python(node: Any) -> str:
+    if node.kind == "all":  # a criteria set: Kleene AND of its items
+        return "_and(" + ", ".join(f"r[{c!r}]" for c in node.sql.split(" AND ")) + ")"
+    return rowcode.translate(node.sql)
+
+
+_DOWNSTREAM: dict[tuple[int, int], tuple[list[list[Any]], list[str]]] = {}
+
+
+def _downstream_nodes(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[Any]], list[str]]:
     """Only the columns another guideline computes differently, and what depends on them.
 
-    Returns the expression batches and the columns they read from the governing row.
+    Returns the node batches and the columns they read from the governing row.
     """
     key = (id(kb), id(other))
     if key not in _DOWNSTREAM:
+        _KEYED[id(kb)], _KEYED[id(other)] = kb, other
         # the columns whose definition differs between the two guidelines
         dirty = {col for col, g, _ in kb.variant_nodes if g in (kb.guideline, other.guideline)}
-        batches: list[list[pl.Expr]] = []
+        batches: list[list[Any]] = []
         reads: set[str] = set()
         for batch in other.nodes:
             chosen = [n for n in batch if n.column in dirty or n.roots & dirty]
             reads |= {r for n in chosen for r in n.roots} - dirty
             dirty |= {n.column for n in chosen}
             if chosen:
-                batches.append([n.expr for n in chosen])
+                batches.append(chosen)
         _DOWNSTREAM[key] = (batches, sorted(reads))
     return _DOWNSTREAM[key]
+
+
+def _downstream_plan(kb: KnowledgeBase, other: KnowledgeBase) -> tuple[list[list[Any]], list[str]]:
+    """The Polars expression batches of :func:`_downstream_nodes`, and the columns they read."""
+    batches, reads = _downstream_nodes(kb, other)
+    return [[n.expr for n in batch] for batch in batches], reads
+
+
+def _downstream_code(kb: KnowledgeBase, other: KnowledgeBase, ev: Evaluation):
+    key = (id(kb), id(other))
+    if key not in _DOWNSTREAM_CODE:
+        _KEYED[id(kb)], _KEYED[id(other)] = kb, other
+        from .cache import cached
+
+        def build() -> bytes | None:
+            import marshal
+
+            batches, reads = _downstream_nodes(kb, other)
+            if not batches:
+                return marshal.dumps(compile(rowcode.function_source("downstream", []), "<nelm>", "exec"))
+            lf = pl.DataFrame([], schema={c: ev.schema[c] for c in reads}).lazy()
+            for batch in batches:
+                lf = lf.with_columns([n.expr for n in batch])
+            types = {c: str(t) for c, t in lf.collect_schema().items()}
+            try:
+                steps = [(n.column, _node_python(n), rowcode.coercion(types[n.column])) for b in batches for n in b]
+            except rowcode.Unsupported:
+                return None
+            return marshal.dumps(compile(rowcode.function_source("downstream", steps), "<nelm rowcode>", "exec"))
+
+        code = cached("rowcode-downstream", f"{kb.sha256}|{kb.guideline}|{other.guideline}|{_code_key()}", build)
+        fn = None
+        if code is not None:
+            import marshal
+
+            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled from the knowledge base, read from our own cache
+            fn = namespace["downstream"]
+        _DOWNSTREAM_CODE[key] = fn
+    return _DOWNSTREAM_CODE[key]
 
 
 def verdicts_under(ev: Evaluation, kb: KnowledgeBase, other: KnowledgeBase) -> dict[str, Any]:
     """The verdict row this patient gets when ``other`` governs (only what differs is recomputed)."""
     row, schema = ev.verdicts, ev.schema
-    batches, reads = _downstream_plan(kb, other)
-    lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
-    for batch in batches:
-        lf = lf.with_columns(batch)
-    theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
+    fn = _downstream_code(kb, other, ev) if isinstance(schema, Dtypes) else None
+    if fn is not None:
+        theirs = fn(dict(row))
+    else:
+        batches, reads = _downstream_plan(kb, other)
+        lf = pl.DataFrame([{c: row[c] for c in reads}], schema={c: schema[c] for c in reads}).lazy()
+        for batch in batches:
+            lf = lf.with_columns(batch)
+        theirs = row | lf.collect(optimizations=pl.QueryOptFlags.none()).row(0, named=True)
     for opt in other.options:
         theirs[f"possible__{opt.id}"], theirs[f"verdict__{opt.id}"] = resolve_verdict(opt, theirs)
     return theirs
@@ -250,36 +506,57 @@ def _verdicts_under_other_guidelines(result: dict[str, Any], ev: Evaluation, kb:
                 d.setdefault("verdict_changes", {})[g] = changes
 
 
+_OPTION_BITS: dict[int, tuple[Any, ...]] = {}
+
+
+def _bits(opt: OptionDef) -> tuple[list[tuple[str, int]], int, list[tuple[str, int]]]:
+    """(rule column, verdict bit) of the deciding rules, the ``otherwise`` bit, (column, level) of
+    the caps: what resolve_verdict reads, worked out once per option."""
+    got = _OPTION_BITS.get(id(opt))
+    if got is None or got[0] is not opt:
+        deciding = [(rule_column(opt.id, r.id), 1 << VERDICTS.index(r.verdict)) for r in opt.deciding]
+        caps = [(rule_column(opt.id, r.id), VERDICTS.index(r.cap)) for r in opt.caps]
+        got = (opt, (deciding, 1 << VERDICTS.index(opt.otherwise.verdict), caps))
+        _OPTION_BITS[id(opt)] = got
+    return got[1]
+
+
 def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
     """First rule that holds decides; unknown conditions keep their verdict possible; caps limit."""
     mask = _rule_mask(opt, row)
-    for r in opt.caps:
-        cond = row[rule_column(opt.id, r.id)]
+    for col, level in _bits(opt)[2]:
+        cond = row[col]
         if cond is True:
-            mask = _cap(mask, VERDICTS.index(r.cap))
+            mask = _cap(mask, level)
         elif cond is None:
-            mask |= _cap(mask, VERDICTS.index(r.cap))
+            mask |= _cap(mask, level)
     return mask, _MASK_VERDICT[mask]
 
 
 def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
+    deciding, otherwise, _ = _bits(opt)
     mask = 0
-    for r in opt.deciding:
-        cond = row[rule_column(opt.id, r.id)]
+    for col, bit in deciding:
+        cond = row[col]
         if cond is False:
             continue
-        mask |= 1 << VERDICTS.index(r.verdict)
+        mask |= bit
         if cond is True:
             break
     else:
-        mask |= 1 << VERDICTS.index(opt.otherwise.verdict)
+        mask |= otherwise
     return mask
 
 
 # --------------------------------------------------------------------------- assessment
 
-def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict[str, Any]:
-    """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`)."""
+def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brief: bool = False) -> dict[str, Any]:
+    """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`).
+
+    ``brief`` is for the plan's what-if assessments (:func:`nelm.plan.build_plan`), which
+    read verdicts, decisive reasons, conditions and missing data only: the texts of the
+    other reasons and of criteria items are left empty, and disagreements between sources
+    are not worked out."""
     row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
     filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
@@ -309,13 +586,13 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
             if status == "unknown" and row[cs.id] is None:  # only what could still settle the set
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
-                          "reason": _prose(it.reason.format_map(vals)), "sources": list(it.sources),
+                          "reason": "" if brief else _prose(it.reason.format_map(vals)), "sources": list(it.sources),
                           "level": strongest_level(it.sources, kb)})
         criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
                            "sources": list(cs.sources)}
 
     checks = {c.field: c for c in kb.checks}
-    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo) for opt in kb.options]
+    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo, brief) for opt in kb.options]
     for o in options:
         for c in o.get("conditions", []):
             affects.setdefault(c["field"], set()).add(o["id"])
@@ -328,13 +605,14 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict
         "criteria": criteria,
         "options": options,
         "missing_data": missing,
-        "disagreements": _disagreements(row, kb, vals),
+        "disagreements": [] if brief else _disagreements(row, kb, vals),
         "knowledge_base": {"version": kb.version, "sha256": kb.sha256, "guideline": kb.guideline},
         "nelm_version": __version__,
         "assessed_on": date.today().isoformat(),
         "disclaimer": DISCLAIMER,
     }
-    _verdicts_under_other_guidelines(result, ev, kb)
+    if not brief:
+        _verdicts_under_other_guidelines(result, ev, kb)
     return result
 
 
@@ -348,7 +626,7 @@ def _prose(text: str) -> str:
 
 def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: KnowledgeBase) -> list[dict[str, str]]:
     """The patient values a condition read, so each reason can be checked against the chart."""
-    labels = {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria}
+    labels = _labels(kb)
     out = []
     for col in sorted(columns):
         if col in quoted or col.startswith("rule__"):
@@ -363,10 +641,24 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: K
     return out
 
 
+_LABELS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
+
+
+def _labels(kb: KnowledgeBase) -> dict[str, str]:
+    """Derived variables' and criteria sets' labels (once per knowledge base)."""
+    got = _LABELS.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria})
+        _LABELS[id(kb)] = got
+    return got[1]
+
+
 def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None,
-            kb: KnowledgeBase, reads: Iterable[str] = ()) -> dict[str, Any]:
+            kb: KnowledgeBase, reads: Iterable[str] = (), brief: bool = False) -> dict[str, Any]:
+    if brief and kind != "decisive":
+        return {"text": "", "sources": list(rule.sources), "level": None, "kind": kind, "rule": rule_id, "facts": []}
     text = _prose(rule.reason.format_map(vals))
-    facts = _facts(reads, vals, placeholders(rule.reason), kb)
+    facts = _facts(reads, vals, template_names(rule.reason), kb)
     if facts:
         text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
     return {"text": text, "sources": list(rule.sources), "level": strongest_level(rule.sources, kb),
@@ -380,11 +672,15 @@ LEVEL_ORDER = ("1a", "1b", "2a", "2b", "3", "4", "5")
 def strongest_level(sources: Iterable[str], kb: KnowledgeBase) -> str | None:
     """The strongest level of evidence among a reason's sources (Oxford CEBM 2009)."""
     levels = [kb.evidence[s].level for s in sources if s in kb.evidence]
-    return min(levels, key=LEVEL_ORDER.index) if levels else None
+    return min(levels, key=_LEVEL_RANK.__getitem__) if levels else None
+
+
+_LEVEL_RANK = {level: i for i, level in enumerate(LEVEL_ORDER)}
 
 
 def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeBase, note_missing,
-            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]]) -> dict[str, Any]:
+            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]],
+            brief: bool = False) -> dict[str, Any]:
     row = ev.verdicts
     verdict = row[f"verdict__{opt.id}"]
     base = _MASK_VERDICT[_rule_mask(opt, row)]   # before caps
@@ -403,6 +699,10 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
             # an unknown condition: name it, with what would settle it
             if verdict == "undetermined":
                 fields = note_missing(col, opt.id, filled=True)
+                if brief:
+                    reasons.append(_reason(r, vals, "possible", r.id, kb, brief=True) | {
+                        "verdict_if_true": r.verdict, "unknown": fields})
+                    continue
                 what = ", ".join(fact_label(f) for f in fields) or "a derived value"
                 got = _reason(r, vals, "possible", r.id, kb, kb.roots[col])
                 reasons.append(got | {
@@ -417,12 +717,12 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
             if not intent_set:
                 intent, intent_set = r.intent or opt.intent, True
         elif verdict == "undetermined":
-            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col]) | {"verdict_if_true": r.verdict})
+            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col], brief) | {"verdict_if_true": r.verdict})
     if not blocked:
         kind = "decisive" if base == opt.otherwise.verdict and verdict != "undetermined" else "possible"
         # the facts the indications read (what rules the option out is reported by its gates)
         checked = {c for r in opt.deciding if not r.gate for c in kb.roots[rule_column(opt.id, r.id)]}
-        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked) | (
+        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked, brief) | (
             {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
     if verdict != "undetermined" and not intent_set:
         # decided by rules whose conditions were unknown but agreed, or by `otherwise`
@@ -433,15 +733,16 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
         cond = row[rule_column(opt.id, r.id)]
         binding = base not in VERDICTS or VERDICTS.index(r.cap) > VERDICTS.index(base)
         if cond is True and binding:
-            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb))
+            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb,
+                                      brief=brief))
         elif cond is None and verdict == "undetermined":
             fields = note_missing(rule_column(opt.id, r.id), opt.id, filled=True)
-            reasons.append(_reason(r, vals, "possible", r.id, kb) | {
+            reasons.append(_reason(r, vals, "possible", r.id, kb, brief=brief) | {
                 "verdict_if_true": f"at most {r.cap}", "unknown": fields})
     # notes give context to an option still on the table, not to one already set aside
     for r in (opt.notes if verdict in ("preferred", "reasonable", "undetermined") else ()):
         if row[rule_column(opt.id, r.id)] is True:
-            reasons.append(_reason(r, vals, "note", r.id, kb))
+            reasons.append(_reason(r, vals, "note", r.id, kb, brief=brief))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if verdict == "undetermined":
@@ -471,7 +772,7 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
         # only a rule that names what passing means speaks for a check (gates do)
         if ev.facts[col] is not None or not r.requirement:
             continue
-        for c in sorted(input_roots(kb, col, nulls, memo)):  # a set: sorted, so every process lists alike
+        for c in sorted(input_roots(kb, col, nulls, memo)):  # sorted: a set's order varies between processes
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
                 out[field] = {"field": field, "requirement": r.requirement}

@@ -75,7 +75,7 @@ TOPICS = OPTION_IDS + ("classification", "prognosis", "epidemiology", "imaging",
 
 
 class Citation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     authors: str = Field(description="as in the reference list, e.g. 'Mayo SC, de Jong MC, Pulitano C, et al.'")
     title: str
     journal: str
@@ -84,7 +84,7 @@ class Citation(BaseModel):
 
 
 class Outcome(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     endpoint: Endpoint
     arm: str = Field(description="which group, e.g. 'octreotide LAR', 'placebo', 'all patients', 'surgery, >25% burden, symptomatic'")
     value: float | None = Field(None, description="None only when the source reports 'not reached'")
@@ -127,7 +127,7 @@ class Outcome(BaseModel):
 
 
 class ReportedIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     source: Literal["review_000", "review_002", "newer", "outside"] = Field(
         description="review_000 = Mayo et al. J Am Coll Surg 2012 (shared/sources/000_*); "
         "review_002 = review of liver metastases from GEP-NETs (shared/sources/002_*); "
@@ -137,7 +137,7 @@ class ReportedIn(BaseModel):
 
 
 class CriterionItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     id: str
     text: str
 
@@ -153,7 +153,7 @@ PMID_PATTERN = r"^[1-9]\d{0,8}$"
 
 
 class EvidenceRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     citation: Citation
     verified: Verification = Field(description="source / review / unverified; see Verification")
@@ -199,7 +199,7 @@ class EvidenceRecord(BaseModel):
 
 
 class EvidenceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
     records: list[EvidenceRecord]
 
 

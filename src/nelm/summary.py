@@ -5,6 +5,8 @@ Used by the printable report and the web assessment page, so both show the same 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from typing import Any
 
 from . import labels
@@ -29,6 +31,7 @@ def with_unit(field: str, text: str) -> str:
     return f"{text} {unit}" if unit and text != "unknown" else text
 
 
+@lru_cache(maxsize=4096)  # a pure function of its arguments, called for every reason
 def fact_label(field: str, column: str | None = None) -> str:
     """A person's name for a contract field (or for one therapy's column of the history)."""
     if column and column.startswith("prior_") and field.startswith("prior_therapies"):

@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,11 +27,16 @@ from .plans import Assumption, Pathway, PathwaysFile, StepOption
 from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 
 KNOWLEDGE_DIR = Path(__file__).parent
-_DTYPES = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
+
+
+def _dtype(kind: str) -> Any:
+    import polars as pl
+
+    return {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}[kind]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class Variant(_Record):
@@ -108,13 +112,37 @@ class OrdersFile(_Record):
     orders: list[Order]
 
 
+_EXPRS: dict[tuple[str, str, str], Any] = {}
+
+
 @dataclass(frozen=True)
 class Node:
-    """One computed column: a derived variable, a criterion item or set, a rule condition."""
+    """One computed column: a derived variable, a criterion item or set, a rule condition.
+
+    ``sql`` is its definition; a criteria set (``kind="all"``) is the Kleene AND of its
+    items (``roots``). The Polars expression is built from it when first asked for, so a
+    knowledge base read from the compiled cache (:mod:`nelm.cache`) needs no Polars to
+    assess one patient (:mod:`nelm.rowcode`)."""
 
     column: str
-    expr: pl.Expr
+    sql: str
     roots: frozenset[str]  # columns it reads directly
+    kind: str = "sql"
+
+    @property
+    def expr(self) -> Any:
+        key = (self.column, self.sql, self.kind)
+        got = _EXPRS.get(key)
+        if got is None:
+            import polars as pl
+
+            if self.kind == "all":
+                # Kleene AND: one item not met settles the set; otherwise one unknown leaves it unknown.
+                got = pl.all_horizontal(self.sql.split(" AND ")).alias(self.column)
+            else:
+                got = pl.sql_expr(self.sql).alias(self.column)
+            _EXPRS[key] = got
+        return got
 
 
 @dataclass
@@ -131,10 +159,23 @@ class KnowledgeBase:
     pathways: list[Pathway] = field(default_factory=list)
     assumptions: list[Assumption] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
-    assume: list[pl.Expr] = field(default_factory=list)      # fills unknown checks with passing values
+    # fills unknown checks with passing values: (column, SQL of the passing value, column type)
+    assume_sql: list[tuple[str, str, str]] = field(default_factory=list)
     nodes: list[list[Node]] = field(default_factory=list)   # batches in dependency order
     variant_nodes: list[tuple[str, str, Node]] = field(default_factory=list)  # (column, guideline, node)
     roots: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def assume(self) -> list[Any]:
+        """The Polars expressions filling unknown checks with their passing values."""
+        got = _EXPRS.get(("assume", self.sha256, self.guideline))
+        if got is None:
+            import polars as pl
+
+            got = [pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(_dtype(kind))).alias(col)
+                   for col, sql, kind in self.assume_sql]
+            _EXPRS[("assume", self.sha256, self.guideline)] = got
+        return got
 
     @property
     def option_ids(self) -> list[str]:
@@ -190,12 +231,15 @@ def _yaml(path: Path) -> Any:
 
 
 def _compile(column: str, sql: str, where: str) -> Node:
+    import polars as pl
+
     try:
         expr = pl.sql_expr(sql)
         roots = frozenset(expr.meta.root_names())
     except Exception as exc:  # a data bug: say which record
         raise ValueError(f"{where}: cannot compile {sql!r}: {exc}") from exc
-    return Node(column, expr.alias(column), roots)
+    _EXPRS[(column, sql, "sql")] = expr.alias(column)
+    return Node(column, sql, roots)
 
 
 def _pick(sql: str, variants: list[Variant], guideline: str) -> str:
@@ -242,12 +286,27 @@ PLACEHOLDER_EXTRAS = {"extrahepatic_sites"}
 
 
 def placeholders(template: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    return set(template_names(template))
+
+
+@lru_cache(maxsize=4096)
+def template_names(template: str) -> frozenset[str]:
+    """The {placeholders} of a reason template (parsed once per template)."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 @lru_cache(maxsize=16)
 def load(guideline: str | None = None) -> KnowledgeBase:
-    """Load, validate and compile the whole knowledge base for one governing guideline."""
+    """Load, validate and compile the whole knowledge base for one governing guideline.
+
+    The result is kept in the compiled cache (:mod:`nelm.cache`) under the knowledge
+    base's content hash, so a new process reads it back instead of the YAML files."""
+    from ..cache import cached
+
+    return cached("knowledge", f"{content_hash()}|{guideline or ''}", lambda: _load(guideline))
+
+
+def _load(guideline: str | None) -> KnowledgeBase:
     manifest = Manifest.model_validate(_yaml(KNOWLEDGE_DIR / "manifest.yaml"))
     guideline = guideline or manifest.default_guideline
     if guideline not in manifest.guidelines:
@@ -260,10 +319,7 @@ def load(guideline: str | None = None) -> KnowledgeBase:
         raise ValueError(f"options without rules: {missing}")
     evidence = {r.id: r for r in load_records()}
     checks = ChecksFile.model_validate(_yaml(KNOWLEDGE_DIR / "checks.yaml")).checks
-    assume = []
-    for c in checks:
-        for col, sql in _check_columns(c).items():
-            assume.append(pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(_DTYPES[COLUMN_TYPES[col]])).alias(col))
+    assume = [(col, sql, COLUMN_TYPES[col]) for c in checks for col, sql in _check_columns(c).items()]
 
     nodes: list[Node] = []
     variant_nodes: list[tuple[str, str, Node]] = []
@@ -279,7 +335,7 @@ def load(guideline: str | None = None) -> KnowledgeBase:
                 variant_nodes.append((col, v.guideline, _compile(f"{col}@{v.guideline}", v.sql, f"criterion {col}")))
         cols = [item_column(cs.id, it.id) for it in cs.items]
         # Kleene AND: one item not met settles the set; otherwise one unknown leaves it unknown.
-        nodes.append(Node(cs.id, pl.all_horizontal(cols).alias(cs.id), frozenset(cols)))
+        nodes.append(Node(cs.id, " AND ".join(cols), frozenset(cols), kind="all"))
     for opt in options:
         for r in opt.rules:
             nodes.append(_compile(rule_column(opt.id, r.id), r.when, f"option {opt.id} rule {r.id}"))
@@ -305,7 +361,7 @@ def load(guideline: str | None = None) -> KnowledgeBase:
                        manifest=manifest, derived=derived, criteria=criteria, options=options,
                        evidence=evidence, checks=checks, pathways=plans.pathways, assumptions=plans.assumptions,
                        orders=OrdersFile.model_validate(_yaml(KNOWLEDGE_DIR / "orders.yaml")).orders,
-                       assume=assume, nodes=batches, variant_nodes=variant_nodes,
+                       assume_sql=assume, nodes=batches, variant_nodes=variant_nodes,
                        roots={n.column: n.roots for n in nodes} | {vn.column: vn.roots for _, _, vn in variant_nodes})
     _check_references(kb, all_columns)
     return kb
@@ -363,14 +419,26 @@ def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
     shares the walk between the columns of one assessment.
     """
     memo = {} if memo is None else memo
-    if column in memo:
-        return memo[column]
-    out: set[str] = set()
-    for r in kb.roots.get(column, ()):
-        if r in COLUMN_FIELDS:
-            if r in null_columns:
-                out.add(r)
-        elif r in null_columns:
+    got = memo.get(column)
+    if got is not None:
+        return got
+    inputs, computed = _split_roots(kb).get(column, ((), ()))
+    out = {r for r in inputs if r in null_columns}
+    for r in computed:
+        if r in null_columns:
             out |= input_roots(kb, r, null_columns, memo)
-    memo[column] = frozenset(out)
-    return memo[column]
+    memo[column] = got = frozenset(out)
+    return got
+
+
+_ROOTS_SPLIT: dict[int, tuple[KnowledgeBase, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = {}
+
+
+def _split_roots(kb: KnowledgeBase) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each column's direct roots, split into input and computed columns (once per knowledge base)."""
+    got = _ROOTS_SPLIT.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {col: (tuple(r for r in roots if r in COLUMN_FIELDS), tuple(r for r in roots if r not in COLUMN_FIELDS))
+                    for col, roots in kb.roots.items()})
+        _ROOTS_SPLIT[id(kb)] = got
+    return got[1]

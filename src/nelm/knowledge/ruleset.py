@@ -52,7 +52,7 @@ OPTION_ORDER = ("liver_resection", "thermal_ablation", "liver_transplant", "tae"
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class Rule(_Record):
@@ -104,17 +104,30 @@ class OptionDef(_Record):
     rules: list[Rule | Use]
     otherwise: Otherwise
 
+    def _split(self) -> tuple[list[Rule], list[Rule], list[Rule]]:
+        # read for every option of every assessment: split once per rules list
+        got = _SPLIT.get(id(self))
+        if got is None or got[0] is not self.rules:
+            rules = [r for r in self.rules if isinstance(r, Rule)]
+            got = (self.rules, ([r for r in rules if r.verdict is not None], [r for r in rules if r.cap is not None],
+                                [r for r in rules if r.note]))
+            _SPLIT[id(self)] = got
+        return got[1]
+
     @property
     def deciding(self) -> list[Rule]:
-        return [r for r in self.rules if isinstance(r, Rule) and r.verdict is not None]
+        return self._split()[0]
 
     @property
     def caps(self) -> list[Rule]:
-        return [r for r in self.rules if isinstance(r, Rule) and r.cap is not None]
+        return self._split()[1]
 
     @property
     def notes(self) -> list[Rule]:
-        return [r for r in self.rules if isinstance(r, Rule) and r.note]
+        return self._split()[2]
+
+
+_SPLIT: dict[int, tuple[list, tuple[list[Rule], list[Rule], list[Rule]]]] = {}
 
 
 class RulesFile(_Record):

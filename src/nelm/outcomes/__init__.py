@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .curves import ENDPOINTS, CurveError, fit, reported_points
+from . import fitted
+from .curves import ENDPOINTS, CurveError, Fit, fit, reported_points
 from .matching import entry_column, load_spec, matcher, risk_column
 
 __all__ = ["attach_outcomes", "cohort_arms", "source_label", "CurveError"]
@@ -43,6 +44,12 @@ def _hr(record: Any, arm: str, where: str) -> dict[str, Any]:
     raise ValueError(f"outcomes.yaml {where}: record {record.id} has no hazard_ratio outcome with arm {arm!r}")
 
 
+def stored_fit(cohort: str, arm: str) -> Fit | None:
+    """The arm's fit as stored with the knowledge base (None when the file is not current)."""
+    fits = fitted.stored()
+    return None if fits is None else fits.get(fitted.key(cohort, arm))
+
+
 def _build_cohorts(kb: Any) -> dict[str, list[dict[str, Any]]]:
     spec = load_spec()
     out: dict[str, list[dict[str, Any]]] = {}
@@ -64,7 +71,7 @@ def _build_cohorts(kb: Any) -> dict[str, list[dict[str, Any]]]:
                 continue
             try:
                 rep = reported_points(rec.outcomes, c.endpoint, a.arm)
-                f = fit(rep)
+                f = stored_fit(c.id, a.arm) or fit(rep)
             except CurveError as exc:
                 problems.append(f"cohort {c.id}: {exc}")
                 continue
@@ -145,8 +152,9 @@ class _Vals(dict):
         return v
 
 
-def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any) -> None:
-    """Add ``outcomes`` (and ``risk_factors``) to every option of ``assessment``."""
+def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any, *, curves: bool = True) -> None:
+    """Add ``outcomes`` (and ``risk_factors``) to every option of ``assessment``; with
+    ``curves=False`` each arm's sampled ``curve`` is left out (everything else stays)."""
     spec = load_spec()
     cohorts = cohort_arms(kb)
     hits = matcher(kb).evaluate(row)
@@ -168,7 +176,10 @@ def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any) ->
             reason = " ".join(e.reason.format_map(vals).split())
             for arm in cohorts[e.cohort]:
                 item = dict(arm)
-                item["curve"] = [list(p) for p in arm["curve"]]
+                if curves:
+                    item["curve"] = [list(p) for p in arm["curve"]]
+                else:
+                    del item["curve"]
                 item["reported"] = [dict(p) for p in arm["reported"]]
                 item["match_reason"] = reason
                 item["match"] = kind

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 TOLERANCE = 0.02        # a curve passes through every reported point within this
 MAX_STEP = 3.0          # months between samples, at most
@@ -138,10 +139,14 @@ def reported_points(outcomes: Iterable[Any], endpoint: str, arm: str) -> Reporte
 # --------------------------------------------------------------------------- models
 
 def _weibull(t: np.ndarray, lam: float, k: float) -> np.ndarray:
+    import numpy as np
+
     return np.exp(-np.power(np.maximum(t, 0.0) / lam, k))
 
 
 def _max_error(fn, pts: list[Point]) -> float:
+    import numpy as np
+
     t = np.array([p.months for p in pts])
     s = np.array([p.value for p in pts])
     return float(np.max(np.abs(fn(t) - s)))
@@ -156,6 +161,8 @@ def _fmt_pts(pts: list[Point]) -> str:
 
 def _piecewise(pts: list[Point]):
     """Monotone interpolation: log S linear between knots; linear S into a zero."""
+    import numpy as np
+
     knots_t = [0.0] + [p.months for p in pts]
     knots_s = [1.0] + [p.value for p in pts]
 
@@ -176,7 +183,12 @@ def _piecewise(pts: list[Point]):
 
 
 def fit(reported: Reported) -> Fit:
-    """Choose and fit the curve for one arm (see the module docstring for the rules)."""
+    """Choose and fit the curve for one arm (see the module docstring for the rules).
+
+    Fitting needs numpy (and sometimes scipy); assessments read the stored result
+    instead (:mod:`.fitted`), so only a changed knowledge base fits again."""
+    import numpy as np
+
     pts = reported.points
     only_medians = all(p.kind == "median" for p in pts)
     t_end = max(p.months for p in pts)
@@ -263,4 +275,6 @@ def fit(reported: Reported) -> Fit:
 
 def evaluate(curve: list[list[float]], months: float) -> float:
     """Survival read off a sampled curve (linear between samples)."""
+    import numpy as np
+
     return float(np.interp(months, [c[0] for c in curve], [c[1] for c in curve]))

@@ -12,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import polars as pl
-
 from ..knowledge import placeholders
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +20,7 @@ OUTCOMES_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "outcomes
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
 
 class ArmSpec(_Record):
@@ -85,7 +83,9 @@ def load_spec(path: Path = OUTCOMES_FILE) -> OutcomesFile:
     return spec
 
 
-def compile_condition(sql: str, where: str) -> pl.Expr:
+def compile_condition(sql: str, where: str) -> Any:
+    import polars as pl
+
     try:
         return pl.sql_expr(sql)
     except Exception as exc:
@@ -97,16 +97,54 @@ class Matcher:
     """Every condition of outcomes.yaml compiled, with the dtypes of the columns it reads."""
 
     names: dict[str, str]            # condition name (entry / risk factor) -> compiled column
-    exprs: list[pl.Expr]             # one per distinct SQL text
-    schema: dict[str, pl.DataType]   # only the columns the conditions read
+    sql: dict[str, str]              # compiled column -> its SQL (one per distinct SQL text)
+    dtypes: dict[str, str]           # only the columns the conditions read -> Polars dtype name
+
+    def __getstate__(self) -> dict[str, Any]:  # the Polars objects are rebuilt, never pickled
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_pl_")}
+
+    @property
+    def exprs(self) -> list[Any]:
+        """The conditions as Polars expressions (Boolean), one per distinct SQL text."""
+        if "_pl_exprs" not in self.__dict__:
+            import polars as pl
+
+            self.__dict__["_pl_exprs"] = [compile_condition(sql, col).cast(pl.Boolean).alias(col)
+                                          for col, sql in self.sql.items()]
+        return self.__dict__["_pl_exprs"]
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """Polars dtypes of the columns the conditions read."""
+        import polars as pl
+
+        return {c: getattr(pl, t)() if isinstance(t, str) else t for c, t in self.dtypes.items()}
+
+    def _python(self) -> Any:
+        if "_pl_python" not in self.__dict__:
+            from .. import rowcode
+
+            try:
+                source = rowcode.function_source("match", [(col, rowcode.translate(sql), "bool")
+                                                           for col, sql in self.sql.items()])
+                self.__dict__["_pl_python"] = rowcode.compile_functions(source)["match"]
+            except rowcode.Unsupported:
+                self.__dict__["_pl_python"] = None
+        return self.__dict__["_pl_python"]
 
     def evaluate(self, row: dict[str, Any]) -> dict[str, bool | None]:
         """Every condition's value for one evaluated row: True, False or None (unknown)."""
-        if not self.exprs:
+        if not self.sql:
             return {}
         if all(col in row for col in self.names.values()):
             # evaluated already, beside the rules, by the engine's single pass (engine.assess)
             return {name: row[col] for name, col in self.names.items()}
+        code = self._python()
+        if code is not None:  # the same SQL as Python (nelm.rowcode), no Polars query for one row
+            got = code({c: row.get(c) for c in self.dtypes})
+            return {name: got[col] for name, col in self.names.items()}
+        import polars as pl
+
         frame = pl.from_dicts([{c: row.get(c) for c in self.schema}], schema=self.schema)
         got = frame.select(self.exprs).row(0, named=True)
         return {name: got[col] for name, col in self.names.items()}
@@ -124,11 +162,13 @@ _lock = threading.Lock()
 _matchers: dict[tuple[str, str], Matcher] = {}
 
 
-def kb_schema(kb: Any) -> dict[str, pl.DataType]:
+def kb_schema(kb: Any) -> dict[str, Any]:
     """Column dtypes of an evaluated row: every input, derived, criterion and rule column."""
-    from ..engine import evaluate_frame, patients_frame
+    from ..engine import _lazy, patients_frame
 
-    return dict(evaluate_frame(patients_frame([]), kb).schema)
+    # only the schema is needed: Polars resolves it from the plan without running it
+    empty = patients_frame([]).lazy()
+    return dict(_lazy(empty, kb, True, True, None).collect_schema())
 
 
 def matcher(kb: Any) -> Matcher:
@@ -139,15 +179,17 @@ def matcher(kb: Any) -> Matcher:
     with _lock:
         m = _matchers.get(key)
         if m is None:
-            m = build_matcher(load_spec(), kb_schema(kb))
+            from ..cache import cached
+
+            m = cached("matcher", f"{kb.sha256}|{kb.guideline}", lambda: build_matcher(load_spec(), kb_schema(kb)))
             _matchers[key] = m
     return m
 
 
-def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Matcher:
+def build_matcher(spec: OutcomesFile, full_schema: dict[str, Any]) -> Matcher:
     names: dict[str, str] = {}
     by_sql: dict[str, str] = {}
-    exprs: list[pl.Expr] = []
+    sqls: dict[str, str] = {}
     roots: set[str] = set()
     problems: list[str] = []
 
@@ -160,8 +202,8 @@ def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Ma
             if unknown:
                 problems.append(f"{where}: unknown column(s) {sorted(unknown)}")
             roots.update(cols & set(full_schema))
-            by_sql[key] = f"outcome__c{len(exprs)}"
-            exprs.append(expr.cast(pl.Boolean).alias(by_sql[key]))
+            by_sql[key] = f"outcome__c{len(sqls)}"
+            sqls[by_sql[key]] = sql
         names[name] = by_sql[key]
 
     eligible = {c.id: c.eligible for c in spec.cohorts}
@@ -179,4 +221,4 @@ def build_matcher(spec: OutcomesFile, full_schema: dict[str, pl.DataType]) -> Ma
         add(risk_column(r.id), r.when, f"risk factor {r.id}")
     if problems:
         raise ValueError("outcomes.yaml inconsistent:\n  " + "\n  ".join(problems))
-    return Matcher(names=names, exprs=exprs, schema={c: full_schema[c] for c in sorted(roots)})
+    return Matcher(names=names, sql=sqls, dtypes={c: str(full_schema[c]) for c in sorted(roots)})

@@ -18,6 +18,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
@@ -336,10 +337,16 @@ def health(store: Store) -> Health:
                   knowledge_base=KnowledgeBaseInfo(version=kb.version, sha256=kb.sha256, guideline=kb.guideline))
 
 
-@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT)
-def assess_once(patient: PatientBody, guideline: GuidelineParam = None) -> dict[str, Any]:
+@router.post("/assess", tags=["assessment"], openapi_extra=PATIENT_BODY, responses=PATIENT,
+             response_model=dict[str, Any])
+def assess_once(patient: PatientBody, guideline: GuidelineParam = None, outcomes: Annotated[
+        Literal["summary", "full"], Query(
+            description="summary (default): each matched cohort with its reported points, median and fitted model; "
+                        "full: also each curve sampled for drawing")] = "summary") -> JSONResponse:
     """Assess a patient document without storing anything; returns the assessment."""
-    return assess(patient, guideline)
+    # The assessment is plain JSON data already: rendered directly, without FastAPI's
+    # generic encoder, which took longer than the assessment itself.
+    return JSONResponse(assess(patient, guideline, outcomes=outcomes))
 
 
 @router.post("/assess/guidelines", response_model=GuidelineComparison, tags=["assessment"],

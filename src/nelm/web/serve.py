@@ -71,8 +71,19 @@ class _Server(uvicorn.Server):
         print("\n".join(lines), flush=True)
 
 
+def worker_app() -> Any:
+    """The app in one of several worker processes (``nelm serve --workers N``).
+
+    The parent process has checked the binding, migrated the store and verified its
+    hash chains; each worker opens the same store from the settings the parent left in
+    the environment (database, token, allowed hosts, secure cookies)."""
+    from .app import create_app
+
+    return create_app(os.environ[DATABASE_ENV], os.environ.get(TOKEN_ENV) or None)
+
+
 def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
-        allow_broken_chain: bool = False, examples: str | None = None) -> None:
+        allow_broken_chain: bool = False, workers: int = 1, examples: str | None = None) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(host, token)
     database = database or os.environ.get(DATABASE_ENV) or default_database_url()
@@ -100,6 +111,19 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
     for brk in report.breaks if report is not None else ():
         print(f"nelm: WARNING: serving although the case store's hash chain is broken: {brk.describe()}",
               file=sys.stderr, flush=True)
+    if workers > 1:
+        # One process holds one core (the GIL): several share the listening socket. Each
+        # re-creates the app from the environment (worker_app), after the checks above.
+        os.environ[DATABASE_ENV] = database
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        print(f"nelm: serving the tumour-board app at {url} with {workers} worker processes\n"
+              f"nelm: REST API at {url}api/v1\nnelm: case store {display_url(database)}\n"
+              "nelm: press Ctrl+C to stop", flush=True)
+        # a generous health-check timeout: on a busy machine a worker answering late is not dead
+        uvicorn.run("nelm.web.serve:worker_app", factory=True, workers=workers, host=host, port=port,
+                    log_config=log_config(), server_header=False, proxy_headers=False,
+                    timeout_worker_healthcheck=30)
+        return
     config = uvicorn.Config(app, host=host, port=port, log_config=log_config(), server_header=False,
                             proxy_headers=False)
     _Server(config, database, token is not None).run()
