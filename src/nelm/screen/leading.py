@@ -1,0 +1,201 @@
+"""The plan's leading option for a whole table, column-wise from the pathway definitions.
+
+:func:`nelm.plan.build_plan` decides the leading option in three stages; this module
+writes each stage as Polars expressions generated from ``pathways.yaml`` (the pathway
+conditions, each step's options and their ``if`` conditions, in order) and from the
+verdict columns of :func:`nelm.engine.evaluate_frame`:
+
+1. **follow** — the first pathway whose condition holds and whose ``now`` steps offer an
+   option the verdicts allow (preferred before reasonable, then the step's order); a
+   pathway that holds but offers nothing is kept as the fallback, and an unknown pathway
+   before it stops the search (``nelm.plan.follow``);
+2. **uncertainty** — the missing defining facts that could change the leading option:
+   the inputs of unknown pathway conditions read before it, and of the unknown rules of
+   each first-step candidate still undetermined that could outrank it
+   (``nelm.plan._uncertain``). "Which inputs a value hangs on" is
+   :func:`nelm.knowledge.input_roots`, here one boolean column per computed column: does
+   it hang on a missing non-check field, does it hang on an assumable one;
+3. **outcome** — no such fact: the plan is determined or conditional on pre-treatment
+   checks, and the leading option is the one followed; such facts but none a board may
+   assume (``assumptions`` in pathways.yaml): undetermined, no leading option.
+
+What stays per row: rows whose plan hangs on an *assumable* missing fact. There
+``build_plan`` re-assesses the patient with the assumed values (which may make the
+document invalid, e.g. an assumed ``extrahepatic.present = false`` beside listed sites)
+and compares the plans with and without them. Those rows are flagged
+(``needs_per_case``) and :mod:`nelm.screen.columns` runs
+:func:`nelm.assessment.assess` for them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from ..knowledge import KnowledgeBase, pathway_column, rule_column
+from ..knowledge.ruleset import VERDICTS
+from ..patient import COLUMN_FIELDS
+
+NOW = ("preferred", "reasonable")
+
+
+def _options(step: Any) -> list[tuple[str, str | None]]:
+    return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
+
+
+def _targets(kb: KnowledgeBase) -> list[str]:
+    cols = [pathway_column(pw.id) for pw in kb.pathways]
+    opts = {o.id: o for o in kb.options}
+    for pw in kb.pathways:
+        for oid, _ in _options(pw.steps[0]):
+            opt = opts[oid]
+            cols += [rule_column(oid, r.id) for r in opt.deciding + opt.caps]
+    return list(dict.fromkeys(cols))
+
+
+_FLAGS: dict[int, tuple[KnowledgeBase, list[list[pl.Expr]]]] = {}
+
+
+def _flag_batches(kb: KnowledgeBase) -> list[list[pl.Expr]]:
+    if id(kb) not in _FLAGS:
+        _FLAGS[id(kb)] = (kb, _build_flags(kb))   # the knowledge base is kept so that its id stays its own
+    return _FLAGS[id(kb)][1]
+
+
+def _build_flags(kb: KnowledgeBase) -> list[list[pl.Expr]]:
+    """For each computed column the leading option may hang on: ``__n__<col>`` (it hangs on
+    a missing field that is not a pre-treatment check) and ``__a__<col>`` (on a missing
+    field a plan may assume), as :func:`nelm.knowledge.input_roots` walks the graph."""
+    checks = {c.field for c in kb.checks}
+    assumable = {a.field for a in kb.assumptions} - checks
+    needed: set[str] = set()
+    stack = _targets(kb)
+    while stack:
+        col = stack.pop()
+        if col in needed or col in COLUMN_FIELDS:
+            continue
+        needed.add(col)
+        stack += list(kb.roots.get(col, ()))
+    batches = []
+    for batch in kb.nodes:
+        exprs = []
+        for node in batch:
+            if node.column not in needed:
+                continue
+            for flag, wanted in (("n", lambda f: f not in checks), ("a", lambda f: f in assumable)):
+                terms = []
+                for r in sorted(node.roots):
+                    if r in COLUMN_FIELDS:
+                        if wanted(COLUMN_FIELDS[r]):
+                            terms.append(pl.col(r).is_null())
+                    else:
+                        terms.append(pl.col(r).is_null() & pl.col(f"__{flag}__{r}"))
+                exprs.append((pl.any_horizontal(terms) if terms else pl.lit(False)).alias(f"__{flag}__{node.column}"))
+        if exprs:
+            batches.append(exprs)
+    return batches
+
+
+def _affects(kb: KnowledgeBase, oid: str, flag: str) -> pl.Expr:
+    """An undetermined option's missing facts (``missing_data[].affects``): the inputs of its
+    unknown deciding rules before the first that holds, and of its unknown caps."""
+    opt = next(o for o in kb.options if o.id == oid)
+    conds = [pl.col(rule_column(oid, r.id)) for r in opt.deciding]
+    k = len(conds)
+    first = pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
+                               for i, c in enumerate(conds)] + [pl.lit(k)])
+    terms = [c.is_null() & (first > i) & pl.col(f"__{flag}__{rule_column(oid, r.id)}")
+             for i, (r, c) in enumerate(zip(opt.deciding, conds))]
+    terms += [pl.col(rule_column(oid, r.id)).is_null() & pl.col(f"__{flag}__{rule_column(oid, r.id)}") for r in opt.caps]
+    return pl.any_horizontal(terms) if terms else pl.lit(False)
+
+
+def _verdict(oid: str) -> pl.Expr:
+    return pl.col(f"verdict__{oid}")
+
+
+def _possible(oid: str, verdict: str) -> pl.Expr:
+    return (pl.col(f"possible__{oid}") & (1 << VERDICTS.index(verdict))) != 0
+
+
+def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
+    """The option a pathway leads with today (null: its ``now`` steps offer nothing), and
+    its rank (0 preferred, 1 reasonable)."""
+    kinds = [s.when for s in pw.steps]
+    first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
+    if "now" in kinds[first_later:]:
+        raise NotImplementedError(f"pathway {pw.id}: a 'now' step after a later one")
+    leads, ranks = [], []
+    for i, step in enumerate(pw.steps[:first_later]):
+        applies = pl.lit(True) if not step.if_ else pl.col(pathway_column(pw.id, i)).fill_null(False)
+        for rank, verdict in enumerate(NOW):
+            for oid, cond in _options(step):
+                ok = applies & (_verdict(oid) == verdict)
+                if cond:
+                    ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
+                leads.append(pl.when(ok).then(pl.lit(oid)))
+                ranks.append(pl.when(ok).then(pl.lit(rank)))
+    # coalesce = the first step with an option, and in it preferred before reasonable, then order
+    # (within one step, all preferred candidates come before all reasonable ones)
+    return pl.coalesce(leads), pl.coalesce(ranks)
+
+
+def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """``plan.leading`` per row and ``needs_per_case`` (see the module docstring).
+
+    ``frame`` is :func:`nelm.engine.evaluate_frame` of the patients *with the unknown
+    pre-treatment checks in their passing values* (``kb.assume``), as the plan reads them.
+    """
+    lf = frame.lazy()
+    for batch in _flag_batches(kb):
+        lf = lf.with_columns(batch)
+    pws = kb.pathways
+    leads = [_pathway_lead(pw) for pw in pws]
+    lf = lf.with_columns([e.alias(f"__lead{j}") for j, (e, _) in enumerate(leads)]
+                         + [r.alias(f"__rank{j}") for j, (_, r) in enumerate(leads)])
+    # 1. follow: the pathways in order, as nelm.plan.follow reads them
+    lf = lf.with_columns(__decided=pl.lit(False), __result=pl.lit(None, pl.Int32), __fallback=pl.lit(None, pl.Int32),
+                         __unknown_seen=pl.lit(False))
+    for j, pw in enumerate(pws):
+        p = pl.col(pathway_column(pw.id))
+        live = ~pl.col("__decided")
+        holds = live & p.fill_null(False)
+        offers = pl.col(f"__lead{j}").is_not_null()
+        lf = lf.with_columns(
+            (live & p.is_null()).alias(f"__unknown{j}"),
+            pl.when(holds & offers).then(pl.lit(j)).otherwise(pl.col("__result")).alias("__result"),
+            pl.when(holds & ~offers & pl.col("__fallback").is_null()).then(pl.lit(j))
+              .otherwise(pl.col("__fallback")).alias("__fallback"),
+            (pl.col("__decided") | (holds & offers) | (holds & ~offers & pl.col("__unknown_seen"))).alias("__decided"),
+        ).with_columns(__unknown_seen=pl.col("__unknown_seen") | pl.col(f"__unknown{j}"))
+    followed = pl.coalesce("__result", "__fallback")
+    lead = pl.coalesce([pl.when(pl.col("__result") == j).then(pl.col(f"__lead{j}")) for j in range(len(pws))])
+    lead_rank = pl.coalesce([pl.when(pl.col("__result") == j).then(pl.col(f"__rank{j}")) for j in range(len(pws))])
+    lf = lf.with_columns(__followed=followed, __lead=lead, __lead_rank=lead_rank)
+
+    # 2. uncertainty: missing facts that could change the leading option
+    def hangs(flag: str) -> pl.Expr:
+        terms = [pl.col(f"__unknown{k}") & (pl.col("__followed").is_null() | (pl.lit(k) < pl.col("__followed")))
+                 & pl.col(f"__{flag}__{pathway_column(pw.id)}") for k, pw in enumerate(pws)]
+        for j, pw in enumerate(pws):
+            cands = _options(pw.steps[0])
+            in_step = [pl.lit(True) if not cond else pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
+                       for oid, cond in cands]
+            lead_pos = pl.coalesce([pl.when((pl.col("__lead") == oid) & ok).then(pl.lit(p))
+                                    for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+            lr = pl.when(lead_pos.is_not_null()).then(pl.col("__lead_rank")).otherwise(pl.lit(9))
+            lp = lead_pos.fill_null(99)
+            for p, ((oid, _), ok) in enumerate(zip(cands, in_step)):
+                outranks = pl.lit(False)
+                for rank, verdict in enumerate(NOW):
+                    outranks = outranks | (_possible(oid, verdict) & ((rank < lr) | ((rank == lr) & (p < lp))))
+                terms.append((pl.col("__followed") == j) & ok & (_verdict(oid) == "undetermined")
+                             & outranks & _affects(kb, oid, flag))
+        return pl.any_horizontal(terms)
+
+    lf = lf.with_columns(__fields=hangs("n"), __assumable=hangs("a"))
+    # 3. outcome
+    certain = pl.col("__followed").is_not_null() & ~pl.col("__fields")
+    per_case = pl.col("__assumable") & (pl.col("__fields") | pl.col("__followed").is_null())
+    out = lf.select(pl.when(certain).then(pl.col("__lead")).alias("plan.leading"), per_case.alias("needs_per_case"))
+    return out.collect()
