@@ -71,7 +71,7 @@ def batches(path: str | Path, size: int = 200_000) -> Iterator[pl.DataFrame]:
     """The input in batches of raw rows (each with ``__row``, the 1-based row number)."""
     fmt = input_format(path)
     if fmt == "csv":
-        lf = pl.scan_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+        lf = pl.scan_csv(path, infer_schema=False)
     elif fmt == "parquet":
         lf = pl.scan_parquet(path)
     else:
