@@ -85,6 +85,11 @@ def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "po
         raise ValueError(f"unknown dialect {dialect!r}; allowed: {', '.join(DIALECTS)}")
     kb = load(guideline)
     query = _query(kb, table, id_column)
+    if dialect == "postgres":
+        # PostgreSQL inlines CTEs into one expression tree hundreds of columns deep, which its
+        # planner cannot digest; MATERIALIZED keeps each layer a step of its own
+        for cte in query.args["with_"].expressions if query.args.get("with_") else query.args["with"].expressions:
+            cte.set("materialized", True)
     create = exp.Create(this=exp.to_table(view), kind="VIEW", expression=query)
     return create.sql(dialect=DIALECTS[dialect], pretty=True) + ";"
 
