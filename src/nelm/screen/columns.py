@@ -58,7 +58,8 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
            pl.col("category").alias("classification.category"),
            pl.col("frilling_type").alias("classification.frilling_type")]
     out += [status(cs.id).alias(f"criteria.{cs.id}") for cs in kb.criteria]
-    result = facts.select([e for e in out if e.meta.output_name() in columns])
+    # (a placeholder column keeps the row count when no fact column is selected)
+    result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
     n_per_case = 0
     if wanted_verdicts or "plan.leading" in columns:
