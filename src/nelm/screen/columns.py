@@ -9,15 +9,16 @@ batch by :func:`nelm.engine.evaluate_frame` over the same compiled knowledge bas
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
 from ..engine import evaluate_frame
 from ..knowledge import KnowledgeBase
+from . import validate
 from .flat import engine_frame
-from .layout import row_document
-from .leading import leading
+from .layout import SCHEMA
+from .leading import assumable_fields, conditional_leading, leading
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
 STATUS = {True: "met", False: "not_met"}
@@ -46,10 +47,10 @@ def status(col: str) -> pl.Expr:
     return pl.col(col).replace_strict(STATUS, default="unknown", return_dtype=pl.String)
 
 
-def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | None = None,
-                 per_case: Callable[[dict[str, Any]], str | None] | None = None) -> tuple[pl.DataFrame, int]:
-    """The output columns for typed layout rows (with ``__row``); and how many rows needed
-    the per-case plan (see :mod:`nelm.screen.leading`)."""
+def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
+                 columns: list[str] | None = None) -> tuple[pl.DataFrame, int]:
+    """The output columns for typed layout rows (with ``__row``); and how many rows' plans
+    rest on assumed facts (computed by a second evaluation, see :func:`_assumed_leading`)."""
     columns = columns or output_columns(kb)
     patients = engine_frame(layout)
     facts = evaluate_frame(patients, kb, variants=False, verdicts=False)
@@ -61,7 +62,7 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
     # (a placeholder column keeps the row count when no fact column is selected)
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
-    n_per_case = 0
+    n_assumed = 0
     if wanted_verdicts or "plan.leading" in columns:
         # the option rules and the plan read unknown pre-treatment checks in their passing value
         filled = evaluate_frame(patients.with_columns(kb.assume), kb, variants=False, verdicts=True)
@@ -69,29 +70,32 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
                                              for o in wanted_verdicts))
         if "plan.leading" in columns:
             plan = leading(filled, kb)
-            flagged = plan["needs_per_case"].arg_true().to_list()
-            n_per_case = len(flagged)
             lead = plan["plan.leading"]
-            if flagged:
-                per_case = per_case or _per_case(kb)
-                values = lead.to_list()
-                rows = layout.select(pl.exclude("__row"))
-                for i in flagged:
-                    values[i] = per_case(rows.row(i, named=True))
-                lead = pl.Series("plan.leading", values, dtype=pl.String)
+            rows = plan["needs_assumption"].arg_true()
+            n_assumed = rows.len()
+            if n_assumed:
+                today = filled[rows].select(pl.col(f"{p}__{o.id}") for o in kb.options for p in ("verdict", "possible"))
+                lead = lead.scatter(rows, _assumed_leading(layout[rows], plan[rows], today, kb))
             result = result.with_columns(lead)
-    return result.select(columns), n_per_case
+    return result.select(columns), n_assumed
 
 
-def _per_case(kb: KnowledgeBase) -> Callable[[dict[str, Any]], str | None]:
-    from ..assessment import assess
-    from ..patient import validate_patient
-
-    def run(row: dict[str, Any]) -> str | None:
-        plan = assess(validate_patient(row_document(row)), kb.guideline)["plan"]
-        return plan_leading(plan)
-
-    return run
+def _assumed_leading(layout: pl.DataFrame, plan: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBase) -> pl.Series:
+    """The leading option of plans that hang on missing facts a board routinely confirms:
+    the patients are evaluated again with those facts assumed (``nelm.plan.build_plan``);
+    a patient the assumption makes contradictory gets no leading option, as there."""
+    assumed = {a.field: a.assumed for a in kb.assumptions}
+    alt = layout.with_columns(
+        pl.when(plan[f"assume.{f}"]).then(pl.lit(assumed[f], dtype=SCHEMA[f])).otherwise(pl.col(f)).alias(f)
+        for f in assumable_fields(kb))
+    bad = {p.row for p in validate.problems(alt)}
+    ok = ~alt["__row"].is_in(list(bad))
+    values = pl.Series("plan.leading", [None] * alt.height, dtype=pl.String)
+    if ok.any():
+        valid = alt.filter(ok)
+        filled = evaluate_frame(engine_frame(valid).with_columns(kb.assume), kb, variants=False, verdicts=True)
+        values = values.scatter(ok.arg_true(), conditional_leading(filled, today.filter(ok), kb))
+    return values
 
 
 def plan_leading(plan: dict[str, Any]) -> str | None:

@@ -19,12 +19,14 @@ verdict columns of :func:`nelm.engine.evaluate_frame`:
    checks, and the leading option is the one followed; such facts but none a board may
    assume (``assumptions`` in pathways.yaml): undetermined, no leading option.
 
-What stays per row: rows whose plan hangs on an *assumable* missing fact. There
-``build_plan`` re-assesses the patient with the assumed values (which may make the
-document invalid, e.g. an assumed ``extrahepatic.present = false`` beside listed sites)
-and compares the plans with and without them. Those rows are flagged
-(``needs_per_case``) and :mod:`nelm.screen.columns` runs
-:func:`nelm.assessment.assess` for them.
+4. **assumptions** — such facts and some a board may assume: ``build_plan`` evaluates
+   the patient again with those facts assumed (a document the assumption makes
+   contradictory, e.g. an assumed ``extrahepatic.present = false`` beside listed sites,
+   gets no plan), requires that plan to be certain, rebuilds its steps with today's
+   verdicts ranked by the assumed ones, and keeps the leading option when both agree.
+   :func:`leading` flags those rows with the facts to assume (``assume.<field>``);
+   :mod:`nelm.screen.columns` lays out the assumed patients, validates and evaluates
+   them as a batch, and :func:`conditional_leading` does the rest column-wise.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from ..knowledge.ruleset import VERDICTS
 from ..patient import COLUMN_FIELDS
 
 NOW = ("preferred", "reasonable")
+# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
+_FLAT = pl.QueryOptFlags.none()
 
 
 def _options(step: Any) -> list[tuple[str, str | None]]:
@@ -62,12 +66,19 @@ def _flag_batches(kb: KnowledgeBase) -> list[list[pl.Expr]]:
     return _FLAGS[id(kb)][1]
 
 
+def assumable_fields(kb: KnowledgeBase) -> list[str]:
+    """The missing facts a plan may assume (pathways.yaml), pre-treatment checks excepted."""
+    checks = {c.field for c in kb.checks}
+    return [a.field for a in kb.assumptions if a.field not in checks]
+
+
 def _build_flags(kb: KnowledgeBase) -> list[list[pl.Expr]]:
     """For each computed column the leading option may hang on: ``__n__<col>`` (it hangs on
-    a missing field that is not a pre-treatment check) and ``__a__<col>`` (on a missing
+    a missing field that is not a pre-treatment check) and ``__a<i>__<col>`` (on the i-th
     field a plan may assume), as :func:`nelm.knowledge.input_roots` walks the graph."""
     checks = {c.field for c in kb.checks}
-    assumable = {a.field for a in kb.assumptions} - checks
+    kinds = [("n", lambda f: f not in checks)] + [(f"a{i}", lambda f, a=a: f == a)
+                                                  for i, a in enumerate(assumable_fields(kb))]
     needed: set[str] = set()
     stack = _targets(kb)
     while stack:
@@ -82,7 +93,7 @@ def _build_flags(kb: KnowledgeBase) -> list[list[pl.Expr]]:
         for node in batch:
             if node.column not in needed:
                 continue
-            for flag, wanted in (("n", lambda f: f not in checks), ("a", lambda f: f in assumable)):
+            for flag, wanted in kinds:
                 terms = []
                 for r in sorted(node.roots):
                     if r in COLUMN_FIELDS:
@@ -96,18 +107,25 @@ def _build_flags(kb: KnowledgeBase) -> list[list[pl.Expr]]:
     return batches
 
 
+def _first(kb: KnowledgeBase, oid: str) -> pl.Expr:
+    """Index of the option's first deciding rule that certainly holds (the number of rules if none)."""
+    opt = next(o for o in kb.options if o.id == oid)
+    conds = [pl.col(rule_column(oid, r.id)) for r in opt.deciding]
+    k = len(conds)
+    return pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
+                              for i, c in enumerate(conds)] + [pl.lit(k)]).alias(f"__first__{oid}")
+
+
 def _affects(kb: KnowledgeBase, oid: str, flag: str) -> pl.Expr:
     """An undetermined option's missing facts (``missing_data[].affects``): the inputs of its
     unknown deciding rules before the first that holds, and of its unknown caps."""
     opt = next(o for o in kb.options if o.id == oid)
     conds = [pl.col(rule_column(oid, r.id)) for r in opt.deciding]
-    k = len(conds)
-    first = pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
-                               for i, c in enumerate(conds)] + [pl.lit(k)])
+    first = pl.col(f"__first__{oid}")
     terms = [c.is_null() & (first > i) & pl.col(f"__{flag}__{rule_column(oid, r.id)}")
              for i, (r, c) in enumerate(zip(opt.deciding, conds))]
     terms += [pl.col(rule_column(oid, r.id)).is_null() & pl.col(f"__{flag}__{rule_column(oid, r.id)}") for r in opt.caps]
-    return pl.any_horizontal(terms) if terms else pl.lit(False)
+    return (pl.any_horizontal(terms) if terms else pl.lit(False)).alias(f"__affects_{flag}__{oid}")
 
 
 def _verdict(oid: str) -> pl.Expr:
@@ -140,8 +158,11 @@ def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
     return pl.coalesce(leads), pl.coalesce(ranks)
 
 
-def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
-    """``plan.leading`` per row and ``needs_per_case`` (see the module docstring).
+def follow(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.LazyFrame:
+    """The plan's stages as columns (see the module docstring): ``__followed`` (index of the
+    pathway followed, null when none), ``__lead`` (its leading option when it offers one),
+    ``__certain`` (no missing fact could change it), ``__assume`` (it hangs on a missing fact
+    a plan may assume) and ``__in<i>`` (the i-th assumable field is among those facts).
 
     ``frame`` is :func:`nelm.engine.evaluate_frame` of the patients *with the unknown
     pre-treatment checks in their passing values* (``kb.assume``), as the plan reads them.
@@ -174,28 +195,94 @@ def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     lf = lf.with_columns(__followed=followed, __lead=lead, __lead_rank=lead_rank)
 
     # 2. uncertainty: missing facts that could change the leading option
+    n_assumable = len(assumable_fields(kb))
+    flags = ["n"] + [f"a{i}" for i in range(n_assumable)]
+    candidates = list(dict.fromkeys(oid for pw in pws for oid, _ in _options(pw.steps[0])))
+    lf = lf.with_columns([_first(kb, oid) for oid in candidates])
+    lf = lf.with_columns([_affects(kb, oid, flag) for oid in candidates for flag in flags])
+    # a first-step candidate still undetermined that could outrank the leading option
+    # (or lead where none does): one column per pathway and candidate, whatever the flag
+    outrank_cols: list[tuple[str, str]] = []
+    for j, pw in enumerate(pws):
+        cands = _options(pw.steps[0])
+        in_step = [pl.lit(True) if not cond else pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
+                   for oid, cond in cands]
+        lead_pos = pl.coalesce([pl.when((pl.col("__lead") == oid) & ok).then(pl.lit(p))
+                                for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+        lf = lf.with_columns(
+            pl.when(lead_pos.is_not_null()).then(pl.col("__lead_rank")).otherwise(pl.lit(9)).alias(f"__lr{j}"),
+            lead_pos.fill_null(99).alias(f"__lp{j}"))
+        lr, lp = pl.col(f"__lr{j}"), pl.col(f"__lp{j}")
+        exprs = []
+        for p, ((oid, _), ok) in enumerate(zip(cands, in_step)):
+            outranks = pl.lit(False)
+            for rank, verdict in enumerate(NOW):
+                outranks = outranks | (_possible(oid, verdict) & ((rank < lr) | ((rank == lr) & (p < lp))))
+            name = f"__outranks{j}_{p}"
+            exprs.append(((pl.col("__followed") == j).fill_null(False) & ok & (_verdict(oid) == "undetermined")
+                          & outranks).alias(name))
+            outrank_cols.append((name, oid))
+        lf = lf.with_columns(exprs)
+
     def hangs(flag: str) -> pl.Expr:
         terms = [pl.col(f"__unknown{k}") & (pl.col("__followed").is_null() | (pl.lit(k) < pl.col("__followed")))
                  & pl.col(f"__{flag}__{pathway_column(pw.id)}") for k, pw in enumerate(pws)]
-        for j, pw in enumerate(pws):
-            cands = _options(pw.steps[0])
-            in_step = [pl.lit(True) if not cond else pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
-                       for oid, cond in cands]
-            lead_pos = pl.coalesce([pl.when((pl.col("__lead") == oid) & ok).then(pl.lit(p))
-                                    for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
-            lr = pl.when(lead_pos.is_not_null()).then(pl.col("__lead_rank")).otherwise(pl.lit(9))
-            lp = lead_pos.fill_null(99)
-            for p, ((oid, _), ok) in enumerate(zip(cands, in_step)):
-                outranks = pl.lit(False)
-                for rank, verdict in enumerate(NOW):
-                    outranks = outranks | (_possible(oid, verdict) & ((rank < lr) | ((rank == lr) & (p < lp))))
-                terms.append((pl.col("__followed") == j) & ok & (_verdict(oid) == "undetermined")
-                             & outranks & _affects(kb, oid, flag))
+        terms += [pl.col(name) & pl.col(f"__affects_{flag}__{oid}") for name, oid in outrank_cols]
         return pl.any_horizontal(terms)
 
-    lf = lf.with_columns(__fields=hangs("n"), __assumable=hangs("a"))
+    lf = lf.with_columns(hangs("n").alias("__fields"), *[hangs(f"a{i}").alias(f"__in{i}") for i in range(n_assumable)])
     # 3. outcome
-    certain = pl.col("__followed").is_not_null() & ~pl.col("__fields")
-    per_case = pl.col("__assumable") & (pl.col("__fields") | pl.col("__followed").is_null())
-    out = lf.select(pl.when(certain).then(pl.col("__lead")).alias("plan.leading"), per_case.alias("needs_per_case"))
-    return out.collect()
+    assumable = pl.any_horizontal([pl.col(f"__in{i}") for i in range(n_assumable)]) if n_assumable else pl.lit(False)
+    return lf.with_columns(
+        __certain=pl.col("__followed").is_not_null() & ~pl.col("__fields"),
+        __assume=assumable & (pl.col("__fields") | pl.col("__followed").is_null()),
+    )
+
+
+def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """``plan.leading`` where no assumption is needed (null elsewhere), ``needs_assumption``
+    and, for those rows, ``assume.<field>``: the missing facts the plan assumes."""
+    fields = assumable_fields(kb)
+    return follow(frame, kb).select(
+        pl.when(pl.col("__certain")).then(pl.col("__lead")).alias("plan.leading"),
+        pl.col("__assume").alias("needs_assumption"),
+        *[pl.col(f"__in{i}").alias(f"assume.{f}") for i, f in enumerate(fields)],
+    ).collect(optimizations=_FLAT)
+
+
+def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBase) -> pl.Series:
+    """The leading option of a plan resting on assumptions (``nelm.plan.build_plan``).
+
+    ``alt`` is the evaluation of the patients with the assumed facts (as ``frame`` of
+    :func:`follow`), ``today`` their verdict and possible-verdict columns as entered. The
+    alternative's own plan must be certain; the steps are those of its pathway with
+    today's verdicts (an undetermined option that may still be preferred or reasonable
+    counts) ranked by the verdicts under the assumptions; the plan holds when both lead
+    with the same option, else it is undetermined (null).
+    """
+    state = follow(alt, kb).select("__followed", "__lead", "__certain").collect(optimizations=_FLAT)
+    today = today.select([pl.col(c).alias(f"t__{c}") for c in today.columns])
+    lf = alt.hstack(state).hstack(today).lazy()
+    rank_of = {"preferred": 0, "reasonable": 1}
+    leads = []
+    for j, pw in enumerate(kb.pathways):
+        kinds = [s.when for s in pw.steps]
+        first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
+        per_step = []
+        for i, step in enumerate(pw.steps[:first_later]):
+            applies = pl.lit(True) if not step.if_ else pl.col(pathway_column(pw.id, i)).fill_null(False)
+            options = []
+            for oid, cond in _options(step):
+                tv = pl.col(f"t__verdict__{oid}")
+                now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+                ok = applies & (tv.is_in(list(NOW)) | ((tv == "undetermined") & ((pl.col(f"t__possible__{oid}") & now_bits) != 0)))
+                if cond:
+                    ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
+                rank = _verdict(oid).replace_strict(rank_of, default=2, return_dtype=pl.Int8)
+                options.append((oid, ok, rank))
+            per_step.append(pl.coalesce([pl.when(ok & (rank == r)).then(pl.lit(oid))
+                                         for r in (0, 1, 2) for oid, ok, rank in options]))
+        leads.append(pl.when(pl.col("__followed") == j).then(pl.coalesce(per_step)))
+    lead_c = pl.coalesce(leads)
+    out = lf.select(pl.when(pl.col("__certain") & lead_c.eq_missing(pl.col("__lead"))).then(lead_c).alias("plan.leading"))
+    return out.collect(optimizations=_FLAT).to_series()

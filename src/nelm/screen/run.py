@@ -25,7 +25,7 @@ from .summary import Summary
 class ScreenResult:
     rows: int = 0
     assessed: int = 0
-    per_case: int = 0
+    assumed: int = 0    # rows whose plan rests on assumed facts (evaluated a second time)
     problems: list[layout.RowProblem] = field(default_factory=list)
     summary: Summary | None = None
     columns: list[str] = field(default_factory=list)
@@ -83,8 +83,8 @@ def screen(source: str | Path, out: str | Path, *, select: list[str] | None = No
         if key is None:
             key = "id" if "id" in raw.columns else "row"
         if ok.height:
-            assessed, n_per_case = assess_batch(ok, kb, columns)
-            result.per_case += n_per_case
+            assessed, n_assumed = assess_batch(ok, kb, columns)
+            result.assumed += n_assumed
             result.assessed += ok.height
             ident = ok.select(pl.col("id") if key == "id" else pl.col("__row").cast(pl.Int64).alias("row"))
             table = ident.hstack(assessed)

@@ -32,7 +32,7 @@ class Summary:
         from rich.table import Table
 
         console.print(f"{result.assessed} of {result.rows} rows assessed"
-                      + (f"; {result.per_case} plan(s) computed per case" if result.per_case else ""), markup=False)
+                      + (f"; {result.assumed} plan(s) rest on assumed facts" if result.assumed else ""), markup=False)
         for title, prefix, order in (("Criteria", "criteria.", STATUS_ORDER), ("Verdicts", "options.", VERDICT_ORDER)):
             cols = [c for c in self.counts if c.startswith(prefix)]
             if not cols:
