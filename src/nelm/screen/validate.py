@@ -88,15 +88,52 @@ def _group_problems(frame: pl.DataFrame, cols: list[str]) -> list[RowProblem]:
         sub = sub.with_columns(pl.Series(c, v, dtype=pl.String) for c, v in keyed.items())
     else:
         originals = {}
+        if len(cols) == 1:
+            # one field: check its distinct values quickly, group only the rows of refused ones
+            ok = _assign(cols[0])
+            refused = [v for v in sub[cols[0]].unique().to_list() if not ok(v)]
+            if not refused:
+                return []
+            sub = sub.filter(pl.col(cols[0]).is_in(pl.Series(refused, dtype=sub.schema[cols[0]]).implode()))
     grouped = sub.group_by(keys, maintain_order=True).agg(pl.col("__row"))
+    fast = _assign(cols[0]) if len(cols) == 1 else None
     out: list[RowProblem] = []
     for values in grouped.iter_rows(named=True):
         rows = values.pop("__row")
         for c, m in originals.items():
             values[c] = m.get(values[c])
+        if fast is not None and fast(values[cols[0]]):
+            continue
         found = _refusals(values)
         out += [RowProblem(r, f, m) for f, m in found for r in rows]
     return out
+
+
+def _assign(path: str):
+    """A quick check of one field's value that passes exactly what the model accepts:
+    the input gate's limits on the value, then the model's own validation of that field
+    (``validate_assignment``: type, range, allowed values, field validators, and the
+    model's validators on an otherwise empty model). A value it refuses goes through
+    :func:`validate_patient` for the model's own message."""
+    from .. import inputgate
+
+    model: type[BaseModel] = Patient
+    *parents, name = path.split(".")
+    for part in parents:
+        info = model.model_fields[part]
+        model = next(a for a in _flat_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel))
+    empty = model()
+    validator = model.__pydantic_validator__
+
+    def ok(value: Any) -> bool:
+        try:
+            inputgate.check_document({name: value})
+            validator.validate_assignment(empty.model_copy(), name, value)
+        except Exception:  # noqa: BLE001 - any refusal: the slow path names it
+            return False
+        return True
+
+    return ok
 
 
 def _refusals(values: dict[str, Any]) -> list[tuple[str, str]]:
