@@ -99,8 +99,10 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     p = np.array(list(ehd["site_weights"].values()))
     chosen = rng.random((n, len(names))) < np.clip(p * 1.5, 0, 1)
     chosen[np.arange(n), rng.choice(len(names), n, p=p / p.sum())] = True   # at least one site
-    sites = [[s for s, c in zip(names, row) if c] if pr else [] for row, pr in zip(chosen, present)]
-    peritoneum = np.array(["peritoneum" in s for s in sites])
+    chosen &= present[:, None]
+    rows, which_site = np.nonzero(chosen)
+    sites = _lists(n, rows, pl.Series(np.array(names, dtype=object)[which_site], dtype=pl.String))
+    peritoneum = chosen[:, names.index("peritoneum")]
     cols["extrahepatic.present"] = present
     cols[SITES] = sites
     cols["extrahepatic.peritoneal_carcinomatosis"] = np.where(
@@ -114,27 +116,40 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     cols[PRIOR] = _prior(rng, pop["prior_therapies"], n)
     cols["id"] = [f"synth-{seed}-{i + 1:07d}" for i in range(n)]
 
-    frame = pl.DataFrame({c: list(cols[c]) if not isinstance(cols[c], list) else cols[c] for c in SCHEMA},
+    frame = pl.DataFrame({c: cols[c] if isinstance(cols[c], pl.Series) else list(cols[c]) for c in SCHEMA},
                          schema=SCHEMA, strict=False)
     if unknown_fraction:
         frame = _unknowns(frame, rng, unknown_fraction)
     return frame
 
 
-def _prior(rng: np.random.Generator, spec: dict[str, Any], n: int) -> list[list[dict[str, Any]]]:
-    counts = rng.choice(len(spec["count_weights"]), n, p=np.array(spec["count_weights"]) / sum(spec["count_weights"]))
-    outcomes = list(spec["outcomes"])
-    po = np.array(list(spec["outcomes"].values()))
-    out = []
-    for k in counts:
-        therapies = rng.choice(spec["therapies"], size=k, replace=False)
-        records = []
-        for t in therapies:
-            o = outcomes[rng.choice(len(outcomes), p=po / po.sum())]
-            months = float(rng.integers(3, 40)) if o == "progression" and rng.random() < 0.5 else None
-            records.append({"therapy": str(t), "outcome": o, "months_to_progression": months, "ongoing": None})
-        out.append(records)
-    return out
+def _lists(n: int, rows: np.ndarray, values: pl.Series) -> pl.Series:
+    """Per row the values whose row index is ``rows`` (sorted), an empty list for the others."""
+    grouped = pl.DataFrame({"r": rows, "v": values}).group_by("r", maintain_order=True).agg(pl.col("v"))
+    full = pl.DataFrame({"r": np.arange(n, dtype=rows.dtype)}).join(grouped, on="r", how="left", maintain_order="left")
+    return full["v"].fill_null(pl.lit([], dtype=pl.List(values.dtype)))
+
+
+def _prior(rng: np.random.Generator, spec: dict[str, Any], n: int) -> pl.Series:
+    weights = np.array(spec["count_weights"], dtype=float)
+    counts = rng.choice(len(weights), n, p=weights / weights.sum())
+    therapies = np.array(spec["therapies"], dtype=object)
+    outcomes = np.array(list(spec["outcomes"]), dtype=object)
+    po = np.array(list(spec["outcomes"].values()), dtype=float)
+    k = len(weights) - 1
+    # k different therapies per row (a random order of all of them, the first ``count`` kept)
+    order = np.argsort(rng.random((n, len(therapies))), axis=1)[:, :k]
+    outcome = rng.choice(len(outcomes), (n, k), p=po / po.sum())
+    months = rng.integers(3, 40, (n, k)).astype(float)
+    keep = np.arange(k)[None, :] < counts[:, None]
+    rows, slot = np.nonzero(keep)
+    out = outcomes[outcome[rows, slot]]
+    m = np.where((out == "progression") & (rng.random(len(rows)) < 0.5), months[rows, slot], np.nan)
+    records = pl.DataFrame({"therapy": pl.Series(therapies[order[rows, slot]], dtype=pl.String),
+                            "outcome": pl.Series(out, dtype=pl.String),
+                            "months_to_progression": pl.Series(m).fill_nan(None),
+                            "ongoing": pl.Series([None] * len(rows), dtype=pl.Boolean)})
+    return _lists(n, rows, records.select(pl.struct(pl.all()).alias("v"))["v"]).cast(pl.List(PRIOR_STRUCT))
 
 
 def _unknowns(frame: pl.DataFrame, rng: np.random.Generator, share: float) -> pl.DataFrame:
