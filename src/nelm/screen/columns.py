@@ -53,30 +53,32 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
     rest on assumed facts (computed by a second evaluation, see :func:`_assumed_leading`)."""
     columns = columns or output_columns(kb)
     patients = engine_frame(layout)
-    facts = evaluate_frame(patients, kb, variants=False, verdicts=False)
+    wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
+    plan_wanted = "plan.leading" in columns
+    # facts as entered (classification, criteria) and, with verdicts, the option rules read
+    # with unknown pre-treatment checks in their passing value: evaluate_frame's two passes
+    facts = evaluate_frame(patients, kb, variants=False, verdicts=bool(wanted_verdicts or plan_wanted))
     out = [pl.concat_str([pl.lit("G"), pl.col("who_grade").cast(pl.Int64).cast(pl.String)])
            .alias("classification.who_grade"),
            pl.col("category").alias("classification.category"),
            pl.col("frilling_type").alias("classification.frilling_type")]
     out += [status(cs.id).alias(f"criteria.{cs.id}") for cs in kb.criteria]
+    out += [pl.col(f"verdict__{o}").alias(f"options.{o}.verdict") for o in wanted_verdicts]
     # (a placeholder column keeps the row count when no fact column is selected)
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
-    wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
     n_assumed = 0
-    if wanted_verdicts or "plan.leading" in columns:
-        # the option rules and the plan read unknown pre-treatment checks in their passing value
-        filled = evaluate_frame(patients.with_columns(kb.assume), kb, variants=False, verdicts=True)
-        result = result.hstack(filled.select(pl.col(f"verdict__{o}").alias(f"options.{o}.verdict")
-                                             for o in wanted_verdicts))
-        if "plan.leading" in columns:
-            plan = leading(filled, kb)
-            lead = plan["plan.leading"]
-            rows = plan["needs_assumption"].arg_true()
-            n_assumed = rows.len()
-            if n_assumed:
-                today = filled[rows].select(pl.col(f"{p}__{o.id}") for o in kb.options for p in ("verdict", "possible"))
-                lead = lead.scatter(rows, _assumed_leading(layout[rows], plan[rows], today, kb))
-            result = result.with_columns(lead)
+    if plan_wanted:
+        # the plan reads the pathways and derived values with the checks passing too
+        verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("verdict", "possible")]
+        filled = evaluate_frame(patients.with_columns(kb.assume), kb, variants=False, verdicts=False)
+        filled = filled.hstack(facts.select(verdict_cols))
+        plan = leading(filled, kb)
+        lead = plan["plan.leading"]
+        rows = plan["needs_assumption"].arg_true()
+        n_assumed = rows.len()
+        if n_assumed:
+            lead = lead.scatter(rows, _assumed_leading(layout[rows], plan[rows], facts[rows].select(verdict_cols), kb))
+        result = result.with_columns(lead)
     return result.select(columns), n_assumed
 
 
