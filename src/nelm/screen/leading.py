@@ -57,13 +57,21 @@ def _targets(kb: KnowledgeBase) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-_FLAGS: dict[int, tuple[KnowledgeBase, list[list[pl.Expr]]]] = {}
+_FLAGS: dict[tuple[int, str], tuple[KnowledgeBase, list[list[pl.Expr]]]] = {}
 
 
-def _flag_batches(kb: KnowledgeBase) -> list[list[pl.Expr]]:
-    if id(kb) not in _FLAGS:
-        _FLAGS[id(kb)] = (kb, _build_flags(kb))   # the knowledge base is kept so that its id stays its own
-    return _FLAGS[id(kb)][1]
+def _flag_names(kb: KnowledgeBase, mode: str) -> list[str]:
+    """``certain``: only whether a missing non-check fact matters; ``any``: also whether an
+    assumable one does; ``fields``: which assumable ones (one flag each)."""
+    return {"certain": ["n"], "any": ["n", "a"],
+            "fields": ["n"] + [f"a{i}" for i in range(len(assumable_fields(kb)))]}[mode]
+
+
+def _flag_batches(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
+    key = (id(kb), mode)
+    if key not in _FLAGS:
+        _FLAGS[key] = (kb, _build_flags(kb, mode))   # the knowledge base is kept so that its id stays its own
+    return _FLAGS[key][1]
 
 
 def assumable_fields(kb: KnowledgeBase) -> list[str]:
@@ -72,13 +80,16 @@ def assumable_fields(kb: KnowledgeBase) -> list[str]:
     return [a.field for a in kb.assumptions if a.field not in checks]
 
 
-def _build_flags(kb: KnowledgeBase) -> list[list[pl.Expr]]:
+def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     """For each computed column the leading option may hang on: ``__n__<col>`` (it hangs on
-    a missing field that is not a pre-treatment check) and ``__a<i>__<col>`` (on the i-th
-    field a plan may assume), as :func:`nelm.knowledge.input_roots` walks the graph."""
+    a missing field that is not a pre-treatment check), ``__a__<col>`` (on a field a plan
+    may assume) or ``__a<i>__<col>`` (on the i-th such field), as
+    :func:`nelm.knowledge.input_roots` walks the graph."""
     checks = {c.field for c in kb.checks}
-    kinds = [("n", lambda f: f not in checks)] + [(f"a{i}", lambda f, a=a: f == a)
-                                                  for i, a in enumerate(assumable_fields(kb))]
+    assumable = assumable_fields(kb)
+    wanted = {"n": lambda f: f not in checks, "a": lambda f: f in assumable}
+    wanted |= {f"a{i}": (lambda f, a=a: f == a) for i, a in enumerate(assumable)}
+    kinds = [(name, wanted[name]) for name in _flag_names(kb, mode)]
     needed: set[str] = set()
     stack = _targets(kb)
     while stack:
@@ -158,17 +169,18 @@ def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
     return pl.coalesce(leads), pl.coalesce(ranks)
 
 
-def follow(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.LazyFrame:
+def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.LazyFrame:
     """The plan's stages as columns (see the module docstring): ``__followed`` (index of the
     pathway followed, null when none), ``__lead`` (its leading option when it offers one),
     ``__certain`` (no missing fact could change it), ``__assume`` (it hangs on a missing fact
-    a plan may assume) and ``__in<i>`` (the i-th assumable field is among those facts).
+    a plan may assume; modes ``any`` and ``fields``) and ``__in<i>`` (the i-th assumable
+    field is among those facts; mode ``fields``).
 
     ``frame`` is :func:`nelm.engine.evaluate_frame` of the patients *with the unknown
     pre-treatment checks in their passing values* (``kb.assume``), as the plan reads them.
     """
     lf = frame.lazy()
-    for batch in _flag_batches(kb):
+    for batch in _flag_batches(kb, mode):
         lf = lf.with_columns(batch)
     pws = kb.pathways
     leads = [_pathway_lead(pw) for pw in pws]
@@ -195,8 +207,7 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.LazyFrame:
     lf = lf.with_columns(__followed=followed, __lead=lead, __lead_rank=lead_rank)
 
     # 2. uncertainty: missing facts that could change the leading option
-    n_assumable = len(assumable_fields(kb))
-    flags = ["n"] + [f"a{i}" for i in range(n_assumable)]
+    flags = _flag_names(kb, mode)
     candidates = list(dict.fromkeys(oid for pw in pws for oid, _ in _options(pw.steps[0])))
     lf = lf.with_columns([_first(kb, oid) for oid in candidates])
     lf = lf.with_columns([_affects(kb, oid, flag) for oid in candidates for flag in flags])
@@ -230,24 +241,29 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.LazyFrame:
         terms += [pl.col(name) & pl.col(f"__affects_{flag}__{oid}") for name, oid in outrank_cols]
         return pl.any_horizontal(terms)
 
-    lf = lf.with_columns(hangs("n").alias("__fields"), *[hangs(f"a{i}").alias(f"__in{i}") for i in range(n_assumable)])
+    lf = lf.with_columns([hangs(f).alias("__fields" if f == "n" else f"__in{f[1:]}") for f in flags])
     # 3. outcome
-    assumable = pl.any_horizontal([pl.col(f"__in{i}") for i in range(n_assumable)]) if n_assumable else pl.lit(False)
-    return lf.with_columns(
-        __certain=pl.col("__followed").is_not_null() & ~pl.col("__fields"),
-        __assume=assumable & (pl.col("__fields") | pl.col("__followed").is_null()),
-    )
+    lf = lf.with_columns(__certain=pl.col("__followed").is_not_null() & ~pl.col("__fields"))
+    if mode == "certain":
+        return lf
+    assumable = pl.col("__in") if mode == "any" else pl.any_horizontal(pl.col(f"__in{f[1:]}") for f in flags[1:])
+    return lf.with_columns(__assume=assumable & (pl.col("__fields") | pl.col("__followed").is_null()))
 
 
 def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     """``plan.leading`` where no assumption is needed (null elsewhere), ``needs_assumption``
     and, for those rows, ``assume.<field>``: the missing facts the plan assumes."""
     fields = assumable_fields(kb)
-    return follow(frame, kb).select(
+    out = follow(frame, kb, "any").select(
         pl.when(pl.col("__certain")).then(pl.col("__lead")).alias("plan.leading"),
         pl.col("__assume").alias("needs_assumption"),
-        *[pl.col(f"__in{i}").alias(f"assume.{f}") for i, f in enumerate(fields)],
     ).collect(optimizations=_FLAT)
+    # which facts to assume: one flag per assumable field, only for the rows that need it
+    rows = out["needs_assumption"].arg_true()
+    which = follow(frame[rows], kb, "fields").select(
+        pl.col(f"__in{i}").alias(f"assume.{f}") for i, f in enumerate(fields)).collect(optimizations=_FLAT)
+    return out.with_columns(pl.Series(f"assume.{f}", [False] * out.height, dtype=pl.Boolean).scatter(rows, which[f"assume.{f}"])
+                            for f in fields)
 
 
 def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBase) -> pl.Series:
@@ -260,7 +276,7 @@ def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBas
     counts) ranked by the verdicts under the assumptions; the plan holds when both lead
     with the same option, else it is undetermined (null).
     """
-    state = follow(alt, kb).select("__followed", "__lead", "__certain").collect(optimizations=_FLAT)
+    state = follow(alt, kb, "certain").select("__followed", "__lead", "__certain").collect(optimizations=_FLAT)
     today = today.select([pl.col(c).alias(f"t__{c}") for c in today.columns])
     lf = alt.hstack(state).hstack(today).lazy()
     rank_of = {"preferred": 0, "reasonable": 1}
