@@ -270,6 +270,77 @@ def report(
     print(f"report written to {out}")
 
 
+@app.command()
+def screen(
+    source: Path = typer.Argument(..., help="table of patients: .csv, .parquet or .jsonl (nested documents or dotted-path columns)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output table; its extension picks the format (.csv, .parquet, .jsonl)"),
+    select: Optional[str] = typer.Option(None, "--select", help="output columns, comma-separated; patterns allowed "
+                                         "(criteria.*, options.*.verdict, plan.leading)"),
+    guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    chart: str = typer.Option("png", "--chart", help="summary chart next to the output: png, svg or none"),
+    batch_size: int = typer.Option(200_000, "--batch-size", min=1_000, max=10_000_000, help="rows per batch"),
+) -> None:
+    """Screen a table of patients: classification, criteria, verdicts and the leading plan option per row."""
+    from .screen.layout import input_format
+    from .screen.run import run_cli
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if chart not in ("png", "svg", "none"):
+        err.print("nelm: --chart must be png, svg or none", markup=False)
+        raise typer.Exit(2)
+    try:
+        input_format(source)
+        input_format(out)
+        if not source.is_file():
+            raise ValueError(f"{source}: no such file")
+        code = run_cli(source, out, [s.strip() for s in select.split(",") if s.strip()] if select else None,
+                       _guideline_or_exit(guideline), chart, batch_size, Console(highlight=False), err)
+    except ValueError as exc:
+        err.print(f"nelm: {exc}", markup=False)
+        raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+class Dialect(str, Enum):
+    postgres = "postgres"
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@app.command()
+def sql(
+    dialect: Dialect = typer.Option(Dialect.postgres, "--dialect", help="SQL dialect of the database"),
+    table: str = typer.Option(..., "--table", help="table of patients (columns named by dotted field path, see README)"),
+    view: str = typer.Option("nelm_assessment", "--view", help="name of the view"),
+    guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+) -> None:
+    """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL."""
+    from .screen.sql import create_view
+
+    sys.stdout.write(create_view(table, view=view, dialect=dialect.value, guideline=_guideline_or_exit(guideline)) + "\n")
+
+
+@app.command()
+def synth(
+    n: int = typer.Option(..., "--n", min=1, max=100_000_000, help="number of patients"),
+    out: Path = typer.Option(..., "--out", "-o", help=".csv, .parquet or .jsonl"),
+    seed: int = typer.Option(0, "--seed", help="the same seed gives the same patients"),
+    unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", min=0.0, max=1.0,
+                                           help="probability that each field is unknown"),
+) -> None:
+    """Write synthetic patients with the reviews' marginal distributions (for tests, demos, benchmarks)."""
+    from .screen.layout import input_format
+    from .screen.synth import synthesize, write_table
+
+    try:
+        input_format(out)
+    except ValueError as exc:
+        Console(stderr=True).print(f"nelm: {exc}", markup=False)
+        raise typer.Exit(2)
+    write_table(synthesize(n, seed=seed, unknown_fraction=unknown_fraction), out)
+    print(f"{n} synthetic patients written to {out}")
+
+
 def main() -> None:
     try:
         app()

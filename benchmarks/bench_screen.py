@@ -1,0 +1,71 @@
+"""Throughput of `nelm screen` on synthetic patients (issue 12; not a test, no timed assertions).
+
+    PYTHONPATH=src python benchmarks/bench_screen.py [--n 1000000] [--unknown-fraction 0.0]
+
+Writes the patients once as Parquet (`nelm synth`), then times `nelm screen` in process
+(reading, validation, flat view, both evaluation passes, column-wise plan, writing), with
+the rows whose plan rests on assumed facts (evaluated a second time) counted, and the parts
+alone on one batch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from nelm.knowledge import load
+from nelm.screen import layout, validate
+from nelm.screen.columns import assess_batch
+from nelm.screen.flat import engine_frame
+from nelm.screen.run import screen
+from nelm.screen.synth import synthesize, write_table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--unknown-fraction", type=float, default=0.0)
+    ap.add_argument("--batch-size", type=int, default=200_000)
+    args = ap.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, polars {pl.__version__}")
+    load()
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "patients.parquet"
+        t = time.perf_counter()
+        frame = synthesize(args.n, seed=1, unknown_fraction=args.unknown_fraction)
+        write_table(frame, src)
+        print(f"synth {args.n:,} patients: {time.perf_counter() - t:.1f} s")
+        # the parts, on one batch
+        batch = frame.head(args.batch_size).with_row_index("__row", offset=1)
+        kb = load()
+        for name, fn in (("validate", lambda: validate.problems(batch)),
+                         ("flat view", lambda: engine_frame(batch)),
+                         ("columns without plan", lambda: assess_batch(batch, kb, [c for c in _cols(kb) if c != "plan.leading"])),
+                         ("all columns, plan included", lambda: assess_batch(batch, kb))):
+            t = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t
+            print(f"  {name:32s} {batch.height:,} rows {dt:6.2f} s  {batch.height / dt:,.0f} patients/s")
+        for select in (["criteria.*", "options.*.verdict", "classification.*"], None):
+            out = Path(d) / "out.parquet"
+            t = time.perf_counter()
+            result = screen(src, out, select=select, batch_size=args.batch_size)
+            dt = time.perf_counter() - t
+            what = "without plan.leading" if select else "all columns"
+            print(f"nelm screen {what}: {result.assessed:,} patients in {dt:.1f} s = {result.assessed / dt:,.0f} patients/s"
+                  f"; {result.assumed:,} plans rest on assumed facts")
+
+
+def _cols(kb):
+    from nelm.screen.columns import output_columns
+
+    return output_columns(kb)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The engine's flat view of patients (:func:`nelm.patient.flatten`), column-wise.
+
+:func:`flatten` turns one validated patient into one row of the engine's columns; this
+module does the same for a whole table with Polars expressions, so that a million rows
+need no Python loop. The two must agree value for value, unknowns included:
+tests/test_screen_flat.py compares them on random patients for every column.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from ..engine import SCHEMA as ENGINE_SCHEMA
+from ..patient import OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS, SYSTEMIC_LINES, _OUTCOME_RANK, column_of
+from .layout import PRIOR, SITES
+
+_RANK_OUTCOME = {rank: outcome for outcome, rank in _OUTCOME_RANK.items() if outcome}
+
+
+def engine_frame(layout: pl.DataFrame) -> pl.DataFrame:
+    """The engine's input frame (``nelm.engine.SCHEMA``) for typed layout rows."""
+    scalars = [pl.col(f).cast(ENGINE_SCHEMA[column_of(f)]).alias(column_of(f)) for f in SCALAR_FIELDS]
+    lf = layout.lazy().select(pl.col("__row"), pl.col(SITES), pl.col(PRIOR), *scalars)
+    present = pl.col("extrahepatic_present")
+    sites = pl.col(SITES)
+    # an empty list says "no sites" only when extrahepatic disease is known to be absent
+    known_sites = sites.is_not_null() & ((sites.list.len() > 0) | (present == False).fill_null(False))  # noqa: E712
+    absent = (present == False).fill_null(False)  # noqa: E712
+    lf = lf.with_columns(
+        *[pl.when(known_sites).then(sites.list.contains(col.removeprefix("extrahepatic_sites_"))).alias(col)
+          for col in SITE_COLUMNS],
+        pl.when(absent & pl.col("extrahepatic_peritoneal_carcinomatosis").is_null()).then(pl.lit("none"))
+          .otherwise(pl.col("extrahepatic_peritoneal_carcinomatosis")).alias("extrahepatic_peritoneal_carcinomatosis"),
+        pl.when(absent & pl.col("extrahepatic_symptomatic").is_null()).then(pl.lit(False))
+          .otherwise(pl.col("extrahepatic_symptomatic")).alias("extrahepatic_symptomatic"),
+        pl.when((pl.col("functional_syndrome") == "none").fill_null(False) & pl.col("carcinoid_heart_disease").is_null())
+          .then(pl.lit("none")).otherwise(pl.col("carcinoid_heart_disease")).alias("carcinoid_heart_disease"),
+        pl.coalesce(pl.col("liver_resectable"), pl.col("liver_resectable_fraction_percent") >= 100).alias("liver_resectable"),
+    )
+    frame = lf.collect()
+    frame = frame.hstack(_prior_columns(frame.select("__row", PRIOR)).drop("__row"))
+    return frame.select(pl.col(c).cast(t) for c, t in ENGINE_SCHEMA.items())
+
+
+def _prior_columns(prior: pl.DataFrame) -> pl.DataFrame:
+    """Per therapy: worst outcome (``none``/``given``), shortest months to progression,
+    ongoing; and the counts of therapies progressed on and of systemic lines."""
+    known = prior[PRIOR].is_not_null()
+    items = (prior.with_row_index("__i").explode(PRIOR).filter(pl.col(PRIOR).is_not_null())
+             .select("__i", pl.col(PRIOR).struct.unnest()))
+    per = items.group_by("__i", "therapy").agg(
+        rank=pl.col("outcome").replace_strict(_OUTCOME_RANK, default=-1, return_dtype=pl.Int8).max(),
+        months=pl.col("months_to_progression").min(),
+        ongoing=pl.when(pl.col("ongoing").fill_null(False).any()).then(True)
+               .when((pl.col("ongoing") == False).all(ignore_nulls=False)).then(False),  # noqa: E712
+    ).with_columns(worst=pl.col("rank").replace_strict(_RANK_OUTCOME, default="given", return_dtype=pl.String))
+    counts = items.group_by("__i").agg(
+        prior_progression_count=pl.col("therapy").filter(pl.col("outcome") == "progression").n_unique().cast(pl.Float64),
+        prior_systemic_lines=pl.col("therapy").filter(pl.col("therapy").is_in(SYSTEMIC_LINES)).n_unique().cast(pl.Float64),
+    )
+    base = pl.DataFrame({"__i": pl.int_range(0, prior.height, eager=True, dtype=pl.UInt32), "__known": known})
+    out = [pl.col("__i")]
+    wide = base
+    for t in OPTION_IDS:
+        one = per.filter(pl.col("therapy") == t).select("__i", pl.col("worst").alias(f"w_{t}"),
+                                                       pl.col("months").alias(f"m_{t}"), pl.col("ongoing").alias(f"o_{t}"))
+        wide = wide.join(one, on="__i", how="left")
+        given = pl.col(f"w_{t}").is_not_null()
+        out += [pl.when(~pl.col("__known")).then(None).when(given).then(pl.col(f"w_{t}")).otherwise(pl.lit("none"))
+                  .alias(f"prior_{t}"),
+                pl.when(pl.col("__known") & given).then(pl.col(f"m_{t}")).alias(f"prior_{t}_months"),
+                pl.when(~pl.col("__known")).then(None).when(given).then(pl.col(f"o_{t}")).otherwise(pl.lit(False))
+                  .alias(f"prior_{t}_ongoing")]
+    wide = wide.join(counts, on="__i", how="left")
+    for c in ("prior_progression_count", "prior_systemic_lines"):
+        out.append(pl.when(pl.col("__known")).then(pl.col(c).fill_null(0.0)).alias(c))
+    return wide.sort("__i").select(out).rename({"__i": "__row"})

@@ -1,0 +1,208 @@
+"""Synthetic patients (``nelm synth``): valid documents with the reviews' marginals.
+
+The distributions are data (``knowledge/synthetic/population.yaml``, each number with
+the sentence of the review it comes from, or marked as an assumption); the fields the
+reviews say nothing about are drawn from :data:`nelm.testing.FIELD_VALUES`, values placed
+around the knowledge base's thresholds. Draws are vectorised (numpy) and seeded: the same
+``--seed`` gives the same table. Combinations the patient model refuses (a poorly
+differentiated G1, a single lesion counted as eight, sites listed without extrahepatic
+disease, ...) are never produced: each dependent field is drawn given the one it
+depends on, and every field is then unknown with probability ``unknown_fraction``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..knowledge import KNOWLEDGE_DIR
+from ..patient import SCALAR_FIELDS
+from ..testing import FIELD_VALUES
+from ..yamlio import read_yaml
+from .layout import PRIOR, PRIOR_STRUCT, SCHEMA, SITES
+
+POPULATION = KNOWLEDGE_DIR / "synthetic" / "population.yaml"
+_PANCREATIC_SYNDROMES = ["insulinoma", "gastrinoma", "glucagonoma", "vipoma", "other"]
+
+
+def _choice(rng: np.random.Generator, weights: dict[str, float], n: int) -> np.ndarray:
+    keys = list(weights)
+    p = np.array([weights[k] for k in keys], dtype=float)
+    return np.array(keys, dtype=object)[rng.choice(len(keys), size=n, p=p / p.sum())]
+
+
+def _uniform(rng: np.random.Generator, lo: float, hi: float, n: int, digits: int = 1) -> np.ndarray:
+    return np.round(rng.uniform(lo, hi, n), digits)
+
+
+def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataFrame:
+    """``n`` synthetic patients in the screening layout (:data:`nelm.screen.layout.SCHEMA`)."""
+    if not 0 <= unknown_fraction <= 1:
+        raise ValueError("unknown_fraction must be between 0 and 1")
+    pop = read_yaml(POPULATION)
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {}
+    for field in SCALAR_FIELDS:   # the fields the reviews say nothing about
+        values = FIELD_VALUES.get(field)
+        if values is not None:
+            cols[field] = np.array(values, dtype=object)[rng.integers(0, len(values), n)]
+
+    site = _choice(rng, pop["primary_site"]["values"], n)
+    cols["primary.site"] = site
+    grade = _choice(rng, pop["grade"]["values"], n)
+    ki67 = np.empty(n)
+    for g, (lo, hi) in pop["grade"]["ki67_percent"].items():
+        m = grade == g
+        ki67[m] = _uniform(rng, lo, hi, int(m.sum()))
+    cols["pathology.ki67_percent"] = ki67
+    # mitoses in the same WHO band as Ki-67, so that both indices give the drawn grade
+    band = np.where(ki67 < 3, 0, np.where(ki67 <= 20, 1, 2))
+    mitoses = np.array([rng.integers(0, 2, n), rng.integers(2, 21, n), rng.integers(21, 60, n)])[band, np.arange(n)]
+    cols["pathology.mitoses_per_10hpf"] = mitoses.astype(float)
+    cols["pathology.differentiation"] = np.where(grade == "NEC", "poor", "well").astype(object)
+    cols["pathology.reported_grade"] = np.full(n, None, dtype=object)
+
+    functional = rng.random(n) < pop["functional_syndrome"]["functional_share"]
+    pancreatic = rng.choice(_PANCREATIC_SYNDROMES, n)
+    cols["functional_syndrome"] = np.where(functional, np.where(site == "pancreas", pancreatic, "carcinoid"),
+                                           "none").astype(object)
+    cols["functional_control"] = np.where(functional, cols.get("functional_control", np.full(n, None)), None)
+    cols["symptomatic"] = np.where(functional, True, cols["symptomatic"])
+
+    cols["liver.timing"] = _choice(rng, pop["liver_timing"]["values"], n)
+    cols["liver.lobes"] = _choice(rng, pop["liver_lobes"]["values"], n)
+    bands = pop["liver_burden"]["bands"]
+    which = _choice(rng, {k: v["share"] for k, v in bands.items()}, n)
+    burden = np.empty(n)
+    for k, v in bands.items():
+        m = which == k
+        burden[m] = np.round(rng.uniform(*v["percent"], int(m.sum())))
+    cols["liver.burden_percent"] = burden
+    pattern = _choice(rng, pop["liver_pattern"]["values"], n)
+    cols["liver.pattern"] = pattern
+    cols["liver.lesion_count"] = np.where(pattern == "single", 1,
+                                          np.where(pattern == "disseminated", rng.integers(10, 60, n),
+                                                   rng.integers(2, 10, n))).astype(float)
+    resectable = (pattern != "disseminated") & (rng.random(n) < pop["complete_resection"]["share"])
+    partial = np.array([0, 20, 50, 70, 80, 90, 95], dtype=float)[rng.integers(0, 7, n)]
+    cols["liver.resectable_fraction_percent"] = np.where(resectable, 100.0, partial)
+    cols["liver.resectable"] = np.full(n, None, dtype=object)   # follows from the percentage
+    normal = cols["liver.liver_function"] == "normal"
+    cols["liver.child_pugh"] = np.where(normal, "A", cols["liver.child_pugh"]).astype(object)
+
+    ehd = pop["extrahepatic"]
+    present = rng.random(n) < ehd["present_share"]
+    names = list(ehd["site_weights"])
+    p = np.array(list(ehd["site_weights"].values()))
+    chosen = rng.random((n, len(names))) < np.clip(p * 1.5, 0, 1)
+    chosen[np.arange(n), rng.choice(len(names), n, p=p / p.sum())] = True   # at least one site
+    chosen &= present[:, None]
+    rows, which_site = np.nonzero(chosen)
+    sites = _lists(n, rows, pl.Series(np.array(names, dtype=object)[which_site], dtype=pl.String))
+    peritoneum = chosen[:, names.index("peritoneum")]
+    cols["extrahepatic.present"] = present
+    cols[SITES] = sites
+    cols["extrahepatic.peritoneal_carcinomatosis"] = np.where(
+        peritoneum, np.where(rng.random(n) < 0.5, "limited_resectable", "diffuse_unresectable"), "none").astype(object)
+    cols["extrahepatic.symptomatic"] = np.where(present, cols["extrahepatic.symptomatic"], False)
+    cols["extrahepatic.resectable"] = np.where(present, cols["extrahepatic.resectable"], None)
+
+    img = cols["sstr_imaging"]
+    cols["sstr_uptake_krenning"] = np.where(img == "positive", rng.integers(2, 5, n), rng.integers(0, 2, n)).astype(float)
+
+    cols[PRIOR] = _prior(rng, pop["prior_therapies"], n)
+    cols["id"] = [f"synth-{seed}-{i + 1:07d}" for i in range(n)]
+
+    frame = pl.DataFrame({c: cols[c] if isinstance(cols[c], pl.Series) else list(cols[c]) for c in SCHEMA},
+                         schema=SCHEMA, strict=False)
+    if unknown_fraction:
+        frame = _unknowns(frame, rng, unknown_fraction)
+    return frame
+
+
+def _lists(n: int, rows: np.ndarray, values: pl.Series) -> pl.Series:
+    """Per row the values whose row index is ``rows`` (sorted), an empty list for the others."""
+    grouped = pl.DataFrame({"r": rows, "v": values}).group_by("r", maintain_order=True).agg(pl.col("v"))
+    full = pl.DataFrame({"r": np.arange(n, dtype=rows.dtype)}).join(grouped, on="r", how="left", maintain_order="left")
+    return full["v"].fill_null(pl.lit([], dtype=pl.List(values.dtype)))
+
+
+def _prior(rng: np.random.Generator, spec: dict[str, Any], n: int) -> pl.Series:
+    weights = np.array(spec["count_weights"], dtype=float)
+    counts = rng.choice(len(weights), n, p=weights / weights.sum())
+    therapies = np.array(spec["therapies"], dtype=object)
+    outcomes = np.array(list(spec["outcomes"]), dtype=object)
+    po = np.array(list(spec["outcomes"].values()), dtype=float)
+    k = len(weights) - 1
+    # k different therapies per row (a random order of all of them, the first ``count`` kept)
+    order = np.argsort(rng.random((n, len(therapies))), axis=1)[:, :k]
+    outcome = rng.choice(len(outcomes), (n, k), p=po / po.sum())
+    months = rng.integers(3, 40, (n, k)).astype(float)
+    keep = np.arange(k)[None, :] < counts[:, None]
+    rows, slot = np.nonzero(keep)
+    out = outcomes[outcome[rows, slot]]
+    m = np.where((out == "progression") & (rng.random(len(rows)) < 0.5), months[rows, slot], np.nan)
+    records = pl.DataFrame({"therapy": pl.Series(therapies[order[rows, slot]], dtype=pl.String),
+                            "outcome": pl.Series(out, dtype=pl.String),
+                            "months_to_progression": pl.Series(m).fill_nan(None),
+                            "ongoing": pl.Series([None] * len(rows), dtype=pl.Boolean)})
+    return _lists(n, rows, records.select(pl.struct(pl.all()).alias("v"))["v"]).cast(pl.List(PRIOR_STRUCT))
+
+
+def _unknowns(frame: pl.DataFrame, rng: np.random.Generator, share: float) -> pl.DataFrame:
+    """Each field of each patient unknown with probability ``share`` (lists as a whole;
+    a prior therapy's outcome on its own)."""
+    cols = []
+    for name in frame.columns:
+        if name == "id":
+            cols.append(frame[name])
+            continue
+        hide = pl.Series(rng.random(frame.height) < share)
+        cols.append(frame.select(pl.when(hide).then(None).otherwise(pl.col(name)).alias(name)).to_series())
+    out = pl.DataFrame(cols)
+    hide = pl.Series("h", rng.random(out.height) < share)
+    return out.with_columns(pl.when(hide).then(pl.col(PRIOR).list.eval(
+        pl.struct(pl.element().struct.field("therapy"), pl.lit(None, pl.String).alias("outcome"),
+                  pl.lit(None, pl.Float64).alias("months_to_progression"),
+                  pl.element().struct.field("ongoing")))).otherwise(pl.col(PRIOR)).alias(PRIOR))
+
+
+# --------------------------------------------------------------------------- writing
+
+def write_table(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write a layout frame as Parquet (flat dotted columns, lists as lists), JSON Lines
+    (nested documents) or CSV (flat; lists ``;``-separated, prior therapies as JSON)."""
+    from .layout import input_format
+
+    fmt = input_format(path)
+    if fmt == "parquet":
+        frame.write_parquet(path)
+    elif fmt == "jsonl":
+        nested(frame).write_ndjson(path)
+    else:
+        frame.with_columns(
+            pl.when(pl.col(SITES).list.len() == 0).then(pl.lit("[]"))
+              .otherwise(pl.col(SITES).list.join(";")).alias(SITES),
+            pl.col(PRIOR).map_elements(lambda v: json.dumps([{k: x for k, x in p.items() if x is not None} for p in v]),
+                                       return_dtype=pl.String, skip_nulls=True).alias(PRIOR),
+        ).write_csv(path)
+
+
+def nested(frame: pl.DataFrame) -> pl.DataFrame:
+    """Dotted columns as nested structs: the documents of the contract."""
+    top: dict[str, list[str]] = {}
+    for c in frame.columns:
+        top.setdefault(c.split(".")[0], []).append(c)
+    exprs = []
+    for name, cols in top.items():
+        if cols == [name]:
+            exprs.append(pl.col(name))
+        else:
+            exprs.append(pl.struct([pl.col(c).alias(c.split(".", 1)[1]) for c in cols]).alias(name))
+    return frame.select(exprs)
+
+
+__all__ = ["synthesize", "write_table", "nested", "PRIOR_STRUCT"]
