@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 from nelm.engine import evaluate_frame, patients_frame
 from nelm.outcomes import attach_outcomes, cohort_arms
@@ -47,22 +46,24 @@ def test_curves_are_fitted_once_and_copied(kb):
     assert cohort_arms(kb)[a_res["cohort"]][0]["reported"][0]["value"] != -5.0
 
 
-def test_attach_is_fast_and_draws_no_chart(kb, monkeypatch):
+def test_attach_fits_nothing_and_draws_no_chart_per_patient(kb, monkeypatch):
+    """Curves do not depend on the patient: after the first call nothing is fitted or drawn
+    again (this is what keeps one assessment fast; the speed itself is in benchmarks/)."""
+    import nelm.outcomes as outcomes
     import nelm.outcomes.charts as charts
 
     def boom(*a, **k):
-        raise AssertionError("attach_outcomes must not render charts")
+        raise AssertionError("attach_outcomes must not fit or render per patient")
     monkeypatch.setattr(charts, "render", boom)
     patient = validate_patient(variant(**{"symptomatic": True, "liver.burden_percent": 40}))
     row = evaluate_frame(patients_frame([flatten(patient)]), kb).row(0, named=True)
     base = {"options": [{"id": i} for i in OPTION_IDS]}
-    attach_outcomes(copy.deepcopy(base), row, kb)  # warm
-    n = 30
-    t = time.perf_counter()
-    for _ in range(n):
-        attach_outcomes(copy.deepcopy(base), row, kb)
-    per_call = (time.perf_counter() - t) / n
-    assert per_call < 0.025, f"attach_outcomes took {per_call * 1000:.1f} ms"
+    attach_outcomes(copy.deepcopy(base), row, kb)  # warm: cohorts and fits loaded once
+    monkeypatch.setattr(outcomes, "fit", boom)
+    for _ in range(3):
+        done = copy.deepcopy(base)
+        attach_outcomes(done, row, kb)
+        assert any(o["outcomes"] for o in done["options"])
 
 
 def test_unknown_patient_gets_only_general_cohorts():
