@@ -87,6 +87,11 @@ def test_patient_view_cards_restate_nelm_assess(client, path):
     assert r.status_code == 200, r.text
     conforms(RESPONSE, r.json())
     [card] = r.json()["cards"]
+    if not any(v is not None for k, v in readable_part(doc).items() if k != "id"):
+        # what FHIR carries of this patient holds no fact (no code for it is mapped yet):
+        # no case is stored, the card says why
+        assert card["indicator"] == "warning" and "holds no facts" in card["detail"] and "links" not in card
+        return
     want = expected(doc)
     # the card's link is the stored assessment: the same plan and verdicts as nelm assess
     case_id = card["links"][0]["url"].rsplit("/", 1)[1]

@@ -51,7 +51,8 @@ def _prefetch(doc: dict[str, Any]) -> dict[str, Any]:
 def _nelm_assess(tmp_path: Path, doc: dict[str, Any]) -> dict[str, Any]:
     f = tmp_path / f"{uuid.uuid4()}.json"
     f.write_text(json.dumps(doc))
-    r = subprocess.run([sys.executable, "-m", "nelm.cli", "assess", str(f), "--format", "json"],
+    r = subprocess.run([sys.executable, "-m", "nelm.cli", "assess", str(f), "--format", "json",
+                        "--outcomes", "full"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)

@@ -334,7 +334,8 @@ def order_cards(done: Assessed, context: dict[str, Any], base_url: str) -> list[
 
 def invalid_card(exc: InvalidPatient, base_url: str) -> dict[str, Any]:
     """The record could not be assessed: say which fields, from which resources."""
-    lines = ["The patient's FHIR record gives values nelm refuses, so no assessment was made:", ""]
+    lines = ["No assessment was made from the patient's FHIR record: it gives values nelm refuses, or none "
+             "of the facts an assessment starts from could be read:", ""]
     lines += [f"- `{f or 'record'}`: {_md(m)}" for f, m in exc.problems]
     return {"uuid": str(uuid.uuid4()), "summary": _clip("NELM could not assess this record: "
                                                        + ", ".join(f or "record" for f, _ in exc.problems)),

@@ -151,7 +151,10 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
         patient = imported.patient()
     except InvalidPatient as exc:
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
-    v = assess_and_store(request.app.state.store, patient, actor=actor_of(request))
+    try:
+        v = assess_and_store(request.app.state.store, patient, actor=actor_of(request))
+    except InvalidPatient as exc:  # nothing an assessment starts from could be read: say so, store nothing
+        return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
     done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}")
     if cds.SERVICES[service_id]["hook"] == "order-select":
         cards = cds.order_cards(done, body["context"], base)
