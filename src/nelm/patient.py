@@ -486,6 +486,16 @@ COLUMN_TYPES["prior_systemic_lines"] = "float"
 _OUTCOME_RANK = {"intolerance": 3, "progression": 2, "stable": 1, "response": 0, None: -1}
 
 
+def set_field(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    """Put ``value`` at a dotted contract path of a document being built (``liver.burden_percent``),
+    creating the groups on the way; how the form and the FHIR reader assemble a patient."""
+    *parents, leaf = dotted.split(".")
+    node = doc
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
 def flatten(patient: Patient) -> dict[str, Any]:
     """One row of column values; None means unknown."""
     data = patient.model_dump()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nelm.patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, validate_patient
+from nelm.patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, set_field, validate_patient
 from nelm.web import forms
 
 
@@ -103,14 +103,14 @@ def documents(draw):
     doc: dict = {}
     for path, f in forms.FIELDS.items():
         if draw(st.booleans()):
-            forms._set(doc, path, draw(_value(f)))
+            set_field(doc, path, draw(_value(f)))
     present = doc.get("extrahepatic", {}).get("present")
     sites = forms.SITE_CHOICES
     if present is False:
-        forms._set(doc, "extrahepatic.sites", [])
+        set_field(doc, "extrahepatic.sites", [])
         doc["extrahepatic"].pop("peritoneal_carcinomatosis", None)
     elif draw(st.booleans()):
-        forms._set(doc, "extrahepatic.sites", draw(st.lists(st.sampled_from([v for v, _ in sites]), min_size=1,
+        set_field(doc, "extrahepatic.sites", draw(st.lists(st.sampled_from([v for v, _ in sites]), min_size=1,
                                                            max_size=3, unique=True)))
     kind = draw(st.sampled_from(["unknown", "none", "listed"]))
     if kind == "none":

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, validate_patient
+from ..patient import OPTION_IDS, SCALAR_FIELDS, InvalidPatient, set_field, validate_patient
 from ..yamlio import read_yaml
 
 MAPPING_FILE = Path(__file__).with_name("mapping.yaml")
@@ -56,7 +56,7 @@ class ConditionMap(_Record):
             if field not in SCALAR_FIELDS:
                 raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
             doc: dict[str, Any] = {}
-            _put(doc, field, value)
+            set_field(doc, field, value)
             docs.append(doc)
         if self.add_site is not None:
             docs.append({"extrahepatic": {"present": True, "sites": [self.add_site]}})
@@ -103,12 +103,6 @@ class MappingFile(_Record):
         return self
 
 
-def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = doc
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = value
 
 
 class Mapping:

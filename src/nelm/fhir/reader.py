@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import inputgate
-from ..patient import InvalidPatient, Patient, validate_patient
+from ..patient import InvalidPatient, Patient, set_field, validate_patient
 from .mapping import Mapping, load_mapping
 
 BUNDLE_TYPES = ("transaction", "collection", "searchset", "batch", "document")
@@ -465,7 +465,7 @@ class _Reader:
                 by_field.setdefault(r.field, []).append(r)
         for dotted, readings in by_field.items():
             if dotted == "extrahepatic.sites":
-                _put(doc, dotted, sorted({r.value for r in readings}))
+                set_field(doc, dotted, sorted({r.value for r in readings}))
             elif dotted == "prior_therapies":
                 doc["prior_therapies"] = _therapies(readings)
             else:
@@ -473,7 +473,7 @@ class _Reader:
                 if conflict is not None:
                     conflicts.append(conflict)
                 if value is not None:
-                    _put(doc, dotted, value)
+                    set_field(doc, dotted, value)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
                           mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
 
@@ -509,9 +509,3 @@ def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
     return out
 
 
-def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = doc
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = value

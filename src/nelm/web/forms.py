@@ -25,7 +25,7 @@ from pydantic.fields import FieldInfo
 
 from .. import labels
 from ..knowledge.ruleset import OPTION_LABELS
-from ..patient import OPTION_IDS, Patient, PriorTherapy
+from ..patient import OPTION_IDS, Patient, PriorTherapy, set_field
 
 Kind = Literal["text", "number", "integer", "bool", "choice"]
 
@@ -222,12 +222,6 @@ def _number(raw: str, integer: bool) -> Any:
     return value
 
 
-def _set(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = doc
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = value
 
 
 def document_from_form(items: Iterable[tuple[str, str]]) -> Parsed:
@@ -245,17 +239,17 @@ def document_from_form(items: Iterable[tuple[str, str]]) -> Parsed:
         if not raw:
             continue
         if f.kind == "bool":
-            _set(doc, path, {"yes": True, "no": False}.get(raw, raw))
+            set_field(doc, path, {"yes": True, "no": False}.get(raw, raw))
         elif f.kind in ("number", "integer"):
-            _set(doc, path, _number(raw, f.kind == "integer"))
+            set_field(doc, path, _number(raw, f.kind == "integer"))
         else:
-            _set(doc, path, raw)
+            set_field(doc, path, raw)
 
     present = doc.get("extrahepatic", {}).get("present")
     if sites:
-        _set(doc, "extrahepatic.sites", sites)
+        set_field(doc, "extrahepatic.sites", sites)
     elif present is False:
-        _set(doc, "extrahepatic.sites", [])  # no extrahepatic disease: certainly no sites
+        set_field(doc, "extrahepatic.sites", [])  # no extrahepatic disease: certainly no sites
 
     renames: dict[str, str] = {}
     rows = []
