@@ -46,6 +46,9 @@ class ConditionMap(_Record):
     codes: list[Code]
     sets: dict[str, Any] = Field(default_factory=dict)
     add_site: str | None = None
+    # a primary neuroendocrine tumour: its Condition.bodySite (mCODE's way of coding where a
+    # cancer is) is read through `body_sites` into primary.site
+    primary: bool = False
     confirmed: str
 
     @model_validator(mode="after")
@@ -68,6 +71,22 @@ class ConditionMap(_Record):
         return self
 
 
+class BodySiteMap(_Record):
+    """A body structure (SNOMED CT) a primary tumour's Condition.bodySite may name."""
+    label: str
+    codes: list[Code]
+    site: str
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _valid_site(self) -> "BodySiteMap":
+        try:
+            validate_patient({"primary": {"site": self.site}})
+        except InvalidPatient as exc:
+            raise ValueError(f"{self.label}: {exc}") from None
+        return self
+
+
 class TreatmentMap(_Record):
     option: str
     label: str
@@ -86,12 +105,13 @@ class MappingFile(_Record):
     systems: dict[str, str]
     observations: list[ObservationMap]
     conditions: list[ConditionMap]
+    body_sites: list[BodySiteMap] = Field(default_factory=list)
     treatments: list[TreatmentMap]
 
     @model_validator(mode="after")
     def _systems_named(self) -> "MappingFile":
         seen: dict[tuple[str, str], str] = {}
-        for group in (self.observations, self.conditions, self.treatments):
+        for group in (self.observations, self.conditions, self.body_sites, self.treatments):
             for entry in group:
                 for c in entry.codes:
                     if c.system not in self.systems:
@@ -121,6 +141,7 @@ class Mapping:
         self.names = {uri: name for name, uri in data.systems.items()}
         self.observations = {(data.systems[c.system], c.code): o for o in data.observations for c in o.codes}
         self.conditions = {(data.systems[c.system], c.code): m for m in data.conditions for c in m.codes}
+        self.body_sites = {(data.systems[c.system], c.code): b for b in data.body_sites for c in b.codes}
         self.treatments = {(data.systems[c.system], c.code): t for t in data.treatments for c in t.codes}
 
     def system_name(self, uri: str | None) -> str:

@@ -327,11 +327,11 @@ class _Reader:
     def _code_text(self, coding: Any) -> str:
         return f"{self.m.system_name(coding.system)} {coding.code}"
 
-    def _unknown_code(self, name: str, concept: Any) -> None:
+    def _unknown_code(self, name: str, concept: Any, element: str = "") -> None:
         codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
         text = getattr(concept, "text", None) if concept is not None else None
         what = codes or (f"text {text!r} without a code" if text else "no code")
-        self.unread.append(Unread(name, f"{what}: not in the mapping table (src/nelm/fhir/mapping.yaml)"))
+        self.unread.append(Unread(name, f"{element}{what}: not in the mapping table (src/nelm/fhir/mapping.yaml)"))
 
     # -------------------------------------------------------------- Observation
     def _observation(self, name: str, o: Any) -> None:
@@ -396,9 +396,23 @@ class _Reader:
             self.readings.append(Reading(None, rule.label, source, "recognised; sets no field"))
         for dotted, value in rule.sets.items():
             self.readings.append(Reading(dotted, value, source))
+        if rule.primary:
+            self._body_sites(name, c, date)
         if rule.add_site is not None:
             self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
             self.readings.append(Reading("extrahepatic.present", True, source))
+
+    def _body_sites(self, name: str, c: Any, date: dt.date | None) -> None:
+        """A primary tumour's bodySite → primary.site; a site the table does not know is reported."""
+        for concept in getattr(c, "bodySite", None) or []:
+            hit = next(((x, self.m.body_sites[(x.system or "", x.code or "")]) for x in self._codings(concept)
+                        if (x.system or "", x.code or "") in self.m.body_sites), None)
+            if hit is None:
+                self._unknown_code(name, concept, "bodySite ")
+                continue
+            coding, site = hit
+            self.readings.append(Reading("primary.site", site.site, Source(name, "bodySite " + self._code_text(coding),
+                                                                            date)))
 
     # -------------------------------------------------------------- treatments
     def _treatment(self, name: str, concept: Any, ongoing: bool | None, date: dt.date | None) -> None:
