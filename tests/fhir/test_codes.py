@@ -7,7 +7,7 @@ import pytest
 from nelm.fhir import read_bundle
 from nelm.fhir.mapping import load_mapping
 
-from bundles import ICD10CM, ON, SNOMED, bundle, condition
+from bundles import ICD10CM, ON, SNOMED, SUBJECT, bundle, condition
 
 MAPPING = load_mapping()
 
@@ -57,3 +57,72 @@ def test_a_body_site_agreeing_with_the_code_is_one_fact():
 def test_poorly_differentiated_net_code_sets_differentiation():
     imported = read_bundle(bundle(condition("c", "C7A.1", system=ICD10CM)), ON)
     assert imported.document == {"pathology": {"differentiation": "poor"}}
+
+
+# ------------------------------------------------------------------ Procedure
+
+def procedure(pid: str, code: str, status: str = "completed", system: str = SNOMED,
+              date: str = "2024-03-01") -> dict:
+    return {"resourceType": "Procedure", "id": pid, "status": status, "subject": SUBJECT,
+            "code": {"coding": [{"system": system, "code": code}]}, "performedDateTime": date}
+
+
+def _expected(rule) -> dict:
+    doc: dict = {}
+    for dotted, value in rule.sets.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return doc
+
+
+@pytest.mark.parametrize("key", sorted(MAPPING.procedures), ids=lambda k: k[1])
+def test_every_procedure_code_sets_its_fields_and_resects_only_the_primary_there(key):
+    system, code = key
+    rule = MAPPING.procedures[key]
+    alone = read_bundle(bundle(procedure("p", code, system=system)), ON)
+    assert alone.document == _expected(rule)
+    # with the primary site unknown, a resection is reported, never taken as the primary's
+    assert [u.resource for u in alone.unread] == (["Procedure/p"] if rule.resects else [])
+    for site in rule.resects:
+        primary = _with_body_site(condition("c", "C7A.00"), next(
+            c for (s, c), b in MAPPING.body_sites.items() if b.site == site))
+        imported = read_bundle(bundle(primary, procedure("p", code, system=system)), ON)
+        assert imported.document["primary"] == {"site": site, "resected": True}
+        assert imported.unread == []
+
+
+def test_a_resection_of_another_organ_is_not_the_primary_resection():
+    ileal = condition("c", "C7A.012")
+    imported = read_bundle(bundle(ileal, procedure("p", "80146002")), ON)  # appendectomy, ileal primary
+    assert imported.document == {"primary": {"site": "jejunum_ileum"}}
+    assert "the primary site read is jejunum_ileum" in imported.unread[0].reason
+
+
+def test_whipple_means_a_bilio_enteric_anastomosis_and_resects_a_pancreatic_primary():
+    imported = read_bundle(bundle(condition("c", "C25.4"), procedure("p", "116241004")), ON)
+    assert imported.document == {"primary": {"site": "pancreas", "resected": True},
+                                 "liver": {"biliary_enteric_bypass": True}}
+
+
+@pytest.mark.parametrize("status", ["in-progress", "stopped"])
+def test_a_procedure_not_completed_states_nothing(status):
+    imported = read_bundle(bundle(procedure("p", "55253009", status=status)), ON)
+    assert imported.document == {}
+    assert "only a completed procedure is read" in imported.unread[0].reason
+
+
+def test_an_unknown_procedure_code_stays_unread():
+    imported = read_bundle(bundle(procedure("p", "34068001")), ON)  # generic heart valve replacement: left out
+    assert imported.document == {}
+    assert "SNOMED CT 34068001" in imported.unread[0].reason
+
+
+def test_lutetium_dotatate_by_snomed_is_prrt():
+    med = {"resourceType": "MedicationAdministration", "id": "m", "status": "completed", "subject": SUBJECT,
+           "medicationCodeableConcept": {"coding": [{"system": SNOMED, "code": "781259000"}]},
+           "effectivePeriod": {"start": "2024-01-01", "end": "2024-06-01"}}
+    imported = read_bundle(bundle(med), ON)
+    assert imported.document == {"prior_therapies": [{"therapy": "prrt", "ongoing": False}]}

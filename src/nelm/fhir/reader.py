@@ -235,6 +235,8 @@ class _Reader:
         self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
         self.patient_ref: str | None = None
         self.patient_keys: set[str] = set()
+        # (label, sites it resects, source): decided once the primary site is known (_primary_resected)
+        self.resections: list[tuple[str, list[str], Source]] = []
 
     # -------------------------------------------------------------- Bundle
     def read(self, data: Any) -> FhirImport:
@@ -467,7 +469,20 @@ class _Reader:
             self.unread.append(Unread(name, ongoing))
             return
         date = _date_of(p.performedDateTime) or _date_of(getattr(p.performedPeriod, "start", None))
-        self._treatment(name, p.code, ongoing, date)
+        hit = next(((x, self.m.procedures[(x.system or "", x.code or "")]) for x in self._codings(p.code)
+                    if (x.system or "", x.code or "") in self.m.procedures), None)
+        if hit is None:  # a nelm option (hepatic resection, PRRT, ...) or an unknown code
+            self._treatment(name, p.code, ongoing, date)
+            return
+        coding, rule = hit
+        if p.status != "completed":  # a stopped or ongoing procedure has not done what its code says
+            self.unread.append(Unread(name, f"{rule.label}: status {p.status!r}; only a completed procedure is read"))
+            return
+        source = Source(name, self._code_text(coding), date)
+        for dotted, value in rule.sets.items():
+            self.readings.append(Reading(dotted, value, source))
+        if rule.resects:
+            self.resections.append((rule.label, rule.resects, source))
 
     # -------------------------------------------------------------- the document
     def _result(self) -> FhirImport:
@@ -477,7 +492,7 @@ class _Reader:
         for r in self.readings:
             if r.field is not None:
                 by_field.setdefault(r.field, []).append(r)
-        for dotted, readings in by_field.items():
+        for dotted, readings in list(by_field.items()):
             if dotted == "extrahepatic.sites":
                 _put(doc, dotted, sorted({r.value for r in readings}))
             elif dotted == "prior_therapies":
@@ -488,8 +503,22 @@ class _Reader:
                     conflicts.append(conflict)
                 if value is not None:
                     _put(doc, dotted, value)
+        self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
                           mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
+
+
+    def _primary_resected(self, doc: dict[str, Any]) -> None:
+        """An organ resection is the primary tumour's resection when the primary is in that organ."""
+        site = (doc.get("primary") or {}).get("site")
+        for label, sites, source in self.resections:
+            if site in sites:
+                self.readings.append(Reading("primary.resected", True, source, f"{label} of the primary site ({site})"))
+                _put(doc, "primary.resected", True)
+            else:
+                known = f"the primary site read is {site}" if site else "the primary site is unknown"
+                self.unread.append(Unread(source.resource, f"{label} (resects {', '.join(sites)}): {known}, "
+                                                           "so it is not read as the primary's resection"))
 
 
 def _resolve(dotted: str, readings: list[Reading]) -> tuple[Any, Conflict | None]:
