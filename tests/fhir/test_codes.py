@@ -25,7 +25,7 @@ def test_every_body_site_of_a_primary_net_sets_the_primary_site(key):
     imported = read_bundle(bundle(primary), ON)
     assert imported.document == {"primary": {"site": MAPPING.body_sites[key].site}}
     assert imported.unread == []
-    assert any(r.source.code == f"bodySite SNOMED CT {code}" for r in imported.provenance)
+    assert any(r.source.code == f"bodySite {MAPPING.system_name(system)} {code}" for r in imported.provenance)
 
 
 def test_an_unknown_body_site_is_reported_and_the_site_stays_unknown():
@@ -46,6 +46,15 @@ def test_a_body_site_disagreeing_with_the_code_is_a_conflict():
     imported = read_bundle(bundle(ileal), ON)
     assert [c.field for c in imported.conflicts] == ["primary.site"]
     assert "primary" not in imported.document  # same record, same date: nothing settles it
+
+
+def test_icd_o_3_topography_is_read_in_its_own_system_only():
+    icdo3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+    pancreatic = read_bundle(bundle(_with_body_site(condition("c", "C7A.00"), "C25.4", icdo3)), ON)
+    assert pancreatic.document == {"primary": {"site": "pancreas"}}
+    # the same characters in ICD-10-CM are a diagnosis code, not a topography: not a body site
+    wrong_system = read_bundle(bundle(_with_body_site(condition("c", "C7A.00"), "C25.4", ICD10CM)), ON)
+    assert wrong_system.document == {} and "bodySite ICD-10-CM C25.4" in wrong_system.unread[0].reason
 
 
 def test_a_body_site_agreeing_with_the_code_is_one_fact():
@@ -87,8 +96,8 @@ def test_every_procedure_code_sets_its_fields_and_resects_only_the_primary_there
     # with the primary site unknown, a resection is reported, never taken as the primary's
     assert [u.resource for u in alone.unread] == (["Procedure/p"] if rule.resects else [])
     for site in rule.resects:
-        primary = _with_body_site(condition("c", "C7A.00"), next(
-            c for (s, c), b in MAPPING.body_sites.items() if b.site == site))
+        site_system, site_code = next(k for k, b in MAPPING.body_sites.items() if b.site == site)
+        primary = _with_body_site(condition("c", "C7A.00"), site_code, site_system)
         imported = read_bundle(bundle(primary, procedure("p", code, system=system)), ON)
         assert imported.document["primary"] == {"site": site, "resected": True}
         assert imported.unread == []

@@ -183,6 +183,7 @@ class Mapping:
         """``LOINC`` for http://loinc.org: how provenance names a code system."""
         name = self.names.get(uri or "")
         return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "atc": "ATC", "rxnorm": "RxNorm",
+                "icdo3": "ICD-O-3",
                 "nelm_option": "nelm option"}.get(name or "", uri or "no system")
 
     def option_of(self, system: str | None, code: str | None) -> str | None:
