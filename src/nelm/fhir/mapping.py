@@ -72,7 +72,7 @@ class ConditionMap(_Record):
 
 
 class BodySiteMap(_Record):
-    """A body structure (SNOMED CT) a primary tumour's Condition.bodySite may name."""
+    """A body structure (SNOMED CT) or ICD-O-3 topography a primary tumour's Condition.bodySite may name."""
     label: str
     codes: list[Code]
     site: str

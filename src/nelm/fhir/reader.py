@@ -492,7 +492,7 @@ class _Reader:
         for r in self.readings:
             if r.field is not None:
                 by_field.setdefault(r.field, []).append(r)
-        for dotted, readings in list(by_field.items()):
+        for dotted, readings in by_field.items():
             if dotted == "extrahepatic.sites":
                 _put(doc, dotted, sorted({r.value for r in readings}))
             elif dotted == "prior_therapies":
@@ -506,7 +506,6 @@ class _Reader:
         self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
                           mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
-
 
     def _primary_resected(self, doc: dict[str, Any]) -> None:
         """An organ resection is the primary tumour's resection when the primary is in that organ."""
