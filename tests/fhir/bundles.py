@@ -91,6 +91,8 @@ def readable_part(doc: dict[str, Any]) -> dict[str, Any]:
     ki67 = (doc.get("pathology") or {}).get("ki67_percent")
     if ki67 is not None:
         out["pathology"] = {"ki67_percent": ki67}
+    if (doc.get("pathology") or {}).get("differentiation") == "poor":  # ICD-10-CM C7A.1; no code for "well"
+        out.setdefault("pathology", {})["differentiation"] = "poor"
     site = (doc.get("primary") or {}).get("site")
     if site in SITE_CODES:
         out["primary"] = {"site": site}
@@ -120,8 +122,10 @@ def bundle_of(doc: dict[str, Any], on: dt.date = ON) -> dict[str, Any]:
         del res[0]["birthDate"]
     if "ecog" in part:
         res.append(observation("ecog", "89247-1", part["ecog"], integer=True))
-    if "pathology" in part:
+    if "ki67_percent" in part.get("pathology", {}):
         res.append(observation("ki67", "29593-1", part["pathology"]["ki67_percent"], "%"))
+    if "differentiation" in part.get("pathology", {}):
+        res.append(condition("nec", "C7A.1"))
     for (group, name), (code, unit) in LABS.items():
         if name in part.get(group, {}):
             res.append(observation(name.replace("_", "-"), code, part[group][name], unit))

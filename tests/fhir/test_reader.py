@@ -344,7 +344,7 @@ def test_every_entry_says_where_its_code_was_confirmed():
     from nelm.yamlio import read_yaml
 
     data = MappingFile.model_validate(read_yaml(MAPPING_FILE))
-    for entry in [*data.observations, *data.conditions, *data.treatments]:
+    for entry in [*data.observations, *data.conditions, *data.body_sites, *data.procedures, *data.treatments]:
         assert entry.confirmed.strip(), entry.label
     assert {LOINC, SNOMED, ICD10CM, ATC} <= set(data.systems.values())
 

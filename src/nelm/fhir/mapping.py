@@ -46,6 +46,9 @@ class ConditionMap(_Record):
     codes: list[Code]
     sets: dict[str, Any] = Field(default_factory=dict)
     add_site: str | None = None
+    # a primary neuroendocrine tumour: its Condition.bodySite (mCODE's way of coding where a
+    # cancer is) is read through `body_sites` into primary.site
+    primary: bool = False
     confirmed: str
 
     @model_validator(mode="after")
@@ -60,6 +63,55 @@ class ConditionMap(_Record):
             docs.append(doc)
         if self.add_site is not None:
             docs.append({"extrahepatic": {"present": True, "sites": [self.add_site]}})
+        for doc in docs:
+            try:
+                validate_patient(doc)
+            except InvalidPatient as exc:
+                raise ValueError(f"{self.label}: {exc}") from None
+        return self
+
+
+class BodySiteMap(_Record):
+    """A body structure (SNOMED CT) or ICD-O-3 topography a primary tumour's Condition.bodySite may name."""
+    label: str
+    codes: list[Code]
+    site: str
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _valid_site(self) -> "BodySiteMap":
+        try:
+            validate_patient({"primary": {"site": self.site}})
+        except InvalidPatient as exc:
+            raise ValueError(f"{self.label}: {exc}") from None
+        return self
+
+
+class ProcedureMap(_Record):
+    """A completed Procedure that states a fact of the patient document (not a nelm option).
+
+    ``sets``: fields it sets (as for a Condition). ``resects``: the primary sites whose
+    resection it is; it sets primary.resected only when the primary site read from the same
+    Bundle is one of them (an organ resection is the primary's only if the primary is there).
+    """
+    label: str
+    codes: list[Code]
+    sets: dict[str, Any] = Field(default_factory=dict)
+    resects: list[str] = Field(default_factory=list)
+    confirmed: str
+
+    @model_validator(mode="after")
+    def _valid_values(self) -> "ProcedureMap":
+        if not self.sets and not self.resects:
+            raise ValueError(f"{self.label}: a procedure entry must set a field or name the sites it resects")
+        docs: list[dict[str, Any]] = []
+        for field, value in self.sets.items():
+            if field not in SCALAR_FIELDS:
+                raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
+            doc: dict[str, Any] = {}
+            set_field(doc, field, value)
+            docs.append(doc)
+        docs += [{"primary": {"site": site, "resected": True}} for site in self.resects]
         for doc in docs:
             try:
                 validate_patient(doc)
@@ -86,12 +138,14 @@ class MappingFile(_Record):
     systems: dict[str, str]
     observations: list[ObservationMap]
     conditions: list[ConditionMap]
+    body_sites: list[BodySiteMap] = Field(default_factory=list)
+    procedures: list[ProcedureMap] = Field(default_factory=list)
     treatments: list[TreatmentMap]
 
     @model_validator(mode="after")
     def _systems_named(self) -> "MappingFile":
         seen: dict[tuple[str, str], str] = {}
-        for group in (self.observations, self.conditions, self.treatments):
+        for group in (self.observations, self.conditions, self.body_sites, self.procedures, self.treatments):
             for entry in group:
                 for c in entry.codes:
                     if c.system not in self.systems:
@@ -115,12 +169,15 @@ class Mapping:
         self.names = {uri: name for name, uri in data.systems.items()}
         self.observations = {(data.systems[c.system], c.code): o for o in data.observations for c in o.codes}
         self.conditions = {(data.systems[c.system], c.code): m for m in data.conditions for c in m.codes}
+        self.body_sites = {(data.systems[c.system], c.code): b for b in data.body_sites for c in b.codes}
+        self.procedures = {(data.systems[c.system], c.code): p for p in data.procedures for c in p.codes}
         self.treatments = {(data.systems[c.system], c.code): t for t in data.treatments for c in t.codes}
 
     def system_name(self, uri: str | None) -> str:
         """``LOINC`` for http://loinc.org: how provenance names a code system."""
         name = self.names.get(uri or "")
-        return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "atc": "ATC",
+        return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "atc": "ATC", "rxnorm": "RxNorm",
+                "icdo3": "ICD-O-3",
                 "nelm_option": "nelm option"}.get(name or "", uri or "no system")
 
     def option_of(self, system: str | None, code: str | None) -> str | None:

@@ -235,6 +235,8 @@ class _Reader:
         self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
         self.patient_ref: str | None = None
         self.patient_keys: set[str] = set()
+        # (label, sites it resects, source): decided once the primary site is known (_primary_resected)
+        self.resections: list[tuple[str, list[str], Source]] = []
 
     # -------------------------------------------------------------- Bundle
     def read(self, data: Any) -> FhirImport:
@@ -327,11 +329,11 @@ class _Reader:
     def _code_text(self, coding: Any) -> str:
         return f"{self.m.system_name(coding.system)} {coding.code}"
 
-    def _unknown_code(self, name: str, concept: Any) -> None:
+    def _unknown_code(self, name: str, concept: Any, element: str = "") -> None:
         codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
         text = getattr(concept, "text", None) if concept is not None else None
         what = codes or (f"text {text!r} without a code" if text else "no code")
-        self.unread.append(Unread(name, f"{what}: not in the mapping table (src/nelm/fhir/mapping.yaml)"))
+        self.unread.append(Unread(name, f"{element}{what}: not in the mapping table (src/nelm/fhir/mapping.yaml)"))
 
     # -------------------------------------------------------------- Observation
     def _observation(self, name: str, o: Any) -> None:
@@ -396,9 +398,23 @@ class _Reader:
             self.readings.append(Reading(None, rule.label, source, "recognised; sets no field"))
         for dotted, value in rule.sets.items():
             self.readings.append(Reading(dotted, value, source))
+        if rule.primary:
+            self._body_sites(name, c, date)
         if rule.add_site is not None:
             self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
             self.readings.append(Reading("extrahepatic.present", True, source))
+
+    def _body_sites(self, name: str, c: Any, date: dt.date | None) -> None:
+        """A primary tumour's bodySite → primary.site; a site the table does not know is reported."""
+        for concept in getattr(c, "bodySite", None) or []:
+            hit = next(((x, self.m.body_sites[(x.system or "", x.code or "")]) for x in self._codings(concept)
+                        if (x.system or "", x.code or "") in self.m.body_sites), None)
+            if hit is None:
+                self._unknown_code(name, concept, "bodySite ")
+                continue
+            coding, site = hit
+            self.readings.append(Reading("primary.site", site.site, Source(name, "bodySite " + self._code_text(coding),
+                                                                            date)))
 
     # -------------------------------------------------------------- treatments
     def _treatment(self, name: str, concept: Any, ongoing: bool | None, date: dt.date | None) -> None:
@@ -453,7 +469,20 @@ class _Reader:
             self.unread.append(Unread(name, ongoing))
             return
         date = _date_of(p.performedDateTime) or _date_of(getattr(p.performedPeriod, "start", None))
-        self._treatment(name, p.code, ongoing, date)
+        hit = next(((x, self.m.procedures[(x.system or "", x.code or "")]) for x in self._codings(p.code)
+                    if (x.system or "", x.code or "") in self.m.procedures), None)
+        if hit is None:  # a nelm option (hepatic resection, PRRT, ...) or an unknown code
+            self._treatment(name, p.code, ongoing, date)
+            return
+        coding, rule = hit
+        if p.status != "completed":  # a stopped or ongoing procedure has not done what its code says
+            self.unread.append(Unread(name, f"{rule.label}: status {p.status!r}; only a completed procedure is read"))
+            return
+        source = Source(name, self._code_text(coding), date)
+        for dotted, value in rule.sets.items():
+            self.readings.append(Reading(dotted, value, source))
+        if rule.resects:
+            self.resections.append((rule.label, rule.resects, source))
 
     # -------------------------------------------------------------- the document
     def _result(self) -> FhirImport:
@@ -474,8 +503,21 @@ class _Reader:
                     conflicts.append(conflict)
                 if value is not None:
                     set_field(doc, dotted, value)
+        self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
                           mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
+
+    def _primary_resected(self, doc: dict[str, Any]) -> None:
+        """An organ resection is the primary tumour's resection when the primary is in that organ."""
+        site = (doc.get("primary") or {}).get("site")
+        for label, sites, source in self.resections:
+            if site in sites:
+                self.readings.append(Reading("primary.resected", True, source, f"{label} of the primary site ({site})"))
+                set_field(doc, "primary.resected", True)
+            else:
+                known = f"the primary site read is {site}" if site else "the primary site is unknown"
+                self.unread.append(Unread(source.resource, f"{label} (resects {', '.join(sites)}): {known}, "
+                                                           "so it is not read as the primary's resection"))
 
 
 def _resolve(dotted: str, readings: list[Reading]) -> tuple[Any, Conflict | None]:
