@@ -228,7 +228,10 @@ async def import_bundle(request: Request) -> Response:
     except InvalidPatient as exc:
         forms.place_problems(state, exc.problems, {})
         status = 422
-    return render(request, "fhir_import.html", {"state": state, "action": "/cases", "case": None, "fhir": imported},
+    from ..knowledge.ruleset import OPTION_LABELS
+
+    return render(request, "fhir_import.html", {"state": state, "action": "/cases", "case": None, "fhir": imported,
+                                                "option_labels": OPTION_LABELS},
                   status_code=status)
 
 

@@ -49,8 +49,19 @@ def _words(value: Any) -> str:
     return "unknown" if value is None else str(value).replace("_", " ")
 
 
+def _field_value(value: Any, field: str | None) -> str:
+    """A value of a contract field as people read it, with its unit ("58 years", "small intestine")."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = labels.value_label(field, value) if isinstance(value, (str, bool)) or value is None else f"{value:g}"
+    unit = labels.field_unit(field or "")
+    return f"{text} {unit}" if unit and value is not None and not isinstance(value, (str, bool)) else text
+
+
 templates.env.filters["local"] = _local
 templates.env.filters["words"] = _words
+templates.env.filters["field_label"] = labels.field_label
+templates.env.filters["field_value"] = _field_value
 templates.env.globals.update(disclaimer=DISCLAIMER, nelm_version=__version__, forms=forms,
                              csrf_field=CSRF_FIELD)
 
