@@ -124,9 +124,16 @@ def test_ablation(recs):
 
 def test_transplant(recs):
     assert values(recs["le_treut2007"], "perioperative_mortality") == [14]
-    assert values(recs["le_treut2007"], "os_rate", time_point=60) == [47]
+    lt07 = recs["le_treut2007"]
+    assert values(lt07, "os_rate", "all patients", time_point=60) == [47]
+    # the full 2008 report (PMID 18444921) splits the cohort by its two unfavourable factors
+    assert values(lt07, "os_rate", "both unfavourable", time_point=60) == [12]
+    assert values(lt07, "os_rate", "one or neither", time_point=60) == [68]
+    assert (lt07.verified, lt07.pmid) == ("source", "18444921")
     lt13 = recs["le_treut2013"]
     assert lt13.n == 213 and values(lt13, "os_rate", time_point=60) == [52]
+    # 30 % at 5 years is disease-free survival in the abstract (review_002 called it disease-specific)
+    assert values(lt13, "dfs_rate", time_point=60) == [30] and not values(lt13, "dss_rate")
     us = recs["us_transplant_series"]
     assert [values(us, "os_rate", time_point=t) for t in (12, 36, 60)] == [[83], [60], [52]]
     milan = recs["mazzaferro2007"]
