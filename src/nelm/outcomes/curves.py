@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 TOLERANCE = 0.02        # a curve passes through every reported point within this
+# the sampled curve's values are rounded to 4 decimals: a model is accepted only with this
+# much room left, so that the curve as drawn and stored still passes within TOLERANCE
+_MODEL_TOLERANCE = TOLERANCE - 1e-4
 MAX_STEP = 3.0          # months between samples, at most
 MEDIAN_ONLY_SPAN = 1.5  # draw medians-only curves to this multiple of the median
 
@@ -226,7 +229,7 @@ def fit(reported: Reported) -> Fit:
         if k > 0:
             lam = float(np.exp(-b / k))
             cand = lambda x, lam=lam, k=k: _weibull(np.asarray(x, dtype=float), lam, float(k))  # noqa: E731
-            if _max_error(cand, pts) <= TOLERANCE:
+            if _max_error(cand, pts) <= _MODEL_TOLERANCE:
                 fn, params, model = cand, {"lambda_months": lam, "k": float(k)}, "weibull"
                 method = (f"Weibull S(t)=exp(-(t/λ)^k) fitted by least squares on log(-log S) against log t "
                           f"through {desc}; λ={lam:.1f} months, k={float(k):.2f}")
@@ -237,7 +240,7 @@ def fit(reported: Reported) -> Fit:
                                     x0=[math.log(lam), math.log(float(k))])
                 lam2, k2 = math.exp(res.x[0]), math.exp(res.x[1])
                 cand2 = lambda x, lam=lam2, k=k2: _weibull(np.asarray(x, dtype=float), lam, k)  # noqa: E731
-                if _max_error(cand2, pts) <= TOLERANCE:
+                if _max_error(cand2, pts) <= _MODEL_TOLERANCE:
                     fn, params, model = cand2, {"lambda_months": lam2, "k": k2}, "weibull"
                     method = (f"Weibull S(t)=exp(-(t/λ)^k) fitted by least squares on the survival scale through "
                               f"{desc} (the log(-log S) regression missed a point by more than {TOLERANCE:g}); "
