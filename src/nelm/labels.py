@@ -89,3 +89,12 @@ def classification_value(key: str, value: Any) -> str:
     if value is None:
         return "unknown"
     return table()["classification_values"].get(key, {}).get(value, _generic(value))
+
+
+def plain(value: Any) -> str:
+    """A value as typed into a form or quoted in a message: yes/no, 2.0 as 2, text as it is."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -41,6 +41,22 @@ class ObservationMap(_Record):
         return self
 
 
+def _check_values(label: str, sets: dict[str, Any], extra: list[dict[str, Any]]) -> None:
+    """Every value a table entry sets (and each extra document) must be one the patient document accepts."""
+    docs = list(extra)
+    for field, value in sets.items():
+        if field not in SCALAR_FIELDS:
+            raise ValueError(f"{label}: {field!r} is not a field of the patient document")
+        doc: dict[str, Any] = {}
+        set_field(doc, field, value)
+        docs.append(doc)
+    for doc in docs:
+        try:
+            validate_patient(doc)
+        except InvalidPatient as exc:
+            raise ValueError(f"{label}: {exc}") from None
+
+
 class ConditionMap(_Record):
     label: str
     codes: list[Code]
@@ -54,20 +70,8 @@ class ConditionMap(_Record):
     @model_validator(mode="after")
     def _valid_values(self) -> "ConditionMap":
         # every value the table sets must be one the patient document accepts
-        docs = []
-        for field, value in self.sets.items():
-            if field not in SCALAR_FIELDS:
-                raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
-            doc: dict[str, Any] = {}
-            set_field(doc, field, value)
-            docs.append(doc)
-        if self.add_site is not None:
-            docs.append({"extrahepatic": {"present": True, "sites": [self.add_site]}})
-        for doc in docs:
-            try:
-                validate_patient(doc)
-            except InvalidPatient as exc:
-                raise ValueError(f"{self.label}: {exc}") from None
+        extra = [{"extrahepatic": {"present": True, "sites": [self.add_site]}}] if self.add_site is not None else []
+        _check_values(self.label, self.sets, extra)
         return self
 
 
@@ -104,19 +108,7 @@ class ProcedureMap(_Record):
     def _valid_values(self) -> "ProcedureMap":
         if not self.sets and not self.resects:
             raise ValueError(f"{self.label}: a procedure entry must set a field or name the sites it resects")
-        docs: list[dict[str, Any]] = []
-        for field, value in self.sets.items():
-            if field not in SCALAR_FIELDS:
-                raise ValueError(f"{self.label}: {field!r} is not a field of the patient document")
-            doc: dict[str, Any] = {}
-            set_field(doc, field, value)
-            docs.append(doc)
-        docs += [{"primary": {"site": site, "resected": True}} for site in self.resects]
-        for doc in docs:
-            try:
-                validate_patient(doc)
-            except InvalidPatient as exc:
-                raise ValueError(f"{self.label}: {exc}") from None
+        _check_values(self.label, self.sets, [{"primary": {"site": site, "resected": True}} for site in self.resects])
         return self
 
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .. import inputgate
+from .. import inputgate, labels
 from ..patient import InvalidPatient, Patient, set_field, validate_patient
 from .mapping import Mapping, load_mapping
 
@@ -150,12 +150,7 @@ class FhirImport:
                 "assessed_on": self.assessed_on.isoformat()}
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+_show = labels.plain  # yes/no, 2.0 as 2
 
 
 # ------------------------------------------------------------------ entry points

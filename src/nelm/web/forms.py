@@ -303,12 +303,7 @@ class FormState:
         return self.prior_rows + [dict.fromkeys(PRIOR_PARTS, "") for _ in range(PRIOR_ROWS_EXTRA)]
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+_show = labels.plain  # yes/no, 2.0 as 2
 
 
 def state_from_document(doc: Mapping[str, Any]) -> FormState:
