@@ -6,6 +6,7 @@ import pytest
 
 from nelm.fhir import read_bundle
 from nelm.fhir.mapping import load_mapping
+from nelm.patient import set_field
 
 from bundles import ICD10CM, ON, SNOMED, SUBJECT, bundle, condition
 
@@ -79,11 +80,7 @@ def procedure(pid: str, code: str, status: str = "completed", system: str = SNOM
 def _expected(rule) -> dict:
     doc: dict = {}
     for dotted, value in rule.sets.items():
-        *parents, leaf = dotted.split(".")
-        node = doc
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        set_field(doc, dotted, value)
     return doc
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from nelm.fhir import InvalidBundle, read_bundle, read_bundle_text
 from nelm.fhir.mapping import load_mapping
-from nelm.patient import InvalidPatient, validate_patient
+from nelm.patient import InvalidPatient, set_field, validate_patient
 
 from bundles import (ATC, ICD10CM, LOINC, ON, OPTION, SNOMED, bundle, bundle_of, condition, medication, observation,
                      patient, readable_part)
@@ -321,11 +321,7 @@ def test_every_condition_code_sets_what_the_table_says(key):
     imported = read_bundle(bundle(condition("c", code, system=system)), ON)
     expected: dict = {}
     for dotted, value in rule.sets.items():
-        *parents, leaf = dotted.split(".")
-        node = expected
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        set_field(expected, dotted, value)
     if rule.add_site:
         expected["extrahepatic"] = {"present": True, "sites": [rule.add_site]}
     assert imported.document == expected

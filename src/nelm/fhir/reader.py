@@ -324,6 +324,11 @@ class _Reader:
     def _code_text(self, coding: Any) -> str:
         return f"{self.m.system_name(coding.system)} {coding.code}"
 
+    def _first_known(self, concept: Any, table: dict[tuple[str, str], Any]) -> tuple[Any, Any] | None:
+        """The first coding of ``concept`` that ``table`` maps, with its entry (None: no code is known)."""
+        return next(((c, table[(c.system or "", c.code or "")]) for c in self._codings(concept)
+                     if (c.system or "", c.code or "") in table), None)
+
     def _unknown_code(self, name: str, concept: Any, element: str = "") -> None:
         codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
         text = getattr(concept, "text", None) if concept is not None else None
@@ -335,8 +340,7 @@ class _Reader:
         if o.status not in OBSERVATION_FINAL:
             self.unread.append(Unread(name, f"status {o.status!r}: only final, amended or corrected results are read"))
             return
-        hit = next(((c, self.m.observations[(c.system or "", c.code or "")]) for c in self._codings(o.code)
-                    if (c.system or "", c.code or "") in self.m.observations), None)
+        hit = self._first_known(o.code, self.m.observations)
         if hit is None:
             self._unknown_code(name, o.code)
             return
@@ -381,8 +385,7 @@ class _Reader:
         if status & {"refuted", "entered-in-error"}:
             self.unread.append(Unread(name, f"verification status {', '.join(sorted(status))}: not a fact"))
             return
-        hit = next(((x, self.m.conditions[(x.system or "", x.code or "")]) for x in self._codings(c.code)
-                    if (x.system or "", x.code or "") in self.m.conditions), None)
+        hit = self._first_known(c.code, self.m.conditions)
         if hit is None:
             self._unknown_code(name, c.code)
             return
@@ -402,8 +405,7 @@ class _Reader:
     def _body_sites(self, name: str, c: Any, date: dt.date | None) -> None:
         """A primary tumour's bodySite → primary.site; a site the table does not know is reported."""
         for concept in getattr(c, "bodySite", None) or []:
-            hit = next(((x, self.m.body_sites[(x.system or "", x.code or "")]) for x in self._codings(concept)
-                        if (x.system or "", x.code or "") in self.m.body_sites), None)
+            hit = self._first_known(concept, self.m.body_sites)
             if hit is None:
                 self._unknown_code(name, concept, "bodySite ")
                 continue
@@ -414,7 +416,7 @@ class _Reader:
     # -------------------------------------------------------------- treatments
     def _treatment(self, name: str, concept: Any, ongoing: bool | None, date: dt.date | None) -> None:
         hit = next(((x, self.m.option_of(x.system, x.code)) for x in self._codings(concept)
-                    if self.m.option_of(x.system, x.code)), None)
+                    if self.m.option_of(x.system, x.code)), None)  # option_of also reads nelm's own codes
         if hit is None:
             self._unknown_code(name, concept)
             return
@@ -464,8 +466,7 @@ class _Reader:
             self.unread.append(Unread(name, ongoing))
             return
         date = _date_of(p.performedDateTime) or _date_of(getattr(p.performedPeriod, "start", None))
-        hit = next(((x, self.m.procedures[(x.system or "", x.code or "")]) for x in self._codings(p.code)
-                    if (x.system or "", x.code or "") in self.m.procedures), None)
+        hit = self._first_known(p.code, self.m.procedures)
         if hit is None:  # a nelm option (hepatic resection, PRRT, ...) or an unknown code
             self._treatment(name, p.code, ongoing, date)
             return
