@@ -33,10 +33,11 @@ from typing import Any, Callable, Iterable
 
 from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
-from .knowledge import KnowledgeBase, input_roots, item_column, load, placeholders, rule_column, template_names
+from .knowledge import KnowledgeBase, UnknownRoots, fields_of_mask, item_column, load, placeholders, rule_column, template_names
 from .knowledge.ruleset import VERDICTS, OptionDef, Rule
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
-from .summary import fact_label, show, value_label, with_unit
+from .labels import field_unit
+from .summary import fact_label, show, value_label
 
 DISCLAIMER = ("nelm supports, and does not replace, the judgement of a multidisciplinary tumour board. "
               "Verdicts restate published evidence for the facts entered; check every reason against its sources.")
@@ -248,10 +249,6 @@ def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[st
 
 def _status(value: Any) -> str:
     return {True: "met", False: "not_met"}.get(value, "unknown")
-
-
-def _unknown_fields(kb: KnowledgeBase, column: str, nulls: set[str], memo: dict[str, frozenset[str]]) -> list[str]:
-    return sorted({COLUMN_FIELDS[c] for c in input_roots(kb, column, nulls, memo)})
 
 
 # --------------------------------------------------------------------------- one patient
@@ -554,31 +551,30 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     """The contract's assessment (without plan and outcomes, see :mod:`nelm.assessment`).
 
     ``brief`` is for the plan's what-if assessments (:func:`nelm.plan.build_plan`), which
-    read verdicts, decisive reasons, conditions and missing data only: the texts of the
-    other reasons and of criteria items are left empty, and disagreements between sources
-    are not worked out."""
+    read verdicts, decisive reasons, conditions and the missing data of options only: the
+    texts of the other reasons are left empty, the criteria and the classification's
+    missing data are left out, and disagreements between sources are not worked out."""
     row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
     filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
-    memo: dict[str, frozenset[str]] = {}
-    filled_memo: dict[str, frozenset[str]] = {}
+    roots = UnknownRoots(kb, nulls)
+    filled_roots = UnknownRoots(kb, filled_nulls)
     vals = _values(row, patient, kb)
     affects: dict[str, set[str]] = {}
+    pending: dict[str, int] = {}  # what -> the unknown inputs it hangs on, as one bit mask
 
     def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:
-        fields = (_unknown_fields(kb, column, filled_nulls, filled_memo) if filled
-                  else _unknown_fields(kb, column, nulls, memo))
-        for f in fields:
-            affects.setdefault(f, set()).add(what)
-        return fields
+        which = filled_roots if filled else roots
+        pending[what] = pending.get(what, 0) | which.mask(column)
+        return which.fields(column)
 
     classification = classification_from_row(row)
-    for key in REPORTED_WHEN_UNKNOWN:
+    for key in () if brief else REPORTED_WHEN_UNKNOWN:
         if row[key] is None:
             note_missing(key, f"classification.{key}")
 
     criteria: dict[str, Any] = {}
-    for cs in kb.criteria:
+    for cs in () if brief else kb.criteria:
         items = []
         for it in cs.items:
             col = item_column(cs.id, it.id)
@@ -586,13 +582,16 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
             if status == "unknown" and row[cs.id] is None:  # only what could still settle the set
                 note_missing(col, cs.id)
             items.append({"id": it.id, "text": it.text, "status": status,
-                          "reason": "" if brief else _prose(it.reason.format_map(vals)), "sources": list(it.sources),
+                          "reason": _prose(_template(it.reason).format_map(vals)), "sources": list(it.sources),
                           "level": strongest_level(it.sources, kb)})
         criteria[cs.id] = {"label": cs.label, "status": _status(row[cs.id]), "items": items,
                            "sources": list(cs.sources)}
 
     checks = {c.field: c for c in kb.checks}
-    options = [_option(opt, ev, vals, kb, note_missing, checks, nulls, memo, brief) for opt in kb.options]
+    options = [_option(opt, ev, vals, kb, note_missing, checks, roots, brief) for opt in kb.options]
+    for what, mask in pending.items():
+        for f in fields_of_mask(mask):
+            affects.setdefault(f, set()).add(what)
     for o in options:
         for c in o.get("conditions", []):
             affects.setdefault(c["field"], set()).add(o["id"])
@@ -621,23 +620,57 @@ _UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown(?: ?(?:%|cm|months?|years?|mg/dL|mL
 
 
 def _prose(text: str) -> str:
-    return _UNIT_AFTER_UNKNOWN.sub("unknown", " ".join(text.split()))
+    if "  " in text or "\n" in text or "\t" in text:
+        text = " ".join(text.split())
+    return _UNIT_AFTER_UNKNOWN.sub("unknown", text) if "unknown" in text else text
 
 
-def _facts(columns: Iterable[str], vals: dict[str, str], quoted: set[str], kb: KnowledgeBase) -> list[dict[str, str]]:
+_TEMPLATES: dict[str, str] = {}
+
+
+def _template(template: str) -> str:
+    """A reason template with its YAML line breaks folded (once per template)."""
+    got = _TEMPLATES.get(template)
+    if got is None:
+        got = _TEMPLATES[template] = " ".join(template.split())
+    return got
+
+
+# One reason's quoted facts, worked out once per (columns read, template): which columns are
+# patient fields (with label and unit) and which are derived values (with label).
+# Keyed by the knowledge base's content hash and guideline, not its id: a knowledge base
+# built in a test may reuse a freed one's id.
+_FACT_PLANS: dict[tuple[str, str, frozenset[str], frozenset[str]], tuple[tuple[str, str, str, str | None], ...]] = {}
+
+
+def _fact_plan(columns: frozenset[str], quoted: frozenset[str], kb: KnowledgeBase
+               ) -> tuple[tuple[str, str, str, str | None], ...]:
+    key = (kb.sha256, kb.guideline, columns, quoted)
+    got = _FACT_PLANS.get(key)
+    if got is None:
+        labels = _labels(kb)
+        plan = []
+        for col in sorted(columns):
+            if col in quoted or col.startswith("rule__"):
+                continue
+            if col in COLUMN_FIELDS:
+                field = COLUMN_FIELDS[col]
+                plan.append((col, field, fact_label(field, col), field_unit(field)))
+            else:
+                plan.append((col, col, labels.get(col, col.replace("_", " ")), None))
+        got = _FACT_PLANS[key] = tuple(plan)
+    return got
+
+
+def _facts(columns: Iterable[str], vals: dict[str, str], quoted: frozenset[str], kb: KnowledgeBase
+           ) -> list[dict[str, str]]:
     """The patient values a condition read, so each reason can be checked against the chart."""
-    labels = _labels(kb)
     out = []
-    for col in sorted(columns):
-        if col in quoted or col.startswith("rule__"):
-            continue
-        if col in COLUMN_FIELDS:
-            field = COLUMN_FIELDS[col]
-            out.append({"field": field, "label": fact_label(field, col),
-                        "value": _prose(with_unit(field, vals.get(col, "unknown")))})
-        else:
-            out.append({"field": col, "label": labels.get(col, col.replace("_", " ")),
-                        "value": vals.get(col, "unknown")})
+    for col, field, label, unit in _fact_plan(frozenset(columns), quoted, kb):
+        value = vals.get(col, "unknown")
+        if unit is not None:  # a patient field: its unit after a known value
+            value = _prose(f"{value} {unit}" if unit and value != "unknown" else value)
+        out.append({"field": field, "label": label, "value": value})
     return out
 
 
@@ -657,7 +690,7 @@ def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | No
             kb: KnowledgeBase, reads: Iterable[str] = (), brief: bool = False) -> dict[str, Any]:
     if brief and kind != "decisive":
         return {"text": "", "sources": list(rule.sources), "level": None, "kind": kind, "rule": rule_id, "facts": []}
-    text = _prose(rule.reason.format_map(vals))
+    text = _prose(_template(rule.reason).format_map(vals))
     facts = _facts(reads, vals, template_names(rule.reason), kb)
     if facts:
         text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
@@ -671,112 +704,161 @@ LEVEL_ORDER = ("1a", "1b", "2a", "2b", "3", "4", "5")
 
 def strongest_level(sources: Iterable[str], kb: KnowledgeBase) -> str | None:
     """The strongest level of evidence among a reason's sources (Oxford CEBM 2009)."""
-    levels = [kb.evidence[s].level for s in sources if s in kb.evidence]
-    return min(levels, key=_LEVEL_RANK.__getitem__) if levels else None
+    key = (kb.sha256, kb.guideline, tuple(sources))
+    if key in _STRONGEST:
+        return _STRONGEST[key]
+    levels = [kb.evidence[s].level for s in key[2] if s in kb.evidence]
+    got = _STRONGEST[key] = min(levels, key=_LEVEL_RANK.__getitem__) if levels else None
+    return got
+
+
+_STRONGEST: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
 
 
 _LEVEL_RANK = {level: i for i, level in enumerate(LEVEL_ORDER)}
 
 
 def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeBase, note_missing,
-            checks: dict[str, Any], nulls: set[str], memo: dict[str, frozenset[str]],
-            brief: bool = False) -> dict[str, Any]:
+            checks: dict[str, Any], roots: UnknownRoots, brief: bool = False) -> dict[str, Any]:
+    """One option's verdict with its reasons. ``brief`` (the plan's what-if assessments) keeps
+    the decisive reasons only, but still notes every missing fact the verdict hangs on."""
     row = ev.verdicts
+    deciding, caps, notes = _rule_columns(opt)
     verdict = row[f"verdict__{opt.id}"]
     base = _MASK_VERDICT[_rule_mask(opt, row)]   # before caps
     reasons: list[dict[str, Any]] = []
     intent = opt.intent
     possible = possible_verdicts(row[f"possible__{opt.id}"])
+    undetermined = verdict == "undetermined"
     blocked = False
     intent_set = False
     decided_by: Rule | None = None
-    for r in opt.deciding:
-        col = rule_column(opt.id, r.id)
+    for r, col in deciding:
         cond = row[col]
         if blocked or cond is False:
             continue
         if cond is None:
             # an unknown condition: name it, with what would settle it
-            if verdict == "undetermined":
+            if undetermined:
                 fields = note_missing(col, opt.id, filled=True)
                 if brief:
-                    reasons.append(_reason(r, vals, "possible", r.id, kb, brief=True) | {
-                        "verdict_if_true": r.verdict, "unknown": fields})
                     continue
-                what = ", ".join(fact_label(f) for f in fields) or "a derived value"
                 got = _reason(r, vals, "possible", r.id, kb, kb.roots[col])
                 reasons.append(got | {
                     "verdict_if_true": r.verdict, "unknown": fields,
-                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {what}): " + got["text"]})
+                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {_what(fields)}): "
+                            + got["text"]})
             continue
         # cond is True: this rule decides
         blocked = True
         decided_by = r
-        if verdict != "undetermined" and r.verdict == base:
+        if not undetermined and r.verdict == base:
             reasons.insert(0, _reason(r, vals, "decisive", r.id, kb, kb.roots[col]))
             if not intent_set:
                 intent, intent_set = r.intent or opt.intent, True
-        elif verdict == "undetermined":
-            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col], brief) | {"verdict_if_true": r.verdict})
+        elif undetermined and not brief:
+            reasons.append(_reason(r, vals, "possible", r.id, kb, kb.roots[col]) | {"verdict_if_true": r.verdict})
     if not blocked:
-        kind = "decisive" if base == opt.otherwise.verdict and verdict != "undetermined" else "possible"
-        # the facts the indications read (what rules the option out is reported by its gates)
-        checked = {c for r in opt.deciding if not r.gate for c in kb.roots[rule_column(opt.id, r.id)]}
-        reasons.append(_reason(opt.otherwise, vals, kind, None, kb, checked, brief) | (
-            {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
-    if verdict != "undetermined" and not intent_set:
+        kind = "decisive" if base == opt.otherwise.verdict and not undetermined else "possible"
+        if kind == "decisive" or not brief:
+            # the facts the indications read (what rules the option out is reported by its gates)
+            reasons.append(_reason(opt.otherwise, vals, kind, None, kb, _indication_inputs(opt, kb), brief) | (
+                {"verdict_if_true": opt.otherwise.verdict} if kind == "possible" else {}))
+    if not undetermined and not intent_set:
         # decided by rules whose conditions were unknown but agreed, or by `otherwise`
-        first = next((r for r in opt.deciding if r.verdict == base and row[rule_column(opt.id, r.id)] is not False), None)
+        first = next((r for r, col in deciding if r.verdict == base and row[col] is not False), None)
         intent = (first.intent if first and first.intent else opt.intent)
     # a cap that holds and lowered the verdict explains it first
-    for r in opt.caps:
-        cond = row[rule_column(opt.id, r.id)]
-        binding = base not in VERDICTS or VERDICTS.index(r.cap) > VERDICTS.index(base)
-        if cond is True and binding:
-            reasons.insert(0, _reason(r, vals, "decisive" if verdict != "undetermined" else "possible", r.id, kb,
-                                      brief=brief))
-        elif cond is None and verdict == "undetermined":
-            fields = note_missing(rule_column(opt.id, r.id), opt.id, filled=True)
-            reasons.append(_reason(r, vals, "possible", r.id, kb, brief=brief) | {
-                "verdict_if_true": f"at most {r.cap}", "unknown": fields})
+    for r, col in caps:
+        cond = row[col]
+        if cond is True and (base not in VERDICTS or VERDICTS.index(r.cap) > VERDICTS.index(base)):
+            if brief and undetermined:
+                continue
+            reasons.insert(0, _reason(r, vals, "possible" if undetermined else "decisive", r.id, kb, brief=brief))
+        elif cond is None and undetermined:
+            fields = note_missing(col, opt.id, filled=True)
+            if not brief:
+                reasons.append(_reason(r, vals, "possible", r.id, kb) | {
+                    "verdict_if_true": f"at most {r.cap}", "unknown": fields})
     # notes give context to an option still on the table, not to one already set aside
-    for r in (opt.notes if verdict in ("preferred", "reasonable", "undetermined") else ()):
-        if row[rule_column(opt.id, r.id)] is True:
-            reasons.append(_reason(r, vals, "note", r.id, kb, brief=brief))
+    if not brief and verdict in ("preferred", "reasonable", "undetermined"):
+        for r, col in notes:
+            if row[col] is True:
+                reasons.append(_reason(r, vals, "note", r.id, kb))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
-    if verdict == "undetermined":
+    if undetermined:
         out["possible_verdicts"] = possible
-    if verdict in ("preferred", "reasonable") or {"preferred", "reasonable"} & set(possible if verdict == "undetermined" else ()):
-        conditions = _conditions(opt, ev, kb, checks, nulls, memo, decided_by)
+    if verdict in ("preferred", "reasonable") or (undetermined and ("preferred" in possible or "reasonable" in possible)):
+        conditions = _conditions(opt, ev, kb, checks, roots, decided_by)
         if conditions:
             out["conditions"] = conditions
     return out
 
 
-def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[str, Any], nulls: set[str],
-                memo: dict[str, frozenset[str]], decided_by: Rule | None) -> list[dict[str, str]]:
+_RULE_COLUMNS: dict[int, tuple[OptionDef, tuple[list[tuple[Rule, str]], ...]]] = {}
+
+
+def _rule_columns(opt: OptionDef) -> tuple[list[tuple[Rule, str]], ...]:
+    """(rule, its column) for the deciding rules, the caps and the notes, once per option."""
+    got = _RULE_COLUMNS.get(id(opt))
+    if got is None or got[0] is not opt:
+        got = (opt, tuple([(r, rule_column(opt.id, r.id)) for r in rules] for rules in (opt.deciding, opt.caps, opt.notes)))
+        _RULE_COLUMNS[id(opt)] = got
+    return got[1]
+
+
+_WHAT: dict[tuple[str, ...], str] = {}
+
+
+def _what(fields: list[str]) -> str:
+    """The missing facts an unknown condition reads, in words."""
+    key = tuple(fields)
+    got = _WHAT.get(key)
+    if got is None:
+        got = ", ".join(fact_label(f) for f in fields) or "a derived value"
+        if len(_WHAT) < 65536:
+            _WHAT[key] = got
+    return got
+
+
+_INDICATION_INPUTS: dict[tuple[str, str, str], frozenset[str]] = {}
+
+
+def _indication_inputs(opt: OptionDef, kb: KnowledgeBase) -> frozenset[str]:
+    """The columns an option's indications (its rules that are not gates) read."""
+    key = (kb.sha256, kb.guideline, opt.id)
+    got = _INDICATION_INPUTS.get(key)
+    if got is None:
+        got = _INDICATION_INPUTS[key] = frozenset(
+            c for r in opt.deciding if not r.gate for c in kb.roots[rule_column(opt.id, r.id)])
+    return got
+
+
+def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[str, Any], roots: UnknownRoots,
+                decided_by: Rule | None) -> list[dict[str, str]]:
     """The unknown pre-treatment checks this option's verdict assumed to pass.
 
     A rule with a ``requirement`` read before the deciding one (or the deciding rule
     itself, or a cap) whose condition is unknown on the facts as entered relied on each
     unknown check it reads; its requirement says what passing means."""
     out: dict[str, dict[str, str]] = {}
-    relied = []
-    for r in opt.deciding:
-        relied.append(r)
-        if r is decided_by:
-            break
-    for r in relied + opt.caps:
-        col = rule_column(opt.id, r.id)
-        # only a rule that names what passing means speaks for a check (gates do)
-        if ev.facts[col] is not None or not r.requirement:
+    for r, col in _requirement_rules(opt, decided_by):
+        if ev.facts[col] is not None:
             continue
-        for c in sorted(input_roots(kb, col, nulls, memo)):  # sorted: a set's order varies between processes
+        for c in roots.columns(col):  # in name order: a set's order varies between processes
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
                 out[field] = {"field": field, "requirement": r.requirement}
     return list(out.values())
+
+
+def _requirement_rules(opt: OptionDef, decided_by: Rule | None) -> list[tuple[Rule, str]]:
+    """(rule, column) of the rules read up to the deciding one, and of the caps, that say
+    what passing means (only those speak for a check: gates do)."""
+    deciding, caps, _ = _rule_columns(opt)
+    upto = next((i + 1 for i, (r, _) in enumerate(deciding) if r is decided_by), len(deciding))
+    return [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
 
 
 def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str]) -> list[dict[str, Any]]:

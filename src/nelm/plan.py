@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .engine import Evaluation, strongest_level
-from .knowledge import KnowledgeBase, input_roots, pathway_column
+from .knowledge import KnowledgeBase, UnknownRoots, pathway_column
 from .knowledge.ruleset import OPTION_LABELS
 from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
 from .summary import fact_label
@@ -122,9 +122,8 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
 
 
 def _fields(kb: KnowledgeBase, columns: list[str], row: dict[str, Any]) -> set[str]:
-    nulls = {c for c, v in row.items() if v is None}
-    memo: dict[str, frozenset[str]] = {}
-    return {COLUMN_FIELDS[c] for col in columns for c in input_roots(kb, col, nulls, memo)}
+    roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    return {f for col in columns for f in roots.fields(col)}
 
 
 def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,

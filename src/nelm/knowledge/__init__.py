@@ -145,6 +145,9 @@ class Node:
         return got
 
 
+_ORDERS: dict[tuple[str, str, str], str] = {}  # (knowledge base, field) -> order_for
+
+
 @dataclass
 class KnowledgeBase:
     version: str
@@ -183,11 +186,13 @@ class KnowledgeBase:
 
     def order_for(self, field: str) -> str:
         """The work-up that settles a missing field (orders.yaml)."""
-        for o in self.orders:
-            for f in o.fields:
-                if f == field or (f.endswith(".*") and field.startswith(f[:-1])):
-                    return o.obtain
-        return "review of the record"
+        key = (self.sha256, self.guideline, field)
+        got = _ORDERS.get(key)
+        if got is None:
+            got = _ORDERS[key] = next((o.obtain for o in self.orders for f in o.fields
+                                      if f == field or (f.endswith(".*") and field.startswith(f[:-1]))),
+                                     "review of the record")
+        return got
 
 
 def _check_columns(c: Check) -> dict[str, str]:
@@ -429,6 +434,78 @@ def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
             out |= input_roots(kb, r, null_columns, memo)
     memo[column] = got = frozenset(out)
     return got
+
+
+# ---- the same walk on bit masks, for one patient's assessment (hundreds of walks each) ----
+
+_INPUT_BITS = {c: 1 << i for i, c in enumerate(sorted(COLUMN_FIELDS))}
+_BIT_COLUMNS = sorted(COLUMN_FIELDS)
+_FIELDS_OF_MASK: dict[int, list[str]] = {}
+_MASKS: dict[int, tuple[KnowledgeBase, dict[str, tuple[int, tuple[str, ...]]]]] = {}
+
+
+def _masks(kb: KnowledgeBase) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Each column's direct input roots as one bit mask, and its computed roots."""
+    got = _MASKS.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {col: (sum(_INPUT_BITS[r] for r in inputs), computed)
+                    for col, (inputs, computed) in _split_roots(kb).items()})
+        _MASKS[id(kb)] = got
+    return got[1]
+
+
+class UnknownRoots:
+    """:func:`input_roots` for one evaluated row, walked on bit masks.
+
+    An assessment asks, for hundreds of columns, which missing inputs their value hangs
+    on; a set union per step of the walk was most of the time of a sparse patient's
+    assessment. The answer is the same as :func:`input_roots` (tests/test_roots.py)."""
+
+    def __init__(self, kb: KnowledgeBase, null_columns: set[str]):
+        self._masks = _masks(kb)
+        self._nulls = null_columns
+        self._null_inputs = sum(map(_INPUT_BITS.__getitem__, null_columns & _INPUT_BITS.keys()))
+        self._memo: dict[str, int] = {}
+
+    def mask(self, column: str) -> int:
+        got = self._memo.get(column)
+        if got is None:
+            direct, computed = self._masks.get(column, (0, ()))
+            got = direct & self._null_inputs
+            memo, nulls = self._memo, self._nulls
+            for r in computed:
+                if r in nulls:
+                    got |= memo[r] if r in memo else self.mask(r)
+            memo[column] = got
+        return got
+
+    def columns(self, column: str) -> list[str]:
+        """The unknown input columns, in name order (bits are given in name order)."""
+        return columns_of_mask(self.mask(column))
+
+    def fields(self, column: str) -> list[str]:
+        """The contract fields of those columns, sorted, each once."""
+        return fields_of_mask(self.mask(column))
+
+
+def columns_of_mask(m: int) -> list[str]:
+    """The input columns of a bit mask of :class:`UnknownRoots`, in name order."""
+    out = []
+    while m:
+        low = m & -m
+        out.append(_BIT_COLUMNS[low.bit_length() - 1])
+        m ^= low
+    return out
+
+
+def fields_of_mask(m: int) -> list[str]:
+    """The contract fields of a bit mask of :class:`UnknownRoots`, sorted, each once."""
+    got = _FIELDS_OF_MASK.get(m)
+    if got is None:
+        got = sorted({COLUMN_FIELDS[c] for c in columns_of_mask(m)})
+        if len(_FIELDS_OF_MASK) < 65536:  # a pure function of the mask (bounded, not per patient)
+            _FIELDS_OF_MASK[m] = got
+    return list(got)
 
 
 _ROOTS_SPLIT: dict[int, tuple[KnowledgeBase, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = {}
