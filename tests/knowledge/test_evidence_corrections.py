@@ -55,3 +55,30 @@ def test_evidence_lists_sort_newest_first_or_by_level_and_show_a_key_result():
     assert key_result(IDX["engstrom1984"]) is None            # no result of its own recorded
     from nelm.evidence_view import _outcome
     assert "<1 %" in _outcome(outcome("mayo2010", endpoint="perioperative_mortality"))
+
+
+def test_mazzaglia_2007_symptom_relief_is_at_one_week_and_lasts_a_mean_of_11_months():
+    # the abstract: 92 % of symptomatic patients had at least partial relief one week after RFA; relief lasted
+    # 11 +/- 2.3 months (mean) - not '>90 % at a median follow-up of 11 months'
+    m = IDX["mazzaglia2007"]
+    assert m.verified == "source" and m.doi == "10.1016/j.surg.2007.01.036"
+    assert outcome("mazzaglia2007", endpoint="symptom_control", arm="symptomatic patients, at least partial relief one week after RFA").value == 92
+    assert outcome("mazzaglia2007", endpoint="duration_of_response").value == 11
+    assert not [o for o in m.outcomes if "median follow-up" in o.arm]
+    assert outcome("mazzaglia2007", endpoint="os_median", arm="from diagnosis of liver metastases").value == 5.5
+
+
+def test_memon_2012_response_is_the_who_partial_response_and_survival_has_three_points():
+    s = IDX["sirt_long_term"]
+    assert s.verified == "source" and s.n == 40
+    assert not [o for o in s.outcomes if o.endpoint == "objective_response"]
+    assert outcome("sirt_long_term", endpoint="partial_response", arm="all patients (WHO size criteria)").value == 62.7
+    rates = sorted((o.time_point_months, o.value) for o in s.outcomes if o.endpoint == "os_rate")
+    assert rates == [(12, 72.5), (24, 62.5), (36, 45.0)]
+
+
+def test_calgb80701_numbers_as_asco_reported_them():
+    c = IDX["calgb80701"]
+    assert c.verified == "source"
+    assert outcome("calgb80701", endpoint="hazard_ratio").value == 0.80
+    assert outcome("calgb80701", endpoint="pfs_median", arm="everolimus + bevacizumab").value == 16.7

@@ -118,7 +118,7 @@ def test_ablation(recs):
     m = recs["mazzaglia2007"]
     assert m.n == 63
     assert values(m, "local_recurrence") == [6.3]
-    assert values(m, "os_median") == [3.9]
+    assert values(m, "os_median", "from first RFA") == [3.9]
     assert values(m, "morbidity") == [5]
     e = recs["elias2009"]
     assert e.n == 16 and values(e, "os_rate", time_point=36) == [84]

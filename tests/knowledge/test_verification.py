@@ -179,3 +179,37 @@ def test_the_web_evidence_pages_show_level_verification_and_links(client):
     assert "Level of evidence" in page and "checked against the publication or its abstract" in page
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/36260828/"' in page
     assert evidence_index()["e2211"].verified == "source"
+
+
+def _gate(gid):
+    gates = read_yaml(KNOWLEDGE_DIR / "gates.yaml")["gates"]
+    return next(g for g in gates if g["id"] == gid)
+
+
+def test_therapy_history_gates_rest_on_checked_sources():
+    """The progressed-on and not-tolerated gates once cited only the unverified ESMO 2020 record; each now cites
+    checked studies that enrolled or treated patients after progression on (or intolerance of) an earlier therapy."""
+    progressed, intolerant = _gate("progressed_on_this_drug"), _gate("not_tolerated")
+    assert {"netter1_2017", "cabinet", "hentic2012"} <= set(progressed["sources"])
+    assert {"cabinet", "hentic2012"} <= set(intolerant["sources"])
+    for gate in (progressed, intolerant):
+        assert "source" in {BY_ID[s].verified for s in gate["sources"]}, gate["id"]
+    assert "intolerance of" in BY_ID["cabinet"].population
+
+
+def test_platinum_rules_rest_on_checked_sources():
+    opt = next(o for o in KB.options if o.id == "platinum_etoposide")
+    rules = {r.id: r for r in opt.rules}
+    assert "enets2023_nec" in rules["neuroendocrine_carcinoma"].sources
+    assert "net_g3_first_line_2021" in rules["net_grade_3"].sources
+    assert BY_ID["platinum_nec"].verified == "unverified"  # Moertel 1991 / NORDIC NEC abstracts still not retrieved
+
+
+def test_second_line_and_net_g3_records_as_retrieved():
+    h = BY_ID["hentic2012"]
+    assert (h.verified, h.n, h.doi, h.pmid) == ("source", 19, None, None)
+    assert {(o.endpoint, o.value) for o in h.outcomes} >= {("objective_response", 31), ("pfs_median", 4)}
+    g3 = BY_ID["net_g3_first_line_2021"]
+    assert (g3.verified, g3.doi, g3.n) == ("source", "10.3390/cancers13081936", 142)
+    pe = next(o for o in g3.outcomes if "platinum-etoposide" in o.arm)
+    assert pe.value == 35.1
