@@ -4,7 +4,7 @@ import random
 import polars as pl
 import pytest
 
-from nelm.engine import evaluate_frame, patients_frame
+from nelm.engine import evaluate_frame, first_rule, patients_frame
 from nelm.knowledge import load, placeholders, rule_column
 from nelm.patient import OPTION_IDS, flatten, validate_patient
 from nelm.testing import perturbed_patient_dict, random_patient_dict
@@ -17,7 +17,12 @@ DECIDING = [(o.id, r.id) for o in KB.options for r in o.deciding]
 def _population(n: int, unknown_share: float, seed: int) -> pl.DataFrame:
     rng = random.Random(seed)
     docs = [random_patient_dict(rng, unknown_share) for _ in range(n)]
-    return evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in docs]), KB)
+    return _with_first_rules(evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in docs]), KB))
+
+
+def _with_first_rules(frame: pl.DataFrame) -> pl.DataFrame:
+    """Which deciding rule held first, per option (the verdicts themselves do not need it)."""
+    return frame.with_columns([first_rule(o) for o in KB.options])
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,7 @@ def known():
     """Random fully known patients, and neighbours of an ordinary patient, evaluated as one table."""
     rng = random.Random(2028)
     near = [perturbed_patient_dict(rng, rng.randrange(1, 5)) for _ in range(8000)]
-    near_frame = evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in near]), KB)
+    near_frame = _with_first_rules(evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in near]), KB))
     return pl.concat([_population(16000, 0.0, 2026), near_frame])
 
 

@@ -81,42 +81,80 @@ _MASK_VERDICT = {m: (VERDICTS[[j for j in range(len(VERDICTS)) if m >> j & 1][0]
                      if bin(m).count("1") == 1 else "undetermined") for m in range(1, 2 ** len(VERDICTS))}
 
 
-def _verdict_stages(opt: OptionDef) -> tuple[pl.Expr, list[pl.Expr], pl.Expr]:
-    """Flat stages computing ``verdict__{option}`` for a whole frame.
+def verdict_dtype() -> Any:
+    """The verdict columns' dtype in a frame: an Enum of the verdicts (Polars imported only here)."""
+    return pl.Enum([*VERDICTS, "undetermined"])
 
-    1. ``first__{option}``: index of the first rule whose condition is certainly true
-       (``k`` when none is, so that ``otherwise`` may apply).
-    2. ``possible__{option}``: a bit mask of the verdicts some rule up to that index
-       can give, its condition being true or unknown (``otherwise`` included); then one
-       stage per ``cap`` rule, each rewriting the mask from the previous stage's column.
-    3. ``verdict__{option}``: the only possible verdict, else ``undetermined``.
-    Kept flat (no nesting rule by rule, no mask expression repeated inside the next
-    cap's) so that Polars evaluates it in linear time.
+
+def _possible_name(opt: OptionDef, verdict: str) -> str:
+    return f"possible_{VERDICTS.index(verdict)}__{opt.id}"
+
+
+def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]], list[pl.Expr]]:
+    """Flat stages computing ``possible__{option}`` and ``verdict__{option}`` for a whole frame.
+
+    Each verdict's possibility is a Boolean column, built from the last rule back to the
+    first: with P the possibility after rule i, a rule giving that verdict makes it
+    ``condition OR P`` (unknown counts as possible), a rule giving another verdict makes it
+    ``NOT condition AND P`` (a rule certainly true stops the reading; unknown does not);
+    ``otherwise`` gives the start. Constant parts are folded here, so an option reads each
+    rule column once or twice, and only with Boolean (bitmap) kernels.
+
+    1. one Boolean column per verdict (``possible_<j>__{option}``);
+    2. one stage per ``cap`` rule, each rewriting those columns from the previous stage's;
+    3. the bit mask ``possible__{option}`` (bit j: VERDICTS[j] possible) and the verdict,
+       the only possible one else ``undetermined``, as an Enum (a string column cost more
+       than the whole rest of the resolution).
+    Kept flat (no expression repeated inside the next stage's) so that Polars evaluates it
+    in linear time. The same resolution as :func:`resolve_verdict` (tests/test_properties.py).
     """
     rules = opt.deciding
-    k = len(rules)
-    conds = [pl.col(rule_column(opt.id, r.id)) for r in rules]
-    first = pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
-                               for i, c in enumerate(conds)] + [pl.lit(k)]).alias(f"first__{opt.id}")
-    first_ref = pl.col(f"first__{opt.id}")
-    terms: dict[str, list[pl.Expr]] = {v: [] for v in VERDICTS}
-    for i, (r, c) in enumerate(zip(rules, conds)):
-        terms[r.verdict].append((first_ref >= i) & c.fill_null(True))
-    terms[opt.otherwise.verdict].append(first_ref == k)
-    name = f"possible__{opt.id}"
-    masks = [pl.sum_horizontal([pl.any_horizontal(t).cast(pl.Int32) * (1 << j)
-                                for j, t in enumerate(terms.values()) if t]).alias(name)]
+    chains: dict[str, pl.Expr | bool] = {}
+    for v in VERDICTS:
+        p: pl.Expr | bool = v == opt.otherwise.verdict
+        for r in reversed(rules):
+            c = pl.col(rule_column(opt.id, r.id))
+            if r.verdict == v:
+                p = True if p is True else (c.fill_null(True) if p is False else c.fill_null(True) | p)
+            elif p is not False:
+                p = c.not_().fill_null(True) if p is True else c.not_().fill_null(True) & p
+        chains[v] = p
+    col = {v: pl.col(_possible_name(opt, v)) for v in VERDICTS}
+    first = [_lit_or(chains[v]).alias(_possible_name(opt, v)) for v in VERDICTS]
+    caps = []
     for r in opt.caps:
-        cond, mask = pl.col(rule_column(opt.id, r.id)), pl.col(name)
-        capped = _cap_expr(mask, VERDICTS.index(r.cap))
-        masks.append(pl.when(cond.is_null()).then(mask | capped).when(cond).then(capped).otherwise(mask).alias(name))
-    verdict = pl.col(name).replace_strict(_MASK_VERDICT, return_dtype=pl.String)
-    return first, masks, verdict.alias(f"verdict__{opt.id}")
+        c, level = pl.col(rule_column(opt.id, r.id)), VERDICTS.index(r.cap)
+        better = pl.any_horizontal([col[VERDICTS[j]] for j in range(level)]) if level else pl.lit(False)
+        stage = [(col[r.cap] | (better & c.fill_null(True))).alias(_possible_name(opt, r.cap))]
+        stage += [(col[VERDICTS[j]] & c.not_().fill_null(True)).alias(_possible_name(opt, VERDICTS[j]))
+                  for j in range(level)]
+        caps.append(stage)
+    mask = pl.sum_horizontal([pl.when(col[v]).then(pl.lit(1 << j, pl.Int32)).otherwise(pl.lit(0, pl.Int32))
+                              for j, v in enumerate(VERDICTS)]).alias(f"possible__{opt.id}")
+    verdict: Any = None
+    enum = verdict_dtype()
+    for v in VERDICTS:
+        only = col[v]
+        for u in VERDICTS:
+            if u != v:
+                only = only & col[u].not_()
+        verdict = (pl.when(only) if verdict is None else verdict.when(only)).then(pl.lit(v, dtype=enum))
+    verdict = verdict.otherwise(pl.lit("undetermined", dtype=enum)).alias(f"verdict__{opt.id}")
+    return first, caps, [mask, verdict]
 
 
-def _cap_expr(mask: pl.Expr, level: int) -> pl.Expr:
-    better = (1 << level) - 1  # bits of the verdicts better than the cap
-    return (mask & (((1 << len(VERDICTS)) - 1) ^ better)) | pl.when((mask & better) != 0).then(1 << level).otherwise(0)
+def _lit_or(x: pl.Expr | bool) -> pl.Expr:
+    return pl.lit(x) if isinstance(x, bool) else x
+
+
+def first_rule(opt: OptionDef) -> pl.Expr:
+    """Index of the option's first deciding rule whose condition certainly holds (the number
+    of deciding rules when none does, so that ``otherwise`` applies) — for tests and reports
+    that ask which rule decided; the verdicts do not need it."""
+    conds = [pl.col(rule_column(opt.id, r.id)) for r in opt.deciding]
+    k = len(conds)
+    return pl.min_horizontal([pl.when(c.fill_null(False)).then(pl.lit(i)).otherwise(pl.lit(k))
+                              for i, c in enumerate(conds)] + [pl.lit(k)]).alias(f"first__{opt.id}")
 
 
 def _cap(mask: int, level: int) -> int:
@@ -146,7 +184,7 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
     raw = _lazy(frame.lazy(), kb, variants, False, extra, only=None if extra else "facts")
     filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None, only="rules")
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
-    verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("first", "possible", "verdict")]
+    verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
     raw_df, filled_df = pl.collect_all([raw.drop(rule_cols, strict=False), filled.select(rule_cols + verdict_cols)],
                                        optimizations=pl.QueryOptFlags.none())
     return raw_df.hstack(filled_df)
@@ -196,10 +234,10 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
         batches = [b for b in batches if b]
         if verdicts:
             stages = [_verdict_stages(opt) for opt in kb.options]
-            batches.append([s[0] for s in stages])
-            for j in range(max(len(s[1]) for s in stages)):  # the mask, then one cap after another
-                batches.append([s[1][j] for s in stages if len(s[1]) > j])
-            batches.append([s[2] for s in stages])
+            batches.append([e for s in stages for e in s[0]])
+            for j in range(max(len(s[1]) for s in stages)):  # one cap after another
+                batches.append([e for s in stages if len(s[1]) > j for e in s[1][j]])
+            batches.append([e for s in stages for e in s[2]])
         if variants and kb.variant_nodes:
             batches.append([vn.expr for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
