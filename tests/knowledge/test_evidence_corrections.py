@@ -82,3 +82,19 @@ def test_calgb80701_numbers_as_asco_reported_them():
     assert c.verified == "source"
     assert outcome("calgb80701", endpoint="hazard_ratio").value == 0.80
     assert outcome("calgb80701", endpoint="pfs_median", arm="everolimus + bevacizumab").value == 16.7
+
+
+def test_bester_2012_identifiers_and_cohort_as_the_abstract_gives_them():
+    # PubMed mirror page for PMID 22079516: J Vasc Interv Radiol 2012;23(1):96-105, doi 10.1016/j.jvir.2011.09.028;
+    # 339 radioembolised chemotherapy-refractory patients (all primaries) against 51 on standard/supportive care
+    b = IDX["bester2012"]
+    assert (b.verified, b.doi, b.pmid) == ("source", "10.1016/j.jvir.2011.09.028", "22079516")
+    assert b.citation.reference == "23(1):96-105"
+    assert "339" in b.summary and "51" in b.summary
+    assert b.n == 40                                     # the NELM count stays review_000's, not the abstract's
+
+
+def test_hoyer_2012_title_as_the_reference_list_prints_it_and_no_identifier_without_the_abstract():
+    s = IDX["sbrt_hcc_other"]
+    assert s.citation.title == "Radiotherapy for liver metastases: a review of the evidence"
+    assert s.verified == "review" and s.doi is None and s.pmid is None
