@@ -35,7 +35,7 @@ from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from .knowledge import KnowledgeBase, UnknownRoots, fields_of_mask, item_column, load, placeholders, rule_column, template_names
 from .knowledge.ruleset import VERDICTS, OptionDef, Rule
-from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, flatten
+from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, column_dtype, flatten
 from .labels import field_unit
 from .summary import fact_label, show, value_label
 
@@ -59,8 +59,7 @@ def _input_schema() -> dict[str, Any]:
     """The input columns' Polars dtypes (``engine.SCHEMA``, built when first asked for)."""
     got = globals().get("SCHEMA")
     if got is None:
-        dtypes = {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}
-        globals()["SCHEMA"] = got = {c: dtypes[t] for c, t in COLUMN_TYPES.items()}
+        globals()["SCHEMA"] = got = {c: column_dtype(c) for c in COLUMN_TYPES}
     return got
 
 
@@ -179,20 +178,22 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
     kb = kb or load()
     if not verdicts:
         return _lazy(frame.lazy(), kb, variants, False, extra).collect(optimizations=pl.QueryOptFlags.none())
-    # each pass computes only what it returns: the facts pass no rule nobody reads there,
-    # the verdict pass only the rules and what they read
-    raw = _lazy(frame.lazy(), kb, variants, False, extra, only=None if extra else "facts")
-    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, True, None, only="rules")
+    # each pass computes only what it returns: the facts pass no rule nobody reads there;
+    # the verdict pass starts from the facts pass's columns and recomputes only what the
+    # assumed checks change, and the rules
+    only = None if extra else "facts"
+    raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only).collect(optimizations=pl.QueryOptFlags.none())
+    filled = _lazy(raw_df.lazy().with_columns(kb.assume), kb, False, True, None, only="rules",
+                   present=frozenset(raw_df.columns))
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
-    raw_df, filled_df = pl.collect_all([raw.drop(rule_cols, strict=False), filled.select(rule_cols + verdict_cols)],
-                                       optimizations=pl.QueryOptFlags.none())
-    return raw_df.hstack(filled_df)
+    filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
+    return raw_df.drop(rule_cols, strict=False).hstack(filled_df)
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
-          extra: list[pl.Expr] | None, only: str | None = None) -> pl.LazyFrame:
-    for batch in _plan(kb, variants, verdicts, only):
+          extra: list[pl.Expr] | None, only: str | None = None, present: frozenset[str] | None = None) -> pl.LazyFrame:
+    for batch in _plan(kb, variants, verdicts, only, present):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
@@ -200,7 +201,7 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool, str | None], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None], list[list[pl.Expr]]] = {}
 
 
 def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
@@ -215,12 +216,14 @@ def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
     return need
 
 
-def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None) -> list[list[pl.Expr]]:
+def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None,
+          present: frozenset[str] | None = None) -> list[list[pl.Expr]]:
     """Batches of expressions for a knowledge base, built once.
 
     ``only="facts"``: every column but the rules, and the rules those read; ``only="rules"``:
-    the rules and what they read (the verdict pass of :func:`evaluate_frame`)."""
-    key = (id(kb), variants, verdicts, only)
+    the rules and what they read (the verdict pass of :func:`evaluate_frame`), less the
+    columns ``present`` already holds that no assumed check changes."""
+    key = (id(kb), variants, verdicts, only, present)
     if key not in _PLANS:
         _KEYED[id(kb)] = kb
         keep: set[str] | None = None
@@ -230,6 +233,10 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
                            + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
         elif only == "rules":
             keep = _needed(kb, [c for c in columns if c.startswith("rule__")])
+            if present:
+                # on top of the first pass's frame: only what it lacks, or computed from a
+                # check that this pass assumes passing
+                keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
         batches = [[n.expr for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
         batches = [b for b in batches if b]
         if verdicts:
@@ -242,6 +249,20 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
             batches.append([vn.expr for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
     return _PLANS[key]
+
+
+def _reads_assumed(kb: KnowledgeBase, column: str) -> bool:
+    """Does the column's value hang, directly or through computed columns, on a pre-treatment
+    check that the verdict pass assumes passing while unknown?"""
+    key = (kb.sha256, kb.guideline)
+    got = _ASSUMED_READERS.get(key)
+    if got is None:
+        assumed = {col for col, _, _ in kb.assume_sql}
+        got = _ASSUMED_READERS[key] = {c for c in kb.roots if _needed(kb, [c]) & assumed}
+    return column in got
+
+
+_ASSUMED_READERS: dict[tuple[str, str], set[str]] = {}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -413,14 +434,19 @@ def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -
     return _PROGRAMS[key]
 
 
+def _type_name(dtype: Any) -> str:
+    """A dtype's name as one row holds its values: an Enum's values are plain strings there."""
+    return "String" if isinstance(dtype, (pl.Enum, pl.Categorical)) else str(dtype)
+
+
 def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict[str, str]] | None:
     """Python source of both passes, compiled; and the verdict row's dtype names."""
     import marshal
 
     extra = [pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items()]
     empty = patients_frame([])
-    raw_types = {c: str(t) for c, t in _lazy(empty.lazy(), kb, True, False, extra).collect_schema().items()}
-    filled_types = {c: str(t) for c, t in
+    raw_types = {c: _type_name(t) for c, t in _lazy(empty.lazy(), kb, True, False, extra).collect_schema().items()}
+    filled_types = {c: _type_name(t) for c, t in
                     _lazy(empty.lazy().with_columns(kb.assume), kb, False, False, None).collect_schema().items()}
     try:
         facts_steps = [(n.column, _node_python(n), rowcode.coercion(raw_types[n.column]))
@@ -491,7 +517,7 @@ def _downstream_code(kb: KnowledgeBase, other: KnowledgeBase, ev: Evaluation):
             lf = pl.DataFrame([], schema={c: ev.schema[c] for c in reads}).lazy()
             for batch in batches:
                 lf = lf.with_columns([n.expr for n in batch])
-            types = {c: str(t) for c, t in lf.collect_schema().items()}
+            types = {c: _type_name(t) for c, t in lf.collect_schema().items()}
             try:
                 steps = [(n.column, _node_python(n), rowcode.coercion(types[n.column])) for b in batches for n in b]
             except rowcode.Unsupported:

@@ -8,7 +8,7 @@ carrying every problem at once.
 from __future__ import annotations
 
 import difflib
-
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -548,6 +548,41 @@ def flatten(patient: Patient) -> dict[str, Any]:
     row["prior_systemic_lines"] = None if prior is None else float(
         len({p.therapy for p in prior if p.therapy in SYSTEMIC_LINES}))
     return row
+
+
+@lru_cache(maxsize=1)
+def column_values() -> dict[str, tuple[str, ...]]:
+    """The values each text column of the flat view can take (contract enumerations, and the
+    history's worst outcome), so that tables may hold them as categories (Polars Enum)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for dotted, kind in SCALAR_FIELDS.items():
+        if kind != "str":
+            continue
+        model: Any = Patient
+        field = None
+        for part in dotted.split("."):
+            field = model.model_fields[part]
+            model = next((a for a in _flat_args(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)),
+                         None)
+        values = tuple(a for a in _flat_args(field.annotation) if isinstance(a, str))
+        if not values:
+            raise TypeError(f"{dotted}: a text field without an enumeration")
+        out[column_of(dotted)] = values
+    outcomes = tuple(a for a in get_args(Outcome) if isinstance(a, str))
+    for col in PRIOR_COLUMNS:
+        out[col] = ("none", "given", *outcomes)
+    return out
+
+
+def column_dtype(column: str) -> Any:
+    """A flat-view column's Polars dtype: text columns as an Enum of their values, so that a
+    table of patients compares categories, not strings (Polars imported only when asked)."""
+    import polars as pl
+
+    kind = COLUMN_TYPES[column]
+    if kind == "str":
+        return pl.Enum(column_values()[column])
+    return {"float": pl.Float64, "bool": pl.Boolean}[kind]
 
 
 def json_schema() -> dict[str, Any]:

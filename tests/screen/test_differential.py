@@ -85,7 +85,7 @@ def test_sql_view_in_postgres_equals_batch(table, pg_conn):
     cur = pg_conn.cursor()
     cur.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        cols = ", ".join(f'"{c}" {types[t]}' for c, t in src.schema.items())
+        cols = ", ".join(f'"{c}" {"TEXT" if isinstance(t, pl.Enum) else types[t]}' for c, t in src.schema.items())
         cur.execute(f'CREATE TABLE "{schema}".patients ({cols})')
         with cur.copy(f'COPY "{schema}".patients FROM STDIN') as copy:
             for row in src.iter_rows():

@@ -22,7 +22,7 @@ from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
-from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS, column_of
+from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS, column_dtype, column_of
 from .plans import Assumption, Pathway, PathwaysFile, StepOption
 from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 
@@ -175,7 +175,7 @@ class KnowledgeBase:
         if got is None:
             import polars as pl
 
-            got = [pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(_dtype(kind))).alias(col)
+            got = [pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(column_dtype(col))).alias(col)
                    for col, sql, kind in self.assume_sql]
             _EXPRS[("assume", self.sha256, self.guideline)] = got
         return got

@@ -221,4 +221,7 @@ def build_matcher(spec: OutcomesFile, full_schema: dict[str, Any]) -> Matcher:
         add(risk_column(r.id), r.when, f"risk factor {r.id}")
     if problems:
         raise ValueError("outcomes.yaml inconsistent:\n  " + "\n  ".join(problems))
-    return Matcher(names=names, sql=sqls, dtypes={c: str(full_schema[c]) for c in sorted(roots)})
+    # the matcher evaluates one patient's row, where a category (Enum) column holds plain strings
+    dtypes = {c: "String" if type(full_schema[c]).__name__ in ("Enum", "Categorical") else str(full_schema[c])
+              for c in sorted(roots)}
+    return Matcher(names=names, sql=sqls, dtypes=dtypes)
