@@ -89,7 +89,7 @@ def _possible_name(opt: OptionDef, verdict: str) -> str:
     return f"possible_{VERDICTS.index(verdict)}__{opt.id}"
 
 
-def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]], list[pl.Expr]]:
+def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]], list[list[pl.Expr]]]:
     """Flat stages computing ``possible__{option}`` and ``verdict__{option}`` for a whole frame.
 
     Each verdict's possibility is a Boolean column, built from the last rule back to the
@@ -101,7 +101,7 @@ def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]],
 
     1. one Boolean column per verdict (``possible_<j>__{option}``);
     2. one stage per ``cap`` rule, each rewriting those columns from the previous stage's;
-    3. the bit mask ``possible__{option}`` (bit j: VERDICTS[j] possible) and the verdict,
+    3. the bit mask ``possible__{option}`` (bit j: VERDICTS[j] possible), then the verdict,
        the only possible one else ``undetermined``, as an Enum (a string column cost more
        than the whole rest of the resolution).
     Kept flat (no expression repeated inside the next stage's) so that Polars evaluates it
@@ -130,16 +130,14 @@ def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]],
         caps.append(stage)
     mask = pl.sum_horizontal([pl.when(col[v]).then(pl.lit(1 << j, pl.Int32)).otherwise(pl.lit(0, pl.Int32))
                               for j, v in enumerate(VERDICTS)]).alias(f"possible__{opt.id}")
+    # one bit set: that verdict; several: undetermined (integer comparisons are the cheapest test)
     verdict: Any = None
     enum = verdict_dtype()
-    for v in VERDICTS:
-        only = col[v]
-        for u in VERDICTS:
-            if u != v:
-                only = only & col[u].not_()
+    for j, v in enumerate(VERDICTS):
+        only = pl.col(f"possible__{opt.id}") == (1 << j)
         verdict = (pl.when(only) if verdict is None else verdict.when(only)).then(pl.lit(v, dtype=enum))
     verdict = verdict.otherwise(pl.lit("undetermined", dtype=enum)).alias(f"verdict__{opt.id}")
-    return first, caps, [mask, verdict]
+    return first, caps, [[mask], [verdict]]
 
 
 def _lit_or(x: pl.Expr | bool) -> pl.Expr:
@@ -244,7 +242,8 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
             batches.append([e for s in stages for e in s[0]])
             for j in range(max(len(s[1]) for s in stages)):  # one cap after another
                 batches.append([e for s in stages if len(s[1]) > j for e in s[1][j]])
-            batches.append([e for s in stages for e in s[2]])
+            batches.append([e for s in stages for e in s[2][0]])  # the mask
+            batches.append([e for s in stages for e in s[2][1]])  # the verdict, read from the mask
         if variants and kb.variant_nodes:
             batches.append([vn.expr for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
