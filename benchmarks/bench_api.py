@@ -1,14 +1,24 @@
-"""POST /api/v1/assess under concurrent clients on loopback (not a test: no assertions).
+"""POST /api/v1/assess under 32 concurrent clients on loopback (not a test: no assertions).
 
-    python benchmarks/bench_api.py [--clients 32] [--requests 3000] [--seconds 60] [--workers 1 2]
+    python benchmarks/bench_api.py [--clients 32] [--rate 320] [--seconds 20] [--workers 1 2]
 
-Starts `nelm serve` on 127.0.0.1 (a fresh SQLite store in a temporary directory) once
-per worker count, waits until it answers, then sends a bounded number of requests
-(at most --requests, for at most --seconds) from --clients concurrent httpx clients in
-one asyncio loop, and prints throughput and latency percentiles. The load generator
-runs on the same machine and takes a share of its cores: the figures are for server
-and client together. Baseline in the same run: GET /api/v1/health (one `SELECT 1`).
-Loopback only; the server is stopped (by its process id) at the end of each round.
+Starts `nelm serve` on 127.0.0.1 (a fresh SQLite store in a temporary directory) once per
+round, waits until it answers, and loads it with wrk (Debian package ``wrk``; a C load
+generator that takes little of the two cores the server needs) and benchmarks/wrk_assess.lua,
+which rotates 200 patient documents (the example patient and random ones with 30 % of
+their facts unknown). Two kinds of round:
+
+- **paced** (the issue's goal: 32 clients, at least 300 requests/s, p99 at most 30 ms):
+  each of the 32 clients pauses between a response and its next request, so that together
+  they offer about --rate requests per second; throughput and latency percentiles as wrk
+  measures them (from sending a request to its response);
+- **saturated**: the 32 clients send back to back: the most the server answers per second,
+  with the latency that queueing then adds (by Little's law about 32 / throughput).
+
+Baseline in the same run: GET /api/v1/health (one ``SELECT 1``) saturated, and with
+--baseline-src an older source served the same way. Without wrk the old asyncio/httpx
+generator runs instead (it shares the cores with the server and says so). Loopback only;
+bounded in time; every server is stopped (by its process id) at the end of its round.
 """
 from __future__ import annotations
 
@@ -109,44 +119,100 @@ async def load(base: str, method: str, path: str, bodies: list[bytes], clients: 
             "p50_ms": statistics.median(latencies), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": latencies[-1]}
 
 
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    num = text.rstrip("usm")
+    return float(num) * _UNITS[text[len(num):]]
+
+
+def wrk_load(base: str, path: str, bodies_file: Path | None, clients: int, seconds: float,
+             pause_ms: float) -> dict[str, float]:
+    """One bounded wrk run; its latency distribution and throughput."""
+    cmd = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "--latency", "--timeout", "10s"]
+    if bodies_file is not None:
+        cmd += ["-s", str(HERE / "wrk_assess.lua"), base + path, "--", str(bodies_file), str(int(pause_ms))]
+    else:
+        cmd += [base + path]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    got: dict[str, float] = {"errors": 0}
+    lines = iter(out.splitlines())
+    for line in lines:
+        words = line.split()
+        if line.strip() == "Latency Distribution":
+            for _ in range(4):
+                pct, value = next(lines).split()
+                got[f"p{pct.rstrip('%')}_ms"] = _ms(value)
+        elif "requests in" in line:
+            got["requests"] = int(words[0])
+            got["seconds"] = float(words[3].rstrip("s,"))
+        elif line.startswith("Non-2xx"):
+            got["errors"] += int(words[-1])
+        elif line.startswith("  Socket errors"):
+            got["errors"] += sum(int(w.rstrip(",")) for w in words[3::2])
+        elif line.startswith("Requests/sec:"):
+            got["rps"] = float(words[1])
+    got["p50_ms"] = got.get("p50_ms", float("nan"))
+    return got
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--rate", type=float, default=320, help="requests per second the paced clients offer together")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--requests", type=int, default=3000, help="cap per round of the fallback generator (no wrk)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--old-executor", action="store_true", help="also run the Polars one-row path (NELM_EXECUTOR=polars)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--baseline-src", type=Path, help="also serve this source directory (one process), e.g. an older checkout")
     args = ap.parse_args()
 
     import random
+    import shutil
 
     rng = random.Random(7)
-    bodies = [json.dumps(patient_dict()).encode()] + [json.dumps(random_patient_dict(rng, 0.3)).encode()
-                                                      for _ in range(199)]
-    rounds = [(f"POST /api/v1/assess, {w} worker{'s' if w > 1 else ''}", w, {}, "POST", "/api/v1/assess", None)
-              for w in args.workers]
-    rounds.append(("GET /api/v1/health (baseline), 1 worker", 1, {}, "GET", "/api/v1/health", None))
+    docs = [patient_dict()] + [random_patient_dict(rng, 0.3) for _ in range(199)]
+    bodies = [json.dumps(d).encode() for d in docs]
+    have_wrk = shutil.which("wrk") is not None
+    # a client's pause: the time it leaves between requests so that all offer --rate together
+    pause = max(0.0, 1000.0 * args.clients / args.rate - 3.0)
+    rounds = []
+    for w in args.workers:
+        rounds.append((f"POST /api/v1/assess, {w} worker{'s' if w > 1 else ''}, paced (offered {args.rate:g}/s)",
+                       w, "POST", "/api/v1/assess", None, pause))
+    for w in args.workers:
+        rounds.append((f"POST /api/v1/assess, {w} worker{'s' if w > 1 else ''}, saturated", w, "POST",
+                       "/api/v1/assess", None, 0.0))
+    rounds.append(("GET /api/v1/health (baseline), 1 worker, saturated", 1, "GET", "/api/v1/health", None, 0.0))
     if args.baseline_src:
-        rounds.append(("POST /api/v1/assess, baseline source, 1 worker", 1, {}, "POST", "/api/v1/assess",
-                       args.baseline_src))
-    if args.old_executor:
-        rounds.append((f"POST /api/v1/assess, Polars one-row path, {max(args.workers)} workers", max(args.workers),
-                       {"NELM_EXECUTOR": "polars"}, "POST", "/api/v1/assess", None))
-    results = {}
-    print(f"{args.clients} concurrent clients, at most {args.requests} requests or {args.seconds:g} s per round")
-    for label, workers, env, method, path, src in rounds:
-        proc, base, tmp = start(workers, env, src)
-        try:
-            got = asyncio.run(load(base, method, path, bodies if method == "POST" else [b""], args.clients,
-                                   args.requests, args.seconds))
-        finally:
-            stop(proc)
-            tmp.cleanup()
-        results[label] = got
-        print(f"{label:<58} {got['rps']:7.0f} req/s  p50 {got['p50_ms']:6.1f} ms  p90 {got['p90_ms']:6.1f} ms  "
-              f"p99 {got['p99_ms']:6.1f} ms  ({got['requests']} requests, {got['errors']} errors)", flush=True)
+        rounds.append(("POST /api/v1/assess, baseline source, 1 worker, saturated", 1, "POST", "/api/v1/assess",
+                       args.baseline_src, 0.0))
+    results: dict[str, dict] = {"load_generator": "wrk" if have_wrk else "python asyncio + httpx (same cores)"}
+    print(f"{args.clients} concurrent clients, {args.seconds:g} s per round, load generator: "
+          f"{results['load_generator']}")
+    with tempfile.TemporaryDirectory(prefix="nelm-bench-bodies-") as tmpdir:
+        bodies_file = Path(tmpdir) / "bodies.jsonl"
+        bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+        for label, workers, method, path, src, pause_ms in rounds:
+            if not have_wrk and pause_ms:
+                continue  # the fallback generator cannot pace its clients
+            proc, base, tmp = start(workers, {}, src)
+            try:
+                if have_wrk:
+                    warm = min(5.0, args.seconds)
+                    wrk_load(base, path, bodies_file if method == "POST" else None, args.clients, warm, 0)
+                    got = wrk_load(base, path, bodies_file if method == "POST" else None, args.clients,
+                                   args.seconds, pause_ms)
+                else:
+                    got = asyncio.run(load(base, method, path, bodies if method == "POST" else [b""], args.clients,
+                                           args.requests, args.seconds))
+            finally:
+                stop(proc)
+                tmp.cleanup()
+            results[label] = got
+            print(f"{label:<62} {got['rps']:7.0f} req/s  p50 {got['p50_ms']:6.1f} ms  p90 {got['p90_ms']:6.1f} ms  "
+                  f"p99 {got['p99_ms']:6.1f} ms  ({got['requests']} requests, {got['errors']} errors)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
