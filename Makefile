@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup system-deps example serve bench bench-quick fitted vignettes
+.PHONY: run test setup system-deps example serve bench bench-deps bench-quick fitted vignettes
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,10 +41,16 @@ vignettes: $(STAMP)
 
 # Every path against its goal (BENCHMARKS.md); BASELINE=<git revision> also measures the
 # source of that revision in the same run, for the ratios. Takes a few minutes.
-bench: $(STAMP)
+# wrk (Debian package) is the API benchmark's load generator; installed when missing
+bench-deps:
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null; }
+
+bench: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/run_all.py $(if $(BASELINE),--baseline $(BASELINE))
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/run_all.py --quick $(if $(BASELINE),--baseline $(BASELINE))
 
 # Refit the literature curves after editing outcomes.yaml, an evidence record or curves.py
