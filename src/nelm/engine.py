@@ -176,17 +176,34 @@ def evaluate_frame(frame: pl.DataFrame, kb: KnowledgeBase | None = None, *, vari
     kb = kb or load()
     if not verdicts:
         return _lazy(frame.lazy(), kb, variants, False, extra).collect(optimizations=pl.QueryOptFlags.none())
+    return _two_passes(frame, kb, variants, extra, whole_second_pass=False)[0]
+
+
+def evaluate_both_passes(frame: pl.DataFrame, kb: KnowledgeBase, *, variants: bool = False
+                         ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """:func:`evaluate_frame`'s frame, and the whole second pass: every column with unknown
+    pre-treatment checks in their passing value, verdicts included (what the plan reads,
+    ``nelm.screen``), without evaluating the patients a third time."""
+    return _two_passes(frame, kb, variants, None, whole_second_pass=True)
+
+
+def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: list[pl.Expr] | None,
+                whole_second_pass: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     # each pass computes only what it returns: the facts pass no rule nobody reads there;
     # the verdict pass starts from the facts pass's columns and recomputes only what the
     # assumed checks change, and the rules
     only = None if extra else "facts"
     raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only).collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(raw_df.lazy().with_columns(kb.assume), kb, False, True, None, only="rules",
-                   present=frozenset(raw_df.columns))
+    filled = _lazy(raw_df.lazy().with_columns(kb.assume), kb, False, True, None,
+                   only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns))
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
-    filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
-    return raw_df.drop(rule_cols, strict=False).hstack(filled_df)
+    if whole_second_pass:
+        filled_all = filled.collect(optimizations=pl.QueryOptFlags.none())
+        filled_df = filled_all.select(rule_cols + verdict_cols)
+    else:
+        filled_all = filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
+    return raw_df.drop(rule_cols, strict=False).hstack(filled_df), filled_all
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
@@ -229,8 +246,8 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
         if only == "facts":
             keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
                            + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
-        elif only == "rules":
-            keep = _needed(kb, [c for c in columns if c.startswith("rule__")])
+        elif only in ("rules", "all"):
+            keep = _needed(kb, [c for c in columns if c.startswith("rule__")]) if only == "rules" else set(columns)
             if present:
                 # on top of the first pass's frame: only what it lacks, or computed from a
                 # check that this pass assumes passing

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from ..engine import evaluate_frame
+from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
 from . import validate
 from .flat import engine_frame
@@ -57,7 +57,11 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
     plan_wanted = "plan.leading" in columns
     # facts as entered (classification, criteria) and, with verdicts, the option rules read
     # with unknown pre-treatment checks in their passing value: evaluate_frame's two passes
-    facts = evaluate_frame(patients, kb, variants=False, verdicts=bool(wanted_verdicts or plan_wanted))
+    if plan_wanted:
+        # the plan reads the pathways and derived values with the checks passing too
+        facts, filled = evaluate_both_passes(patients, kb)
+    else:
+        facts = evaluate_frame(patients, kb, variants=False, verdicts=bool(wanted_verdicts))
     out = [pl.concat_str([pl.lit("G"), pl.col("who_grade").cast(pl.Int64).cast(pl.String)])
            .alias("classification.who_grade"),
            pl.col("category").alias("classification.category"),
@@ -68,10 +72,7 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
     n_assumed = 0
     if plan_wanted:
-        # the plan reads the pathways and derived values with the checks passing too
         verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("verdict", "possible")]
-        filled = evaluate_frame(patients.with_columns(kb.assume), kb, variants=False, verdicts=False)
-        filled = filled.hstack(facts.select(verdict_cols))
         plan = leading(filled, kb)
         lead = plan["plan.leading"]
         rows = plan["needs_assumption"].arg_true()
