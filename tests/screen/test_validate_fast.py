@@ -11,7 +11,7 @@ import pytest
 
 from nelm.patient import InvalidPatient, validate_patient
 from nelm.screen.layout import PRIOR, PRIOR_STRUCT
-from nelm.screen.validate import _PATHOLOGY, _certainly_accepted
+from nelm.screen.validate import _LIVER, _PATHOLOGY, _certainly_accepted
 
 NUMBERS = [None, -1.0, 0.0, 1.9, 2.0, 2.9, 3.0, 20.0, 20.5, 100.0, 100.5, 1000.0, 1001.0, math.nan, math.inf]
 
@@ -68,3 +68,23 @@ def test_free_text_id():
 def test_another_dtype_takes_the_model_s_way():
     frame = pl.DataFrame({"id": [1, 2]})
     assert _certainly_accepted(frame, ("id",)) is None
+
+
+def test_liver_rows_it_accepts_are_valid_and_it_accepts_most():
+    values = [[None, 0.0, 1.0, 2.0, 2.5, 10_000.0, 10_001.0, -1.0], [None, "single", "dominant_with_satellites", "disseminated", "x"],
+              [None, 0.0, 99.5, 100.0, 100.5, math.nan], [None, "normal", "impaired"], [None, True, False],
+              [None, "A", "B", "C", "D"]]
+    rows = [dict(zip(_LIVER, combo)) for combo in itertools.product(*values)]
+    frame = pl.DataFrame(rows, schema={"liver.lesion_count": pl.Float64, "liver.pattern": pl.String,
+                                       "liver.resectable_fraction_percent": pl.Float64, "liver.liver_function": pl.String,
+                                       "liver.resectable": pl.Boolean, "liver.child_pugh": pl.String})
+    ok = _certainly_accepted(frame, _LIVER)
+    assert ok is not None
+    let_through = valid = 0
+    for row, fast in zip(rows, ok.to_list()):
+        doc = {"liver": {k.split(".")[1]: v for k, v in row.items() if v is not None}}
+        model = _accepted_by_model(doc)
+        assert not (fast and not model), row
+        let_through += fast
+        valid += model
+    assert let_through == valid

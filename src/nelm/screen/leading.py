@@ -279,8 +279,10 @@ def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBas
     state = follow(alt, kb, "certain").select("__followed", "__lead", "__certain").collect(optimizations=_FLAT)
     today = today.select([pl.col(c).alias(f"t__{c}") for c in today.columns])
     lf = alt.hstack(state).hstack(today).lazy()
-    rank_of = {"preferred": 0, "reasonable": 1}
-    leads = []
+    # each candidate's "allowed today" and its rank under the assumptions, once as columns
+    # (read three times below: an expression repeated inline is evaluated each time)
+    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+    allowed, ranks, plans = [], {}, []
     for j, pw in enumerate(kb.pathways):
         kinds = [s.when for s in pw.steps]
         first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
@@ -290,15 +292,23 @@ def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBas
             options = []
             for oid, cond in _options(step):
                 tv = pl.col(f"t__verdict__{oid}")
-                now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
                 ok = applies & (tv.is_in(list(NOW)) | ((tv == "undetermined") & ((pl.col(f"t__possible__{oid}") & now_bits) != 0)))
                 if cond:
                     ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
-                rank = _verdict(oid).replace_strict(rank_of, default=2, return_dtype=pl.Int8)
-                options.append((oid, ok, rank))
-            per_step.append(pl.coalesce([pl.when(ok & (rank == r)).then(pl.lit(oid))
-                                         for r in (0, 1, 2) for oid, ok, rank in options]))
-        leads.append(pl.when(pl.col("__followed") == j).then(pl.coalesce(per_step)))
+                allowed.append(ok.alias(f"__ok{j}_{i}_{oid}"))
+                if oid not in ranks:
+                    v = _verdict(oid)
+                    ranks[oid] = (pl.when(v == "preferred").then(pl.lit(0, pl.Int8)).when(v == "reasonable")
+                                  .then(pl.lit(1, pl.Int8)).otherwise(pl.lit(2, pl.Int8)).alias(f"__rank_{oid}"))
+                options.append((oid, pl.col(f"__ok{j}_{i}_{oid}"), pl.col(f"__rank_{oid}")))
+            per_step.append(options)
+        plans.append(per_step)
+    lf = lf.with_columns(allowed + list(ranks.values()))
+    leads = []
+    for j, per_step in enumerate(plans):
+        steps = [pl.coalesce([pl.when(ok & (rank == r)).then(pl.lit(oid)) for r in (0, 1, 2) for oid, ok, rank in options])
+                 for options in per_step]
+        leads.append(pl.when(pl.col("__followed") == j).then(pl.coalesce(steps)))
     lead_c = pl.coalesce(leads)
     out = lf.select(pl.when(pl.col("__certain") & lead_c.eq_missing(pl.col("__lead"))).then(lead_c).alias("plan.leading"))
     return out.collect(optimizations=_FLAT).to_series()

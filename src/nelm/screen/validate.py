@@ -116,7 +116,7 @@ def _group_problems(frame: pl.DataFrame, cols: list[str]) -> list[RowProblem]:
 
 # --------------------------------------------------------------------- the common case at once
 #
-# Where values are continuous (Ki-67, months, free-text ids) nearly every row is a distinct
+# Where values are continuous (Ki-67, the removable share, months, free-text ids) nearly every row is a distinct
 # combination, and validating each through the model took seconds per 100,000 rows. For
 # the groups below, a column-wise test picks the rows the model certainly accepts; every
 # other row still goes through the model (and gets the model's own message). Each test
@@ -157,6 +157,25 @@ def _pathology_accepted() -> pl.Expr:
     return fields & grade_agrees.fill_null(False) & nec_high.fill_null(False)
 
 
+def _liver_accepted() -> pl.Expr:
+    # Liver's grouped fields, then its validators _resectable_agrees and _pattern_matches_count
+    n, pattern, f = pl.col("liver.lesion_count"), pl.col("liver.pattern"), pl.col("liver.resectable_fraction_percent")
+    resectable, function, child_pugh = pl.col("liver.resectable"), pl.col("liver.liver_function"), pl.col("liver.child_pugh")
+    fields = (_finite_in("liver.lesion_count", 0, 10_000) & (n.is_null() | (n == n.floor()))
+              & _one_of("liver.pattern", ("single", "dominant_with_satellites", "disseminated"))
+              & _finite_in("liver.resectable_fraction_percent", 0, 100)
+              & _one_of("liver.liver_function", ("normal", "impaired")) & _one_of("liver.child_pugh", ("A", "B", "C")))
+    all_removable = f >= 100
+    errors = [
+        all_removable != resectable,
+        (pattern == "disseminated") & (resectable.fill_null(False) | all_removable.fill_null(False)),
+        (function == "normal") & child_pugh.is_in(["B", "C"]),
+        (pattern == "single") & (n > 1),
+        pattern.is_in(["dominant_with_satellites", "disseminated"]) & (n <= 1),
+    ]
+    return fields & ~pl.any_horizontal([e.fill_null(False) for e in errors])
+
+
 def _prior_accepted() -> pl.Expr:
     # a list of PriorTherapy records: each record's fields, and _months_only_with_progression
     from ..patient import OPTION_IDS
@@ -179,9 +198,14 @@ def _text_accepted(col: str) -> pl.Expr:
 
 _PATHOLOGY = ("pathology.differentiation", "pathology.ki67_percent", "pathology.mitoses_per_10hpf",
               "pathology.reported_grade")
+_LIVER = ("liver.lesion_count", "liver.pattern", "liver.resectable_fraction_percent", "liver.liver_function",
+          "liver.resectable", "liver.child_pugh")
 _FAST: dict[tuple[str, ...], tuple[dict[str, Any], Any]] = {
     _PATHOLOGY: ({"pathology.differentiation": pl.String, "pathology.ki67_percent": pl.Float64,
                   "pathology.mitoses_per_10hpf": pl.Float64, "pathology.reported_grade": pl.String}, _pathology_accepted),
+    _LIVER: ({"liver.lesion_count": pl.Float64, "liver.pattern": pl.String, "liver.resectable_fraction_percent": pl.Float64,
+              "liver.liver_function": pl.String, "liver.resectable": pl.Boolean, "liver.child_pugh": pl.String},
+             _liver_accepted),
     (PRIOR,): ({PRIOR: PRIOR_STRUCT_LIST}, _prior_accepted),
     ("id",): ({"id": pl.String}, lambda: _text_accepted("id")),
 }
