@@ -748,8 +748,8 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: frozenset[str],
     out = []
     for col, field, label, unit in _fact_plan(frozenset(columns), quoted, kb):
         value = vals.get(col, "unknown")
-        if unit is not None:  # a patient field: its unit after a known value
-            value = _prose(f"{value} {unit}" if unit and value != "unknown" else value)
+        if unit is not None and value != "unknown":  # a patient field: its unit after a known value
+            value = _prose(f"{value} {unit}" if unit else value)
         out.append({"field": field, "label": label, "value": value})
     return out
 

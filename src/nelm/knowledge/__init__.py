@@ -481,11 +481,13 @@ class UnknownRoots:
 
     def columns(self, column: str) -> list[str]:
         """The unknown input columns, in name order (bits are given in name order)."""
-        return columns_of_mask(self.mask(column))
+        m = self._memo.get(column)
+        return columns_of_mask(self.mask(column) if m is None else m)
 
     def fields(self, column: str) -> list[str]:
         """The contract fields of those columns, sorted, each once."""
-        return fields_of_mask(self.mask(column))
+        m = self._memo.get(column)
+        return fields_of_mask(self.mask(column) if m is None else m)
 
 
 def columns_of_mask(m: int) -> list[str]:
