@@ -2,27 +2,29 @@
 
 The knowledge base's conditions are SQL already (Polars SQL, PostgreSQL-like); this
 module parses each with sqlglot, renames its columns and renders the whole as one view
-for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. The view is a
-chain of CTEs (:class:`nelm.screen.sql_build.Pipeline`, each keeping only the columns
-something later reads):
+for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. Every value is
+a named column (an expression over the table's and other named columns);
+:class:`nelm.screen.sql_build.Pipeline` lays them out as a chain of CTEs by dependency
+depth, each CTE keeping only what something later reads. The CTEs are named after what
+they compute:
 
-- ``patients``: the engine's input columns from the table's (dotted field paths, quoted),
+- ``patients_…``: the engine's input columns from the table's (dotted field paths, quoted),
   with the filling-in of :func:`nelm.patient.flatten` (the sites list known only when it
   names a site or extrahepatic disease is known absent; peritoneal carcinomatosis,
   extrahepatic symptoms and carcinoid heart disease "none"/false when their cause is
-  known absent; liver resectability from a 100 % removable fraction);
-- ``checks``: the pre-treatment checks in their passing values while unknown
-  (knowledge/checks.yaml), as ``f__<column>``: the option rules and the plan read these;
-- ``layer_1`` … ``layer_n``: the derived variables, criterion items and sets, rule and
-  pathway conditions in the knowledge base's own dependency batches, each computed twice
-  where needed — on the facts as entered (classification, criteria) and with the checks
-  passing (``f__<column>``: rules, verdicts, plan) — exactly as ``evaluate_frame`` does;
-  beside them, for the plan, which kinds of missing facts each value hangs on
-  (``f__missing__<column>``, a bit mask: :mod:`nelm.screen.sql_plan`);
-- ``first``, ``possible``, ``cap_1`` …, ``verdict``: the verdict resolution of
-  ``nelm.engine._verdict_stages`` — index of the first rule certainly true, the bit mask
-  of verdicts still possible (a rule whose condition is NULL keeps its verdict
-  possible), each cap lowering what is better than it — then one ``CASE`` on the mask;
+  known absent; liver resectability from a 100 % removable fraction), and the
+  pre-treatment checks in their passing values while unknown (knowledge/checks.yaml), as
+  ``f__<column>``: the option rules and the plan read these;
+- ``layer_…``: the derived variables, criterion items and sets, rule and pathway
+  conditions in dependency order, each computed twice where needed — on the facts as
+  entered (classification, criteria) and with the checks passing (``f__<column>``: rules,
+  verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
+  kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
+  :mod:`nelm.screen.sql_plan`);
+- ``verdicts_…``: the verdict resolution of ``nelm.engine._verdict_stages`` — index of the
+  first rule certainly true, the bit mask of verdicts still possible (a rule whose
+  condition is NULL keeps its verdict possible), the caps (in closed form, see
+  :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
 - ``plan_…``: ``plan.leading`` as :mod:`nelm.screen.leading` computes it — the pathway
   followed, its leading option, whether a missing fact could change it;
 - ``assumed_…``: for the plans that hang on facts a board may assume, the patient with

@@ -1,10 +1,11 @@
-"""The plan's leading option in SQL: the stages of :mod:`nelm.screen.leading` as CTEs of
+"""The plan's leading option in SQL: the stages of :mod:`nelm.screen.leading` as columns of
 the view (:mod:`nelm.screen.sql`), generated from ``pathways.yaml`` as the Polars
 expressions are.
 
 1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, preferred
    before reasonable, then the step's order) and which pathway is followed. The Polars code
-   walks the pathways carrying a state; here the same walk is written in closed form:
+   walks the pathways carrying a state; here the same walk is written in closed form
+   (:func:`walk`):
    with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
    ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
    ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
@@ -18,9 +19,9 @@ expressions are.
    undetermined that could outrank the leading option (``nelm.plan._uncertain``).
 3. **outcome**: certain (no missing non-check fact) — the option followed leads; hanging
    on facts a plan may assume — the assumption step; otherwise no leading option.
-4. **assumptions** (:func:`assumed_document`, :func:`conditional_leading`): the facts to
-   assume are filled in (only where missing and flagged), the assumed document is checked
-   against the patient model's consistency checks that read an assumable field
+4. **assumptions** (:func:`assumed_value`, :func:`contradicts`, :func:`conditional_leading`):
+   the facts to assume are filled in (only where missing and flagged), the assumed document
+   is checked against the patient model's consistency checks that read an assumable field
    (:data:`CONTRADICTIONS`; a document the assumption makes contradictory gets no plan),
    the knowledge base is evaluated a second time on it, and the conditional plan's first
    step is rebuilt from today's verdicts ranked by the assumed ones; it leads when it
@@ -157,27 +158,13 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     # 1. each pathway's option for today
     for j, pw in enumerate(pws):
         cols[P(f"lead{j}")], cols[P(f"rank{j}")] = _pathway_lead(w, pw)
-    # the walk in closed form (module docstring)
-    holds = [known_true(q(w.col(pathway_column(pw.id)))) for pw in pws]
-    offers = [not_null(q(P(f"lead{j}"))) for j in range(len(pws))]
-    unknown = [is_null(q(w.col(pathway_column(pw.id)))) for pw in pws]
-
-    def first(conds: list[exp.Expression]) -> exp.Expression:
-        return least(*[case((c, num(j)), default=num(NONE)) for j, c in enumerate(conds)], num(NONE))
-
-    first_unknown = first(unknown)
-    ja = first([and_(h, o) for h, o in zip(holds, offers)])                      # holds and offers
-    jb = first([and_(h, not_(o), lt(first_unknown.copy(), num(j)))               # holds, offers nothing,
-                for j, (h, o) in enumerate(zip(holds, offers))])                 # after an unknown one
-    jf = first([and_(h, not_(o)) for h, o in zip(holds, offers)])                # holds, offers nothing
-    cols |= {P("offering"): ja, P("stopping"): jb, P("empty"): jf}
-    ja, jb, jf = q(P("offering")), q(P("stopping")), q(P("empty"))
-    stop = least(ja, jb)
-    result = case((lt(ja, jb), ja))
-    cols[P("followed")] = coalesce(result, case((and_(lt(jf, num(NONE)), lte(jf, stop)), jf)))
+    cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
+                 [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P)
+    # the pathway followed for the option it offers (written out: one CTE fewer than reading P("result"))
+    result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
     cols[P("lead")] = coalesce(*[case((eq(result, num(j)), q(P(f"lead{j}")))) for j in range(len(pws))])
     cols[P("lead_rank")] = coalesce(*[case((eq(result, num(j)), q(P(f"rank{j}")))) for j in range(len(pws))])
-    unknown_before = [and_(u, lt(num(j), stop)) for j, u in enumerate(unknown)]   # read while still unknown
+    unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
 
     # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
     opts = {o.id: o for o in kb.options}
@@ -212,6 +199,35 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
                             verdict_is(w, oid, "undetermined"), or_(*better))
             terms.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
     cols[P("missing")] = bit_or(terms)
+    return cols
+
+
+def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str]
+         ) -> dict[str, exp.Expression]:
+    """``nelm.plan.follow``'s walk through the pathways in closed form (module docstring):
+    ``pathways[j]`` is pathway j's condition (NULL: unknown), ``offers[j]`` whether it has an
+    option for today. Columns ``name("result")`` (the pathway followed because it offers an
+    option), ``name("followed")`` (that, else the fallback: the first that holds and offers
+    nothing, up to where the walk stops) and ``name("unknown<j>")`` (pathway j was read while
+    unknown), with the first-index columns they are computed from."""
+    holds = [known_true(p) for p in pathways]
+    unknown = [is_null(p.copy()) for p in pathways]
+
+    def first(conds: list[exp.Expression]) -> exp.Expression:
+        return least(*[case((c, num(j)), default=num(NONE)) for j, c in enumerate(conds)], num(NONE))
+
+    first_unknown = first(unknown)
+    cols = {
+        name("offering"): first([and_(h, o) for h, o in zip(holds, offers)]),            # holds and offers
+        name("stopping"): first([and_(h, not_(o), lt(first_unknown.copy(), num(j)))      # holds, offers nothing,
+                                 for j, (h, o) in enumerate(zip(holds, offers))]),       # after an unknown one
+        name("empty"): first([and_(h, not_(o)) for h, o in zip(holds, offers)]),        # holds, offers nothing
+    }
+    ja, jb, jf = q(name("offering")), q(name("stopping")), q(name("empty"))
+    stop = least(ja, jb)
+    cols[name("result")] = case((lt(ja, jb), ja))
+    cols[name("followed")] = coalesce(case((lt(ja, jb), ja)), case((and_(lt(jf, num(NONE)), lte(jf, stop)), jf)))
+    cols |= {name(f"unknown{j}"): and_(u, lt(num(j), stop)) for j, u in enumerate(unknown)}
     return cols
 
 
