@@ -238,3 +238,26 @@ def test_table_lists_sites_as_given():
     empty_unknown = lay.select((pl.col("extrahepatic.sites").list.len() == 0)
                                & pl.col("extrahepatic.present").is_null()).to_series().fill_null(False)
     assert empty_unknown.any()   # the case the table keeps and the engine's flat view loses
+
+
+# --------------------------------------------------------------------------- the view's shape
+
+@pytest.mark.parametrize("guideline", sorted(load().manifest.guidelines))
+def test_view_stays_within_what_the_databases_accept(guideline):
+    """At most 1,664 columns in any select list (PostgreSQL's limit), and a chain of CTEs
+    short enough for Spark's analyzer: it resolves about one CTE per iteration of a batch
+    limited to 100 (spark.sql.analyzer.maxIterations); Spark 4.0 needed 56 iterations for the
+    31 CTEs of this view. Runs without Spark or PostgreSQL, so a knowledge base that grows
+    past either limit fails here first."""
+    from nelm.screen.sql import view_query
+
+    query = view_query(load(guideline), exp.to_table("patients"))
+    ctes = (query.args.get("with_") or query.args["with"]).expressions
+    assert len(ctes) <= 45
+    width: dict[str, int] = {}
+    for cte in ctes:
+        select = cte.this
+        source = select.args["from_"].this if "from_" in select.args else select.args["from"].this
+        stars = sum(isinstance(e, exp.Star) for e in select.expressions)
+        width[cte.alias] = len(select.expressions) - stars + (width[source.name] if stars else 0)
+    assert max(width.values()) < 1664, max(width.items(), key=lambda kv: kv[1])
