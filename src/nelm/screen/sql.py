@@ -2,42 +2,65 @@
 
 The knowledge base's conditions are SQL already (Polars SQL, PostgreSQL-like); this
 module parses each with sqlglot, renames its columns and renders the whole as one view
-for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives:
+for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. Every value is
+a named column (an expression over the table's and other named columns);
+:class:`nelm.screen.sql_build.Pipeline` lays them out as a chain of CTEs by dependency
+depth, each CTE keeping only what something later reads. The CTEs are named after what
+they compute:
 
-- ``patients``: the table's columns (dotted field paths, quoted) under the engine's names;
-- ``checks``: the pre-treatment checks in their passing values while unknown
-  (knowledge/checks.yaml), as ``f__<column>``: the option rules read these (contract v2);
-- ``layer_1`` … ``layer_n``: the derived variables, criterion items and sets, and rule
-  conditions in the knowledge base's own dependency batches, each computed twice where
-  needed — on the facts as entered (classification, criteria) and with the checks
-  passing (``f__<column>``: rules and verdicts) — exactly as ``evaluate_frame`` does;
-- ``first``, ``possible``, ``cap_1`` …: the verdict resolution of
-  ``nelm.engine._verdict_stages`` — index of the first rule certainly true, the bit mask
-  of verdicts still possible (a rule whose condition is NULL keeps its verdict
-  possible), each cap lowering what is better than it — then one ``CASE`` on the mask.
+- ``patients_…``: the engine's input columns from the table's (dotted field paths, quoted),
+  with the filling-in of :func:`nelm.patient.flatten` (the sites list known only when it
+  names a site or extrahepatic disease is known absent; peritoneal carcinomatosis,
+  extrahepatic symptoms and carcinoid heart disease "none"/false when their cause is
+  known absent; liver resectability from a 100 % removable fraction), and the
+  pre-treatment checks in their passing values while unknown (knowledge/checks.yaml), as
+  ``f__<column>``: the option rules and the plan read these;
+- ``layer_…``: the derived variables, criterion items and sets, rule and pathway
+  conditions in dependency order, each computed twice where needed — on the facts as
+  entered (classification, criteria) and with the checks passing (``f__<column>``: rules,
+  verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
+  kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
+  :mod:`nelm.screen.sql_plan`);
+- ``verdicts_…``: the verdict resolution of ``nelm.engine._verdict_stages`` — index of the
+  first rule certainly true, the bit mask of verdicts still possible (a rule whose
+  condition is NULL keeps its verdict possible), the caps (in closed form, see
+  :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
+- ``plan_…``: ``plan.leading`` as :mod:`nelm.screen.leading` computes it — the pathway
+  followed, its leading option, whether a missing fact could change it;
+- ``assumed_…``: for the plans that hang on facts a board may assume, the patient with
+  those facts filled in, checked against the patient model's consistency checks (a
+  contradictory assumed document gets no plan), evaluated a second time (``a__`` columns),
+  and the conditional plan's leading option (:mod:`nelm.screen.sql_plan`).
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
-``fill_null``. The view's columns are those of ``nelm screen`` except ``plan.leading``
-(see README: the plan's assumption step re-assesses a changed patient, which a view
-cannot do; ``nelm screen`` computes it).
+``fill_null``. The view's columns are those of ``nelm screen``, ``plan.leading`` included.
 
-The table holds the patients in the engine's flat view (:func:`nelm.patient.flatten`):
-one column per scalar field, named by its dotted path, and the list fields spread as
-``extrahepatic.sites.<site>`` (boolean), ``prior_therapies.<therapy>`` (worst outcome,
-``none`` or ``given``), ``prior_therapies.<therapy>.months_to_progression``,
+The table holds one row per patient: one column per scalar field, named by its dotted
+path, with the document's values; the sites list spread as ``extrahepatic.sites.<site>``
+(boolean: listed or not; NULL for every site when the list is unknown, false for every
+site when it is known empty); the prior therapies as ``prior_therapies.<therapy>`` (worst
+outcome, ``none`` or ``given``), ``prior_therapies.<therapy>.months_to_progression``,
 ``prior_therapies.<therapy>.ongoing``, ``prior_therapies.progression_count`` and
-``prior_therapies.systemic_lines``. :func:`sql_table` builds it from a screening layout.
+``prior_therapies.systemic_lines``, as :func:`nelm.patient.flatten` spreads them.
+:func:`sql_table` builds it from a screening layout. A table already in the engine's flat
+view (filled-in values, sites NULL unless known) gives the same results, except that it
+cannot say that an empty sites list was given while extrahepatic disease is unknown, which
+matters where a plan assumes extrahepatic disease absent.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import sqlglot
 from sqlglot import exp
 
-from ..knowledge import KnowledgeBase, _check_columns, item_column, load, rule_column
+from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import VERDICTS
-from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, column_of
+from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
+from . import sql_plan
 from .columns import CLASSIFICATION
+from .sql_build import Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt, num, or_, q, t
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -60,22 +83,27 @@ def table_column(column: str) -> str:
 
 def sql_table(layout_frame):  # -> pl.DataFrame
     """The table the view reads, from typed screening layout rows (with ``__row``)."""
+    import polars as pl
+
+    from ..engine import SCHEMA
     from .flat import engine_frame
+    from .layout import SITES
 
     frame = engine_frame(layout_frame)
-    out = frame.rename({c: table_column(c) for c in frame.columns})
+    sites = pl.col(SITES)
+    listed = layout_frame.select(
+        [pl.col(f).cast(SCHEMA[column_of(f)]).alias(column_of(f)) for f in SCALAR_FIELDS]
+        + [pl.when(sites.is_not_null()).then(sites.list.contains(c.removeprefix("extrahepatic_sites_"))).alias(c)
+           for c in SITE_COLUMNS])
+    out = frame.with_columns(listed).select(pl.col(c).alias(table_column(c)) for c in frame.columns)
     if "id" in layout_frame.columns:
         out = out.insert_column(0, layout_frame["id"])
     return out
 
 
-def _q(name: str) -> exp.Column:
-    return exp.column(name, quoted=True)
-
-
-def _parse(sql: str, rename) -> exp.Expression:
+def _parse(sql: str, rename: Callable[[str], str]) -> exp.Expression:
     tree = sqlglot.parse_one(sql, read="postgres")
-    return tree.transform(lambda n: _q(rename(n.name)) if isinstance(n, exp.Column) else n)
+    return tree.transform(lambda n: q(rename(n.name)) if isinstance(n, exp.Column) else n)
 
 
 def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "postgres",
@@ -84,138 +112,76 @@ def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "po
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; allowed: {', '.join(DIALECTS)}")
     kb = load(guideline)
-    query = _query(kb, table, id_column)
+    query = view_query(kb, exp.to_table(table), id_column)
     if dialect == "postgres":
         # PostgreSQL inlines CTEs into one expression tree hundreds of columns deep, which its
         # planner cannot digest; MATERIALIZED keeps each layer a step of its own
-        for cte in query.args["with_"].expressions if query.args.get("with_") else query.args["with"].expressions:
+        with_ = query.args.get("with_") or query.args["with"]
+        for cte in with_.expressions:
             cte.set("materialized", True)
     create = exp.Create(this=exp.to_table(view), kind="VIEW", expression=query)
     return create.sql(dialect=DIALECTS[dialect], pretty=True) + ";"
 
 
-def _query(kb: KnowledgeBase, table: str, id_column: str | None) -> exp.Select:
-    checks: dict[str, str] = {}
+# --------------------------------------------------------------------------- the patient's columns
+
+# the input columns whose value flatten() may fill in (the others are the document's own)
+FILLED_IN = frozenset(SITE_COLUMNS) | {"extrahepatic_peritoneal_carcinomatosis", "extrahepatic_symptomatic",
+                                      "carcinoid_heart_disease", "liver_resectable"}
+
+
+def engine_inputs(document: Callable[[str], exp.Expression]) -> dict[str, exp.Expression]:
+    """The engine's input columns from a document's values (``document(column)``), filled in
+    as :func:`nelm.patient.flatten` fills them (see the module docstring)."""
+    out = {c: document(c) for c in COLUMN_TYPES}
+    absent = eq(document("extrahepatic_present"), exp.false())
+    # an empty list says "no sites" only when extrahepatic disease is known to be absent
+    known_sites = or_(*[document(c) for c in SITE_COLUMNS], absent)
+    for c in SITE_COLUMNS:
+        out[c] = case((known_sites, document(c)))
+    for c, value in (("extrahepatic_peritoneal_carcinomatosis", lit("none")), ("extrahepatic_symptomatic", exp.false())):
+        out[c] = case((and_(absent, is_null(document(c))), value), default=document(c))
+    out["carcinoid_heart_disease"] = case(
+        (and_(eq(document("functional_syndrome"), lit("none")), is_null(document("carcinoid_heart_disease"))), lit("none")),
+        default=document("carcinoid_heart_disease"))
+    out["liver_resectable"] = coalesce(document("liver_resectable"),
+                                       exp.GTE(this=document("liver_resectable_fraction_percent"), expression=num(100)))
+    assert {c for c in out if out[c] != document(c)} <= FILLED_IN
+    return out
+
+
+def fill_checks(kb: KnowledgeBase, w: World, inputs: dict[str, exp.Expression]) -> dict[str, exp.Expression]:
+    """The checks' columns of world ``w`` in their passing values while unknown (``kb.assume``),
+    written over the input columns' own expressions ``inputs`` (so they need no CTE of their own)."""
+    out = {}
     for c in kb.checks:
-        checks |= _check_columns(c)
+        for col, sql in _check_columns(c).items():
+            passing = exp.Cast(this=_substitute(sql, lambda name: inputs[name].copy()),
+                               to=exp.DataType.build(_SQL_TYPES[COLUMN_TYPES[col]]))
+            out[w.col(col)] = coalesce(inputs[col].copy(), passing)
+    return out
+
+
+def _substitute(sql: str, value: Callable[[str], exp.Expression]) -> exp.Expression:
+    """A knowledge-base condition with each column replaced by ``value(column)``."""
+    tree = sqlglot.parse_one(sql, read="postgres")
+    return exp.Paren(this=tree.transform(lambda n: value(n.name) if isinstance(n, exp.Column) else n))
+
+
+# --------------------------------------------------------------------------- the knowledge base
+
+def _closure(kb: KnowledgeBase, targets: list[str]) -> set[str]:
+    """The computed columns ``targets`` read, directly or through others, and themselves."""
     computed = {n.column for batch in kb.nodes for n in batch}
-    # which computed columns each pass needs
-    raw_targets = [d.name for d in kb.derived if d.name in CLASSIFICATION] + \
-                  [cs.id for cs in kb.criteria]
-    filled_targets = [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
-
-    def closure(targets: list[str]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(targets)
-        while stack:
-            c = stack.pop()
-            if c in seen or c not in computed:
-                continue
-            seen.add(c)
-            stack += list(kb.roots.get(c, ()))
-        return seen
-
-    raw_needed, filled_needed = closure(raw_targets), closure(filled_targets)
-
-    def raw_name(c: str) -> str:
-        return c
-
-    def filled_name(c: str) -> str:
-        return f"f__{c}" if (c in checks or c in computed) else c
-
-    ctes: list[tuple[str, exp.Select]] = []
-    base = [_q(table_column(c)).as_(c, quoted=True) for c in COLUMN_TYPES]
-    if id_column:
-        base.insert(0, _q(id_column).as_("id", quoted=True))
-    ctes.append(("patients", exp.select(*base).from_(exp.to_table(table))))
-    assume = [exp.func("COALESCE", _q(col), exp.Cast(this=_parse(sql, raw_name),
-                                                     to=exp.DataType.build(_SQL_TYPES[COLUMN_TYPES[col]])))
-              .as_(f"f__{col}", quoted=True) for col, sql in checks.items()]
-    ctes.append(("checks", exp.select(exp.Star(), *assume).from_("patients")))
-    nodes_sql = _node_sql(kb)
-    for i, batch in enumerate(kb.nodes, 1):
-        cols = []
-        for node in batch:
-            if node.column in raw_needed:
-                cols.append(_node(node.column, nodes_sql, raw_name).as_(node.column, quoted=True))
-            if node.column in filled_needed:
-                cols.append(_node(node.column, nodes_sql, filled_name).as_(filled_name(node.column), quoted=True))
-        if cols:
-            ctes.append((f"layer_{len(ctes) - 1}", exp.select(exp.Star(), *cols).from_(ctes[-1][0])))
-    # verdicts (nelm.engine._verdict_stages): first rule certainly true, possible verdicts, caps
-    firsts, masks = [], []
-    for opt in kb.options:
-        conds = [_q(filled_name(rule_column(opt.id, r.id))) for r in opt.deciding]
-        k = len(conds)
-        firsts.append(exp.func("LEAST", *[exp.Case().when(c, exp.Literal.number(i)).else_(exp.Literal.number(k))
-                                          for i, c in enumerate(conds)], exp.Literal.number(k))
-                      .as_(f"first__{opt.id}", quoted=True))
-    ctes.append(("first", exp.select(exp.Star(), *firsts).from_(ctes[-1][0])))
-    for opt in kb.options:
-        first = _q(f"first__{opt.id}")
-        terms: dict[str, list[exp.Expression]] = {v: [] for v in VERDICTS}
-        for i, r in enumerate(opt.deciding):
-            c = _q(filled_name(rule_column(opt.id, r.id)))
-            terms[r.verdict].append(exp.and_(exp.GTE(this=first, expression=exp.Literal.number(i)),
-                                             exp.func("COALESCE", c, exp.true())))
-        terms[opt.otherwise.verdict].append(exp.EQ(this=first, expression=exp.Literal.number(len(opt.deciding))))
-        bits = [exp.Case().when(exp.or_(*t), exp.Literal.number(1 << j)).else_(exp.Literal.number(0))
-                for j, t in enumerate(terms.values()) if t]
-        total = bits[0]
-        for b in bits[1:]:
-            total = exp.Add(this=total, expression=b)
-        masks.append(total.as_(f"possible__{opt.id}", quoted=True))
-    ctes.append(("possible", exp.select(exp.Star(), *masks).from_("first")))
-    current = {opt.id: f"possible__{opt.id}" for opt in kb.options}
-    depth = max((len(o.caps) for o in kb.options), default=0)
-    for level in range(depth):
-        capped = []
-        for opt in kb.options:
-            if level >= len(opt.caps):
-                continue
-            r = opt.caps[level]
-            cond = _q(filled_name(rule_column(opt.id, r.id)))
-            mask = _q(current[opt.id])
-            lowered = _cap(mask, VERDICTS.index(r.cap))
-            current[opt.id] = f"possible__{opt.id}__cap{level + 1}"
-            capped.append(exp.Case().when(exp.Is(this=cond.copy(), expression=exp.Null()),
-                                          exp.BitwiseOr(this=mask.copy(), expression=lowered.copy()))
-                          .when(cond.copy(), lowered.copy()).else_(mask.copy()).as_(current[opt.id], quoted=True))
-        ctes.append((f"cap_{level + 1}", exp.select(exp.Star(), *capped).from_(ctes[-1][0])))
-    out = []
-    if id_column:
-        out.append(_q("id"))
-    grade = exp.Case()
-    for g in (1, 2, 3):
-        grade = grade.when(exp.EQ(this=_q("who_grade"), expression=exp.Literal.number(g)), exp.Literal.string(f"G{g}"))
-    out += [grade.as_("classification.who_grade", quoted=True),
-            _q("category").as_("classification.category", quoted=True),
-            _q("frilling_type").as_("classification.frilling_type", quoted=True)]
-    for cs in kb.criteria:
-        c = _q(cs.id)
-        out.append(exp.Case().when(c, exp.Literal.string("met")).when(exp.Not(this=c.copy()), exp.Literal.string("not_met"))
-                   .else_(exp.Literal.string("unknown")).as_(f"criteria.{cs.id}", quoted=True))
-    for opt in kb.options:
-        case = exp.Case()
-        for j, v in enumerate(VERDICTS):
-            case = case.when(exp.EQ(this=_q(current[opt.id]), expression=exp.Literal.number(1 << j)),
-                             exp.Literal.string(v))
-        out.append(case.else_(exp.Literal.string("undetermined")).as_(f"options.{opt.id}.verdict", quoted=True))
-    query = exp.select(*out).from_(ctes[-1][0])
-    for name, cte in ctes:
-        query = query.with_(name, as_=cte)
-    return query
-
-
-def _cap(mask: exp.Expression, level: int) -> exp.Expression:
-    """``nelm.engine._cap``: the verdicts better than the cap become the cap itself."""
-    better = (1 << level) - 1
-    keep = ((1 << len(VERDICTS)) - 1) ^ better
-    has_better = exp.NEQ(this=exp.BitwiseAnd(this=mask.copy(), expression=exp.Literal.number(better)),
-                         expression=exp.Literal.number(0))
-    return exp.Paren(this=exp.BitwiseOr(
-        this=exp.Paren(this=exp.BitwiseAnd(this=mask.copy(), expression=exp.Literal.number(keep))),
-        expression=exp.Case().when(has_better, exp.Literal.number(1 << level)).else_(exp.Literal.number(0))))
+    seen: set[str] = set()
+    stack = list(targets)
+    while stack:
+        c = stack.pop()
+        if c in seen or c not in computed:
+            continue
+        seen.add(c)
+        stack += list(kb.roots.get(c, ()))
+    return seen
 
 
 def _node_sql(kb: KnowledgeBase) -> dict[str, str | list[str]]:
@@ -232,16 +198,157 @@ def _node_sql(kb: KnowledgeBase) -> dict[str, str | list[str]]:
     for opt in kb.options:
         for r in opt.rules:
             out[rule_column(opt.id, r.id)] = r.when
-    for pw in kb.pathways:   # not read by the view, listed for completeness of the graph
-        out.setdefault(f"pathway__{pw.id}", pw.when)
+    for pw in kb.pathways:
+        out[pathway_column(pw.id)] = pw.when
+        for i, step in enumerate(pw.steps):
+            if step.if_:
+                out[pathway_column(pw.id, i)] = step.if_
+            for o in step.options:
+                if not isinstance(o, str) and o.if_:
+                    out[pathway_column(pw.id, i, o.id)] = o.if_
     return out
 
 
-def _node(column: str, nodes_sql: dict[str, str | list[str]], rename) -> exp.Expression:
+def _node(column: str, nodes_sql: dict[str, str | list[str]], rename: Callable[[str], str]) -> exp.Expression:
     sql = nodes_sql[column]
     if isinstance(sql, list):   # a criteria set: Kleene AND of its items
-        return exp.Paren(this=exp.and_(*[_q(rename(c)) for c in sql]))
+        return exp.Paren(this=exp.and_(*[q(rename(c)) for c in sql]))
     return exp.Paren(this=_parse(sql, rename))
 
 
-__all__ = ["create_view", "sql_table", "table_column", "COLUMN_FIELDS"]
+def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] = frozenset(),
+               bits: Callable[[str], int] | None = None) -> dict[str, exp.Expression]:
+    """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``."""
+    nodes_sql = _node_sql(kb)
+    cols: dict[str, exp.Expression] = {}
+    for batch in kb.nodes:
+        for node in batch:
+            if node.column in needed:
+                cols[w.col(node.column)] = _node(node.column, nodes_sql, w.col)
+            if node.column in masked:
+                cols[w.mask(node.column)] = sql_plan.mask_expr(kb, w, node.column, bits)
+    return cols
+
+
+def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expression]:
+    """Each option's possible verdicts in world ``w`` (``nelm.engine._verdict_stages``), a
+    bit mask (bit j: ``VERDICTS[j]``): the rules read in order, the first certainly true
+    deciding (``first__<option>``: its index) — a rule keeps its verdict possible when its
+    condition is not false and no earlier condition is true; ``otherwise`` when none is
+    true — then the caps.
+
+    The engine applies the caps one after the other (a true cap lowers the verdicts better
+    than it to itself, an unknown one adds that lowering to the possibilities). Lowering to
+    one level then another equals lowering to the lower of the two, and lowering distributes
+    over the verdicts' union, so the result is the union of the lowerings to every strongest
+    cap a completion of the unknown conditions can give: the strongest cap certainly
+    holding (``top``; none: the mask as it is) and each unknown cap stronger than it."""
+    out = {}
+    for opt in options:
+        conds = [q(w.col(rule_column(opt.id, r.id))) for r in opt.deciding]
+        k = len(conds)
+        out[w.first(opt.id)] = least(*[case((c, num(i)), default=num(k)) for i, c in enumerate(conds)], num(k))
+        first = q(w.first(opt.id))
+        terms: dict[str, list[exp.Expression]] = {v: [] for v in VERDICTS}
+        for i, (r, c) in enumerate(zip(opt.deciding, conds)):
+            terms[r.verdict].append(and_(exp.GTE(this=first, expression=num(i)), coalesce(c, exp.true())))
+        terms[opt.otherwise.verdict].append(eq(first, num(k)))
+        rules = bit_or([case((or_(*t), num(1 << j)), default=num(0)) for j, t in enumerate(terms.values()) if t])
+        if not opt.caps:
+            out[w.possible(opt.id)] = rules
+            continue
+        out[w.possible(opt.id) + "__rules"] = rules
+        mask = q(w.possible(opt.id) + "__rules")
+        caps = [(q(w.col(rule_column(opt.id, r.id))), VERDICTS.index(r.cap)) for r in opt.caps]
+        top = exp.func("GREATEST", *[case((c, num(lv)), default=num(-1)) for c, lv in caps], num(-1))
+        parts = [case((eq(top, num(-1)), mask), default=num(0))]
+        for lv in sorted({lv for _, lv in caps}):
+            reachable = or_(eq(top.copy(), num(lv)),
+                            and_(lt(top.copy(), num(lv)), or_(*[is_null(c) for c, l in caps if l == lv])))
+            parts.append(case((reachable, _cap(mask, lv)), default=num(0)))
+        out[w.possible(opt.id)] = bit_or(parts)
+    return out
+
+
+def verdict_text(w: World, option: str) -> exp.Expression:
+    """The verdict: the only possible one, else ``undetermined``."""
+    return case(*[(eq(q(w.possible(option)), num(1 << j)), lit(v)) for j, v in enumerate(VERDICTS)],
+                default=lit("undetermined"))
+
+
+def _cap(mask: exp.Expression, level: int) -> exp.Expression:
+    """``nelm.engine._cap``: the verdicts better than the cap become the cap itself."""
+    better = (1 << level) - 1
+    keep = ((1 << len(VERDICTS)) - 1) ^ better
+    return exp.Paren(this=exp.BitwiseOr(
+        this=exp.Paren(this=exp.BitwiseAnd(this=mask.copy(), expression=num(keep))),
+        expression=case((has_bits(mask, better), num(1 << level)), default=num(0))))
+
+
+# --------------------------------------------------------------------------- the view
+
+def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None = "id") -> exp.Select:
+    """The view's ``SELECT`` over the table ``source`` (see the module docstring)."""
+    checks = frozenset(col for c in kb.checks for col in _check_columns(c))
+    facts = World(prefix="", input_prefix="", filled_prefix=None)
+    today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks)
+    assumed = World(prefix="a__", input_prefix="a0__", filled_prefix="a__", checks=checks)
+    in_now = sql_plan.now_options(kb)
+    pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
+    masked = _closure(kb, sql_plan.mask_targets(kb))
+    facts_needed = _closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
+    today_needed = _closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
+                            + pathways + sorted(masked))
+    assumed_options = [o for o in kb.options if o.id in in_now]
+    assumed_needed = _closure(kb, [rule_column(o.id, r.id) for o in assumed_options for r in o.deciding + o.caps]
+                              + pathways + sorted(masked))
+
+    pipe = Pipeline()
+    inputs = engine_inputs(lambda c: t(table_column(c)))   # from the table's columns
+    pipe.add("patients", {facts.col(c): e for c, e in inputs.items()} | fill_checks(kb, today, inputs))
+    if id_column:
+        pipe.add("patients", {"id": t(id_column)})
+    # the document's own values where flatten() fills one in, for the assumed patient
+    pipe.add("patients", {f"document.{c}": t(table_column(c)) for c in sorted(FILLED_IN)})
+    pipe.add("layer", evaluation(kb, facts, facts_needed))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, sql_plan.mask_bits(kb, assumable=True)))
+    pipe.add("verdicts", verdicts(kb, today, kb.options))
+    pipe.add("plan", sql_plan.follow(kb, today))
+
+    # the assumption step: the patient with the assumed facts, evaluated a second time. Its
+    # document is today's input columns, except where flatten() filled a value in (those are
+    # read from the table again) and the assumed facts
+    assumable = sql_plan.assumed_field_columns(kb)
+    def assumed_document(c: str) -> exp.Expression:
+        document = q(f"document.{c}") if c in FILLED_IN else q(facts.col(c))
+        return sql_plan.assumed_value(kb, today, assumable[c], document) if c in assumable else document
+
+    assumed_inputs = engine_inputs(assumed_document)
+    pipe.add("assumed_patients", {assumed.input(c): e for c, e in assumed_inputs.items()}
+             | fill_checks(kb, assumed, {c: q(assumed.input(c)) for c in assumed_inputs})
+             | {"assumed__contradictory": sql_plan.contradicts(assumed_document)})
+    pipe.add("assumed_layer", evaluation(kb, assumed, assumed_needed, masked, sql_plan.mask_bits(kb, assumable=False)))
+    pipe.add("assumed_verdicts", verdicts(kb, assumed, assumed_options))
+    pipe.add("assumed_plan", sql_plan.follow(kb, assumed))
+    pipe.add("assumed_plan", sql_plan.conditional_leading(kb, today, assumed))
+    leading = case((sql_plan.needs_assumption(kb, today),
+                    case((and_(exp.Not(this=q("assumed__contradictory")), sql_plan.certain(assumed)),
+                          sql_plan.conditional(assumed)))),
+                   (sql_plan.certain(today), q(today.plan("lead"))))
+
+    out: list[tuple[str, exp.Expression]] = []
+    if id_column:
+        out.append(("id", q("id")))
+    grade = case(*[(eq(q("who_grade"), num(g)), lit(f"G{g}")) for g in (1, 2, 3)])
+    out += [("classification.who_grade", grade), ("classification.category", q("category")),
+            ("classification.frilling_type", q("frilling_type"))]
+    for cs in kb.criteria:
+        c = q(cs.id)
+        out.append((f"criteria.{cs.id}", case((c, lit("met")), (exp.Not(this=c.copy()), lit("not_met")),
+                                              default=lit("unknown"))))
+    out += [(f"options.{opt.id}.verdict", verdict_text(today, opt.id)) for opt in kb.options]
+    out.append(("plan.leading", leading))
+    return pipe.query(source, out)
+
+
+__all__ = ["create_view", "sql_table", "table_column", "view_query", "COLUMN_FIELDS"]

@@ -1,0 +1,252 @@
+"""Building blocks of the SQL view (:mod:`nelm.screen.sql`): sqlglot expression helpers, the
+names one evaluation gives its columns, and the chain of CTEs pruned to what is read.
+
+Every value is a sqlglot expression tree (rendered per dialect at the end), never a string
+with values pasted in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlglot import exp
+
+from ..patient import COLUMN_FIELDS
+
+
+TABLE = "nelm_table"   # the table's alias in the first CTE
+
+
+def q(name: str) -> exp.Column:
+    """A column, by its (quoted) name."""
+    return exp.column(name, quoted=True)
+
+
+def t(name: str) -> exp.Column:
+    """A column of the table itself (read only in the first CTE)."""
+    return exp.column(name, table=TABLE, quoted=True)
+
+
+def num(n: int) -> exp.Literal:
+    return exp.Literal.number(n)
+
+
+def lit(value: Any) -> exp.Expression:
+    """A literal of a knowledge-base value (an assumption's assumed value, an option id)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def paren(e: exp.Expression) -> exp.Paren:
+    return exp.Paren(this=e)
+
+
+def and_(*terms: exp.Expression) -> exp.Expression:
+    return paren(exp.and_(*terms)) if len(terms) > 1 else terms[0]
+
+
+def or_(*terms: exp.Expression) -> exp.Expression:
+    return paren(exp.or_(*terms)) if len(terms) > 1 else terms[0]
+
+
+def not_(e: exp.Expression) -> exp.Expression:
+    return paren(exp.Not(this=paren(e)))
+
+
+def is_null(e: exp.Expression) -> exp.Expression:
+    return paren(exp.Is(this=e, expression=exp.Null()))
+
+
+def not_null(e: exp.Expression) -> exp.Expression:
+    return not_(is_null(e))
+
+
+def eq(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return paren(exp.EQ(this=a, expression=b))
+
+
+def lt(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return paren(exp.LT(this=a, expression=b))
+
+
+def lte(a: exp.Expression, b: exp.Expression) -> exp.Expression:
+    return paren(exp.LTE(this=a, expression=b))
+
+
+def coalesce(*args: exp.Expression) -> exp.Expression:
+    return exp.func("COALESCE", *args) if len(args) > 1 else args[0]
+
+
+def least(*args: exp.Expression) -> exp.Expression:
+    """``LEAST`` of values that are never NULL (dialects differ on NULL arguments)."""
+    return exp.func("LEAST", *args) if len(args) > 1 else args[0]
+
+
+def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression | None = None) -> exp.Expression:
+    out = exp.Case()
+    for cond, then in whens:
+        out = out.when(cond, then)
+    return out.else_(default) if default is not None else out
+
+
+def known_true(e: exp.Expression) -> exp.Expression:
+    """Polars' ``fill_null(False)``: NULL counts as false."""
+    return coalesce(e, exp.false())
+
+
+def bit_or(terms: Iterable[exp.Expression]) -> exp.Expression:
+    """Bitwise OR of integer terms (0 for none)."""
+    terms = list(terms)
+    if not terms:
+        return num(0)
+    out = terms[0]
+    for t in terms[1:]:
+        out = exp.BitwiseOr(this=out, expression=t)
+    return paren(out)
+
+
+def has_bits(e: exp.Expression, bits: int) -> exp.Expression:
+    """Are any of ``bits`` set in the integer ``e``?"""
+    return paren(exp.NEQ(this=paren(exp.BitwiseAnd(this=e, expression=num(bits))), expression=num(0)))
+
+
+def reads(e: exp.Expression) -> set[str]:
+    """The column names an expression reads (other than the table's own, see :func:`t`)."""
+    return {c.name for c in e.find_all(exp.Column) if not c.table}
+
+
+# --------------------------------------------------------------------------- naming
+
+@dataclass(frozen=True)
+class World:
+    """The names one evaluation of the knowledge base gives its columns in the view.
+
+    The view evaluates the knowledge base three times: ``facts`` (the facts as entered:
+    classification, criteria), ``checks`` (unknown pre-treatment checks in their passing
+    value: rules, verdicts, today's plan) and ``assumed`` (the patient with the facts a
+    plan assumes filled in, and the checks passing: the conditional plan).
+    """
+
+    prefix: str                   # of its computed columns
+    input_prefix: str             # of its input columns ...
+    filled_prefix: str | None     # ... and of the checks' columns once filled (None: not filled)
+    checks: frozenset[str] = frozenset()   # the input columns of the pre-treatment checks
+
+    def col(self, column: str) -> str:
+        if column in COLUMN_FIELDS:
+            if self.filled_prefix is not None and column in self.checks:
+                return self.filled_prefix + column
+            return self.input_prefix + column
+        return self.prefix + column
+
+    def input(self, column: str) -> str:
+        """An input column before the checks are filled."""
+        return self.input_prefix + column
+
+    def mask(self, column: str) -> str:
+        """Which kinds of missing facts a computed column hangs on (a bit mask)."""
+        return f"{self.prefix}missing__{column}"
+
+    def first(self, option: str) -> str:
+        return f"{self.prefix}first__{option}"
+
+    def possible(self, option: str) -> str:
+        return f"{self.prefix}possible__{option}"
+
+    def verdict(self, option: str) -> str:
+        return f"{self.prefix}verdict__{option}"
+
+    def plan(self, name: str) -> str:
+        return f"{self.prefix}plan__{name}"
+
+
+# --------------------------------------------------------------------------- the chain of CTEs
+
+class Pipeline:
+    """Named columns, each an expression over the table's columns and other named columns,
+    laid out as a chain of CTEs.
+
+    Each column goes in the first CTE after everything it reads (so the chain is as short
+    as the longest chain of dependencies: Spark's analyzer resolves about one CTE per
+    iteration of a batch limited to 100), and a CTE carries forward only the columns
+    something later reads (PostgreSQL allows at most 1,664 columns in one select list, and
+    materializes every CTE). CTEs are named after the group of their first column.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, tuple[str, exp.Expression]] = {}
+
+    def add(self, group: str, columns: dict[str, exp.Expression]) -> None:
+        for name, e in columns.items():
+            if name in self.columns:
+                raise ValueError(f"column {name!r} defined twice")
+            self.columns[name] = (group, e)
+
+    def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
+              prune: int = 60) -> exp.Select:
+        """The ``SELECT`` of ``outputs`` over ``source`` with the CTEs before it. A CTE
+        reads its predecessor as ``*`` unless that would carry ``prune`` or more columns
+        nothing reads any more: then it names what it keeps."""
+        deps = {n: reads(e) for n, (_, e) in self.columns.items()}
+        needed: list[str] = []
+        seen: set[str] = set()
+        stack = sorted(set().union(*(reads(e) for _, e in outputs)))
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            needed.append(n)
+            if n in self.columns:
+                stack += sorted(deps[n])
+        level: dict[str, int] = {}
+
+        def level_of(n: str) -> int:   # 0: a column of the table
+            if n not in self.columns:
+                return 0
+            if n not in level:       # (recursion as deep as the chain of dependencies, a few dozen)
+                level[n] = 1 + max((level_of(d) for d in deps[n]), default=0)
+            return level[n]
+
+        for n in needed:
+            level_of(n)
+        depth = max(level.values(), default=0)
+        last_use = {n: depth + 1 for n in set().union(*(reads(e) for _, e in outputs))}
+        for n in needed:
+            if n in self.columns:
+                for d in deps[n]:
+                    last_use[d] = max(last_use.get(d, 0), level[n])
+        by_level: dict[int, list[str]] = {}
+        for n in self.columns:          # definition order within a CTE
+            if n in level:
+                by_level.setdefault(level[n], []).append(n)
+        ctes: list[tuple[str, exp.Select]] = []
+        names: dict[str, int] = {}
+        previous: exp.Expression = exp.alias_(source, TABLE, quoted=True)
+        available: set[str] | None = None     # the previous CTE's columns (None: the table's, not known)
+        for lv in range(1, depth + 1):
+            new = by_level.get(lv, [])
+            carried = {n for n, last in last_use.items() if level_of(n) < lv < last}
+            if lv > 1 and any(c.table for n in new for c in self.columns[n][1].find_all(exp.Column)):
+                raise ValueError(f"a column of level {lv} reads the table itself: {new}")
+            cols = [self.columns[n][1].as_(n, quoted=True) for n in new]
+            if available is not None and len(available - carried) < prune:
+                select = exp.select(exp.Star(), *cols)
+                available |= set(new)
+            else:
+                select = exp.select(*[q(c) for c in sorted(carried)], *cols)
+                available = carried | set(new)
+            group = self.columns[new[0]][0] if new else "step"
+            names[group] = names.get(group, 0) + 1
+            name = f"{group}_{names[group]}"
+            ctes.append((name, select.from_(previous.copy(), copy=False)))
+            previous = exp.to_table(name)
+        query = exp.select(*[e.as_(a, quoted=True) for a, e in outputs]).from_(previous, copy=False)
+        for name, cte in ctes:
+            query = query.with_(name, as_=cte, copy=False)   # (a copy per CTE would copy the whole view each time)
+        return query

@@ -1,0 +1,314 @@
+"""The plan's leading option in SQL: the stages of :mod:`nelm.screen.leading` as columns of
+the view (:mod:`nelm.screen.sql`), generated from ``pathways.yaml`` as the Polars
+expressions are.
+
+1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, preferred
+   before reasonable, then the step's order) and which pathway is followed. The Polars code
+   walks the pathways carrying a state; here the same walk is written in closed form
+   (:func:`walk`):
+   with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
+   ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
+   ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
+   ``jA`` when ``jA < jB``, else the first ``b_j`` up to ``s`` (the fallback), and the
+   pathways read while still unknown are the ``u_j`` with ``j < s``.
+2. **uncertainty**: which kinds of missing facts the leading option hangs on, as one bit
+   mask per computed column (``missing__<column>``: bit 0 a missing fact that is not a
+   pre-treatment check, bit 1 + i the i-th fact a plan may assume), ORed along the
+   dependency graph exactly as :func:`nelm.knowledge.input_roots` walks it; then the
+   unknown pathways read before the one followed and the first-step candidates still
+   undetermined that could outrank the leading option (``nelm.plan._uncertain``).
+3. **outcome**: certain (no missing non-check fact) — the option followed leads; hanging
+   on facts a plan may assume — the assumption step; otherwise no leading option.
+4. **assumptions** (:func:`assumed_value`, :func:`contradicts`, :func:`conditional_leading`):
+   the facts to assume are filled in (only where missing and flagged), the assumed document
+   is checked against the patient model's consistency checks that read an assumable field
+   (:data:`CONTRADICTIONS`; a document the assumption makes contradictory gets no plan),
+   the knowledge base is evaluated a second time on it, and the conditional plan's first
+   step is rebuilt from today's verdicts ranked by the assumed ones; it leads when it
+   agrees with the assumed patient's own certain plan.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import sqlglot
+from sqlglot import exp
+
+from ..knowledge import KnowledgeBase, pathway_column, rule_column
+from ..knowledge.ruleset import VERDICTS
+from ..patient import COLUMN_FIELDS, SITE_COLUMNS, column_of
+from .leading import NOW, _options, _targets, assumable_fields
+from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
+                        lte, not_, not_null, num, or_, q)
+
+NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
+NOT_CHECK = 1   # bit 0 of a missing-facts mask
+
+# The patient model's consistency checks (model validators in nelm.patient) that read a
+# field a plan may assume, as SQL over the document's own values (engine column names;
+# ``extrahepatic_sites_any``: the sites list is not empty). They are Python code, not
+# knowledge-base data, so they are restated here; tests/screen/test_sql_plan.py checks each
+# against validate_patient for every combination of the values the validators read, and
+# fails when a validator reading an assumable field is not covered.
+CONTRADICTIONS: dict[str, tuple[str, ...]] = {
+    "Liver._resectable_agrees": (
+        "liver_resectable_fraction_percent IS NOT NULL AND liver_resectable IS NOT NULL"
+        " AND (liver_resectable_fraction_percent >= 100) <> liver_resectable",
+        "liver_pattern = 'disseminated' AND (liver_resectable OR liver_resectable_fraction_percent >= 100)",
+    ),
+    "Extrahepatic._consistent": (
+        "extrahepatic_present = FALSE AND extrahepatic_sites_any",
+        "extrahepatic_present = FALSE AND extrahepatic_peritoneal_carcinomatosis <> 'none'",
+        "extrahepatic_present = FALSE AND extrahepatic_symptomatic",
+    ),
+    "Patient._consistent": (
+        "functional_syndrome = 'none' AND functional_control IS NOT NULL",
+    ),
+}
+SITES_ANY = "extrahepatic_sites_any"
+
+
+def mask_bits(kb: KnowledgeBase, assumable: bool) -> Callable[[str], int]:
+    """The bits a missing field sets in a mask: bit 0 unless it is a pre-treatment check;
+    with ``assumable``, bit 1 + i for the i-th field a plan may assume."""
+    checks = {c.field for c in kb.checks}
+    fields = assumable_fields(kb) if assumable else []
+
+    def bits(field: str) -> int:
+        out = 0 if field in checks else NOT_CHECK
+        return out | sum(2 << i for i, f in enumerate(fields) if f == field)
+
+    return bits
+
+
+def mask_targets(kb: KnowledgeBase) -> list[str]:
+    """The computed columns whose masks the plan reads (pathway conditions, candidates' rules)."""
+    return _targets(kb)
+
+
+def mask_expr(kb: KnowledgeBase, w: World, column: str, bits: Callable[[str], int]) -> exp.Expression:
+    """``missing__<column>``: the OR over its roots that are NULL, of an input's own bits or
+    a computed root's mask (``input_roots``: a known computed value passes nothing on)."""
+    terms = []
+    for r in sorted(kb.roots[column]):
+        if r in COLUMN_FIELDS:
+            b = bits(COLUMN_FIELDS[r])
+            if b:
+                terms.append(case((is_null(q(w.col(r))), num(b)), default=num(0)))
+        else:
+            terms.append(case((is_null(q(w.col(r))), q(w.mask(r))), default=num(0)))
+    return bit_or(terms)
+
+
+def _now_steps(pw) -> list:
+    kinds = [s.when for s in pw.steps]
+    first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
+    if "now" in kinds[first_later:]:
+        raise NotImplementedError(f"pathway {pw.id}: a 'now' step after a later one")
+    return pw.steps[:first_later]
+
+
+def now_options(kb: KnowledgeBase) -> list[str]:
+    """The options some pathway's ``now`` steps name (the plan reads only their verdicts)."""
+    return list(dict.fromkeys(oid for pw in kb.pathways for step in _now_steps(pw) for oid, _ in _options(step)))
+
+
+def verdict_is(w: World, oid: str, verdict: str) -> exp.Expression:
+    """The option's verdict is ``verdict`` (its mask has that one bit); ``undetermined``: several."""
+    if verdict == "undetermined":
+        return not_(exp.In(this=q(w.possible(oid)), expressions=[num(1 << j) for j in range(len(VERDICTS))]))
+    return eq(q(w.possible(oid)), num(1 << VERDICTS.index(verdict)))
+
+
+def _applies(w: World, pw, i: int, step) -> exp.Expression:
+    return exp.true() if not step.if_ else known_true(q(w.col(pathway_column(pw.id, i))))
+
+
+def _in_step(w: World, pw, i: int, oid: str, cond: str | None, *, unknown: bool) -> exp.Expression:
+    """An option's own ``if`` in a step (unknown counts as ``unknown``)."""
+    if not cond:
+        return exp.true()
+    return coalesce(q(w.col(pathway_column(pw.id, i, oid))), exp.Boolean(this=unknown))
+
+
+def _pathway_lead(w: World, pw) -> tuple[exp.Expression, exp.Expression]:
+    """The option a pathway leads with today (NULL: none) and its rank (0 preferred, 1 reasonable)."""
+    leads, ranks = [], []
+    for i, step in enumerate(_now_steps(pw)):
+        applies = _applies(w, pw, i, step)
+        for rank, verdict in enumerate(NOW):
+            for oid, cond in _options(step):
+                ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
+                leads.append(case((ok, lit(oid))))
+                ranks.append(case((ok, num(rank))))
+    return coalesce(*leads), coalesce(*ranks)
+
+
+def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
+    """Stages 1-2 of the module docstring in world ``w``: ``plan__followed`` (index of the
+    pathway followed, NULL when none), ``plan__lead`` (its leading option) and
+    ``plan__missing`` (which kinds of missing facts could change it, a mask), with the
+    columns they are computed from. Reads ``w``'s rule, pathway, possible-verdict and mask
+    columns."""
+    pws = kb.pathways
+    if len(pws) >= NONE:
+        raise NotImplementedError(f"more than {NONE - 1} pathways")
+    P = w.plan  # noqa: N806 - the plan's column names in this world
+    cols: dict[str, exp.Expression] = {}
+    # 1. each pathway's option for today
+    for j, pw in enumerate(pws):
+        cols[P(f"lead{j}")], cols[P(f"rank{j}")] = _pathway_lead(w, pw)
+    cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
+                 [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P)
+    # the pathway followed for the option it offers (written out: one CTE fewer than reading P("result"))
+    result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
+    cols[P("lead")] = coalesce(*[case((eq(result, num(j)), q(P(f"lead{j}")))) for j in range(len(pws))])
+    cols[P("lead_rank")] = coalesce(*[case((eq(result, num(j)), q(P(f"rank{j}")))) for j in range(len(pws))])
+    unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
+
+    # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
+    opts = {o.id: o for o in kb.options}
+    candidates = list(dict.fromkeys(oid for pw in pws for oid, _ in _options(pw.steps[0])))
+    for oid in candidates:
+        opt = opts[oid]
+        conds = [q(w.col(rule_column(oid, r.id))) for r in opt.deciding]
+        # an unknown deciding rule read before the first that holds, or an unknown cap
+        terms = [case((and_(is_null(c), lt(num(i), q(w.first(oid)))), q(w.mask(rule_column(oid, r.id)))), default=num(0))
+                 for i, (r, c) in enumerate(zip(opt.deciding, conds))]
+        terms += [case((is_null(q(w.col(rule_column(oid, r.id)))), q(w.mask(rule_column(oid, r.id)))), default=num(0))
+                  for r in opt.caps]
+        cols[P(f"affects__{oid}")] = bit_or(terms)
+    # ... and where the leading option stands among the first step's candidates of each pathway
+    lead, lead_rank = q(P("lead")), q(P("lead_rank"))
+    for j, pw in enumerate(pws):
+        cands = _options(pw.steps[0])
+        in_step = [_in_step(w, pw, 0, oid, cond, unknown=True) for oid, cond in cands]
+        pos = coalesce(*[case((and_(eq(lead, lit(oid)), ok), num(p))) for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+        cols[P(f"lr{j}")] = case((not_null(pos), lead_rank), default=num(9))
+        cols[P(f"lp{j}")] = coalesce(pos.copy(), num(99))
+    fol = q(P("followed"))
+    terms = [case((and_(u, or_(is_null(fol), lt(num(k), fol))), q(w.mask(pathway_column(pw.id)))), default=num(0))
+             for k, (pw, u) in enumerate(zip(pws, unknown_before))]
+    for j, pw in enumerate(pws):
+        lr, lp = q(P(f"lr{j}")), q(P(f"lp{j}"))
+        for p, (oid, cond) in enumerate(_options(pw.steps[0])):
+            better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
+                           or_(lt(num(rank), lr), and_(eq(num(rank), lr), lt(num(p), lp))))
+                      for rank, v in enumerate(NOW)]
+            outranks = and_(known_true(eq(fol, num(j))), _in_step(w, pw, 0, oid, cond, unknown=True),
+                            verdict_is(w, oid, "undetermined"), or_(*better))
+            terms.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+    cols[P("missing")] = bit_or(terms)
+    return cols
+
+
+def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str]
+         ) -> dict[str, exp.Expression]:
+    """``nelm.plan.follow``'s walk through the pathways in closed form (module docstring):
+    ``pathways[j]`` is pathway j's condition (NULL: unknown), ``offers[j]`` whether it has an
+    option for today. Columns ``name("result")`` (the pathway followed because it offers an
+    option), ``name("followed")`` (that, else the fallback: the first that holds and offers
+    nothing, up to where the walk stops) and ``name("unknown<j>")`` (pathway j was read while
+    unknown), with the first-index columns they are computed from."""
+    holds = [known_true(p) for p in pathways]
+    unknown = [is_null(p.copy()) for p in pathways]
+
+    def first(conds: list[exp.Expression]) -> exp.Expression:
+        return least(*[case((c, num(j)), default=num(NONE)) for j, c in enumerate(conds)], num(NONE))
+
+    first_unknown = first(unknown)
+    cols = {
+        name("offering"): first([and_(h, o) for h, o in zip(holds, offers)]),            # holds and offers
+        name("stopping"): first([and_(h, not_(o), lt(first_unknown.copy(), num(j)))      # holds, offers nothing,
+                                 for j, (h, o) in enumerate(zip(holds, offers))]),       # after an unknown one
+        name("empty"): first([and_(h, not_(o)) for h, o in zip(holds, offers)]),        # holds, offers nothing
+    }
+    ja, jb, jf = q(name("offering")), q(name("stopping")), q(name("empty"))
+    stop = least(ja, jb)
+    cols[name("result")] = case((lt(ja, jb), ja))
+    cols[name("followed")] = coalesce(case((lt(ja, jb), ja)), case((and_(lt(jf, num(NONE)), lte(jf, stop)), jf)))
+    cols |= {name(f"unknown{j}"): and_(u, lt(num(j), stop)) for j, u in enumerate(unknown)}
+    return cols
+
+
+def certain(w: World) -> exp.Expression:
+    """Stage 3: a pathway is followed and no missing fact (checks aside) could change its lead."""
+    return and_(not_null(q(w.plan("followed"))), not_(has_bits(q(w.plan("missing")), NOT_CHECK)))
+
+
+def needs_assumption(kb: KnowledgeBase, w: World) -> exp.Expression:
+    """Stage 3: the plan hangs on a fact a plan may assume (and is not certain)."""
+    assumable = sum(2 << i for i in range(len(assumable_fields(kb))))
+    missing = q(w.plan("missing"))
+    return and_(has_bits(missing, assumable), or_(has_bits(missing, NOT_CHECK), is_null(q(w.plan("followed")))))
+
+
+def assumed_value(kb: KnowledgeBase, w: World, field: str, document: exp.Expression) -> exp.Expression:
+    """A field of the assumed document: its assumed value where the plan assumes it."""
+    i = assumable_fields(kb).index(field)
+    value = next(a.assumed for a in kb.assumptions if a.field == field)
+    return case((has_bits(q(w.plan("missing")), 2 << i), lit(value)), default=document)
+
+
+def contradicts(document: Callable[[str], exp.Expression]) -> exp.Expression:
+    """Does the assumed document fail one of :data:`CONTRADICTIONS`? ``document`` gives the
+    expression of a field's value by engine column name."""
+    sites_any = or_(*[document(c) for c in SITE_COLUMNS])
+
+    def value(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column):
+            return sites_any.copy() if node.name == SITES_ANY else document(node.name)
+        return node
+
+    conds = [known_true(exp.Paren(this=sqlglot.parse_one(sql, read="postgres").transform(value)))
+             for sqls in CONTRADICTIONS.values() for sql in sqls]
+    return or_(*conds)
+
+
+def contradiction_fields() -> set[str]:
+    """The document fields :data:`CONTRADICTIONS` read."""
+    out = set()
+    for sqls in CONTRADICTIONS.values():
+        for sql in sqls:
+            for c in sqlglot.parse_one(sql, read="postgres").find_all(exp.Column):
+                out.add("extrahepatic.sites" if c.name == SITES_ANY else COLUMN_FIELDS[c.name])
+    return out
+
+
+def conditional_leading(kb: KnowledgeBase, today: World, alt: World) -> dict[str, exp.Expression]:
+    """Stage 4 (``leading.conditional_leading``): ``<alt>plan__conditional_lead``, the first
+    option of the assumed pathway's first ``now`` step with today's verdicts allowed (an
+    undetermined option that may still be preferred or reasonable counts), ranked by the
+    verdicts under the assumptions. It leads when the assumed patient's own plan is certain
+    and leads with it too (:func:`conditional`)."""
+    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+    allowed = {oid: or_(*[verdict_is(today, oid, v) for v in NOW],
+                        and_(verdict_is(today, oid, "undetermined"), has_bits(q(today.possible(oid)), now_bits)))
+               for oid in now_options(kb)}
+    leads = []
+    for j, pw in enumerate(kb.pathways):
+        per_step = []
+        for i, step in enumerate(_now_steps(pw)):
+            applies = _applies(alt, pw, i, step)
+            options = [(oid, and_(applies, allowed[oid], _in_step(alt, pw, i, oid, cond, unknown=False)))
+                       for oid, cond in _options(step)]
+            # rank 0: preferred under the assumptions, 1: reasonable, 2: anything else
+            rank = {0: "preferred", 1: "reasonable"}
+            per_step.append(coalesce(*[case((and_(ok, verdict_is(alt, oid, rank[r]) if r in rank else
+                                                  not_(or_(verdict_is(alt, oid, "preferred"), verdict_is(alt, oid, "reasonable")))),
+                                             lit(oid)))
+                                       for r in (0, 1, 2) for oid, ok in options]))
+        leads.append(case((eq(q(alt.plan("followed")), num(j)), coalesce(*per_step))))
+    return {alt.plan("conditional_lead"): coalesce(*leads)}
+
+
+def conditional(alt: World) -> exp.Expression:
+    """The conditional plan's leading option when it agrees with the assumed patient's own
+    (NULL otherwise; read only where the assumed patient's plan is certain)."""
+    lead = q(alt.plan("conditional_lead"))
+    return case((eq(lead, q(alt.plan("lead"))), lead.copy()))
+
+
+def assumed_field_columns(kb: KnowledgeBase) -> dict[str, str]:
+    """Engine column -> field, for the fields a plan may assume."""
+    return {column_of(f): f for f in assumable_fields(kb)}
