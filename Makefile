@@ -17,14 +17,15 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages the tests use: chromium for the browser tests, poppler-utils
+# (and a Java runtime for the Spark test of the SQL view),
 # (pdftoppm) to render the PDF report, pango for WeasyPrint. Skipped when present. Waits up
 # to 10 minutes for another apt/dpkg process to release its lock instead of failing.
 system-deps:
-	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null || ! command -v java >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
 	    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-	    chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; \
+	    chromium poppler-utils libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core default-jre-headless >/dev/null; \
 	fi
 
 example: $(STAMP)
@@ -33,20 +34,26 @@ example: $(STAMP)
 run: example
 	$(BIN)/nelm serve --examples examples
 
-test: $(STAMP) system-deps
+# the tests also run the SQL view in Spark (pyspark, a large wheel): only for `make test`
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,spark]'
+	touch $(SPARK_STAMP)
+
+test: $(SPARK_STAMP) system-deps
 	$(BIN)/python -m pytest -q
 
 vignettes: $(STAMP)
 	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public ../shared/vignettes/public-v2
 
-# Every path against its goal (BENCHMARKS.md); BASELINE=<git revision> also measures the
-# source of that revision in the same run, for the ratios. Takes a few minutes.
 # wrk (Debian package) is the API benchmark's load generator; installed when missing
 bench-deps:
 	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null; }
 
+# Every path against its goal (BENCHMARKS.md); BASELINE=<git revision> also measures the
+# source of that revision in the same run, for the ratios. Takes a few minutes.
 bench: $(STAMP) bench-deps
 	$(BIN)/python benchmarks/run_all.py $(if $(BASELINE),--baseline $(BASELINE))
 
