@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages the tests use: chromium for the browser tests, poppler-utils
-# (and a Java runtime for the Spark test of the SQL view),
-# (pdftoppm) to render the PDF report, pango for WeasyPrint. Skipped when present. Waits up
+# (pdftoppm) to render the PDF report, pango for WeasyPrint, a Java runtime for the Spark
+# test of the SQL view. Skipped when present. Waits up
 # to 10 minutes for another apt/dpkg process to release its lock instead of failing.
 system-deps:
 	@if ! command -v chromium >/dev/null || ! command -v pdftoppm >/dev/null || ! command -v java >/dev/null; then \
