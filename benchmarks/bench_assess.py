@@ -66,7 +66,10 @@ def one_patient(repeat: int, executors: tuple[str, ...] = ("python", "polars")) 
     out: dict[str, dict] = {}
     names = {"python": "one-row Python", "polars": "one-row Polars executor", "source": "baseline source"}
     for executor in executors:
-        os.environ["NELM_EXECUTOR"] = executor
+        if executor == "source":  # a baseline checkout measured with its own default executor
+            os.environ.pop("NELM_EXECUTOR", None)
+        else:
+            os.environ["NELM_EXECUTOR"] = executor
         for label, pats in cases.items():
             n = repeat if executor == "python" else max(50, repeat // 5)
             out[f"{label} [{names[executor]}]"] = timed(_call(), pats, n)

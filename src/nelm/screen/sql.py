@@ -21,8 +21,9 @@ they compute:
   verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
   kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
   :mod:`nelm.screen.sql_plan`);
-- ``verdicts_…``: the verdict resolution of ``nelm.engine._verdict_stages`` — index of the
-  first rule certainly true, the bit mask of verdicts still possible (a rule whose
+- ``verdicts_…``: the engine's verdict resolution (``nelm.engine.resolve_verdict``; the
+  batch engine folds the same logic into Boolean columns) — index of the first rule
+  certainly true, the bit mask of verdicts still possible (a rule whose
   condition is NULL keeps its verdict possible), the caps (in closed form, see
   :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
 - ``plan_…``: ``plan.leading`` as :mod:`nelm.screen.leading` computes it — the pathway
@@ -231,7 +232,7 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
 
 
 def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expression]:
-    """Each option's possible verdicts in world ``w`` (``nelm.engine._verdict_stages``), a
+    """Each option's possible verdicts in world ``w`` (``nelm.engine.resolve_verdict``), a
     bit mask (bit j: ``VERDICTS[j]``): the rules read in order, the first certainly true
     deciding (``first__<option>``: its index) — a rule keeps its verdict possible when its
     condition is not false and no earlier condition is true; ``otherwise`` when none is
