@@ -55,10 +55,11 @@ REVIEWED: dict[tuple[str, str, str], str] = {
 
 # ------------------------------------------------------------------ pip-audit
 
-def installed_requirements(root: str = "nelm", extras: frozenset[str] = frozenset({"test"})) -> list[str]:
+def installed_requirements(root: str = "nelm", extras: frozenset[str] = frozenset({"test", "spark"})) -> list[str]:
     """``name==version`` for every installed distribution nelm (with ``extras``) depends on, transitively.
 
-    These are exactly the releases `make test` / `pip install -e .[test]` put in .venv,
+    These are exactly the releases `make test` / `pip install -e .[test,spark]` put in .venv
+    (an extra that is not installed is skipped),
     without the venv's own seed packages, which nelm does not use.
     """
     from packaging.requirements import Requirement
