@@ -177,6 +177,7 @@ def _lines(p): return len({t["therapy"] for t in (p.get("prior_therapies") or []
 def _ki67(p): return (p.get("pathology") or {}).get("ki67_percent")
 
 
+DIGESTIVE = ("pancreas", "duodenum", "stomach", "jejunum_ileum", "appendix", "colon", "rectum")
 TRIALS = {
     "netter1_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and _net12(c) and _prog(p) and _site(p) in ("jejunum_ileum", "appendix"),
     "netter2_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and c["category"] == "NET" and _ki67(p) is not None
@@ -187,7 +188,8 @@ TRIALS = {
     "e2211_pfs": lambda p, c: _site(p) == "pancreas" and _net12(c) and _prog(p),
     "cabinet_pancreatic_pfs": lambda p, c: c["category"] == "NET" and _prog(p) and _lines(p) >= 1,
     "cabinet_extrapancreatic_pfs": lambda p, c: c["category"] == "NET" and _prog(p) and _lines(p) >= 1,
-    "nordic_nec_os": lambda p, c: c["category"] == "NEC",
+    "nordic_nec2_nec_os": lambda p, c: c["category"] == "NEC" and _site(p) in DIGESTIVE,
+    "nordic_nec2_netg3_os": lambda p, c: c["category"] == "NET" and c["who_grade"] == "G3" and _site(p) in DIGESTIVE,
     "clarinet_pfs": lambda p, c: p.get("sstr_imaging") == "positive" and p.get("functional_syndrome") == "none"
                     and _ki67(p) is not None and _ki67(p) < 10,
 }
