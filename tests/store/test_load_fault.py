@@ -37,6 +37,7 @@ class Burst:
     acked: dict[str, str] = field(default_factory=dict)  # case id -> the patient label sent
     refused: list[str] = field(default_factory=list)     # any answer but 201, while the server was up
     cut: int = 0                                          # requests the kill cut off
+    in_flight: int = 0                                    # requests sent and not yet answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -46,13 +47,17 @@ def _client(url: str, k: int, burst: Burst, stop: threading.Event) -> None:
             if stop.is_set():
                 return
             label = f"load-{url.rsplit(':', 1)[-1].strip('/')}-{k}-{n}"
+            with burst.lock:
+                burst.in_flight += 1
             try:
                 r = http.post("api/v1/assessments", json=patient_dict(id=label))
-            except httpx.HTTPError:
+            except (httpx.HTTPError, OSError):
                 with burst.lock:
+                    burst.in_flight -= 1
                     burst.cut += 1
                 return  # the server is gone
             with burst.lock:
+                burst.in_flight -= 1
                 if r.status_code == 201:
                     burst.acked[r.json()["id"]] = label
                 else:
@@ -81,6 +86,9 @@ def _burst(url: str, burst: Burst, seconds: float, *, kill=None) -> None:
             break
         time.sleep(0.02)
     if kill is not None:
+        # kill while requests are in flight (a fast server may answer between two polls)
+        while time.monotonic() - started < CAP and burst.in_flight < CLIENTS // 2 and any(t.is_alive() for t in threads):
+            time.sleep(0.001)
         kill()
     stop.set()
     for t in threads:
