@@ -329,6 +329,17 @@ class _Reader:
         return next(((c, table[(c.system or "", c.code or "")]) for c in self._codings(concept)
                      if (c.system or "", c.code or "") in table), None)
 
+    def _known(self, name: str, concept: Any, table: dict[tuple[str, str], Any], *dates: Any) -> tuple[Any, Source] | None:
+        """The table's rule for a resource's code, and where the reading comes from (the first
+        of ``dates`` given); an unknown code is listed as unread (None)."""
+        hit = self._first_known(concept, table)
+        if hit is None:
+            self._unknown_code(name, concept)
+            return None
+        coding, rule = hit
+        date = next((d for d in map(_date_of, dates) if d), None)
+        return rule, Source(name, self._code_text(coding), date)
+
     def _unknown_code(self, name: str, concept: Any, element: str = "") -> None:
         codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
         text = getattr(concept, "text", None) if concept is not None else None
@@ -340,13 +351,11 @@ class _Reader:
         if o.status not in OBSERVATION_FINAL:
             self.unread.append(Unread(name, f"status {o.status!r}: only final, amended or corrected results are read"))
             return
-        hit = self._first_known(o.code, self.m.observations)
-        if hit is None:
-            self._unknown_code(name, o.code)
+        known = self._known(name, o.code, self.m.observations,
+                            o.effectiveDateTime, getattr(o.effectivePeriod, "start", None), o.issued)
+        if known is None:
             return
-        coding, rule = hit
-        date = _date_of(o.effectiveDateTime) or _date_of(getattr(o.effectivePeriod, "start", None)) or _date_of(o.issued)
-        source = Source(name, self._code_text(coding), date)
+        rule, source = known
         q = o.valueQuantity
         if rule.value == "integer":
             raw = o.valueInteger if o.valueInteger is not None else (_number(q.value) if q is not None and not q.unit
@@ -385,13 +394,12 @@ class _Reader:
         if status & {"refuted", "entered-in-error"}:
             self.unread.append(Unread(name, f"verification status {', '.join(sorted(status))}: not a fact"))
             return
-        hit = self._first_known(c.code, self.m.conditions)
-        if hit is None:
-            self._unknown_code(name, c.code)
+        known = self._known(name, c.code, self.m.conditions,
+                            c.onsetDateTime, getattr(c.onsetPeriod, "start", None), c.recordedDate)
+        if known is None:
             return
-        coding, rule = hit
-        date = _date_of(c.onsetDateTime) or _date_of(getattr(c.onsetPeriod, "start", None)) or _date_of(c.recordedDate)
-        source = Source(name, self._code_text(coding), date)
+        rule, source = known
+        date = source.date
         if not rule.sets and rule.add_site is None:
             self.readings.append(Reading(None, rule.label, source, "recognised; sets no field"))
         for dotted, value in rule.sets.items():
