@@ -29,12 +29,6 @@ from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 KNOWLEDGE_DIR = Path(__file__).parent
 
 
-def _dtype(kind: str) -> Any:
-    import polars as pl
-
-    return {"float": pl.Float64, "bool": pl.Boolean, "str": pl.String}[kind]
-
-
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first validation: a cached knowledge base never validates
 
@@ -176,7 +170,7 @@ class KnowledgeBase:
             import polars as pl
 
             got = [pl.coalesce(pl.col(col), pl.sql_expr(sql).cast(column_dtype(col))).alias(col)
-                   for col, sql, kind in self.assume_sql]
+                   for col, sql, _kind in self.assume_sql]
             _EXPRS[("assume", self.sha256, self.guideline)] = got
         return got
 
