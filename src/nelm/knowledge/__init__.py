@@ -277,6 +277,11 @@ def rule_column(option_id: str, rule_id: str) -> str:
     return f"rule__{option_id}__{rule_id}"
 
 
+def assumption_column(index: int) -> str:
+    """The column saying whether the index-th plan assumption (pathways.yaml) is for this patient."""
+    return f"assumption__{index}"
+
+
 def pathway_column(pathway_id: str, step: int | None = None, option_id: str | None = None) -> str:
     return "pathway__" + "__".join(str(p) for p in (pathway_id, step, option_id) if p is not None)
 
@@ -347,6 +352,10 @@ def _load(guideline: str | None) -> KnowledgeBase:
             for o in step.options:
                 if isinstance(o, StepOption) and o.if_:
                     nodes.append(_compile(pathway_column(pw.id, i, o.id), o.if_, f"pathway {pw.id} step {i + 1} {o.id}"))
+
+    for i, a in enumerate(plans.assumptions):
+        if a.when:
+            nodes.append(_compile(assumption_column(i), a.when, f"assumption {a.field}"))
 
     inputs = set(COLUMN_TYPES)
     batches = _levels(nodes, inputs)

@@ -57,7 +57,7 @@ import sqlglot
 from sqlglot import exp
 
 from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
-from ..knowledge.ruleset import VERDICTS
+from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
 from . import sql_plan
 from .columns import CLASSIFICATION
@@ -273,7 +273,7 @@ def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expres
 
 def verdict_text(w: World, option: str) -> exp.Expression:
     """The verdict: the only possible one, else ``undetermined``."""
-    return case(*[(eq(q(w.possible(option)), num(1 << j)), lit(v)) for j, v in enumerate(VERDICTS)],
+    return case(*[(eq(q(w.possible(option)), num(m)), lit(v)) for m, v in MASK_VERDICTS.items()],
                 default=lit("undetermined"))
 
 

@@ -35,7 +35,7 @@ import sqlglot
 from sqlglot import exp
 
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
-from ..knowledge.ruleset import VERDICTS
+from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, SITE_COLUMNS, column_of
 from .leading import NOW, _options, _targets, assumable_fields
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
@@ -115,9 +115,10 @@ def now_options(kb: KnowledgeBase) -> list[str]:
 
 def verdict_is(w: World, oid: str, verdict: str) -> exp.Expression:
     """The option's verdict is ``verdict`` (its mask has that one bit); ``undetermined``: several."""
+    masks = [m for m, v in MASK_VERDICTS.items() if v == verdict]
     if verdict == "undetermined":
-        return not_(exp.In(this=q(w.possible(oid)), expressions=[num(1 << j) for j in range(len(VERDICTS))]))
-    return eq(q(w.possible(oid)), num(1 << VERDICTS.index(verdict)))
+        return not_(exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in MASK_VERDICTS]))
+    return exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in masks])
 
 
 def _applies(w: World, pw, i: int, step) -> exp.Expression:
