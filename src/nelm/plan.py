@@ -31,7 +31,7 @@ from typing import Any, Callable
 from .engine import Evaluation, strongest_level
 from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column
 from .knowledge.ruleset import OPTION_LABELS
-from .patient import InvalidPatient, Patient, validate_patient
+from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -249,6 +249,18 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     leading = options[lead_id] if lead_id else None
     if leading and leading["verdict"] == "undetermined":
         fields |= affects.get(lead_id, set())
+    if lead_id is None:
+        # nothing offered today: any pathway not ruled out whose first-step candidate may still
+        # become preferred or reasonable could give the plan a lead
+        for other in kb.pathways:
+            if ev.verdicts[pathway_column(other.id)] is False:
+                continue
+            for oid, cond in _option_ids(other.steps[0]):
+                o = options[oid]
+                if cond and ev.verdicts[pathway_column(other.id, 0, oid)] is False:
+                    continue
+                if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
+                    fields |= affects.get(oid, set())
     if pw is not None:
         # a first-step candidate that could still outrank the leading one (or lead where none does)
         # (an option the step's own condition leaves out cannot lead)
@@ -264,8 +276,17 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                 continue
             if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
                 fields |= affects.get(oid, set())
-    checks = {c.field for c in kb.checks}
-    return fields - checks, (leading or {}).get("conditions", [])
+    # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
+    # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
+    # function is known to be impaired) stays a missing fact like any other
+    row = ev.verdicts
+    filled = {c.field for c in kb.checks if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(c.field, ()))}
+    return fields - filled, (leading or {}).get("conditions", [])
+
+
+_FIELD_COLUMNS: dict[str, list[str]] = {}
+for _col, _field in COLUMN_FIELDS.items():
+    _FIELD_COLUMNS.setdefault(_field, []).append(_col)
 
 
 # --------------------------------------------------------------------------- the planner
@@ -280,7 +301,7 @@ class _Planner:
         self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
-        self.assumable = [(i, a) for i, a in enumerate(kb.assumptions) if a.field not in {c.field for c in kb.checks}]
+        self.assumable = list(enumerate(kb.assumptions))
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
@@ -294,11 +315,16 @@ class _Planner:
                 self._states[key] = (ev, a, {o["id"]: o for o in a["options"]})
         return self._states[key]
 
-    def assumption_for(self, field: str, row: dict[str, Any]) -> Any | None:
-        for i, a in self.assumable:
-            if a.field == field and (not a.when or row.get(assumption_column(i)) is True):
-                return a
-        return None
+    def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
+        """The assumption records for a field that fit this patient, in the knowledge base's order."""
+        return [a for i, a in self.assumable if a.field == field and (not a.when or row.get(assumption_column(i)) is True)]
+
+    def restaging_decides(self, values: dict[str, Any]) -> bool:
+        """A therapy still given with its outcome unrecorded takes the outcome of the next
+        restaging (nelm.patient.worst_outcome): the course decides it while unknown."""
+        return ("course.status" not in values and not self.known("course.status")
+                and any(r.get("outcome") is None and r.get("ongoing") is True
+                        for r in self.base.get("prior_therapies") or []))
 
     def known(self, dotted: str) -> bool:
         node: Any = self.base
@@ -326,31 +352,35 @@ class _Planner:
             ev, a, options = st
             pw, unknown, steps = follow(ev.verdicts, options, self.kb)
             blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+            if "prior_therapies" in blocking and self.restaging_decides(values):
+                blocking = blocking | {"course.status"}
             done = {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
                     "conditions": conditions, "state": st}
             if pw is not None and not blocking:
                 return done
-            new = [x for x in (self.assumption_for(f, ev.verdicts) for f in sorted(blocking))
-                   if x is not None and x.field not in values]
+            new = [xs for xs in (self.assumptions_for(f, ev.verdicts) for f in sorted(blocking) if f not in values) if xs]
             if not new:
                 return done
             trial = dict(values)
-            for x in new:
-                trial |= self.filled(x, x.assumed, x.also)
+            for xs in new:
+                trial |= self.filled(xs[0], xs[0].assumed, xs[0].also)
             nxt = self.state(trial)
             if nxt is None:
-                # together they contradict the record: assume them one at a time, keeping what fits
-                for x in new:
-                    one = self.state(values | self.filled(x, x.assumed, x.also))
-                    if one is not None:
-                        values = values | self.filled(x, x.assumed, x.also)
-                        assumed[x.field] = x
-                        nxt = one
+                # together they contradict the record: one fact at a time, each record that fits
+                # it in turn (the next record of a field when the first contradicts the record)
+                for xs in new:
+                    for x in xs:
+                        one = self.state(values | self.filled(x, x.assumed, x.also))
+                        if one is not None:
+                            values = values | self.filled(x, x.assumed, x.also)
+                            assumed[x.field] = x
+                            nxt = one
+                            break
                 if nxt is None:
                     return done
             else:
                 values = trial
-                assumed.update({x.field: x for x in new})
+                assumed.update({xs[0].field: xs[0] for xs in new})
             st = nxt
         ev, a, options = st
         pw, unknown, steps = follow(ev.verdicts, options, self.kb)
@@ -363,7 +393,7 @@ class _Planner:
         """The verdicts expected when each later kind of step comes (the working plan's
         facts, plus the event)."""
         given = [o for s in steps if s["when"] == "now" for o in s["options"][:1] + s.get("add_on", [])]
-        prior = list(self.base.get("prior_therapies") or [])
+        prior = list(_history(self.base.get("prior_therapies"), values.get("prior_therapies")) or [])
         out: dict[str, dict[str, Any]] = {}
         kinds = {s.when for s in pw.steps if s.when != "now"}
         events = {
@@ -405,7 +435,8 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         alt_lead = alt_steps[0]["options"][0] if alt_steps and alt_steps[0]["options"] else None
         if alt_steps and alt_lead == lead:
             continue
-        cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}"}
+        cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}",
+                "with": {f: v for f, v in a.also_if_not.items() if not planner.known(f)}}
         same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
         if same is not None:
             same["if"].append(cond)
@@ -491,16 +522,23 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
                   kb: KnowledgeBase) -> dict[str, Any]:
     """No treatment can be named without a diagnostic step first: the plan says which
     tests decide, and gives branches where the possibilities are few."""
-    blocking = sorted(work.get("blocking") or []) or _missing_defining(assessment)
     pw = work.get("pw")
+    blocking = sorted(work.get("blocking") or [])
+    if not blocking and pw is None and not work.get("invalid"):
+        # no pathway holds and none still unknown could offer anything today: the facts that
+        # decide which pathway applies are still what the board needs
+        ev = work["state"][0]
+        blocking = sorted(_fields(kb, [pathway_column(p.id) for p in kb.pathways
+                                       if ev.verdicts[pathway_column(p.id)] is None], ev.verdicts))
+    blocking = blocking or _missing_defining(assessment)
     plan = _plan("undetermined", pw, [], [], blocking)
     branches = []
-    # a fact with few values that defines the disease: the plan for each value
+    # a fact with few values that defines the disease: the plan for each value (the first such fact)
     for field, values in _FEW_VALUES.items():
-        if field not in blocking:
+        if field not in blocking or branches:
             continue
         for value in values:
-            alt = planner.settle(dict(work.get("values") or {}) | {field: value})
+            alt = planner.settle({field: value})
             if alt.get("invalid") or alt["pw"] is None or alt["blocking"]:
                 continue
             steps = _steps_for(planner, alt)
@@ -509,7 +547,6 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
             b = _branch(planner, alt, steps, lead, cond, kb)
             b.pop("_lead")
             branches.append(b)
-        break
     plan["branches"] = branches
     grouped: dict[str, list[str]] = {}
     for f in blocking:
@@ -520,8 +557,10 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
 
 
 # defining facts with few values, for the branches of an undetermined plan
-_FEW_VALUES = {"pathology.differentiation": ("well", "poor")}
-_VALUE_WORDS = {"well": "well differentiated (NET)", "poor": "poorly differentiated (NEC)"}
+_FEW_VALUES = {"pathology.differentiation": ("well", "poor"),
+               "primary.site": ("pancreas", "jejunum_ileum")}
+_VALUE_WORDS = {"well": "well differentiated (NET)", "poor": "poorly differentiated (NEC)",
+                "pancreas": "pancreatic primary", "jejunum_ileum": "small-intestinal primary"}
 
 
 def _missing_defining(assessment: dict[str, Any]) -> list[str]:
@@ -538,9 +577,23 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]]) -> dict
             "statement": cond["requirement"], "if_not": f"{_label(lead)} may be ruled out{nxt}.", "check": True}
 
 
+def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:
+    """The treatment history with the unrecorded outcome of each therapy no longer given
+    taken as ``outcome`` (an assumption of pathways.yaml on ``prior_therapies``); a therapy
+    still given takes its outcome from the course instead (nelm.patient.worst_outcome)."""
+    if records is None or not isinstance(outcome, str):
+        return records
+    return [r | {"outcome": outcome} if r.get("outcome") is None and r.get("ongoing") is not True else r
+            for r in records]
+
+
 def _with(data: dict[str, Any], values: dict[str, Any]) -> Patient | None:
-    """The patient document with ``values`` (dotted paths) filled in, if it is still valid."""
+    """The patient document with ``values`` (dotted paths) filled in, if it is still valid.
+    ``prior_therapies`` given as an outcome fills the history's unrecorded outcomes."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    if isinstance(values.get("prior_therapies"), str):
+        values = dict(values)
+        data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
     for dotted, value in values.items():
         node = data
         *parents, last = dotted.split(".")

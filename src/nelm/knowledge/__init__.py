@@ -412,8 +412,11 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
                     problems.append(f"pathway {pw.id} step {i + 1}: unknown option {oid!r}")
     for a in kb.assumptions:
         check(f"assumption {a.field}", a.sources)
-        if column_of(a.field) not in COLUMN_TYPES:
+        if a.field not in set(COLUMN_FIELDS.values()):
             problems.append(f"assumption {a.field!r}: not a patient field")
+        for f in [*a.also, *a.also_if_not]:
+            if f not in set(COLUMN_FIELDS.values()):
+                problems.append(f"assumption {a.field!r}: {f!r} (also) is not a patient field")
     if problems:
         raise ValueError("knowledge base inconsistent:\n  " + "\n  ".join(problems))
 

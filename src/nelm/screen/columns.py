@@ -15,7 +15,6 @@ import polars as pl
 
 from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
-from . import validate
 from .flat import engine_frame
 from .leading import leading
 

@@ -88,7 +88,9 @@ def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     :func:`nelm.knowledge.input_roots` walks the graph."""
     checks = {c.field for c in kb.checks}
     assumable = assumable_fields(kb)
-    wanted = {"n": lambda f: f not in checks, "a": lambda f: f in assumable}
+    # a check filled with its passing value is not null in the frame, so "n" counts only the
+    # checks left unknown (nelm.plan._blocking)
+    wanted = {"n": lambda f: True, "a": lambda f: f in assumable}
     wanted |= {f"a{i}": (lambda f, a=a: f == a) for i, a in enumerate(assumable)}
     kinds = [(name, wanted[name]) for name in _flag_names(kb, mode)]
     needed: set[str] = set()
@@ -251,6 +253,16 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
         terms = [pl.col(f"__unknown{k}") & (pl.col("__followed").is_null() | (pl.lit(k) < pl.col("__followed")))
                  & pl.col(f"__{flag}__{pathway_column(pw.id)}") for k, pw in enumerate(pws)]
         terms += [pl.col(name) & pl.col(f"__affects_{flag}__{oid}") for name, oid in outrank_cols]
+        # nothing offered today: a candidate of any pathway not ruled out that may still be
+        # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+        for pw in pws:
+            for oid, cond in _options(pw.steps[0]):
+                ok = pl.col(pathway_column(pw.id)).fill_null(True)
+                if cond:
+                    ok = ok & pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
+                several = (pl.col(f"possible__{oid}") & (pl.col(f"possible__{oid}") - 1)) != 0
+                terms.append(pl.col("__lead").is_null() & ok & several & (_possible(oid, "preferred") | _possible(oid, "reasonable"))
+                             & pl.col(f"__affects_{flag}__{oid}"))
         return pl.any_horizontal(terms)
 
     lf = lf.with_columns([hangs(f).alias("__fields" if f == "n" else f"__in{f[1:]}") for f in flags])
