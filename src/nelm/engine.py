@@ -624,6 +624,61 @@ def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
     return mask
 
 
+# --------------------------------------------------------------------------- the plan's view
+
+def plan_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
+    """What the planner reads of one evaluation (:mod:`nelm.plan`), without any text: each
+    option's verdict, the verdicts still possible, its unknown pre-treatment checks
+    (``conditions``, as :func:`assessment_from` lists them) and ``missing_data`` entries
+    with the options each missing fact affects, worked out as :func:`assessment_from`
+    does for options."""
+    row = ev.verdicts
+    roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None})
+    filled_mask: dict[str, int] = {}
+    filled_roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    checks = {c.field: c for c in kb.checks}
+    options = []
+    for opt in kb.options:
+        deciding, caps, _ = _rule_columns(opt)
+        verdict = row[f"verdict__{opt.id}"]
+        possible = possible_verdicts(row[f"possible__{opt.id}"])
+        several = len(possible) > 1
+        decided_by = None
+        mask = 0
+        for r, col in deciding:
+            cond = row[col]
+            if cond is False:
+                continue
+            if cond is None:
+                if several:
+                    mask |= filled_roots.mask(col)
+                continue
+            decided_by = r
+            break
+        if several:
+            for r, col in caps:
+                if row[col] is None:
+                    mask |= filled_roots.mask(col)
+        out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
+        if several:
+            out["possible_verdicts"] = possible
+        if verdict in ("preferred", "reasonable") or (several and ("preferred" in possible or "reasonable" in possible)):
+            conditions = _conditions(opt, ev, kb, checks, roots, decided_by)
+            if conditions:
+                out["conditions"] = conditions
+        if mask:
+            filled_mask[opt.id] = mask
+        options.append(out)
+    affects: dict[str, set[str]] = {}
+    for what, mask in filled_mask.items():
+        for f in fields_of_mask(mask):
+            affects.setdefault(f, set()).add(what)
+    for o in options:
+        for c in o.get("conditions", []):
+            affects.setdefault(c["field"], set()).add(o["id"])
+    return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
 # --------------------------------------------------------------------------- assessment
 
 def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brief: bool = False) -> dict[str, Any]:

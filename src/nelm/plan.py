@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .engine import Evaluation, strongest_level
-from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column
+from pydantic import ValidationError
+
+from .engine import Evaluation, evaluate, plan_view, strongest_level
+from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
+from .patient import COLUMN_FIELDS, Patient
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -305,14 +307,27 @@ class _Planner:
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
+        """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
+        verdicts, conditions, what each missing fact affects; no text)."""
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
             p = _with(self.base, values)
             if p is None:
                 self._states[key] = None
             else:
-                ev, a = self.reassess(p)
-                self._states[key] = (ev, a, {o["id"]: o for o in a["options"]})
+                ev = evaluate(p, self.kb)
+                view = plan_view(ev, self.kb)
+                self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
+        return self._states[key]
+
+    def full(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
+        if not values:
+            return self.today
+        key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            _, a = self.reassess(_with(self.base, values))
+            self._states[key] = {o["id"]: o for o in a["options"]}
         return self._states[key]
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
@@ -406,9 +421,30 @@ class _Planner:
             "if_symptoms_persist": {"symptomatic": True},
         }
         for kind in kinds:
-            st = self.state(values | events[kind]) or self.state(values)
-            out[kind] = st[2]
+            out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
         return out
+
+    def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+        """Each option's verdict and deciding rule with ``values`` filled in (what a later
+        step reads), without the assessment's reasons and missing data."""
+        key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            p = _with(self.base, values)
+            self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb), self.kb)
+        return self._states[key]
+
+
+def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """Options as the plan's later steps read them: verdict, and the rule that decided it
+    (the first deciding rule that certainly holds; none when ``otherwise`` decides)."""
+    row = ev.verdicts
+    out = {}
+    for opt in kb.options:
+        verdict = row[f"verdict__{opt.id}"]
+        rule = next((r.id for r in opt.deciding if row[rule_column(opt.id, r.id)] is True), None)
+        reasons = [] if verdict == "undetermined" else [{"kind": "decisive", "rule": rule}]
+        out[opt.id] = {"id": opt.id, "verdict": verdict, "reasons": reasons}
+    return out
 
 
 # options whose "progression on" is a recurrence after a procedure, not a line to exclude
@@ -462,10 +498,10 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
 def _steps_for(planner: _Planner, work: dict[str, Any]) -> list[dict[str, Any]]:
     """The settled plan's steps, later steps with the verdicts expected then; ``now``
     options show today's verdict (``expected_verdicts`` of a ``now`` step)."""
-    ev, _, options = work["state"]
+    ev = work["state"][0]
     pw = work["pw"]
     future = planner.future(work["values"], pw, work["steps"])
-    steps = build_steps(pw, ev.verdicts, options, planner.kb, future)
+    steps = build_steps(pw, ev.verdicts, planner.full(work["values"]), planner.kb, future)
     for s in steps:
         if s["when"] == "now":
             s["expected_verdicts"] = {oid: planner.today[oid]["verdict"] for oid in s["options"]}
@@ -603,8 +639,9 @@ def _with(data: dict[str, Any], values: dict[str, Any]) -> Patient | None:
             node = node[part]
         node[last] = value
     try:
-        return validate_patient(data)
-    except InvalidPatient:
+        # the document derives from one that passed the input gate: the model's own checks suffice
+        return Patient.model_validate(data)
+    except ValidationError:
         return None
 
 
