@@ -213,21 +213,42 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     database: Optional[str] = typer.Option(None, "--database", envvar="NELM_DATABASE_URL",
                                            help="SQLAlchemy URL; default the SQLite file in the user data directory"),
+    anchors: Optional[Path] = typer.Option(None, "--anchors", metavar="FILE",
+                                           help="the signed checkpoints to check the chains against (default: "
+                                                "NELM_ANCHORS, else anchors.jsonl beside the key)"),
+    key: Optional[Path] = typer.Option(None, "--key", metavar="FILE",
+                                       help="the Ed25519 key the checkpoints were signed with, public or private "
+                                            "PEM (default: NELM_ANCHOR_KEY, else anchor-key.pem in the user "
+                                            "config directory)"),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
 ) -> None:
-    """Re-compute the hash chains of the audit log and the case versions; change nothing.
+    """Re-compute the hash chains of the audit log and the case versions, check the cases table against them, and check both chains against the signed checkpoints; change nothing.
 
-    Prints each chain's row count and head hash (keep them elsewhere to pin the history down), or its first broken link: table, row id, expected and found hash.
+    Prints each chain's row count and head hash, or its first broken link: table, row id, expected and found hash; then what the signed checkpoints pin, or what they expose by name (forged append, rewrite, truncated tail, backdated head). A store from before the anchors (migration 0003_anchors) is checked without them.
 
-    Exit status: 0 both chains verified; 3 a chain is broken; 2 nothing to verify (no such database, not reachable, not a nelm case store, or one older than the hash chains).
+    Exit status: 0 both chains verified; 3 a chain is broken; 2 nothing to verify (no such database, not reachable, not a nelm case store, or one older than the hash chains, or no anchor key).
     """
     from .store import ChainUnavailable, default_database_url, display_url, verify_database
+    from .store import anchors as anchor_files
+    from .store.chain import AnchorCheck
 
     url = database or default_database_url(create=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        report = verify_database(url)
-    except ChainUnavailable as exc:
+        path = anchors or anchor_files.anchors_path()
+        if anchors is not None and not path.is_file():
+            raise ChainUnavailable(f"no anchors file at {path}")
+        check = None
+        # without a key there is nothing to check signatures with: said below, not a break
+        if anchors is not None or key is not None or anchor_files.key_path().is_file():
+            check = AnchorCheck(path, anchor_files.load_verify_key(key))
+        try:
+            report = verify_database(url, check)
+        except ChainUnavailable as exc:
+            if check is None or anchors is not None or "store_identity" not in str(exc):
+                raise
+            report = verify_database(url)  # a store from before the anchors
+    except (ChainUnavailable, anchor_files.AnchorError) as exc:
         err.print(f"nelm: cannot verify {display_url(url)}: {exc}", markup=False)
         raise typer.Exit(2)
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a database: say so, no traceback
@@ -238,6 +259,11 @@ def audit_verify(
         sys.stdout.write(json.dumps({"database": display_url(url)} | report.to_dict(), indent=2) + "\n")
     else:
         print(f"case store {display_url(url)}")
+        if report.anchors is None:
+            why = "no anchor key at " + str(anchor_files.key_path()) if check is None else "a store from before them"
+            print(f"NOTE not checked against signed anchors ({why})")
+        else:
+            print(f"anchors {report.anchors}")
         print("\n".join(report.lines()))
     raise typer.Exit(0 if report.ok else 3)
 

@@ -44,10 +44,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, cast, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, Table, Text, cast, func, inspect, insert, select, update
 from sqlalchemy.engine import make_url
 
-from .models import AuditEntry, CaseVersion, ChainHead
+from .models import AuditEntry, Case, CaseVersion, ChainHead, StoreIdentity
 
 GENESIS = "0" * 64
 ALLOW_ENV = "NELM_ALLOW_BROKEN_CHAIN"
@@ -200,7 +200,15 @@ class Break:
     why: str
 
     def describe(self) -> str:
+        if self.what in NAMED:
+            return f"{self.table} row {self.row_id}: {self.what}: {self.why} (expected {self.expected}, found {self.found})"
         return f"{self.table} row {self.row_id}: {self.what} expected {self.expected}, found {self.found} ({self.why})"
+
+
+# breaks found against the signed anchors or in the cases table, named by what happened
+FORGED, REWRITE, TRUNCATED, BACKDATED = "forged append", "rewrite", "truncated tail", "backdated head"
+BAD_ANCHOR, NO_ANCHORS, CASES = "bad anchor", "no anchors", "cases table"
+NAMED = frozenset({FORGED, REWRITE, TRUNCATED, BACKDATED, BAD_ANCHOR, NO_ANCHORS, CASES})
 
 
 @dataclass(frozen=True)
@@ -215,14 +223,19 @@ class TableReport:
 @dataclass(frozen=True)
 class ChainReport:
     tables: tuple[TableReport, ...] = field(default_factory=tuple)
+    # the cases table against the versions, and the chains against the signed anchors
+    extra: tuple[Break, ...] = ()
+    anchors: str | None = None  # the anchors file checked against (None: not checked)
+    anchored: tuple[str, ...] = ()  # what the anchors pinned, one line per table
+    notes: tuple[str, ...] = ()  # worth knowing, not a break (a checkpoint never committed)
 
     @property
     def ok(self) -> bool:
-        return all(t.broken is None for t in self.tables)
+        return all(t.broken is None for t in self.tables) and not self.extra
 
     @property
     def breaks(self) -> list[Break]:
-        return [t.broken for t in self.tables if t.broken is not None]
+        return [t.broken for t in self.tables if t.broken is not None] + list(self.extra)
 
     def lines(self) -> list[str]:
         out = []
@@ -231,14 +244,23 @@ class ChainReport:
                 out.append(f"OK {t.table}: {t.rows} rows, chain head {t.head_hash} (row {t.last_id})")
             else:
                 out.append(f"BROKEN {t.broken.describe()}; rows verified before it: {t.rows}")
+        out += [f"BROKEN {b.describe()}" for b in self.extra]
+        if self.anchors is not None:
+            out += [f"ANCHORED {a}" for a in self.anchored]
+        out += [f"NOTE {n}" for n in self.notes]
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        def brk(b: Break) -> dict[str, Any]:
+            return {"table": b.table, "row_id": b.row_id, "what": b.what, "expected": b.expected,
+                    "found": b.found, "why": b.why}
+
         return {"ok": self.ok, "tables": [
             {"table": t.table, "rows": t.rows, "last_id": t.last_id, "head_hash": t.head_hash,
              "broken": None if t.broken is None else {"row_id": t.broken.row_id, "what": t.broken.what,
                                                       "expected": t.broken.expected, "found": t.broken.found}}
-            for t in self.tables]}
+            for t in self.tables], "breaks": [brk(b) for b in self.extra], "anchors": self.anchors,
+            "anchored": list(self.anchored), "notes": list(self.notes)}
 
 
 class ChainUnavailable(RuntimeError):
@@ -255,6 +277,19 @@ class BrokenChain(RuntimeError):
             f"the case store's hash chain is broken: {first.describe()}. It was changed outside nelm; "
             "run `nelm audit verify` for the report and restore it from a backup, or, to start anyway "
             f"(for instance to export what is left), pass --allow-broken-chain or set {ALLOW_ENV}=1")
+
+
+class UnverifiableChain(BrokenChain):
+    """The store refuses to open because its chains cannot be verified (chain columns
+    missing, an unexpected migration stamp, its anchors missing or not its own)."""
+
+    def __init__(self, problem: str, problems: list[str]):
+        self.report = ChainReport()
+        self.problems = problems or [problem]
+        RuntimeError.__init__(
+            self, f"the case store's hash chain cannot be verified: {problem}. Run `nelm audit verify` for the "
+            "report and restore the store (or the anchors file) from a backup, or, to start anyway, pass "
+            f"--allow-broken-chain or set {ALLOW_ENV}=1")
 
 
 def allowed_by_env() -> bool:
@@ -301,27 +336,186 @@ def _verify_table(connection: Connection, table: str) -> TableReport:
     return report()
 
 
-def verify(engine: Engine | Connection) -> ChainReport:
-    """Re-compute both chains from the stored rows; the first broken link of each.
+@dataclass(frozen=True)
+class AnchorCheck:
+    """What to verify the chains against: the anchors file and the public key."""
+
+    path: Path
+    public: Any  # an Ed25519PublicKey
+
+
+def verify(engine: Engine | Connection, anchors: AnchorCheck | None = None) -> ChainReport:
+    """Re-compute both chains from the stored rows; the first broken link of each; the
+    cases table against the versions; with ``anchors``, the chains against the signed
+    checkpoints (see :mod:`.anchors`).
 
     Read-only, and safe while the store is in use: rows appended during the check are
     verified too or not at all, never reported as a break.
     """
     if isinstance(engine, Connection):
-        return _verify(engine)
+        return _verify(engine, anchors)
     with engine.connect() as connection:
-        return _verify(connection)
+        return _verify(connection, anchors)
 
 
-def _verify(connection: Connection) -> ChainReport:
+def store_id(connection: Connection) -> str | None:
+    """The store's id (migration 0003_anchors), None when it has none."""
+    if "store_identity" not in inspect(connection).get_table_names():
+        return None
+    ids = connection.execute(select(StoreIdentity.__table__.c.id)).scalars().all()  # type: ignore[attr-defined]
+    if len(ids) != 1:
+        raise ChainUnavailable(f"the store_identity table holds {len(ids)} rows, not one: it was edited by hand")
+    return str(ids[0])
+
+
+def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> ChainReport:
+    from . import anchors as anchor_file
+
     names = set(inspect(connection).get_table_names())
     if not {"case_versions", "audit_log", "chain_heads"} <= names:
         raise ChainUnavailable("the database has no hash-chained case store tables "
                                "(not a nelm case store, or one not yet upgraded: start `nelm serve` once)")
-    return ChainReport(tuple(_verify_table(connection, t) for t in CHAINED))
+    for table in CHAINED:
+        have = {c["name"] for c in inspect(connection).get_columns(table)}
+        missing = [c for c in (*CONTENT[table], "prev_hash", "row_hash") if c not in have]
+        if missing:
+            raise ChainUnavailable(f"the {table} table has no {', '.join(missing)} column: the chain columns "
+                                   "were removed, so the chain cannot be verified")
+    before = None
+    sid = None
+    if anchors is not None:
+        sid = store_id(connection)
+        if sid is None:
+            raise ChainUnavailable("the store has no store_identity table (migration 0003_anchors): "
+                                   "it cannot be matched to its anchors")
+        before = anchor_file.read(anchors.path, anchors.public)
+        heads = {r.name: (r.last_id, r.last_hash) for r in connection.execute(select(_HEADS))}
+    tables = tuple(_verify_table(connection, t) for t in CHAINED)
+    extra = list(_verify_cases(connection)) if "cases" in names else []
+    if anchors is None or before is None or sid is None:
+        return ChainReport(tables, tuple(extra))
+    after = anchor_file.read(anchors.path, anchors.public)
+    pinned, notes = [], []
+    for number, why in after.bad:
+        if number == max((n for n, _ in after.bad), default=0) and "unfinished" in why:
+            notes.append(f"anchors line {number}: {why}")
+        else:
+            extra.append(Break("anchors", number, BAD_ANCHOR, "a line signed with the anchor key", "another line",
+                               f"line {number} of {anchors.path}: {why}"))
+    mine_before = before.of_store(sid)
+    mine_after = after.of_store(sid)
+    rows = sum(t.rows for t in tables)
+    if not mine_after:
+        if rows:
+            extra.append(Break("anchors", 0, NO_ANCHORS, f"checkpoints of store {sid}", "none",
+                               f"{anchors.path} holds no checkpoint of this store although it has {rows} chained "
+                               "rows: the wrong anchors file or key, or the store was replaced"))
+    else:
+        for table in CHAINED:
+            b, p, n = _verify_anchored_table(connection, table, mine_before, mine_after, heads.get(table))
+            extra += b
+            pinned.append(p)
+            notes += n
+        notes += [f"anchors line {ln.number}: started over a failed check at {ln.at}: {ln.note}"
+                  for ln in mine_after if ln.kind == "override"]
+    return ChainReport(tables, tuple(extra), anchors=str(anchors.path), anchored=tuple(pinned), notes=tuple(notes))
 
 
-def verify_database(url: str) -> ChainReport:
+def _verify_anchored_table(connection: Connection, table: str, before: list[Any], after: list[Any],
+                           head: tuple[int, str] | None) -> tuple[list[Break], str, list[str]]:
+    """One table against the signed lines of its store: ``before`` read before the rows,
+    ``after`` after them (a row committed during the check has its checkpoint in
+    ``after``: checkpoints are written before the commit)."""
+    target = _TABLES[table]
+    claims: dict[int, tuple[str, Any]] = {}  # row id -> (hash, line): the last signed for it
+    for ln in after:
+        if table in ln.heads and ln.kind != "override":
+            i, h = ln.heads[table]
+            claims[i] = (h, ln)
+    confirmed: dict[int, tuple[str, Any]] = {}  # committed before the rows were read
+    for ln in before:
+        if table in ln.heads and ln.kind in ("confirm", "adopt"):
+            i, h = ln.heads[table]
+            confirmed[i] = (h, ln)
+    breaks: list[Break] = []
+    ids: set[int] = set()
+    last_id, last_hash, last_id_seen = 0, GENESIS, 0
+    rewritten = None
+    while True:
+        page = connection.execute(select(target.c.id, target.c.row_hash).where(target.c.id > last_id_seen)
+                                  .order_by(target.c.id).limit(_PAGE * 10)).all()
+        for row_id, h in page:
+            ids.add(row_id)
+            claim = claims.get(row_id)
+            if rewritten is None and claim is not None and claim[0] != h:
+                rewritten = Break(table, row_id, REWRITE, claim[0], str(h),
+                                  f"the row differs from the one signed at {claim[1].at} (anchors line "
+                                  f"{claim[1].number}): the chain was rewritten and re-hashed")
+            last_id, last_hash = row_id, h
+        if page:
+            last_id_seen = page[-1][0]
+        if len(page) < _PAGE * 10:
+            break
+    if rewritten is not None:
+        breaks.append(rewritten)
+    gone = sorted(i for i in confirmed if i not in ids)
+    if gone:
+        i = gone[-1]
+        h, ln = confirmed[i]
+        if i > last_id:
+            why = (f"row {i} was signed and committed at {ln.at} (anchors line {ln.number}) but the table ends at "
+                   f"row {last_id}: rows were cut off the end")
+        else:
+            why = f"row {gone[0]} was signed and committed at {ln.at} but is no longer stored: rows were removed"
+        breaks.append(Break(table, i, TRUNCATED, h, "no such row", why))
+    pinned = max((i for i, (h, _) in claims.items() if i <= last_id and i in ids), default=0)
+    if last_id and last_id not in claims:  # (a signed row with another hash is the rewrite above)
+        breaks.append(Break(table, last_id, FORGED, f"a signed checkpoint for row {last_id}", "none",
+                            f"rows after row {pinned} were never signed (the last stored row, {last_id}, is in no "
+                            "checkpoint): they were appended outside nelm"))
+    if head is not None and confirmed and not gone:  # (a cut tail moves the head back too: named above)
+        top = max(confirmed)
+        if head[0] < top:
+            breaks.append(Break(table, head[0], BACKDATED, f"row {top} or later", f"row {head[0]}",
+                                f"chain_heads records the chain's end at row {head[0]}, but row {top} was signed "
+                                f"and committed at {confirmed[top][1].at}: the head was moved back"))
+    notes = [f"{table} row {i}: checkpoint at anchors line {ln.number} ({ln.at}) was never committed "
+             "(a crash or a rolled-back write)"
+             for i, (h, ln) in sorted(claims.items()) if i > last_id and i not in confirmed
+             and not any(c.kind in ("confirm", "adopt") and c.heads.get(table) == (i, h) for c in after)]
+    latest = claims.get(last_id)
+    summary = (f"{table}: row {last_id} signed at {latest[1].at} (anchors line {latest[1].number})"
+               if latest is not None and latest[0] == last_hash else
+               f"{table}: {'no rows' if not last_id else f'signed up to row {pinned} only'}")
+    return breaks, summary, notes
+
+
+def _verify_cases(connection: Connection) -> list[Break]:
+    """The cases table (what the case list once came from; now the row writers lock)
+    against the chained versions: every case with versions has its row, every row has
+    versions, and each row's latest version is that of its versions. (Its label and
+    times are no longer read by anything the board sees: they come from the versions.)"""
+    cases = Case.__table__  # type: ignore[attr-defined]
+    versions = _TABLES["case_versions"]
+    derived: dict[str, int] = dict(connection.execute(  # type: ignore[arg-type]
+        select(versions.c.case_id, func.max(versions.c.version)).group_by(versions.c.case_id)).all())
+    out = []
+    stored = {r.id: r for r in connection.execute(select(cases.c.id, cases.c.latest_version))}
+    for case_id, n in derived.items():
+        row = stored.get(case_id)
+        if row is None:
+            out.append(Break("cases", n, CASES, f"a cases row for {case_id}", "none",
+                             f"case {case_id} has {n} chained versions but its cases row was deleted"))
+        elif row.latest_version != n:
+            out.append(Break("cases", n, CASES, f"latest_version {n}", f"latest_version {row.latest_version}",
+                             f"case {case_id}: the cases row was edited (its chained versions end at {n})"))
+    for case_id in stored.keys() - derived.keys():
+        out.append(Break("cases", 0, CASES, "at least one chained version", "none",
+                         f"case {case_id} has a cases row but no version: it was added by hand"))
+    return out[:20]
+
+
+def verify_database(url: str, anchors: AnchorCheck | None = None) -> ChainReport:
     """:func:`verify` on the database at ``url``, changing nothing (no migration runs,
     and a missing SQLite file is not created)."""
     from .db import make_engine
@@ -334,6 +528,6 @@ def verify_database(url: str) -> ChainReport:
             raise ChainUnavailable(f"no case store at {parsed.database}")
     engine = make_engine(url)
     try:
-        return verify(engine)
+        return verify(engine, anchors)
     finally:
         engine.dispose()
