@@ -162,11 +162,22 @@ def test_forged_append_of_a_board_decision_is_named(database_url):
     report = _verify(database_url)
     assert _named(report) == {("audit_log", chain.FORGED)}
     [brk] = report.breaks
-    assert brk.row_id == 7 and "appended outside nelm" in brk.why and "rows after row 6" in brk.why
+    assert brk.row_id == 7 and "appended outside nelm" in brk.why and "the last signed before it is row 6" in brk.why
     _refused_to_open(database_url, "audit_log row 7: forged append")
     r = _verify_cli("--database", database_url, "--anchors", str(anchors.anchors_path()))
     assert r.returncode == 3, r.stderr
     assert "BROKEN audit_log row 7: forged append" in r.stdout and "OK audit_log: 7 rows" in r.stdout
+    as_json = json.loads(_verify_cli("--database", database_url, "--format", "json").stdout)
+    assert [(b["table"], b["what"], b["row_id"]) for b in as_json["breaks"]] == [("audit_log", "forged append", 7)]
+
+    # served anyway, later writes are signed: they do not vouch for the forged row
+    store = CaseStore.open(database_url, allow_broken_chain=True)
+    try:
+        assert [d["rationale"] for _, d in store.decisions(ids[1])] == ["agreed", "forged"]
+        store.record("view", actor="local", case_id=ids[1], version=2)
+    finally:
+        store.close()
+    assert _named(_verify(database_url)) == {("audit_log", chain.FORGED)}
 
 
 def test_consistent_rewrite_and_rehash_is_named(database_url):

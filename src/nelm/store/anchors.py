@@ -241,7 +241,9 @@ def read(path: Path, public: Ed25519PublicKey) -> AnchorFile:
     in ``bad`` (edited, forged, signed with another key, or cut off by a crash: a last
     line without its newline)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)  # no line half-written by a writer holding LOCK_EX
+            data = f.read()
     except FileNotFoundError:
         return AnchorFile(path, (), ())
     except OSError as exc:

@@ -30,8 +30,11 @@ Chain format (version 1), for anyone re-computing it without this code:
   ends before its recorded head has lost rows at its end.
 
 A hash chain shows that stored rows were changed; it cannot stop someone who can write
-the database from rebuilding the whole chain. Keep the head hashes that ``nelm audit
-verify`` prints somewhere else (the board's minutes, a ticket) to pin the history down.
+the database from rebuilding the whole chain, appending correctly chained rows or cutting
+its end off. The signed checkpoints outside the database (:mod:`.anchors`) pin it down:
+:func:`verify` with an :class:`AnchorCheck` names such changes (forged append, rewrite,
+truncated tail, backdated head). It also checks the ``cases`` table against the versions
+(nothing the board sees is read from it any more, see :mod:`.repository`).
 """
 from __future__ import annotations
 
@@ -469,10 +472,19 @@ def _verify_anchored_table(connection: Connection, table: str, before: list[Any]
             why = f"row {gone[0]} was signed and committed at {ln.at} but is no longer stored: rows were removed"
         breaks.append(Break(table, i, TRUNCATED, h, "no such row", why))
     pinned = max((i for i, (h, _) in claims.items() if i <= last_id and i in ids), default=0)
-    if last_id and last_id not in claims:  # (a signed row with another hash is the rewrite above)
-        breaks.append(Break(table, last_id, FORGED, f"a signed checkpoint for row {last_id}", "none",
-                            f"rows after row {pinned} were never signed (the last stored row, {last_id}, is in no "
-                            "checkpoint): they were appended outside nelm"))
+    # Every write appends one row to each table it touches and signs it, so every row is
+    # signed, but those a store from before the anchors held when it was adopted (the
+    # chain vouches for them, up to the adopted row). A row never signed was added
+    # outside nelm, wherever it stands (and stays so after a start with
+    # --allow-broken-chain: later checkpoints do not vouch for it).
+    adopted = max((ln.heads[table][0] for ln in after if ln.kind == "adopt" and table in ln.heads), default=0)
+    unsigned = sorted(i for i in ids if i > adopted and i not in claims)
+    if unsigned:
+        first = unsigned[0]
+        breaks.append(Break(table, first, FORGED, f"a signed checkpoint for row {first}", "none",
+                            f"{len(unsigned)} row(s) never signed (row {first}"
+                            f"{f' to {unsigned[-1]}' if len(unsigned) > 1 else ''}; the last signed before it is "
+                            f"row {max((i for i in claims if i < first), default=0)}): appended outside nelm"))
     if head is not None and confirmed and not gone:  # (a cut tail moves the head back too: named above)
         top = max(confirmed)
         if head[0] < top:

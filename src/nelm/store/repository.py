@@ -2,8 +2,11 @@
 
 Callers pass plain JSON-able dicts (the validated patient document and its assessment)
 and get frozen records back, so nothing outside this module holds an ORM session.
-Versions and audit entries are appended to their hash chains (:mod:`.chain`); opening a
-store verifies both chains and refuses a broken one unless told otherwise.
+Versions and audit entries are appended to their hash chains (:mod:`.chain`) and every
+write is signed in the anchors file outside the database (:mod:`.anchors`); opening a
+store verifies both chains against those signatures and refuses a broken one, or one it
+cannot verify, unless told otherwise. What the board sees (the case list, latest
+versions, labels, decisions) is read from the chained rows only.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from alembic.runtime.migration import MigrationContext
@@ -157,7 +160,7 @@ class CaseStore:
 
     @classmethod
     def open(cls, url: str | None = None, *, run_migrations: bool = True,
-             allow_broken_chain: bool | None = None) -> CaseStore:
+             allow_broken_chain: bool | None = None, sinks: Sequence[anchors.AnchorSink] = ()) -> CaseStore:
         """Connect, check that the chains can be verified, migrate, and verify them
         against the signed anchors (:mod:`.anchors`).
 
@@ -168,20 +171,22 @@ class CaseStore:
         ``NELM_ALLOW_BROKEN_CHAIN=1``); allowed, it is logged, kept in ``chain_report``,
         and a signed *override* line records it in the anchors file. A migration never
         runs over a stamp that was moved back, so tampered rows are never re-chained
-        without that permission.
+        without that permission. ``sinks``: more places every signed line goes, besides
+        the anchors file (a remote write-once target; see :class:`~.anchors.AnchorSink`).
         """
         url = url or default_database_url()
         allowed = chain.allowed_by_env() if allow_broken_chain is None else allow_broken_chain
         engine = make_engine(url)
         try:
-            store = cls._open(engine, url, run_migrations=run_migrations, allowed=allowed)
+            store = cls._open(engine, url, run_migrations=run_migrations, allowed=allowed, sinks=sinks)
         except BaseException:
             engine.dispose()
             raise
         return store
 
     @classmethod
-    def _open(cls, engine: Engine, url: str, *, run_migrations: bool, allowed: bool) -> CaseStore:
+    def _open(cls, engine: Engine, url: str, *, run_migrations: bool, allowed: bool,
+              sinks: Sequence[anchors.AnchorSink]) -> CaseStore:
         key = anchors.load_signing_key()
         public = key.public_key()
         path = anchors.anchors_path()
@@ -197,7 +202,7 @@ class CaseStore:
         if sid is None:  # not migrated by request: nothing to anchor writes with
             raise UnverifiableChain("the store has no store_identity table (migration 0003_anchors): start it "
                                     "once with migrations to anchor it", [])
-        anchorer = anchors.Anchorer(key, sid, label, current_revision(engine) or "", [anchors.FileSink(path)])
+        anchorer = anchors.Anchorer(key, sid, label, current_revision(engine) or "", [anchors.FileSink(path), *sinks])
         check = chain.AnchorCheck(path, public)
         report = chain.verify(engine, check)
         if (not report.ok and {b.what for b in report.breaks} == {chain.NO_ANCHORS}
