@@ -207,6 +207,21 @@ def test_consistent_rewrite_and_rehash_is_named(database_url):
     assert any("started over a failed check" in n and "rewrite" in n for n in notes)
 
 
+def test_a_row_removed_from_the_middle_and_rechained_is_named(database_url):
+    _filled(database_url)
+
+    def remove(conn):
+        _lift_triggers(conn)
+        conn.exec_driver_sql("DELETE FROM audit_log WHERE id = 3")
+        _rechain(conn, "audit_log")
+
+    _tamper(database_url, remove)
+    assert _verify(database_url, anchored=False).ok
+    report = _verify(database_url)
+    assert _named(report) == {("audit_log", chain.REWRITE)}
+    assert any(b.row_id == 3 and "no longer stored" in b.why for b in report.breaks)
+
+
 def test_truncated_tail_with_moved_heads_is_named(database_url):
     _filled(database_url)
 

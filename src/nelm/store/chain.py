@@ -462,15 +462,18 @@ def _verify_anchored_table(connection: Connection, table: str, before: list[Any]
     if rewritten is not None:
         breaks.append(rewritten)
     gone = sorted(i for i in confirmed if i not in ids)
-    if gone:
-        i = gone[-1]
-        h, ln = confirmed[i]
-        if i > last_id:
-            why = (f"row {i} was signed and committed at {ln.at} (anchors line {ln.number}) but the table ends at "
-                   f"row {last_id}: rows were cut off the end")
-        else:
-            why = f"row {gone[0]} was signed and committed at {ln.at} but is no longer stored: rows were removed"
-        breaks.append(Break(table, i, TRUNCATED, h, "no such row", why))
+    removed = [i for i in gone if i < last_id]
+    if removed:  # from the middle, the rows after it re-chained: history rewritten
+        h, ln = confirmed[removed[0]]
+        breaks.append(Break(table, removed[0], REWRITE, h, "no such row",
+                            f"row {removed[0]} was signed and committed at {ln.at} (anchors line {ln.number}) but is "
+                            "no longer stored: rows were removed and the chain re-hashed"))
+    cut = [i for i in gone if i > last_id]
+    if cut:
+        h, ln = confirmed[cut[-1]]
+        breaks.append(Break(table, cut[-1], TRUNCATED, h, "no such row",
+                            f"row {cut[-1]} was signed and committed at {ln.at} (anchors line {ln.number}) but the "
+                            f"table ends at row {last_id}: rows were cut off the end"))
     pinned = max((i for i, (h, _) in claims.items() if i <= last_id and i in ids), default=0)
     # Every write appends one row to each table it touches and signs it, so every row is
     # signed, but those a store from before the anchors held when it was adopted (the
