@@ -447,3 +447,35 @@ def test_serve_refuses_a_moved_back_stamp(database_url, server_env):
     assert "the stamp was moved back" in r.stderr and "--allow-broken-chain" in r.stderr
     assert "Traceback" not in r.stderr
     assert os.environ["NELM_ANCHORS"] in r.stderr or "anchored at migration" in r.stderr
+
+
+def test_after_a_cases_rewrite_the_api_shows_the_chained_versions_and_edits_work(database_url, monkeypatch):
+    """The probe: a latest_version rewrite hid versions and every later edit failed with 500."""
+    import copy
+    import warnings
+    from pathlib import Path
+
+    from nelm.web import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    example = json.loads((Path(__file__).parents[2] / "examples" / "solitary_resectable.json").read_text())
+    api = "/api/v1/assessments"
+    with TestClient(create_app(database_url, allowed_hosts=["testserver"])) as client:
+        case = client.post(api, json=example).json()["id"]
+        assert client.put(f"{api}/{case}", json=copy.deepcopy(example) | {"ecog": 1}).status_code == 200
+    _tamper(database_url, lambda conn: conn.execute(sa.text("UPDATE cases SET latest_version = 1 WHERE id = :c"),
+                                                    {"c": case}))
+    with pytest.raises(BrokenChain, match="cases table"):
+        create_app(database_url, allowed_hosts=["testserver"])
+    monkeypatch.setenv(chain.ALLOW_ENV, "1")
+    with TestClient(create_app(database_url, allowed_hosts=["testserver"])) as client:
+        got = client.get(f"{api}/{case}")
+        assert got.status_code == 200 and got.json()["version"] == 2
+        assert [i["latest_version"] for i in client.get(api).json()["items"]] == [2]
+        r = client.put(f"{api}/{case}", json=copy.deepcopy(example) | {"ecog": 2}, headers={"If-Match": '"2"'})
+        assert r.status_code == 200, r.text
+        assert r.json()["version"] == 3
+        assert client.put(f"{api}/{case}", json=example, headers={"If-Match": '"2"'}).status_code == 412
