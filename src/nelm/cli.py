@@ -248,6 +248,11 @@ def audit_verify(
             if check is None or anchors is not None or "store_identity" not in str(exc):
                 raise
             report = verify_database(url)  # a store from before the anchors
+        if check is None and report.store is not None:
+            raise anchor_files.AnchorError(
+                f"the store is anchored (store {report.store}) but there is no anchor key at "
+                f"{anchor_files.key_path()} to check its signed checkpoints with: pass --key (the public key "
+                f"anchor-key.pub is enough) or set {anchor_files.KEY_ENV}")
     except (ChainUnavailable, anchor_files.AnchorError) as exc:
         err.print(f"nelm: cannot verify {display_url(url)}: {exc}", markup=False)
         raise typer.Exit(2)
@@ -260,8 +265,7 @@ def audit_verify(
     else:
         print(f"case store {display_url(url)}")
         if report.anchors is None:
-            why = "no anchor key at " + str(anchor_files.key_path()) if check is None else "a store from before them"
-            print(f"NOTE not checked against signed anchors ({why})")
+            print("NOTE not checked against signed anchors (a store from before them: start `nelm serve` once)")
         else:
             print(f"anchors {report.anchors}")
         print("\n".join(report.lines()))

@@ -231,6 +231,7 @@ class ChainReport:
     anchors: str | None = None  # the anchors file checked against (None: not checked)
     anchored: tuple[str, ...] = ()  # what the anchors pinned, one line per table
     notes: tuple[str, ...] = ()  # worth knowing, not a break (a checkpoint never committed)
+    store: str | None = None  # the store's id (None: a store from before the anchors)
 
     @property
     def ok(self) -> bool:
@@ -396,7 +397,7 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
     tables = tuple(_verify_table(connection, t) for t in CHAINED)
     extra = list(_verify_cases(connection)) if "cases" in names else []
     if anchors is None or before is None or sid is None:
-        return ChainReport(tables, tuple(extra))
+        return ChainReport(tables, tuple(extra), store=store_id(connection) if "store_identity" in names else None)
     after = anchor_file.read(anchors.path, anchors.public)
     pinned, notes = [], []
     for number, why in after.bad:
@@ -421,7 +422,8 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
             notes += n
         notes += [f"anchors line {ln.number}: started over a failed check at {ln.at}: {ln.note}"
                   for ln in mine_after if ln.kind == "override"]
-    return ChainReport(tables, tuple(extra), anchors=str(anchors.path), anchored=tuple(pinned), notes=tuple(notes))
+    return ChainReport(tables, tuple(extra), anchors=str(anchors.path), anchored=tuple(pinned), notes=tuple(notes),
+                       store=sid)
 
 
 def _verify_anchored_table(connection: Connection, table: str, before: list[Any], after: list[Any],
