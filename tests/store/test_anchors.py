@@ -479,3 +479,37 @@ def test_after_a_cases_rewrite_the_api_shows_the_chained_versions_and_edits_work
         assert r.status_code == 200, r.text
         assert r.json()["version"] == 3
         assert client.put(f"{api}/{case}", json=example, headers={"If-Match": '"2"'}).status_code == 412
+
+
+def test_a_checkpoint_whose_write_never_committed_is_a_note_not_a_break(store, monkeypatch):
+    """A crash (or a failed commit) between the signed checkpoint and the commit."""
+    v = store.create({"id": "x"}, _assessment(), actor="local")
+    real = anchors.Anchorer.write
+
+    def then_fail(self, kind, heads, note=None):
+        real(self, kind, heads, note)
+        if kind == "checkpoint":
+            raise RuntimeError("power cut before the commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(anchors.Anchorer, "write", then_fail)
+        with pytest.raises(RuntimeError, match="power cut"):
+            store.record("view", actor="local", case_id=v.case_id, version=1)
+    report = chain.verify(store.engine, _check())
+    assert report.ok, report.lines()
+    assert [n.split(":")[0] for n in report.notes] == ["audit_log row 2"] and "never committed" in report.notes[0]
+    store.record("view", actor="local", case_id=v.case_id, version=1)  # row 2 again, signed anew
+    report = chain.verify(store.engine, _check())
+    assert report.ok and report.notes == (), report.lines()
+
+
+def test_a_changed_store_identity_is_refused(database_url):
+    _filled(database_url)
+
+    def swap(conn):
+        _lift_triggers(conn)
+        conn.exec_driver_sql("UPDATE store_identity SET id = 'someone-else'")
+
+    _tamper(database_url, swap)
+    exc = _refused_to_open(database_url, "but the database there is store someone-else: it was replaced")
+    assert isinstance(exc, UnverifiableChain)
