@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, cast, func, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, Table, Text, cast, exists, func, inspect, insert, select, update
 from sqlalchemy.engine import make_url
 
 from .models import AuditEntry, Case, CaseVersion, ChainHead, StoreIdentity
@@ -514,21 +514,23 @@ def _verify_cases(connection: Connection) -> list[Break]:
     times are no longer read by anything the board sees: they come from the versions.)"""
     cases = Case.__table__  # type: ignore[attr-defined]
     versions = _TABLES["case_versions"]
-    derived: dict[str, int] = dict(connection.execute(  # type: ignore[arg-type]
-        select(versions.c.case_id, func.max(versions.c.version)).group_by(versions.c.case_id)).all())
+    # Each check is one statement, so one snapshot: a case written meanwhile (its row and
+    # its version commit together) is never half seen.
+    latest = (select(func.max(versions.c.version)).where(versions.c.case_id == cases.c.id)
+              .correlate(cases).scalar_subquery())
     out = []
-    stored = {r.id: r for r in connection.execute(select(cases.c.id, cases.c.latest_version))}
-    for case_id, n in derived.items():
-        row = stored.get(case_id)
-        if row is None:
-            out.append(Break("cases", n, CASES, f"a cases row for {case_id}", "none",
-                             f"case {case_id} has {n} chained versions but its cases row was deleted"))
-        elif row.latest_version != n:
-            out.append(Break("cases", n, CASES, f"latest_version {n}", f"latest_version {row.latest_version}",
+    for case_id, stored, n in connection.execute(select(cases.c.id, cases.c.latest_version, latest.label("n"))):
+        if n is None:
+            out.append(Break("cases", 0, CASES, "at least one chained version", "none",
+                             f"case {case_id} has a cases row but no version: it was added by hand"))
+        elif stored != n:
+            out.append(Break("cases", n, CASES, f"latest_version {n}", f"latest_version {stored}",
                              f"case {case_id}: the cases row was edited (its chained versions end at {n})"))
-    for case_id in stored.keys() - derived.keys():
-        out.append(Break("cases", 0, CASES, "at least one chained version", "none",
-                         f"case {case_id} has a cases row but no version: it was added by hand"))
+    orphans = (select(versions.c.case_id, func.max(versions.c.version)).group_by(versions.c.case_id)
+               .where(~exists().where(cases.c.id == versions.c.case_id)))
+    for case_id, n in connection.execute(orphans):
+        out.append(Break("cases", n, CASES, f"a cases row for {case_id}", "none",
+                         f"case {case_id} has {n} chained versions but its cases row was deleted"))
     return out[:20]
 
 
