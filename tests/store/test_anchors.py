@@ -513,3 +513,35 @@ def test_a_changed_store_identity_is_refused(database_url):
     _tamper(database_url, swap)
     exc = _refused_to_open(database_url, "but the database there is store someone-else: it was replaced")
     assert isinstance(exc, UnverifiableChain)
+
+
+def test_verifying_while_writers_run_reports_no_break(store):
+    """Checkpoints are signed before the commit, so a check that runs while rows are being
+    written never mistakes them for forged, truncated or backdated ones."""
+    import threading
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer(k: int) -> None:
+        try:
+            for j in range(4):
+                v = store.create({"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
+                store.add_version(v.case_id, {"id": f"w{k}-{j}b"}, _assessment(), actor=f"w{k}")
+                store.record("view", actor=f"w{k}", case_id=v.case_id, version=2)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    watcher = threading.Thread(target=lambda: ([t.join(timeout=300) for t in threads], done.set()))
+    watcher.start()
+    reports = []
+    while not done.is_set() or not reports:
+        reports.append(chain.verify(store.engine, _check()))
+    watcher.join()
+    assert errors == []
+    assert all(r.ok for r in reports), "\n".join([l for r in reports if not r.ok for l in r.lines()][:12])
+    final = chain.verify(store.engine, _check())
+    assert final.ok and final.notes == () and [t.rows for t in final.tables] == [32, 48]

@@ -398,6 +398,8 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
     extra = list(_verify_cases(connection)) if "cases" in names else []
     if anchors is None or before is None or sid is None:
         return ChainReport(tables, tuple(extra), store=store_id(connection) if "store_identity" in names else None)
+    stored = {t: _stored_hashes(connection, t) for t in CHAINED}
+    # read after the rows: a row committed before the scan ended has its checkpoint here
     after = anchor_file.read(anchors.path, anchors.public)
     pinned, notes = [], []
     for number, why in after.bad:
@@ -416,7 +418,7 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
                                "rows: the wrong anchors file or key, or the store was replaced"))
     else:
         for table in CHAINED:
-            b, p, n = _verify_anchored_table(connection, table, mine_before, mine_after, heads.get(table))
+            b, p, n = _verify_anchored_table(table, stored[table], mine_before, mine_after, heads.get(table))
             extra += b
             pinned.append(p)
             notes += n
@@ -426,12 +428,26 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
                        store=sid)
 
 
-def _verify_anchored_table(connection: Connection, table: str, before: list[Any], after: list[Any],
-                           head: tuple[int, str] | None) -> tuple[list[Break], str, list[str]]:
-    """One table against the signed lines of its store: ``before`` read before the rows,
-    ``after`` after them (a row committed during the check has its checkpoint in
-    ``after``: checkpoints are written before the commit)."""
+def _stored_hashes(connection: Connection, table: str) -> dict[int, str]:
+    """Every row's id and row_hash, in id order."""
     target = _TABLES[table]
+    out: dict[int, str] = {}
+    last = 0
+    while True:
+        page = connection.execute(select(target.c.id, target.c.row_hash).where(target.c.id > last)
+                                  .order_by(target.c.id).limit(_PAGE * 10)).all()
+        out.update((int(i), str(h)) for i, h in page)
+        if len(page) < _PAGE * 10:
+            return out
+        last = page[-1][0]
+
+
+def _verify_anchored_table(table: str, stored: dict[int, str], before: list[Any], after: list[Any],
+                           head: tuple[int, str] | None) -> tuple[list[Break], str, list[str]]:
+    """One table's rows (``stored``, id -> row_hash) against the signed lines of its
+    store: ``before`` read before the rows, ``after`` after them (a row committed before
+    the rows were read has its checkpoint in ``after``: checkpoints are written before
+    the commit; one confirmed in ``before`` was committed before they were read)."""
     claims: dict[int, tuple[str, Any]] = {}  # row id -> (hash, line): the last signed for it
     for ln in after:
         if table in ln.heads and ln.kind != "override":
@@ -443,23 +459,16 @@ def _verify_anchored_table(connection: Connection, table: str, before: list[Any]
             i, h = ln.heads[table]
             confirmed[i] = (h, ln)
     breaks: list[Break] = []
-    ids: set[int] = set()
-    last_id, last_hash, last_id_seen = 0, GENESIS, 0
+    ids = stored.keys()
+    last_id = max(ids, default=0)
+    last_hash = stored.get(last_id, GENESIS)
     rewritten = None
-    while True:
-        page = connection.execute(select(target.c.id, target.c.row_hash).where(target.c.id > last_id_seen)
-                                  .order_by(target.c.id).limit(_PAGE * 10)).all()
-        for row_id, h in page:
-            ids.add(row_id)
-            claim = claims.get(row_id)
-            if rewritten is None and claim is not None and claim[0] != h:
-                rewritten = Break(table, row_id, REWRITE, claim[0], str(h),
-                                  f"the row differs from the one signed at {claim[1].at} (anchors line "
-                                  f"{claim[1].number}): the chain was rewritten and re-hashed")
-            last_id, last_hash = row_id, h
-        if page:
-            last_id_seen = page[-1][0]
-        if len(page) < _PAGE * 10:
+    for row_id, h in stored.items():
+        claim = claims.get(row_id)
+        if claim is not None and claim[0] != h:
+            rewritten = Break(table, row_id, REWRITE, claim[0], h,
+                              f"the row differs from the one signed at {claim[1].at} (anchors line "
+                              f"{claim[1].number}): the chain was rewritten and re-hashed")
             break
     if rewritten is not None:
         breaks.append(rewritten)
