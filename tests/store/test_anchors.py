@@ -10,7 +10,6 @@ moved back is refused, never re-chained.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from nelm.store import BrokenChain, CaseStore, anchors, chain
 from nelm.store.chain import UnverifiableChain
 from nelm.store.db import current_revision, make_engine
-from nelm.store.models import AuditEntry, CaseVersion
+from nelm.store.models import AuditEntry
 
 NELM = [sys.executable, "-m", "nelm.cli"]
 KB = {"version": "2026.1", "sha256": "f" * 64}
@@ -438,7 +437,7 @@ def test_a_write_that_cannot_be_anchored_is_not_stored(store, monkeypatch):
     assert chain.verify(store.engine, _check()).ok
 
 
-def test_serve_refuses_a_moved_back_stamp(database_url, server_env):
+def test_serve_refuses_a_moved_back_stamp(database_url, server_env, nelm_server):
     _filled(database_url)
     _tamper(database_url, lambda conn: conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'"))
     r = subprocess.run([*NELM, "serve", "--port", "0", "--database", database_url], capture_output=True, text=True,
@@ -446,7 +445,12 @@ def test_serve_refuses_a_moved_back_stamp(database_url, server_env):
     assert r.returncode == 3, r.stderr
     assert "the stamp was moved back" in r.stderr and "--allow-broken-chain" in r.stderr
     assert "Traceback" not in r.stderr
-    assert os.environ["NELM_ANCHORS"] in r.stderr or "anchored at migration" in r.stderr
+    assert "anchored at migration 0003_anchors" in r.stderr
+
+    server = nelm_server(database_url, "--allow-broken-chain")  # told to: it starts, and says why
+    server.stop()
+    assert "WARNING: serving although the case store's chain check failed: the store was anchored" in server.output
+    assert any(json.loads(x)["kind"] == "override" for x in anchors.anchors_path().read_text().splitlines())
 
 
 def test_after_a_cases_rewrite_the_api_shows_the_chained_versions_and_edits_work(database_url, monkeypatch):
