@@ -168,8 +168,9 @@ def serve(
     database: Optional[str] = typer.Option(None, envvar="NELM_DATABASE_URL",
                                            help="SQLAlchemy URL; default an SQLite file in the user data directory"),
     allow_broken_chain: bool = typer.Option(False, "--allow-broken-chain", envvar="NELM_ALLOW_BROKEN_CHAIN",
-                                            help="serve even if the case store's hash chain is broken "
-                                                 "(otherwise the start is refused with exit code 3)"),
+                                            help="serve even if the case store's hash chain is broken or "
+                                                 "cannot be verified against its signed anchors (otherwise the "
+                                                 "start is refused with exit code 3)"),
     allowed_hosts: Optional[str] = typer.Option(
         None, "--allowed-hosts", envvar="NELM_ALLOWED_HOSTS", metavar="NAMES",
         help="comma-separated host names clients use for this server, besides 127.0.0.1, localhost, ::1, "

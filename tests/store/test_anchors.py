@@ -549,3 +549,16 @@ def test_verifying_while_writers_run_reports_no_break(store):
     assert all(r.ok for r in reports), "\n".join([l for r in reports if not r.ok for l in r.lines()][:12])
     final = chain.verify(store.engine, _check())
     assert final.ok and final.notes == () and [t.rows for t in final.tables] == [32, 48]
+
+
+def test_a_store_deleted_and_made_anew_at_the_same_address_is_refused(database_url):
+    _filled(database_url)
+
+    def wipe(conn):
+        _lift_triggers(conn)
+        for table in ("case_versions", "audit_log", "cases", "chain_heads", "store_identity", "alembic_version"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+
+    _tamper(database_url, wipe)
+    exc = _refused_to_open(database_url, "has no store identity \\(stamped None\\): it was replaced")
+    assert "move the anchors file aside" in str(exc)
