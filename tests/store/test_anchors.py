@@ -562,3 +562,15 @@ def test_a_store_deleted_and_made_anew_at_the_same_address_is_refused(database_u
     _tamper(database_url, wipe)
     exc = _refused_to_open(database_url, "has no store identity \\(stamped None\\): it was replaced")
     assert "move the anchors file aside" in str(exc)
+
+
+def test_a_line_cut_off_by_a_crash_is_a_note_and_the_next_write_stays_whole(store):
+    store.create({"id": "x"}, _assessment(), actor="local")
+    path = anchors.anchors_path()
+    with path.open("ab") as f:
+        f.write(b'{"at":"2026-12-06T10:00:00.000000Z","format":1,"hea')  # the process died here
+    store.record("view", actor="local")
+    report = chain.verify(store.engine, _check())
+    assert report.ok, report.lines()
+    assert report.notes == ("anchors line 3: not JSON (a write cut off by a crash?); it vouches for nothing",)
+    assert [json.loads(x)["kind"] for x in path.read_text().splitlines()[3:]] == ["checkpoint", "confirm"]

@@ -166,10 +166,14 @@ class FileSink:
     def write(self, line: bytes, *, durable: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, line)
+                end = os.lseek(fd, 0, os.SEEK_END)
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = b"\n" + line  # after a line a crash cut off: keep ours whole
+                if os.write(fd, line) != len(line):  # a full disk: refuse the write it anchors
+                    raise OSError(f"short write to {self.path}")
                 if durable:
                     os.fsync(fd)
             finally:
@@ -228,6 +232,9 @@ class AnchorFile:
     path: Path
     lines: tuple[Line, ...]
     bad: tuple[tuple[int, str], ...]  # (line number, why) for lines that do not verify
+    # lines that are not JSON at all: what a crash in the middle of a write leaves. They
+    # vouch for nothing, so a checkpoint lost in one shows as a row never signed.
+    unreadable: tuple[int, ...] = ()
 
     def of_store(self, store: str) -> list[Line]:
         return [ln for ln in self.lines if ln.store == store]
@@ -248,16 +255,16 @@ def read(path: Path, public: Ed25519PublicKey) -> AnchorFile:
         return AnchorFile(path, (), ())
     except OSError as exc:
         raise AnchorError(f"cannot read the anchors file {path}: {exc}") from None
-    good, bad = [], []
-    raw_lines = data.split(b"\n")
-    for number, raw in enumerate(raw_lines, 1):
+    good, bad, unreadable = [], [], []
+    for number, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
-            continue
-        if number == len(raw_lines) and not data.endswith(b"\n"):
-            bad.append((number, "an unfinished last line (a write cut off by a crash)"))
             continue
         try:
             body = json.loads(raw)
+        except ValueError:
+            unreadable.append(number)
+            continue
+        try:
             sig = base64.b64decode(body.pop("sig"), validate=True)
             public.verify(sig, _signed_bytes(body))
             line = Line(number=number, kind=str(body["kind"]), store=str(body["store"]), url=str(body["url"]),
@@ -274,7 +281,7 @@ def read(path: Path, public: Ed25519PublicKey) -> AnchorFile:
             bad.append((number, f"unknown kind {line.kind!r}"))
             continue
         good.append(line)
-    return AnchorFile(path, tuple(good), tuple(bad))
+    return AnchorFile(path, tuple(good), tuple(bad), tuple(unreadable))
 
 
 def exists(path: Path) -> bool:

@@ -403,11 +403,10 @@ def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> Chain
     after = anchor_file.read(anchors.path, anchors.public)
     pinned, notes = [], []
     for number, why in after.bad:
-        if number == max((n for n, _ in after.bad), default=0) and "unfinished" in why:
-            notes.append(f"anchors line {number}: {why}")
-        else:
-            extra.append(Break("anchors", number, BAD_ANCHOR, "a line signed with the anchor key", "another line",
-                               f"line {number} of {anchors.path}: {why}"))
+        extra.append(Break("anchors", number, BAD_ANCHOR, "a line signed with the anchor key", "another line",
+                           f"line {number} of {anchors.path}: {why}"))
+    notes += [f"anchors line {n}: not JSON (a write cut off by a crash?); it vouches for nothing"
+              for n in after.unreadable]
     mine_before = before.of_store(sid)
     mine_after = after.of_store(sid)
     rows = sum(t.rows for t in tables)
