@@ -264,7 +264,7 @@ class ChainReport:
              "broken": None if t.broken is None else {"row_id": t.broken.row_id, "what": t.broken.what,
                                                       "expected": t.broken.expected, "found": t.broken.found}}
             for t in self.tables], "breaks": [brk(b) for b in self.extra], "anchors": self.anchors,
-            "anchored": list(self.anchored), "notes": list(self.notes)}
+            "anchored": list(self.anchored), "notes": list(self.notes), "store": self.store}
 
 
 class ChainUnavailable(RuntimeError):
