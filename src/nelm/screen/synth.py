@@ -157,10 +157,25 @@ def _draw_times(rng: np.random.Generator, months: np.ndarray, cumhaz: np.ndarray
     return np.where(target <= cumhaz[-1], inside, beyond)
 
 
+def _centre(lp: np.ndarray) -> float:
+    """The shift c for which the modality's patients, with hazards exp(lp - c) times the
+    published curve's, have the published median as their median: the mean over patients
+    of S(m | x) = 0.5 ** exp(lp - c) is 1/2 at the published median m, whatever the
+    curve's shape (solved by bisection)."""
+    lo, hi = -20.0, 20.0
+    for _ in range(80):
+        c = (lo + hi) / 2
+        if np.mean(0.5 ** np.exp(lp - c)) < 0.5:
+            lo = c
+        else:
+            hi = c
+    return (lo + hi) / 2
+
+
 def registry_truth() -> dict[str, Any]:
     """What ``nelm synth --registry`` draws from: each modality's options and published
-    median (the reference pattern's median), and each prognostic factor's hazard ratio,
-    read from the evidence records."""
+    median (the median of the modality's patients as drawn), and each prognostic factor's
+    hazard ratio (conditional, the same within every modality), read from the evidence records."""
     from ..knowledge import load
 
     spec = read_yaml(POPULATION)["registry"]
@@ -191,7 +206,9 @@ def synthesize_registry(n: int, seed: int = 0, unknown_fraction: float = 0.0) ->
 
     Treatment follows the patient (``registry.assignment``: confounding by indication, as
     in the surgical and IAT series); overall survival is drawn from the modality's
-    published curve with the prognostic hazard ratios of ``registry.prognostic``;
+    published curve with the prognostic hazard ratios of ``registry.prognostic``
+    (proportional hazards, centred so that the modality's patients have the published
+    median overall: :func:`_centre`);
     follow-up ends at the data cut or at loss to follow-up. Facts are hidden
     (``unknown_fraction``) after treatment and outcome were drawn from the full facts."""
     spec = read_yaml(POPULATION)["registry"]
@@ -226,7 +243,7 @@ def synthesize_registry(n: int, seed: int = 0, unknown_fraction: float = 0.0) ->
             continue
         treatment[rows] = _choice(rng, m["options"], len(rows))
         months, cumhaz = _published_curve(m["os"]["source"], m["os"]["arm"], "os")
-        death[rows] = _draw_times(rng, months, cumhaz, lp[rows])
+        death[rows] = _draw_times(rng, months, cumhaz, lp[rows] - _centre(lp[rows]))
         if "pfs" in m:
             months, cumhaz = _published_curve(m["pfs"]["source"], m["pfs"]["arm"], "pfs")
             pfs[rows] = np.minimum(_draw_times(rng, months, cumhaz, np.zeros(len(rows))), death[rows])
