@@ -111,7 +111,7 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
                        np.where(t.is_in(list(d.control)).to_numpy(), d.control_label, None))
         exclude(arm == None, f"treatment neither {d.treated_label.lower()} ({', '.join(d.treated)}) nor "  # noqa: E711
                              f"{d.control_label.lower()} ({', '.join(d.control)})")
-        group_values = pl.Series("group", arm, dtype=pl.String)
+        group_values = pl.Series("group", arm.tolist(), dtype=pl.String)
         group_col = "treatment"
         group_title = "Treatment (design arms)"
     elif frame.height:
@@ -128,7 +128,7 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
     groups = group_values.filter(pl.Series(keep)) if frame.height else group_values
     report: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
-        "title": d.title if d else f"{ENDPOINTS[endpoint]['label'].capitalize()} by {group_title.lower()}",
+        "title": d.title if d else f"{ENDPOINTS[endpoint]['label'].capitalize()} by {_lower_first(group_title)}",
         "versions": versions(kb),
         "recipe": _recipe(source_name or Path(source).name, d, group_col if d is None else None, covs, endpoint,
                           seed, caliper_sd),
@@ -188,7 +188,7 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         from .plots import km_figure
 
         label = ENDPOINTS[endpoint]["label"]
-        result.figures["km"] = km_figure(fitters, f"{label.capitalize()} by {group_title.lower()} "
+        result.figures["km"] = km_figure(fitters, f"{label.capitalize()} by {_lower_first(group_title)} "
                                          f"(n = {data.height:,})", label)
         for i, label_g in enumerate(labels_sorted):
             drawn = [c for c in lit.get(label_g, []) if c["drawn"]]
@@ -206,6 +206,11 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
             result.figures["matched"] = km_figure(
                 matched_fitters, f"Propensity-matched: {report['propensity']['pairs']} pairs", label, published=published)
     return result
+
+
+def _lower_first(text: str) -> str:
+    """'Treatment' -> 'treatment', but 'WHO grade' stays."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _split(spec: str) -> tuple[str, str | None]:

@@ -14,7 +14,7 @@ STATUS_ORDER = ("met", "not_met", "unknown")
 # (dark to light, as the categories run from favourable to unknown; blue and orange, never red
 # against green), and each category also has its own hatching, so a black-and-white print or a
 # viewer without colour vision still tells every bar segment apart
-# (tests/screen/test_summary_chart.py checks the luminance steps).
+# (tests/cohort/test_summary_chart.py checks the luminance steps).
 STYLE: dict[str, dict[str, dict[str, str]]] = {
     "verdicts": {
         "preferred": {"color": "#08306b", "hatch": ""},

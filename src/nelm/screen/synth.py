@@ -146,11 +146,11 @@ def _published_curve(source: str, arm: str, endpoint: str) -> tuple[np.ndarray, 
     return months, -np.log(surv)
 
 
-def _draw_times(rng: np.random.Generator, months: np.ndarray, cumhaz: np.ndarray, lp: np.ndarray) -> np.ndarray:
+def _draw_times(u: np.ndarray, months: np.ndarray, cumhaz: np.ndarray, lp: np.ndarray) -> np.ndarray:
     """Event times with survival S0(t) ** exp(lp) (proportional hazards on the published
-    curve), by inverting its cumulative hazard; past the curve's end the last interval's
-    hazard goes on."""
-    target = -np.log(rng.random(len(lp))) / np.exp(lp)
+    curve) for uniform draws ``u``, by inverting its cumulative hazard; past the curve's
+    end the last interval's hazard goes on."""
+    target = -np.log(u) / np.exp(lp)
     slope = (cumhaz[-1] - cumhaz[-2]) / (months[-1] - months[-2]) if len(months) > 1 else cumhaz[-1] / months[-1]
     inside = np.interp(target, cumhaz, months)
     beyond = months[-1] + (target - cumhaz[-1]) / max(slope, 1e-9)
@@ -242,11 +242,15 @@ def synthesize_registry(n: int, seed: int = 0, unknown_fraction: float = 0.0) ->
         if not len(rows):
             continue
         treatment[rows] = _choice(rng, m["options"], len(rows))
+        shifted = lp[rows] - _centre(lp[rows])
+        u = rng.random(len(rows))
         months, cumhaz = _published_curve(m["os"]["source"], m["os"]["arm"], "os")
-        death[rows] = _draw_times(rng, months, cumhaz, lp[rows] - _centre(lp[rows]))
+        death[rows] = _draw_times(u, months, cumhaz, shifted)
         if "pfs" in m:
+            # the same draw on the PFS curve (progression or death): a patient's PFS and OS
+            # are ranked alike, and PFS never exceeds OS where the PFS curve lies below
             months, cumhaz = _published_curve(m["pfs"]["source"], m["pfs"]["arm"], "pfs")
-            pfs[rows] = np.minimum(_draw_times(rng, months, cumhaz, np.zeros(len(rows))), death[rows])
+            pfs[rows] = np.minimum(_draw_times(u, months, cumhaz, shifted), death[rows])
     f = spec["follow_up"]
     cut = f["minimum_months"] + rng.uniform(0, f["accrual_months"], n)
     lost = rng.exponential(12 / f["loss_per_year"], n)
