@@ -269,6 +269,10 @@ def _matched(data: pl.DataFrame, g: np.ndarray, durations: np.ndarray, events: n
     caliper = caliper_sd * float(np.std(logit, ddof=1))
     pairs = greedy_match(logit, tr, caliper, seed)
     out.update(info)
+    if not info["converged"] or info["fit_notes"]:
+        warnings.append({"kind": "propensity", "message": "propensity model: " + (
+            "the maximum-likelihood fit did not converge (a covariate may nearly separate the arms); "
+            if not info["converged"] else "") + "; ".join(info["fit_notes"])})
     out["caliper"] = caliper
     out["pairs"] = len(pairs)
     out["treated_unmatched"] = int(tr.sum()) - len(pairs)

@@ -11,6 +11,7 @@ Patients with an unknown covariate have no score and are not matched (counted).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -28,12 +29,16 @@ def propensity_scores(matrix: np.ndarray, treated: np.ndarray) -> tuple[np.ndarr
     X = sm.add_constant(matrix, has_constant="add")
     model = sm.Logit(treated.astype(float), X)
     try:
-        res = model.fit(disp=0, maxiter=200)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = model.fit(disp=0, maxiter=200)
     except Exception as exc:  # perfect separation, singular matrix: name it
         raise ValueError(f"the propensity model could not be fitted ({type(exc).__name__}: {exc}); "
                          "a covariate may separate the groups perfectly or repeat another") from exc
     ps = np.clip(res.predict(X), 1e-9, 1 - 1e-9)
+    notes = sorted({str(w.message).splitlines()[0] for w in caught})
     info = {"model": "logistic regression (statsmodels Logit)", "converged": bool(res.mle_retvals.get("converged", True)),
+            "fit_notes": notes,
             "pseudo_r2": float(res.prsquared), "scored": int(len(treated)), "scored_treated": int(treated.sum())}
     return ps, info
 

@@ -108,7 +108,7 @@ def _outcomes(raw: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[RowProble
         both = time.is_not_null() & from_dates.is_not_null() & ((time - from_dates).abs() > 0.5)
         for r in rows.filter(both).to_list():
             problems.append(RowProblem(int(r), "time_months", "disagrees with start_date and last_date"))
-        time = pl.coalesce(time, from_dates).alias("time_months") if raw.height else time
+        time = pl.select(pl.coalesce(time, from_dates).alias("time_months")).to_series()
     out["time_months"] = time
     out["event"] = number("event", whole01=True)
     out["progression_months"] = number("progression_months")
