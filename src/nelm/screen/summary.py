@@ -99,7 +99,7 @@ class Summary:
             return
         n = max(sum(self.counts[c].values()) for c in crit + opts)
         heights = [max(len(p[4]), 1) * 0.34 + 1.1 for p in panels]
-        fig, axes = plt.subplots(len(panels), 1, figsize=(8.5, sum(heights) + 0.9),
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9.5, sum(heights) + 0.9),
                                  gridspec_kw={"height_ratios": heights}, squeeze=False)
         plt.rcParams["hatch.linewidth"] = 0.6
         for ax, (name, kind, order, word, cols, ylabels) in zip(axes[:, 0], panels):
@@ -125,6 +125,6 @@ class Summary:
         plt.close(fig)
 
 
-def _short(text: str, width: int = 38) -> str:
+def _short(text: str, width: int = 50) -> str:
     text = text[0].upper() + text[1:] if text else text
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
