@@ -37,8 +37,9 @@ def run_cli(source: Path, *, design: str | None, group: str | None, covariates: 
         rows = result.report["flow"]["rows_invalid"]
         more = " (first 20 shown; all in the report)" if len(problems) > 20 else ""
         err.print(f"nelm: {rows} invalid row(s) left out{more}", markup=False)
-    for w in result.report["warnings"]:
-        err.print(f"warning: {w['message']}", markup=False)
+    if out or fmt != "text":   # the text report on standard output lists them itself
+        for w in result.report["warnings"]:
+            err.print(f"warning: {w['message']}", markup=False)
     if fmt == "json":
         text = json.dumps(result.report, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
     elif fmt == "html":
