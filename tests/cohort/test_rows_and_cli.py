@@ -156,6 +156,8 @@ def test_cli_exit_codes(tmp_path, small_csv, bad_csv):
     for args, message in ((["--covariates", "nope"], "'nope' is not a column"),
                           (["--design", "mayo2099"], "not a known design"),
                           (["--endpoint", "dfs"], "allowed: os, pfs"),
+                          (["--design", "mayo2011", "--group", "ecog"], "cannot be combined with --design"),
+                          (["--group", "nope"], "--group 'nope' is not a column"),
                           (["--out", str(tmp_path / "r.pdf")], "the report is .html or .json")):
         proc = _nelm("cohort", str(small_csv), *args)
         assert proc.returncode == 2, (args, proc.stderr)

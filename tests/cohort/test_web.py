@@ -94,3 +94,15 @@ def test_bad_rows_are_named_on_the_page(client, small_frame, tmp_path):
         r = client.post("/cohort", data={"csrf_token": token}, files={"registry": ("bad.csv", fh, "text/csv")})
     assert r.status_code == 422
     assert "<code>event</code>" in r.text and "maybe" in r.text
+
+
+def test_with_a_token_the_page_needs_the_login(tmp_path, small_csv):
+    app = create_app(f"sqlite:///{tmp_path / 'locked.sqlite3'}", api_token="cohort-test-token-123456",
+                     allowed_hosts=["testserver"])
+    with TestClient(app) as c:
+        page = c.get("/cohort", follow_redirects=False)
+        assert page.status_code in (303, 401)
+        with open(small_csv, "rb") as fh:
+            r = c.post("/cohort", files={"registry": ("registry.csv", fh, "text/csv")}, follow_redirects=False)
+        assert r.status_code in (303, 401, 403)
+        assert "Table 1" not in r.text

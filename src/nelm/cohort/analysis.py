@@ -71,6 +71,9 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         if design not in DESIGNS:
             raise ValueError(f"--design {design!r} is not a known design; allowed: {', '.join(DESIGNS)}")
         d = DESIGNS[design]
+        if group is not None:
+            raise ValueError(f"--group cannot be combined with --design: the design {design} compares "
+                             f"{d.treated_label.lower()} with {d.control_label.lower()}")
     endpoint = endpoint or (d.endpoint if d else "os")
     if endpoint not in ENDPOINT_COLUMNS:
         raise ValueError(f"--endpoint {endpoint!r}: allowed: os, pfs")
@@ -151,11 +154,13 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
     events = data[event_col].cast(pl.Float64).to_numpy().astype(int)
     g = groups.to_numpy()
     labels_sorted = sorted({str(x) for x in g}, key=str)
+    if d is not None:   # the design's arms in its own order (treated first), as in the matched figure
+        labels_sorted = [lb for lb in (d.treated_label, d.control_label) if lb in labels_sorted]
 
     # ---------------------------------------------------------------- Table 1
     t1_covs = [cov.Covariate(n) for n in DEFAULT if n in data.columns]
     extra = [c for c in covs + ([cov.Covariate(*_split(p)) for p in d.propensity] if d else []) if c not in t1_covs]
-    report["table1"] = table1(data, groups, t1_covs + extra)
+    report["table1"] = table1(data, groups, t1_covs + extra, labels_sorted)
 
     # ---------------------------------------------------------------- Kaplan–Meier, log-rank
     fitters = []

@@ -42,9 +42,11 @@ def _max_abs(values: list[float | None]) -> float | None:
     return None if not got else max(got, key=abs)
 
 
-def table1(frame: pl.DataFrame, group: pl.Series, covariates: list[Covariate]) -> dict[str, Any]:
-    """Rows of the table; ``group`` is the group label per row (nulls are not in any group)."""
-    groups = sorted(group.drop_nulls().unique().to_list(), key=str)
+def table1(frame: pl.DataFrame, group: pl.Series, covariates: list[Covariate],
+           order: list[str] | None = None) -> dict[str, Any]:
+    """Rows of the table; ``group`` is the group label per row (nulls are not in any group),
+    the columns in ``order`` (default: sorted)."""
+    groups = order or sorted(group.drop_nulls().unique().to_list(), key=str)
     masks = {g: (group == g).fill_null(False).to_numpy() for g in groups}
     rows: list[dict[str, Any]] = [{"variable": "Patients", "level": None, "kind": "count",
                                    "values": {str(g): f"{int(m.sum())}" for g, m in masks.items()}, "smd": None}]
