@@ -28,7 +28,7 @@ from .cox import fit_cox
 from .designs import DESIGNS, Design
 from .literature import beside, match_exprs
 from .propensity import CALIPER_SD, balance, greedy_match, propensity_scores
-from .registry import Registry, read_registry, value_label, variable_label
+from .registry import read_registry, value_label, variable_label
 from .survival import MIN_EVENTS, kaplan_meier, logrank
 from .table1 import DEFAULT, table1
 

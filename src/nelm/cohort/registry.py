@@ -21,7 +21,6 @@ and the exclusion is counted and its rows listed (the STROBE flow).
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ def treatment_ids() -> dict[str, str]:
     return out
 
 
-def _outcomes(raw: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[RowProblem]]:
+def _outcomes(raw: pl.DataFrame) -> tuple[pl.DataFrame, list[RowProblem]]:
     """The outcome columns typed, with the problems of each row named."""
     problems: list[RowProblem] = []
     rows = raw["__row"]
@@ -168,7 +167,7 @@ def read_registry(source: str | Path, kb: KnowledgeBase, *, extra: list[pl.Expr]
     for raw in layout.batches(source, batch_size):
         rows_read += raw.height
         present = [c for c in OUTCOME_COLUMNS if c in raw.columns]
-        outcome, outcome_problems = _outcomes(raw.select("__row", *present), fmt)
+        outcome, outcome_problems = _outcomes(raw.select("__row", *present))
         patient_raw = raw.drop(present)
         frame, batch_problems = layout.to_layout(patient_raw, fmt)
         frame = layout.complete(frame)
@@ -200,10 +199,6 @@ def evaluate_derived(typed_layout: pl.DataFrame, kb: KnowledgeBase, extra: list[
     from ..engine import evaluate_frame
 
     return evaluate_frame(engine_frame(typed_layout), kb, variants=False, verdicts=False, extra=extra)
-
-
-def parse_date(text: str) -> dt.date:
-    return dt.date.fromisoformat(text)
 
 
 def variable_label(name: str) -> str:
