@@ -269,7 +269,12 @@ def _matched(data: pl.DataFrame, g: np.ndarray, durations: np.ndarray, events: n
         warnings.append({"kind": "propensity", "message": "only one arm of the design is present: no matching"})
         out["pairs"] = 0
         return out, []
-    ps, info = propensity_scores(X, tr)
+    try:
+        ps, info = propensity_scores(X, tr)
+    except ValueError as exc:
+        warnings.append({"kind": "propensity", "message": f"{exc}: no matching"})
+        out["pairs"] = 0
+        return out, []
     logit = np.log(ps / (1 - ps))
     caliper = caliper_sd * float(np.std(logit, ddof=1))
     pairs = greedy_match(logit, tr, caliper, seed)

@@ -45,9 +45,15 @@ def fit_cox(durations: np.ndarray, events: np.ndarray, matrix: np.ndarray, terms
         return {"n": int(len(df)), "events": int(df["E"].sum()), "terms": [], "warnings": warn, "ph_test": [],
                 "robust": cluster is not None}
     cph = CoxPHFitter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cph.fit(df, duration_col="T", event_col="E", **kwargs)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cph.fit(df, duration_col="T", event_col="E", **kwargs)
+    except Exception as exc:  # lifelines' ConvergenceError (separation, too few events): said, not hidden
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warn.append(f"the model could not be fitted ({first}); no hazard ratio is reported")
+        return {"n": int(len(df)), "events": int(df["E"].sum()), "terms": [], "warnings": warn, "ph_test": [],
+                "robust": cluster is not None, "concordance": None}
     for w in caught:
         msg = str(w.message).strip().splitlines()[0]
         if "convergence" in msg.lower() or "collinear" in msg.lower() or "variance" in msg.lower():
