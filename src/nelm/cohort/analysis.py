@@ -207,7 +207,7 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
             published = []
             if d.published_cohort:
                 arms = cohort_arms(kb)[d.published_cohort]
-                published = [{"source_label": arms[0]["source_label"], "arms": arms}]
+                published = [{"source_label": arms[0]["source_label"], "title": arms[0]["title"], "arms": arms}]
             result.figures["matched"] = km_figure(
                 matched_fitters, f"Propensity-matched: {report['propensity']['pairs']} pairs", label, published=published)
     return result

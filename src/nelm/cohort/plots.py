@@ -50,7 +50,7 @@ def km_figure(fitters: list[Any], title: str, endpoint_label: str, published: li
             ax.plot(xs, ys, color=grey, linestyle=PUBLISHED_STYLES[j % len(PUBLISHED_STYLES)], linewidth=1.4,
                     marker=PUBLISHED_MARKERS[j % len(PUBLISHED_MARKERS)], markevery=max(1, len(xs) // 8),
                     markersize=4, markerfacecolor="white",
-                    label=f"{arm['label']} — {cohort['source_label']} (published, reconstructed)")
+                    label=_published_label(cohort, arm))
             j += 1
     ax.set_ylim(0, 1.02)
     if max_months:
@@ -64,3 +64,11 @@ def km_figure(fitters: list[Any], title: str, endpoint_label: str, published: li
         add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"], fig=fig)
     fig.tight_layout()
     return _svg(fig)
+
+
+def _published_label(cohort: dict[str, Any], arm: dict[str, Any]) -> str:
+    """'Surgery — Surgery vs IAT, >25 % hepatic burden, symptomatic (Mayo et al. 2011; published, reconstructed)'."""
+    who = (cohort.get("source_label") or "").split(",")[0]
+    title = cohort.get("title")
+    return f"{arm['label']} — {title} ({who}; published, reconstructed)" if title else \
+        f"{arm['label']} ({who}; published, reconstructed)"
