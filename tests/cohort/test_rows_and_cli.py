@@ -162,6 +162,10 @@ def test_cli_exit_codes(tmp_path, small_csv, bad_csv):
         proc = _nelm("cohort", str(small_csv), *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr
+    no_outcome = tmp_path / "no_outcome.csv"
+    no_outcome.write_text("id,liver.timing\na,synchronous\n")
+    proc = _nelm("cohort", str(no_outcome))
+    assert proc.returncode == 2 and "no column time_months (or start_date and last_date), event" in proc.stderr
     missing = _nelm("cohort", str(tmp_path / "absent.csv"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
 

@@ -81,6 +81,14 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         raise ValueError("--caliper must be between 0 and 5 standard deviations of the logit of the score")
     reg = read_registry(source, kb, extra=match_exprs(kb))
     frame = reg.frame
+    has = reg.outcome_columns
+    needed = {"os": [("time_months", "start_date and last_date"), ("event", None)],
+              "pfs": [("progression_months", None), ("progression_event", None)]}[endpoint]
+    absent = [name + (f" (or {alt})" if alt else "") for name, alt in needed
+              if name not in has and not (alt and {"start_date", "last_date"} <= has)]
+    if absent and reg.rows_read:
+        raise ValueError(f"{Path(source).name}: no column {', '.join(absent)}: the {ENDPOINTS[endpoint]['label']} "
+                         "cannot be analysed (see nelm cohort --help for the registry's columns)")
     group_col = group or "treatment"
     if frame.height and group_col not in cov.allowed(frame) + ["treatment"]:
         raise ValueError(f"--group {group_col!r} is not a column of the registry or a derived variable; "
@@ -102,9 +110,8 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         keep &= ~mask
 
     if frame.height:
-        if time_col not in frame.columns or frame[time_col].null_count() == frame.height:
-            what = "progression_months and progression_event" if endpoint == "pfs" else "time_months (or start_date and last_date) and event"
-            warnings.append({"kind": "endpoint", "message": f"the registry records no {what}: no survival analysis is possible"})
+        if frame[time_col].null_count() == frame.height:
+            warnings.append({"kind": "endpoint", "message": f"no row records {time_col}: no survival analysis is possible"})
         exclude((frame[time_col].is_null() | frame[event_col].is_null()).to_numpy(),
                 f"{ENDPOINTS[endpoint]['label']} not recorded ({time_col} or {event_col} empty)")
     if d is not None and frame.height:

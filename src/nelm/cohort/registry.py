@@ -47,6 +47,7 @@ class Registry:
     rows_read: int
     problems: list[RowProblem] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)      # names of the engine's columns offered
+    outcome_columns: set[str] = field(default_factory=set)  # outcome columns the input has
 
     @property
     def invalid_rows(self) -> list[int]:
@@ -164,9 +165,11 @@ def read_registry(source: str | Path, kb: KnowledgeBase, *, extra: list[pl.Expr]
     problems: list[RowProblem] = []
     rows_read = 0
     names = derived_names(kb)
+    seen: set[str] = set()
     for raw in layout.batches(source, batch_size):
         rows_read += raw.height
         present = [c for c in OUTCOME_COLUMNS if c in raw.columns]
+        seen.update(present)
         outcome, outcome_problems = _outcomes(raw.select("__row", *present))
         patient_raw = raw.drop(present)
         frame, batch_problems = layout.to_layout(patient_raw, fmt)
@@ -191,7 +194,7 @@ def read_registry(source: str | Path, kb: KnowledgeBase, *, extra: list[pl.Expr]
     else:
         frame = pl.DataFrame(schema={"__row": pl.UInt32, **layout.SCHEMA})
     return Registry(frame=frame, rows_read=rows_read, problems=problems,
-                    derived=[f"derived.{n}" for n in names])
+                    derived=[f"derived.{n}" for n in names], outcome_columns=seen)
 
 
 def evaluate_derived(typed_layout: pl.DataFrame, kb: KnowledgeBase, extra: list[pl.Expr] | None) -> pl.DataFrame:
