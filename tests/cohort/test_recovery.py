@@ -86,3 +86,14 @@ def test_same_seed_same_pairs(big_registry, design_result):
     first = design_result.report["propensity"]
     assert again["pairs"] == first["pairs"]
     assert again["matched"]["cox"]["terms"][0]["hr"] == pytest.approx(first["matched"]["cox"]["terms"][0]["hr"])
+
+
+def test_design_adjusts_for_the_propensity_covariates_and_finds_no_effect_where_none_was_drawn(big_registry):
+    from nelm.cohort.analysis import analyse
+
+    terms = {t["term"]: t for t in analyse(big_registry, design="mayo2011", figures=False).report["cox"]["terms"]}
+    functional = terms["derived.hormonal_syndrome"]        # functional vs not: the inverse of Mayo 2010's 2.0
+    assert functional["ci_low"] <= 1 / 2.0 <= functional["ci_high"]
+    assert terms["derived.extrahepatic_disease"]["ci_low"] <= 3.0 <= terms["derived.extrahepatic_disease"]["ci_high"]
+    for null in ("liver.burden_percent", "primary.site:unknown_primary", "symptomatic"):
+        assert terms[null]["ci_low"] <= 1.0 <= terms[null]["ci_high"], terms[null]

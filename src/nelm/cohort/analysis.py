@@ -94,6 +94,10 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         raise ValueError(f"--group {group_col!r} is not a column of the registry or a derived variable; "
                          f"allowed: {', '.join(sorted(cov.allowed(frame)))}")
     covs = cov.parse(covariates)
+    if d is not None and not covs:
+        # a design's unmatched Cox model is adjusted for the propensity model's covariates
+        # (regression adjustment beside the matched comparison) unless others are given
+        covs = [cov.Covariate(*_split(p)) for p in d.propensity]
     if frame.height:
         cov.check(covs, frame)
     warnings: list[dict[str, str]] = []
@@ -367,7 +371,9 @@ def _recipe(source: str, d: Design | None, group: str | None, covs: list[cov.Cov
         "Kaplan–Meier per group (lifelines), 95 % confidence bands (exponential Greenwood), medians with 95 % CI, "
         "survival at 1, 3, 5 and 10 years (not past the last follow-up); log-rank test.",
         "Cox proportional hazards (lifelines CoxPHFitter) on the group (reference: "
-        + ("the control arm" if d else "the largest group") + ") and the covariates; complete cases; "
+        + ("the control arm" if d else "the largest group") + ") and the covariates"
+        + (" (by default the propensity model's: regression adjustment beside the matched comparison)" if d else "")
+        + "; complete cases; "
         "Schoenfeld-residual test of proportional hazards (rank time), p < 0.05 warned.",
         "Published reconstructed curves for the same option, endpoint and population (knowledge/outcomes.yaml, "
         "as for one patient's assessment) listed by the share of the group's patients they apply to; those that "
