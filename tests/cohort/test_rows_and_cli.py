@@ -179,3 +179,34 @@ def test_synth_registry_cli_writes_the_outcome_columns(tmp_path):
     assert frame["event"].is_in([0, 1]).all() and (frame["time_months"] >= 0).all()
     assert (frame["progression_months"].drop_nulls() <= frame.filter(pl.col("progression_months").is_not_null())
             ["time_months"]).all()
+
+
+def test_derived_columns_are_the_screening_columns(tmp_path, small_frame):
+    """Grade, category, Frilling type, criteria, verdicts and the plan's leading option come
+    from the screening pipeline itself: equal, row by row, to what nelm screen writes."""
+    from nelm.cohort.registry import read_registry
+    from nelm.knowledge import load
+    from nelm.screen.run import screen
+
+    kb = load()
+    reg = read_registry(_csv(tmp_path, small_frame), kb, plan=True)
+    patients = _csv(tmp_path, small_frame.drop("treatment", "time_months", "event", "progression_months",
+                                               "progression_event"), "patients.csv")
+    out = tmp_path / "screened.parquet"
+    result = screen(patients, out)
+    assert not result.problems
+    screened = pl.read_parquet(out)
+    columns = [c for c in screened.columns if c != "id"]
+    assert "plan.leading" in columns and any(c.startswith("options.") for c in columns)
+    mine = reg.frame.select("id", *columns).sort("id")
+    assert mine.equals(screened.select("id", *columns).sort("id"))
+
+
+def test_plan_and_classification_columns_work_as_groups_and_covariates(small_csv):
+    report = analyse(small_csv, group="plan.leading", figures=False).report
+    assert report["group"]["label"] == "Plan: leading option"
+    assert len(report["kaplan_meier"]["groups"]) > 1
+    report = analyse(small_csv, group="classification.frilling_type", covariates="derived.extrahepatic_disease",
+                     figures=False).report
+    assert {g["group"] for g in report["kaplan_meier"]["groups"]} <= {"I", "II", "III"}
+    assert any(t["covariate"] == "derived.extrahepatic_disease" for t in report["cox"]["terms"])

@@ -79,7 +79,8 @@ def analyse(source: str | Path, *, design: str | None = None, group: str | None 
         raise ValueError(f"--endpoint {endpoint!r}: allowed: os, pfs")
     if not 0 < caliper_sd <= 5:
         raise ValueError("--caliper must be between 0 and 5 standard deviations of the logit of the score")
-    reg = read_registry(source, kb, extra=match_exprs(kb))
+    wants_plan = any(name.startswith("plan.") for name in [group or "", *(c.name for c in cov.parse(covariates))])
+    reg = read_registry(source, kb, extra=match_exprs(kb), plan=wants_plan)
     frame = reg.frame
     has = reg.outcome_columns
     needed = {"os": [("time_months", "start_date and last_date"), ("event", None)],

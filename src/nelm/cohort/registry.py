@@ -156,10 +156,12 @@ def derived_names(kb: KnowledgeBase) -> list[str]:
 
 
 def read_registry(source: str | Path, kb: KnowledgeBase, *, extra: list[pl.Expr] | None = None,
-                  batch_size: int = 200_000) -> Registry:
+                  plan: bool = False, batch_size: int = 200_000) -> Registry:
     """Read, validate and evaluate a registry table (see the module docstring). ``extra``
     expressions (the outcome cohorts' matching conditions) are evaluated on each patient's
-    facts with the derived variables and kept as columns."""
+    facts with the derived variables and kept as columns. The plan's columns (``plan.*``,
+    the costliest to compute) only with ``plan``."""
+    columns = [c for c in output_columns(kb) if plan or not c.startswith("plan.")]
     fmt = layout.input_format(source)
     frames: list[pl.DataFrame] = []
     problems: list[RowProblem] = []
@@ -181,7 +183,7 @@ def read_registry(source: str | Path, kb: KnowledgeBase, *, extra: list[pl.Expr]
         ok = layout.typed(frame.filter(~pl.col("__row").is_in(bad)) if bad else frame)
         if not ok.height:
             continue
-        screened, _ = assess_batch(ok, kb, output_columns(kb))
+        screened, _ = assess_batch(ok, kb, columns)
         facts = evaluate_derived(ok, kb, extra)
         derived = facts.select([pl.col(n).alias(f"derived.{n}") for n in names]
                                + [pl.col("burden_band").alias("classification.burden_band")]
