@@ -358,18 +358,51 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same patients"),
     unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", min=0.0, max=1.0,
                                            help="probability that each field is unknown"),
+    registry: bool = typer.Option(False, "--registry", help="add treatment and follow-up (treatment, time_months, "
+                                  "event, progression_*) drawn from published survival: input for nelm cohort"),
 ) -> None:
     """Write synthetic patients with the reviews' marginal distributions (for tests, demos, benchmarks)."""
     from .screen.layout import input_format
-    from .screen.synth import synthesize, write_table
+    from .screen.synth import synthesize, synthesize_registry, write_table
 
     try:
         input_format(out)
     except ValueError as exc:
         Console(stderr=True).print(f"nelm: {exc}", markup=False)
         raise typer.Exit(2)
-    write_table(synthesize(n, seed=seed, unknown_fraction=unknown_fraction), out)
-    print(f"{n} synthetic patients written to {out}")
+    make = synthesize_registry if registry else synthesize
+    write_table(make(n, seed=seed, unknown_fraction=unknown_fraction), out)
+    print(f"{n} synthetic {'registry rows' if registry else 'patients'} written to {out}")
+
+
+class CohortFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def cohort(
+    source: Path = typer.Argument(..., help="registry table: .csv, .parquet or .jsonl (patient fields by dotted path, "
+                                  "treatment, time_months or start_date/last_date, event; progression_* for PFS)"),
+    design: Optional[str] = typer.Option(None, "--design", help="a named analysis recipe: mayo2011 (surgery vs "
+                                         "intra-arterial therapy, propensity-matched)"),
+    group: Optional[str] = typer.Option(None, "--group", help="column whose values form the groups (default: treatment)"),
+    covariates: Optional[str] = typer.Option(None, "--covariates", help="Cox covariates, comma-separated: dotted fields, "
+                                             "classification.*, criteria.*, options.*.verdict, plan.leading, derived.*; "
+                                             "name:value for one value's indicator"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="os (default) or pfs"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the report here (.html or .json)"),
+    fmt: Optional[CohortFormat] = typer.Option(None, "--format", help="text, json or html (default: by --out's "
+                                               "extension, else text)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the matching order"),
+    caliper: float = typer.Option(0.2, "--caliper", help="matching caliper in SD of the logit of the propensity score"),
+) -> None:
+    """Outcome analysis of a registry: Table 1, Kaplan-Meier, log-rank, Cox, propensity matching, published curves."""
+    from .cohort.cli import run_cli
+
+    raise typer.Exit(run_cli(source, design=design, group=group, covariates=covariates, endpoint=endpoint, out=out,
+                             fmt=fmt.value if fmt else None, seed=seed, caliper=caliper))
 
 
 def main() -> None:
