@@ -152,9 +152,15 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                 used.update(first["options"])
                 steps.append(first)
             else:
-                room = max(0, STEP_NAMES - 1 - len(first["add_on"]))
-                extra = chosen[: min(room, step.limit)]
+                # an add-on (the analogue continued, syndrome control) is kept: the step's last
+                # alternatives make room for it, the first one always stays
+                extra = chosen[: min(step.limit, STEP_NAMES - 1 - len(first["add_on"]))]
                 if extra:
+                    alternatives = [o for o in first["options"] if o not in first["add_on"]]
+                    drop = max(0, len(first["options"]) + len(extra) - STEP_NAMES)
+                    for o in alternatives[::-1][:min(drop, len(alternatives) - 1)]:
+                        first["options"].remove(o)
+                        used.discard(o)
                     _add_on(first, extra, step, kb)
                     used.update(extra)
             continue
@@ -213,6 +219,9 @@ def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBas
     first["level"] = strongest_level(first["sources"], kb)
     first["options"] += extra
     first["add_on"] += extra
+    first["expected_verdicts"] = {o: v for o, v in first["expected_verdicts"].items() if o in first["options"]}
+    if len(first["options"]) - len(first["add_on"]) == 1:
+        first["combine"] = "together"   # one treatment and what is given with it
 
 
 def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bool:
