@@ -329,6 +329,13 @@ class _Planner:
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 
+    def valid(self, values: dict[str, Any]) -> bool:
+        """Is the document with ``values`` filled in still consistent (the model's checks only)?"""
+        key = ("valid",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            self._states[key] = _with(self.base, values) is not None
+        return self._states[key]
+
     def full(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
         if not values:
@@ -388,24 +395,22 @@ class _Planner:
             trial = dict(values)
             for xs in new:
                 trial |= self.filled(xs[0], xs[0].assumed, xs[0].also)
-            nxt = self.state(trial)
-            if nxt is None:
-                # together they contradict the record: one fact at a time, each record that fits
-                # it in turn (the next record of a field when the first contradicts the record)
-                for xs in new:
-                    for x in xs:
-                        one = self.state(values | self.filled(x, x.assumed, x.also))
-                        if one is not None:
-                            values = values | self.filled(x, x.assumed, x.also)
-                            assumed[x.field] = x
-                            nxt = one
-                            break
-                if nxt is None:
-                    return done
-            else:
+            if self.valid(trial):
                 values = trial
                 assumed.update({xs[0].field: xs[0] for xs in new})
-            st = nxt
+            else:
+                # together they contradict the record: one fact at a time, each record that fits
+                # it in turn (the next record of a field when the first contradicts the record)
+                grown = False
+                for xs in new:
+                    for x in xs:
+                        more = values | self.filled(x, x.assumed, x.also)
+                        if self.valid(more):
+                            values, assumed[x.field], grown = more, x, True
+                            break
+                if not grown:
+                    return done
+            st = self.state(values)
         ev, a, options = st
         pw, unknown, steps = follow(ev.verdicts, options, self.kb)
         blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
@@ -476,10 +481,12 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         alt = planner.settle(planner.filled(a, a.alternative, a.also_if_not))
         if alt.get("invalid"):
             continue
-        alt_steps = _steps_for(planner, alt) if alt["pw"] is not None and not alt["blocking"] else []
-        alt_lead = alt_steps[0]["options"][0] if alt_steps and alt_steps[0]["options"] else None
-        if alt_steps and alt_lead == lead:
+        settled = alt["pw"] is not None and not alt["blocking"]
+        # the lead first (the steps follow() built); the whole branch only where it differs
+        alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
+        if settled and alt_lead == lead:
             continue
+        alt_steps = _steps_for(planner, alt) if settled else []
         cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}",
                 "with": {f: v for f, v in a.also_if_not.items() if not planner.known(f)}}
         same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
