@@ -61,6 +61,13 @@ def check_contract(a):
         assert not plan["steps"] and plan["workup"]
     if plan["status"] == "determined":
         assert plan["missing"] == [] and plan["workup"] == [] and plan["branches"] == []
+    if plan["steps"]:
+        # issue 18: an option preferred today is in today's step, or the plan says why it waits
+        first = set(plan["steps"][0]["options"])
+        deferred = {d["option"]: d["why"] for d in plan["deferred"]}
+        for o in a["options"]:
+            if o["verdict"] == "preferred":
+                assert o["id"] in first or deferred.get(o["id"]), o["id"]
     for o in a["options"]:
         # contract v3: undetermined only between a positive and a negative verdict
         if o["verdict"] == "undetermined":

@@ -508,7 +508,40 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     plan = _plan(status, work["pw"], steps, assumptions + checks, missing)
     plan["branches"] = branches
     plan["workup"] = _workup(assumptions, checks, lead, branches, kb)
+    plan["deferred"] = _deferred(work["pw"], steps, assessment, kb)
     return plan
+
+
+_WHEN_WORDS = {"after_response": "after a response", "at_progression": "at progression",
+               "if_symptoms_persist": "if symptoms persist"}
+
+
+def _deferred(pw: Any, steps: list[dict[str, Any]], assessment: dict[str, Any], kb: KnowledgeBase
+              ) -> list[dict[str, Any]]:
+    """Options preferred today that the plan does not give today, each with why it waits
+    (issue 18: a plan, not a menu); the reason is also added to the option's own reasons."""
+    today = set(steps[0]["options"]) if steps else set()
+    out = []
+    for o in assessment["options"]:
+        if o["verdict"] != "preferred" or o["id"] in today:
+            continue
+        later = next((s for s in steps if o["id"] in s["options"]), None)
+        first = [x for x in steps[0]["options"] if x not in steps[0].get("add_on", [])] if steps else []
+        if later is not None:
+            why = f"The plan gives it {_WHEN_WORDS.get(later['when'], later['when'])} (step {later['step']})."
+        elif o["id"] == TRIAL and first:
+            why = (f"A trial follows established care: the plan starts with {_label(first[0])}; a trial is offered "
+                   "where no standard line remains or where one is open beside it.")
+        elif first:
+            why = (f"The plan names at most {STEP_NAMES} options today and ranks {', '.join(_label(x) for x in first)} "
+                   f"first for this patient ({pw.label}).")
+        else:
+            why = f"Not part of the {pw.label} sequence for today."
+        out.append({"option": o["id"], "why": why})
+        o["reasons"].append({"kind": "note", "text": f"Preferred, but not in today's step: {why}",
+                             "sources": list(pw.sources), "level": strongest_level(pw.sources, kb),
+                             "rule": None, "facts": []})
+    return out
 
 
 def _steps_for(planner: _Planner, work: dict[str, Any]) -> list[dict[str, Any]]:
