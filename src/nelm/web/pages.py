@@ -475,7 +475,7 @@ async def login(request: Request) -> Response:
         await run_in_threadpool(_store(request).record, "login_failed", actor="anonymous")
         return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, security)
+    await run_in_threadpool(set_session_cookie, request, response, security)  # a row in the case store
     await run_in_threadpool(_store(request).record, "login", actor=token_actor(security.token))
     return response
 
