@@ -30,7 +30,7 @@ from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, Versio
 from ..text import VERDICT_ORDER
 from . import forms
 from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
-                       set_session_cookie, token_actor)
+                       decision_text_problems, set_session_cookie, token_actor)
 from .service import assess_and_store, refuse_empty, validated
 
 router = APIRouter(include_in_schema=False)
@@ -263,6 +263,9 @@ async def _submit(request: Request, case_id: str | None) -> Response:
     parsed = forms.document_from_form(items)
     # the version the editor opened: saving over a newer one is refused (the form's If-Match)
     base = inputgate.whole_number(str(form.get("_base_version") or ""), inputgate.MAX_VERSION) if case_id else None
+    if case_id is not None and base is None:  # an edit must say what it started from: never a blind overwrite
+        raise HTTPException(428, "This edit does not say which version of the case it started from, so it could "
+                                 "overwrite changes you have not seen. Open the case, choose Edit and save again.")
     try:
         patient = validated(parsed.document)
         refuse_empty(patient)
@@ -359,6 +362,8 @@ async def record_decision(request: Request, case_id: str, n: str) -> Response:
             "attendees": [line.strip() for line in text("attendees").splitlines() if line.strip()],
             "decided_on": text("decided_on"), "signed_by": text("signed_by")}
     try:
+        if bad_text := decision_text_problems(data):  # NUL, escape and other control characters: as the API
+            raise InvalidDecision(bad_text)
         decision, gone = validate_decision(data, v.assessment)
     except InvalidDecision as exc:
         shown = data | {"attendees": text("attendees"), "deviation_reason": text("deviation_reason")}

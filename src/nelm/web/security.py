@@ -515,6 +515,39 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or bool(security and security.secure_cookies)
 
 
+# ------------------------------------------------------------------ free text typed by people
+
+# NUL, the C0 controls but tab, line feed and carriage return, DEL, the C1 controls, lone surrogates
+_CONTROL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why free text (a rationale, a name) may not be stored, or None: NUL (PostgreSQL cannot
+    hold it), an invisible control character (an escape sequence would reach a terminal,
+    a log or the printed report as it is), or a lone surrogate (not Unicode)."""
+    bad = _CONTROL_TEXT.search(value)
+    if bad is None:
+        return None
+    ch, at = bad.group(), bad.start() + 1
+    if ch == "\x00":
+        return "contains a NUL character (U+0000), which text may not hold"
+    if "\ud800" <= ch <= "\udfff":
+        return f"not valid Unicode: contains a lone surrogate (U+{ord(ch):04X} at character {at})"
+    return (f"contains a control character (U+{ord(ch):04X} at character {at}); text may hold letters, "
+            "digits, punctuation, tabs and line breaks only")
+
+
+def decision_text_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The board decision's text fields that :func:`text_problem` refuses, by field (``attendees.2``)."""
+    problems = []
+    for name, value in data.items():
+        values = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in values:
+            if isinstance(item, str) and (problem := text_problem(item)) is not None:
+                problems.append((str(name) if i is None else f"{name}.{i}", problem))
+    return problems
+
+
 # ------------------------------------------------------------------ logging
 
 _ID_SEGMENT = re.compile(r"/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
