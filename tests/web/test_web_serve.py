@@ -1,10 +1,14 @@
 """`nelm serve` for real: what it prints, where it stores, what it refuses, what it logs."""
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
@@ -69,3 +73,176 @@ def test_binding_rules(capsys):
             check_binding(host, token)
         assert exc.value.code == 2
     assert "NELM_API_TOKEN" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ a port that cannot be bound
+
+def test_a_busy_port_has_its_own_message_and_exit_code(tmp_path):
+    from nelm.web.serve import BROKEN_CHAIN_EXIT, CANNOT_BIND_EXIT
+
+    first = Server([], _env(tmp_path))
+    try:
+        port = first.url.rsplit(":", 1)[1].strip("/")
+        db = tmp_path / "second.sqlite3"
+        r = subprocess.run([sys.executable, "-m", "nelm.cli", "serve", "--host", "127.0.0.1", "--port", port,
+                            "--database", f"sqlite:///{db}"], capture_output=True, text=True,
+                           env=_env(tmp_path), timeout=60)
+    finally:
+        first.stop()
+    assert r.returncode == CANNOT_BIND_EXIT and CANNOT_BIND_EXIT != BROKEN_CHAIN_EXIT
+    assert f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and "hash chain" not in r.stderr
+    assert not db.exists()  # refused before the case store was touched
+
+
+def test_a_bad_limit_is_refused_by_name(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "nelm.cli", "serve", "--port", "0"], capture_output=True, text=True,
+                       env=_env(tmp_path, NELM_MAX_HEADER_BYTES="lots"), timeout=60)
+    assert r.returncode == 2 and "NELM_MAX_HEADER_BYTES" in r.stderr and "1024" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------ bounded before authentication
+
+TOKEN = "a-long-random-token-for-tests"
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").strip("/").rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=30)
+    return s
+
+
+def _answer(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts as closed)."""
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    return out
+
+
+@pytest.fixture
+def limited(tmp_path):
+    """A token-protected server with small limits (so that the time-outs pass in a second)."""
+    server = Server([], _env(tmp_path, NELM_API_TOKEN=TOKEN, NELM_HEADER_TIMEOUT="1", NELM_BODY_TIMEOUT="1",
+                             NELM_MAX_CONNECTIONS_PER_CLIENT="6", NELM_MAX_HEADER_BYTES="8192",
+                             NELM_MAX_HEADERS="20"))
+    yield server
+    server.stop()
+
+
+def _health(url: str) -> int:
+    return httpx.get(url + "api/v1/health", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).status_code
+
+
+def test_an_oversized_or_overfull_head_is_refused_before_authentication(limited):
+    s = _connect(limited.url)
+    s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n")
+    assert _answer(s).startswith(b"HTTP/1.1 431 ")
+    s = _connect(limited.url)
+    s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(21))
+              + b"\r\n")
+    assert _answer(s).startswith(b"HTTP/1.1 431 ")
+    # an unfinished head is cut off once past the limit: the server stops reading, the client cannot go on
+    s = _connect(limited.url)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+    with pytest.raises(OSError):  # BrokenPipeError / ConnectionResetError
+        for _ in range(2000):  # up to 128 MB, which a server without the limit would hold
+            s.sendall(b"a" * 65536)
+    s.close()
+    # a head within the limits is served as before
+    s = _connect(limited.url)
+    s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode()
+              + b"\r\nConnection: close\r\n\r\n")
+    assert _answer(s).startswith(b"HTTP/1.1 200 ")
+
+
+def test_slow_and_silent_clients_are_shed(limited):
+    silent = _connect(limited.url)
+    trickling = _connect(limited.url)
+    trickling.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ")
+    slow_body = _connect(limited.url)
+    slow_body.sendall(b"POST /api/v1/assess HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n{")
+    # each is closed by the server (recv returns, it does not wait for the 30 s socket time-out)
+    assert _answer(silent).startswith(b"HTTP/1.1 408 ")
+    assert _answer(trickling).startswith(b"HTTP/1.1 408 ")
+    answer = _answer(slow_body)  # unauthenticated: 401 at once, then closed when the body does not come
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 401 ")
+    assert _health(limited.url) == 200
+
+
+def test_connections_per_client_are_capped_and_freed(limited):
+    held = [_connect(limited.url) for _ in range(6)]
+    try:
+        extra = _connect(limited.url)
+        assert _answer(extra).startswith(b"HTTP/1.1 503 ")  # the seventh from this address
+    finally:
+        for s in held:
+            s.close()
+    # the held ones are gone (closed here, or shed by the head time-out): the client is served again
+    for _ in range(100):
+        try:
+            if _health(limited.url) == 200:
+                break
+        except httpx.HTTPError:
+            pass
+    assert _health(limited.url) == 200
+
+
+# ------------------------------------------------------------------ the full report: a worker with a deadline
+
+def test_the_full_report_runs_in_a_worker_with_a_deadline(client, example, monkeypatch):
+    from nelm.web import reportjob
+
+    case_id = client.post("/api/v1/assessments", json=example).json()["id"]
+    r = client.get(f"/cases/{case_id}/versions/1/report.html?full=1")
+    assert r.status_code == 200 and "<html" in r.text.lower()
+    monkeypatch.setattr(reportjob, "report_seconds", lambda: 0.0)
+    r = client.get(f"/cases/{case_id}/versions/1/report.pdf?full=1")
+    assert r.status_code == 503 and "took longer than 0 seconds and was stopped" in r.text
+    assert [e.action for e in client.app.state.store.audit(case_id)].count("export") == 1  # only the one built
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_report_job_is_killed_at_its_deadline():
+    from nelm.web import reportjob
+
+    pids: list[int] = []
+
+    async def connected() -> bool:
+        return False
+
+    with pytest.raises(reportjob.JobTimeout):
+        anyio.run(lambda: reportjob.run_bounded(time.sleep, (3600,), seconds=0.5, disconnected=connected,
+                                                started=pids.append))
+    assert pids and _gone(pids[0])
+
+
+def test_a_report_job_is_killed_when_the_client_leaves():
+    from nelm.web import reportjob
+
+    pids: list[int] = []
+    polls = 0
+
+    async def leaves_after_two_polls() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls > 2
+
+    with pytest.raises(reportjob.ClientGone):
+        anyio.run(lambda: reportjob.run_bounded(time.sleep, (3600,), seconds=600, disconnected=leaves_after_two_polls,
+                                                started=pids.append))
+    assert pids and _gone(pids[0]) and polls == 3

@@ -406,9 +406,11 @@ async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "
     decided = [d for e, d in _store(request).decisions(v.case_id) if e.version == v.version]
     decision = decided[-1] if decided else None
     try:
-        if fmt == "pdf":
-            body: bytes | str = await run_in_threadpool(lambda: build_pdf(patient, v.assessment, full=whole,
-                                                                          decision=decision))
+        if whole:
+            # the full report can take minutes: a child process with a deadline, stopped if the client leaves
+            body: bytes | str = await _bounded_report(request, fmt, patient, v.assessment, decision)
+        elif fmt == "pdf":
+            body = await run_in_threadpool(lambda: build_pdf(patient, v.assessment, full=whole, decision=decision))
         else:
             body = await run_in_threadpool(lambda: build_html(patient, v.assessment, full=whole, decision=decision))
     except NotImplementedError:
@@ -425,6 +427,23 @@ async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "
         "Content-Disposition": f'inline; filename="{name}"',
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                                    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"})
+
+
+async def _bounded_report(request: Request, fmt: str, patient: Any, assessment: dict[str, Any],
+                          decision: dict[str, Any] | None) -> bytes | str:
+    from . import reportjob
+
+    seconds = reportjob.report_seconds()
+    try:
+        return await reportjob.run_bounded(reportjob.build_report, (fmt, patient, assessment, True, decision),
+                                           seconds=seconds, disconnected=request.is_disconnected)
+    except reportjob.JobTimeout:
+        raise HTTPException(503, f"The full report took longer than {seconds:g} seconds and was stopped. The "
+                                 "two-page board summary (the other button) is available at once.") from None
+    except reportjob.ClientGone:
+        raise HTTPException(503, "The report was stopped: the browser went away.") from None
+    except reportjob.JobFailed as exc:
+        raise HTTPException(500, f"The full report could not be built ({exc}).") from None
 
 
 # ------------------------------------------------------------------ routes: evidence
