@@ -406,3 +406,84 @@ def test_the_bearer_token_passes_the_origin_check(token_client, example):
     """A script with the token is no browser being abused: a browser never adds it to a cross-site request."""
     r = token_client.post(f"{API}/assessments", json=example, headers=AUTH | {"origin": "http://tool.example"})
     assert r.status_code == 201
+
+
+# ------------------------------------------------------------------ edits must say what they started from
+
+def test_an_api_edit_without_if_match_is_428_and_stores_nothing(client, example):
+    r = client.post(f"{API}/assessments", json=example)
+    case, etag = r.json()["id"], r.headers["etag"]
+    for headers in ({}, {"If-Match": "*"}, {"If-Match": ""}):
+        r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 1}, headers=headers)
+        assert r.status_code == 428 and "If-Match" in r.json()["detail"], headers
+    assert [v["version"] for v in client.get(f"{API}/assessments/{case}/versions").json()] == [1]
+    assert client.put(f"{API}/assessments/{case}", json=example, headers={"If-Match": '"9"'}).status_code == 412
+    r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 1}, headers={"If-Match": etag})
+    assert r.status_code == 200 and r.json()["version"] == 2
+
+
+def test_a_form_edit_without_its_base_version_is_428_and_stores_nothing(client, example):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}/edit")
+    for base in ({}, {"_base_version": ""}, {"_base_version": "one"}):
+        r = client.post(f"/cases/{case}", data={"csrf_token": token, "age_years": "60"} | base, follow_redirects=False)
+        assert r.status_code == 428 and "which version" in r.text, base
+    assert [v["version"] for v in client.get(f"{API}/assessments/{case}/versions").json()] == [1]
+    r = client.post(f"/cases/{case}", data={"csrf_token": token, "age_years": "60", "_base_version": "1"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+
+
+# ------------------------------------------------------------------ decision text: no NUL, no control characters
+
+_DECISION = {"rationale": "Resection first.", "attendees": "Dr A (surgery)\nDr B (oncology)",
+             "decided_on": "2026-12-01", "signed_by": "Dr A", "deviation_reason": "Patient preference."}
+
+
+@pytest.mark.parametrize("field, bad", [("rationale", "ok\x00"), ("rationale", "red \x1b[31m text"),
+                                        ("signed_by", "Dr\x07 A"), ("attendees", "Dr A\nDr \x9bB"),
+                                        ("deviation_reason", "why\x7f")])
+def test_the_decision_form_refuses_nul_and_control_characters(client, example, field, bad):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}")
+    form = _DECISION | {field: bad, "csrf_token": token}
+    r = client.post(f"/cases/{case}/versions/1/decision", data=form, follow_redirects=False)
+    assert r.status_code == 422 and ("control character" in r.text or "NUL" in r.text)
+    assert client.get(f"{API}/assessments/{case}/decisions").json() == []
+    api = {"chosen": [], "rationale": "x", "attendees": ["Dr A"], "decided_on": "2026-12-01", "signed_by": "Dr A",
+           "deviation_reason": "x"}
+    api[field] = [bad] if field == "attendees" else bad
+    r = client.post(f"{API}/assessments/{case}/versions/1/decisions", json=api)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].split(".")[0] == field
+    assert client.get(f"{API}/assessments/{case}/decisions").json() == []
+
+
+def test_the_decision_form_keeps_tabs_and_line_breaks(client, example):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}")
+    form = _DECISION | {"rationale": "Line one\r\n\tLine two", "csrf_token": token}
+    r = client.post(f"/cases/{case}/versions/1/decision", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    [d] = client.get(f"{API}/assessments/{case}/decisions").json()
+    assert "Line two" in d["decision"]["rationale"]
+
+
+# ------------------------------------------------------------------ the CLI reads at most one byte-order mark
+
+def test_the_cli_refuses_a_doubled_byte_order_mark(tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    document = (Path(__file__).parents[2] / "examples" / "solitary_resectable.json").read_bytes()
+    once, twice = tmp_path / "once.json", tmp_path / "twice.json"
+    once.write_bytes(b"\xef\xbb\xbf" + document)
+    twice.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf" + document)
+    ok = subprocess.run([sys.executable, "-m", "nelm.cli", "assess", str(once), "--format", "json"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and _json.loads(ok.stdout)["patient_id"]
+    for command in (["assess", str(twice)], ["report", str(twice), "--out", str(tmp_path / "r.html")]):
+        r = subprocess.run([sys.executable, "-m", "nelm.cli", *command], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "more than one byte-order mark" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.html").exists()
