@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
@@ -304,7 +305,7 @@ def test_migration_chains_the_rows_an_older_store_holds(database_url):
                                                   kb_sha256="f" * 64, created_at=t0))
             conn.execute(audit.insert().values(at=t0, actor="local", action="create", case_id=cid, version=1))
     migrate(eng)
-    assert current_revision(eng) == "0002"
+    assert current_revision(eng) == ScriptDirectory.from_config(cfg).get_current_head()  # 0002 and later ones
     report = chain.verify(eng)
     assert report.ok and [t.rows for t in report.tables] == [3, 3]
     eng.dispose()
