@@ -246,3 +246,30 @@ def test_a_report_job_is_killed_when_the_client_leaves():
         anyio.run(lambda: reportjob.run_bounded(time.sleep, (3600,), seconds=600, disconnected=leaves_after_two_polls,
                                                 started=pids.append))
     assert pids and _gone(pids[0]) and polls == 3
+
+
+# ------------------------------------------------------------------ sessions across worker processes
+
+def test_with_two_workers_a_login_and_a_logout_hold_on_both(tmp_path):
+    """Issue 24: with sessions in one worker's memory, 39 of 100 logged-in page loads went to the
+    login page, and a logged-out cookie still worked on the other worker."""
+    import re
+
+    server = Server(["--workers", "2"], _env(tmp_path, NELM_API_TOKEN=TOKEN))
+    try:
+        with httpx.Client(base_url=server.url, timeout=60, follow_redirects=True) as browser:
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("login").text).group(1)
+            r = browser.post("login", data={"csrf_token": csrf, "token": TOKEN, "next": "/cases"})
+            assert r.status_code == 200 and r.url.path == "/cases"
+            cookie = browser.cookies["nelm_session"]
+            # fresh connections, so that the kernel hands them to either worker
+            loads = [httpx.get(server.url + "cases", cookies={"nelm_session": cookie}, timeout=60).status_code
+                     for _ in range(40)]
+            assert loads == [200] * 40
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("cases").text).group(1)
+            assert browser.post("logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+        after = [httpx.get(server.url + "api/v1/health", cookies={"nelm_session": cookie}, timeout=60).status_code
+                 for _ in range(40)]
+        assert after == [401] * 40
+    finally:
+        server.stop()

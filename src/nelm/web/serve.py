@@ -275,6 +275,7 @@ def bind(host: str, port: int) -> socket.socket:
         refuse(f"cannot serve on {where}: {exc.strerror or exc} (check --host; choose another port with --port)",
                CANNOT_BIND_EXIT)
     sock.set_inheritable(True)
+    sock.listen(2048)  # from now on a client waits in the queue (while workers start) instead of being refused
     return sock
 
 
