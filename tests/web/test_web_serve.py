@@ -195,6 +195,26 @@ def test_connections_per_client_are_capped_and_freed(limited):
     assert _health(limited.url) == 200
 
 
+def test_connections_in_total_are_capped(tmp_path):
+    server = Server([], _env(tmp_path, NELM_API_TOKEN=TOKEN, NELM_MAX_CONNECTIONS="4",
+                             NELM_MAX_CONNECTIONS_PER_CLIENT="100"))
+    try:
+        held = [_connect(server.url) for _ in range(4)]
+        extra = _connect(server.url)
+        assert _answer(extra).startswith(b"HTTP/1.1 503 ")  # the fifth in all
+        for s in held:
+            s.close()
+        for _ in range(100):  # the server notices the closed ones; then it serves again
+            try:
+                if _health(server.url) == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+        assert _health(server.url) == 200
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------------------ the full report: a worker with a deadline
 
 def test_the_full_report_runs_in_a_worker_with_a_deadline(client, example, monkeypatch):
