@@ -192,6 +192,7 @@ def test_connections_per_client_are_capped_and_freed(limited):
                 break
         except httpx.HTTPError:
             pass
+        time.sleep(0.05)
     assert _health(limited.url) == 200
 
 
@@ -210,6 +211,7 @@ def test_connections_in_total_are_capped(tmp_path):
                     break
             except httpx.HTTPError:
                 pass
+            time.sleep(0.05)
         assert _health(server.url) == 200
     finally:
         server.stop()
