@@ -487,3 +487,17 @@ def test_the_cli_refuses_a_doubled_byte_order_mark(tmp_path):
         r = subprocess.run([sys.executable, "-m", "nelm.cli", *command], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and "more than one byte-order mark" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_session_look_up_that_fails_is_a_503_not_a_pass(token_client, monkeypatch):
+    cookie = _login(token_client).cookies["nelm_session"]
+    sessions = token_client.app.state.security.sessions
+
+    def down(*_a, **_k):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(sessions, "alive", down)
+    token_client.cookies.set("nelm_session", cookie)
+    r = token_client.get("/cases", follow_redirects=False)
+    assert r.status_code == 503 and "case store does not answer" in r.text
+    assert token_client.get(f"{API}/health", headers=AUTH).status_code == 200  # the token needs no look-up

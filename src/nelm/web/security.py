@@ -290,7 +290,13 @@ class AuthMiddleware(HTTPMiddleware):
         authenticated = sec.token_ok(bearer(headers))
         if not authenticated and session:
             # one indexed look-up in the case store, off the event loop: every worker sees the same sessions
-            authenticated = await anyio.to_thread.run_sync(sec.session_ok, session)
+            try:
+                authenticated = await anyio.to_thread.run_sync(sec.session_ok, session)
+            except Exception:  # noqa: BLE001 - the store does not answer: fail closed, and say so
+                logging.getLogger(__name__).warning("session look-up failed: the case store does not answer")
+                await PlainTextResponse("The case store does not answer, so the login cannot be checked; "
+                                        "try again shortly.", status_code=503)(scope, receive, send)
+                return
             if authenticated:
                 state["session"] = session  # the CSRF token of this request's forms is bound to it
 
