@@ -1,4 +1,6 @@
-"""Host check, token auth, login sessions, CSRF on login, cookies, headers, audit identity, quiet logs."""
+"""Host check, token auth, login sessions (in the case store: across workers and restarts), CSRF bound to the
+session, the Origin check, cookies, headers, audit identity, quiet logs; edits that must name their version
+(428), decision text without control characters, the CLI's byte-order mark."""
 from __future__ import annotations
 
 import logging

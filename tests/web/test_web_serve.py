@@ -1,4 +1,6 @@
-"""`nelm serve` for real: what it prints, where it stores, what it refuses, what it logs."""
+"""`nelm serve` for real: what it prints, where it stores, what it refuses, what it logs; a busy port;
+the limits before authentication (head size and fields, time-outs, connection caps); sessions across two
+workers; the full report in a worker process with a deadline."""
 from __future__ import annotations
 
 import os
