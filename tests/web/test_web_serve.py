@@ -164,6 +164,14 @@ def test_an_oversized_or_overfull_head_is_refused_before_authentication(limited)
     assert _answer(s).startswith(b"HTTP/1.1 200 ")
 
 
+def test_no_connection_leaves_the_bounded_protocol_by_an_upgrade(limited):
+    s = _connect(limited.url)
+    s.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    answer = _answer(s)  # served as plain HTTP, then shed by the time-outs like any other connection
+    assert answer.startswith(b"HTTP/1.1 200 ") and b" 101 " not in answer.split(b"\r\n", 1)[0]
+
+
 def test_slow_and_silent_clients_are_shed(limited):
     silent = _connect(limited.url)
     trickling = _connect(limited.url)

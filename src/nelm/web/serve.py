@@ -390,8 +390,9 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
     for brk in report.breaks if report is not None else ():
         print(f"nelm: WARNING: serving although the case store's hash chain is broken: {brk.describe()}",
               file=sys.stderr, flush=True)
+    # no WebSocket: nelm has none, and an upgraded connection would leave the bounded protocol
     common: dict[str, Any] = dict(log_config=log_config(), server_header=False, proxy_headers=False,
-                                  http=BoundedHttpToolsProtocol)
+                                  http=BoundedHttpToolsProtocol, ws="none")
     if workers > 1:
         # One process holds one core (the GIL): several share the listening socket. Each
         # re-creates the app from the environment (worker_app), after the checks above;
