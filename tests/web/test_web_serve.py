@@ -97,11 +97,16 @@ def test_a_busy_port_has_its_own_message_and_exit_code(tmp_path):
     assert not db.exists()  # refused before the case store was touched
 
 
-def test_a_bad_limit_is_refused_by_name(tmp_path):
+@pytest.mark.parametrize("name, value, allowed", [("NELM_MAX_HEADER_BYTES", "lots", "1024 to 1048576"),
+                                                   ("NELM_HEADER_TIMEOUT", "0", "0.1 to 3600"),
+                                                   ("NELM_MAX_CONNECTIONS", "1.5", "1 to 100000"),
+                                                   ("NELM_REPORT_SECONDS", "-3", "1 to 3600")])
+def test_a_bad_limit_is_refused_by_name(tmp_path, name, value, allowed):
     r = subprocess.run([sys.executable, "-m", "nelm.cli", "serve", "--port", "0"], capture_output=True, text=True,
-                       env=_env(tmp_path, NELM_MAX_HEADER_BYTES="lots"), timeout=60)
-    assert r.returncode == 2 and "NELM_MAX_HEADER_BYTES" in r.stderr and "1024" in r.stderr
+                       env=_env(tmp_path, **{name: value}), timeout=60)
+    assert r.returncode == 2 and name in r.stderr and allowed in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "xdg" / "nelm").exists()  # refused before touching any database
 
 
 # ------------------------------------------------------------------ bounded before authentication

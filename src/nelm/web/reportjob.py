@@ -38,14 +38,19 @@ class JobFailed(Exception):
     """The job raised, or its process died; the message says how."""
 
 
-def report_seconds() -> float:
-    """The deadline of one report build: ``NELM_REPORT_SECONDS`` (0.1 to 3600), else 60."""
+def report_seconds(strict: bool = False) -> float:
+    """The deadline of one report build: ``NELM_REPORT_SECONDS`` (1 to 3600), else 60.
+    ``strict``: a value out of range raises ValueError naming it (``nelm serve`` checks at start-up)."""
     raw = os.environ.get(REPORT_SECONDS_ENV, "").strip()
     try:
         value = float(raw) if raw else DEFAULT_REPORT_SECONDS
     except ValueError:
-        return DEFAULT_REPORT_SECONDS
-    return value if 0.1 <= value <= 3600 else DEFAULT_REPORT_SECONDS
+        value = -1.0
+    if 1 <= value <= 3600:
+        return value
+    if strict:
+        raise ValueError(f"{REPORT_SECONDS_ENV} must be a number from 1 to 3600 (got {raw[:40]!r})")
+    return DEFAULT_REPORT_SECONDS
 
 
 def build_report(fmt: str, patient: Any, assessment: dict[str, Any], full: bool,

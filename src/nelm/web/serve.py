@@ -78,15 +78,11 @@ class Limits:
             except ValueError:
                 value = None
             if value is None or not low <= value <= high:
-                raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number from {low:g} to {high:g} "
-                                 f"(got {raw[:40]!r})")
+                shown = [str(int(b)) if float(b).is_integer() else str(b) for b in (low, high)]
+                raise ValueError(f"{name} must be a {'whole ' if kind is int else ''}number from {shown[0]} to "
+                                 f"{shown[1]} (got {raw[:40]!r})")
             values[f.name] = value
         return cls(**values)
-
-    def lines(self) -> list[str]:
-        return [f"request head at most {self.max_header_bytes:,} bytes in {self.max_headers} fields, "
-                f"within {self.header_timeout:g} s; body within {self.body_timeout:g} s; "
-                f"at most {self.max_connections} connections, {self.max_connections_per_client} per client address"]
 
 
 _LIMIT_RANGES: dict[str, tuple[type, float, float]] = {
@@ -360,6 +356,9 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
     check_binding(host, token)
     try:
         limits = Limits.from_env()
+        from .reportjob import report_seconds
+
+        report_seconds(strict=True)
     except ValueError as exc:
         refuse(str(exc))
     BoundedHttpToolsProtocol.limits = limits
