@@ -310,3 +310,40 @@ def test_with_two_workers_a_login_and_a_logout_hold_on_both(tmp_path):
         assert after == [401] * 40
     finally:
         server.stop()
+
+
+def test_report_jobs_are_capped_per_process(monkeypatch):
+    """Requests cannot pile up report processes: past MAX_JOBS one is refused at once, and none started."""
+    from nelm.web import reportjob
+
+    monkeypatch.setattr(reportjob, "MAX_JOBS", 1)
+    pids: list[int] = []
+    outcome: list[str] = []
+
+    async def main() -> None:
+        started = anyio.Event()
+        stop = anyio.Event()
+
+        async def connected_until_stopped() -> bool:
+            return stop.is_set()
+
+        async def long_job() -> None:
+            try:
+                await reportjob.run_bounded(time.sleep, (3600,), seconds=600, disconnected=connected_until_stopped,
+                                            started=lambda pid: (pids.append(pid), started.set()))
+            except reportjob.ClientGone:
+                outcome.append("first stopped")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_job)
+            await started.wait()
+            try:
+                await reportjob.run_bounded(time.sleep, (1,), seconds=600, disconnected=connected_until_stopped,
+                                            started=pids.append)
+            except reportjob.JobsBusy:
+                outcome.append("second refused")
+            stop.set()
+
+    anyio.run(main)
+    assert outcome == ["second refused", "first stopped"] and len(pids) == 1 and _gone(pids[0])
+    assert reportjob._running == 0

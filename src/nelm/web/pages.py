@@ -442,6 +442,9 @@ async def _bounded_report(request: Request, fmt: str, patient: Any, assessment: 
                                  "two-page board summary (the other button) is available at once.") from None
     except reportjob.ClientGone:
         raise HTTPException(503, "The report was stopped: the browser went away.") from None
+    except reportjob.JobsBusy:
+        raise HTTPException(503, "Other full reports are being built just now; try again in a minute. The "
+                                 "two-page board summary is available at once.", headers={"Retry-After": "30"}) from None
     except reportjob.JobFailed as exc:
         raise HTTPException(500, f"The full report could not be built ({exc}).") from None
 

@@ -6,7 +6,9 @@ the browser went away, holding a core. Here the build runs in a child process (s
 a fork server, so the serving process with its threads and database connections is never
 forked; the report code is imported once in the fork server), and the request waits for
 it while checking the deadline (``NELM_REPORT_SECONDS``, default 60) and whether the
-client is still connected; either ends the child at once (SIGKILL).
+client is still connected; either ends the child at once (SIGKILL). At most
+``MAX_JOBS`` builds run at once in one server process; one more is refused at once
+(:class:`JobsBusy`), so requests cannot pile up processes.
 """
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ import anyio.to_thread
 REPORT_SECONDS_ENV = "NELM_REPORT_SECONDS"
 DEFAULT_REPORT_SECONDS = 60.0
 POLL_SECONDS = 0.1
+MAX_JOBS = 2  # report processes at once, per server (worker) process
 
 _context: Any = None
+_running = 0  # jobs now running in this process (all on its one event loop)
 
 
 class JobTimeout(Exception):
@@ -36,6 +40,10 @@ class ClientGone(Exception):
 
 class JobFailed(Exception):
     """The job raised, or its process died; the message says how."""
+
+
+class JobsBusy(Exception):
+    """MAX_JOBS jobs are running already; none was started."""
 
 
 def report_seconds(strict: bool = False) -> float:
@@ -90,7 +98,20 @@ async def run_bounded(target: Callable[..., Any], args: tuple[Any, ...], *, seco
                       started: Callable[[int], None] | None = None) -> Any:
     """``target(*args)`` in a child process; its result, or JobTimeout / ClientGone / JobFailed
     (NotImplementedError as itself). ``target`` and ``args`` must pickle (a module-level
-    function). The deadline is checked first on every poll, so ``seconds=0`` always stops."""
+    function). The deadline is checked first on every poll, so ``seconds=0`` always stops.
+    JobsBusy, and nothing started, when ``MAX_JOBS`` are running."""
+    global _running
+    if _running >= MAX_JOBS:
+        raise JobsBusy(f"{_running} report builds are running")
+    _running += 1
+    try:
+        return await _run(target, args, seconds=seconds, disconnected=disconnected, started=started)
+    finally:
+        _running -= 1
+
+
+async def _run(target: Callable[..., Any], args: tuple[Any, ...], *, seconds: float,
+               disconnected: Callable[[], Awaitable[bool]], started: Callable[[int], None] | None) -> Any:
     ctx = _mp()
     receiver, sender = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(sender, target, args), daemon=True, name="nelm-report")
