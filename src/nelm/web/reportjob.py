@@ -140,8 +140,10 @@ async def _run(target: Callable[..., Any], args: tuple[Any, ...], *, seconds: fl
                 raise JobFailed(f"the report process ended with exit code {proc.exitcode}")
             await anyio.sleep(POLL_SECONDS)
     finally:
+        sender.close()
         if proc.pid is not None:
             if proc.is_alive():
                 proc.kill()
-            await anyio.to_thread.run_sync(proc.join, 10)
+            with anyio.CancelScope(shield=True):  # reaped even when the request's task is cancelled
+                await anyio.to_thread.run_sync(proc.join, 10)
         receiver.close()
