@@ -111,6 +111,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     (closed; a body is never held beyond uvicorn's 64 KiB before the app reads it).
     Connections past the caps (in total, or from one address) are answered 503 and closed
     at once. The httptools parser itself (C, the fast path) is kept.
+
+    Why here: an ASGI middleware comes too late (uvicorn has parsed, and held, the whole
+    head before it calls the app); uvicorn's h11 protocol bounds the head with
+    ``h11_max_incomplete_event_size`` but parses in Python (slower for every request) and
+    has neither a count of fields nor the time-outs, which would still be needed here.
     """
 
     limits: ClassVar[Limits | None] = None
