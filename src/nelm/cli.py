@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .patient import OPTION_IDS, InvalidPatient, json_schema, load_patient
+from .patient import OPTION_IDS, InvalidPatient, Patient, json_schema
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Decision support for neuroendocrine liver metastases (supports, never replaces, the tumour board).")
@@ -52,6 +52,19 @@ def _refuse(path: str, exc: InvalidPatient) -> None:
     for field, msg in exc.problems:
         err.print(f"  - {field or '(document)'}: {msg}", markup=False)
     raise typer.Exit(2)
+
+
+def _load_patient(path: Path) -> Patient:
+    """A patient document file through the input gate; one byte-order mark is allowed, a
+    second (a file saved twice by tools that each add one) is refused, not read as text."""
+    from .inputgate import read_file
+    from .patient import parse_text, validate_patient
+
+    text, fmt = read_file(path)  # drops the one byte-order mark UTF-8 may start with
+    if text.startswith("\ufeff"):
+        raise InvalidPatient([("", "the file starts with more than one byte-order mark (U+FEFF); save it as "
+                                   "UTF-8 with at most one")])
+    return validate_patient(parse_text(text, fmt))
 
 
 def _tolerant_stdout() -> bool:
@@ -110,7 +123,7 @@ def assess(
             imported = read_bundle_file(fhir)
             patient = imported.patient()
         else:
-            patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
+            patient = _load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
     except InvalidPatient as exc:
         _refuse(str(fhir or file), exc)
     if outcomes not in ("summary", "full"):
@@ -290,7 +303,7 @@ def report(
         raise typer.Exit(2)
     _tolerant_stdout()
     try:
-        patient = load_patient(file)
+        patient = _load_patient(file)
     except InvalidPatient as exc:
         _refuse(str(file), exc)
     result = run(patient, _guideline_or_exit(guideline))

@@ -25,7 +25,7 @@ def _assessment(tag: str = "a") -> dict:
 
 def test_migration_creates_the_tables_and_is_idempotent(store):
     names = set(inspect(store.engine).get_table_names())
-    assert {"cases", "case_versions", "audit_log", "chain_heads", "alembic_version"} <= names
+    assert {"cases", "case_versions", "audit_log", "chain_heads", "web_sessions", "alembic_version"} <= names
     assert current_revision(store.engine) == head_revision()
     migrate(store.engine)  # a second start-up must not fail or change anything
     assert current_revision(store.engine) == head_revision()
