@@ -194,7 +194,7 @@ def test_resources_about_another_patient_are_unread():
     other = observation("ki", "29593-1", 5, "%", subject={"reference": "Patient/someone-else"})
     imported = read_bundle(bundle(patient(), other), ON)
     assert imported.document == {"age_years": 58}
-    assert imported.unread[0].reason == "about another patient (Patient/someone-else), not Patient/p1"
+    assert imported.unread[0].reason == "another patient (Patient/someone-else), not Patient/p1"
 
 
 def test_age_is_whole_years_on_the_assessment_date():

@@ -64,6 +64,17 @@ class HookError(Exception):
         self.message = message
 
 
+class WrongPatient(HookError):
+    """The prefetched or fetched Patient is not the ``context.patientId`` the EHR asked about:
+    nothing is assessed; the hook answers with a critical card (:func:`wrong_patient_card`)."""
+
+    def __init__(self, asked: str, got: list[str]):
+        super().__init__(200, f"the record sent is of Patient {', '.join(got)}, not of Patient {asked} "
+                              "(context.patientId): nothing was assessed")
+        self.asked = asked
+        self.got = got
+
+
 # ------------------------------------------------------------------ the request
 
 def _context(body: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +198,9 @@ def hook_bundle(body: dict[str, Any], skipped: list[Unread] | None = None) -> di
         resources += _resources(value, fetch, skipped if skipped is not None else [])
     if not any(r.get("resourceType") == "Patient" for r in resources):
         raise HookError(412, f"no Patient resource for patient {context['patientId']!r} in prefetch or on the FHIR server")
+    others = sorted({str(r.get("id")) for r in resources if r.get("resourceType") == "Patient"} - {context["patientId"]})
+    if others and not any(r.get("resourceType") == "Patient" and r.get("id") == context["patientId"] for r in resources):
+        raise WrongPatient(context["patientId"], others)
     seen: set[str] = set()
     entries = []
     for r in resources:
@@ -357,8 +371,21 @@ def feedback_detail(service_id: str, item: dict[str, Any], case_id: str | None) 
     return json.dumps(kept, ensure_ascii=False, sort_keys=True)
 
 
+def wrong_patient_card(exc: WrongPatient, base_url: str) -> dict[str, Any]:
+    """A critical card: the EHR sent another patient's record than the one open."""
+    return {"uuid": str(uuid.uuid4()),
+            "summary": _clip("NELM: the record sent belongs to another patient; no assessment was made"),
+            "indicator": "critical",
+            "detail": (f"The EHR asked about patient **{_md(exc.asked)}**, but the Patient record it sent is "
+                       f"**{_md(', '.join(exc.got))}**. nelm did not assess it: check that the right chart is open "
+                       "and that the prefetch is configured for the current patient."),
+            "source": {"label": "nelm", "url": f"{base_url}evidence"}}
+
+
 def read_hook(body: dict[str, Any], on: Any = None) -> FhirImport:
+    """The hook's records read as the patient ``context.patientId`` names; records of any other
+    patient (prefetched or fetched) are listed as unread, never read."""
     skipped: list[Unread] = []
-    imported = read_bundle(hook_bundle(body, skipped), on)
+    imported = read_bundle(hook_bundle(body, skipped), on, patient_id=_context(body)["patientId"])
     imported.unread += skipped
     return imported

@@ -38,6 +38,7 @@ GIVEN_STATUS = {
     "MedicationRequest": {"active": True, "completed": False, "stopped": False, "on-hold": None},
     "Procedure": {"in-progress": True, "completed": False, "stopped": False},
 }
+MERGE_LINKS = ("replaces", "replaced-by")  # Patient.link types that make two records one person
 ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
 
 
@@ -165,13 +166,15 @@ def read_bundle_text(text: str, on: dt.date | None = None) -> FhirImport:
     return read_bundle(inputgate.parse_text(text, "json"), on)
 
 
-def read_bundle(data: Any, on: dt.date | None = None) -> FhirImport:
+def read_bundle(data: Any, on: dt.date | None = None, patient_id: str | None = None) -> FhirImport:
     """Read a parsed Bundle (transaction, collection, searchset, batch or document).
 
-    ``on`` is the assessment date, for the age (default today). Raises InvalidBundle when
-    the input is not a Bundle of one patient's records.
+    ``on`` is the assessment date, for the age (default today). ``patient_id``: the FHIR id
+    of the patient the caller asks about (a CDS hook's ``context.patientId``); the Bundle's
+    Patient must be that one, and other Patients in it are another person's. Raises
+    InvalidBundle when the input is not a Bundle of one patient's records.
     """
-    return _Reader(load_mapping(), on or dt.date.today()).read(data)
+    return _Reader(load_mapping(), on or dt.date.today(), patient_id).read(data)
 
 
 # ------------------------------------------------------------------ the reader
@@ -209,6 +212,16 @@ def _date_of(value: Any) -> dt.date | None:
     return None
 
 
+def _plain_ref(ref: str) -> str:
+    """A reference without its version (``Patient/p1/_history/2`` → ``Patient/p1``)."""
+    return ref.split("/_history/")[0]
+
+
+def _links(patient: Any, *types: str) -> list[str]:
+    return [link.other.reference for link in patient.link or []
+            if link.type in types and getattr(link.other, "reference", None)]
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -222,9 +235,11 @@ def _norm_unit(unit: str) -> str:
 
 
 class _Reader:
-    def __init__(self, mapping: Mapping, on: dt.date):
+    def __init__(self, mapping: Mapping, on: dt.date, patient_id: str | None = None):
         self.m = mapping
         self.on = on
+        self.patient_id = patient_id
+        self.patient_identifiers: set[tuple[str, str]] = set()
         self.readings: list[Reading] = []
         self.unread: list[Unread] = []
         self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
@@ -259,6 +274,7 @@ class _Reader:
             raise InvalidBundle(problems[:inputgate.MAX_PROBLEMS])
 
         parsed: list[tuple[str, Any]] = []
+        patients: list[tuple[str, Any, str | None]] = []
         for i, entry in enumerate(entries):
             label = f"entry.{i}"
             resource = entry.get("resource")
@@ -281,7 +297,8 @@ class _Reader:
                 self.resources[key] = model
             parsed.append((name, model))
             if rtype == "Patient":
-                self._patient(name, model, full_url)
+                patients.append((name, model, full_url))
+        self._patients(patients)
 
         for name, model in parsed:
             rtype = model.get_resource_type()
@@ -293,28 +310,110 @@ class _Reader:
         return self._result()
 
     # -------------------------------------------------------------- subject
-    def _patient(self, name: str, p: Any, full_url: str | None) -> None:
-        if self.patient_ref is not None:
-            raise InvalidBundle([("entry", f"the Bundle holds more than one Patient ({self.patient_ref}, {name}); "
-                                           "send one patient's records")])
-        self.patient_ref = name
-        self.patient_keys = {name} | ({full_url} if full_url else set())
+    def _patients(self, patients: list[tuple[str, Any, str | None]]) -> None:
+        """The one person the Bundle is about: its Patient, or Patients merged into one by
+        Patient.link (replaces / replaced-by); any other Patient is another person."""
+        if not patients:
+            return
+        if self.patient_id is not None:
+            chosen = [p for p in patients if p[1].id == self.patient_id]
+            if not chosen:
+                ids = ", ".join(name for name, _, _ in patients)
+                raise InvalidBundle([("entry", f"no Patient {self.patient_id!r} (the patient asked about) in the "
+                                               f"records sent; they hold {ids}")])
+            anchor = chosen[0]
+        else:
+            # the surviving record of a merge: the Patient no other record replaces
+            anchor = next((p for p in patients if not _links(p[1], "replaced-by")), patients[0])
+        person = self._merged(anchor, patients)
+        others = [p for p in patients if p not in person]
+        if others and self.patient_id is None:
+            raise InvalidBundle([("entry", f"the Bundle holds more than one Patient ({anchor[0]}, "
+                                           f"{', '.join(name for name, _, _ in others)}) not linked as one person "
+                                           "(Patient.link replaces / replaced-by); send one patient's records")])
+        self.patient_ref = anchor[0]
+        for name, model, full_url in person:
+            self.patient_keys |= {name, *([full_url] if full_url else [])}
+            for ident in model.identifier or []:
+                if ident.system and ident.value:
+                    self.patient_identifiers.add((ident.system, ident.value))
+            for link in model.link or []:
+                if link.type in MERGE_LINKS and getattr(link.other, "reference", None):
+                    self.patient_keys.add(_plain_ref(link.other.reference))
+        for name, model, _ in person:
+            self._patient(name, model, merged=len(person) > 1)
+        for name, _, _ in others:
+            self.unread.append(Unread(name, f"another patient: not {self.patient_ref}, the patient asked about"))
+
+    def _merged(self, anchor: tuple[str, Any, str | None], patients: list[tuple[str, Any, str | None]]
+                ) -> list[tuple[str, Any, str | None]]:
+        """``anchor`` and every Patient joined to it by a replaces / replaced-by link (either way)."""
+        def keys(p: tuple[str, Any, str | None]) -> set[str]:
+            return {p[0], *([p[2]] if p[2] else [])}
+
+        group = [anchor]
+        changed = True
+        while changed:
+            changed = False
+            for p in patients:
+                if p in group:
+                    continue
+                linked = any(_plain_ref(ref) in keys(g) for ref in _links(p[1], *MERGE_LINKS) for g in group) or any(
+                    _plain_ref(ref) in keys(p) for g in group for ref in _links(g[1], *MERGE_LINKS))
+                if linked:
+                    group.append(p)
+                    changed = True
+        return group
+
+    def _patient(self, name: str, p: Any, merged: bool = False) -> None:
         birth = _date_of(p.birthDate)
         if birth is not None:
             years = self.on.year - birth.year - ((self.on.month, self.on.day) < (birth.month, birth.day))
-            self.readings.append(Reading("age_years", years, Source(name, "birthDate", None),
-                                         f"born {birth.isoformat()}, age on {self.on.isoformat()}"))
+            note = f"born {birth.isoformat()}, age on {self.on.isoformat()}"
+            if merged:
+                note += f"; merged record of {self.patient_ref}"
+            self.readings.append(Reading("age_years", years, Source(name, "birthDate", None), note))
         if getattr(p, "deceasedBoolean", None) or getattr(p, "deceasedDateTime", None):
             self.unread.append(Unread(name, "the patient is recorded as deceased; nothing is inferred from it"))
 
     def _about_patient(self, name: str, resource: Any) -> bool:
+        """Whether ``resource`` is about the Bundle's patient; if not, it is listed as unread with why.
+
+        It is when its subject (or patient) resolves to the Patient read: by reference (relative,
+        absolute, fullUrl, urn:uuid, a version of it) or by an identifier that Patient carries.
+        A resource that names no patient, names one only by an identifier the Patient does not
+        carry, or when the Bundle has no Patient, cannot be told to be this patient's.
+        """
         subject = getattr(resource, "subject", None) or getattr(resource, "patient", None)
-        ref = getattr(subject, "reference", None) if subject is not None else None
-        if ref is None or not self.patient_keys:
-            return True
-        if ref in self.patient_keys or any(ref.endswith("/" + k) for k in self.patient_keys if "/" in k):
-            return True
-        self.unread.append(Unread(name, f"about another patient ({ref}), not {self.patient_ref}"))
+        if subject is None:
+            self.unread.append(Unread(name, "cannot tell whose: the record names no patient (subject)"))
+            return False
+        ref = getattr(subject, "reference", None)
+        ident = getattr(subject, "identifier", None)
+        if not self.patient_keys:
+            self.unread.append(Unread(name, "cannot tell whose: the Bundle holds no Patient to match "
+                                            f"{ref or 'its subject'} against"))
+            return False
+        if ref is not None:
+            plain = _plain_ref(ref)
+            if plain in self.patient_keys or any(plain.endswith("/" + k) for k in self.patient_keys
+                                                 if k.startswith("Patient/")):
+                return True
+            if plain.startswith("Patient/") or "/Patient/" in plain or plain.startswith("urn:"):
+                self.unread.append(Unread(name, f"another patient ({ref}), not {self.patient_ref}"))
+            elif plain.startswith("#"):
+                self.unread.append(Unread(name, f"cannot tell whose: subject {ref} is a contained resource"))
+            else:
+                self.unread.append(Unread(name, f"not about a patient: subject {ref}"))
+            return False
+        if ident is not None and ident.system and ident.value:
+            if (ident.system, ident.value) in self.patient_identifiers:
+                return True
+            self.unread.append(Unread(name, f"cannot tell whose: subject identifier {ident.system}|{ident.value} "
+                                            f"is not one {self.patient_ref} carries (another patient's?)"))
+            return False
+        self.unread.append(Unread(name, "cannot tell whose: the subject gives neither a reference nor an identifier "
+                                        "with system and value"))
         return False
 
     # -------------------------------------------------------------- codes

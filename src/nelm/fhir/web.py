@@ -142,6 +142,8 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
     try:
         cds.check_request(service_id, body)
         imported = cds.read_hook(body, dt.date.today())
+    except cds.WrongPatient as exc:  # another patient's record: a critical card, nothing assessed or stored
+        return JSONResponse({"cards": [cds.wrong_patient_card(exc, str(request.base_url))]})
     except cds.HookError as exc:
         return _problem(exc.status, exc.message)
     except InvalidPatient as exc:  # the prefetched data is not a Bundle nelm can read
