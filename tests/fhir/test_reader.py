@@ -187,7 +187,7 @@ def test_observations_not_final_are_unread(status):
 @pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
 def test_refuted_conditions_are_not_facts(verification):
     imported = read_bundle(bundle(condition("c", "C7B.03", verification=verification)), ON)
-    assert imported.document == {} and "not a fact" in imported.unread[0].reason
+    assert imported.document == {} and "not a confirmed fact" in imported.unread[0].reason
 
 
 def test_resources_about_another_patient_are_unread():

@@ -131,6 +131,7 @@ class FhirImport:
     mapping: dict[str, str]
     patient_reference: str | None = None
     assessed_on: dt.date = field(default_factory=dt.date.today)
+    notes: list[str] = field(default_factory=list)   # how the reading was qualified (e.g. ongoing left unknown)
 
     def patient(self) -> Patient:
         """The validated patient; InvalidPatient names each bad field and the resource it came from."""
@@ -148,7 +149,7 @@ class FhirImport:
         return {"document": self.document, "provenance": [r.to_dict() for r in self.provenance],
                 "conflicts": [c.to_dict() for c in self.conflicts], "unread": [u.to_dict() for u in self.unread],
                 "mapping": self.mapping, "patient_reference": self.patient_reference,
-                "assessed_on": self.assessed_on.isoformat()}
+                "assessed_on": self.assessed_on.isoformat(), "notes": self.notes}
 
 
 _show = labels.plain  # yes/no, 2.0 as 2
@@ -222,6 +223,40 @@ def _links(patient: Any, *types: str) -> list[str]:
             if link.type in types and getattr(link.other, "reference", None)]
 
 
+# Condition statuses (http://terminology.hl7.org/CodeSystem/condition-ver-status and
+# condition-clinical, FHIR R4): a Condition is a fact only when confirmed (or unstated) and current
+VERIFIED = ("confirmed",)
+NOT_VERIFIED = {"unconfirmed": "unconfirmed", "provisional": "provisional (suspected, not confirmed)",
+                "differential": "differential (one of several possible diagnoses)", "refuted": "refuted",
+                "entered-in-error": "entered in error"}
+CURRENT = ("active", "recurrence", "relapse")
+NOT_CURRENT = {"inactive": "inactive", "remission": "in remission", "resolved": "resolved"}
+
+
+def _not_current(c: Any, codings: Any) -> str | None:
+    """Why a Condition states no current fact (None: it does)."""
+    verification = [x.code for x in codings(c.verificationStatus) if x.code]
+    clinical = [x.code for x in codings(c.clinicalStatus) if x.code]
+    for code in verification:
+        if code in NOT_VERIFIED:
+            return f"verification status {NOT_VERIFIED[code]}: not a confirmed fact"
+        if code not in VERIFIED:
+            return f"verification status {code!r} is not one nelm reads (read: confirmed, or none given)"
+    for code in clinical:
+        if code in NOT_CURRENT:
+            return f"clinical status {NOT_CURRENT[code]}: not a current fact"
+        if code not in CURRENT:
+            return f"clinical status {code!r} is not one nelm reads (read: {', '.join(CURRENT)}, or none given)"
+    abated = next((getattr(c, f) for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
+                                           "abatementString") if getattr(c, f, None) is not None), None)
+    if abated is not None:
+        when = f" on {_date_of(abated).isoformat()}" if _date_of(abated) else ""
+        if not clinical:
+            return f"abated{when} (no clinical status given): not a current fact"
+        return f"abated{when} yet its clinical status is {', '.join(clinical)}: contradictory, not read"
+    return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -247,6 +282,9 @@ class _Reader:
         self.patient_keys: set[str] = set()
         # (label, sites it resects, source): decided once the primary site is known (_primary_resected)
         self.resections: list[tuple[str, list[str], Source]] = []
+        # treatment records given (or possibly still given) whose drug or procedure could not be read
+        self.unread_treatments: list[str] = []
+        self.notes: list[str] = []
 
     # -------------------------------------------------------------- Bundle
     def read(self, data: Any) -> FhirImport:
@@ -489,9 +527,9 @@ class _Reader:
 
     # -------------------------------------------------------------- Condition
     def _condition(self, name: str, c: Any) -> None:
-        status = {x.code for x in self._codings(c.verificationStatus)}
-        if status & {"refuted", "entered-in-error"}:
-            self.unread.append(Unread(name, f"verification status {', '.join(sorted(status))}: not a fact"))
+        reason = _not_current(c, self._codings)
+        if reason is not None:
+            self.unread.append(Unread(name, reason))
             return
         known = self._known(name, c.code, self.m.conditions,
                             c.onsetDateTime, getattr(c.onsetPeriod, "start", None), c.recordedDate)
@@ -526,6 +564,8 @@ class _Reader:
                     if self.m.option_of(x.system, x.code)), None)  # option_of also reads nelm's own codes
         if hit is None:
             self._unknown_code(name, concept)
+            if ongoing is not False:  # it may be one of nelm's options, still being given
+                self.unread_treatments.append(name)
             return
         coding, option = hit
         self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
@@ -599,7 +639,7 @@ class _Reader:
             if dotted == "extrahepatic.sites":
                 set_field(doc, dotted, sorted({r.value for r in readings}))
             elif dotted == "prior_therapies":
-                doc["prior_therapies"] = _therapies(readings)
+                doc["prior_therapies"] = _therapies(readings, self.unread_treatments, self.notes)
             else:
                 value, conflict = _resolve(dotted, readings)
                 if conflict is not None:
@@ -608,7 +648,8 @@ class _Reader:
                     set_field(doc, dotted, value)
         self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
-                          mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
+                          mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on,
+                          notes=self.notes)
 
     def _primary_resected(self, doc: dict[str, Any]) -> None:
         """An organ resection is the primary tumour's resection when the primary is in that organ."""
@@ -639,8 +680,9 @@ def _key(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
-    """One prior_therapies entry per option; ongoing when any record says so, not when all say not."""
+def _therapies(readings: list[Reading], unread: list[str], notes: list[str]) -> list[dict[str, Any]]:
+    """One prior_therapies entry per option; ongoing when any record says so, not when all say not
+    and every treatment record was read (an unread, possibly current one may be the same therapy)."""
     entries: dict[str, list[bool | None]] = {}
     for r in readings:
         entries.setdefault(r.value["therapy"], []).append(r.value["ongoing"])
@@ -648,6 +690,10 @@ def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
     for therapy, flags in entries.items():
         entry: dict[str, Any] = {"therapy": therapy}
         ongoing = True if True in flags else (False if all(f is False for f in flags) else None)
+        if ongoing is False and unread:
+            ongoing = None
+            notes.append(f"prior_therapies: whether {therapy} is still given stays unknown: its records say it "
+                         f"ended, but {', '.join(unread)} could not be read and may be the same therapy, current")
         if ongoing is not None:
             entry["ongoing"] = ongoing
         out.append(entry)
