@@ -303,6 +303,27 @@ def test_every_observation_code_sets_its_field(key):
     if rule.value == "integer":
         o = observation("o", code, 1, integer=True, system=system)
         expected = 1
+    elif rule.value == "coded":  # every answer gives its value (with the method the rule requires)
+        for answer in rule.answers:
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": MAPPING.systems[answer.system], "code": answer.code}]}
+            if rule.methods:
+                m = rule.methods[0]
+                o["method"] = {"coding": [{"system": MAPPING.systems[m.system], "code": m.code}]}
+            node = read_bundle(bundle(o), ON).document
+            for part in rule.field.split("."):
+                node = node[part]
+            assert node == answer.value
+        return
+    elif rule.value == "morphology":  # every morphology the table knows
+        for (msystem, mcode), morph in MAPPING.morphologies.items():
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": msystem, "code": mcode}]}
+            expected_doc: dict = {}
+            for dotted, value in morph.sets.items():
+                set_field(expected_doc, dotted, value)
+            assert read_bundle(bundle(o), ON).document == expected_doc
+        return
     else:
         unit, factor = next(iter(rule.units.items()))
         o = observation("o", code, 2, unit, system=system)

@@ -38,6 +38,7 @@ GIVEN_STATUS = {
     "MedicationRequest": {"active": True, "completed": False, "stopped": False, "on-hold": None},
     "Procedure": {"in-progress": True, "completed": False, "stopped": False},
 }
+MORPHOLOGY_EXTENSION = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior"
 MERGE_LINKS = ("replaces", "replaced-by")  # Patient.link types that make two records one person
 ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
 
@@ -54,6 +55,13 @@ BUNDLE_SCHEMA: dict[str, Any] = {
             "properties": {"resourceType": {"type": "string", "pattern": f"^{RESOURCE_TYPE.pattern}$"}}}}}},
     },
 }
+
+
+@dataclass
+class _TextConcept:
+    """A medication known only by a name (a reference's display): read like a CodeableConcept's text."""
+    text: str
+    coding: tuple[()] = ()
 
 
 class InvalidBundle(InvalidPatient):
@@ -213,6 +221,24 @@ def _date_of(value: Any) -> dt.date | None:
     return None
 
 
+def _not_read(rtype: Any, resource: dict[str, Any], entry: dict[str, Any]) -> str:
+    """Why a resource of a type nelm does not read is listed, saying what it may hold."""
+    if rtype == "OperationOutcome":
+        issues = [i for i in resource.get("issue") or [] if isinstance(i, dict)]
+        said = "; ".join(str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
+                         for i in issues[:3])
+        where = "the server's search outcome" if (entry.get("search") or {}).get("mode") == "outcome" else "an outcome"
+        severity = {str(i.get("severity")) for i in issues}
+        lead = "WARNING: records may be missing" if severity & {"warning", "error", "fatal"} else "note"
+        return f"{lead}: {where} says: {said or 'no details'}"
+    if rtype == "DiagnosticReport":
+        text = resource.get("conclusion")
+        shown = f" (conclusion: {text[:160]!r}{'…' if len(text) > 160 else ''})" if isinstance(text, str) and text else ""
+        return ("a report's text is not read" + shown + ": Ki-67, grade or differentiation stated only in a report "
+                "stay unknown; enter them from the report")
+    return f"resource type {rtype!r} is not read by nelm"
+
+
 def _plain_ref(ref: str) -> str:
     """A reference without its version (``Patient/p1/_history/2`` → ``Patient/p1``)."""
     return ref.split("/_history/")[0]
@@ -285,6 +311,7 @@ class _Reader:
         # treatment records given (or possibly still given) whose drug or procedure could not be read
         self.unread_treatments: list[str] = []
         self.notes: list[str] = []
+        self.missing_medication: str | None = None
 
     # -------------------------------------------------------------- Bundle
     def read(self, data: Any) -> FhirImport:
@@ -323,7 +350,7 @@ class _Reader:
             rid = resource.get("id")
             name = f"{rtype}/{rid}" if rtype and rid else f"{rtype or 'resource'} ({label})"
             if rtype not in READ_TYPES:
-                self.unread.append(Unread(name, f"resource type {rtype!r} is not read by nelm"))
+                self.unread.append(Unread(name, _not_read(rtype, resource, entry)))
                 continue
             try:
                 model = _resource_class(rtype).model_validate(resource)
@@ -463,8 +490,8 @@ class _Reader:
 
     def _first_known(self, concept: Any, table: dict[tuple[str, str], Any]) -> tuple[Any, Any] | None:
         """The first coding of ``concept`` that ``table`` maps, with its entry (None: no code is known)."""
-        return next(((c, table[(c.system or "", c.code or "")]) for c in self._codings(concept)
-                     if (c.system or "", c.code or "") in table), None)
+        return next(((c, table[(self.m.canonical(c.system), c.code or "")]) for c in self._codings(concept)
+                     if (self.m.canonical(c.system), c.code or "") in table), None)
 
     def _known(self, name: str, concept: Any, table: dict[tuple[str, str], Any], *dates: Any) -> tuple[Any, Source] | None:
         """The table's rule for a resource's code, and where the reading comes from (the first
@@ -488,17 +515,71 @@ class _Reader:
         if o.status not in OBSERVATION_FINAL:
             self.unread.append(Unread(name, f"status {o.status!r}: only final, amended or corrected results are read"))
             return
-        known = self._known(name, o.code, self.m.observations,
-                            o.effectiveDateTime, getattr(o.effectivePeriod, "start", None), o.issued)
-        if known is None:
+        date = next((d for d in map(_date_of, (o.effectiveDateTime, getattr(o.effectivePeriod, "start", None),
+                                               o.issued)) if d), None)
+        hit = self._first_known(o.code, self.m.observations)
+        if hit is not None:
+            coding, rule = hit
+            self._observation_value(name, rule, Source(name, self._code_text(coding), date), o, o.method)
             return
-        rule, source = known
-        q = o.valueQuantity
+        # a panel: its components are results of their own (a CBC's platelets and neutrophils)
+        read = False
+        for component in o.component or []:
+            part = self._first_known(component.code, self.m.observations)
+            if part is not None:
+                coding, rule = part
+                source = Source(name, f"component {self._code_text(coding)}", date)
+                self._observation_value(name, rule, source, component, o.method)
+                read = True
+        if not read:
+            self._unknown_code(name, o.code)
+
+    def _observation_value(self, name: str, rule: Any, source: Source, holder: Any, method: Any) -> None:
+        """One result (an Observation or one of its components) into its field, or unread with why."""
+        absent = getattr(holder, "dataAbsentReason", None)
+        if absent is not None:
+            why = ", ".join(c.code for c in self._codings(absent) if c.code) or getattr(absent, "text", None) or "unstated"
+            self.unread.append(Unread(name, f"{rule.label}: no value (data absent: {why})"))
+            return
+        if rule.methods:
+            wanted = {(self.m.systems[c.system], c.code) for c in rule.methods}
+            got = {(self.m.canonical(c.system), c.code) for c in self._codings(method)}
+            if not wanted & got:
+                shown = ", ".join(self._code_text(c) for c in self._codings(method)) or "none given"
+                self.unread.append(Unread(name, f"{rule.label}: method {shown} is not one this result is read by "
+                                                f"({', '.join(self.m.system_name(self.m.systems[c.system]) + ' ' + c.code for c in rule.methods)})"))
+                return
+        concept = getattr(holder, "valueCodeableConcept", None)
+        if rule.value in ("coded", "integer") and concept is not None:
+            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
+            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
+                        if (self.m.canonical(c.system), c.code) in answers), None)
+            if hit is None:
+                self._unknown_code(name, concept, f"{rule.label} answer ")
+                return
+            coding, value = hit
+            self.readings.append(Reading(rule.field, value, source, f"coded answer {self._code_text(coding)}"))
+            return
+        if rule.value == "morphology":
+            found = self._first_known(concept, self.m.morphologies) if concept is not None else None
+            if found is None:
+                self._unknown_code(name, concept, f"{rule.label} ")
+                return
+            coding, morph = found
+            for dotted, value in morph.sets.items():
+                self.readings.append(Reading(dotted, value, source, f"{morph.label} ({self._code_text(coding)})"))
+            return
+        if rule.value == "coded":
+            self.unread.append(Unread(name, f"{rule.label}: expected a coded result (valueCodeableConcept)"))
+            return
+        q = getattr(holder, "valueQuantity", None)
         if rule.value == "integer":
-            raw = o.valueInteger if o.valueInteger is not None else (_number(q.value) if q is not None and not q.unit
-                                                                       and not q.code else None)
+            integer = getattr(holder, "valueInteger", None)
+            raw = integer if integer is not None else (_number(q.value) if q is not None and not q.unit
+                                                       and not q.code else None)
             if raw is None or float(raw) != int(float(raw)):
-                self.unread.append(Unread(name, f"{rule.label}: expected a whole number (valueInteger)"))
+                self.unread.append(Unread(name, f"{rule.label}: expected a whole number (valueInteger) or a coded "
+                                                "answer"))
                 return
             self.readings.append(Reading(rule.field, int(float(raw)), source))
             return
@@ -543,9 +624,24 @@ class _Reader:
             self.readings.append(Reading(dotted, value, source))
         if rule.primary:
             self._body_sites(name, c, date)
+            self._morphology(name, c, date)
         if rule.add_site is not None:
             self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
             self.readings.append(Reading("extrahepatic.present", True, source))
+
+    def _morphology(self, name: str, c: Any, date: dt.date | None) -> None:
+        """mCODE's histology-morphology-behavior extension (an ICD-O-3 morphology) on a primary cancer."""
+        for ext in c.extension or []:
+            if ext.url != MORPHOLOGY_EXTENSION or ext.valueCodeableConcept is None:
+                continue
+            hit = self._first_known(ext.valueCodeableConcept, self.m.morphologies)
+            if hit is None:
+                self._unknown_code(name, ext.valueCodeableConcept, "histology-morphology-behavior ")
+                continue
+            coding, morph = hit
+            source = Source(name, "morphology " + self._code_text(coding), date)
+            for dotted, value in morph.sets.items():
+                self.readings.append(Reading(dotted, value, source, morph.label))
 
     def _body_sites(self, name: str, c: Any, date: dt.date | None) -> None:
         """A primary tumour's bodySite → primary.site; a site the table does not know is reported."""
@@ -563,6 +659,13 @@ class _Reader:
         hit = next(((x, self.m.option_of(x.system, x.code)) for x in self._codings(concept)
                     if self.m.option_of(x.system, x.code)), None)  # option_of also reads nelm's own codes
         if hit is None:
+            named = self._named_treatment(concept)
+            if named is not None:
+                option, drug, text = named
+                self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
+                                             Source(name, f"text naming {drug}", date),
+                                             f"read from the medication's text {text!r} (no code)"))
+                return
             self._unknown_code(name, concept)
             if ongoing is not False:  # it may be one of nelm's options, still being given
                 self.unread_treatments.append(name)
@@ -571,11 +674,41 @@ class _Reader:
         self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
                                      Source(name, self._code_text(coding), date)))
 
+    def _named_treatment(self, concept: Any) -> tuple[str, str, str] | None:
+        """(option, drug, text) when a medication given only as text names exactly one option's drug
+        by its international non-proprietary name; None when it names none, or drugs of two options."""
+        if concept is None or self._codings(concept):
+            return None  # a coded medication is read by its code only
+        text = getattr(concept, "text", None)
+        if not isinstance(text, str):
+            return None
+        words = set(re.findall(r"[a-z][a-z0-9-]*", text.lower()))
+        hits = {(t.option, drug) for drug, t in self.m.treatment_names.items() if drug in words}
+        options = {o for o, _ in hits}
+        if len(options) != 1:
+            return None
+        option = options.pop()
+        return option, ", ".join(sorted(d for o, d in hits if o == option)), text
+
     def _medication_concept(self, r: Any) -> Any:
+        """The medication's code: inline, a contained Medication (#id) or one in the Bundle; None,
+        with a note in ``self.missing_medication``, when the Medication named is not there."""
         if r.medicationCodeableConcept is not None:
             return r.medicationCodeableConcept
         ref = getattr(r.medicationReference, "reference", None)
-        med = self.resources.get(ref or "")
+        if ref and ref.startswith("#"):
+            med = next((c for c in getattr(r, "contained", None) or []
+                        if c.get_resource_type() == "Medication" and c.id == ref[1:]), None)
+        else:
+            med = self.resources.get(_plain_ref(ref or "")) or next(
+                (m for k, m in self.resources.items() if ref and k.endswith("/" + _plain_ref(ref))
+                 and m.get_resource_type() == "Medication"), None)
+        if med is None:
+            display = getattr(r.medicationReference, "display", None)
+            self.missing_medication = f"the Medication it names ({ref or 'no reference'}" + (
+                f", {display!r}" if display else "") + ") is not in the records sent"
+            # the reference's display is text a prescriber chose: read by drug name like text
+            return _TextConcept(display) if display else None
         return getattr(med, "code", None)
 
     def _given(self, name: str, r: Any, rtype: str) -> bool | None | str:
@@ -591,7 +724,10 @@ class _Reader:
         self._medication(name, r, "MedicationAdministration", r.effectivePeriod, r.effectiveDateTime)
 
     def _medicationrequest(self, name: str, r: Any) -> None:
-        if r.intent not in ORDER_INTENTS:
+        # US Core: a medication the patient reports taking is a MedicationRequest with intent
+        # "plan" and reported = true (or a reportedReference), status active while taken
+        reported = bool(r.reportedBoolean) or r.reportedReference is not None
+        if r.intent not in ORDER_INTENTS and not (r.intent == "plan" and reported):
             self.unread.append(Unread(name, f"intent {r.intent!r}: a proposal or plan, not a treatment given"))
             return
         self._medication(name, r, "MedicationRequest", getattr(r.dispenseRequest, "validityPeriod", None), r.authoredOn)
@@ -605,7 +741,14 @@ class _Reader:
         if ongoing is None and end is not None and end < self.on:
             ongoing = False  # a period that ended before the assessment date: no longer given
         date = _date_of(getattr(period, "start", None)) or _date_of(moment)
-        self._treatment(name, self._medication_concept(r), ongoing, date)
+        self.missing_medication = None
+        concept = self._medication_concept(r)
+        if concept is None and self.missing_medication:
+            self.unread.append(Unread(name, self.missing_medication))
+            if ongoing is not False:
+                self.unread_treatments.append(name)
+            return
+        self._treatment(name, concept, ongoing, date)
 
     def _procedure(self, name: str, p: Any) -> None:
         ongoing = self._given(name, p, "Procedure")
