@@ -46,7 +46,9 @@ def test_round_trip_fhir_assessment_guidance_response(path):
     gr = guidance_response(result, imported.patient_reference, "hook-1")
     parsed = GuidanceResponse.model_validate(gr)
     RequestGroup.model_validate(gr["contained"][0])
-    assert parsed.status == "success" and parsed.subject.reference == "Patient/p1"
+    waits = result["plan"]["status"] != "determined" or bool(result["plan"].get("missing"))
+    assert parsed.status == ("data-required" if waits else "success") and parsed.subject.reference == "Patient/p1"
+    assert bool(gr.get("dataRequirement")) == waits
     assert verdicts_of(gr) == {o["id"]: o["verdict"] for o in result["options"]}  # every option, once
     assert plan_of(gr) == [(s["when"], s["options"]) for s in result["plan"]["steps"]]
 

@@ -140,6 +140,8 @@ class FhirImport:
     patient_reference: str | None = None
     assessed_on: dt.date = field(default_factory=dt.date.today)
     notes: list[str] = field(default_factory=list)   # how the reading was qualified (e.g. ongoing left unknown)
+    # the Patient as a reference a receiver can resolve (Patient/id, or its fullUrl); None without one
+    subject_reference: str | None = None
 
     def patient(self) -> Patient:
         """The validated patient; InvalidPatient names each bad field and the resource it came from."""
@@ -157,7 +159,8 @@ class FhirImport:
         return {"document": self.document, "provenance": [r.to_dict() for r in self.provenance],
                 "conflicts": [c.to_dict() for c in self.conflicts], "unread": [u.to_dict() for u in self.unread],
                 "mapping": self.mapping, "patient_reference": self.patient_reference,
-                "assessed_on": self.assessed_on.isoformat(), "notes": self.notes}
+                "assessed_on": self.assessed_on.isoformat(), "notes": self.notes,
+                "subject_reference": self.subject_reference}
 
 
 _show = labels.plain  # yes/no, 2.0 as 2
@@ -305,6 +308,7 @@ class _Reader:
         self.unread: list[Unread] = []
         self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
         self.patient_ref: str | None = None
+        self.subject_reference: str | None = None
         self.patient_keys: set[str] = set()
         # (label, sites it resects, source): decided once the primary site is known (_primary_resected)
         self.resections: list[tuple[str, list[str], Source]] = []
@@ -397,6 +401,8 @@ class _Reader:
                                            f"{', '.join(name for name, _, _ in others)}) not linked as one person "
                                            "(Patient.link replaces / replaced-by); send one patient's records")])
         self.patient_ref = anchor[0]
+        self.subject_reference = (f"Patient/{anchor[1].id}" if anchor[1].id
+                                  else anchor[2] if anchor[2] and not anchor[2].startswith("#") else None)
         for name, model, full_url in person:
             self.patient_keys |= {name, *([full_url] if full_url else [])}
             for ident in model.identifier or []:
@@ -792,7 +798,7 @@ class _Reader:
         self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
                           mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on,
-                          notes=self.notes)
+                          notes=self.notes, subject_reference=self.subject_reference)
 
     def _primary_resected(self, doc: dict[str, Any]) -> None:
         """An organ resection is the primary tumour's resection when the primary is in that organ."""

@@ -83,7 +83,7 @@ def assess_fhir(imported: Annotated[FhirImport, Depends(bundle_body)]) -> FhirAs
     patient = imported.patient()
     result = assess(patient)
     return FhirAssessment(assessment=result, fhir_import=imported.to_dict(),
-                          guidance_response=guidance_response(result, imported.patient_reference))
+                          guidance_response=guidance_response(result, imported.subject_reference, imported=imported))
 
 
 # ------------------------------------------------------------------ CDS Hooks 2.0
