@@ -45,7 +45,8 @@ def _prefetch(doc: dict[str, Any]) -> dict[str, Any]:
                 "entry": [{"resource": r} for r in resources if r["resourceType"] == kind]}
 
     return {"patient": resources[0], "conditions": search("Condition"), "observations": search("Observation"),
-            "procedures": search("Procedure"), "medications": search("MedicationStatement")}
+            "procedures": search("Procedure"), "medications": search("MedicationStatement"),
+            "medicationRequests": search("MedicationRequest")}
 
 
 def _nelm_assess(tmp_path: Path, doc: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,9 @@ every refusal names its field.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import OrderedDict
+from urllib.parse import urlsplit
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -139,9 +141,10 @@ async def call_service(service_id: str, request: Request) -> JSONResponse:
 
 
 def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
+    settings = getattr(request.app.state, "cds_settings", None)
     try:
         cds.check_request(service_id, body)
-        imported = cds.read_hook(body, dt.date.today())
+        imported = cds.read_hook(body, dt.date.today(), settings)
     except cds.WrongPatient as exc:  # another patient's record: a critical card, nothing assessed or stored
         return JSONResponse({"cards": [cds.wrong_patient_card(exc, str(request.base_url))]})
     except cds.HookError as exc:
@@ -153,17 +156,39 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
         patient = imported.patient()
     except InvalidPatient as exc:
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
+    label = _case_label(body, imported)
+    patient = patient.model_copy(update={"id": label})
+    store = request.app.state.store
     try:
-        v = assess_and_store(request.app.state.store, patient, actor=actor_of(request))
+        with _case_lock:  # one case per FHIR patient: a second call adds a version to it
+            case_id = _case_of(store, label)
+            v = assess_and_store(store, patient, actor=actor_of(request), case_id=case_id)
     except InvalidPatient as exc:  # nothing an assessment starts from could be read: say so, store nothing
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
     done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}")
-    if cds.SERVICES[service_id]["hook"] == "order-select":
+    if cds.SERVICES[service_id]["hook"] in cds.ORDER_HOOKS:
         cards = cds.order_cards(done, body["context"], base)
     else:
         cards = [cds.plan_card(done, base)]
     _remember(request, cards, v.case_id)
     return JSONResponse({"cards": cards})
+
+
+_case_lock = threading.Lock()
+
+
+def _case_label(body: dict[str, Any], imported: FhirImport) -> str:
+    """The case's label: the FHIR patient it was read for, and where from (the EHR's server)."""
+    server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
+    where = urlsplit(server).netloc if server else "EHR"
+    ref = imported.subject_reference or f"Patient/{body['context']['patientId']}"
+    return f"FHIR {ref} ({where})"[:200]
+
+
+def _case_of(store: Any, label: str) -> str | None:
+    """The case already kept for this FHIR patient, if any (matched by its exact label)."""
+    page = store.list(page=1, page_size=50, search=label)
+    return next((c.id for c in page.items if c.patient_label == label), None)
 
 
 @cds_router.post("/cds-services/{service_id}/feedback")
@@ -238,7 +263,12 @@ async def import_bundle(request: Request) -> Response:
 
 
 def include_fhir(app: FastAPI) -> None:
-    """Add the FHIR routes; before the pages, whose /cases/{case_id} would take /cases/import."""
+    """Add the FHIR routes; before the pages, whose /cases/{case_id} would take /cases/import.
+    CDS Hooks client authentication (JWT) and CORS sit just outside the app's token check
+    (:func:`nelm.fhir.auth.install`)."""
+    from .auth import install
+
+    install(app)
     app.include_router(api_router)
     app.include_router(cds_router)
     app.include_router(page_router)
