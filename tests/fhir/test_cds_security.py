@@ -304,3 +304,34 @@ def test_cards_speak_in_clinical_words_not_field_paths(client):
     dotted = [f for f in fields() if "." in f]
     text = card["summary"] + card["detail"].replace("\\", "")
     assert not [f for f in dotted if re.search(rf"(?<![\w/]){re.escape(f)}(?!\w)", text)]
+
+
+# ------------------------------------------------------------------ settings
+
+def test_a_clients_file_is_read(tmp_path, monkeypatch):
+    from nelm.fhir.auth import settings_from_env
+
+    f = tmp_path / "clients.json"
+    f.write_text(json.dumps([{"iss": ISS, "jwks": {"keys": [JWK]}},
+                             {"iss": "https://epic.example", "jku": ["https://epic.example/jwks.json"]}]))
+    monkeypatch.setenv("NELM_CDS_CLIENTS", str(f))
+    monkeypatch.setenv("NELM_CDS_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("NELM_CDS_FHIR_SERVERS", "https://ehr.example.org/fhir")
+    s = settings_from_env()
+    assert set(s.clients) == {ISS, "https://epic.example"} and s.cors_origins == ("https://a.example",
+                                                                                    "https://b.example")
+    assert s.fhir_servers == ("https://ehr.example.org/fhir",) and not s.allow_private
+
+
+@pytest.mark.parametrize("content,why", [("{}", "JSON list"), ('[{"jwks": {"keys": []}}]', "'iss' is required"),
+                                         ('[{"iss": "x"}]', "give 'jwks'"),
+                                         ('[{"iss": "x", "jku": ["http://plain.example/k"]}]', "https URLs")])
+def test_a_bad_clients_file_stops_nelm_serve_naming_the_problem(tmp_path, monkeypatch, capsys, content, why):
+    from nelm.web.serve import check_cds_settings
+
+    f = tmp_path / "clients.json"
+    f.write_text(content)
+    monkeypatch.setenv("NELM_CDS_CLIENTS", str(f))
+    with pytest.raises(SystemExit) as exc:
+        check_cds_settings()
+    assert exc.value.code == 2 and why in capsys.readouterr().err

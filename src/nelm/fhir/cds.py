@@ -195,6 +195,14 @@ def _fetcher(body: dict[str, Any], settings: CdsSettings | None = None,
     return fetch
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _get(value: Any, key: str) -> Any:
+    return value.get(key) if isinstance(value, dict) else None
+
+
 def _short(query: str) -> str:
     return query.split("?")[0] + ("?…" if "?" in query else "")
 
@@ -209,9 +217,9 @@ def _resources(value: Any, fetch: Callable[[str], Any] | None, skipped: list[Unr
         return [value]
     out, page, pages = [], value, 0
     while True:
-        out += [e["resource"] for e in page.get("entry") or [] if isinstance(e, dict)
+        out += [e["resource"] for e in _list(page.get("entry")) if isinstance(e, dict)
                 and isinstance(e.get("resource"), dict)]
-        nxt = next((link.get("url") for link in page.get("link") or [] if isinstance(link, dict)
+        nxt = next((link.get("url") for link in _list(page.get("link")) if isinstance(link, dict)
                     and link.get("relation") == "next" and isinstance(link.get("url"), str)), None)
         pages += 1
         if nxt and (fetch is None or pages >= MAX_FETCH_PAGES):
@@ -232,8 +240,8 @@ def _failed(value: Any) -> str | None:
     """What an OperationOutcome the EHR sent in place of a prefetch says (None: not one)."""
     if not isinstance(value, dict) or value.get("resourceType") != "OperationOutcome":
         return None
-    issues = [i for i in value.get("issue") or [] if isinstance(i, dict)]
-    return "; ".join(str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
+    issues = [i for i in _list(value.get("issue")) if isinstance(i, dict)]
+    return "; ".join(str(i.get("diagnostics") or _get(i.get("details"), "text") or i.get("code") or "")
                      for i in issues[:3]) or "no details"
 
 
@@ -433,8 +441,8 @@ def plan_card(done: Assessed, base_url: str) -> dict[str, Any]:
 
 def _orders(context: dict[str, Any]) -> list[dict[str, Any]]:
     draft = context.get("draftOrders")
-    entries = draft.get("entry") if isinstance(draft, dict) else None
-    resources = [e["resource"] for e in entries or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    entries = _list(draft.get("entry")) if isinstance(draft, dict) else []
+    resources = [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
     selections = context.get("selections")
     if isinstance(selections, list) and selections:
         chosen = {s for s in selections if isinstance(s, str)}
@@ -445,9 +453,9 @@ def _orders(context: dict[str, Any]) -> list[dict[str, Any]]:
 def _order_concept(resource: dict[str, Any]) -> dict[str, Any]:
     concept = resource.get("medicationCodeableConcept") or resource.get("code")
     if not isinstance(concept, dict):  # a contained Medication (medicationReference "#id")
-        ref = (resource.get("medicationReference") or {}).get("reference") if isinstance(
-            resource.get("medicationReference"), dict) else None
-        med = next((c for c in resource.get("contained") or [] if isinstance(c, dict)
+        ref = _get(resource.get("medicationReference"), "reference")
+        ref = ref if isinstance(ref, str) else None
+        med = next((c for c in _list(resource.get("contained")) if isinstance(c, dict)
                     and ref and c.get("id") == ref.lstrip("#")), None)
         concept = (med or {}).get("code")
     return concept if isinstance(concept, dict) else {}

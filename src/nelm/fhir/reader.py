@@ -227,10 +227,13 @@ def _date_of(value: Any) -> dt.date | None:
 def _not_read(rtype: Any, resource: dict[str, Any], entry: dict[str, Any]) -> str:
     """Why a resource of a type nelm does not read is listed, saying what it may hold."""
     if rtype == "OperationOutcome":
-        issues = [i for i in resource.get("issue") or [] if isinstance(i, dict)]
-        said = "; ".join(str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code"))
-                         for i in issues[:3])
-        where = "the server's search outcome" if (entry.get("search") or {}).get("mode") == "outcome" else "an outcome"
+        issues = [i for i in (resource.get("issue") if isinstance(resource.get("issue"), list) else [])
+                  if isinstance(i, dict)]
+        said = "; ".join(str(i.get("diagnostics") or (i["details"].get("text") if isinstance(i.get("details"), dict)
+                                                      else None) or i.get("code"))[:200] for i in issues[:3])
+        search = entry.get("search")
+        where = "the server's search outcome" if isinstance(search, dict) and search.get("mode") == "outcome" \
+            else "an outcome"
         severity = {str(i.get("severity")) for i in issues}
         lead = "WARNING: records may be missing" if severity & {"warning", "error", "fatal"} else "note"
         return f"{lead}: {where} says: {said or 'no details'}"

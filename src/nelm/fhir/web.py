@@ -125,6 +125,76 @@ def _remember(request: Request, cards: list[dict[str, Any]], case_id: str) -> No
         seen.popitem(last=False)
 
 
+_CODING = {"type": "object", "properties": {"system": {"type": "string"}, "code": {"type": "string"},
+                                            "display": {"type": "string"}}}
+_DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}}
+_CARD = {"type": "object", "required": ["summary", "indicator", "source"], "properties": {
+    "uuid": {"type": "string"}, "summary": {"type": "string", "maxLength": 139}, "detail": {"type": "string"},
+    "indicator": {"enum": ["info", "warning", "critical"]},
+    "source": {"type": "object", "required": ["label"], "properties": {"label": {"type": "string"},
+                                                                      "url": {"type": "string"}}},
+    "suggestions": {"type": "array", "items": {"type": "object"}},
+    "selectionBehavior": {"enum": ["at-most-one", "any"]},
+    "overrideReasons": {"type": "array", "items": _CODING},
+    "links": {"type": "array", "items": {"type": "object", "required": ["label", "url", "type"]}}}}
+_ERRORS = {str(code): {"description": why, "content": {"application/json": {"schema": _DETAIL}}} for code, why in (
+    (400, "the Host header is not one this server answers"), (401, "no valid credential (JWT or API token)"),
+    (404, "no such CDS service"), (413, "the body is larger than the limit"),
+    (415, "the body is not application/json"), (422, "the request is not a hook request, each problem named"))}
+CDS_OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "nelm CDS Hooks 2.0 services", "version": "2.0",
+             "description": "The CDS Hooks endpoints (https://cds-hooks.hl7.org/2.0/), described for fuzzing and "
+                            "clients; the REST API has its own document at /openapi.json."},
+    "paths": {
+        "/cds-services": {"get": {"operationId": "discovery", "responses": {
+            "200": {"description": "the services", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["services"], "properties": {"services": {"type": "array"}}}}}},
+            **{k: v for k, v in _ERRORS.items() if k in ("400", "401")}}}},
+        "/cds-services/{service_id}": {"post": {
+            "operationId": "call_service",
+            "parameters": [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["hook", "hookInstance", "context"], "properties": {
+                    "hook": {"type": "string"}, "hookInstance": {"type": "string"},
+                    "fhirServer": {"type": "string"},
+                    "fhirAuthorization": {"type": "object"},
+                    "context": {"type": "object", "required": ["patientId"], "properties": {
+                        "patientId": {"type": "string"}, "userId": {"type": "string"},
+                        "selections": {"type": "array", "items": {"type": "string"}},
+                        "draftOrders": {"type": "object"}}},
+                    "prefetch": {"type": "object", "additionalProperties": {"nullable": True, "type": "object"}}}}}}},
+            "responses": {
+                "200": {"description": "the cards", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["cards"], "properties": {"cards": {"type": "array",
+                                                                                     "items": _CARD}}}}}},
+                "412": {"description": "the FHIR data cannot be obtained (no prefetch and no usable fhirServer, a "
+                                       "server not allowed, or one that did not answer in time)",
+                        "content": {"application/json": {"schema": _DETAIL}}},
+                **_ERRORS}}},
+        "/cds-services/{service_id}/feedback": {"post": {
+            "operationId": "feedback",
+            "parameters": [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["feedback"], "properties": {"feedback": {"type": "array", "items": {
+                    "type": "object", "required": ["card", "outcome"], "properties": {
+                        "card": {"type": "string"}, "outcome": {"enum": ["accepted", "overridden"]},
+                        "overrideReason": {"type": "object", "properties": {"reason": _CODING,
+                                                                             "userComment": {"type": "string"}}},
+                        "outcomeTimestamp": {"type": "string"}}}}}}}}},
+            "responses": {"200": {"description": "recorded in the audit log",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}, **_ERRORS}}},
+    },
+}
+
+
+@cds_router.get("/cds-services/openapi.json")
+def cds_openapi() -> dict[str, Any]:
+    """The CDS Hooks endpoints' own OpenAPI document (fuzzed in tests/fhir/test_cds_fuzz.py)."""
+    return CDS_OPENAPI
+
+
 @cds_router.get("/cds-services")
 def discovery() -> dict[str, Any]:
     """CDS Hooks discovery: the services, their hooks and prefetch templates."""

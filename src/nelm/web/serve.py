@@ -47,6 +47,17 @@ def check_binding(host: str, token: str | None) -> None:
                "or bind to 127.0.0.1.")
 
 
+def check_cds_settings() -> None:
+    """Exit 2 when the CDS Hooks settings (NELM_CDS_*: JWT clients file, CORS origins, fhirServer
+    allow-list, deadline; see nelm.fhir.auth) cannot be read, naming the setting."""
+    from ..fhir.auth import settings_from_env
+
+    try:
+        settings_from_env()
+    except (OSError, ValueError) as exc:
+        refuse(f"CDS Hooks settings: {exc}")
+
+
 class _Server(uvicorn.Server):
     """Says where it serves once the socket is bound (port 0 shows the real port)."""
 
@@ -104,6 +115,7 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
         allow_broken_chain: bool = False, workers: int = 1, examples: str | None = None) -> None:
     token = os.environ.get(TOKEN_ENV) or None
     check_binding(host, token)
+    check_cds_settings()
     database = database or os.environ.get(DATABASE_ENV) or default_database_url()
     if allow_broken_chain:
         os.environ[ALLOW_ENV] = "1"  # read by CaseStore.open inside create_app
