@@ -186,3 +186,55 @@ def test_retroperitoneal_or_peritoneal_secondary_is_not_guessed_to_be_peritoneal
 
 def test_snomed_only_carcinoid_syndrome():
     assert _read(condition("cs", "35868009", system=SNOMED)).document["functional_syndrome"] == "carcinoid"
+
+
+# ------------------------------------------------------------------ German MII oncology records
+# Shapes as the MII Kerndatensatz Onkologie examples write them
+# (github.com/medizininformatik-initiative/kerndatensatzmodul-onkologie, input/fsh/oBDS/...).
+MII = "https://www.medizininformatik-initiative.de/fhir/ext/modul-onko/CodeSystem/"
+
+
+def _facts(*resources) -> dict:
+    return {k: v for k, v in _read(*resources).document.items() if k != "age_years"}
+ICD10GM = "http://fhir.de/CodeSystem/bfarm/icd-10-gm"
+
+
+def _mii_metastasis(oid: str, site: str) -> dict:
+    o = observation(oid, "385421009", system=SNOMED)
+    o["valueCodeableConcept"] = {"coding": [{"system": MII + "mii-cs-onko-fernmetastasen", "code": site}]}
+    return o
+
+
+def test_mii_distant_metastasis_sites():
+    imported = _read(_mii_metastasis("m1", "OSS"), _mii_metastasis("m2", "PUL"), _mii_metastasis("m3", "HEP"))
+    assert imported.document["extrahepatic"] == {"present": True, "sites": ["bone", "lung"]}
+
+
+def test_mii_generalised_metastases_are_present_without_a_site():
+    assert _facts(_mii_metastasis("m", "GEN")) == {"extrahepatic": {"present": True}}
+
+
+def test_mii_ecog_as_its_own_observation_and_as_a_component():
+    direct = observation("ecog", "423740007", system=SNOMED)
+    direct["valueCodeableConcept"] = {"coding": [{"system": MII + "mii-cs-onko-allgemeiner-leistungszustand-ecog",
+                                                  "code": "2"}]}
+    assert _facts(direct) == {"ecog": 2}
+    panel = observation("lz", "423690003", system=SNOMED)
+    panel["component"] = [{"code": {"coding": [{"system": SNOMED, "code": "423740007"}]},
+                           "valueCodeableConcept": {"coding": [{"system": MII + "mii-cs-onko-allgemeiner-leistungszustand-ecog",
+                                                                "code": "3"}]}}]
+    assert _facts(panel) == {"ecog": 3}
+
+
+def test_mii_ecog_unknown_stays_unknown():
+    o = observation("ecog", "423740007", system=SNOMED)
+    o["valueCodeableConcept"] = {"coding": [{"system": MII + "mii-cs-onko-allgemeiner-leistungszustand-ecog",
+                                             "code": "U"}]}
+    assert _facts(o) == {}
+
+
+def test_mii_diagnosis_by_icd10gm_and_icdo3_morphology_gives_differentiation_and_site():
+    c = condition("dx", "C17.2", system=ICD10GM)  # ICD-10-GM itself is not mapped (no code list retrieved)
+    c["code"]["coding"].append({"system": ICDO3_OID, "code": "8240/3"})
+    c["bodySite"] = [{"coding": [{"system": ICDO3, "code": "C17.2"}]}]
+    assert _facts(c) == {"primary": {"site": "jejunum_ileum"}, "pathology": {"differentiation": "well"}}

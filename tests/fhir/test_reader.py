@@ -315,6 +315,18 @@ def test_every_observation_code_sets_its_field(key):
                 node = node[part]
             assert node == answer.value
         return
+    elif rule.value == "site":  # every distant-metastasis site answer
+        for answer in rule.answers:
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": MAPPING.systems[answer.system], "code": answer.code}]}
+            doc = read_bundle(bundle(o), ON).document
+            if answer.value is None:
+                assert doc == {}
+            elif answer.value is True:
+                assert doc == {"extrahepatic": {"present": True}}
+            else:
+                assert doc == {"extrahepatic": {"present": True, "sites": [answer.value]}}
+        return
     elif rule.value == "morphology":  # every morphology the table knows
         for (msystem, mcode), morph in MAPPING.morphologies.items():
             o = observation("o", code, system=system)

@@ -38,7 +38,9 @@ class ObservationMap(_Record):
     # quantity: valueQuantity converted by `units`; integer: valueInteger (or a coded answer);
     # coded: valueCodeableConcept through `answers`; morphology: an ICD-O-3 morphology through
     # the `morphologies` table
-    value: Literal["quantity", "integer", "coded", "morphology"]
+    # site: a distant-metastasis site (answers give a contract site, null for the liver itself,
+    # true for metastases whose site is not named) into extrahepatic.sites / .present
+    value: Literal["quantity", "integer", "coded", "morphology", "site"]
     units: dict[str, float] = Field(default_factory=dict)
     answers: list[Answer] = Field(default_factory=list)
     # when given, the Observation is read only if its method is one of these (e.g. a grade
@@ -52,8 +54,15 @@ class ObservationMap(_Record):
             raise ValueError(f"{self.field!r} is not a field of the patient document")
         if self.value == "quantity" and not self.units:
             raise ValueError(f"{self.field}: a quantity needs its units")
-        if self.value == "coded" and not self.answers:
+        if self.value in ("coded", "site") and not self.answers:
             raise ValueError(f"{self.field}: a coded result needs its answers")
+        if self.value == "site":
+            if self.field != "extrahepatic.present":
+                raise ValueError(f"{self.label}: a metastasis site sets extrahepatic.present (and .sites)")
+            for a in self.answers:
+                if a.value is not None and a.value is not True:
+                    _check_values(self.label, {}, [{"extrahepatic": {"present": True, "sites": [a.value]}}])
+            return self
         for a in self.answers:
             doc: dict[str, Any] = {}
             set_field(doc, self.field, a.value)

@@ -559,6 +559,22 @@ class _Reader:
                                                 f"({', '.join(self.m.system_name(self.m.systems[c.system]) + ' ' + c.code for c in rule.methods)})"))
                 return
         concept = getattr(holder, "valueCodeableConcept", None)
+        if rule.value == "site":
+            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
+            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
+                        if (self.m.canonical(c.system), c.code) in answers), None)
+            if hit is None:
+                self._unknown_code(name, concept, f"{rule.label} ")
+                return
+            coding, site = hit
+            note = f"coded answer {self._code_text(coding)}"
+            if site is None:
+                self.readings.append(Reading(None, "liver metastasis", source, note))
+                return
+            if site is not True:
+                self.readings.append(Reading("extrahepatic.sites", site, source, note))
+            self.readings.append(Reading("extrahepatic.present", True, source, note))
+            return
         if rule.value in ("coded", "integer") and concept is not None:
             answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
             hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
@@ -621,6 +637,9 @@ class _Reader:
         if reason is not None:
             self.unread.append(Unread(name, reason))
             return
+        if self._first_known(c.code, self.m.conditions) is None and self._first_known(c.code, self.m.morphologies):
+            self._primary_by_morphology(name, c)  # MII: the primary's ICD-O-3 morphology in Condition.code
+            return
         known = self._known(name, c.code, self.m.conditions,
                             c.onsetDateTime, getattr(c.onsetPeriod, "start", None), c.recordedDate)
         if known is None:
@@ -637,6 +656,18 @@ class _Reader:
         if rule.add_site is not None:
             self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
             self.readings.append(Reading("extrahepatic.present", True, source))
+
+    def _primary_by_morphology(self, name: str, c: Any) -> None:
+        """A Condition coded by an ICD-O-3 morphology of a malignant primary (behaviour /3), as the
+        MII oncology diagnosis codes it beside ICD-10-GM: its differentiation, and its site from
+        bodySite (ICD-O-3 topography or SNOMED CT)."""
+        coding, morph = self._first_known(c.code, self.m.morphologies)
+        date = next((d for d in map(_date_of, (c.onsetDateTime, getattr(c.onsetPeriod, "start", None),
+                                                 c.recordedDate)) if d), None)
+        source = Source(name, "morphology " + self._code_text(coding), date)
+        for dotted, value in morph.sets.items():
+            self.readings.append(Reading(dotted, value, source, morph.label))
+        self._body_sites(name, c, date)
 
     def _morphology(self, name: str, c: Any, date: dt.date | None) -> None:
         """mCODE's histology-morphology-behavior extension (an ICD-O-3 morphology) on a primary cancer."""
