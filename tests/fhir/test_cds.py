@@ -139,7 +139,8 @@ def test_invalid_record_gives_a_warning_card_naming_the_field(client):
     r = client.post("/cds-services/nelm-plan", json=hook(prefetch=pre))
     conforms(RESPONSE, r.json())
     [card] = r.json()["cards"]
-    assert card["indicator"] == "warning" and "pathology.ki67_percent" in card["summary"]
+    assert card["indicator"] == "warning" and "Ki-67" in card["summary"]  # the field in words, not its path
+    assert "pathology.ki67_percent" not in card["summary"] + card["detail"]
     assert "Observation/ki-bad" in card["detail"]
 
 

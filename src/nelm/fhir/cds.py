@@ -547,12 +547,12 @@ def order_cards(done: Assessed, context: dict[str, Any], base_url: str) -> list[
 
 
 def invalid_card(exc: InvalidPatient, base_url: str) -> dict[str, Any]:
-    """The record could not be assessed: say which fields, from which resources."""
+    """The record could not be assessed: say which facts, in words, from which records."""
     lines = ["No assessment was made from the patient's FHIR record: it gives values nelm refuses, or none "
              "of the facts an assessment starts from could be read:", ""]
-    lines += [f"- `{f or 'record'}`: {_md(m)}" for f, m in exc.problems]
-    return {"uuid": str(uuid.uuid4()), "summary": _clip("NELM could not assess this record: "
-                                                       + ", ".join(f or "record" for f, _ in exc.problems)),
+    lines += [f"- **{_md(_words(f) if f else 'record')}**: {_md(_reason_words(m))}" for f, m in exc.problems]
+    named = list(dict.fromkeys(_words(f) if f else "record" for f, _ in exc.problems))
+    return {"uuid": str(uuid.uuid4()), "summary": _clip("NELM could not assess this record: " + ", ".join(named)),
             "indicator": "warning", "detail": "\n".join(lines),
             "source": {"label": "nelm", "url": f"{base_url}evidence"}}
 
