@@ -70,6 +70,8 @@ def test_actions_carry_verdict_intent_reasons_and_citations():
     assert step1["selectionBehavior"] == "all"  # resection with ablation: given together
     resection = step1["action"][0]
     codes = {c["coding"][0]["system"]: c["coding"][0]["code"] for c in resection["code"]}
+    # contract v3: a step's expected verdict, for a "now" step today's verdict, travels beside it
+    assert codes.pop("urn:nelm:expected-verdict", "preferred") == "preferred"
     assert codes == {"urn:nelm:option": "liver_resection", "urn:nelm:verdict": "preferred", "urn:nelm:intent": "curative"}
     option = next(o for o in result["options"] if o["id"] == "liver_resection")
     assert resection["textEquivalent"].split("\n") == [r["text"] for r in option["reasons"]]

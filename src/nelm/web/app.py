@@ -75,6 +75,9 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
 
     include_fhir(app)
     app.include_router(pages.router)
+    from .cohort import router as cohort_router  # cohort analytics upload (issue 23)
+
+    app.include_router(cohort_router)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")

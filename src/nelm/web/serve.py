@@ -137,6 +137,9 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
             refuse(f"cannot load the example cases from {examples}: {exc}")
         if n:
             print(f"nelm: loaded {n} example cases into the empty case store", file=sys.stderr, flush=True)
+    for problem in getattr(getattr(app.state, "store", None), "refusals", ()):
+        print(f"nelm: WARNING: serving although the case store's chain check failed: {problem}",
+              file=sys.stderr, flush=True)
     report = getattr(getattr(app.state, "store", None), "chain_report", None)
     for brk in report.breaks if report is not None else ():
         print(f"nelm: WARNING: serving although the case store's hash chain is broken: {brk.describe()}",
