@@ -258,3 +258,13 @@ def test_api_guidance_response_is_valid(client):
     assert response.status_code == 200
     gr = response.json()["guidance_response"]
     assert violations(gr) == [] and gr["subject"] == {"reference": "Patient/p1"}
+
+
+def test_later_steps_show_the_verdict_expected_when_the_step_comes():
+    result, first, other = _with_v3(assess(validate_patient(EXAMPLE)))
+    later = next(s for s in result["plan"]["steps"] if s["when"] != "now")
+    option = later["options"][0]
+    today = next(o["verdict"] for o in result["options"] if o["id"] == option)
+    later["expected_verdicts"][option] = "preferred" if today != "preferred" else "reasonable"
+    div = guidance_response(result, "Patient/p1")["text"]["div"]
+    assert f"{later['expected_verdicts'][option]} when the step comes; today {today.replace('_', ' ')}" in div

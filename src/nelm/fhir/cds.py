@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .. import inputgate
 from ..patient import InvalidPatient, Patient
 from .auth import CdsSettings, fhir_server_problem
+from .guidance import _verdict_words
 from .mapping import load_mapping
 from .reader import FhirImport, Unread, read_bundle
 
@@ -406,7 +407,7 @@ def plan_card(done: Assessed, base_url: str) -> dict[str, Any]:
                                              or "no leading recommendation")
     lines = [f"**Plan: {status}**" + (f" ({_md(plan['pathway_label'])})" if plan.get("pathway_label") else ""), ""]
     for step in steps:
-        names = ", ".join(f"{_md(options[i].get('label', i))} ({options[i]['verdict'].replace('_', ' ')})"
+        names = ", ".join(f"{_md(options[i].get('label', i))} ({_verdict_words(options[i], step)})"
                           for i in step["options"] if i in options)
         lines.append(f"{step['step']}. **{step['when'].replace('_', ' ')}**: {names}  \n   {_md(step.get('reason') or '')}"
                      + (f" [{', '.join(step.get('sources') or [])}]" if step.get("sources") else ""))

@@ -295,6 +295,16 @@ def _outcome(imported: Any) -> dict[str, Any] | None:
     return {"resourceType": "OperationOutcome", "id": "reading", "issue": issues}
 
 
+def _verdict_words(o: dict[str, Any], step: dict[str, Any]) -> str:
+    """The verdict shown beside a step's option: the one expected when the step comes (contract
+    v3), with today's when it differs; today's alone when the plan gives no expectation."""
+    today = o["verdict"].replace("_", " ")
+    expected = (step.get("expected_verdicts") or {}).get(o["id"])
+    if not expected or expected == o["verdict"]:
+        return today
+    return f"{expected.replace('_', ' ')} when the step comes; today {today}"
+
+
 def _narrative(assessment: dict[str, Any], status: str, reqs: list[dict[str, Any]], outcome: dict[str, Any] | None
                ) -> dict[str, Any]:
     """text.div: the plan in a clinician's words (XHTML, escaped)."""
@@ -307,7 +317,7 @@ def _narrative(assessment: dict[str, Any], status: str, reqs: list[dict[str, Any
     if steps:
         items = []
         for step in steps:
-            names = ", ".join(f"{options[i].get('label', i)} ({options[i]['verdict'].replace('_', ' ')})"
+            names = ", ".join(f"{options[i].get('label', i)} ({_verdict_words(options[i], step)})"
                               for i in step.get("options") or [] if i in options)
             items.append(f"<li>{e(WHEN_LABELS.get(step['when'], step['when']))}: {e(names or (step.get('reason') or ''))}</li>")
         parts.append("<ol>" + "".join(items) + "</ol>")
