@@ -34,12 +34,13 @@ def _observation_codes() -> str:
     return ",".join(f"{system}|{code}" for system, code in m.observations)
 
 
-# What the reader reads, asked for the way EHRs accept (an Observation search names its codes;
+# What the reader reads, asked for the way EHRs accept (an Observation search names its codes:
 # Epic refuses one without a code or category), newest first (a server that stops after a page
 # drops the oldest records), with MedicationRequest and the Medications it names.
 PREFETCH = {
     "patient": "Patient/{{context.patientId}}",
-    "conditions": "Condition?patient={{context.patientId}}&category=problem-list-item,encounter-diagnosis",
+    # no category filter: a Condition recorded without one (Synthea, some problem lists) would be lost
+    "conditions": "Condition?patient={{context.patientId}}",
     "observations": "Observation?patient={{context.patientId}}&code=" + _observation_codes() + "&_sort=-date",
     "procedures": "Procedure?patient={{context.patientId}}&_sort=-date",
     "medications": "MedicationStatement?patient={{context.patientId}}",
