@@ -302,6 +302,17 @@ def check_binding(host: str, token: str | None) -> None:
                "or bind to 127.0.0.1.")
 
 
+def check_cds_settings() -> None:
+    """Exit 2 when the CDS Hooks settings (NELM_CDS_*: JWT clients file, CORS origins, fhirServer
+    allow-list, deadline; see nelm.fhir.auth) cannot be read, naming the setting."""
+    from ..fhir.auth import settings_from_env
+
+    try:
+        settings_from_env()
+    except (OSError, ValueError) as exc:
+        refuse(f"CDS Hooks settings: {exc}")
+
+
 class _Server(uvicorn.Server):
     """Says where it serves once the socket is bound (port 0 shows the real port)."""
 
@@ -366,6 +377,7 @@ def run(host: str = "127.0.0.1", port: int = 8000, database: str | None = None,
         report_seconds(strict=True)
     except ValueError as exc:
         refuse(str(exc))
+    check_cds_settings()
     BoundedHttpToolsProtocol.limits = limits
     # bound before the store is opened: a busy port changes nothing and says so (exit 4)
     sock = bind(host, port)
