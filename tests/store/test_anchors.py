@@ -469,7 +469,8 @@ def test_after_a_cases_rewrite_the_api_shows_the_chained_versions_and_edits_work
     api = "/api/v1/assessments"
     with TestClient(create_app(database_url, allowed_hosts=["testserver"])) as client:
         case = client.post(api, json=example).json()["id"]
-        assert client.put(f"{api}/{case}", json=copy.deepcopy(example) | {"ecog": 1}).status_code == 200
+        assert client.put(f"{api}/{case}", json=copy.deepcopy(example) | {"ecog": 1},
+                          headers={"If-Match": "\"1\""}).status_code == 200
     _tamper(database_url, lambda conn: conn.execute(sa.text("UPDATE cases SET latest_version = 1 WHERE id = :c"),
                                                     {"c": case}))
     with pytest.raises(BrokenChain, match="cases table"):
