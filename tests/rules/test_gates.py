@@ -113,7 +113,7 @@ def test_liver_function_gates():
 
 
 def test_bilio_enteric_bypass_takes_embolization_off_first_choice():
-    base = {**UNRESECTABLE, "liver.pattern": "dominant_with_satellites", "liver.burden_percent": 40}
+    base = {**UNRESECTABLE, **PROGRESSIVE, "liver.pattern": "dominant_with_satellites", "liver.burden_percent": 40}
     _, o = verdicts(**base)
     assert o["tae"]["verdict"] == "preferred"
     _, o = verdicts(**base, **{"liver.biliary_enteric_bypass": True})

@@ -76,8 +76,10 @@ def test_alkylating_chemotherapy_for_pancreatic_net_but_not_over_75_percent(asse
 
 
 def test_interferon_for_symptomatic_carcinoid_syndrome_only(assess_with):
-    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, **UNRESECTABLE)
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, functional_control="refractory", **UNRESECTABLE)
     assert o["interferon_alpha"]["verdict"] == "reasonable"
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, functional_control="untreated", **UNRESECTABLE)
+    assert o["interferon_alpha"]["verdict"] == "not_recommended"  # the analogue first
     _, o = assess_with(**UNRESECTABLE)
     assert o["interferon_alpha"]["verdict"] == "not_recommended"
 
