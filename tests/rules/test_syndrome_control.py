@@ -74,4 +74,4 @@ def test_an_analogue_controlling_a_syndrome_is_never_planned_to_stop_before_a_pr
     plan = _plan(a)
     now = _now_options(plan)
     if plan["status"] != "undetermined" and PROCEDURES & set(now):
-        assert "ssa" in now, (doc, plan["status"], plan["pathway"], [(s["when"], s["options"]) for s in plan["steps"]])
+        assert "ssa" in now, (__import__("json").dumps(doc), plan["status"], plan["pathway"], [(s["when"], s["options"]) for s in plan["steps"]])
