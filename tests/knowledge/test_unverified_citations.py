@@ -24,6 +24,9 @@ KNOWN_UNVERIFIED = {
     # Surveillance for stable, asymptomatic low-grade pancreatic NET: the ESMO 2020 and ENETS 2023 records behind it
     # could not be checked against their texts, and no checked record speaks to watch-and-wait in this setting.
     "pathway pancreatic_g1g2 nothing_now": "esmo2020, enets2023_liver unverified",
+    # Merged from main (plan v3 assumptions): they cite review 002 beside records that are not source-checked either.
+    "pathway assumption liver.lesion_count": REVIEW002_ONLY,
+    "pathway assumption liver.pattern": REVIEW002_ONLY,
     # Issue 19: review 002's identity is not established (our copy lacks its title page), so it is no longer
     # counted as source-checked; these statements rest on it (and on no other checked record) and say so.
     "gate repeat_embolization": REVIEW002_ONLY,

@@ -26,6 +26,25 @@ Modality = Literal["surgery", "transplantation", "intra_arterial", "radionuclide
                    "systemic", "chemotherapy", "trial"]
 
 VERDICTS: tuple[str, ...] = ("preferred", "reasonable", "not_recommended", "contraindicated")
+
+
+def _mask_verdicts() -> dict[int, str]:
+    """The verdict of each bit mask of possible verdicts (bit j: VERDICTS[j]) that has one.
+
+    One possible verdict: that verdict. Several, all on one side (contract v3): the
+    milder of them -- preferred or reasonable gives ``reasonable``, not recommended or
+    contraindicated gives ``not_recommended`` -- because the board's answer is the same
+    either way and the reasons say what would make it the other. Masks not listed (the
+    verdict could be positive or negative) are ``undetermined``. Every executor (the
+    row code, Polars, the SQL view) reads this one table.
+    """
+    out = {1 << j: v for j, v in enumerate(VERDICTS)}
+    out[0b0011] = "reasonable"          # preferred or reasonable
+    out[0b1100] = "not_recommended"     # not recommended or contraindicated
+    return out
+
+
+MASK_VERDICTS: dict[int, str] = _mask_verdicts()
 MODALITY_LABELS = {
     "surgery": "Surgery and ablation", "transplantation": "Transplantation",
     "intra_arterial": "Intra-arterial therapy", "radionuclide": "Radionuclide therapy",
