@@ -923,6 +923,13 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
                 reasons.append(_reason(r, vals, "note", r.id, kb))
     if undetermined and verdict != "undetermined" and not brief:
         reasons.insert(0, _one_side(opt, verdict, possible, reasons))
+    # every gate that holds appears on the option, binding or not: one that neither decided nor limited the
+    # verdict (another gate or rule did) is shown as a note, so that no caveat vanishes
+    if not brief:
+        shown = {x.get("rule") for x in reasons}
+        for r, col in _gate_columns(opt):
+            if row[col] is True and r.id not in shown:
+                reasons.append(_reason(r, vals, "note", r.id, kb))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if undetermined:
@@ -956,6 +963,18 @@ def _rule_columns(opt: OptionDef) -> tuple[list[tuple[Rule, str]], ...]:
     if got is None or got[0] is not opt:
         got = (opt, tuple([(r, rule_column(opt.id, r.id)) for r in rules] for rules in (opt.deciding, opt.caps, opt.notes)))
         _RULE_COLUMNS[id(opt)] = got
+    return got[1]
+
+
+_GATE_COLUMNS: dict[int, tuple[OptionDef, list[tuple[Rule, str]]]] = {}
+
+
+def _gate_columns(opt: OptionDef) -> list[tuple[Rule, str]]:
+    """(rule, its column) of the option's gates, in the order they are read (most severe first)."""
+    got = _GATE_COLUMNS.get(id(opt))
+    if got is None or got[0] is not opt:
+        got = (opt, [(r, rule_column(opt.id, r.id)) for r in opt.rules if isinstance(r, Rule) and r.gate])
+        _GATE_COLUMNS[id(opt)] = got
     return got[1]
 
 
@@ -1000,16 +1019,21 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
         for c in roots.columns(col):  # in name order: a set's order varies between processes
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
-                out[field] = {"field": field, "requirement": r.requirement}
+                text = r.requirement_for(field)
+                if text:
+                    out[field] = {"field": field, "requirement": text}
     return list(out.values())
 
 
 def _requirement_rules(opt: OptionDef, decided_by: Rule | None) -> list[tuple[Rule, str]]:
     """(rule, column) of the rules read up to the deciding one, and of the caps, that say
-    what passing means (only those speak for a check: gates do)."""
+    what passing means (only those speak for a check: gates do), the strictest first: gates in
+    gates.yaml's order (which lists, among the gates reading one check, the strictest first),
+    then the option's own rules, so that a condition names the strictest requirement."""
     deciding, caps, _ = _rule_columns(opt)
     upto = next((i + 1 for i, (r, _) in enumerate(deciding) if r is decided_by), len(deciding))
-    return [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
+    got = [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
+    return sorted(got, key=lambda rc: (rc[0].rank is None, rc[0].rank or 0))
 
 
 def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str]) -> list[dict[str, Any]]:
