@@ -355,7 +355,8 @@ class Evaluation:
 
 
 def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
-             extra_sql: Mapping[str, str] | None = None, executor: str | None = None) -> Evaluation:
+             extra_sql: Mapping[str, str] | None = None, executor: str | None = None,
+             verdicts_only: bool = False) -> Evaluation:
     """Evaluate one patient: both passes, then each option's verdict.
 
     ``executor="python"`` (the default) runs the knowledge base's conditions as the
@@ -373,7 +374,8 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
             extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
         return _evaluate_polars(flat, kb, extra)
     inputs = program.inputs(flat)
-    facts = program.facts(dict(inputs))
+    # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
+    facts = {} if verdicts_only else program.facts(dict(inputs))
     verdicts = program.verdicts(inputs)
     for opt in kb.options:
         verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
@@ -626,14 +628,16 @@ def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
 
 # --------------------------------------------------------------------------- the plan's view
 
-def plan_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
+def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> dict[str, Any]:
     """What the planner reads of one evaluation (:mod:`nelm.plan`), without any text: each
     option's verdict, the verdicts still possible, its unknown pre-treatment checks
     (``conditions``, as :func:`assessment_from` lists them) and ``missing_data`` entries
     with the options each missing fact affects, worked out as :func:`assessment_from`
-    does for options."""
+    does for options. Without ``conditions`` (an evaluation with the verdict pass only)
+    the options' conditions are left out: they are unknown checks, which pass while
+    unknown and so never change what leads."""
     row = ev.verdicts
-    roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None})
+    roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None}) if conditions else None
     filled_mask: dict[str, int] = {}
     filled_roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
     checks = {c.field: c for c in kb.checks}
@@ -662,10 +666,11 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
         out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
         if several:
             out["possible_verdicts"] = possible
-        if verdict in ("preferred", "reasonable") or (several and ("preferred" in possible or "reasonable" in possible)):
-            conditions = _conditions(opt, ev, kb, checks, roots, decided_by)
-            if conditions:
-                out["conditions"] = conditions
+        if roots is not None and (verdict in ("preferred", "reasonable")
+                                  or (several and ("preferred" in possible or "reasonable" in possible))):
+            found = _conditions(opt, ev, kb, checks, roots, decided_by)
+            if found:
+                out["conditions"] = found
         if mask:
             filled_mask[opt.id] = mask
         options.append(out)

@@ -324,8 +324,8 @@ class _Planner:
             if p is None:
                 self._states[key] = None
             else:
-                ev = evaluate(p, self.kb)
-                view = plan_view(ev, self.kb)
+                ev = evaluate(p, self.kb, verdicts_only=True)
+                view = plan_view(ev, self.kb, conditions=False)
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 
@@ -444,7 +444,7 @@ class _Planner:
         key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
             p = _with(self.base, values)
-            self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb), self.kb)
+            self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb, verdicts_only=True), self.kb)
         return self._states[key]
 
 
@@ -486,7 +486,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
         if settled and alt_lead == lead:
             continue
-        alt_steps = _steps_for(planner, alt) if settled else []
+        alt_steps = _steps_for(planner, alt, branch=True) if settled else []
         cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}",
                 "with": {f: v for f, v in a.also_if_not.items() if not planner.known(f)}}
         same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
@@ -500,7 +500,10 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
                             "statement": a.label or f"{fact_label(field)}: {a.assumed}",
                             "if_not": _if_not(alt_lead, alt, branches[index]), "branch": index,
                             "reason": " ".join(a.reason.split()), "sources": list(a.sources)})
-    checks = [_check_assumption(c, steps) for c in work["conditions"]] if lead else []
+    # the leading option's unknown pre-treatment checks, read from its full assessment (the
+    # what-if evaluations skip the facts pass that conditions come from)
+    conds = planner.full(work["values"])[lead].get("conditions", []) if lead else []
+    checks = [_check_assumption(c, steps) for c in conds]
     for b in branches:
         b.pop("_lead")
     status = "conditional" if assumptions or checks else "determined"
@@ -544,13 +547,15 @@ def _deferred(pw: Any, steps: list[dict[str, Any]], assessment: dict[str, Any], 
     return out
 
 
-def _steps_for(planner: _Planner, work: dict[str, Any]) -> list[dict[str, Any]]:
+def _steps_for(planner: _Planner, work: dict[str, Any], *, branch: bool = False) -> list[dict[str, Any]]:
     """The settled plan's steps, later steps with the verdicts expected then; ``now``
-    options show today's verdict (``expected_verdicts`` of a ``now`` step)."""
-    ev = work["state"][0]
+    options show today's verdict (``expected_verdicts`` of a ``now`` step). The working
+    plan's first step quotes its leading option's own reason for this patient; a branch's
+    steps give the pathway's reasons (its options' reasons are in the assessment)."""
+    ev, _, lean = work["state"]
     pw = work["pw"]
     future = planner.future(work["values"], pw, work["steps"])
-    steps = build_steps(pw, ev.verdicts, planner.full(work["values"]), planner.kb, future)
+    steps = build_steps(pw, ev.verdicts, lean if branch else planner.full(work["values"]), planner.kb, future)
     for s in steps:
         if s["when"] == "now":
             s["expected_verdicts"] = {oid: planner.today[oid]["verdict"] for oid in s["options"]}
@@ -626,7 +631,7 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
             alt = planner.settle({field: value})
             if alt.get("invalid") or alt["pw"] is None or alt["blocking"]:
                 continue
-            steps = _steps_for(planner, alt)
+            steps = _steps_for(planner, alt, branch=True)
             lead = steps[0]["options"][0] if steps[0]["options"] else None
             cond = {"field": field, "value": value, "label": f"{fact_label(field)}: {_VALUE_WORDS.get(value, value)}"}
             b = _branch(planner, alt, steps, lead, cond, kb)
