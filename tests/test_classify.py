@@ -39,7 +39,7 @@ def test_reported_grade_contradicting_an_index_is_refused():
     from nelm.patient import InvalidPatient, validate_patient
     from nelm.testing import patient_dict
     import pytest
-    with pytest.raises(InvalidPatient, match="reported_grade G1 contradicts"):
+    with pytest.raises(InvalidPatient, match="Grade stated in the report G1 contradicts"):
         validate_patient(patient_dict(**{"pathology.ki67_percent": 12, "pathology.mitoses_per_10hpf": None,
                                          "pathology.reported_grade": "G1"}))
     # an index that gives G1 leaves room for a G2 from the other, unmeasured, index
