@@ -233,3 +233,20 @@ def test_generators_make_documents_the_model_accepts():
 @given(doc=patient_strategy())
 def test_patient_strategy_makes_documents_the_model_accepts(doc):
     validate_patient(doc)
+
+
+def test_contradictions_are_named_beside_refused_fields():
+    """A refused field does not hide a contradiction elsewhere (it is left unknown for the
+    consistency checks), and the batch validator names the same problems."""
+    doc = patient_dict(**{"pathology.ki67_percent": 150, "primary.site": "unknown_primary",
+                          "course.stable_months": 24, "course.progression_within_12_months": True,
+                          "prior_therapies": [{"therapy": "ssa", "outcome": "cured"}]})
+    p = _model_problems(doc)
+    assert {f for f, _ in p} == {"pathology.ki67_percent", "primary.site", "primary.resected", "course.status",
+                                 "course.stable_months", "course.progression_within_12_months",
+                                 "prior_therapies.0.outcome"}
+    assert _batch_problems([doc])[1] == p
+    # the refused field itself is not read by a check: 150 % Ki-67 with a G1 report is one problem
+    p = _model_problems(patient_dict(**{"pathology.ki67_percent": 150, "pathology.reported_grade": "G1",
+                                        "pathology.mitoses_per_10hpf": None}))
+    assert {f for f, _ in p} == {"pathology.ki67_percent"}

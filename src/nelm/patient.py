@@ -337,10 +337,51 @@ def validate_patient(data: Any, *, consistency: bool = True) -> Patient:
         return Patient.model_validate(data, context=None if consistency else {"consistency": False})
     except ValidationError as exc:
         problems = _problems(exc)
+        if consistency and not _has_inconsistent(exc):
+            # fields were refused, so the model's consistency validator did not run: run it on
+            # the rest (each refused field unknown), so that every problem is named at once
+            problems += _consistency_beside(data, [f for f, _ in problems])
         if len(problems) > inputgate.MAX_PROBLEMS:  # a crafted document must not make a 60,000-line answer
             problems = problems[:inputgate.MAX_PROBLEMS] + [
                 ("", f"{len(problems) - inputgate.MAX_PROBLEMS} more problems are not listed")]
         raise InvalidPatient(problems) from None
+
+
+def _has_inconsistent(exc: ValidationError) -> bool:
+    kind = _inconsistent()
+    return any(isinstance(e.get("ctx", {}).get("error"), kind) for e in exc.errors(include_url=False))
+
+
+def refused_key(path: str) -> str:
+    """The part of a problem's dotted path that is left unknown when the rest of the document
+    is checked for consistency: a list (sites, prior therapies) as a whole."""
+    parts = path.split(".")
+    cut = next((i for i, p in enumerate(parts) if p.isdigit()), len(parts))
+    return ".".join(parts[:cut])
+
+
+def _consistency_beside(data: dict[str, Any], paths: list[str]) -> list[tuple[str, str]]:
+    """The consistency refusals of ``data`` with every refused field made unknown."""
+    import copy
+
+    keys = {refused_key(p) for p in paths}
+    if "" in keys:
+        return []
+    rest = copy.deepcopy(data)
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node: Any = rest
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    try:
+        patient = Patient.model_validate(rest, context={"consistency": False})
+    except ValidationError:
+        return []
+    from .consistency import refusals
+
+    return refusals(flatten(patient))
 
 
 def parse_text(text: str, fmt: str | None = None) -> Any:

@@ -9,8 +9,8 @@ consistency check between fields. The two are done here as the model does them:
   per distinct list, through the model itself (:func:`nelm.patient.validate_patient` with
   ``consistency=False`` on a partial document), so messages and dotted paths are exactly
   the model's own; column-wise tests let the common case through at once (see below);
-- **consistency**: the rows every field of which is valid (the model runs its consistency
-  validator only then) are flattened column-wise (:func:`nelm.screen.flat.engine_frame`)
+- **consistency**: every row, its refused fields made unknown (as the model checks the rest
+  of a document whose fields it refused), is flattened column-wise (:func:`nelm.screen.flat.engine_frame`)
   and every check of ``knowledge/consistency.yaml`` is applied as a Polars expression
   (:func:`nelm.consistency.frame_refusals`) — the same SQL conditions and messages the
   model's validator runs for one document, so a new check needs no change here.
@@ -76,14 +76,41 @@ def problems(frame: pl.DataFrame) -> list[RowProblem]:
         if not present:
             continue
         out += _group_problems(frame, present)
-    refused = {p.row for p in out}
-    rest = frame.filter(~pl.col("__row").is_in(list(refused))) if refused else frame
-    return out + consistency_problems(rest)
+    return out + consistency_problems(_refused_unknown(frame, out))
+
+
+def _refused_unknown(frame: pl.DataFrame, found: list[RowProblem]) -> pl.DataFrame:
+    """The frame with each refused field unknown in its row (a list as a whole), as the model
+    checks the rest of a document for consistency (:func:`nelm.patient.validate_patient`)."""
+    from ..patient import refused_key
+
+    rows: dict[str, set[int]] = {}
+    for p in found:
+        key = refused_key(p.field)
+        for c in frame.columns:
+            if c != "__row" and (c == key or c.startswith(key + ".") or not key):
+                rows.setdefault(c, set()).add(p.row)
+    if not rows:
+        return frame
+    plain = {c: r for c, r in rows.items() if frame.schema[c] != pl.Object}
+    frame = frame.with_columns(pl.when(pl.col("__row").is_in(sorted(r))).then(None).otherwise(pl.col(c)).alias(c)
+                               for c, r in plain.items())
+    return _null_objects(frame, {c: r for c, r in rows.items() if c not in plain})
+
+
+def _null_objects(frame: pl.DataFrame, rows: dict[str, set[int]]) -> pl.DataFrame:
+    """Object columns (records of unknown shape) nulled in the given rows, in Python."""
+    if not rows:
+        return frame
+    numbers = frame["__row"].to_list()
+    return frame.with_columns(pl.Series(c, [None if n in r else v for n, v in zip(numbers, frame[c].to_list())],
+                                        dtype=pl.Object) for c, r in rows.items())
 
 
 def consistency_problems(frame: pl.DataFrame) -> list[RowProblem]:
     """The consistency checks of knowledge/consistency.yaml on layout rows whose fields are
-    each valid: (row, each field the check reads that the row gives, the check's message)."""
+    each valid (refused ones made unknown): (row, each field the check reads that the row
+    gives, the check's message)."""
     from .. import consistency
     from .flat import engine_frame
     from .layout import complete, typed
