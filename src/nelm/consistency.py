@@ -134,8 +134,7 @@ def _value(column: str, value: Any) -> str:
 
     dotted = COLUMN_FIELDS[column]
     if isinstance(value, str):
-        text = value_label(dotted, value)
-        return "given up to now" if column.startswith("prior_") and text == "none" else text
+        return value_label(dotted, value)
     text = show(value)
     return with_unit(dotted, text) if not isinstance(value, bool) else text
 
