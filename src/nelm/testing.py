@@ -51,7 +51,7 @@ def patient_dict(**changes: Any) -> dict[str, Any]:
         if value is ...:
             node.pop(parts[-1], None)
         else:
-            node[parts[-1]] = value
+            node[parts[-1]] = copy.deepcopy(value)   # later dotted changes must not alter the caller's value
     if "sstr_imaging" in changes and "sstr_uptake_krenning" not in changes and doc.get("sstr_imaging") != "positive":
         doc.pop("sstr_uptake_krenning", None)  # BASE's uptake grade belongs to its positive scan
     return doc
@@ -148,7 +148,9 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
         doc.pop("functional_control", None)
     ehd = doc.get("extrahepatic") or {}
     if ehd.get("present") is False and ehd.get("symptomatic"):
-        doc["extrahepatic"] = {**ehd, "symptomatic": False}
+        doc["extrahepatic"] = ehd = {**ehd, "symptomatic": False}
+    if ehd.get("resectable") and ehd.get("peritoneal_carcinomatosis") == "diffuse_unresectable":
+        doc["extrahepatic"] = {**ehd, "resectable": False}
     for p in doc.get("prior_therapies") or []:
         if p.get("outcome") != "progression":
             p.pop("months_to_progression", None)

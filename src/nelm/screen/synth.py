@@ -117,6 +117,9 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
         peritoneum, np.where(rng.random(n) < 0.5, "limited_resectable", "diffuse_unresectable"), "none").astype(object)
     cols["extrahepatic.symptomatic"] = np.where(present, cols["extrahepatic.symptomatic"], False)
     cols["extrahepatic.resectable"] = np.where(present, cols["extrahepatic.resectable"], None)
+    diffuse = cols["extrahepatic.peritoneal_carcinomatosis"] == "diffuse_unresectable"
+    cols["extrahepatic.resectable"] = np.where(diffuse & (cols["extrahepatic.resectable"] == True), False,  # noqa: E712
+                                               cols["extrahepatic.resectable"])
 
     img = cols["sstr_imaging"]
     cols["sstr_uptake_krenning"] = np.where(img == "positive", rng.integers(2, 5, n), rng.integers(0, 2, n)).astype(float)
