@@ -3,7 +3,10 @@
 Every field may be null or absent, which means *unknown* (never "no"). Unknown keys,
 out-of-range numbers and values outside the enumerations are refused, each with its
 dotted path and what is allowed: :func:`load_patient` raises :class:`InvalidPatient`
-carrying every problem at once.
+carrying every problem at once. Facts that contradict each other are refused by one model
+validator that reads its checks from ``knowledge/consistency.yaml`` (:mod:`nelm.consistency`,
+the same definitions ``nelm screen`` applies column-wise); each such refusal names every
+field the check reads.
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ ExtrahepaticSite = Literal["lymph_nodes", "lung", "bone", "peritoneum", "other"]
 Therapy = Literal[OPTION_IDS]  # type: ignore[valid-type]
 Outcome = Literal["response", "stable", "progression", "intolerance"]
 Grade = Literal["G1", "G2", "G3"]
-_GRADE_NUMBER = {"G1": 1, "G2": 2, "G3": 3}
 
 
 def ki67_grade(ki67: float | None) -> int | None:
