@@ -3,7 +3,10 @@
 Every field may be null or absent, which means *unknown* (never "no"). Unknown keys,
 out-of-range numbers and values outside the enumerations are refused, each with its
 dotted path and what is allowed: :func:`load_patient` raises :class:`InvalidPatient`
-carrying every problem at once.
+carrying every problem at once. Facts that contradict each other are refused by one model
+validator that reads its checks from ``knowledge/consistency.yaml`` (:mod:`nelm.consistency`,
+the same definitions ``nelm screen`` applies column-wise); each such refusal names every
+field the check reads.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from . import inputgate, labels
 
@@ -30,7 +33,6 @@ ExtrahepaticSite = Literal["lymph_nodes", "lung", "bone", "peritoneum", "other"]
 Therapy = Literal[OPTION_IDS]  # type: ignore[valid-type]
 Outcome = Literal["response", "stable", "progression", "intolerance"]
 Grade = Literal["G1", "G2", "G3"]
-_GRADE_NUMBER = {"G1": 1, "G2": 2, "G3": 3}
 
 
 def ki67_grade(ki67: float | None) -> int | None:
@@ -76,44 +78,6 @@ class Pathology(_Strict):
     reported_grade: Grade | None = Field(
         None, description="WHO grade as the pathology report states it, when it gives no index")
 
-    @model_validator(mode="after")
-    def _reported_grade_agrees(self) -> "Pathology":
-        # The reported grade is used only while both indices are unknown; a report whose
-        # stated grade contradicts a measured index is refused rather than resolved.
-        if self.reported_grade is None:
-            return self
-        stated = _GRADE_NUMBER[self.reported_grade]
-        known = [g for g in (ki67_grade(self.ki67_percent), mitotic_grade(self.mitoses_per_10hpf)) if g is not None]
-        both = len(known) == 2
-        if known and (stated < max(known) or (both and stated != max(known))):
-            raise ValueError(
-                f"pathology.reported_grade {self.reported_grade} contradicts the measured index "
-                f"(Ki-67 {_num(self.ki67_percent)} %, mitoses {_num(self.mitoses_per_10hpf)}/10 HPF give G{max(known)}"
-                f"{'' if both else ' or higher'}); allowed: the grade the indices give, or leave reported_grade empty")
-        if self.differentiation == "poor" and stated < 3:
-            raise ValueError(f"pathology.differentiation 'poor' contradicts reported_grade {self.reported_grade}: "
-                             "a poorly differentiated NEC is high grade by definition; allowed: reported_grade G3, "
-                             "or differentiation 'well'")
-        return self
-
-    @model_validator(mode="after")
-    def _nec_is_high_grade(self) -> "Pathology":
-        # WHO 2019: a poorly differentiated NEC is high grade by definition. A document
-        # saying both "poor" and a G1/G2 proliferation contradicts itself; we will not
-        # guess which part is wrong (and either guess would change every verdict).
-        # Contract v2 grades from one index when only one is known, so one low index suffices
-        # to contradict "poor".
-        known = [g for g in (ki67_grade(self.ki67_percent), mitotic_grade(self.mitoses_per_10hpf)) if g is not None]
-        if self.differentiation == "poor" and known and max(known) <= 2:
-            raise ValueError(
-                f"pathology.differentiation 'poor' contradicts Ki-67 {_num(self.ki67_percent)} % and "
-                f"{_num(self.mitoses_per_10hpf)} mitoses/10 HPF: a poorly differentiated NEC is high grade by definition "
-                "(Ki-67 > 20 % or > 20 mitoses); allowed: differentiation 'well', or the measured Ki-67/mitoses")
-        return self
-
-
-def _num(v: float | None) -> str:
-    return "unknown" if v is None else f"{v:g}"
 
 
 class Liver(_Strict):
@@ -141,36 +105,6 @@ class Liver(_Strict):
 
     _whole_lesion_count = field_validator("lesion_count", mode="before")(_whole_number)
 
-    @model_validator(mode="after")
-    def _resectable_agrees(self) -> "Liver":
-        f = self.resectable_fraction_percent
-        if f is not None and self.resectable is not None and (f >= 100) != self.resectable:
-            raise ValueError(
-                f"liver.resectable {str(self.resectable).lower()} contradicts liver.resectable_fraction_percent {f:g} "
-                "(100 % removable means resectable); allowed: resectable true with 100, false below 100")
-        if self.pattern == "disseminated" and (self.resectable or (f is not None and f >= 100)):
-            # Frilling type III leaves essentially no normal liver: not completely resectable by definition
-            raise ValueError("liver.pattern 'disseminated' (Frilling type III) contradicts all hepatic disease being "
-                             "resectable; allowed: resectable false / a percentage below 100, or another pattern")
-        if self.liver_function == "normal" and self.child_pugh in ("B", "C"):
-            raise ValueError(f"liver.liver_function 'normal' contradicts liver.child_pugh {self.child_pugh}; "
-                             "allowed: liver_function 'impaired', or Child-Pugh A")
-        return self
-
-    @model_validator(mode="after")
-    def _pattern_matches_count(self) -> "Liver":
-        # Frilling type I is one lesion; types II and III are several. A document that
-        # says otherwise contradicts itself and the type cannot be read from it.
-        n = self.lesion_count
-        if n is not None and self.pattern == "single" and n > 1:
-            raise ValueError(f"liver.pattern 'single' contradicts liver.lesion_count {n}; "
-                             "allowed: lesion_count 1, or pattern 'dominant_with_satellites' / 'disseminated'")
-        if n is not None and self.pattern in ("dominant_with_satellites", "disseminated") and n <= 1:
-            raise ValueError(f"liver.pattern {self.pattern!r} contradicts liver.lesion_count {n}; "
-                             "allowed: pattern 'single', or the number of lesions")
-        return self
-
-
 class Extrahepatic(_Strict):
     present: bool | None = Field(None, description="any disease outside the liver (the primary excepted)")
     sites: list[ExtrahepaticSite] | None = Field(None, description="sites of extrahepatic disease")
@@ -180,21 +114,6 @@ class Extrahepatic(_Strict):
     symptomatic: bool | None = Field(
         None, description="an extrahepatic site causes pain, compression or bleeding that local treatment could palliate")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "Extrahepatic":
-        # Contradictions are refused rather than resolved: we will not guess which part is right.
-        if self.present is False and self.sites:
-            raise ValueError("extrahepatic.present is false but extrahepatic.sites lists "
-                             f"{', '.join(self.sites)}; allowed: an empty list, or present true")
-        if self.present is False and self.peritoneal_carcinomatosis not in (None, "none"):
-            raise ValueError("extrahepatic.present is false but peritoneal_carcinomatosis is "
-                             f"{self.peritoneal_carcinomatosis!r}; allowed: 'none', or present true")
-        if self.present is False and self.symptomatic:
-            raise ValueError("extrahepatic.present is false but extrahepatic.symptomatic is true; "
-                             "allowed: symptomatic false or empty, or present true")
-        return self
-
-
 class Course(_Strict):
     status: Literal["stable", "progressive"] | None = Field(None, description="stable includes response")
     stable_months: float | None = Field(None, ge=0, le=600, description="months of stable disease or response")
@@ -202,9 +121,12 @@ class Course(_Strict):
 
 
 class Labs(_Strict):
-    egfr_ml_min: float | None = Field(None, ge=0, le=250, description="estimated glomerular filtration rate, mL/min")
-    platelets_10e9_per_l: float | None = Field(None, ge=0, le=3000, description="platelet count, 10⁹/L")
-    neutrophils_10e9_per_l: float | None = Field(None, ge=0, le=200, description="neutrophil count, 10⁹/L")
+    # Lower bounds: the lowest values a living patient's laboratory reports (a count or an eGFR
+    # of 0 is a missing value or a unit slip, not a measurement); this knowledge base's
+    # plausibility bounds, not clinical thresholds.
+    egfr_ml_min: float | None = Field(None, ge=1, le=250, description="estimated glomerular filtration rate, mL/min")
+    platelets_10e9_per_l: float | None = Field(None, ge=1, le=3000, description="platelet count, 10⁹/L")
+    neutrophils_10e9_per_l: float | None = Field(None, ge=0.01, le=200, description="neutrophil count, 10⁹/L")
 
 
 class PriorTherapy(_Strict):
@@ -254,18 +176,17 @@ class Patient(_Strict):
     _whole_scores = field_validator("ecog", "sstr_uptake_krenning", mode="before")(_whole_number)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Patient":
-        # facts that contradict each other are refused, never resolved by a guess
-        k, img = self.sstr_uptake_krenning, self.sstr_imaging
-        if k is not None and img == "negative" and k >= 2:
-            raise ValueError(f"sstr_imaging 'negative' contradicts sstr_uptake_krenning {k} (uptake at least that of "
-                             "the liver); allowed: sstr_imaging 'positive', or Krenning 0-1")
-        if k == 0 and img == "positive":
-            raise ValueError("sstr_imaging 'positive' contradicts sstr_uptake_krenning 0 (no uptake); "
-                             "allowed: Krenning 1-4, or sstr_imaging 'negative'")
-        if self.functional_syndrome == "none" and self.functional_control is not None:
-            raise ValueError(f"functional_control {self.functional_control!r} given but functional_syndrome is 'none'; "
-                             "allowed: no functional_control, or the syndrome")
+    def _consistent(self, info: ValidationInfo) -> "Patient":
+        # Facts that contradict each other are refused, never resolved by a guess. The checks
+        # are data (knowledge/consistency.yaml, nelm.consistency), the same the batch validator
+        # of `nelm screen` applies column-wise; each refusal names every field it reads.
+        if info.context and info.context.get("consistency") is False:
+            return self
+        from .consistency import Inconsistent, refusals
+
+        found = refusals(flatten(self))
+        if found:
+            raise Inconsistent(found)
         return self
 
 
@@ -302,6 +223,12 @@ def _flat_args(tp: Any) -> list[Any]:
     return out
 
 
+def _inconsistent() -> type:
+    from .consistency import Inconsistent
+
+    return Inconsistent
+
+
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     problems = []
     for err in exc.errors(include_url=False):
@@ -316,6 +243,10 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             near = ([n for n in names if key and n.startswith(key)][:1]
                     or difflib.get_close_matches(key, names, n=1, cutoff=0.6))
             msg = (f"unknown field; did you mean {near[0]!r}? " if near else "unknown field; ") + f"allowed here: {allowed}"
+        elif kind == "value_error" and isinstance(err.get("ctx", {}).get("error"), _inconsistent()):
+            # a consistency check names each field it reads (knowledge/consistency.yaml)
+            problems += err["ctx"]["error"].problems
+            continue
         elif kind == "value_error":
             msg = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         else:
@@ -392,8 +323,11 @@ def _echo(value: Any, limit: int = 80) -> str:
 _NOISE = {"list[literal['lymph_nodes','lung','bone','peritoneum','other']]", "list[PriorTherapy]"}
 
 
-def validate_patient(data: Any) -> Patient:
+def validate_patient(data: Any, *, consistency: bool = True) -> Patient:
     """The patient a JSON-like document describes; InvalidPatient names every problem.
+
+    ``consistency=False`` leaves out the checks between fields (knowledge/consistency.yaml):
+    the batch validator checks fields alone this way and the consistency checks column-wise.
 
     The input gate's limits (finite numbers, valid text, depth, ...) hold here too, for
     documents built in Python (the web form, a FHIR mapping) rather than parsed from text.
@@ -402,13 +336,54 @@ def validate_patient(data: Any) -> Patient:
     if not isinstance(data, dict):
         raise InvalidPatient([("", f"the document must be a JSON/YAML object (a mapping of fields), got {type(data).__name__}")])
     try:
-        return Patient.model_validate(data)
+        return Patient.model_validate(data, context=None if consistency else {"consistency": False})
     except ValidationError as exc:
         problems = _problems(exc)
+        if consistency and not _has_inconsistent(exc):
+            # fields were refused, so the model's consistency validator did not run: run it on
+            # the rest (each refused field unknown), so that every problem is named at once
+            problems += _consistency_beside(data, [f for f, _ in problems])
         if len(problems) > inputgate.MAX_PROBLEMS:  # a crafted document must not make a 60,000-line answer
             problems = problems[:inputgate.MAX_PROBLEMS] + [
                 ("", f"{len(problems) - inputgate.MAX_PROBLEMS} more problems are not listed")]
         raise InvalidPatient(problems) from None
+
+
+def _has_inconsistent(exc: ValidationError) -> bool:
+    kind = _inconsistent()
+    return any(isinstance(e.get("ctx", {}).get("error"), kind) for e in exc.errors(include_url=False))
+
+
+def refused_key(path: str) -> str:
+    """The part of a problem's dotted path that is left unknown when the rest of the document
+    is checked for consistency: a list (sites, prior therapies) as a whole."""
+    parts = path.split(".")
+    cut = next((i for i, p in enumerate(parts) if p.isdigit()), len(parts))
+    return ".".join(parts[:cut])
+
+
+def _consistency_beside(data: dict[str, Any], paths: list[str]) -> list[tuple[str, str]]:
+    """The consistency refusals of ``data`` with every refused field made unknown."""
+    import copy
+
+    keys = {refused_key(p) for p in paths}
+    if "" in keys:
+        return []
+    rest = copy.deepcopy(data)
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node: Any = rest
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    try:
+        patient = Patient.model_validate(rest, context={"consistency": False})
+    except ValidationError:
+        return []
+    from .consistency import refusals
+
+    return refusals(flatten(patient))
 
 
 def parse_text(text: str, fmt: str | None = None) -> Any:

@@ -86,6 +86,12 @@ def _isin(x: Any, values: tuple) -> Any:
     return None if x is None else x in values
 
 
+def _arith(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def apply(a: Any, b: Any) -> Any:
+        return None if a is None or b is None else op(a, b)
+    return apply
+
+
 def _f(x: Any) -> Any:
     return None if x is None else float(x)
 
@@ -107,12 +113,15 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "_least": _least, "_isin": _isin, "_eq": _cmp(operator.eq), "_ne": _cmp(operator.ne),
     "_gt": _cmp(operator.gt), "_ge": _cmp(operator.ge), "_lt": _cmp(operator.lt), "_le": _cmp(operator.le),
     "_f": _f, "_i": _i, "_b": _b, "_s": _s,
+    "_add": _arith(operator.add), "_sub": _arith(operator.sub), "_mul": _arith(operator.mul),
 }
 _CAST = {"float": "_f", "int": "_i", "bool": "_b", "str": "_s"}
 
 
 # --------------------------------------------------------------------------- translation
 
+# + - * with an unknown side unknown (division is left out: Python and Polars differ on / 0)
+_ARITH = {"Add": "_add", "Sub": "_sub", "Mul": "_mul"}
 _CMP = {"EQ": "==", "NEQ": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
 
 
@@ -157,6 +166,8 @@ def _py(node: Any, sql: str) -> str:
         return f"({_py(node.this, sql)} is None)"
     if kind in _CMP:
         return _compare(_py(node.this, sql), _CMP[kind], _py(node.expression, sql))
+    if kind in _ARITH:
+        return f"{_ARITH[kind]}({_py(node.this, sql)}, {_py(node.expression, sql)})"
     if isinstance(node, (exp.And, exp.Or)):
         parts = _flatten(node, type(node))
         return ("_and(" if isinstance(node, exp.And) else "_or(") + ", ".join(_py(p, sql) for p in parts) + ")"

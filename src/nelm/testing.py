@@ -51,7 +51,7 @@ def patient_dict(**changes: Any) -> dict[str, Any]:
         if value is ...:
             node.pop(parts[-1], None)
         else:
-            node[parts[-1]] = value
+            node[parts[-1]] = copy.deepcopy(value)   # later dotted changes must not alter the caller's value
     if "sstr_imaging" in changes and "sstr_uptake_krenning" not in changes and doc.get("sstr_imaging") != "positive":
         doc.pop("sstr_uptake_krenning", None)  # BASE's uptake grade belongs to its positive scan
     return doc
@@ -118,8 +118,10 @@ EXTRAHEPATIC_CHOICES: list[dict[str, Any]] = [
 
 
 def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
-    """Random combinations can say 'poorly differentiated' with a G1/G2 proliferation,
-    which the patient model refuses (a NEC is high grade): raise Ki-67 then."""
+    """Random combinations can contradict themselves ('poorly differentiated' with a G1/G2
+    proliferation, 100 % burden from one 3 cm lesion, an ongoing liver resection, ...), which
+    the patient model refuses (knowledge/consistency.yaml): change the draw to agree then.
+    tests/test_consistency.py checks that every generator's documents are accepted."""
     path = doc.get("pathology") or {}
     ki, mi = path.get("ki67_percent"), path.get("mitoses_per_10hpf")
     if path.get("differentiation") == "poor" and (ki is not None or mi is not None) and (ki or 0) <= 20 and (mi or 0) <= 20:
@@ -146,7 +148,9 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
         doc.pop("functional_control", None)
     ehd = doc.get("extrahepatic") or {}
     if ehd.get("present") is False and ehd.get("symptomatic"):
-        doc["extrahepatic"] = {**ehd, "symptomatic": False}
+        doc["extrahepatic"] = ehd = {**ehd, "symptomatic": False}
+    if ehd.get("resectable") and ehd.get("peritoneal_carcinomatosis") == "diffuse_unresectable":
+        doc["extrahepatic"] = {**ehd, "resectable": False}
     for p in doc.get("prior_therapies") or []:
         if p.get("outcome") != "progression":
             p.pop("months_to_progression", None)
@@ -155,7 +159,36 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
         doc["liver"] = {**liver, "lesion_count": 1}
     elif n is not None and pattern in ("dominant_with_satellites", "disseminated") and n <= 1:
         doc["liver"] = {**liver, "lesion_count": 8 if pattern == "dominant_with_satellites" else 30}
+    # the plausibility bounds of knowledge/consistency.yaml: a burden the lesions can hold
+    liver = doc.get("liver") or {}
+    n, size, burden = liver.get("lesion_count"), liver.get("largest_lesion_cm"), liver.get("burden_percent")
+    if n is not None and size is not None and burden is not None:
+        most = (5 if size <= 2 else 25 if size <= 5 else 80 if size <= 10 else 100) if n == 1 else \
+            25 if 2 <= n <= 10 and size <= 2 else 100
+        least = 25 if size >= 30 else 10 if size >= 20 else 1 if size >= 10 else 0
+        if not least <= burden <= most:
+            doc["liver"] = {**liver, "burden_percent": min(max(burden, least), most)}
+    primary = doc.get("primary") or {}
+    if primary.get("site") == "unknown_primary" and primary.get("resected"):
+        doc["primary"] = {**primary, "resected": False}  # a resected primary is a known one
+    course = doc.get("course") or {}
+    if (course.get("status") == "stable" and course.get("progression_within_12_months")
+            and (course.get("stable_months") or 0) >= 12):
+        doc["course"] = {**course, "stable_months": 6}   # stable since the progression
+    age = doc.get("age_years")
+    if age is not None and (course := doc.get("course") or {}).get("stable_months") is not None \
+            and course["stable_months"] > age * 12:
+        doc["course"] = {**course, "stable_months": age * 12}
+    for p in doc.get("prior_therapies") or []:
+        if p.get("therapy") in PROCEDURES and p.get("ongoing"):
+            p["ongoing"] = False   # a procedure is recorded once done
+        if age is not None and (p.get("months_to_progression") or 0) > age * 12:
+            p["months_to_progression"] = age * 12
     return doc
+
+
+# treatments the consistency checks refuse as "still ongoing" (knowledge/consistency.yaml)
+PROCEDURES = ("liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace", "sirt", "ebrt")
 
 
 def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:

@@ -15,6 +15,11 @@ from nelm.testing import patient_dict
 P01: dict[str, Any] = patient_dict(**{"liver.timing": "synchronous"})
 
 
+# P01's one lesion is 3 cm, which holds at most 25 % of the liver (knowledge/consistency.yaml's
+# plausibility bounds): variants with a higher burden have one larger lesion
+BIG = {"liver.largest_lesion_cm": 11}
+
+
 def variant(**changes: Any) -> dict[str, Any]:
     """P01 with dotted fields changed, e.g. variant(**{"liver.burden_percent": 40})."""
     return patient_dict(**{"liver.timing": "synchronous", **changes})

@@ -8,7 +8,7 @@ from nelm.engine import evaluate_frame, patients_frame
 from nelm.outcomes import attach_outcomes, cohort_arms
 from nelm.patient import OPTION_IDS, flatten, validate_patient
 
-from .conftest import P01, option, run, variant
+from .conftest import BIG, P01, option, run, variant
 
 KEYS = {"source", "endpoint", "arm", "population", "reported", "median_months", "curve", "method",
         "reconstructed", "match_reason"}
@@ -55,7 +55,7 @@ def test_attach_fits_nothing_and_draws_no_chart_per_patient(kb, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("attach_outcomes must not fit or render per patient")
     monkeypatch.setattr(charts, "render", boom)
-    patient = validate_patient(variant(**{"symptomatic": True, "liver.burden_percent": 40}))
+    patient = validate_patient(variant(**{"symptomatic": True, "liver.burden_percent": 40, **BIG}))
     row = evaluate_frame(patients_frame([flatten(patient)]), kb).row(0, named=True)
     base = {"options": [{"id": i} for i in OPTION_IDS]}
     attach_outcomes(copy.deepcopy(base), row, kb)  # warm: cohorts and fits loaded once

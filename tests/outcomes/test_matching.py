@@ -8,7 +8,7 @@ from nelm.outcomes.matching import (OutcomesFile, build_matcher, compile_conditi
                                     matcher, placeholders)
 from nelm.patient import OPTION_IDS
 
-from .conftest import cohorts_of, option, run, variant
+from .conftest import BIG, cohorts_of, option, run, variant
 
 
 def test_file_validates_and_covers_every_option():
@@ -98,9 +98,10 @@ def test_p01_risk_factors_with_hazard_ratios(p01_assessment, kb):
 
 
 def test_surgery_vs_iat_by_symptoms_and_burden():
-    sympt = run(variant(**{"symptomatic": True, "liver.burden_percent": 40, "functional_syndrome": "carcinoid"}))
-    asym = run(variant(**{"symptomatic": False, "liver.burden_percent": 40}))
-    unknown = run(variant(**{"symptomatic": None, "liver.burden_percent": 40}))
+    sympt = run(variant(**{"symptomatic": True, "liver.burden_percent": 40, "functional_syndrome": "carcinoid",
+                           **BIG}))
+    asym = run(variant(**{"symptomatic": False, "liver.burden_percent": 40, **BIG}))
+    unknown = run(variant(**{"symptomatic": None, "liver.burden_percent": 40, **BIG}))
     for opt in ("liver_resection", "tae", "tace"):
         assert "mayo2011_symptomatic_over25" in cohorts_of(sympt, opt)
         assert "mayo2011_asymptomatic_over25" not in cohorts_of(sympt, opt)
@@ -151,16 +152,16 @@ def test_trial_populations_by_site_receptor_status_and_progression():
     after = run(variant(**{"primary.site": "pancreas", **PROGRESSIVE},
                         prior_therapies=[{"therapy": "everolimus", "outcome": "progression"}]))
     assert "cabinet_pancreatic_pfs" in cohorts_of(after, "cabozantinib")
-    cup = run(variant(**{"primary.site": "unknown_primary"}))
+    cup = run(variant(**{"primary.site": "unknown_primary", "primary.resected": False}))
     assert "clarinet_pfs" in cohorts_of(cup, "ssa")            # CLARINET enrolled unknown primaries too
 
 
 def test_kouvaraki_by_liver_burden():
-    low = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 30}))
-    high = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 80}))
+    low = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 30, **BIG}))
+    high = run(variant(**{"primary.site": "pancreas", "liver.burden_percent": 80, **BIG}))
     assert set(cohorts_of(low, "streptozocin_based")) == {"kouvaraki_os_below75", "kouvaraki_pfs_below75"}
     assert cohorts_of(high, "streptozocin_based") == ["kouvaraki_os_above75"]
-    other = run(variant(**{"liver.burden_percent": 80}))
+    other = run(variant(**{"liver.burden_percent": 80, **BIG}))
     assert cohorts_of(other, "streptozocin_based") == []       # a pancreatic series only
 
 

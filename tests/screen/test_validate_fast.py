@@ -1,6 +1,8 @@
 """The column-wise tests of nelm.screen.validate let through only what the patient model
 accepts: probed at the model's own boundaries, every combination of a grid of values
-(valid, boundary and invalid), each row it accepts checked with validate_patient."""
+(valid, boundary and invalid), each row it accepts checked with validate_patient; and the
+consistency checks (knowledge/consistency.yaml), applied column-wise, refuse exactly what
+the model refuses on a grid around each check's own thresholds."""
 from __future__ import annotations
 
 import itertools
@@ -9,9 +11,11 @@ import math
 import polars as pl
 import pytest
 
-from nelm.patient import InvalidPatient, validate_patient
-from nelm.screen.layout import PRIOR, PRIOR_STRUCT
-from nelm.screen.validate import _LIVER, _PATHOLOGY, _certainly_accepted
+from nelm import consistency
+from nelm.patient import SCALAR_FIELDS, InvalidPatient, _bounds, flatten, set_field, validate_patient
+from nelm.screen.layout import PRIOR, PRIOR_STRUCT, SCHEMA, document_row
+from nelm.screen.validate import _certainly_accepted, problems
+from nelm.testing import patient_dict
 
 NUMBERS = [None, -1.0, 0.0, 1.9, 2.0, 2.9, 3.0, 20.0, 20.5, 100.0, 100.5, 1000.0, 1001.0, math.nan, math.inf]
 
@@ -24,34 +28,27 @@ def _accepted_by_model(doc: dict) -> bool:
     return True
 
 
-# each section's grouped fields: a grid of valid, boundary and invalid values per field
-SECTIONS = {
-    _PATHOLOGY: ({"pathology.differentiation": pl.String, "pathology.ki67_percent": pl.Float64,
-                  "pathology.mitoses_per_10hpf": pl.Float64, "pathology.reported_grade": pl.String},
-                 [[None, "well", "poor", "moderate"], NUMBERS, NUMBERS, [None, "G1", "G2", "G3", "G4"]]),
-    _LIVER: ({"liver.lesion_count": pl.Float64, "liver.pattern": pl.String, "liver.resectable_fraction_percent": pl.Float64,
-              "liver.liver_function": pl.String, "liver.resectable": pl.Boolean, "liver.child_pugh": pl.String},
-             [[None, 0.0, 1.0, 2.0, 2.5, 10_000.0, 10_001.0, -1.0],
-              [None, "single", "dominant_with_satellites", "disseminated", "x"],
-              [None, 0.0, 99.5, 100.0, 100.5, math.nan], [None, "normal", "impaired"], [None, True, False],
-              [None, "A", "B", "C", "D"]]),
-}
+# every number field with a column-wise test: a grid of valid, boundary and invalid values
+NUMBER_FIELDS = [f for f, kind in SCALAR_FIELDS.items() if kind == "float"]
 
 
-@pytest.mark.parametrize("group", list(SECTIONS), ids=lambda g: g[0].split(".")[0])
-def test_section_rows_it_accepts_are_valid_and_it_accepts_every_valid_one(group):
-    schema, grid = SECTIONS[group]
-    rows = [dict(zip(group, combo)) for combo in itertools.product(*grid)]
-    ok = _certainly_accepted(pl.DataFrame(rows, schema=schema), group)
-    assert ok is not None
-    let_through = valid = 0
-    for row, fast in zip(rows, ok.to_list()):
-        doc = {group[0].split(".")[0]: {k.split(".")[1]: v for k, v in row.items() if v is not None}}
-        model = _accepted_by_model(doc)
-        assert not (fast and not model), row  # never lets an invalid row through
-        let_through += fast
-        valid += model
-    assert let_through == valid  # and here it decides every row the model accepts
+def _doc(path: str, value) -> dict:
+    doc: dict = {}
+    if value is not None:
+        set_field(doc, path, value)
+    return doc
+
+
+@pytest.mark.parametrize("path", NUMBER_FIELDS)
+def test_number_field_rows_it_accepts_are_valid_and_it_accepts_every_valid_one(path):
+    lo, hi = _bounds(tuple(path.split(".")))
+    grid = sorted({*NUMBERS[1:-2], lo - 1, lo - 0.005, lo, lo + 0.5, (lo + hi) / 2, hi - 0.5, hi, hi + 0.005, hi + 1,
+                   math.floor((lo + hi) / 2) + 0.5}) + [None, math.nan, math.inf, -math.inf]
+    ok = _certainly_accepted(pl.DataFrame({path: grid}, schema={path: pl.Float64}), (path,))
+    assert ok is not None, path   # the test applies: every number field has bounds in the model
+    for value, fast in zip(grid, ok.to_list()):
+        model = _accepted_by_model(_doc(path, value))
+        assert fast == model, (path, value, fast, model)  # exactly the model's boundary
 
 
 @pytest.mark.parametrize("therapy", ["ssa", "prrt", "not_an_option", None])
@@ -81,3 +78,71 @@ def test_free_text_id():
 def test_another_dtype_takes_the_model_s_way():
     frame = pl.DataFrame({"id": [1, 2]})
     assert _certainly_accepted(frame, ("id",)) is None
+
+
+# ------------------------------------------------------------------ consistency checks at their thresholds
+
+def _literals(sql: str) -> list[float]:
+    import sqlglot
+    from sqlglot import exp
+
+    return [float(x.this) for x in sqlglot.parse_one(sql).find_all(exp.Literal) if not x.is_string]
+
+
+def _grid(check: consistency.Check) -> tuple[list[str], list[list]]:
+    """For each scalar field the check reads: its threshold literals and their neighbours (and
+    12× them: ages are compared in months), the example's and BASE's values, unknown; every
+    value of an enumeration or a Boolean."""
+    from nelm.patient import COLUMN_FIELDS, column_values
+    from nelm.testing import BASE
+
+    def get(doc, path):
+        for part in path.split("."):
+            doc = doc.get(part) if isinstance(doc, dict) else None
+        return doc
+
+    fields, values = [], []
+    for col in check.columns:
+        path = COLUMN_FIELDS[col]
+        if path not in SCALAR_FIELDS or path in fields:
+            continue
+        kind = SCALAR_FIELDS[path]
+        if kind == "str":
+            vals = [None, *column_values()[col]]
+        elif kind == "bool":
+            vals = [None, True, False]
+        else:
+            lo, hi = _bounds(tuple(path.split(".")))
+            lits = _literals(check.condition)
+            cand = {get(BASE, path), check.example.get(path)} | {x + d for x in lits for d in (-0.5, 0, 0.5)}
+            cand |= {x / 12 for x in cand if x is not None} if path == "age_years" else set()
+            whole = path in ("liver.lesion_count", "ecog", "sstr_uptake_krenning")
+            vals = [None, *sorted(v for v in cand if v is not None and lo <= v <= hi and (not whole or v == int(v)))]
+        fields.append(path)
+        values.append(vals)
+    return fields, values
+
+
+@pytest.mark.parametrize("check", consistency.checks(), ids=lambda c: c.id)
+def test_consistency_check_refuses_column_wise_exactly_what_the_model_refuses(check):
+    fields, values = _grid(check)
+    docs = []
+    for combo in itertools.product(*values):
+        doc = patient_dict(**{**check.example, **{f: (... if v is None else v) for f, v in zip(fields, combo)}})
+        docs.append(doc)
+    assert len(docs) <= 20_000, len(docs)
+    lay = pl.DataFrame([document_row(d) for d in docs], schema=SCHEMA, strict=False).with_row_index("__row", offset=1)
+    found: dict[int, set] = {}
+    for p in problems(lay):
+        found.setdefault(p.row, set()).add((p.field, p.message))
+    hits = 0
+    for n, doc in enumerate(docs, 1):
+        try:
+            validate_patient(doc)
+            expected: set = set()
+        except InvalidPatient as exc:
+            expected = set(exc.problems)
+        assert found.get(n, set()) == expected, (check.id, doc)
+        hits += check in consistency.failing(flatten(validate_patient(doc, consistency=False)))
+    # the grid straddles the check: some documents fail it, some do not
+    assert 0 < hits < len(docs) or not fields, (check.id, hits, len(docs))

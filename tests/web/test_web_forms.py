@@ -75,9 +75,11 @@ def test_problems_land_beside_their_fields_or_on_their_group():
     forms.place_problems(state, problems, parsed.renames)
     assert "must be between 0 and 100 %" in state.errors["pathology.ki67_percent"][0]
     assert state.errors["prior_therapies.3.therapy"] == ["Therapy is required here"]  # row 3 as the user saw it
-    assert "extrahepatic.present is false" in state.group_errors["extrahepatic"][0]
+    # a contradiction (knowledge/consistency.yaml) lands beside each field it names, in words
+    assert "Extrahepatic disease present no contradicts Extrahepatic sites" in state.errors["extrahepatic.present"][0]
+    assert state.errors["extrahepatic.sites"] == state.errors["extrahepatic.present"]
     assert {anchor for _, _, anchor in state.problems} == {
-        "f-pathology.ki67_percent", "f-prior_therapies.3.therapy", "g-extrahepatic"}
+        "f-pathology.ki67_percent", "f-prior_therapies.3.therapy", "f-extrahepatic.present", "f-extrahepatic.sites"}
     assert state.values["pathology.ki67_percent"] == "150" and state.sites == ["lung"]
     blank = dict.fromkeys(forms.PRIOR_PARTS, "")
     assert state.prior_rows == [blank, blank, blank, blank | {"outcome": "stable"}]

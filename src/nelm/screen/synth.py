@@ -117,6 +117,9 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
         peritoneum, np.where(rng.random(n) < 0.5, "limited_resectable", "diffuse_unresectable"), "none").astype(object)
     cols["extrahepatic.symptomatic"] = np.where(present, cols["extrahepatic.symptomatic"], False)
     cols["extrahepatic.resectable"] = np.where(present, cols["extrahepatic.resectable"], None)
+    diffuse = cols["extrahepatic.peritoneal_carcinomatosis"] == "diffuse_unresectable"
+    cols["extrahepatic.resectable"] = np.where(diffuse & (cols["extrahepatic.resectable"] == True), False,  # noqa: E712
+                                               cols["extrahepatic.resectable"])
 
     img = cols["sstr_imaging"]
     cols["sstr_uptake_krenning"] = np.where(img == "positive", rng.integers(2, 5, n), rng.integers(0, 2, n)).astype(float)
@@ -126,9 +129,34 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
 
     frame = pl.DataFrame({c: cols[c] if isinstance(cols[c], pl.Series) else list(cols[c]) for c in SCHEMA},
                          schema=SCHEMA, strict=False)
+    frame = _plausible(frame)
     if unknown_fraction:
         frame = _unknowns(frame, rng, unknown_fraction)
     return frame
+
+
+def _plausible(frame: pl.DataFrame) -> pl.DataFrame:
+    """Independent draws made to agree with knowledge/consistency.yaml, as nelm.testing's
+    generators are: a burden the lesions can hold (its plausibility bounds), a resected
+    primary is a known one, stable for 12 months or more means no progression within 12,
+    no duration longer than the patient's life (prior therapies are drawn with months to
+    progression of 3-40 and ongoing unknown, inside the checks already)."""
+    n, size, burden = pl.col("liver.lesion_count"), pl.col("liver.largest_lesion_cm"), pl.col("liver.burden_percent")
+    most = (pl.when(n == 1).then(pl.when(size <= 2).then(5).when(size <= 5).then(25).when(size <= 10).then(80)
+                                 .otherwise(100))
+            .when((n >= 2) & (n <= 10) & (size <= 2)).then(25).otherwise(100)).cast(pl.Float64)
+    least = pl.when(size >= 30).then(25).when(size >= 20).then(10).when(size >= 10).then(1).otherwise(0).cast(pl.Float64)
+    age_months = pl.col("age_years") * 12
+    stable = pl.col("course.stable_months")
+    stable = pl.when((pl.col("course.status") == "stable") & pl.col("course.progression_within_12_months")
+                     & (stable >= 12)).then(6.0).otherwise(stable)
+    return frame.with_columns(
+        pl.when(burden.is_null() | n.is_null() | size.is_null()).then(burden)
+        .otherwise(pl.min_horizontal(pl.max_horizontal(burden, least), most)).alias("liver.burden_percent"),
+        pl.when((pl.col("primary.site") == "unknown_primary") & pl.col("primary.resected")).then(False)
+        .otherwise(pl.col("primary.resected")).alias("primary.resected"),
+        pl.when(stable > age_months).then(age_months).otherwise(stable).alias("course.stable_months"),
+    )
 
 
 # --------------------------------------------------------------------------- registry

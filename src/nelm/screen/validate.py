@@ -2,22 +2,24 @@
 object per row.
 
 Every refusal of :class:`nelm.patient.Patient` is either about one field (type, range,
-allowed values, the input gate's limits) or a cross-field consistency check in a model
-validator (``Pathology._reported_grade_agrees``, ``Liver._resectable_agrees``,
-``Extrahepatic._consistent``, ``Patient._consistent``, ...). A model validator reads only
-its own model's fields (``self.x``), so the table is validated by *groups of fields*:
+allowed values, the input gate's limits, a prior-therapy record's own validator) or a
+consistency check between fields. The two are done here as the model does them:
 
-- the fields a model's validators read form one group, validated once per distinct
-  combination of their values;
-- every other field is validated once per distinct value;
-- ``prior_therapies`` (a list of records with their own validator) once per distinct list.
+- **fields**: each field is validated once per distinct value, ``prior_therapies`` once
+  per distinct list, through the model itself (:func:`nelm.patient.validate_patient` with
+  ``consistency=False`` on a partial document), so messages and dotted paths are exactly
+  the model's own; column-wise tests let the common case through at once (see below);
+- **consistency**: every row, its refused fields made unknown (as the model checks the rest
+  of a document whose fields it refused), is flattened column-wise (:func:`nelm.screen.flat.engine_frame`)
+  and every check of ``knowledge/consistency.yaml`` is applied as a Polars expression
+  (:func:`nelm.consistency.frame_refusals`) — the same SQL conditions and messages the
+  model's validator runs for one document, so a new check needs no change here.
 
-Each group's values go through :func:`nelm.patient.validate_patient` as a partial
-document, so messages and dotted paths are exactly the model's own. Which fields a
-validator reads is found in its source (``self.<field>``), so a new check in
-patient.py is picked up without a change here; tests/test_screen_validate.py checks
-the result against :func:`validate_patient` document by document, invalid documents
-included.
+A model validator that reads its own model's fields (``self.x``) makes those fields a
+group validated together (found in its source, so a new one is picked up); today only
+:class:`~nelm.patient.PriorTherapy` has one, inside its list. tests/screen/test_screen_cli.py
+checks the result against :func:`validate_patient` document by document, invalid documents
+included, and tests/test_consistency.py that every check of the file is applied by both.
 """
 from __future__ import annotations
 
@@ -74,7 +76,50 @@ def problems(frame: pl.DataFrame) -> list[RowProblem]:
         if not present:
             continue
         out += _group_problems(frame, present)
-    return out
+    return out + consistency_problems(_refused_unknown(frame, out))
+
+
+def _refused_unknown(frame: pl.DataFrame, found: list[RowProblem]) -> pl.DataFrame:
+    """The frame with each refused field unknown in its row (a list as a whole), as the model
+    checks the rest of a document for consistency (:func:`nelm.patient.validate_patient`)."""
+    from ..patient import refused_key
+
+    rows: dict[str, set[int]] = {}
+    for p in found:
+        key = refused_key(p.field)
+        for c in frame.columns:
+            if c != "__row" and (c == key or c.startswith(key + ".") or not key):
+                rows.setdefault(c, set()).add(p.row)
+    if not rows:
+        return frame
+    plain = {c: r for c, r in rows.items() if frame.schema[c] != pl.Object}
+    frame = frame.with_columns(pl.when(pl.col("__row").is_in(sorted(r))).then(None).otherwise(pl.col(c)).alias(c)
+                               for c, r in plain.items())
+    return _null_objects(frame, {c: r for c, r in rows.items() if c not in plain})
+
+
+def _null_objects(frame: pl.DataFrame, rows: dict[str, set[int]]) -> pl.DataFrame:
+    """Object columns (records of unknown shape) nulled in the given rows, in Python."""
+    if not rows:
+        return frame
+    numbers = frame["__row"].to_list()
+    return frame.with_columns(pl.Series(c, [None if n in r else v for n, v in zip(numbers, frame[c].to_list())],
+                                        dtype=pl.Object) for c, r in rows.items())
+
+
+def consistency_problems(frame: pl.DataFrame) -> list[RowProblem]:
+    """The consistency checks of knowledge/consistency.yaml on layout rows whose fields are
+    each valid (refused ones made unknown): (row, each field the check reads that the row
+    gives, the check's message)."""
+    from .. import consistency
+    from .flat import engine_frame
+    from .layout import complete, typed
+
+    if frame.height == 0:
+        return []
+    lay = typed(complete(frame))
+    found = consistency.frame_refusals(engine_frame(lay), lay["__row"].to_list())
+    return [RowProblem(r, f, m) for r, f, m in found]
 
 
 def _group_problems(frame: pl.DataFrame, cols: list[str]) -> list[RowProblem]:
@@ -134,48 +179,6 @@ def _one_of(col: str, values: tuple[str, ...]) -> pl.Expr:
     return pl.col(col).is_null() | pl.col(col).is_in(list(values))
 
 
-def _band(col: str, low: float) -> pl.Expr:
-    """patient.ki67_grade / mitotic_grade: 1 below ``low``, 2 up to 20, 3 above."""
-    c = pl.col(col)
-    return pl.when(c < low).then(1).when(c <= 20).then(2).when(c > 20).then(3)
-
-
-def _pathology_accepted() -> pl.Expr:
-    # Pathology's fields, then its validators _reported_grade_agrees and _nec_is_high_grade
-    d, r = pl.col("pathology.differentiation"), pl.col("pathology.reported_grade")
-    fields = (_one_of("pathology.differentiation", ("well", "poor"))
-              & _finite_in("pathology.ki67_percent", 0, 100) & _finite_in("pathology.mitoses_per_10hpf", 0, 1000)
-              & _one_of("pathology.reported_grade", ("G1", "G2", "G3")))
-    kg, mg = _band("pathology.ki67_percent", 3), _band("pathology.mitoses_per_10hpf", 2)
-    known = pl.max_horizontal(kg, mg)  # null when neither index is known
-    both = kg.is_not_null() & mg.is_not_null()
-    stated = r.replace_strict({"G1": 1, "G2": 2, "G3": 3}, default=None, return_dtype=pl.Int32)
-    grade_agrees = r.is_null() | (
-        (known.is_null() | ((stated >= known) & (~both | (stated == known))))
-        & ((d != "poor").fill_null(True) | (stated == 3)))
-    nec_high = (d != "poor").fill_null(True) | known.is_null() | (known == 3)
-    return fields & grade_agrees.fill_null(False) & nec_high.fill_null(False)
-
-
-def _liver_accepted() -> pl.Expr:
-    # Liver's grouped fields, then its validators _resectable_agrees and _pattern_matches_count
-    n, pattern, f = pl.col("liver.lesion_count"), pl.col("liver.pattern"), pl.col("liver.resectable_fraction_percent")
-    resectable, function, child_pugh = pl.col("liver.resectable"), pl.col("liver.liver_function"), pl.col("liver.child_pugh")
-    fields = (_finite_in("liver.lesion_count", 0, 10_000) & (n.is_null() | (n == n.floor()))
-              & _one_of("liver.pattern", ("single", "dominant_with_satellites", "disseminated"))
-              & _finite_in("liver.resectable_fraction_percent", 0, 100)
-              & _one_of("liver.liver_function", ("normal", "impaired")) & _one_of("liver.child_pugh", ("A", "B", "C")))
-    all_removable = f >= 100
-    errors = [
-        all_removable != resectable,
-        (pattern == "disseminated") & (resectable.fill_null(False) | all_removable.fill_null(False)),
-        (function == "normal") & child_pugh.is_in(["B", "C"]),
-        (pattern == "single") & (n > 1),
-        pattern.is_in(["dominant_with_satellites", "disseminated"]) & (n <= 1),
-    ]
-    return fields & ~pl.any_horizontal([e.fill_null(False) for e in errors])
-
-
 def _prior_accepted() -> pl.Expr:
     # a list of PriorTherapy records: each record's fields, and _months_only_with_progression
     from ..patient import OPTION_IDS
@@ -196,19 +199,37 @@ def _text_accepted(col: str) -> pl.Expr:
     return (pl.col(col).str.len_chars() <= MAX_STRING_CHARS) & ~pl.col(col).str.contains("\x00", literal=True)
 
 
-_PATHOLOGY = ("pathology.differentiation", "pathology.ki67_percent", "pathology.mitoses_per_10hpf",
-              "pathology.reported_grade")
-_LIVER = ("liver.lesion_count", "liver.pattern", "liver.resectable_fraction_percent", "liver.liver_function",
-          "liver.resectable", "liver.child_pugh")
 _FAST: dict[tuple[str, ...], tuple[dict[str, Any], Any]] = {
-    _PATHOLOGY: ({"pathology.differentiation": pl.String, "pathology.ki67_percent": pl.Float64,
-                  "pathology.mitoses_per_10hpf": pl.Float64, "pathology.reported_grade": pl.String}, _pathology_accepted),
-    _LIVER: ({"liver.lesion_count": pl.Float64, "liver.pattern": pl.String, "liver.resectable_fraction_percent": pl.Float64,
-              "liver.liver_function": pl.String, "liver.resectable": pl.Boolean, "liver.child_pugh": pl.String},
-             _liver_accepted),
     (PRIOR,): ({PRIOR: PRIOR_STRUCT_LIST}, _prior_accepted),
     ("id",): ({"id": pl.String}, lambda: _text_accepted("id")),
 }
+
+
+@lru_cache(maxsize=None)
+def _numeric(path: str) -> tuple[dict[str, Any], Any] | None:
+    """A number field's test from the model's own constraints (ge/le, whole numbers for
+    integer fields): a finite value inside them; None for other fields."""
+    from ..patient import SCALAR_FIELDS, _bounds
+
+    if SCALAR_FIELDS.get(path) != "float":
+        return None
+    model: Any = Patient
+    info = None
+    for part in path.split("."):
+        info = model.model_fields[part]
+        model = next((a for a in _flat_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    kinds = {a for a in _flat_args(info.annotation) if a in (int, float)}
+    lo, hi = _bounds(tuple(path.split(".")))
+    if lo is None or hi is None or not kinds:
+        return None
+    whole = kinds == {int}
+
+    def fn() -> pl.Expr:
+        c = pl.col(path)
+        ok = _finite_in(path, float(lo), float(hi))
+        return ok & (c.is_null() | (c == c.floor())) if whole else ok
+
+    return {path: pl.Float64}, fn
 
 
 def _certainly_accepted(sub: pl.DataFrame, cols: tuple[str, ...]) -> pl.Series | None:
@@ -216,6 +237,8 @@ def _certainly_accepted(sub: pl.DataFrame, cols: tuple[str, ...]) -> pl.Series |
     test applies (another group, a column missing or of another dtype)."""
     fast = _FAST.get(cols) or next(((types, fn) for group, (types, fn) in _FAST.items()
                                     if set(cols) <= set(group) and len(cols) > 1), None)
+    if fast is None and len(cols) == 1:
+        fast = _numeric(cols[0])
     if fast is None:
         return None
     types, fn = fast
@@ -244,7 +267,7 @@ def _assign(path: str):
     def ok(value: Any) -> bool:
         try:
             inputgate.check_document({name: value})
-            validator.validate_assignment(empty.model_copy(), name, value)
+            validator.validate_assignment(empty.model_copy(), name, value, context=_FIELDS_ONLY)
         except Exception:  # noqa: BLE001 - any refusal: the slow path names it
             return False
         return True
@@ -252,9 +275,12 @@ def _assign(path: str):
     return ok
 
 
+_FIELDS_ONLY = {"consistency": False}   # the model's validation of fields alone (consistency is column-wise)
+
+
 def _refusals(values: dict[str, Any]) -> list[tuple[str, str]]:
     try:
-        validate_patient(row_document(values))
+        validate_patient(row_document(values), consistency=False)
     except InvalidPatient as exc:
         return exc.problems
     except Exception as exc:    # the input gate's refusals
