@@ -261,17 +261,20 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     if leading and leading["verdict"] == "undetermined":
         fields |= affects.get(lead_id, set())
     if lead_id is None:
-        # nothing offered today: any pathway not ruled out whose first-step candidate may still
+        # nothing offered today: any pathway not ruled out whose "now" candidate may still
         # become preferred or reasonable could give the plan a lead
         for other in kb.pathways:
             if ev.verdicts[pathway_column(other.id)] is False:
                 continue
-            for oid, cond in _option_ids(other.steps[0]):
-                o = options[oid]
-                if cond and ev.verdicts[pathway_column(other.id, 0, oid)] is False:
+            for i, step in _now_steps(other):
+                if step.if_ and ev.verdicts[pathway_column(other.id, i)] is False:
                     continue
-                if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
-                    fields |= affects.get(oid, set())
+                for oid, cond in _option_ids(step):
+                    o = options[oid]
+                    if cond and ev.verdicts[pathway_column(other.id, i, oid)] is False:
+                        continue
+                    if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
+                        fields |= affects.get(oid, set())
     if pw is not None:
         # a first-step candidate that could still outrank the leading one (or lead where none does)
         # (an option the step's own condition leaves out cannot lead)
@@ -478,27 +481,35 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     # each assumption gets a branch; one that leads the same way could not change the lead
     assumptions, branches = [], []
     for field, a in work["assumed"].items():
-        alt = planner.settle(planner.filled(a, a.alternative, a.also_if_not))
-        if alt.get("invalid"):
-            continue
-        settled = alt["pw"] is not None and not alt["blocking"]
-        # the lead first (the steps follow() built); the whole branch only where it differs
-        alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
-        if settled and alt_lead == lead:
-            continue
-        alt_steps = _steps_for(planner, alt, branch=True) if settled else []
-        cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}",
-                "with": {f: v for f, v in a.also_if_not.items() if not planner.known(f)}}
-        same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
-        if same is not None:
-            same["if"].append(cond)
-            index = branches.index(same)
-        else:
-            branches.append(_branch(planner, alt, alt_steps, alt_lead, cond, kb))
-            index = len(branches) - 1
+        found = []   # (branch index, the lead there, the settled branch) for each other value that changes the lead
+        for k, value in enumerate([a.alternative, *a.also_alternatives]):
+            alt = planner.settle(planner.filled(a, value, a.also_if_not if k == 0 else {}))
+            if alt.get("invalid"):
+                continue
+            settled = alt["pw"] is not None and not alt["blocking"]
+            # the lead first (the steps follow() built); the whole branch only where it differs
+            alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
+            if settled and alt_lead == lead:
+                continue
+            alt_steps = _steps_for(planner, alt, branch=True) if settled else []
+            label = (a.if_not_label if k == 0 else None) or f"{fact_label(field)}: {value}"
+            cond = {"field": field, "value": value, "label": label,
+                    "with": {f: v for f, v in (a.also_if_not if k == 0 else {}).items() if not planner.known(f)}}
+            same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
+            if same is not None:
+                same["if"].append(cond)
+                index = branches.index(same)
+            else:
+                branches.append(_branch(planner, alt, alt_steps, alt_lead, cond, kb))
+                index = len(branches) - 1
+            found.append((index, alt_lead, alt))
+        if not found:
+            continue   # no other value changes the lead: the fact could not change it
+        index, alt_lead, alt = found[0]
         assumptions.append({"field": field, "label": fact_label(field), "assumed": a.assumed,
                             "statement": a.label or f"{fact_label(field)}: {a.assumed}",
                             "if_not": _if_not(alt_lead, alt, branches[index]), "branch": index,
+                            "branches": sorted({i for i, *_ in found}),
                             "reason": " ".join(a.reason.split()), "sources": list(a.sources)})
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)

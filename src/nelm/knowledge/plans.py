@@ -54,6 +54,8 @@ class Assumption(_Record):
                              "whose `when` certainly holds applies; none: every patient)")
     assumed: Any
     alternative: Any = Field(description="the value that shows what the plan becomes if the assumption fails")
+    also_alternatives: list[Any] = Field(default_factory=list, description="the field's other values, each tried "
+                                         "for a branch of its own (a fact with more than two values)")
     also: dict[str, Any] = Field(default_factory=dict, description="facts that follow from the assumed value "
                                  "(filled in with it where the record leaves them unknown)")
     also_if_not: dict[str, Any] = Field(default_factory=dict, description="facts that follow from the alternative")

@@ -48,13 +48,23 @@ def _options(step: Any) -> list[tuple[str, str | None]]:
     return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
 
 
+def now_steps(pw: Any) -> list[tuple[int, Any]]:
+    """A pathway's ``now`` steps with their indices (they come first)."""
+    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
+
+
 def _targets(kb: KnowledgeBase) -> list[str]:
     cols = [pathway_column(pw.id) for pw in kb.pathways]
     opts = {o.id: o for o in kb.options}
     for pw in kb.pathways:
-        for oid, _ in _options(pw.steps[0]):
-            opt = opts[oid]
-            cols += [rule_column(oid, r.id) for r in opt.deciding + opt.caps]
+        for i, step in now_steps(pw):
+            if step.if_:
+                cols.append(pathway_column(pw.id, i))
+            for oid, cond in _options(step):
+                opt = opts[oid]
+                cols += [rule_column(oid, r.id) for r in opt.deciding + opt.caps]
+                if cond:
+                    cols.append(pathway_column(pw.id, i, oid))
     return list(dict.fromkeys(cols))
 
 
@@ -86,7 +96,6 @@ def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     a missing field that is not a pre-treatment check), ``__a__<col>`` (on a field a plan
     may assume) or ``__a<i>__<col>`` (on the i-th such field), as
     :func:`nelm.knowledge.input_roots` walks the graph."""
-    checks = {c.field for c in kb.checks}
     assumable = assumable_fields(kb)
     # a check filled with its passing value is not null in the frame, so "n" counts only the
     # checks left unknown (nelm.plan._blocking)
@@ -219,7 +228,7 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
 
     # 2. uncertainty: missing facts that could change the leading option
     flags = _flag_names(kb, mode)
-    candidates = list(dict.fromkeys(oid for pw in pws for oid, _ in _options(pw.steps[0])))
+    candidates = list(dict.fromkeys(oid for pw in pws for _, step in now_steps(pw) for oid, _ in _options(step)))
     lf = lf.with_columns([_first(kb, oid) for oid in candidates])
     lf = lf.with_columns([_affects(kb, oid, flag) for oid in candidates for flag in flags])
     # a first-step candidate still undetermined that could outrank the leading option
@@ -256,10 +265,12 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
         # nothing offered today: a candidate of any pathway not ruled out that may still be
         # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
         for pw in pws:
-            for oid, cond in _options(pw.steps[0]):
+            for i, step, oid, cond in ((i, step, oid, cond) for i, step in now_steps(pw) for oid, cond in _options(step)):
                 ok = pl.col(pathway_column(pw.id)).fill_null(True)
+                if step.if_:
+                    ok = ok & pl.col(pathway_column(pw.id, i)).fill_null(True)
                 if cond:
-                    ok = ok & pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
+                    ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(True)
                 several = (pl.col(f"possible__{oid}") & (pl.col(f"possible__{oid}") - 1)) != 0
                 terms.append(pl.col("__lead").is_null() & ok & several & (_possible(oid, "preferred") | _possible(oid, "reasonable"))
                              & pl.col(f"__affects_{flag}__{oid}"))

@@ -30,7 +30,7 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
-from .leading import NOW, TRIAL, _options, _targets, assumable_fields, trial_last
+from .leading import NOW, TRIAL, _options, _targets, assumable_fields, now_steps, trial_last
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
@@ -40,7 +40,6 @@ NOT_CHECK = 1   # bit 0 of a missing-facts mask
 def mask_bits(kb: KnowledgeBase, assumable: bool) -> Callable[[str], int]:
     """The bits a missing field sets in a mask: bit 0 unless it is a pre-treatment check;
     with ``assumable``, bit 1 + i for the i-th field a plan may assume."""
-    checks = {c.field for c in kb.checks}
     fields = assumable_fields(kb) if assumable else []
 
     def bits(field: str) -> int:
@@ -145,7 +144,7 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
 
     # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
     opts = {o.id: o for o in kb.options}
-    candidates = list(dict.fromkeys(oid for pw in pws for oid, _ in _options(pw.steps[0])))
+    candidates = list(dict.fromkeys(oid for pw in pws for _, step in now_steps(pw) for oid, _ in _options(step)))
     for oid in candidates:
         opt = opts[oid]
         conds = [q(w.col(rule_column(oid, r.id))) for r in opt.deciding]
@@ -180,11 +179,13 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
     now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
     for pw in pws:
-        for oid, cond in _options(pw.steps[0]):
-            open_ = and_(is_null(lead.copy()), coalesce(q(w.col(pathway_column(pw.id))), exp.true()),
-                         _in_step(w, pw, 0, oid, cond, unknown=True), several_possible(w, oid),
-                         has_bits(q(w.possible(oid)), now_bits))
-            terms.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
+        for i, step in now_steps(pw):
+            applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
+            for oid, cond in _options(step):
+                open_ = and_(is_null(lead.copy()), coalesce(q(w.col(pathway_column(pw.id))), exp.true()), applies.copy(),
+                             _in_step(w, pw, i, oid, cond, unknown=True), several_possible(w, oid),
+                             has_bits(q(w.possible(oid)), now_bits))
+                terms.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
     cols[P("missing")] = bit_or(terms)
     return cols
 
