@@ -1,6 +1,8 @@
 """Every text an assessment can show a person reads as clinical prose (issue 8, item 6):
 no internal identifiers (snake_case names such as net_g1g2, option or field ids), no
-template leftovers, no unit after an unknown value ("Ki-67 unknown %")."""
+template leftovers, no unit after an unknown value ("Ki-67 unknown %"), and (issue 21,
+item 1) no parenthesised dump of the inputs a rule read ("(fit: no; ECOG 0)"): those stay
+in each reason's structured ``facts``."""
 import random
 import re
 
@@ -8,11 +10,39 @@ import pytest
 
 from nelm.assessment import assess
 from nelm.patient import validate_patient
+from nelm.summary import depends_line
 from nelm.testing import perturbed_patient_dict, random_patient_dict
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL/min|×10⁹/L|/10 HPF)")
 LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b|\bTrue\b|\bFalse\b")
+_FACT_PAIR = re.compile(r"[^\s:;(),]: ")
+_BOOL_FACT = re.compile(r": (yes|no|met|not met)\b")
+
+
+def fact_dump(text: str) -> str | None:
+    """The first parenthesised group that lists facts as "label: value" pairs — two or more,
+    or one yes/no/met fact — as the engine used to append to every reason."""
+    stack = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")" and stack:
+            group = text[stack.pop() + 1:i]
+            if len(_FACT_PAIR.findall(group)) >= 2 or (";" in group and ": " in group) or _BOOL_FACT.search(group):
+                return f"({group})"
+    return None
+
+
+class _Dump:
+    """fact_dump with the interface of a compiled pattern (``search`` → match-like or None)."""
+
+    def search(self, text):
+        got = fact_dump(text)
+        return None if got is None else type("Hit", (), {"group": lambda self, i=0: got})()
+
+
+DUMP = _Dump()
 
 
 def texts(a):
@@ -41,6 +71,17 @@ def texts(a):
         yield "plan missing", label
     if plan.get("pathway_label"):
         yield "plan pathway", plan["pathway_label"]
+    for b, branch in enumerate(plan.get("branches") or []):  # contract v3, when the engine gives them
+        for cond in branch.get("if", []):
+            yield f"plan branch {b} if", cond.get("label") or ""
+        for s in branch.get("steps", []):
+            yield f"plan branch {b} step {s['step']}", s.get("reason", "")
+    for w in plan.get("workup") or []:
+        yield "plan workup order", w.get("order") or ""
+        yield "plan workup decides", w.get("decides") or ""
+    for o in a["options"]:
+        if o["verdict"] == "undetermined":
+            yield f"option {o['id']} depends", depends_line(o, a)
 
 
 def patients(n):
@@ -59,7 +100,7 @@ def test_no_internal_names_or_template_leftovers_in_any_text(chunk):
         if i % 4 != chunk:
             continue
         for where, text in texts(assess(validate_patient(doc))):
-            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER):
+            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP):
                 hit = rx.search(text)
                 if hit:
                     problems.setdefault((where, hit.group(0)), text)
@@ -71,3 +112,29 @@ def test_the_scanner_catches_what_it_looks_for():
     assert UNIT_AFTER_UNKNOWN.search("Ki-67 unknown % and largest lesion unknown cm")
     assert LEFTOVER.search("grade {who_grade}") and LEFTOVER.search("fit: None")
     assert not SNAKE.search("Ki-67 under 10 %, G1/G2, 177Lu-DOTATATE, NETTER-1")
+    # the dumps the engine used to append, and what a clinical sentence may still hold
+    assert fact_dump("Resection. (Symptomatic (hormonal or bulk): no)")
+    assert fact_dump("Not fit for major liver surgery (fit: no; ECOG 0).")
+    assert fact_dump("x (well-differentiated G1/G2 NET: yes; Somatostatin-receptor imaging: positive (uptake))")
+    assert fact_dump("(Ki-67: 12 %, ECOG: 1)")
+    assert not fact_dump("35 % of the liver involved, no symptoms: no survival advantage (median 16.7 vs 18.5 months, "
+                         "p=0.78, Mayo 2011).")
+    assert not fact_dump("After platinum-etoposide (earlier outcome: progression): second-line chemotherapy follows.")
+
+
+def test_an_undetermined_option_says_in_one_line_what_it_depends_on():
+    from nelm.testing import patient_dict
+
+    a = assess(validate_patient(patient_dict(**{"sstr_imaging": ..., "course.status": ...,
+                                                "course.progression_within_12_months": ...})))
+    undecided = [o for o in a["options"] if o["verdict"] == "undetermined"]
+    assert undecided
+    for o in undecided:
+        line = depends_line(o, a)
+        assert "\n" not in line and line.startswith("Depends on ")
+        assert "Would be" not in line and "if this holds" not in line
+    prrt = next(o for o in a["options"] if o["id"] == "prrt")
+    assert prrt["verdict"] == "undetermined" and "somatostatin-receptor imaging" in depends_line(prrt, a).lower()
+    # the rule-by-rule logic stays in the JSON: each open rule's verdict and what it waits for
+    assert any(r.get("unknown") and r.get("verdict_if_true") for r in prrt["reasons"])
+    assert all("Would be" not in r["text"] for o in a["options"] for r in o["reasons"])

@@ -87,49 +87,73 @@ def _guideline_or_exit(guideline: str | None) -> str | None:
 
 @app.command()
 def assess(
-    file: Optional[Path] = typer.Argument(None, help="patient document, JSON or YAML"),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
+    files: Optional[list[Path]] = typer.Argument(None, help="patient documents, JSON or YAML (one or several)"),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program "
+                                  "(several files: a JSON array, in the order given)"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
     fhir: Optional[Path] = typer.Option(None, "--fhir", help="read the patient from a FHIR R4 Bundle (JSON) "
                                         "instead of a patient document"),
     outcomes: str = typer.Option("summary", "--outcomes", help="summary: matched cohorts with their reported points "
                                  "and fitted model; full: also each survival curve sampled for drawing"),
+    explain: bool = typer.Option(False, "--explain", help="text: also each rule's full logic (every input it read, "
+                                 "and each open rule of an undetermined option)"),
 ) -> None:
-    """Assess one patient: classification, criteria, a verdict for every option, missing data."""
+    """Assess patients: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
 
     utf8 = _tolerant_stdout()
-    if (file is None) == (fhir is None):
-        Console(stderr=True).print("nelm: give a patient document FILE or --fhir BUNDLE (one of them)", markup=False)
+    files = files or []
+    if bool(files) == (fhir is not None):
+        Console(stderr=True).print("nelm: give patient documents FILE... or --fhir BUNDLE (one of them)", markup=False)
+        raise typer.Exit(2)
+    if outcomes not in ("summary", "full"):
+        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
         raise typer.Exit(2)
     imported = None
+    patients = []
+    refused = False
     try:
         if fhir is not None:
             from .fhir.reader import read_bundle_file  # FHIR is read only when asked for
 
             imported = read_bundle_file(fhir)
-            patient = imported.patient()
-        else:
-            patient = load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
+            patients.append((fhir, imported.patient()))
     except InvalidPatient as exc:
-        _refuse(str(fhir or file), exc)
-    if outcomes not in ("summary", "full"):
-        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
-        raise typer.Exit(2)
-    result = run(patient, _guideline_or_exit(guideline), outcomes=outcomes)
-    if imported is not None:
-        result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
+        _refuse(str(fhir), exc)
+    for file in files:
+        try:
+            patients.append((file, load_patient(file)))  # through the input gate (nelm.inputgate)
+        except InvalidPatient as exc:
+            if len(files) == 1:
+                _refuse(str(file), exc)
+            try:
+                _refuse(str(file), exc)
+            except typer.Exit:
+                refused = True  # the others are still assessed; the exit code says one was refused
+    guideline = _guideline_or_exit(guideline)
+    results = []
+    for _, patient in patients:
+        result = run(patient, guideline, outcomes=outcomes)
+        if imported is not None:
+            result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
+        results.append(result)
     if format is Format.json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
+        doc = results[0] if len(files) <= 1 and results else results
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
     else:
         from .text import render
 
         console = Console(highlight=False, width=max(100, Console().width))
-        render(result, console)
-        if imported is not None:
-            from .fhir.text import render_import
+        for (path, _), result in zip(patients, results):
+            if len(files) > 1:
+                console.rule(str(path))
+            render(result, console, explain=explain)
+            if imported is not None:
+                from .fhir.text import render_import
 
-            render_import(imported, console)
+                render_import(imported, console)
+    if refused:
+        raise typer.Exit(2)
 
 
 @app.command()
