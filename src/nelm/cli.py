@@ -181,7 +181,7 @@ def evidence(
         sys.stdout.write(json.dumps({"records": [r.model_dump(mode="json") for r in records]},
                                     indent=2, ensure_ascii=False) + "\n")
     else:
-        render_table(records, Console(highlight=False, width=max(120, Console().width)))
+        render_table(records, Console(highlight=False))  # the terminal's width (COLUMNS), never wider
 
 
 @app.command()

@@ -290,3 +290,28 @@ def citation_label(source_id: str) -> str:
 def cite(source_ids: list[str] | tuple[str, ...]) -> str:
     """A reason's sources as a person reads them: "Mayo 2010; Glazer 2010" (no repeats)."""
     return "; ".join(dict.fromkeys(citation_label(s) for s in source_ids))
+
+
+def verification_state(rec: EvidenceRecord) -> tuple[str, str, str]:
+    """(badge, css class, explanation) a person reads for a record's verification. A record
+    whose publication is not identified never carries the checked badge, whatever was checked."""
+    if not identity_established(rec):
+        return ("source not identified", "status-not_met",
+                "the publication is not identified (our copy lacks its title page or the review cites it only "
+                "collectively); the numbers were checked only against the text that reports them")
+    return {"source": ("source", "status-met", "checked against the publication or its abstract"),
+            "review": ("review", "status-unknown", "only as a source review reports it"),
+            }.get(rec.verified, ("unverified", "status-not_met",
+                                 "not checked against the publication, its abstract or a source review"))
+
+
+import re as _re
+
+# a parenthesised aside naming a file of the repository or where a copy is kept ("(shared/sources/002_*)",
+# "(GitHub owner/repo, data/x/README.md)"): curators' notes, not for the page or the report
+_REPO_ASIDE = _re.compile(r"\s*\((?:[^()]*?)(?:shared/|sources/0|GitHub |\.md\b|\.ya?ml\b|\.py\b|_\*)(?:[^()]*)\)")
+
+
+def public_text(text: str | None) -> str:
+    """A record's text as shown to people: without repository paths."""
+    return _REPO_ASIDE.sub("", text or "")
