@@ -138,3 +138,58 @@ def test_an_undetermined_option_says_in_one_line_what_it_depends_on():
     # the rule-by-rule logic stays in the JSON: each open rule's verdict and what it waits for
     assert any(r.get("unknown") and r.get("verdict_if_true") for r in prrt["reasons"])
     assert all("Would be" not in r["text"] for o in a["options"] for r in o["reasons"])
+
+
+# ------------------------------------------------------------------ the command line's texts (issue 21)
+
+def test_cli_text_cites_author_year_and_explain_shows_the_rule_logic(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["assess", str(examples[0]), str(examples[1])], env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert res.output.count("Treatment plan") == 2  # several files: each assessed
+    assert "review002" not in res.output and "mayo2010" not in res.output  # author-year, not ids
+    assert "Mayo 20" in res.output
+    explained = runner.invoke(app, ["assess", str(examples[1]), "--explain"], env={"COLUMNS": "120"})
+    assert explained.exit_code == 0 and "read: " in explained.output
+    both = runner.invoke(app, ["assess", str(examples[0]), str(examples[1]), "--format", "json"])
+    import json
+
+    docs = json.loads(both.output)
+    assert isinstance(docs, list) and len(docs) == 2 and docs[0]["options"][0]["reasons"][0]["sources"]
+
+
+def test_cli_evidence_fits_a_narrow_terminal():
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+
+    res = CliRunner().invoke(app, ["evidence", "--option", "prrt"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert max(len(line) for line in res.output.splitlines()) <= 80
+    assert "Strosberg 2017" in res.output
+
+
+def test_cli_sql_write_table_writes_the_table_the_view_reads(tmp_path):
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+    from nelm.screen.sql import sql_table
+    from nelm.screen.synth import synthesize, write_table
+
+    patients = synthesize(300, seed=3, unknown_fraction=0.2)
+    write_table(patients, tmp_path / "p.csv")
+    res = CliRunner().invoke(app, ["sql", "--write-table", str(tmp_path / "p.csv"), "--out", str(tmp_path / "t.parquet")])
+    assert res.exit_code == 0, res.output
+    got = pl.read_parquet(tmp_path / "t.parquet")
+    expected = sql_table(patients.with_row_index("__row", offset=1))
+    assert got.columns == expected.columns and got.height == 300
+    for c in expected.columns:
+        assert got[c].cast(pl.String).to_list() == expected[c].cast(pl.String).to_list(), c

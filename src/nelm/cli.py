@@ -334,14 +334,78 @@ class Dialect(str, Enum):
 @app.command()
 def sql(
     dialect: Dialect = typer.Option(Dialect.postgres, "--dialect", help="SQL dialect of the database"),
-    table: str = typer.Option(..., "--table", help="table of patients (columns named by dotted field path, see README)"),
+    table: Optional[str] = typer.Option(None, "--table", help="table of patients the view reads (columns named by "
+                                        "dotted field path, see README)"),
     view: str = typer.Option("nelm_assessment", "--view", help="name of the view"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    write_table: Optional[Path] = typer.Option(None, "--write-table", help="instead of the view: read this table of "
+                                               "patients (anything nelm screen reads) and write the table the view "
+                                               "reads to --out"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="with --write-table: the table to write "
+                                       "(.parquet, .csv or .jsonl), to load into the database as --table"),
 ) -> None:
-    """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL."""
+    """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL;
+    or, with --write-table INPUT --out TABLE, write the table that view reads."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if write_table is not None:
+        if out is None:
+            err.print("nelm: --write-table needs --out (the table to write: .parquet, .csv or .jsonl)", markup=False)
+            raise typer.Exit(2)
+        raise typer.Exit(_write_sql_table(write_table, out, err))
+    if table is None:
+        err.print("nelm: give --table (the table the view reads), or --write-table INPUT --out TABLE to write it",
+                  markup=False)
+        raise typer.Exit(2)
     from .screen.sql import create_view
 
     sys.stdout.write(create_view(table, view=view, dialect=dialect.value, guideline=_guideline_or_exit(guideline)) + "\n")
+
+
+def _write_sql_table(source: Path, out: Path, err: Console) -> int:
+    """The table ``nelm sql``'s view reads (:func:`nelm.screen.sql.sql_table`), from any input
+    ``nelm screen`` reads, batch by batch; invalid rows are named and left out (exit 2)."""
+    import polars as pl
+
+    from .screen import layout, validate
+    from .screen.sql import sql_table
+
+    try:
+        fmt = layout.input_format(source)
+        kind = layout.input_format(out)
+        if not source.is_file():
+            raise ValueError(f"{source}: no such file")
+    except ValueError as exc:
+        err.print(f"nelm: {exc}", markup=False)
+        return 2
+    problems, written, parquet = [], 0, None
+    out.unlink(missing_ok=True)
+    for raw in layout.batches(source):
+        frame, found = layout.to_layout(raw, fmt)
+        frame = layout.complete(frame)
+        found += validate.problems(frame)
+        bad = {p.row for p in found}
+        problems += found
+        ok = layout.typed(frame.filter(~pl.col("__row").is_in(list(bad))) if bad else frame)
+        if not ok.height:
+            continue
+        part = sql_table(ok)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            arrow = part.to_arrow()
+            parquet = parquet or pq.ParquetWriter(out, arrow.schema)
+            parquet.write_table(arrow)
+        else:
+            with open(out, "ab") as fh:
+                part.write_csv(fh, include_header=not written) if kind == "csv" else part.write_ndjson(fh)
+        written += part.height
+    if parquet is not None:
+        parquet.close()
+    for p in sorted(problems, key=lambda p: (p.row, p.field)):
+        err.print(f"nelm: row {p.row}: {p.field}: {p.message}", markup=False)
+    print(f"{written} patients written to {out} (the table nelm sql's view reads)"
+          + (f"; {len({p.row for p in problems})} invalid rows left out" if problems else ""))
+    return 2 if problems else 0
 
 
 @app.command()
