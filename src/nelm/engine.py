@@ -896,7 +896,7 @@ def _what(fields: list[str]) -> str:
     got = _WHAT.get(key)
     if got is None:
         names = list(dict.fromkeys(fact_label(f) for f in fields))
-        names = [n if i == 0 or not _lowerable(n) else n[:1].lower() + n[1:] for i, n in enumerate(names)]
+        names = [n[:1].lower() + n[1:] if _lowerable(n) else n for n in names]
         got = (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)) or "a derived value"
         if len(_WHAT) < 65536:
             _WHAT[key] = got

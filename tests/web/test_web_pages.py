@@ -234,7 +234,7 @@ def test_case_page_cites_author_year_and_shows_logic_behind_a_toggle(client, exa
     for rid, text in links:
         assert text != rid and re.search(r"\d{4}|unidentified|not identified", text), (rid, text)
     assert ">Mayo 2010<" in html
-    assert "<summary>show logic</summary>" in html and " read: " in html
+    assert "<summary>show logic</summary>" in html and ">read: " in html
     assert "Would be " not in html
 
 

@@ -391,6 +391,10 @@ def in_form_words(message: str) -> tuple[str, list[str]]:
         return f"“{labels.field_label(path)}” {shown}"
 
     worded = _TOKEN.sub(sub, message).replace("” is false", "” is “no”").replace("” is true", "” is “yes”")
+    # the other named fields' values still quoted as ids ('dominant_with_satellites') in their words
+    choices = {v: label for n in named if n in FIELDS for v, label in FIELDS[n].choices}
+    worded = re.sub(r"'([a-z0-9_]+)'", lambda m: f"“{choices[m.group(1)]}”" if m.group(1) in choices else m.group(0),
+                    worded)
     return worded, named
 
 

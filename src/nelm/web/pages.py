@@ -346,7 +346,8 @@ def _case_row(store: CaseStore, c: Any) -> dict[str, Any]:
             decision, decision_text = "departs", f"{d.get('decided_on')}: {chosen} — departs from the plan"
         else:
             decision, decision_text = "decided", f"{d.get('decided_on')}: {chosen}"
-    return {"c": c, "classification": class_line(a.get("classification", {})) if a else "",
+    changed = max([c.updated_at] + [e.at for e, _ in decisions if getattr(e, "at", None) is not None])
+    return {"c": c, "changed": changed, "classification": class_line(a.get("classification", {})) if a else "",
             "leading": OPTION_LABELS.get(lead, lead) if lead else "none",
             "leading_verdict": verdicts.get(lead, ""), "plan": plan.get("status", ""),
             "decision": decision, "decision_text": decision_text}
@@ -358,10 +359,10 @@ def _sort_key(key: str):
     if key == "label":
         return lambda r: ((r["c"].patient_label or "~").lower(),)
     if key in order:
-        return lambda r: (order[key].get(r[key], 9), -r["c"].updated_at.timestamp())
+        return lambda r: (order[key].get(r[key], 9), -r["changed"].timestamp())
     if key in ("classification", "leading"):
-        return lambda r: (r[key].lower(), -r["c"].updated_at.timestamp())
-    return lambda r: (-r["c"].updated_at.timestamp(),)
+        return lambda r: (r[key].lower(), -r["changed"].timestamp())
+    return lambda r: (-r["changed"].timestamp(),)
 
 
 @router.get("/cases")
