@@ -9,6 +9,7 @@ stored assessment can be printed again exactly as it was made.
 from __future__ import annotations
 
 import base64
+import json
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -74,9 +75,16 @@ def _image(arms: list[dict[str, Any]], fmt: str) -> Markup:
     title = arms[0].get("title") or arms[0]["cohort"]
     if fmt == "svg":
         return Markup(charts.inline_svg(arms))
-    data = base64.b64encode(charts.render(arms, "png", width=5.2, height=3.9, dpi=200)).decode("ascii")
+    data = _png(json.dumps(arms, sort_keys=True, default=str))
     alt = f"{title}: reconstructed {arms[0]['endpoint']} curves"
     return Markup('<img class="chart-img" alt="{}" src="data:image/png;base64,{}">').format(alt, Markup(data))
+
+
+@lru_cache(maxsize=64)
+def _png(arms_json: str) -> str:
+    """A chart as base64 PNG, drawn once per cohort and patient (the summary, the full report and a
+    second print of the same case reuse it); 150 dpi is print quality at the printed size."""
+    return base64.b64encode(charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150)).decode("ascii")
 
 
 def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: list[dict[str, Any]],
