@@ -95,7 +95,7 @@ def render(a: dict[str, Any], console: Console, explain: bool = False) -> None:
             head.append(f"\n{v.capitalize()}: ", style=f"bold {VERDICT_STYLE[v]}")
             head.append(", ".join(names))
     console.print(Panel(head, title="nelm assessment", subtitle=f"knowledge base {a['knowledge_base']['version']}"
-                        f" · guideline {a['knowledge_base']['guideline']}"))
+                        f" · governing source: {labels.guideline_label(a['knowledge_base']['guideline'])}"))
     render_plan(a, console, explain)
 
     for cid, cs in a["criteria"].items():
@@ -141,12 +141,15 @@ def render(a: dict[str, Any], console: Console, explain: bool = False) -> None:
     if a["disagreements"]:
         console.print(Text("Sources disagree for this patient:", style="bold"))
         for d in a["disagreements"]:
-            vals = "; ".join(f"{v['source']}: {v['value']}" for v in d["values"])
-            console.print(f"  • {d['label']} — {vals} (governing: {d['governing']})")
+            vals = "; ".join(f"{labels.guideline_label(v['source'])}: {str(v['value']).replace('_', ' ')}"
+                             for v in d["values"])
+            console.print(f"  • {d['label']} — {vals} (governing: {labels.guideline_label(d['governing'])})")
             for g, changes in d.get("verdict_changes", {}).items():
                 if changes:
-                    what = ", ".join(f"{c['option']} {c['governing_verdict']} → {c['verdict']}" for c in changes)
-                    console.print(f"      under {g}: {what}")
+                    what = ", ".join(f"{OPTION_LABELS.get(c['option'], c['option'])} "
+                                     f"{labels.verdict_label(c['governing_verdict'])} → {labels.verdict_label(c['verdict'])}"
+                                     for c in changes)
+                    console.print(f"      under {labels.guideline_label(g)}: {what}")
         console.print()
     if a["missing_data"]:
         console.print(Text("To complete this assessment, obtain:", style="bold yellow"))
