@@ -112,10 +112,10 @@ def render_table(records: list[EvidenceRecord], console: Console) -> None:
     table = Table(title=f"Evidence records ({len(records)})", caption=VERIFICATION_CAPTION,
                   show_lines=True, expand=True)
     # each header is one word, and no column is narrower than its header: none breaks mid-word
-    table.add_column("record", min_width=12, ratio=2)
+    table.add_column("record", width=16, overflow="fold")
     table.add_column("study", min_width=12, ratio=4)
-    table.add_column("level", min_width=10, ratio=2)
-    table.add_column("verified", min_width=10, ratio=2, overflow="fold")
+    table.add_column("level", width=16)
+    table.add_column("verified", width=26, overflow="fold")  # a DOI on one line
     table.add_column("results", min_width=12, ratio=6)
     for r in records:
         newer = " (newer than the reviews)" if r.newer_than_sources else ""
@@ -125,7 +125,8 @@ def render_table(records: list[EvidenceRecord], console: Console) -> None:
         rest = [_outcome(o) for o in r.outcomes if _outcome(o) != key]
         outcomes = (f"[bold]{escape(public_text(key))}[/bold]" + "".join("\n" + escape(public_text(x)) for x in rest)) \
             if key else "—"
-        table.add_row(escape(citation_label(r.id)), study, design, _verification_cell(r), outcomes)
+        # the id under the name: the key of the JSON output and of the evidence page's address
+        table.add_row(f"{escape(citation_label(r.id))}\n[dim]{r.id}[/dim]", study, design, _verification_cell(r), outcomes)
     console.print(table)
 
 
@@ -133,7 +134,7 @@ def _render_blocks(records: list[EvidenceRecord], console: Console) -> None:
     console.print(f"[bold]Evidence records ({len(records)})[/bold]")
     for r in records:
         newer = " · newer than the reviews" if r.newer_than_sources else ""
-        console.print(f"\n[bold]{escape(citation_label(r.id))}[/bold] · level {r.level} · "
+        console.print(f"\n[bold]{escape(citation_label(r.id))}[/bold] [dim]{r.id}[/dim] · level {r.level} · "
                       f"{r.design.replace('_', ' ')} · n={r.n if r.n is not None else '—'}{newer}")
         console.print(escape(f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}"))
         console.print(_verification_cell(r).replace("\n", " · "))

@@ -39,7 +39,7 @@ def test_kinds_units_and_bounds_come_from_the_model():
     # the unit is said once: beside the allowed range, or in the label when the label has it
     assert ki67.allowed == "number 0–100 %" and "%" not in ki67.label_text
     burden = forms.FIELDS["liver.burden_percent"]
-    assert "%" in burden.label and burden.unit is None
+    assert "%" in burden.label and "%" not in burden.allowed
     assert forms.FIELDS["sstr_uptake_krenning"].kind == "integer_choice"
     assert [v for v, _ in forms.FIELDS["sstr_uptake_krenning"].choices] == ["0", "1", "2", "3", "4"]
     assert forms.FIELDS["ecog"].kind == "integer" and forms.FIELDS["ecog"].maximum == 4

@@ -57,7 +57,9 @@ class FormField:
             lo = "" if self.minimum is None else f"{self.minimum:g}"
             hi = "" if self.maximum is None else f"{self.maximum:g}"
             whole = "whole number" if self.kind == "integer" else "number"
-            unit = f" {self.unit}" if self.unit and not self.units else ""
+            # the unit once: beside the range, unless the label says it ("Hepatic tumour burden (% of
+            # liver volume)") or a unit choice sits beside the field
+            unit = f" {self.unit}" if self.unit and not self.units and self.unit not in self.label else ""
             if lo and hi:
                 return f"{whole} {lo}–{hi}{unit}"
             return (f"{whole} ≥ {lo}{unit}" if lo else f"{whole}{unit}")
@@ -128,8 +130,6 @@ DECIDING = ("pathology.differentiation", "pathology.ki67_percent", "primary.site
 def _make(path: str) -> FormField:
     """One form field: its type and bounds from the model, its words from the labels table."""
     label, unit = labels.field_question(path), labels.field_unit(path) or None
-    if unit and unit in label:
-        unit = None  # "Hepatic tumour burden (% of liver volume)": the unit is said once
     info = _field_info(path)
     base = _base_type(info.annotation)
     minimum = next((m.ge for m in info.metadata if hasattr(m, "ge")), None)
