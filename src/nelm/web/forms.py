@@ -147,6 +147,9 @@ def _make(path: str) -> FormField:
         kind, choices = "text", ()
     # the model's description as help, unless it only repeats the label
     help = info.description if info.description and info.description.lower() != label.lower() else None
+    if help and unit:  # "Ki-67 proliferation index, %": the unit is said beside the value already
+        bare = unit.lstrip("×")  # "×10⁹/L" is written "10⁹/L" in the model's words
+        help = re.sub(rf",?\s*\(?×?{re.escape(bare)}\)?\s*$", "", help) or None
     units: tuple[str, ...] = ()
     if path == "sstr_uptake_krenning":
         kind, choices = "integer_choice", KRENNING_CHOICES
