@@ -133,10 +133,12 @@ def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
     return [(text, " ".join(ifs)) for text, ifs in merged.items()]
 
 
-def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str]) -> list[dict[str, Any]]:
+def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False
+                ) -> list[dict[str, Any]]:
     """Plan steps as people read them. A step taken now shows today's verdict; a later step
     shows the verdict expected when it comes (contract v3 ``expected_verdicts``) as "expected
-    then", never today's verdict alone (today's is given beside it when it differs)."""
+    then", never today's verdict alone (today's is given beside it when it differs). A branch (the
+    plan if a fact turns out otherwise) shows only the verdicts it expects: today's are not its own."""
     from .evidence import cite
     from .knowledge.ruleset import OPTION_LABELS
 
@@ -146,8 +148,11 @@ def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str]) -> li
         now = st["when"] == "now"
         options = []
         for o in st["options"]:
-            today = verdicts.get(o, "")
-            if now:
+            today = "" if branch else verdicts.get(o, "")
+            if branch:
+                badge = expected.get(o, "")
+                note = "expected then" if badge and not now else ""
+            elif now:
                 badge, note = (expected.get(o) or today), ""
             elif o in expected:
                 badge = expected[o]
@@ -195,7 +200,8 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
     for b in plan.get("branches") or []:
         conds = [c.get("label") or f"{fact_label(c['field'])} {show(c.get('value'))}" for c in b.get("if", [])]
         branches.append({"if": _and(conds), "status": b.get("status", ""),
-                         "steps": _steps_view(b.get("steps", []), verdicts), "leading": _lead(b.get("steps", []))})
+                         "steps": _steps_view(b.get("steps", []), verdicts, branch=True),
+                         "leading": _lead(b.get("steps", []))})
     return {"status": plan["status"], "pathway": plan.get("pathway_label"),
             "steps": _steps_view(plan["steps"], verdicts), "leading": _lead(plan["steps"]),
             "assumptions": assumption_lines(plan), "missing": plan.get("missing_labels", []),
