@@ -15,7 +15,8 @@ from nelm.testing import perturbed_patient_dict, random_patient_dict
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL/min|×10⁹/L|/10 HPF)")
-LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b|\bTrue\b|\bFalse\b")
+# Python's None/True/False where a value was formatted ("fit: None"); "None of the treatments ..." is English
+LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b(?! of\b)|\bTrue\b|\bFalse\b")
 _FACT_PAIR = re.compile(r"[^\s:;(),]: ")
 _BOOL_FACT = re.compile(r": (yes|no|met|not met)\b")
 
@@ -111,6 +112,7 @@ def test_the_scanner_catches_what_it_looks_for():
     assert SNAKE.search("[net_g1g2: yes; enets_curative_resection: not met]")
     assert UNIT_AFTER_UNKNOWN.search("Ki-67 unknown % and largest lesion unknown cm")
     assert LEFTOVER.search("grade {who_grade}") and LEFTOVER.search("fit: None")
+    assert not LEFTOVER.search("None of the tumour-directed treatments fits today.")
     assert not SNAKE.search("Ki-67 under 10 %, G1/G2, 177Lu-DOTATATE, NETTER-1")
     # the dumps the engine used to append, and what a clinical sentence may still hold
     assert fact_dump("Resection. (Symptomatic (hormonal or bulk): no)")
@@ -125,8 +127,11 @@ def test_the_scanner_catches_what_it_looks_for():
 def test_an_undetermined_option_says_in_one_line_what_it_depends_on():
     from nelm.testing import patient_dict
 
+    # NET or NEC unknown (no differentiation, no index), SSTR imaging and the course unknown
     a = assess(validate_patient(patient_dict(**{"sstr_imaging": ..., "course.status": ...,
-                                                "course.progression_within_12_months": ...})))
+                                                "course.progression_within_12_months": ...,
+                                                "pathology.differentiation": ..., "pathology.ki67_percent": ...,
+                                                "pathology.mitoses_per_10hpf": ...})))
     undecided = [o for o in a["options"] if o["verdict"] == "undetermined"]
     assert undecided
     for o in undecided:
