@@ -79,27 +79,6 @@ def test_an_impossible_ki67_is_explained_beside_the_field(board, page):
     assert page.locator("dd", has_text="G2").first.is_visible()
 
 
-def test_reopen_a_stored_case_from_the_case_list(board, page, entered_case):
-    page.goto(board.url + "cases")
-    page.get_by_label("Case label or id").fill("browser-mdt")
-    page.get_by_role("button", name="Show").click()
-    page.get_by_role("link", name=LABEL).click()
-    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
-    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"
-
-
-def test_the_case_survives_a_server_restart(board, page, entered_case):
-    first_server = board.proc.pid
-    board.restart()
-    assert board.proc.pid != first_server
-    page.goto(board.url + "cases")
-    assert page.get_by_role("link", name=LABEL).is_visible()
-    page.get_by_role("link", name=LABEL).click()
-    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
-    assert page.locator("h1").inner_text() == LABEL
-    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"
-
-
 def test_the_form_leads_with_what_decides_the_plan_and_adds_therapy_rows(board, page):
     page.goto(board.url + "cases/new")
     first = page.locator("fieldset").nth(1)
@@ -132,3 +111,24 @@ def test_pages_fit_a_phone(board, browser, entered_case, width):
         page.goto(board.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
     context.close()
+
+
+def test_reopen_a_stored_case_from_the_case_list(board, page, entered_case):
+    page.goto(board.url + "cases")
+    page.get_by_label("Case label or id").fill("browser-mdt")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("link", name=LABEL).click()
+    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
+    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"
+
+
+def test_the_case_survives_a_server_restart(board, page, entered_case):
+    first_server = board.proc.pid
+    board.restart()
+    assert board.proc.pid != first_server
+    page.goto(board.url + "cases")
+    assert page.get_by_role("link", name=LABEL).is_visible()
+    page.get_by_role("link", name=LABEL).click()
+    page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
+    assert page.locator("h1").inner_text() == LABEL
+    assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"
