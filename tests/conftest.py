@@ -11,3 +11,12 @@ def assess_with():
         a = assess(make_patient(**changes), guideline)
         return a, {o["id"]: o for o in a["options"]}
     return run
+
+
+@pytest.fixture(autouse=True)
+def _private_anchors(tmp_path_factory, monkeypatch):
+    """The case store's anchor key and anchors file (issue 24 item 5) in a folder of the
+    test's own, never the user's config directory; `nelm` subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("anchors")
+    monkeypatch.setenv("NELM_ANCHOR_KEY", str(folder / "anchor-key.pem"))
+    monkeypatch.setenv("NELM_ANCHORS", str(folder / "anchors.jsonl"))

@@ -60,7 +60,7 @@ def test_milan_met_for_the_classic_candidate():
 
 
 @pytest.mark.parametrize("changes,item", [
-    ({"pathology.ki67_percent": 6}, "low_grade"),
+    ({"pathology.ki67_percent": 12}, "low_grade"),
     ({"primary.site": "rectum"}, "portal_drainage"),
     ({"primary.site": "lung"}, "portal_drainage"),
     ({"primary.resected": False}, "primary_removed"),
@@ -112,3 +112,17 @@ def test_a_disagreement_says_which_verdicts_the_other_source_would_change():
     d = next(x for x in a["disagreements"] if x["topic"] == "milan_transplant__age")
     change = next(c for c in d["verdict_changes"]["review002"] if c["option"] == "liver_transplant")
     assert (change["governing_verdict"], change["verdict"]) == ("reasonable", "not_recommended")
+
+
+def test_milan_grade_item_follows_the_milan_group_with_review_002_as_its_variant():
+    """Issue 19: Ki-67 5-9 % failed Milan on review 002's Ki-67 < 5 %, credited to Mazzaferro 2007; the Milan
+    group's 2023 statement reads G1-G2 or Ki-67 under 10 %, and review 002's figure is its variant."""
+    c = criteria(**{**MILAN_OK, "pathology.ki67_percent": 7})["milan_transplant"]
+    assert items(c)["low_grade"] == "met"
+    item = next(i for i in c["items"] if i["id"] == "low_grade")
+    assert "citterio2023" in item["sources"] and "review002" not in item["sources"]
+    a = assess(make_patient(**{**MILAN_OK, "pathology.ki67_percent": 7}))
+    d = next(x for x in a["disagreements"] if x["topic"] == "milan_transplant__low_grade")
+    assert {v["source"]: v["value"] for v in d["values"]} == {"reviews": "met", "review002": "not_met"}
+    b = assess(make_patient(**{**MILAN_OK, "pathology.ki67_percent": 7}), guideline="review002")
+    assert b["criteria"]["milan_transplant"]["status"] == "not_met"

@@ -31,23 +31,48 @@ def check_contract(a):
         assert step["step"] == i
         assert step["when"] in ("now", "after_response", "at_progression", "if_symptoms_persist")
         assert step["reason"] and step["sources"] and all(s in KB.evidence for s in step["sources"])
+        assert set(step["expected_verdicts"]) == set(step["options"])
         for o in step["options"]:
             v = verdicts[o]
-            assert v["verdict"] != "contraindicated", f"step {i} names contraindicated {o}"
             if step["when"] == "now":
-                if plan["status"] == "conditional" and v["verdict"] == "undetermined":
+                assert step["expected_verdicts"][o] == v["verdict"]   # today's verdict, said as such
+                if v["verdict"] == "undetermined":
+                    # recommended under the plan's assumptions (or whichever way they turn out)
                     assert {"preferred", "reasonable"} & set(v["possible_verdicts"]), o
                 else:
                     assert v["verdict"] in ("preferred", "reasonable"), (o, v["verdict"])
+            else:
+                # contract v3: a later step never names an option expected then to be contraindicated
+                assert step["expected_verdicts"][o] != "contraindicated", f"step {i} names contraindicated {o}"
+    assert [s["when"] for s in plan["steps"]].count("now") <= 1, "one step for today (add-ons join it)"
     if plan["steps"]:
         assert plan["steps"][0]["when"] == "now"
     if plan["status"] == "conditional":
         assert plan["assumptions"] and plan["missing"]
         assert all(x["if_not"] for x in plan["assumptions"])
+        for x in plan["assumptions"]:
+            if not x.get("check"):
+                assert 0 <= x["branch"] < len(plan["branches"]), x
+        assert plan["workup"]
+    for b in plan["branches"]:
+        assert b["if"] and all(c["label"] and c["field"] for c in b["if"])
+        assert b["status"] in ("determined", "conditional", "undetermined")
     if plan["status"] == "undetermined":
-        assert not plan["steps"]
+        assert not plan["steps"] and plan["workup"]
     if plan["status"] == "determined":
-        assert plan["missing"] == []
+        assert plan["missing"] == [] and plan["workup"] == [] and plan["branches"] == []
+    if plan["steps"]:
+        # issue 18: an option preferred today is in today's step, or the plan says why it waits
+        first = set(plan["steps"][0]["options"])
+        deferred = {d["option"]: d["why"] for d in plan["deferred"]}
+        for o in a["options"]:
+            if o["verdict"] == "preferred":
+                assert o["id"] in first or deferred.get(o["id"]), o["id"]
+    for o in a["options"]:
+        # contract v3: undetermined only between a positive and a negative verdict
+        if o["verdict"] == "undetermined":
+            pv = set(o["possible_verdicts"])
+            assert pv & {"preferred", "reasonable"} and pv & {"not_recommended", "contraindicated"}, o["id"]
 
 
 @pytest.mark.parametrize("pathway", [pw.id for pw in KB.pathways])

@@ -17,20 +17,26 @@ SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL/min|×10⁹/L|/10 HPF)")
 # Python's None/True/False where a value was formatted ("fit: None"); "None of the treatments ..." is English
 LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b(?! of\b)|\bTrue\b|\bFalse\b")
-_FACT_PAIR = re.compile(r"[^\s:;(),]: ")
-_BOOL_FACT = re.compile(r": (yes|no|met|not met)\b")
+_BOOL_FACT = re.compile(r": (yes|no|met|not met)$")
+_NESTED = re.compile(r"\([^()]*\)")
 
 
 def fact_dump(text: str) -> str | None:
-    """The first parenthesised group that lists facts as "label: value" pairs — two or more,
-    or one yes/no/met fact — as the engine used to append to every reason."""
+    """The first parenthesised group that lists facts as "label: value" pairs, as the engine
+    used to append to every reason: two or more pairs with short values ("(fit: no; ECOG 0)",
+    "(Ki-67: 12 %, ECOG: 1)"), or one yes/no/met fact ("(Symptomatic (hormonal or bulk): no)").
+    A source's statement in parentheses ("(review 000's Table 3: 6 months before transplantation;
+    …)") is prose, not a dump."""
     stack = []
     for i, ch in enumerate(text):
         if ch == "(":
             stack.append(i)
         elif ch == ")" and stack:
             group = text[stack.pop() + 1:i]
-            if len(_FACT_PAIR.findall(group)) >= 2 or (";" in group and ": " in group) or _BOOL_FACT.search(group):
+            flat = _NESTED.sub("", group)
+            pairs = [seg.split(": ", 1) for seg in re.split(r"[;,] ", flat) if ": " in seg]
+            short = [v for _, v in pairs if len(v.split()) <= 3]
+            if len(short) >= 2 or any(_BOOL_FACT.search(f": {v.strip()}") for _, v in pairs):
                 return f"({group})"
     return None
 
@@ -122,6 +128,10 @@ def test_the_scanner_catches_what_it_looks_for():
     assert not fact_dump("35 % of the liver involved, no symptoms: no survival advantage (median 16.7 vs 18.5 months, "
                          "p=0.78, Mayo 2011).")
     assert not fact_dump("After platinum-etoposide (earlier outcome: progression): second-line chemotherapy follows.")
+    assert not fact_dump("stable for 12 months (review 000's Table 3: 6 months before transplantation; the Milan "
+                         "group's 2023 statement: 3-6 months of stability observed before listing)")
+    assert not fact_dump("(the nearest retrieved limits: RETNET's 2.0 mg/dL for embolization; a secondary page's "
+                         "about 2 mg/dL for radioembolization, unverified)")
 
 
 def test_an_undetermined_option_says_in_one_line_what_it_depends_on():

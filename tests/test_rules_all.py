@@ -14,6 +14,20 @@ RULES = [(o.id, r.id) for o in KB.options for r in o.rules]
 DECIDING = [(o.id, r.id) for o in KB.options for r in o.deciding]
 
 
+HISTORIES = [
+    [{"therapy": "ssa", "outcome": "stable", "ongoing": True}],
+    [{"therapy": "ssa", "outcome": "response", "ongoing": True}],
+    [{"therapy": "ssa", "outcome": "progression", "ongoing": True}],
+    [{"therapy": "ssa", "outcome": "progression", "ongoing": True}, {"therapy": "prrt", "outcome": "progression",
+                                                                      "months_to_progression": 24}],
+    [{"therapy": "ssa", "outcome": "progression", "ongoing": True}, {"therapy": "everolimus", "outcome": "intolerance"}],
+    [{"therapy": "ssa", "outcome": "progression"}, {"therapy": "everolimus", "outcome": "progression"},
+     {"therapy": "prrt", "outcome": "progression", "months_to_progression": 12}],
+    [{"therapy": "ssa", "outcome": "progression"}, {"therapy": "sunitinib", "outcome": "progression"}],
+    [{"therapy": "capecitabine_temozolomide", "outcome": "progression"}],
+]
+
+
 def _population(n: int, unknown_share: float, seed: int) -> pl.DataFrame:
     rng = random.Random(seed)
     docs = [random_patient_dict(rng, unknown_share) for _ in range(n)]
@@ -30,6 +44,12 @@ def known():
     """Random fully known patients, and neighbours of an ordinary patient, evaluated as one table."""
     rng = random.Random(2028)
     near = [perturbed_patient_dict(rng, rng.randrange(1, 5)) for _ in range(8000)]
+    # neighbours with a treatment history a board sees often (analogue, then other lines): independent
+    # draws rarely make one, and the rules of later lines and of disease stable on an analogue read it
+    for _ in range(4000):
+        doc = perturbed_patient_dict(rng, rng.randrange(1, 5))
+        doc["prior_therapies"] = [h for h in rng.choice(HISTORIES)]
+        near.append(doc)
     near_frame = _with_first_rules(evaluate_frame(patients_frame([flatten(validate_patient(d)) for d in near]), KB))
     return pl.concat([_population(16000, 0.0, 2026), near_frame])
 

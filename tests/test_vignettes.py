@@ -55,7 +55,9 @@ def test_public_vignettes_through_the_command_line():
     if not checker.exists():
         pytest.skip(f"public vignettes not found at {SHARED} (../shared is absent outside the workplace)")
     nelm = Path(sys.executable).parent / "nelm"
-    folders = sorted(str(d) for d in SHARED.glob("public*") if d.is_dir())  # public (v1) and public-v2
+    # public (v1), public-v2 and real-public (published patients as sparse as case reports)
+    folders = sorted(str(d) for d in [*SHARED.glob("public*"), *SHARED.glob("real-public*")] if d.is_dir())
+    assert any(f.endswith("real-public") for f in folders)
     p = subprocess.run([sys.executable, str(checker), "--nelm", str(nelm), *folders],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr

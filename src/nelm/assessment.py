@@ -15,7 +15,7 @@ from .outcomes.matching import matcher
 from .patient import Patient
 from .plan import build_plan
 
-__all__ = ["assess", "DISCLAIMER"]
+__all__ = ["assess", "plan_of", "DISCLAIMER"]
 
 
 def _core(patient: Patient, kb: KnowledgeBase, extra_sql: dict[str, str] | None = None, *, brief: bool = False
@@ -43,3 +43,11 @@ def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "f
     attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result
+
+
+def plan_of(patient: Patient, kb: KnowledgeBase | None = None) -> dict[str, Any]:
+    """The plan section alone (screening): the same planner as :func:`assess`, without the
+    outcomes and the reasons the plan does not read."""
+    kb = kb or load()
+    ev, result = _core(patient, kb, brief=True)
+    return build_plan(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from .patient import OPTION_IDS, InvalidPatient, json_schema, load_patient
+from .patient import OPTION_IDS, InvalidPatient, Patient, json_schema
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Decision support for neuroendocrine liver metastases (supports, never replaces, the tumour board).")
@@ -52,6 +52,19 @@ def _refuse(path: str, exc: InvalidPatient) -> None:
     for field, msg in exc.problems:
         err.print(f"  - {field or '(document)'}: {msg}", markup=False)
     raise typer.Exit(2)
+
+
+def _load_patient(path: Path) -> Patient:
+    """A patient document file through the input gate; one byte-order mark is allowed, a
+    second (a file saved twice by tools that each add one) is refused, not read as text."""
+    from .inputgate import read_file
+    from .patient import parse_text, validate_patient
+
+    text, fmt = read_file(path)  # drops the one byte-order mark UTF-8 may start with
+    if text.startswith("\ufeff"):
+        raise InvalidPatient([("", "the file starts with more than one byte-order mark (U+FEFF); save it as "
+                                   "UTF-8 with at most one")])
+    return validate_patient(parse_text(text, fmt))
 
 
 def _tolerant_stdout() -> bool:
@@ -122,7 +135,7 @@ def assess(
         _refuse(str(fhir), exc)
     for file in files:
         try:
-            patients.append((file, load_patient(file)))  # through the input gate (nelm.inputgate)
+            patients.append((file, _load_patient(file)))  # through the input gate (nelm.inputgate)
         except InvalidPatient as exc:
             if len(files) == 1:
                 _refuse(str(file), exc)
@@ -192,8 +205,9 @@ def serve(
     database: Optional[str] = typer.Option(None, envvar="NELM_DATABASE_URL",
                                            help="SQLAlchemy URL; default an SQLite file in the user data directory"),
     allow_broken_chain: bool = typer.Option(False, "--allow-broken-chain", envvar="NELM_ALLOW_BROKEN_CHAIN",
-                                            help="serve even if the case store's hash chain is broken "
-                                                 "(otherwise the start is refused with exit code 3)"),
+                                            help="serve even if the case store's hash chain is broken or "
+                                                 "cannot be verified against its signed anchors (otherwise the "
+                                                 "start is refused with exit code 3)"),
     allowed_hosts: Optional[str] = typer.Option(
         None, "--allowed-hosts", envvar="NELM_ALLOWED_HOSTS", metavar="NAMES",
         help="comma-separated host names clients use for this server, besides 127.0.0.1, localhost, ::1, "
@@ -237,21 +251,47 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     database: Optional[str] = typer.Option(None, "--database", envvar="NELM_DATABASE_URL",
                                            help="SQLAlchemy URL; default the SQLite file in the user data directory"),
+    anchors: Optional[Path] = typer.Option(None, "--anchors", metavar="FILE",
+                                           help="the signed checkpoints to check the chains against (default: "
+                                                "NELM_ANCHORS, else anchors.jsonl beside the key)"),
+    key: Optional[Path] = typer.Option(None, "--key", metavar="FILE",
+                                       help="the Ed25519 key the checkpoints were signed with, public or private "
+                                            "PEM (default: NELM_ANCHOR_KEY, else anchor-key.pem in the user "
+                                            "config directory)"),
     format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
 ) -> None:
-    """Re-compute the hash chains of the audit log and the case versions; change nothing.
+    """Re-compute the hash chains of the audit log and the case versions, check the cases table against them, and check both chains against the signed checkpoints; change nothing.
 
-    Prints each chain's row count and head hash (keep them elsewhere to pin the history down), or its first broken link: table, row id, expected and found hash.
+    Prints each chain's row count and head hash, or its first broken link: table, row id, expected and found hash; then what the signed checkpoints pin, or what they expose by name (forged append, rewrite, truncated tail, backdated head). A store from before the anchors (migration 0003_anchors) is checked without them.
 
-    Exit status: 0 both chains verified; 3 a chain is broken; 2 nothing to verify (no such database, not reachable, not a nelm case store, or one older than the hash chains).
+    Exit status: 0 both chains verified; 3 a chain is broken; 2 nothing to verify (no such database, not reachable, not a nelm case store, or one older than the hash chains, or no anchor key).
     """
     from .store import ChainUnavailable, default_database_url, display_url, verify_database
+    from .store import anchors as anchor_files
+    from .store.chain import AnchorCheck
 
     url = database or default_database_url(create=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     try:
-        report = verify_database(url)
-    except ChainUnavailable as exc:
+        path = anchors or anchor_files.anchors_path()
+        if anchors is not None and not path.is_file():
+            raise ChainUnavailable(f"no anchors file at {path}")
+        check = None
+        # without a key there is nothing to check signatures with: said below, not a break
+        if anchors is not None or key is not None or anchor_files.key_path().is_file():
+            check = AnchorCheck(path, anchor_files.load_verify_key(key))
+        try:
+            report = verify_database(url, check)
+        except ChainUnavailable as exc:
+            if check is None or anchors is not None or "store_identity" not in str(exc):
+                raise
+            report = verify_database(url)  # a store from before the anchors
+        if check is None and report.store is not None:
+            raise anchor_files.AnchorError(
+                f"the store is anchored (store {report.store}) but there is no anchor key at "
+                f"{anchor_files.key_path()} to check its signed checkpoints with: pass --key (the public key "
+                f"anchor-key.pub is enough) or set {anchor_files.KEY_ENV}")
+    except (ChainUnavailable, anchor_files.AnchorError) as exc:
         err.print(f"nelm: cannot verify {display_url(url)}: {exc}", markup=False)
         raise typer.Exit(2)
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a database: say so, no traceback
@@ -262,6 +302,10 @@ def audit_verify(
         sys.stdout.write(json.dumps({"database": display_url(url)} | report.to_dict(), indent=2) + "\n")
     else:
         print(f"case store {display_url(url)}")
+        if report.anchors is None:
+            print("NOTE not checked against signed anchors (a store from before them: start `nelm serve` once)")
+        else:
+            print(f"anchors {report.anchors}")
         print("\n".join(report.lines()))
     raise typer.Exit(0 if report.ok else 3)
 
@@ -283,7 +327,7 @@ def report(
         raise typer.Exit(2)
     _tolerant_stdout()
     try:
-        patient = load_patient(file)
+        patient = _load_patient(file)
     except InvalidPatient as exc:
         _refuse(str(file), exc)
     result = run(patient, _guideline_or_exit(guideline))
@@ -415,18 +459,51 @@ def synth(
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same patients"),
     unknown_fraction: float = typer.Option(0.0, "--unknown-fraction", min=0.0, max=1.0,
                                            help="probability that each field is unknown"),
+    registry: bool = typer.Option(False, "--registry", help="add treatment and follow-up (treatment, time_months, "
+                                  "event, progression_*) drawn from published survival: input for nelm cohort"),
 ) -> None:
     """Write synthetic patients with the reviews' marginal distributions (for tests, demos, benchmarks)."""
     from .screen.layout import input_format
-    from .screen.synth import synthesize, write_table
+    from .screen.synth import synthesize, synthesize_registry, write_table
 
     try:
         input_format(out)
     except ValueError as exc:
         Console(stderr=True).print(f"nelm: {exc}", markup=False)
         raise typer.Exit(2)
-    write_table(synthesize(n, seed=seed, unknown_fraction=unknown_fraction), out)
-    print(f"{n} synthetic patients written to {out}")
+    make = synthesize_registry if registry else synthesize
+    write_table(make(n, seed=seed, unknown_fraction=unknown_fraction), out)
+    print(f"{n} synthetic {'registry rows' if registry else 'patients'} written to {out}")
+
+
+class CohortFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def cohort(
+    source: Path = typer.Argument(..., help="registry table: .csv, .parquet or .jsonl (patient fields by dotted path, "
+                                  "treatment, time_months or start_date/last_date, event; progression_* for PFS)"),
+    design: Optional[str] = typer.Option(None, "--design", help="a named analysis recipe: mayo2011 (surgery vs "
+                                         "intra-arterial therapy, propensity-matched)"),
+    group: Optional[str] = typer.Option(None, "--group", help="column whose values form the groups (default: treatment)"),
+    covariates: Optional[str] = typer.Option(None, "--covariates", help="Cox covariates, comma-separated: dotted fields, "
+                                             "classification.*, criteria.*, options.*.verdict, plan.leading, derived.*; "
+                                             "name:value for one value's indicator"),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="os (default) or pfs"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the report here (.html or .json)"),
+    fmt: Optional[CohortFormat] = typer.Option(None, "--format", help="text, json or html (default: by --out's "
+                                               "extension, else text)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the matching order"),
+    caliper: float = typer.Option(0.2, "--caliper", help="matching caliper in SD of the logit of the propensity score"),
+) -> None:
+    """Outcome analysis of a registry: Table 1, Kaplan-Meier, log-rank, Cox, propensity matching, published curves."""
+    from .cohort.cli import run_cli
+
+    raise typer.Exit(run_cli(source, design=design, group=group, covariates=covariates, endpoint=endpoint, out=out,
+                             fmt=fmt.value if fmt else None, seed=seed, caliper=caliper))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 from . import __version__, rowcode
 from .classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from .knowledge import KnowledgeBase, UnknownRoots, fields_of_mask, item_column, load, placeholders, rule_column, template_names
-from .knowledge.ruleset import VERDICTS, OptionDef, Rule
+from .knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef, Rule
 from .patient import COLUMN_FIELDS, COLUMN_TYPES, Patient, column_dtype, flatten
 from .labels import field_unit
 from .summary import fact_label, show, value_label
@@ -76,8 +76,7 @@ def patients_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 
 
 # bit j of ``possible__{option}`` is set when VERDICTS[j] is possible
-_MASK_VERDICT = {m: (VERDICTS[[j for j in range(len(VERDICTS)) if m >> j & 1][0]]
-                     if bin(m).count("1") == 1 else "undetermined") for m in range(1, 2 ** len(VERDICTS))}
+_MASK_VERDICT = {m: MASK_VERDICTS.get(m, "undetermined") for m in range(1, 2 ** len(VERDICTS))}
 
 
 def verdict_dtype() -> Any:
@@ -133,8 +132,8 @@ def _verdict_stages(opt: OptionDef) -> tuple[list[pl.Expr], list[list[pl.Expr]],
     # one bit set: that verdict; several: undetermined (integer comparisons are the cheapest test)
     verdict: Any = None
     enum = verdict_dtype()
-    for j, v in enumerate(VERDICTS):
-        only = pl.col(f"possible__{opt.id}") == (1 << j)
+    for m, v in MASK_VERDICTS.items():
+        only = pl.col(f"possible__{opt.id}") == m
         verdict = (pl.when(only) if verdict is None else verdict.when(only)).then(pl.lit(v, dtype=enum))
     verdict = verdict.otherwise(pl.lit("undetermined", dtype=enum)).alias(f"verdict__{opt.id}")
     return first, caps, [[mask], [verdict]]
@@ -625,6 +624,61 @@ def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
     return mask
 
 
+# --------------------------------------------------------------------------- the plan's view
+
+def plan_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
+    """What the planner reads of one evaluation (:mod:`nelm.plan`), without any text: each
+    option's verdict, the verdicts still possible, its unknown pre-treatment checks
+    (``conditions``, as :func:`assessment_from` lists them) and ``missing_data`` entries
+    with the options each missing fact affects, worked out as :func:`assessment_from`
+    does for options."""
+    row = ev.verdicts
+    roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None})
+    filled_mask: dict[str, int] = {}
+    filled_roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    checks = {c.field: c for c in kb.checks}
+    options = []
+    for opt in kb.options:
+        deciding, caps, _ = _rule_columns(opt)
+        verdict = row[f"verdict__{opt.id}"]
+        possible = possible_verdicts(row[f"possible__{opt.id}"])
+        several = len(possible) > 1
+        decided_by = None
+        mask = 0
+        for r, col in deciding:
+            cond = row[col]
+            if cond is False:
+                continue
+            if cond is None:
+                if several:
+                    mask |= filled_roots.mask(col)
+                continue
+            decided_by = r
+            break
+        if several:
+            for r, col in caps:
+                if row[col] is None:
+                    mask |= filled_roots.mask(col)
+        out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
+        if several:
+            out["possible_verdicts"] = possible
+        if verdict in ("preferred", "reasonable") or (several and ("preferred" in possible or "reasonable" in possible)):
+            conditions = _conditions(opt, ev, kb, checks, roots, decided_by)
+            if conditions:
+                out["conditions"] = conditions
+        if mask:
+            filled_mask[opt.id] = mask
+        options.append(out)
+    affects: dict[str, set[str]] = {}
+    for what, mask in filled_mask.items():
+        for f in fields_of_mask(mask):
+            affects.setdefault(f, set()).add(what)
+    for o in options:
+        for c in o.get("conditions", []):
+            affects.setdefault(c["field"], set()).add(o["id"])
+    return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
 # --------------------------------------------------------------------------- assessment
 
 def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brief: bool = False) -> dict[str, Any]:
@@ -809,7 +863,9 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
     reasons: list[dict[str, Any]] = []
     intent = opt.intent
     possible = possible_verdicts(row[f"possible__{opt.id}"])
-    undetermined = verdict == "undetermined"
+    # several verdicts still possible: the reasons name what each hangs on, whether the
+    # verdict is undetermined or the milder of one side (contract v3, MASK_VERDICTS)
+    undetermined = len(possible) > 1
     blocked = False
     intent_set = False
     decided_by: Rule | None = None
@@ -864,6 +920,15 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
         for r, col in notes:
             if row[col] is True:
                 reasons.append(_reason(r, vals, "note", r.id, kb))
+    if undetermined and verdict != "undetermined" and not brief:
+        reasons.insert(0, _one_side(opt, verdict, possible, reasons))
+    # every gate that holds appears on the option, binding or not: one that neither decided nor limited the
+    # verdict (another gate or rule did) is shown as a note, so that no caveat vanishes
+    if not brief:
+        shown = {x.get("rule") for x in reasons}
+        for r, col in _gate_columns(opt):
+            if row[col] is True and r.id not in shown:
+                reasons.append(_reason(r, vals, "note", r.id, kb))
     out = {"id": opt.id, "label": opt.label, "modality": opt.modality, "verdict": verdict,
            "intent": intent, "reasons": reasons}
     if undetermined:
@@ -875,6 +940,19 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
     return out
 
 
+def _one_side(opt: OptionDef, verdict: str, possible: list[str], reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lead reason of a verdict that is the milder of one side (contract v3): what it
+    is either way, and what would make it the other verdict of that side."""
+    other = next(v for v in possible if v != verdict)
+    why = next((r for r in reasons if r.get("verdict_if_true") in (other, f"at most {verdict}")), None)
+    settle = list(dict.fromkeys(f for r in reasons for f in r.get("unknown") or ()))
+    text = (f"{verdict.replace('_', ' ').capitalize()} whichever way the missing facts turn out; it would be "
+            f"{other.replace('_', ' ')} depending on {_what(settle) if settle else 'the conditions below'}.")
+    return {"text": text, "sources": list(why["sources"]) if why else [], "level": why.get("level") if why else None,
+            "kind": "decisive", "rule": why.get("rule") if why else None, "facts": [],
+            "verdict_if_true": other}
+
+
 _RULE_COLUMNS: dict[int, tuple[OptionDef, tuple[list[tuple[Rule, str]], ...]]] = {}
 
 
@@ -884,6 +962,18 @@ def _rule_columns(opt: OptionDef) -> tuple[list[tuple[Rule, str]], ...]:
     if got is None or got[0] is not opt:
         got = (opt, tuple([(r, rule_column(opt.id, r.id)) for r in rules] for rules in (opt.deciding, opt.caps, opt.notes)))
         _RULE_COLUMNS[id(opt)] = got
+    return got[1]
+
+
+_GATE_COLUMNS: dict[int, tuple[OptionDef, list[tuple[Rule, str]]]] = {}
+
+
+def _gate_columns(opt: OptionDef) -> list[tuple[Rule, str]]:
+    """(rule, its column) of the option's gates, in the order they are read (most severe first)."""
+    got = _GATE_COLUMNS.get(id(opt))
+    if got is None or got[0] is not opt:
+        got = (opt, [(r, rule_column(opt.id, r.id)) for r in opt.rules if isinstance(r, Rule) and r.gate])
+        _GATE_COLUMNS[id(opt)] = got
     return got[1]
 
 
@@ -943,16 +1033,21 @@ def _conditions(opt: OptionDef, ev: Evaluation, kb: KnowledgeBase, checks: dict[
         for c in roots.columns(col):  # in name order: a set's order varies between processes
             field = COLUMN_FIELDS[c]
             if field in checks and field not in out:
-                out[field] = {"field": field, "requirement": r.requirement}
+                text = r.requirement_for(field)
+                if text:
+                    out[field] = {"field": field, "requirement": text}
     return list(out.values())
 
 
 def _requirement_rules(opt: OptionDef, decided_by: Rule | None) -> list[tuple[Rule, str]]:
     """(rule, column) of the rules read up to the deciding one, and of the caps, that say
-    what passing means (only those speak for a check: gates do)."""
+    what passing means (only those speak for a check: gates do), the strictest first: gates in
+    gates.yaml's order (which lists, among the gates reading one check, the strictest first),
+    then the option's own rules, so that a condition names the strictest requirement."""
     deciding, caps, _ = _rule_columns(opt)
     upto = next((i + 1 for i, (r, _) in enumerate(deciding) if r is decided_by), len(deciding))
-    return [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
+    got = [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
+    return sorted(got, key=lambda rc: (rc[0].rank is None, rc[0].rank or 0))
 
 
 def _disagreements(row: dict[str, Any], kb: KnowledgeBase, vals: dict[str, str]) -> list[dict[str, Any]]:

@@ -157,6 +157,9 @@ class EvidenceRecord(BaseModel):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     citation: Citation
     verified: Verification = Field(description="source / review / unverified; see Verification")
+    identity: Literal["established", "unknown"] = Field(
+        "established", description="whether the publication behind the record is identified (authors, title, journal); "
+                                   "a source of unknown identity is shown as such and is never 'source'-checked")
     doi: str | None = Field(None, pattern=DOI_PATTERN,
                             description="only when a retrieved page showed it for this publication")
     pmid: str | None = Field(None, pattern=PMID_PATTERN, description="PubMed id, digits only; same rule as doi")
@@ -189,6 +192,12 @@ class EvidenceRecord(BaseModel):
         if bad:
             raise ValueError(f"unknown topics {bad}; allowed: {', '.join(TOPICS)}")
         return v
+
+    @model_validator(mode="after")
+    def _identity(self) -> "EvidenceRecord":
+        if self.identity == "unknown" and (self.verified == "source" or self.doi or self.pmid):
+            raise ValueError("a source of unknown identity cannot be source-checked nor carry a DOI or PMID")
+        return self
 
     @model_validator(mode="after")
     def _newer(self) -> "EvidenceRecord":

@@ -484,6 +484,20 @@ COLUMN_TYPES["prior_systemic_lines"] = "float"
 # worst outcome wins when a therapy was given more than once; intolerance ranks above
 # progression: a drug the patient could not take is not given again whatever it did
 _OUTCOME_RANK = {"intolerance": 3, "progression": 2, "stable": 1, "response": 0, None: -1}
+# an ongoing therapy's outcome is the current course of the disease (contract v3: facts
+# that follow from facts): the next restaging says whether it still works
+_COURSE_OUTCOME = {"progressive": "progression", "stable": "stable"}
+
+
+def worst_outcome(outcomes: list[str | None], ongoing: list[bool | None], course: str | None) -> str | None:
+    """A therapy's outcome in the flat view: the worst of its records; an unrecorded outcome
+    of a therapy still given is the current course; any other unrecorded outcome leaves it
+    unknown (NULL) unless a recorded intolerance already decides."""
+    known = [o if o is not None else (_COURSE_OUTCOME.get(course) if on else None) for o, on in zip(outcomes, ongoing)]
+    worst = max(known, key=lambda o: _OUTCOME_RANK[o])
+    if None in known and worst != "intolerance":
+        return None
+    return worst
 
 
 def set_field(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -536,15 +550,18 @@ def flatten(patient: Patient) -> dict[str, Any]:
         if not given:
             row[col], row[f"{col}_months"], row[f"{col}_ongoing"] = "none", None, False
             continue
-        worst = max((p.outcome for p in given), key=lambda o: _OUTCOME_RANK[o])
-        row[col] = worst or "given"
+        row[col] = worst_outcome([p.outcome for p in given], [p.ongoing for p in given], patient.course and
+                                 patient.course.status)
         # the shortest response governs re-treatment
         months = [p.months_to_progression for p in given if p.months_to_progression is not None]
         row[f"{col}_months"] = min(months) if months else None
         ongoing = [p.ongoing for p in given]
         row[f"{col}_ongoing"] = True if True in ongoing else (False if all(o is False for o in ongoing) else None)
-    row["prior_progression_count"] = None if prior is None else float(
-        len({p.therapy for p in prior if p.outcome == "progression"}))
+    # an outcome not recorded is neither progression nor its absence (contract v3): the
+    # count is unknown while any therapy's outcome is
+    outcomes = [row[f"prior_{t}"] for t in OPTION_IDS]
+    row["prior_progression_count"] = None if prior is None or None in outcomes else float(
+        outcomes.count("progression"))
     row["prior_systemic_lines"] = None if prior is None else float(
         len({p.therapy for p in prior if p.therapy in SYSTEMIC_LINES}))
     return row

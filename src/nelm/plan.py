@@ -1,49 +1,103 @@
-"""The treatment plan (contract v2): what now, after response, at progression, if
-symptoms persist — the leading recommendation and its sequence.
+"""The treatment plan (contract v3): the working plan, its branches and the work-up.
 
 The sequences are data (``knowledge/pathways.yaml``, after ESMO 2020 and ENETS 2023);
 this module follows the pathway that fits the patient and keeps, step by step, the
-options today's verdicts allow. It then says how sure the plan is:
+options the verdicts allow. A board never goes home with "undetermined", so neither
+does the plan:
 
-- ``determined``: no missing fact could change the leading recommendation;
-- ``conditional``: it holds under assumptions about facts that are missing but
-  routinely confirmed (``assumptions`` in pathways.yaml, and the pre-treatment checks
-  of checks.yaml); each is listed with what the plan becomes if it fails;
-- ``undetermined``: a fact that defines the disease or the choice is missing.
+- a missing fact counts only if some value of it could change the **leading
+  recommendation** (judged in the verdicts' three-valued logic: a pathway whose
+  candidates are all ruled out, or a candidate that cannot outrank the lead, never
+  blocks);
+- such a fact is **assumed** with the value boards usually meet for this patient
+  (``assumptions`` in pathways.yaml, each with its reason), and the plan made under it
+  is the **working plan**; each assumption gets a **branch**: the plan if the fact turns
+  out otherwise (branches leading with the same option are merged; an assumption whose
+  branch leads with the working plan's option could not change the lead and is dropped);
+- the **work-up** lists the tests whose results decide between the working plan and its
+  branches, the most decisive first;
+- ``determined``: no missing fact could change the lead; ``conditional``: the working
+  plan rests on assumptions (or on unknown pre-treatment checks of the leading option);
+  ``undetermined``: only when a fact that defines the disease cannot be assumed.
+
+Later steps are in the future tense: ``expected_verdicts`` re-assess the patient with
+the step's event (progression on the treatments before it, response, symptoms that
+persist), and a later step never names an option then expected to be contraindicated.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from .engine import Evaluation, strongest_level
-from .knowledge import KnowledgeBase, UnknownRoots, pathway_column
+from pydantic import ValidationError
+
+from .engine import Evaluation, evaluate, plan_view, strongest_level
+from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .patient import COLUMN_FIELDS, InvalidPatient, Patient, validate_patient
+from .patient import COLUMN_FIELDS, Patient
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
-RANK = {"preferred": 0, "reasonable": 1, "undetermined": 2}
+RANK = {"preferred": 0, "reasonable": 1, "undetermined": 2, "not_recommended": 3, "contraindicated": 4}
+# a trial follows established care in a step unless nothing else is left (issue 18)
+TRIAL = "clinical_trial"
+# a step names at most this many options, add-ons included
+STEP_NAMES = 3
+# how many rounds of assumptions a plan may need (each round assumes every fact that blocks)
+ROUNDS = 5
+
+Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 
 
 def _option_ids(step: Any) -> list[tuple[str, str | None]]:
     return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
 
 
+def _label(oid: str) -> str:
+    return OPTION_LABELS.get(oid, oid)
+
+
+# --------------------------------------------------------------------------- following a pathway
+
+def _now_steps(pw: Any) -> list[tuple[int, Any]]:
+    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
+
+
+def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> set[str]:
+    """The options an unknown pathway could still lead with today: its ``now`` candidates
+    whose step and own condition are not certainly false and whose verdict may be
+    preferred or reasonable."""
+    out: set[str] = set()
+    for i, step in _now_steps(pw):
+        if step.if_ and row[pathway_column(pw.id, i)] is False:
+            continue
+        for oid, cond in _option_ids(step):
+            if cond and row[pathway_column(pw.id, i, oid)] is False:
+                continue
+            o = options[oid]
+            if set(o.get("possible_verdicts") or [o["verdict"]]) & set(NOW_VERDICTS):
+                out.add(oid)
+    return out
+
+
 def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
            ) -> tuple[Any | None, list[str], list[dict[str, Any]]]:
-    """The pathway to follow, the still-unknown pathway conditions read before it, and its steps.
+    """The pathway to follow, the still-unknown pathway conditions read before it that
+    could offer an option today, and its steps.
 
     The first pathway that holds and has an option for today is followed: when what
     rules out its first choice cannot be undone today (curative surgery in a patient
     with Child-Pugh B), the next pathway that holds takes over. When no pathway that
     holds offers anything today, the first one is followed with its ``nothing_now`` step.
+    An unknown pathway whose candidates are all ruled out today cannot change the lead
+    and is passed over.
     """
     unknown: list[str] = []
     fallback = None
     for pw in kb.pathways:
         value = row[pathway_column(pw.id)]
         if value is None:
-            unknown.append(pathway_column(pw.id))
+            if _could_offer(pw, row, options):
+                unknown.append(pathway_column(pw.id))
             continue
         if value is not True:
             continue
@@ -56,79 +110,146 @@ def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: Knowledg
     return fallback or (None, unknown, [])
 
 
-def _later(option: dict[str, Any], kb: KnowledgeBase) -> bool:
-    """May a later step name this option? Yes unless today's verdict sets it aside for good:
-    contraindicated, or not recommended by a rule that is not marked ``later`` (such as
-    "disease still stable", which progression undoes)."""
-    if option["verdict"] in ("preferred", "reasonable", "undetermined"):
-        return True
-    if option["verdict"] == "contraindicated":
-        return False
-    opt = next(o for o in kb.options if o.id == option["id"])
-    later = {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later}
-    decisive = [r.get("rule") for r in option["reasons"] if r["kind"] == "decisive"]
-    return bool(decisive) and all(later.get(r, False) for r in decisive)
+def _now_key(oid: str, verdict: str, order: int, others: bool) -> tuple[int, int, int]:
+    """Rank within a ``now`` step: established care before a trial, then verdict, then the
+    pathway's order."""
+    return (1 if oid == TRIAL and others else 0, RANK.get(verdict, 2), order)
+
+
+def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str, dict[str, Any]],
+              used: set[str]) -> list[str]:
+    picked: list[tuple[str, str, int]] = []
+    for order, (oid, cond) in enumerate(_option_ids(step)):
+        if oid in used or (cond and row[pathway_column(pw.id, i, oid)] is not True):
+            continue
+        if options[oid]["verdict"] in NOW_VERDICTS:
+            picked.append((oid, options[oid]["verdict"], order))
+    others = any(oid != TRIAL for oid, *_ in picked)
+    return [oid for oid, v, order in sorted(picked, key=lambda t: _now_key(t[0], t[1], t[2], others))]
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                conditional: bool = False, ranked: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The pathway's steps for this patient. ``options`` are today's verdicts; a conditional
-    plan ranks its options by ``ranked``, the verdicts under its assumptions."""
-    ranked = ranked or options
+                future: dict[str, dict[str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The pathway's steps for this patient, from ``options`` (the verdicts the plan reads).
+
+    The first ``now`` step that offers something is the step for today; options of the
+    later ``now`` steps join it as add-ons given together with it (the analogue continued
+    beside the next line, syndrome control covering an operation), never as a second
+    "now". ``future`` maps a later step's ``when`` to the verdicts expected when it comes.
+    """
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
+    first: dict[str, Any] | None = None
     for i, step in enumerate(pw.steps):
         if step.if_ and row[pathway_column(pw.id, i)] is not True:
             continue
-        picked: list[tuple[int, int, str]] = []
+        if step.when == "now":
+            chosen = _pick_now(pw, i, step, row, options, used)
+            if not chosen:
+                continue
+            if first is None:
+                first = _step(pw, step, chosen[: STEP_NAMES], options, kb)
+                used.update(first["options"])
+                steps.append(first)
+            else:
+                # an add-on (the analogue continued, syndrome control) is kept: the step's last
+                # alternatives make room for it, the first one always stays
+                extra = chosen[: min(step.limit, STEP_NAMES - 1 - len(first["add_on"]))]
+                if extra:
+                    alternatives = [o for o in first["options"] if o not in first["add_on"]]
+                    drop = max(0, len(first["options"]) + len(extra) - STEP_NAMES)
+                    for o in alternatives[::-1][:min(drop, len(alternatives) - 1)]:
+                        first["options"].remove(o)
+                        used.discard(o)
+                    _add_on(first, extra, step, kb)
+                    used.update(extra)
+            continue
+        expected = (future or {}).get(step.when, options)
+        picked = []
         for order, (oid, cond) in enumerate(_option_ids(step)):
             if oid in used or (cond and row[pathway_column(pw.id, i, oid)] is not True):
                 continue
-            o = options[oid]
-            if step.when == "now":
-                ok = o["verdict"] in NOW_VERDICTS or (
-                    conditional and o["verdict"] == "undetermined"
-                    and set(o.get("possible_verdicts", ())) & set(NOW_VERDICTS))
-                if ok:
-                    picked.append((RANK.get(ranked[oid]["verdict"], 2), order, oid))
-            elif _later(o, kb):
-                picked.append((0, order, oid))
+            v = expected[oid]["verdict"]
+            if v == "contraindicated" or not _later(options[oid], expected[oid], kb):
+                continue
+            # the pathway's order, as the sources rank them; options expected to be set aside go last
+            picked.append((1 if v == "not_recommended" else 0, order, oid))
         chosen = [oid for *_, oid in sorted(picked)][: step.limit]
         if not chosen:
             continue
         used.update(chosen)
-        how = ("" if len(chosen) == 1 else " Given together." if step.combine == "together"
-               else " Alternatives, in order of preference.")
-        reason, sources = " ".join(step.reason.split()) + how, list(step.sources)
-        if step.when == "now":
-            # what makes the first choice fit this patient, in the option's own decisive reason
-            why = next((r for r in options[chosen[0]]["reasons"] if r["kind"] == "decisive"), None)
-            if why:
-                reason += f" For this patient: {why['text']}"
-                sources += [x for x in why["sources"] if x not in sources]
-        steps.append({"step": len(steps) + 1, "when": step.when, "options": chosen,
-                      "intent": step.intent or options[chosen[0]]["intent"],
-                      "combine": step.combine if len(chosen) > 1 else "single",
-                      "reason": reason, "sources": sources, "level": strongest_level(sources, kb)})
-    if not any(s["when"] == "now" for s in steps):
+        s = _step(pw, step, chosen, options, kb, decisive=False)
+        s["expected_verdicts"] = {oid: expected[oid]["verdict"] for oid in chosen}
+        steps.append(s)
+    if first is None:
         # nothing of the pathway fits today: say so (surveillance, supportive care) rather
         # than promote a later step to today
-        steps.insert(0, {"step": 1, "when": "now", "options": [], "intent": "disease_control", "combine": "single",
-                         "reason": " ".join(pw.nothing_now.reason.split()), "sources": list(pw.nothing_now.sources),
-                         "level": strongest_level(pw.nothing_now.sources, kb)})
-        for n, step in enumerate(steps, 1):
-            step["step"] = n
+        steps.insert(0, {"step": 1, "when": "now", "options": [], "add_on": [], "intent": "disease_control",
+                         "combine": "single", "reason": " ".join(pw.nothing_now.reason.split()),
+                         "sources": list(pw.nothing_now.sources), "level": strongest_level(pw.nothing_now.sources, kb),
+                         "expected_verdicts": {}})
+    for n, s in enumerate(steps, 1):
+        s["step"] = n
     return steps
 
+
+def _step(pw: Any, step: Any, chosen: list[str], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
+          decisive: bool = True) -> dict[str, Any]:
+    how = ("" if len(chosen) == 1 else " Given together." if step.combine == "together"
+           else " Alternatives, in order of preference.")
+    reason, sources = " ".join(step.reason.split()) + how, list(step.sources)
+    if decisive:
+        # what makes the first choice fit this patient, in the option's own decisive reason
+        why = next((r for r in options[chosen[0]]["reasons"] if r["kind"] == "decisive"), None)
+        if why and why.get("text"):
+            reason += f" For this patient: {why['text']}"
+            sources += [x for x in why["sources"] if x not in sources]
+    return {"step": 0, "when": step.when, "options": list(chosen), "add_on": [],
+            "intent": step.intent or options[chosen[0]]["intent"],
+            "combine": step.combine if len(chosen) > 1 else "single",
+            "reason": reason, "sources": sources, "level": strongest_level(sources, kb),
+            "expected_verdicts": {oid: options[oid]["verdict"] for oid in chosen}}
+
+
+def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBase) -> None:
+    """Options of a later ``now`` step given together with today's step."""
+    names = " and ".join(_label(o) for o in extra)
+    first["reason"] += f" Together with it: {names}. " + " ".join(step.reason.split())
+    first["sources"] += [x for x in step.sources if x not in first["sources"]]
+    first["level"] = strongest_level(first["sources"], kb)
+    first["options"] += extra
+    first["add_on"] += extra
+    first["expected_verdicts"] = {o: v for o, v in first["expected_verdicts"].items() if o in first["options"]}
+    if len(first["options"]) - len(first["add_on"]) == 1:
+        first["combine"] = "together"   # one treatment and what is given with it
+
+
+def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bool:
+    """May a later step name this option? Not when the verdict expected then is negative
+    for a reason the step's event does not undo (a gate: organ function, fitness, what the
+    disease progressed on): the event was applied, so a negative verdict then is final
+    unless the rule that decides it is marked ``later``."""
+    if then["verdict"] in ("preferred", "reasonable", "undetermined"):
+        return True
+    if then["verdict"] == "contraindicated":
+        return False
+    opt = next(o for o in kb.options if o.id == then["id"])
+    later = {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later}
+    decisive = [r.get("rule") for r in then["reasons"] if r["kind"] == "decisive"]
+    return bool(decisive) and all(later.get(r, False) for r in decisive)
+
+
+# --------------------------------------------------------------------------- what could change the lead
 
 def _fields(kb: KnowledgeBase, columns: list[str], row: dict[str, Any]) -> set[str]:
     roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
     return {f for col in columns for f in roots.fields(col)}
 
 
-def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
-               assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
-    """Missing facts that could change the leading recommendation; and the leading option's conditions."""
+def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
+              assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
+    """Missing facts that could change the leading recommendation; and the leading option's
+    unknown pre-treatment checks (its conditions)."""
     fields = _fields(kb, unknown_pathways, ev.verdicts)
     options = {o["id"]: o for o in assessment["options"]}
     affects: dict[str, set[str]] = {}
@@ -139,57 +260,392 @@ def _uncertain(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]]
     leading = options[lead_id] if lead_id else None
     if leading and leading["verdict"] == "undetermined":
         fields |= affects.get(lead_id, set())
-    # a first-step candidate that could still outrank the leading one (or lead where none does)
-    # (an option the step's own condition leaves out cannot lead)
-    candidates = [oid for oid, cond in _option_ids(pw.steps[0])
-                  if not cond or ev.verdicts[pathway_column(pw.id, 0, oid)] is not False]
-    lead_key = (RANK[leading["verdict"]], candidates.index(lead_id)) if leading and lead_id in candidates else (9, 99)
-    for order, oid in enumerate(candidates):
-        o = options[oid]
-        if oid == lead_id or o["verdict"] != "undetermined":
-            continue
-        if any((RANK[v], order) < lead_key for v in o.get("possible_verdicts", ()) if v in NOW_VERDICTS):
-            fields |= affects.get(oid, set())
-    checks = {c.field for c in kb.checks}
-    return fields - checks, (leading or {}).get("conditions", [])
+    if lead_id is None:
+        # nothing offered today: any pathway not ruled out whose first-step candidate may still
+        # become preferred or reasonable could give the plan a lead
+        for other in kb.pathways:
+            if ev.verdicts[pathway_column(other.id)] is False:
+                continue
+            for oid, cond in _option_ids(other.steps[0]):
+                o = options[oid]
+                if cond and ev.verdicts[pathway_column(other.id, 0, oid)] is False:
+                    continue
+                if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
+                    fields |= affects.get(oid, set())
+    if pw is not None:
+        # a first-step candidate that could still outrank the leading one (or lead where none does)
+        # (an option the step's own condition leaves out cannot lead)
+        i0, step0 = _now_steps(pw)[0]
+        cands = [oid for oid, cond in _option_ids(step0)
+                 if not cond or ev.verdicts[pathway_column(pw.id, i0, oid)] is not False]
+        others = any(o != TRIAL for o in cands if o != lead_id)
+        lead_key = (_now_key(lead_id, leading["verdict"], cands.index(lead_id), others)
+                    if leading and lead_id in cands else (9, 9, 99))
+        for order, oid in enumerate(cands):
+            o = options[oid]
+            if oid == lead_id or not o.get("possible_verdicts"):
+                continue
+            if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
+                fields |= affects.get(oid, set())
+    # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
+    # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
+    # function is known to be impaired) stays a missing fact like any other
+    row = ev.verdicts
+    filled = {c.field for c in kb.checks if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(c.field, ()))}
+    return fields - filled, (leading or {}).get("conditions", [])
+
+
+_FIELD_COLUMNS: dict[str, list[str]] = {}
+for _col, _field in COLUMN_FIELDS.items():
+    _FIELD_COLUMNS.setdefault(_field, []).append(_col)
+
+
+# --------------------------------------------------------------------------- the planner
+
+class _Planner:
+    """One patient's plan: evaluations of the patient with facts filled in, cached."""
+
+    def __init__(self, patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
+                 reassess: Reassess):
+        self.patient, self.kb, self.reassess = patient, kb, reassess
+        self.base = patient.model_dump()
+        self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
+            (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
+        self.today = self._states[()][2]
+        self.assumable = list(enumerate(kb.assumptions))
+
+    # -- evaluations
+    def state(self, values: dict[str, Any]):
+        """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
+        verdicts, conditions, what each missing fact affects; no text)."""
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            p = _with(self.base, values)
+            if p is None:
+                self._states[key] = None
+            else:
+                ev = evaluate(p, self.kb)
+                view = plan_view(ev, self.kb)
+                self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
+        return self._states[key]
+
+    def valid(self, values: dict[str, Any]) -> bool:
+        """Is the document with ``values`` filled in still consistent (the model's checks only)?"""
+        key = ("valid",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            self._states[key] = _with(self.base, values) is not None
+        return self._states[key]
+
+    def full(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
+        if not values:
+            return self.today
+        key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            _, a = self.reassess(_with(self.base, values))
+            self._states[key] = {o["id"]: o for o in a["options"]}
+        return self._states[key]
+
+    def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
+        """The assumption records for a field that fit this patient, in the knowledge base's order."""
+        return [a for i, a in self.assumable if a.field == field and (not a.when or row.get(assumption_column(i)) is True)]
+
+    def restaging_decides(self, values: dict[str, Any]) -> bool:
+        """A therapy still given with its outcome unrecorded takes the outcome of the next
+        restaging (nelm.patient.worst_outcome): the course decides it while unknown."""
+        return ("course.status" not in values and not self.known("course.status")
+                and any(r.get("outcome") is None and r.get("ongoing") is True
+                        for r in self.base.get("prior_therapies") or []))
+
+    def known(self, dotted: str) -> bool:
+        node: Any = self.base
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node is not None
+
+    def filled(self, a: Any, value: Any, also: dict[str, Any]) -> dict[str, Any]:
+        """The assumed (or alternative) value and the facts that follow from it, where unknown."""
+        return {a.field: value} | {f: v for f, v in also.items() if not self.known(f)}
+
+    # -- settling the lead
+    def settle(self, fixed: dict[str, Any]) -> dict[str, Any]:
+        """The plan with ``fixed`` facts filled in, assuming what still blocks the lead.
+
+        Returns the state reached: ``values`` (everything filled in), ``assumed`` (the
+        assumption records used, by field), the pathway, its steps, the facts still
+        blocking that no assumption covers, and the leading option's conditions."""
+        values = dict(fixed)
+        assumed: dict[str, Any] = {}
+        st = self.state(values)
+        if st is None:
+            return {"invalid": True}
+        for _ in range(ROUNDS):
+            ev, a, options = st
+            pw, unknown, steps = follow(ev.verdicts, options, self.kb)
+            blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+            if "prior_therapies" in blocking and self.restaging_decides(values):
+                blocking = blocking | {"course.status"}
+            done = {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
+                    "conditions": conditions, "state": st}
+            if pw is not None and not blocking:
+                return done
+            new = [xs for xs in (self.assumptions_for(f, ev.verdicts) for f in sorted(blocking) if f not in values) if xs]
+            if not new:
+                return done
+            trial = dict(values)
+            for xs in new:
+                trial |= self.filled(xs[0], xs[0].assumed, xs[0].also)
+            if self.valid(trial):
+                values = trial
+                assumed.update({xs[0].field: xs[0] for xs in new})
+            else:
+                # together they contradict the record: one fact at a time, each record that fits
+                # it in turn (the next record of a field when the first contradicts the record)
+                grown = False
+                for xs in new:
+                    for x in xs:
+                        more = values | self.filled(x, x.assumed, x.also)
+                        if self.valid(more):
+                            values, assumed[x.field], grown = more, x, True
+                            break
+                if not grown:
+                    return done
+            st = self.state(values)
+        ev, a, options = st
+        pw, unknown, steps = follow(ev.verdicts, options, self.kb)
+        blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+        return {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
+                "conditions": conditions, "state": st}
+
+    # -- the future tense
+    def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The verdicts expected when each later kind of step comes (the working plan's
+        facts, plus the event)."""
+        given = [o for s in steps if s["when"] == "now" for o in s["options"][:1] + s.get("add_on", [])]
+        prior = list(_history(self.base.get("prior_therapies"), values.get("prior_therapies")) or [])
+        out: dict[str, dict[str, Any]] = {}
+        kinds = {s.when for s in pw.steps if s.when != "now"}
+        events = {
+            "at_progression": {"course.status": "progressive", "prior_therapies": prior + [
+                {"therapy": o, "outcome": "progression", "months_to_progression": None, "ongoing": False}
+                for o in given if o not in _LOCAL]},
+            "after_response": {"course.status": "stable", "prior_therapies": prior + [
+                {"therapy": o, "outcome": "response", "months_to_progression": None, "ongoing": o not in _LOCAL}
+                for o in given]},
+            "if_symptoms_persist": {"symptomatic": True},
+        }
+        for kind in kinds:
+            out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
+        return out
+
+    def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+        """Each option's verdict and deciding rule with ``values`` filled in (what a later
+        step reads), without the assessment's reasons and missing data."""
+        key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            p = _with(self.base, values)
+            self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb), self.kb)
+        return self._states[key]
+
+
+def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """Options as the plan's later steps read them: verdict, and the rule that decided it
+    (the first deciding rule that certainly holds; none when ``otherwise`` decides)."""
+    row = ev.verdicts
+    out = {}
+    for opt in kb.options:
+        verdict = row[f"verdict__{opt.id}"]
+        rule = next((r.id for r in opt.deciding if row[rule_column(opt.id, r.id)] is True), None)
+        reasons = [] if verdict == "undetermined" else [{"kind": "decisive", "rule": rule}]
+        out[opt.id] = {"id": opt.id, "verdict": verdict, "reasons": reasons}
+    return out
+
+
+# options whose "progression on" is a recurrence after a procedure, not a line to exclude
+_LOCAL = {"liver_resection", "thermal_ablation", "liver_transplant"}
 
 
 def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-               reassess: Callable[[Patient], tuple[Evaluation, dict[str, Any]]]) -> dict[str, Any]:
-    """The plan section of an assessment; ``reassess`` evaluates a patient with assumed facts."""
-    options = {o["id"]: o for o in assessment["options"]}
-    pw, unknown, steps = follow(ev.verdicts, options, kb)
-    fields, conditions = _uncertain(pw, unknown, steps, ev, assessment, kb) if pw else (
-        _fields(kb, unknown, ev.verdicts), [])
-    if pw and not fields:
-        assumptions = [_check_assumption(c, steps) for c in conditions]
-        return _plan("conditional" if assumptions else "determined", pw, steps, assumptions,
-                     [c["field"] for c in conditions])
+               reassess: Reassess) -> dict[str, Any]:
+    """The plan section of an assessment; ``reassess`` evaluates a patient with facts filled in."""
+    planner = _Planner(patient, ev, assessment, kb, reassess)
+    work = planner.settle({})
+    if work.get("invalid") or work["pw"] is None or work["blocking"]:
+        return _undetermined(planner, work, assessment, kb)
 
-    # a plan that hangs on missing facts: assume those a board routinely confirms
-    assumable = {a.field: a for a in kb.assumptions}
-    if not fields or not set(fields) & set(assumable):
-        return _plan("undetermined", pw, [], [], sorted(fields) or _missing_defining(assessment))
-    assumed = [assumable[f] for f in sorted(fields) if f in assumable]
-    alt_patient = _with(patient, {a.field: a.assumed for a in assumed})
-    if alt_patient is None:
-        return _plan("undetermined", pw, [], [], sorted(fields))
-    ev2, a2 = reassess(alt_patient)
-    pw2, unknown2, steps2 = follow(ev2.verdicts, {o["id"]: o for o in a2["options"]}, kb)
-    fields2, conditions2 = _uncertain(pw2, unknown2, steps2, ev2, a2, kb) if pw2 else ({"?"}, [])
-    if fields2:
-        return _plan("undetermined", pw, [], [], sorted(fields | fields2 - {"?"}))
-    # the steps as the assumptions make them, with today's verdicts allowed by a conditional plan
-    steps = build_steps(pw2, ev2.verdicts, options, kb, conditional=True, ranked={o["id"]: o for o in a2["options"]})
-    if steps[0]["options"][:1] != steps2[0]["options"][:1]:
-        return _plan("undetermined", pw, [], [], sorted(fields))
-    assumptions = []
-    for a in assumed:
-        assumptions.append({"field": a.field, "label": fact_label(a.field), "assumed": a.assumed,
-                            "if_not": _if_not(patient, a, reassess, kb), "reason": a.reason,
-                            "sources": list(a.sources)})
-    assumptions += [_check_assumption(c, steps) for c in conditions2]
-    return _plan("conditional", pw2, steps, assumptions, sorted(fields | {c["field"] for c in conditions2}))
+    steps = _steps_for(planner, work)
+    lead = steps[0]["options"][0] if steps[0]["options"] else None
+    # each assumption gets a branch; one that leads the same way could not change the lead
+    assumptions, branches = [], []
+    for field, a in work["assumed"].items():
+        alt = planner.settle(planner.filled(a, a.alternative, a.also_if_not))
+        if alt.get("invalid"):
+            continue
+        settled = alt["pw"] is not None and not alt["blocking"]
+        # the lead first (the steps follow() built); the whole branch only where it differs
+        alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
+        if settled and alt_lead == lead:
+            continue
+        alt_steps = _steps_for(planner, alt) if settled else []
+        cond = {"field": field, "value": a.alternative, "label": a.if_not_label or f"{fact_label(field)}: {a.alternative}",
+                "with": {f: v for f, v in a.also_if_not.items() if not planner.known(f)}}
+        same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
+        if same is not None:
+            same["if"].append(cond)
+            index = branches.index(same)
+        else:
+            branches.append(_branch(planner, alt, alt_steps, alt_lead, cond, kb))
+            index = len(branches) - 1
+        assumptions.append({"field": field, "label": fact_label(field), "assumed": a.assumed,
+                            "statement": a.label or f"{fact_label(field)}: {a.assumed}",
+                            "if_not": _if_not(alt_lead, alt, branches[index]), "branch": index,
+                            "reason": " ".join(a.reason.split()), "sources": list(a.sources)})
+    checks = [_check_assumption(c, steps) for c in work["conditions"]] if lead else []
+    for b in branches:
+        b.pop("_lead")
+    status = "conditional" if assumptions or checks else "determined"
+    missing = sorted({a["field"] for a in assumptions} | {c["field"] for c in checks})
+    plan = _plan(status, work["pw"], steps, assumptions + checks, missing)
+    plan["branches"] = branches
+    plan["workup"] = _workup(assumptions, checks, lead, branches, kb)
+    plan["deferred"] = _deferred(work["pw"], steps, assessment, kb)
+    return plan
+
+
+_WHEN_WORDS = {"after_response": "after a response", "at_progression": "at progression",
+               "if_symptoms_persist": "if symptoms persist"}
+
+
+def _deferred(pw: Any, steps: list[dict[str, Any]], assessment: dict[str, Any], kb: KnowledgeBase
+              ) -> list[dict[str, Any]]:
+    """Options preferred today that the plan does not give today, each with why it waits
+    (issue 18: a plan, not a menu); the reason is also added to the option's own reasons."""
+    today = set(steps[0]["options"]) if steps else set()
+    out = []
+    for o in assessment["options"]:
+        if o["verdict"] != "preferred" or o["id"] in today:
+            continue
+        later = next((s for s in steps if o["id"] in s["options"]), None)
+        first = [x for x in steps[0]["options"] if x not in steps[0].get("add_on", [])] if steps else []
+        if later is not None:
+            why = f"The plan gives it {_WHEN_WORDS.get(later['when'], later['when'])} (step {later['step']})."
+        elif o["id"] == TRIAL and first:
+            why = (f"A trial follows established care: the plan starts with {_label(first[0])}; a trial is offered "
+                   "where no standard line remains or where one is open beside it.")
+        elif first:
+            why = (f"The plan names at most {STEP_NAMES} options today and ranks {', '.join(_label(x) for x in first)} "
+                   f"first for this patient ({pw.label}).")
+        else:
+            why = f"Not part of the {pw.label} sequence for today."
+        out.append({"option": o["id"], "why": why})
+        o["reasons"].append({"kind": "note", "text": f"Preferred, but not in today's step: {why}",
+                             "sources": list(pw.sources), "level": strongest_level(pw.sources, kb),
+                             "rule": None, "facts": []})
+    return out
+
+
+def _steps_for(planner: _Planner, work: dict[str, Any]) -> list[dict[str, Any]]:
+    """The settled plan's steps, later steps with the verdicts expected then; ``now``
+    options show today's verdict (``expected_verdicts`` of a ``now`` step)."""
+    ev = work["state"][0]
+    pw = work["pw"]
+    future = planner.future(work["values"], pw, work["steps"])
+    steps = build_steps(pw, ev.verdicts, planner.full(work["values"]), planner.kb, future)
+    for s in steps:
+        if s["when"] == "now":
+            s["expected_verdicts"] = {oid: planner.today[oid]["verdict"] for oid in s["options"]}
+    return steps
+
+
+def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]], lead: str | None,
+            cond: dict[str, Any], kb: KnowledgeBase) -> dict[str, Any]:
+    if not steps:
+        missing = sorted(alt.get("blocking") or [])
+        return {"if": [cond], "status": "undetermined", "pathway": alt["pw"].id if alt.get("pw") else None,
+                "steps": [], "missing": missing, "_lead": None}
+    own = [{"field": f, "label": fact_label(f), "assumed": x.assumed,
+            "statement": x.label or f"{fact_label(f)}: {x.assumed}", "reason": " ".join(x.reason.split()),
+            "sources": list(x.sources)} for f, x in alt["assumed"].items()]
+    return {"if": [cond], "status": "conditional" if own else "determined", "pathway": alt["pw"].id,
+            "pathway_label": alt["pw"].label, "steps": steps, "assumptions": own,
+            "missing": sorted(a["field"] for a in own), "_lead": lead}
+
+
+def _if_not(alt_lead: str | None, alt: dict[str, Any], branch: dict[str, Any]) -> str:
+    if not branch["steps"]:
+        return "the plan would wait for the remaining data (" + ", ".join(fact_label(f) for f in branch["missing"]) + ")."
+    if alt_lead is None:
+        return f"no active treatment would be indicated today ({alt['pw'].label})."
+    return f"{_label(alt_lead)} would lead ({alt['pw'].label})."
+
+
+def _workup(assumptions: list[dict[str, Any]], checks: list[dict[str, Any]], lead: str | None,
+            branches: list[dict[str, Any]], kb: KnowledgeBase) -> list[dict[str, Any]]:
+    """The tests whose results decide the plan, the most decisive first (the order of the
+    assumptions in pathways.yaml), merged where one test settles several facts."""
+    out: dict[str, dict[str, Any]] = {}
+    now = _label(lead) if lead else "no active treatment"
+    for a in assumptions:
+        b = branches[a["branch"]]
+        other = (_label(b["steps"][0]["options"][0]) if b["steps"] and b["steps"][0]["options"]
+                 else "no active treatment" if b["steps"] else "a plan after further work-up")
+        order = kb.order_for(a["field"])
+        got = out.setdefault(order, {"fields": [], "order": order, "decides": []})
+        got["fields"].append(a["field"])
+        got["decides"].append(f"{now} or {other}")
+    if checks:
+        # the leading option's pre-treatment checks: one order, the checks named in it
+        labels = {x.field: x.label for x in kb.checks}
+        names = list(dict.fromkeys(labels.get(c["field"], kb.order_for(c["field"])) for c in checks))
+        out["checks"] = {"fields": [c["field"] for c in checks], "order": "pre-treatment checks: " + "; ".join(names),
+                         "decides": [f"whether {now} can go ahead"]}
+    return [{"fields": w["fields"], "order": w["order"], "decides": "; ".join(dict.fromkeys(w["decides"]))}
+            for w in out.values()]
+
+
+def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str, Any],
+                  kb: KnowledgeBase) -> dict[str, Any]:
+    """No treatment can be named without a diagnostic step first: the plan says which
+    tests decide, and gives branches where the possibilities are few."""
+    pw = work.get("pw")
+    blocking = sorted(work.get("blocking") or [])
+    if not blocking and pw is None and not work.get("invalid"):
+        # no pathway holds and none still unknown could offer anything today: the facts that
+        # decide which pathway applies are still what the board needs
+        ev = work["state"][0]
+        blocking = sorted(_fields(kb, [pathway_column(p.id) for p in kb.pathways
+                                       if ev.verdicts[pathway_column(p.id)] is None], ev.verdicts))
+    blocking = blocking or _missing_defining(assessment)
+    plan = _plan("undetermined", pw, [], [], blocking)
+    branches = []
+    # a fact with few values that defines the disease: the plan for each value (the first such fact)
+    for field, values in _FEW_VALUES.items():
+        if field not in blocking or branches:
+            continue
+        for value in values:
+            alt = planner.settle({field: value})
+            if alt.get("invalid") or alt["pw"] is None or alt["blocking"]:
+                continue
+            steps = _steps_for(planner, alt)
+            lead = steps[0]["options"][0] if steps[0]["options"] else None
+            cond = {"field": field, "value": value, "label": f"{fact_label(field)}: {_VALUE_WORDS.get(value, value)}"}
+            b = _branch(planner, alt, steps, lead, cond, kb)
+            b.pop("_lead")
+            branches.append(b)
+    plan["branches"] = branches
+    grouped: dict[str, list[str]] = {}
+    for f in blocking:
+        grouped.setdefault(kb.order_for(f), []).append(f)
+    plan["workup"] = [{"fields": fs, "order": order, "decides": "which treatment pathway applies"}
+                      for order, fs in grouped.items()]
+    return plan
+
+
+# defining facts with few values, for the branches of an undetermined plan
+_FEW_VALUES = {"pathology.differentiation": ("well", "poor"),
+               "primary.site": ("pancreas", "jejunum_ileum")}
+_VALUE_WORDS = {"well": "well differentiated (NET)", "poor": "poorly differentiated (NEC)",
+                "pancreas": "pancreatic primary", "jejunum_ileum": "small-intestinal primary"}
 
 
 def _missing_defining(assessment: dict[str, Any]) -> list[str]:
@@ -201,27 +657,28 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]]) -> dict
     """An unknown pre-treatment check of the leading option, as a plan assumption."""
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
-    nxt = f"; {OPTION_LABELS.get(rest[0], rest[0])} would lead instead" if rest else ""
+    nxt = f"; {_label(rest[0])} would lead instead" if rest else ""
     return {"field": cond["field"], "label": fact_label(cond["field"]), "assumed": cond["requirement"],
-            "if_not": f"{OPTION_LABELS.get(lead, lead)} may be ruled out{nxt}.", "check": True}
+            "statement": cond["requirement"], "if_not": f"{_label(lead)} may be ruled out{nxt}.", "check": True}
 
 
-def _if_not(patient: Patient, a: Any, reassess: Callable, kb: KnowledgeBase) -> str:
-    alt = _with(patient, {a.field: a.alternative})
-    if alt is None:
-        return "the plan would have to be reconsidered."
-    ev, result = reassess(alt)
-    pw, _, steps = follow(ev.verdicts, {o["id"]: o for o in result["options"]}, kb)
-    if not steps:
-        return "no leading recommendation until the remaining data are known."
-    if not steps[0]["options"]:
-        return f"no active treatment would be indicated today ({pw.label})."
-    lead = steps[0]["options"][0]
-    return f"{OPTION_LABELS.get(lead, lead)} would lead ({pw.label})."
+def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:
+    """The treatment history with the unrecorded outcome of each therapy no longer given
+    taken as ``outcome`` (an assumption of pathways.yaml on ``prior_therapies``); a therapy
+    still given takes its outcome from the course instead (nelm.patient.worst_outcome)."""
+    if records is None or not isinstance(outcome, str):
+        return records
+    return [r | {"outcome": outcome} if r.get("outcome") is None and r.get("ongoing") is not True else r
+            for r in records]
 
 
-def _with(patient: Patient, values: dict[str, Any]) -> Patient | None:
-    data = patient.model_dump()
+def _with(data: dict[str, Any], values: dict[str, Any]) -> Patient | None:
+    """The patient document with ``values`` (dotted paths) filled in, if it is still valid.
+    ``prior_therapies`` given as an outcome fills the history's unrecorded outcomes."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    if isinstance(values.get("prior_therapies"), str):
+        values = dict(values)
+        data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
     for dotted, value in values.items():
         node = data
         *parents, last = dotted.split(".")
@@ -231,8 +688,9 @@ def _with(patient: Patient, values: dict[str, Any]) -> Patient | None:
             node = node[part]
         node[last] = value
     try:
-        return validate_patient(data)
-    except InvalidPatient:
+        # the document derives from one that passed the input gate: the model's own checks suffice
+        return Patient.model_validate(data)
+    except ValidationError:
         return None
 
 

@@ -23,7 +23,7 @@ def stored_case(board, browser) -> str:
     changed = copy.deepcopy(EXAMPLE)
     changed["pathology"]["ki67_percent"] = 12
     assert context.request.put(board.url + f"api/v1/assessments/{case}", data=json.dumps(changed),
-                               headers={"content-type": "application/json"}).status == 200
+                               headers={"content-type": "application/json", "if-match": '"1"'}).status == 200
     context.close()
     return case
 

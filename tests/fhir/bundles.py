@@ -63,7 +63,11 @@ def medication(mid: str, code: str, status: str = "active", system: str = ATC, s
     return m
 
 
-def bundle(*resources: dict[str, Any], kind: str = "collection") -> dict[str, Any]:
+def bundle(*resources: dict[str, Any], kind: str = "collection", add_patient: bool = True) -> dict[str, Any]:
+    """A Bundle of ``resources``; without a Patient among them, Patient/p1 (no birth date) is added
+    first, since the reader reads only records it can tell are the Bundle's one Patient's."""
+    if add_patient and not any(r.get("resourceType") == "Patient" for r in resources):
+        resources = ({"resourceType": "Patient", "id": PATIENT_ID}, *resources)
     return {"resourceType": "Bundle", "type": kind,
             "entry": [{"fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{r.get('id', i)}", "resource": r}
                       for i, r in enumerate(resources)]}

@@ -12,6 +12,7 @@ import warnings  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from typing import Any  # noqa: E402
+from urllib.parse import unquote  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -24,7 +25,11 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def app(tmp_path):
-    return create_app(f"sqlite:///{tmp_path / 'cases.sqlite3'}", allowed_hosts=["testserver"])
+    app = create_app(f"sqlite:///{tmp_path / 'cases.sqlite3'}", allowed_hosts=["testserver"])
+    # the fake FHIR servers of these tests listen on 127.0.0.1, an internal address a hook's
+    # fhirServer may name only when allowed (tests/fhir/test_cds_security.py checks the refusal)
+    app.state.cds_settings.allow_private = True
+    return app
 
 
 @pytest.fixture
@@ -44,8 +49,9 @@ class FakeFhirServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                outer.requests.append((self.path, dict(self.headers)))
-                answer = outer.routes.get(self.path.removeprefix("/fhir/"), 404)
+                path = unquote(self.path)  # routes are written unencoded (code=http://loinc.org|...)
+                outer.requests.append((path, dict(self.headers)))
+                answer = outer.routes.get(path.removeprefix("/fhir/"), 404)
                 status, body = (answer, {"resourceType": "OperationOutcome"}) if isinstance(answer, int) else (200, answer)
                 raw = json.dumps(body).encode()
                 self.send_response(status)

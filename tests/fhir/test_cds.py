@@ -31,7 +31,8 @@ def _prefetch(doc: dict[str, Any]) -> dict[str, Any]:
 
     return {"patient": next(r for r in resources if r["resourceType"] == "Patient"),
             "conditions": search("Condition"), "observations": search("Observation"),
-            "procedures": search("Procedure"), "medications": search("MedicationStatement")}
+            "procedures": search("Procedure"), "medications": search("MedicationStatement"),
+            "medicationRequests": search("MedicationRequest")}
 
 
 def hook(kind: str = "patient-view", prefetch: dict[str, Any] | None = None, **context: Any) -> dict[str, Any]:
@@ -67,11 +68,15 @@ def test_discovery_has_the_specification_shape(client):
     assert r.status_code == 200
     conforms(DISCOVERY, r.json())
     services = {s["hook"]: s for s in r.json()["services"]}
-    assert set(services) == {"patient-view", "order-select"}
+    assert set(services) == {"patient-view", "order-select", "order-sign"}
     for s in services.values():
         assert s["prefetch"] == PREFETCH
         kinds = {t.split("/")[0].split("?")[0] for t in s["prefetch"].values()}
-        assert kinds == {"Patient", "Condition", "Observation", "Procedure", "MedicationStatement"}
+        assert kinds == {"Patient", "Condition", "Observation", "Procedure", "MedicationStatement", "MedicationRequest"}
+    # EHRs refuse an Observation search without a code or category: every template names them,
+    # newest first where the server pages, MedicationRequest with the Medications it names
+    assert "&code=http://loinc.org|29593-1" in PREFETCH["observations"] and "_sort=-date" in PREFETCH["observations"]
+    assert "_include=MedicationRequest:medication" in PREFETCH["medicationRequests"]
 
 
 # ------------------------------------------------------------------ patient-view
@@ -124,7 +129,7 @@ def test_conflicts_and_unread_resources_are_in_the_card(client):
     [card] = client.post("/cds-services/nelm-plan", json=hook(prefetch=pre)).json()["cards"]
     assert card["indicator"] == "warning"
     assert "**Conflicting records**" in card["detail"] and "Observation/ki-old" in card["detail"]
-    assert "**Not read** (1 resources)" in card["detail"] and "LOINC 1988-5" in card["detail"]
+    assert "**Not read** (1 records)" in card["detail"] and "LOINC 1988-5" in card["detail"]
 
 
 def test_invalid_record_gives_a_warning_card_naming_the_field(client):
@@ -133,7 +138,8 @@ def test_invalid_record_gives_a_warning_card_naming_the_field(client):
     r = client.post("/cds-services/nelm-plan", json=hook(prefetch=pre))
     conforms(RESPONSE, r.json())
     [card] = r.json()["cards"]
-    assert card["indicator"] == "warning" and "pathology.ki67_percent" in card["summary"]
+    assert card["indicator"] == "warning" and "Ki-67" in card["summary"]  # the field in words, not its path
+    assert "pathology.ki67_percent" not in card["summary"] + card["detail"]
     assert "Observation/ki-bad" in card["detail"]
 
 
@@ -177,8 +183,11 @@ def test_only_selected_and_mapped_orders_get_cards(client):
     body = hook("order-select", _prefetch(_renal(20)), selections=["MedicationRequest/b", "MedicationRequest/c"],
                 draftOrders=orders)
     cards = client.post("/cds-services/nelm-order-check", json=body).json()["cards"]
-    assert [c["summary"] for c in cards] == [c["summary"] for c in cards if "omatostatin" in c["summary"]]
-    assert len(cards) == 1  # aspirin is not in the table, capecitabine not selected
+    # capecitabine is not selected: no card; aspirin is not in the table: a card saying nelm has no
+    # rule on it (silence would read as "no concern")
+    assert len(cards) == 2
+    assert "omatostatin" in cards[0]["summary"]
+    assert cards[1]["summary"] == "NELM has no rule on this order: ATC B01AC06" and cards[1]["indicator"] == "info"
 
 
 def test_verdict_order_known():
@@ -212,14 +221,16 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server(client, fhir_server):
 
 def test_searchset_pages_are_followed(client, fhir_server):
     _serve(fhir_server, EXAMPLE)
-    obs = fhir_server.routes["Observation?patient=p1"]
+    key = PREFETCH["observations"].replace("{{context.patientId}}", "p1")
+    obs = fhir_server.routes[key]
     first, rest = obs["entry"][:2], obs["entry"][2:]
-    fhir_server.routes["Observation?patient=p1"] = {"resourceType": "Bundle", "type": "searchset", "entry": first,
+    fhir_server.routes[key] = {"resourceType": "Bundle", "type": "searchset", "entry": first,
                                                     "link": [{"relation": "next", "url": fhir_server.url + "/page2"}]}
     fhir_server.routes["page2"] = {"resourceType": "Bundle", "type": "searchset", "entry": rest}
     r = client.post("/cds-services/nelm-plan", json=hook() | {"fhirServer": fhir_server.url})
     case_id = r.json()["cards"][0]["links"][0]["url"].rsplit("/", 1)[1]
     stored = client.get(f"/api/v1/assessments/{case_id}").json()["patient"]
+    assert stored.pop("id").startswith("FHIR Patient/p1 (127.0.0.1:")  # the case is labelled with the FHIR patient
     assert stored == readable_part(EXAMPLE)
 
 
@@ -233,7 +244,7 @@ def test_fhir_server_that_cannot_answer_is_412(client, fhir_server, broken):
     _serve(fhir_server, EXAMPLE)
     url = fhir_server.url
     if broken == "status":
-        fhir_server.routes["Observation?patient=p1"] = 500
+        fhir_server.routes[PREFETCH["observations"].replace("{{context.patientId}}", "p1")] = 500
     elif broken == "no-patient":
         del fhir_server.routes["Patient/p1"]
     else:
@@ -297,4 +308,6 @@ def test_a_next_page_that_cannot_be_fetched_is_reported(client):
     pre = _prefetch(EXAMPLE)
     pre["observations"]["link"] = [{"relation": "next", "url": "http://fhir.example/Observation?page=2"}]
     [card] = client.post("/cds-services/nelm-plan", json=hook(prefetch=pre)).json()["cards"]
-    assert "search page http://fhir.example/Observation?page=2: not read: no fhirServer" in card["detail"].replace("\\", "")
+    detail = card["detail"].replace("\\", "")
+    assert "search page http://fhir.example/Observation?…: WARNING: records may be missing: not read: no fhirServer" in detail
+    assert card["indicator"] == "warning"  # records may be missing: never the calmer card

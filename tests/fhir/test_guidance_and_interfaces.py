@@ -46,7 +46,9 @@ def test_round_trip_fhir_assessment_guidance_response(path):
     gr = guidance_response(result, imported.patient_reference, "hook-1")
     parsed = GuidanceResponse.model_validate(gr)
     RequestGroup.model_validate(gr["contained"][0])
-    assert parsed.status == "success" and parsed.subject.reference == "Patient/p1"
+    waits = result["plan"]["status"] != "determined" or bool(result["plan"].get("missing"))
+    assert parsed.status == ("data-required" if waits else "success") and parsed.subject.reference == "Patient/p1"
+    assert bool(gr.get("dataRequirement")) == waits
     assert verdicts_of(gr) == {o["id"]: o["verdict"] for o in result["options"]}  # every option, once
     assert plan_of(gr) == [(s["when"], s["options"]) for s in result["plan"]["steps"]]
 
@@ -68,6 +70,8 @@ def test_actions_carry_verdict_intent_reasons_and_citations():
     assert step1["selectionBehavior"] == "all"  # resection with ablation: given together
     resection = step1["action"][0]
     codes = {c["coding"][0]["system"]: c["coding"][0]["code"] for c in resection["code"]}
+    # contract v3: a step's expected verdict, for a "now" step today's verdict, travels beside it
+    assert codes.pop("urn:nelm:expected-verdict", "preferred") == "preferred"
     assert codes == {"urn:nelm:option": "liver_resection", "urn:nelm:verdict": "preferred", "urn:nelm:intent": "curative"}
     option = next(o for o in result["options"] if o["id"] == "liver_resection")
     assert resection["textEquivalent"].split("\n") == [r["text"] for r in option["reasons"]]

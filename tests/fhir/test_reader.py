@@ -187,14 +187,14 @@ def test_observations_not_final_are_unread(status):
 @pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
 def test_refuted_conditions_are_not_facts(verification):
     imported = read_bundle(bundle(condition("c", "C7B.03", verification=verification)), ON)
-    assert imported.document == {} and "not a fact" in imported.unread[0].reason
+    assert imported.document == {} and "not a confirmed fact" in imported.unread[0].reason
 
 
 def test_resources_about_another_patient_are_unread():
     other = observation("ki", "29593-1", 5, "%", subject={"reference": "Patient/someone-else"})
     imported = read_bundle(bundle(patient(), other), ON)
     assert imported.document == {"age_years": 58}
-    assert imported.unread[0].reason == "about another patient (Patient/someone-else), not Patient/p1"
+    assert imported.unread[0].reason == "another patient (Patient/someone-else), not Patient/p1"
 
 
 def test_age_is_whole_years_on_the_assessment_date():
@@ -303,6 +303,39 @@ def test_every_observation_code_sets_its_field(key):
     if rule.value == "integer":
         o = observation("o", code, 1, integer=True, system=system)
         expected = 1
+    elif rule.value == "coded":  # every answer gives its value (with the method the rule requires)
+        for answer in rule.answers:
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": MAPPING.systems[answer.system], "code": answer.code}]}
+            if rule.methods:
+                m = rule.methods[0]
+                o["method"] = {"coding": [{"system": MAPPING.systems[m.system], "code": m.code}]}
+            node = read_bundle(bundle(o), ON).document
+            for part in rule.field.split("."):
+                node = node[part]
+            assert node == answer.value
+        return
+    elif rule.value == "site":  # every distant-metastasis site answer
+        for answer in rule.answers:
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": MAPPING.systems[answer.system], "code": answer.code}]}
+            doc = read_bundle(bundle(o), ON).document
+            if answer.value is None:
+                assert doc == {}
+            elif answer.value is True:
+                assert doc == {"extrahepatic": {"present": True}}
+            else:
+                assert doc == {"extrahepatic": {"present": True, "sites": [answer.value]}}
+        return
+    elif rule.value == "morphology":  # every morphology the table knows
+        for (msystem, mcode), morph in MAPPING.morphologies.items():
+            o = observation("o", code, system=system)
+            o["valueCodeableConcept"] = {"coding": [{"system": msystem, "code": mcode}]}
+            expected_doc: dict = {}
+            for dotted, value in morph.sets.items():
+                set_field(expected_doc, dotted, value)
+            assert read_bundle(bundle(o), ON).document == expected_doc
+        return
     else:
         unit, factor = next(iter(rule.units.items()))
         o = observation("o", code, 2, unit, system=system)

@@ -17,11 +17,67 @@ from nelm.evidence import EVIDENCE_DIR, load_records
 from nelm.knowledge import KNOWLEDGE_DIR
 from nelm.yamlio import read_yaml
 
+REVIEW002_ONLY = "review 002 only: a source of unknown identity (identity: unknown), not source-checked"
+
 # Pinned 2026 (evidence pass 5). Each line: where the statement lives -> why no checked record is cited yet.
 KNOWN_UNVERIFIED = {
     # Surveillance for stable, asymptomatic low-grade pancreatic NET: the ESMO 2020 and ENETS 2023 records behind it
     # could not be checked against their texts, and no checked record speaks to watch-and-wait in this setting.
     "pathway pancreatic_g1g2 nothing_now": "esmo2020, enets2023_liver unverified",
+    # Merged from main (plan v3 assumptions): they cite review 002 beside records that are not source-checked either.
+    "pathway assumption liver.lesion_count": REVIEW002_ONLY,
+    "pathway assumption liver.pattern": REVIEW002_ONLY,
+    # Issue 19: review 002's identity is not established (our copy lacks its title page), so it is no longer
+    # counted as source-checked; these statements rest on it (and on no other checked record) and say so.
+    "gate repeat_embolization": REVIEW002_ONLY,
+    "rule ssa.neuroendocrine_carcinoma": REVIEW002_ONLY,
+    "rule ssa.curative_resection_planned": REVIEW002_ONLY,
+    "rule ssa.no_shrinkage": REVIEW002_ONLY,
+    "rule ssa.otherwise": REVIEW002_ONLY,
+    "rule interferon_alpha.neuroendocrine_carcinoma": REVIEW002_ONLY,
+    "rule interferon_alpha.curative_resection_available": REVIEW002_ONLY,
+    "rule interferon_alpha.carcinoid_syndrome": REVIEW002_ONLY,
+    "rule interferon_alpha.otherwise": REVIEW002_ONLY,
+    "rule capecitabine_temozolomide.over_75_percent_liver": REVIEW002_ONLY,
+    "rule capecitabine_temozolomide.curative_resection_available": REVIEW002_ONLY,
+    "rule streptozocin_based.over_75_percent_liver": REVIEW002_ONLY,
+    "rule streptozocin_based.curative_resection_available": REVIEW002_ONLY,
+    "rule streptozocin_based.pancreatic_progressive_or_symptomatic": REVIEW002_ONLY,
+    "rule clinical_trial.otherwise": REVIEW002_ONLY,
+    "rule group arterial_exclusions.pvt_or_impaired_liver": REVIEW002_ONLY,
+    "rule group arterial_indications.progressive_liver_disease": REVIEW002_ONLY,
+    "rule group arterial_indications.unresectable_liver_disease": REVIEW002_ONLY,
+    "rule tae.high_grade_prefers_tace": REVIEW002_ONLY,
+    "rule tae.otherwise": REVIEW002_ONLY,
+    "rule tace.high_grade_net": REVIEW002_ONLY,
+    "rule tace.first_line_response": REVIEW002_ONLY,
+    "rule tace.otherwise": REVIEW002_ONLY,
+    "rule sirt.disseminated_without_syndrome": REVIEW002_ONLY,
+    "rule sirt.disseminated_hormonal_palliation": REVIEW002_ONLY,
+    "rule sirt.only_arterial_option": REVIEW002_ONLY,
+    "rule sirt.works_best_below_50": REVIEW002_ONLY,
+    "rule sirt.limited_availability": REVIEW002_ONLY,
+    "rule sirt.otherwise": REVIEW002_ONLY,
+    "rule prrt.curative_resection_available": REVIEW002_ONLY,
+    "rule prrt.stable_disease": REVIEW002_ONLY,
+    "rule prrt.cytoreductive_potential": REVIEW002_ONLY,
+    "rule prrt.otherwise": REVIEW002_ONLY,
+    "rule liver_resection.right_heart_failure": REVIEW002_ONLY,
+    "rule liver_resection.diffuse_peritoneal_disease": REVIEW002_ONLY,
+    "rule thermal_ablation.pvt_or_impaired_liver": REVIEW002_ONLY,
+    "rule thermal_ablation.disseminated_type_iii": REVIEW002_ONLY,
+    "rule group targeted_exclusions.neuroendocrine_carcinoma": REVIEW002_ONLY,
+    "rule group targeted_exclusions.curative_resection_available": REVIEW002_ONLY,
+    "criterion enets_curative_resection.resectable_g1_g2": REVIEW002_ONLY,
+    "criterion enets_curative_resection.no_right_heart_insufficiency": REVIEW002_ONLY,
+    "criterion enets_curative_resection.no_unresectable_nodal_or_extra_abdominal": REVIEW002_ONLY,
+    "criterion enets_curative_resection.no_diffuse_peritoneal_carcinomatosis": REVIEW002_ONLY,
+    "criterion milan_transplant.primary_removed": REVIEW002_ONLY,
+    "criterion milan_transplant.no_extrahepatic_disease": REVIEW002_ONLY,
+    "pathway assumption liver.resectable": REVIEW002_ONLY,
+    "pathway assumption extrahepatic.resectable": REVIEW002_ONLY,
+    "pathway assumption extrahepatic.peritoneal_carcinomatosis": REVIEW002_ONLY,
+    "pathway ablation_instead_of_surgery nothing_now": REVIEW002_ONLY,
 }
 
 

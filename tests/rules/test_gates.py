@@ -109,11 +109,17 @@ def test_liver_function_gates():
         assert o[option]["verdict"] == "contraindicated", option
     assert o["everolimus"]["verdict"] == "not_recommended"
     _, o = verdicts(**pnet, **{"liver.bilirubin_mg_dl": 2.5, "liver.liver_function": "impaired"})
-    assert o["sirt"]["verdict"] == "contraindicated"
+    # issue 19: review 002 says impaired liver function does not exclude SIRT; its bilirubin line is this knowledge
+    # base's default, so it sets SIRT aside (not recommended) and says so, while embolization is contraindicated
+    # on RETNET's sourced 2.0 mg/dL
+    assert o["sirt"]["verdict"] == "not_recommended"
+    assert o["sirt"]["reasons"][0]["rule"] == "bilirubin_sirt" and "default" in o["sirt"]["reasons"][0]["text"]
+    _, o = verdicts(**pnet, **{"liver.bilirubin_mg_dl": 2.5})
+    assert o["tace"]["verdict"] == "contraindicated" and o["tace"]["reasons"][0]["rule"] == "bilirubin_arterial"
 
 
 def test_bilio_enteric_bypass_takes_embolization_off_first_choice():
-    base = {**UNRESECTABLE, "liver.pattern": "dominant_with_satellites", "liver.burden_percent": 40}
+    base = {**UNRESECTABLE, **PROGRESSIVE, "liver.pattern": "dominant_with_satellites", "liver.burden_percent": 40}
     _, o = verdicts(**base)
     assert o["tae"]["verdict"] == "preferred"
     _, o = verdicts(**base, **{"liver.biliary_enteric_bypass": True})

@@ -3,22 +3,61 @@ UNRESECTABLE = {"liver.burden_percent": 35, "liver.pattern": "dominant_with_sate
                 "liver.largest_lesion_cm": 5, "liver.resectable_fraction_percent": 40}
 
 
+PROGRESSIVE = {"course.status": "progressive", "course.stable_months": 0, "course.progression_within_12_months": True}
+
+
 def test_asymptomatic_unresectable_over_25_percent_prefers_iat(assess_with):
-    _, o = assess_with(symptomatic=False, **UNRESECTABLE)
+    _, o = assess_with(symptomatic=False, **UNRESECTABLE, **PROGRESSIVE)
     assert o["tae"]["verdict"] == "preferred" and o["tace"]["verdict"] == "preferred"
     assert o["sirt"]["verdict"] == "reasonable"
 
 
+def test_stable_asymptomatic_disease_on_an_analogue_is_not_embolized(assess_with):
+    """Issue 19: TAE/TACE were 'preferred' for disease stable 3 years on an analogue."""
+    on_ssa = [{"therapy": "ssa", "outcome": "stable", "ongoing": True}]
+    _, o = assess_with(symptomatic=False, prior_therapies=on_ssa, **{**UNRESECTABLE, "course.stable_months": 36})
+    for i in ("tae", "tace", "deb_tace", "sirt"):
+        assert o[i]["verdict"] == "not_recommended", i
+        assert o[i]["reasons"][0]["rule"] == "stable_asymptomatic"
+    # stable, untreated: an alternative to the analogue, not a first choice
+    _, o = assess_with(symptomatic=False, **UNRESECTABLE)
+    assert o["tae"]["verdict"] == "reasonable" and o["ssa"]["verdict"] == "preferred"
+    # a burden that threatens the liver is treated first
+    _, o = assess_with(symptomatic=False, prior_therapies=on_ssa, **{**UNRESECTABLE, "liver.burden_percent": 60})
+    assert o["tae"]["verdict"] == "preferred"
+    assert o["tae"]["reasons"][0]["rule"] == "liver_threatening_burden"
+    assert "default" in o["tae"]["reasons"][0]["text"]
+
+
 def test_symptomatic_unresectable_disease_prefers_iat_for_symptoms(assess_with):
-    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", **UNRESECTABLE)
+    _, o = assess_with(symptomatic=True, **UNRESECTABLE)  # bulk symptoms, non-functional
     assert o["tace"]["verdict"] == "preferred"
+    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", functional_control="refractory",
+                       prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}], **UNRESECTABLE)
+    assert o["tace"]["verdict"] == "preferred" and o["tace"]["intent"] == "symptom_control"
+    assert o["tace"]["reasons"][0]["rule"] == "refractory_syndrome"
+
+
+def test_untreated_syndrome_gets_the_analogue_before_embolization(assess_with):
+    """Issue 19: embolization was offered before a first analogue in an untreated carcinoid syndrome."""
+    for control in ("untreated", None):
+        a, o = assess_with(symptomatic=True, functional_syndrome="carcinoid",
+                           **({"functional_control": control} if control else {}), **UNRESECTABLE)
+        for i in ("tae", "tace", "deb_tace", "sirt"):
+            assert o[i]["verdict"] == "not_recommended", (control, i)
+        assert o["interferon_alpha"]["verdict"] == "not_recommended"
+        assert a["plan"]["steps"][0]["options"][0] == "ssa"
+        later = [x for s in a["plan"]["steps"] if s["when"] != "now" for x in s["options"]]
+        assert "tae" in later or "tace" in later
 
 
 def test_portal_vein_thrombosis_rules_out_tace_and_tae_but_not_sirt(assess_with):
-    _, o = assess_with(symptomatic=False, **{**UNRESECTABLE, "liver.portal_vein_thrombosis": True})
+    _, o = assess_with(symptomatic=False, **{**UNRESECTABLE, "liver.portal_vein_thrombosis": True}, **PROGRESSIVE)
     assert o["tace"]["verdict"] == "contraindicated" and o["tae"]["verdict"] == "contraindicated"
     assert o["deb_tace"]["verdict"] == "contraindicated"
     assert o["sirt"]["verdict"] == "preferred"
+    _, o = assess_with(symptomatic=False, **{**UNRESECTABLE, "liver.portal_vein_thrombosis": True})
+    assert o["sirt"]["verdict"] == "reasonable"  # stable: not before the analogue
 
 
 def test_sirt_works_best_below_50_percent_without_extrahepatic_disease(assess_with):
@@ -41,15 +80,25 @@ def test_no_embolization_when_curative_resection_is_possible(assess_with):
 def test_disseminated_disease_without_syndrome_is_for_medical_therapy(assess_with):
     _, o = assess_with(symptomatic=False, **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40})
     assert o["tace"]["verdict"] == "not_recommended"
-    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid",
+    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", functional_control="controlled",
                        **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40})
     assert o["tace"]["verdict"] == "reasonable"
 
 
+def test_liver_dominant_progression_of_type_iii_disease_is_in_the_arterial_sequence(assess_with):
+    """Issue 19: non-functional disseminated disease progressing in the liver after several lines."""
+    history = [{"therapy": "ssa", "outcome": "progression", "ongoing": True}, {"therapy": "prrt", "outcome": "progression"},
+               {"therapy": "everolimus", "outcome": "progression"}]
+    a, o = assess_with(symptomatic=False, prior_therapies=history,
+                       **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40}, **PROGRESSIVE)
+    assert o["tace"]["verdict"] in ("preferred", "reasonable") and o["tae"]["verdict"] in ("preferred", "reasonable")
+    assert {"tae", "tace"} & set(a["plan"]["steps"][0]["options"])
+
+
 def test_nodal_disease_beside_the_liver_keeps_iat_preferred_distant_metastases_do_not(assess_with):
     nodes = {"present": True, "sites": ["lymph_nodes"], "resectable": False, "peritoneal_carcinomatosis": "none"}
-    _, o = assess_with(symptomatic=False, extrahepatic=nodes, **UNRESECTABLE)
+    _, o = assess_with(symptomatic=False, extrahepatic=nodes, **UNRESECTABLE, **PROGRESSIVE)
     assert o["tace"]["verdict"] == "preferred"
     bone = {**nodes, "sites": ["lymph_nodes", "bone"]}
-    _, o = assess_with(symptomatic=False, extrahepatic=bone, **UNRESECTABLE)
+    _, o = assess_with(symptomatic=False, extrahepatic=bone, **UNRESECTABLE, **PROGRESSIVE)
     assert o["tace"]["verdict"] == "reasonable"

@@ -76,8 +76,10 @@ def test_alkylating_chemotherapy_for_pancreatic_net_but_not_over_75_percent(asse
 
 
 def test_interferon_for_symptomatic_carcinoid_syndrome_only(assess_with):
-    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, **UNRESECTABLE)
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, functional_control="refractory", **UNRESECTABLE)
     assert o["interferon_alpha"]["verdict"] == "reasonable"
+    _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True, functional_control="untreated", **UNRESECTABLE)
+    assert o["interferon_alpha"]["verdict"] == "not_recommended"  # the analogue first
     _, o = assess_with(**UNRESECTABLE)
     assert o["interferon_alpha"]["verdict"] == "not_recommended"
 
@@ -96,10 +98,48 @@ def test_ebrt_palliates_extrahepatic_disease(assess_with):
     assert o["ebrt"]["verdict"] == "not_recommended"
 
 
-def test_cabozantinib_after_progression_on_prior_therapy(assess_with):
-    _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE)
+def test_cabozantinib_after_progression_on_or_intolerance_of_a_non_analogue_line(assess_with):
+    """Issue 19: CABINET required progression on (or intolerance of) an approved non-analogue therapy."""
+    ssa = {"therapy": "ssa", "outcome": "progression"}
+    a, o = assess_with(prior_therapies=[ssa], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["cabozantinib"]["verdict"] == "not_recommended"
+    assert o["cabozantinib"]["reasons"][0]["rule"] == "analogue_progression_only"
+    for line in ({"therapy": "prrt", "outcome": "progression"}, {"therapy": "everolimus", "outcome": "intolerance"}):
+        a, o = assess_with(prior_therapies=[ssa, line], **UNRESECTABLE, **PROGRESSIVE)
+        assert o["cabozantinib"]["verdict"] == "reasonable", line
+        assert o["cabozantinib"]["reasons"][0]["sources"] == ["cabinet"]
+        # small-intestinal NET: cabozantinib is in the plan (now or at progression)
+        assert "cabozantinib" in [x for s in a["plan"]["steps"] for x in s["options"]], line
+    # chemotherapy in a pancreatic NET counts as CABINET's pancreatic cohort did; not outside the pancreas
+    cap = {"therapy": "capecitabine_temozolomide", "outcome": "progression"}
+    _, o = assess_with(prior_therapies=[ssa, cap], **UNRESECTABLE, **PROGRESSIVE, **{"primary.site": "pancreas"})
     assert o["cabozantinib"]["verdict"] == "reasonable"
-    assert o["cabozantinib"]["reasons"][0]["sources"] == ["cabinet"]
+    _, o = assess_with(prior_therapies=[ssa, cap], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["cabozantinib"]["verdict"] == "not_recommended"
+
+
+def test_chemotherapy_after_other_lines_counts_lines_besides_the_analogue(assess_with):
+    ssa = {"therapy": "ssa", "outcome": "progression"}
+    prrt = {"therapy": "prrt", "outcome": "progression"}
+    _, o = assess_with(prior_therapies=[ssa, prrt], **UNRESECTABLE, **PROGRESSIVE)
+    assert o["capecitabine_temozolomide"]["verdict"] == "not_recommended"
+    _, o = assess_with(prior_therapies=[ssa, prrt, {"therapy": "everolimus", "outcome": "intolerance"}],
+                       **UNRESECTABLE, **PROGRESSIVE)
+    assert o["capecitabine_temozolomide"]["verdict"] == "reasonable"
+    assert o["capecitabine_temozolomide"]["reasons"][0]["rule"] == "after_other_lines"
+
+
+def test_thoracic_carcinoids_everolimus_and_prrt_say_whom_the_trials_enrolled(assess_with):
+    """Issue 19: everolimus had 'no indication' for a progressive thymic carcinoid; PRRT reasons for lung and
+    thymus quoted GEP trials without saying so."""
+    for site, verdict in (("thymus", "reasonable"), ("lung", "preferred")):
+        _, o = assess_with(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE, **PROGRESSIVE,
+                           **{"primary.site": site})
+        assert o["everolimus"]["verdict"] == verdict, site
+        assert "esmo2021_thoracic" in o["everolimus"]["reasons"][0]["sources"]
+        assert o["prrt"]["verdict"] == "reasonable"
+        assert o["prrt"]["reasons"][0]["rule"] == "progressive_thoracic"
+        assert "gastro-entero-pancreatic NET only" in o["prrt"]["reasons"][0]["text"]
 
 
 def test_clinical_trial_after_two_progressions(assess_with):

@@ -11,11 +11,8 @@ its inputs — beyond the 20,000-patient comparisons of test_differential.py:
 """
 from __future__ import annotations
 
-import inspect
 import itertools
 import random
-import re
-from typing import Any
 
 import polars as pl
 import pytest
@@ -24,14 +21,11 @@ from sqlglot import exp
 
 from nelm.engine import resolve_verdict
 from nelm.knowledge import load, rule_column
-from nelm.patient import (COLUMN_FIELDS, SITE_COLUMNS, InvalidPatient, Patient, _flat_args, column_of, set_field,
-                          validate_patient)
+from nelm.patient import SITE_COLUMNS, Patient, _flat_args
 from nelm.screen import sql_plan
-from nelm.screen.leading import assumable_fields
 from nelm.screen.sql import sql_table
 from nelm.screen.sql_build import Pipeline, World, q
 from nelm.screen.synth import synthesize
-from nelm.screen.validate import field_groups
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -125,105 +119,6 @@ def _models() -> list[tuple[str, type[BaseModel]]]:
                 stack.append((prefix + name + ".", sub))
     return out
 
-
-def test_every_consistency_check_reading_an_assumable_field_is_restated():
-    """A model validator that reads a field a plan may assume must be in CONTRADICTIONS
-    (a new check in patient.py fails here until the view says it in SQL), and every entry
-    names a validator that exists."""
-    assumable = set(assumable_fields(load()))
-    reading: set[str] = set()
-    existing: set[str] = set()
-    for prefix, model in _models():
-        for name, dec in model.__pydantic_decorators__.model_validators.items():
-            key = f"{model.__name__}.{name}"
-            existing.add(key)
-            fields = {prefix + f for f in re.findall(r"self\.(\w+)", inspect.getsource(dec.func))}
-            if fields & assumable:
-                reading.add(key)
-    assert reading == set(sql_plan.CONTRADICTIONS), reading ^ set(sql_plan.CONTRADICTIONS)
-    assert set(sql_plan.CONTRADICTIONS) <= existing
-
-
-# values tried for the fields the consistency checks read (numbers: each side of a threshold)
-NUMBERS: dict[str, tuple[Any, ...]] = {
-    "liver.lesion_count": (None, 1, 3),
-    "liver.resectable_fraction_percent": (None, 50.0, 100.0),
-    "pathology.ki67_percent": (None, 1.0, 30.0),
-    "pathology.mitoses_per_10hpf": (None, 1.0, 30.0),
-    "sstr_uptake_krenning": (None, 0, 1, 2, 4),
-}
-SITES = (None, [], ["lung"], ["peritoneum", "bone"])
-
-
-def _domain(field: str) -> tuple[Any, ...]:
-    if field == "extrahepatic.sites":
-        return SITES
-    if field in NUMBERS:
-        return NUMBERS[field]
-    model: Any = Patient
-    *parents, leaf = field.split(".")
-    for p in parents:
-        model = next(a for a in _flat_args(model.model_fields[p].annotation)
-                     if isinstance(a, type) and issubclass(a, BaseModel))
-    args = _flat_args(model.model_fields[leaf].annotation)
-    # (_flat_args spreads a Literal into its values)
-    values = [True, False] if bool in args else [a for a in args if isinstance(a, str)]
-    assert values, f"test_sql_plan.NUMBERS: give the values to try for {field}"
-    return (None, *values)
-
-
-def _refused(values: dict[str, Any]) -> bool:
-    doc: dict[str, Any] = {}
-    for f, v in values.items():
-        if v is not None:
-            set_field(doc, f, v)
-    try:
-        validate_patient(doc)
-    except InvalidPatient:
-        return True
-    return False
-
-
-def test_contradictions_equal_the_patient_models_refusals():
-    """For every document of the fields the consistency checks read together (each group of
-    validate.field_groups() holding an assumable field, all combinations of the values above)
-    that is valid, and every choice of its missing assumable fields filled with the assumed
-    values: the SQL condition says "contradictory" exactly when validate_patient refuses."""
-    kb = load()
-    assumed = {a.field: a.assumed for a in kb.assumptions}
-    assumable = set(assumable_fields(kb))
-    groups = [g for g in field_groups() if set(g) & assumable]
-    assert sql_plan.contradiction_fields() <= {f for g in groups for f in g}
-    docs, expected = [], []
-    for group in groups:
-        for combo in itertools.product(*[_domain(f) for f in group]):
-            original = dict(zip(group, combo))
-            if _refused(original):
-                continue   # an input the view is never given (nelm screen reports it)
-            missing = [f for f in group if f in assumable and original[f] is None]
-            for k in range(1, len(missing) + 1):
-                for fill in itertools.combinations(missing, k):
-                    doc = original | {f: assumed[f] for f in fill}
-                    docs.append(doc)
-                    expected.append(_refused(doc))
-    assert any(expected) and not all(expected)
-    columns = {column_of(f) for f in sql_plan.contradiction_fields() if f != "extrahepatic.sites"}
-    rows = []
-    for doc in docs:
-        row = {c: doc.get(COLUMN_FIELDS[c]) for c in columns}
-        sites = doc.get("extrahepatic.sites")
-        row |= {c: None if sites is None else c.removeprefix("extrahepatic_sites_") in sites for c in SITE_COLUMNS}
-        rows.append(row)
-    schema = {c: (pl.Float64 if any(isinstance(r[c], (int, float)) and not isinstance(r[c], bool) for r in rows)
-                  else pl.Boolean if any(isinstance(r[c], bool) for r in rows) else pl.String)
-              for c in [*columns, *SITE_COLUMNS]}
-    table = pl.DataFrame(rows, schema=schema)
-    got = _run({"refused": sql_plan.contradicts(lambda c: q(c))}, ["refused"], table)["refused"].to_list()
-    wrong = [(d, e) for d, g, e in zip(docs, got, expected) if g != e]
-    assert not wrong, wrong[:5]
-
-
-# --------------------------------------------------------------------------- the table
 
 def test_table_lists_sites_as_given():
     """``extrahepatic.sites.<site>``: listed or not (false for each when the list is known

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
@@ -303,7 +304,9 @@ def test_migration_chains_the_rows_an_older_store_holds(database_url):
                                                   assessment=_assessment(cid), kb_version="2026.1",
                                                   kb_sha256="f" * 64, created_at=t0))
             conn.execute(audit.insert().values(at=t0, actor="local", action="create", case_id=cid, version=1))
-    migrate(eng)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
     assert current_revision(eng) == "0002"
     report = chain.verify(eng)
     assert report.ok and [t.rows for t in report.tables] == [3, 3]

@@ -10,11 +10,17 @@ acknowledged (a 201 with its id) must be readable with the document that was sen
 Bounded so that it cannot hang: a deadline per phase, a request cap per client, timeouts
 on every request and every process; ``NELM_LOAD_SECONDS`` (default 6, both phases
 together) lengthens the burst for a longer soak.
+
+And hostile connections before authentication (issue 24, item 1): on a token-protected
+server, clients sending endless request heads must not grow its memory, and clients
+trickling heads or bodies must be shed, while an authorised client is still served.
 """
 from __future__ import annotations
 
 import json
 import os
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -141,3 +147,118 @@ def test_no_acknowledged_write_is_lost_to_a_crash(database_url, nelm_server):
     # one "create" per case, one "view" per read above
     assert rows["audit_log"] == total + len(acked)
 
+
+
+# ------------------------------------------------------------------ hostile connections before authentication
+
+TOKEN = "load-and-fault-token-0123456789"
+HEAD_ATTACKERS = 40
+HEAD_BYTES = 16 * 1024 * 1024  # each tries to send a 16 MB head that never ends (45 x 50 MB took 2.4 GB before)
+TRICKLING_HEADS = 200
+TRICKLING_BODIES = 100
+MEMORY_SLACK = 64 * 1024 * 1024  # what the server's peak memory may grow by while it is attacked
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory in bytes (Linux: VmHWM in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").strip("/").rsplit(":", 1)
+    return host, int(port)
+
+
+def _authorised_health(url: str) -> int:
+    return httpx.get(url + "api/v1/health", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=TIMEOUT).status_code
+
+
+def _endless_head(address: tuple[str, int], outcome: list[str], lock: threading.Lock) -> None:
+    s = socket.create_connection(address, timeout=TIMEOUT.read)
+    result = "sent it all"
+    try:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+        chunk = b"a" * 65536
+        for _ in range(HEAD_BYTES // len(chunk)):
+            s.sendall(chunk)
+    except OSError:  # the server closed the connection (431 and close: reset or broken pipe here)
+        result = "cut"
+    finally:
+        s.close()
+    with lock:
+        outcome.append(result)
+
+
+def test_unauthenticated_clients_cannot_grow_memory_or_hold_connections(nelm_server, tmp_path):
+    if not os.path.exists(f"/proc/{os.getpid()}/status"):
+        import pytest
+
+        pytest.skip("needs /proc to read the server's memory")
+    server = nelm_server(f"sqlite:///{tmp_path / 'hostile.sqlite3'}", NELM_API_TOKEN=TOKEN,
+                         NELM_HEADER_TIMEOUT="1", NELM_BODY_TIMEOUT="1",
+                         # every client here is 127.0.0.1: the per-client cap is tested in tests/web
+                         NELM_MAX_CONNECTIONS="2000", NELM_MAX_CONNECTIONS_PER_CLIENT="2000")
+    address = _address(server.url)
+    assert httpx.get(server.url + "api/v1/health", timeout=TIMEOUT).status_code == 401  # protected
+    assert _authorised_health(server.url) == 200
+    baseline = _peak_rss(server.proc.pid)
+
+    # round 1: endless request heads, all at once
+    outcome: list[str] = []
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_endless_head, args=(address, outcome, lock), daemon=True)
+               for _ in range(HEAD_ATTACKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(CAP)
+    assert not any(t.is_alive() for t in threads), "an attacker was neither served nor cut off"
+    assert outcome == ["cut"] * HEAD_ATTACKERS, outcome
+    grown = _peak_rss(server.proc.pid) - baseline
+    print(f"peak memory grew by {grown / 2**20:.1f} MiB under {HEAD_ATTACKERS} endless heads")
+    assert grown < MEMORY_SLACK, f"the server's peak memory grew by {grown / 2**20:.0f} MiB"
+    assert _authorised_health(server.url) == 200
+
+    # round 2: heads and bodies trickled a byte at a time; the server must close every one
+    heads = [socket.create_connection(address, timeout=TIMEOUT.read) for _ in range(TRICKLING_HEADS)]
+    for s in heads:
+        s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    bodies = [socket.create_connection(address, timeout=TIMEOUT.read) for _ in range(TRICKLING_BODIES)]
+    for s in bodies:
+        s.sendall(b"POST /api/v1/assessments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100000\r\n\r\n{")
+    open_ = set(heads + bodies)
+    closed_by_server = 0
+    served_meanwhile = []
+    started = time.monotonic()
+    while open_ and time.monotonic() - started < CAP:
+        for s in list(open_):
+            try:
+                s.send(b"a")
+            except OSError:
+                open_.discard(s)
+                s.close()
+                closed_by_server += 1
+        readable, _, _ = select.select(list(open_), [], [], 0.2)
+        for s in readable:
+            try:
+                data = s.recv(65536)  # a 408 (head) or 401 (body), then the end
+            except OSError:
+                data = b""
+            if not data:
+                open_.discard(s)
+                s.close()
+                closed_by_server += 1
+        if len(served_meanwhile) < 3:
+            served_meanwhile.append(_authorised_health(server.url))
+    for s in open_:
+        s.close()
+    assert not open_, f"{len(open_)} trickling connections were still open after {CAP:.0f} s"
+    assert closed_by_server == TRICKLING_HEADS + TRICKLING_BODIES
+    assert served_meanwhile and set(served_meanwhile) == {200}  # the board was served during the attack
+    assert _authorised_health(server.url) == 200
+    assert server.proc.poll() is None

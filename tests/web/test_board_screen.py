@@ -191,7 +191,7 @@ def test_saving_an_edit_over_a_newer_version_is_refused_and_keeps_the_entries(cl
     assert 'name="_base_version" value="1"' in form_page
     token = re.search(r'name="csrf_token" value="([^"]+)"', form_page) or re.search(r'value="([^"]{20,})"', form_page)
     # someone else saves version 2 meanwhile
-    assert client.put(f"{API}/assessments/{cid}", json=example).status_code == 200
+    assert client.put(f"{API}/assessments/{cid}", json=example, headers={"If-Match": '"1"'}).status_code == 200
     r = client.post(f"/cases/{cid}", data={"csrf_token": token.group(1), "_base_version": "1",
                                            "pathology.ki67_percent": "7", "primary.site": "pancreas"},
                     follow_redirects=False)

@@ -259,15 +259,17 @@ _config = Config.from_dict({
         # a schema-valid patient may still contradict itself (JSON Schema cannot say "pattern
         # 'single' needs lesion_count 1"): 422 is expected then, and refusals_the_schema_cannot_express
         # below makes sure that is the only reason. A well-formed If-Match naming a version that
-        # is not the latest is 412 (declared): schema-valid, and rightly refused.
+        # is not the latest is 412 (declared): schema-valid, and rightly refused; an edit without
+        # If-Match is 428 (declared: optimistic locking is required, issue 24).
         "positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "422",
-                                                           "429"]},
+                                                           "428", "429"]},
     },
 })
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app, config=_config)
 
 # what the gate refuses in text, which the requestBody's description states and JSON Schema cannot
 _TEXT_RULES = ("contains a NUL character", "not valid Unicode", "characters; at most",
+               "contains a control character",  # a decision's text (its requestBody description says so)
                # key text: only a body whose schema allows free keys (a FHIR resource) can send one
                "the field name contains a control character", "no field name is longer than",
                "problems; the rest are not listed")

@@ -74,7 +74,7 @@ def test_store_read_and_version_a_case(client, example):
     assert first["knowledge_base"]["sha256"] == first["assessment"]["knowledge_base"]["sha256"]
 
     changed = example | {"age_years": 80, "ecog": 3}
-    r = client.put(f"{API}/assessments/{first['id']}", json=changed)
+    r = client.put(f"{API}/assessments/{first['id']}", json=changed, headers={"If-Match": '"1"'})
     assert r.status_code == 200
     assert (r.json()["id"], r.json()["version"]) == (first["id"], 2)
 
@@ -97,7 +97,7 @@ def test_unknown_ids_are_404(client, example):
 
 def test_an_invalid_update_stores_nothing(client, example):
     case = client.post(f"{API}/assessments", json=example).json()["id"]
-    r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 7})
+    r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 7}, headers={"If-Match": '"1"'})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "ecog"
     assert [v["version"] for v in client.get(f"{API}/assessments/{case}").json()["versions"]] == [1]
 

@@ -125,7 +125,7 @@ def test_forms_need_their_csrf_token(client, example, csrf_of):
 
 def test_editing_stores_a_new_version_and_keeps_the_old(client, example, csrf_of):
     case_id = client.post(f"{API}/assessments", json=example).json()["id"]
-    data = _form_items(example, csrf_of(client, f"/cases/{case_id}/edit")) | {"age_years": "77"}
+    data = _form_items(example, csrf_of(client, f"/cases/{case_id}/edit")) | {"age_years": "77", "_base_version": "1"}
     r = client.post(f"/cases/{case_id}", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/cases/{case_id}"
     latest = client.get(f"/cases/{case_id}").text

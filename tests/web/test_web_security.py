@@ -1,4 +1,6 @@
-"""Host check, token auth, login sessions, CSRF on login, cookies, headers, audit identity, quiet logs."""
+"""Host check, token auth, login sessions (in the case store: across workers and restarts), CSRF bound to the
+session, the Origin check, cookies, headers, audit identity, quiet logs; edits that must name their version
+(428), decision text without control characters, the CLI's byte-order mark."""
 from __future__ import annotations
 
 import logging
@@ -87,26 +89,86 @@ def test_login_sets_an_http_only_session_cookie(token_client):
 def test_login_needs_csrf_and_never_redirects_off_site(token_client):
     token_client.get("/login")
     assert token_client.post("/login", data={"token": TOKEN}).status_code == 403
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', token_client.get("/login").text).group(1)
     for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        # once logged in, the form's token is the session's (a new one each login)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', token_client.get("/login").text).group(1)
         r = token_client.post("/login", data={"csrf_token": csrf, "token": TOKEN, "next": target}, follow_redirects=False)
         assert r.headers["location"] == "/cases", target
 
 
-def test_sessions_live_on_the_server_and_expire():
-    sec = Security(token=TOKEN)
-    cookie = sec.new_session(now=1000.0)
-    assert sec.session_ok(cookie, now=1001.0)
-    assert not sec.session_ok(cookie, now=1000.0 + 13 * 3600)  # past a working day
-    assert not sec.session_ok(cookie, now=1001.0)  # and forgotten once expired
-    other = sec.new_session(now=2000.0)
-    assert len(other) >= 40 and other != cookie  # 256 random bits, nothing derived from the token
-    assert not sec.session_ok(other[:-1] + ("A" if other[-1] != "A" else "B"), now=2001.0)  # forged
-    assert not Security(token=TOKEN).session_ok(other, now=2001.0)  # a restart logs everybody out
-    assert not sec.session_ok("garbage", now=2001.0)
-    sec.end_session(other)
-    assert not sec.session_ok(other, now=2001.0)
-    assert not Security(token=None).session_ok(Security(token=None).new_session())  # no token, no sessions
+def test_sessions_live_in_the_case_store_and_expire(db_url):
+    from nelm.store import CaseStore, SessionStore
+
+    store = CaseStore.open(db_url)
+    try:
+        sec = Security(token=TOKEN, sessions=SessionStore(store.engine))
+        cookie = sec.new_session(now=1000.0)
+        assert sec.session_ok(cookie, now=1001.0)
+        assert not sec.session_ok(cookie, now=1000.0 + 13 * 3600)  # past a working day
+        other = sec.new_session(now=1000.0 + 13 * 3600)  # a new login clears the expired rows
+        assert SessionStore(store.engine).count() == 1
+        assert len(other) >= 40 and other != cookie  # 256 random bits, nothing derived from the token
+        now = 1001.0 + 13 * 3600
+        assert not sec.session_ok(other[:-1] + ("A" if other[-1] != "A" else "B"), now=now)  # forged
+        assert not sec.session_ok("garbage", now=now) and not sec.session_ok("x" * 10_000, now=now)
+        # another process on the same store (a second worker, a restart) knows it
+        assert Security(token=TOKEN, sessions=SessionStore(store.engine)).session_ok(other, now=now)
+        # a new token ends every session: the stored hashes are keyed with the token
+        assert not Security(token=TOKEN + "-rotated", sessions=SessionStore(store.engine)).session_ok(other, now=now)
+        sec.end_session(other)
+        assert not sec.session_ok(other, now=now)
+        assert not Security(token=None).session_ok(other)  # no token, no sessions
+        with pytest.raises(RuntimeError):
+            Security(token=TOKEN).new_session()  # nowhere to keep it: no session at all, not one in memory
+    finally:
+        store.close()
+
+
+def test_the_store_keeps_a_keyed_hash_of_the_session_never_the_id(token_client):
+    import hashlib
+
+    from sqlalchemy import text
+
+    cookie = _login(token_client).cookies["nelm_session"]
+    with token_client.app.state.store.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text("SELECT * FROM web_sessions"))]
+    assert len(rows) == 1
+    stored = " ".join(map(str, rows[0]))
+    assert cookie not in stored and hashlib.sha256(cookie.encode()).hexdigest() not in stored
+    assert TOKEN not in stored
+
+
+@pytest.fixture
+def two_workers(db_url, test_client):
+    """Two apps on one case store: what two `nelm serve --workers 2` processes are."""
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as a, \
+            test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as b:
+        yield a, b
+
+
+def test_a_login_and_a_logout_hold_on_every_worker(two_workers):
+    a, b = two_workers
+    cookie = _login(a).cookies["nelm_session"]
+    b.cookies.set("nelm_session", cookie)
+    for _ in range(5):  # every page load on either worker is logged in
+        assert a.get("/cases", follow_redirects=False).status_code == 200
+        assert b.get("/cases", follow_redirects=False).status_code == 200
+    assert _logout(b).status_code == 303  # logging out on one worker...
+    a.cookies.set("nelm_session", cookie)
+    for _ in range(5):  # ...ends the session on the other at once
+        assert a.get("/cases", follow_redirects=False).status_code == 303
+        assert a.get(f"{API}/health").status_code == 401
+
+
+def test_a_session_survives_a_restart_but_not_a_new_token(db_url, test_client):
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as first:
+        cookie = _login(first).cookies["nelm_session"]
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as restarted:
+        restarted.cookies.set("nelm_session", cookie)
+        assert restarted.get(f"{API}/health").status_code == 200
+    with test_client(create_app(db_url, api_token=TOKEN + "-new", allowed_hosts=TEST_HOSTS)) as rotated:
+        rotated.cookies.set("nelm_session", cookie)
+        assert rotated.get(f"{API}/health").status_code == 401
 
 
 def test_logout_revokes_the_session_on_the_server(token_client):
@@ -247,7 +309,8 @@ def test_responses_carry_protective_headers(client):
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["cache-control"] == "no-store"
-    assert r.headers["referrer-policy"] == "no-referrer"
+    # same-origin: no address goes to another site, and the app's own form posts carry an Origin to check
+    assert r.headers["referrer-policy"] == "same-origin"
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "content-security-policy" not in client.get("/docs").headers  # Swagger UI loads its own assets
     assert client.get(f"{API}/health").headers["cache-control"] == "no-store"
@@ -289,3 +352,154 @@ def test_access_log_lines_lose_ids_and_query_strings():
     assert RedactAccessLog().filter(record)
     line = record.getMessage()
     assert "Doe" not in line and "0b7e0d2c" not in line and "/api/v1/assessments/:id" in line
+
+
+# ------------------------------------------------------------------ CSRF bound to the session, Origin check
+
+def _form_token(client, page: str = "/cases/new") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).text).group(1)
+
+
+def test_a_logged_in_form_token_is_bound_to_the_session(token_client, db_url, test_client):
+    _login(token_client)
+    token = _form_token(token_client)
+    assert token != token_client.cookies.get("nelm_csrf")  # not the double-submit cookie
+    # a cookie and field pair planted by another page (another app on localhost can set cookies) is refused
+    token_client.cookies.set("nelm_csrf", "A" * 43)
+    r = token_client.post("/logout", data={"csrf_token": "A" * 43}, follow_redirects=False)
+    assert r.status_code == 403
+    # the token of another session is refused too
+    with test_client(create_app(db_url, api_token=TOKEN, allowed_hosts=TEST_HOSTS)) as other:
+        _login(other)
+        theirs = _form_token(other)
+    assert theirs != token
+    assert token_client.post("/logout", data={"csrf_token": theirs}, follow_redirects=False).status_code == 403
+    assert token_client.get(f"{API}/health").status_code == 200  # still logged in
+    # its own session's token works
+    assert token_client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert token_client.get(f"{API}/health").status_code == 401
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "http://evil.example"}, {"origin": "http://testserver:8001"}, {"origin": "null"},
+    {"origin": "file://"}, {"origin": "http://[::1"}, {"referer": "http://evil.example/page"},
+    {"referer": "http://testserver.evil.example/cases"}])
+def test_a_cross_site_form_post_is_refused(client, example, headers):
+    token = _form_token(client)
+    r = client.post("/cases", data={"csrf_token": token, "age_years": "58"}, headers=headers, follow_redirects=False)
+    assert r.status_code == 403 and "did not come from this application" in r.text, headers
+    api = client.post(f"{API}/assessments", json=example, headers=headers)
+    assert api.status_code == 403 and "did not come from this application" in api.json()["detail"]
+    assert client.get(f"{API}/assessments").json()["total"] == 0  # nothing stored
+    assert client.get("/cases", headers=headers).status_code == 200  # reading is not refused
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"origin": "http://testserver"}, {"origin": "https://testserver"}, {"origin": "http://TESTSERVER:80"},
+    {"referer": "http://testserver/cases/new"}])
+def test_a_same_site_form_post_passes(client, headers):
+    token = _form_token(client)
+    r = client.post("/cases", data={"csrf_token": token, "age_years": "58", "ecog": "0"}, headers=headers,
+                    follow_redirects=False)
+    assert r.status_code == 303, (headers, r.text[:300])
+
+
+def test_the_bearer_token_passes_the_origin_check(token_client, example):
+    """A script with the token is no browser being abused: a browser never adds it to a cross-site request."""
+    r = token_client.post(f"{API}/assessments", json=example, headers=AUTH | {"origin": "http://tool.example"})
+    assert r.status_code == 201
+
+
+# ------------------------------------------------------------------ edits must say what they started from
+
+def test_an_api_edit_without_if_match_is_428_and_stores_nothing(client, example):
+    r = client.post(f"{API}/assessments", json=example)
+    case, etag = r.json()["id"], r.headers["etag"]
+    for headers in ({}, {"If-Match": "*"}, {"If-Match": ""}):
+        r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 1}, headers=headers)
+        assert r.status_code == 428 and "If-Match" in r.json()["detail"], headers
+    assert [v["version"] for v in client.get(f"{API}/assessments/{case}/versions").json()] == [1]
+    assert client.put(f"{API}/assessments/{case}", json=example, headers={"If-Match": '"9"'}).status_code == 412
+    r = client.put(f"{API}/assessments/{case}", json=example | {"ecog": 1}, headers={"If-Match": etag})
+    assert r.status_code == 200 and r.json()["version"] == 2
+
+
+def test_a_form_edit_without_its_base_version_is_428_and_stores_nothing(client, example):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}/edit")
+    for base in ({}, {"_base_version": ""}, {"_base_version": "one"}):
+        r = client.post(f"/cases/{case}", data={"csrf_token": token, "age_years": "60"} | base, follow_redirects=False)
+        assert r.status_code == 428 and "which version" in r.text, base
+    assert [v["version"] for v in client.get(f"{API}/assessments/{case}/versions").json()] == [1]
+    r = client.post(f"/cases/{case}", data={"csrf_token": token, "age_years": "60", "_base_version": "1"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+
+
+# ------------------------------------------------------------------ decision text: no NUL, no control characters
+
+_DECISION = {"rationale": "Resection first.", "attendees": "Dr A (surgery)\nDr B (oncology)",
+             "decided_on": "2026-12-01", "signed_by": "Dr A", "deviation_reason": "Patient preference."}
+
+
+@pytest.mark.parametrize("field, bad", [("rationale", "ok\x00"), ("rationale", "red \x1b[31m text"),
+                                        ("signed_by", "Dr\x07 A"), ("attendees", "Dr A\nDr \x9bB"),
+                                        ("deviation_reason", "why\x7f")])
+def test_the_decision_form_refuses_nul_and_control_characters(client, example, field, bad):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}")
+    form = _DECISION | {field: bad, "csrf_token": token}
+    r = client.post(f"/cases/{case}/versions/1/decision", data=form, follow_redirects=False)
+    assert r.status_code == 422 and ("control character" in r.text or "NUL" in r.text)
+    assert client.get(f"{API}/assessments/{case}/decisions").json() == []
+    api = {"chosen": [], "rationale": "x", "attendees": ["Dr A"], "decided_on": "2026-12-01", "signed_by": "Dr A",
+           "deviation_reason": "x"}
+    api[field] = [bad] if field == "attendees" else bad
+    r = client.post(f"{API}/assessments/{case}/versions/1/decisions", json=api)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].split(".")[0] == field
+    assert client.get(f"{API}/assessments/{case}/decisions").json() == []
+
+
+def test_the_decision_form_keeps_tabs_and_line_breaks(client, example):
+    case = client.post(f"{API}/assessments", json=example).json()["id"]
+    token = _form_token(client, f"/cases/{case}")
+    form = _DECISION | {"rationale": "Line one\r\n\tLine two", "csrf_token": token}
+    r = client.post(f"/cases/{case}/versions/1/decision", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    [d] = client.get(f"{API}/assessments/{case}/decisions").json()
+    assert "Line two" in d["decision"]["rationale"]
+
+
+# ------------------------------------------------------------------ the CLI reads at most one byte-order mark
+
+def test_the_cli_refuses_a_doubled_byte_order_mark(tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    document = (Path(__file__).parents[2] / "examples" / "solitary_resectable.json").read_bytes()
+    once, twice = tmp_path / "once.json", tmp_path / "twice.json"
+    once.write_bytes(b"\xef\xbb\xbf" + document)
+    twice.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf" + document)
+    ok = subprocess.run([sys.executable, "-m", "nelm.cli", "assess", str(once), "--format", "json"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and _json.loads(ok.stdout)["patient_id"]
+    for command in (["assess", str(twice)], ["report", str(twice), "--out", str(tmp_path / "r.html")]):
+        r = subprocess.run([sys.executable, "-m", "nelm.cli", *command], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "more than one byte-order mark" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_session_look_up_that_fails_is_a_503_not_a_pass(token_client, monkeypatch):
+    cookie = _login(token_client).cookies["nelm_session"]
+    sessions = token_client.app.state.security.sessions
+
+    def down(*_a, **_k):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(sessions, "alive", down)
+    token_client.cookies.set("nelm_session", cookie)
+    r = token_client.get("/cases", follow_redirects=False)
+    assert r.status_code == 503 and "case store does not answer" in r.text
+    assert token_client.get(f"{API}/health", headers=AUTH).status_code == 200  # the token needs no look-up

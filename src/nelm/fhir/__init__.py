@@ -8,6 +8,17 @@
 
 Codes are read with the one table ``mapping.yaml``. These are thin adapters over
 :func:`nelm.assessment.assess`: no clinical decision is made here.
+
+CDS Hooks settings (environment, read by ``auth.settings_from_env``; ``nelm serve`` refuses
+unreadable ones with exit 2):
+
+* ``NELM_CDS_CLIENTS`` — JSON file of CDS clients whose signed JWTs are accepted:
+  ``[{"iss": "...", "jwks": {...} | "jwks_url": "https://...", "jku": ["https://..."]}]``;
+* ``NELM_CDS_BASE_URL`` — the public URL of the app (``aud`` is it + ``cds-services/<id>``);
+* ``NELM_CDS_CORS_ORIGINS`` — comma-separated origins allowed to call the CDS services;
+* ``NELM_CDS_FHIR_SERVERS`` — comma-separated base URLs a hook's ``fhirServer`` may name
+  (empty: any public server); ``NELM_CDS_ALLOW_PRIVATE_FHIR=1`` allows internal addresses;
+* ``NELM_CDS_DEADLINE_SECONDS`` — total time for all FHIR fetches of one hook (default 8).
 """
 from __future__ import annotations
 

@@ -38,6 +38,8 @@ GIVEN_STATUS = {
     "MedicationRequest": {"active": True, "completed": False, "stopped": False, "on-hold": None},
     "Procedure": {"in-progress": True, "completed": False, "stopped": False},
 }
+MORPHOLOGY_EXTENSION = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior"
+MERGE_LINKS = ("replaces", "replaced-by")  # Patient.link types that make two records one person
 ORDER_INTENTS = ("order", "original-order", "reflex-order", "filler-order", "instance-order")
 
 
@@ -53,6 +55,13 @@ BUNDLE_SCHEMA: dict[str, Any] = {
             "properties": {"resourceType": {"type": "string", "pattern": f"^{RESOURCE_TYPE.pattern}$"}}}}}},
     },
 }
+
+
+@dataclass
+class _TextConcept:
+    """A medication known only by a name (a reference's display): read like a CodeableConcept's text."""
+    text: str
+    coding: tuple[()] = ()
 
 
 class InvalidBundle(InvalidPatient):
@@ -130,6 +139,9 @@ class FhirImport:
     mapping: dict[str, str]
     patient_reference: str | None = None
     assessed_on: dt.date = field(default_factory=dt.date.today)
+    notes: list[str] = field(default_factory=list)   # how the reading was qualified (e.g. ongoing left unknown)
+    # the Patient as a reference a receiver can resolve (Patient/id, or its fullUrl); None without one
+    subject_reference: str | None = None
 
     def patient(self) -> Patient:
         """The validated patient; InvalidPatient names each bad field and the resource it came from."""
@@ -147,7 +159,8 @@ class FhirImport:
         return {"document": self.document, "provenance": [r.to_dict() for r in self.provenance],
                 "conflicts": [c.to_dict() for c in self.conflicts], "unread": [u.to_dict() for u in self.unread],
                 "mapping": self.mapping, "patient_reference": self.patient_reference,
-                "assessed_on": self.assessed_on.isoformat()}
+                "assessed_on": self.assessed_on.isoformat(), "notes": self.notes,
+                "subject_reference": self.subject_reference}
 
 
 _show = labels.plain  # yes/no, 2.0 as 2
@@ -165,13 +178,15 @@ def read_bundle_text(text: str, on: dt.date | None = None) -> FhirImport:
     return read_bundle(inputgate.parse_text(text, "json"), on)
 
 
-def read_bundle(data: Any, on: dt.date | None = None) -> FhirImport:
+def read_bundle(data: Any, on: dt.date | None = None, patient_id: str | None = None) -> FhirImport:
     """Read a parsed Bundle (transaction, collection, searchset, batch or document).
 
-    ``on`` is the assessment date, for the age (default today). Raises InvalidBundle when
-    the input is not a Bundle of one patient's records.
+    ``on`` is the assessment date, for the age (default today). ``patient_id``: the FHIR id
+    of the patient the caller asks about (a CDS hook's ``context.patientId``); the Bundle's
+    Patient must be that one, and other Patients in it are another person's. Raises
+    InvalidBundle when the input is not a Bundle of one patient's records.
     """
-    return _Reader(load_mapping(), on or dt.date.today()).read(data)
+    return _Reader(load_mapping(), on or dt.date.today(), patient_id).read(data)
 
 
 # ------------------------------------------------------------------ the reader
@@ -209,6 +224,71 @@ def _date_of(value: Any) -> dt.date | None:
     return None
 
 
+def _not_read(rtype: Any, resource: dict[str, Any], entry: dict[str, Any]) -> str:
+    """Why a resource of a type nelm does not read is listed, saying what it may hold."""
+    if rtype == "OperationOutcome":
+        issues = [i for i in (resource.get("issue") if isinstance(resource.get("issue"), list) else [])
+                  if isinstance(i, dict)]
+        said = "; ".join(str(i.get("diagnostics") or (i["details"].get("text") if isinstance(i.get("details"), dict)
+                                                      else None) or i.get("code"))[:200] for i in issues[:3])
+        search = entry.get("search")
+        where = "the server's search outcome" if isinstance(search, dict) and search.get("mode") == "outcome" \
+            else "an outcome"
+        severity = {str(i.get("severity")) for i in issues}
+        lead = "WARNING: records may be missing" if severity & {"warning", "error", "fatal"} else "note"
+        return f"{lead}: {where} says: {said or 'no details'}"
+    if rtype == "DiagnosticReport":
+        text = resource.get("conclusion")
+        shown = f" (conclusion: {text[:160]!r}{'…' if len(text) > 160 else ''})" if isinstance(text, str) and text else ""
+        return ("a report's text is not read" + shown + ": Ki-67, grade or differentiation stated only in a report "
+                "stay unknown; enter them from the report")
+    return f"resource type {rtype!r} is not read by nelm"
+
+
+def _plain_ref(ref: str) -> str:
+    """A reference without its version (``Patient/p1/_history/2`` → ``Patient/p1``)."""
+    return ref.split("/_history/")[0]
+
+
+def _links(patient: Any, *types: str) -> list[str]:
+    return [link.other.reference for link in patient.link or []
+            if link.type in types and getattr(link.other, "reference", None)]
+
+
+# Condition statuses (http://terminology.hl7.org/CodeSystem/condition-ver-status and
+# condition-clinical, FHIR R4): a Condition is a fact only when confirmed (or unstated) and current
+VERIFIED = ("confirmed",)
+NOT_VERIFIED = {"unconfirmed": "unconfirmed", "provisional": "provisional (suspected, not confirmed)",
+                "differential": "differential (one of several possible diagnoses)", "refuted": "refuted",
+                "entered-in-error": "entered in error"}
+CURRENT = ("active", "recurrence", "relapse")
+NOT_CURRENT = {"inactive": "inactive", "remission": "in remission", "resolved": "resolved"}
+
+
+def _not_current(c: Any, codings: Any) -> str | None:
+    """Why a Condition states no current fact (None: it does)."""
+    verification = [x.code for x in codings(c.verificationStatus) if x.code]
+    clinical = [x.code for x in codings(c.clinicalStatus) if x.code]
+    for code in verification:
+        if code in NOT_VERIFIED:
+            return f"verification status {NOT_VERIFIED[code]}: not a confirmed fact"
+        if code not in VERIFIED:
+            return f"verification status {code!r} is not one nelm reads (read: confirmed, or none given)"
+    for code in clinical:
+        if code in NOT_CURRENT:
+            return f"clinical status {NOT_CURRENT[code]}: not a current fact"
+        if code not in CURRENT:
+            return f"clinical status {code!r} is not one nelm reads (read: {', '.join(CURRENT)}, or none given)"
+    abated = next((getattr(c, f) for f in ("abatementDateTime", "abatementPeriod", "abatementAge", "abatementRange",
+                                           "abatementString") if getattr(c, f, None) is not None), None)
+    if abated is not None:
+        when = f" on {_date_of(abated).isoformat()}" if _date_of(abated) else ""
+        if not clinical:
+            return f"abated{when} (no clinical status given): not a current fact"
+        return f"abated{when} yet its clinical status is {', '.join(clinical)}: contradictory, not read"
+    return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -222,16 +302,23 @@ def _norm_unit(unit: str) -> str:
 
 
 class _Reader:
-    def __init__(self, mapping: Mapping, on: dt.date):
+    def __init__(self, mapping: Mapping, on: dt.date, patient_id: str | None = None):
         self.m = mapping
         self.on = on
+        self.patient_id = patient_id
+        self.patient_identifiers: set[tuple[str, str]] = set()
         self.readings: list[Reading] = []
         self.unread: list[Unread] = []
         self.resources: dict[str, Any] = {}   # reference forms → parsed resource (for medicationReference)
         self.patient_ref: str | None = None
+        self.subject_reference: str | None = None
         self.patient_keys: set[str] = set()
         # (label, sites it resects, source): decided once the primary site is known (_primary_resected)
         self.resections: list[tuple[str, list[str], Source]] = []
+        # treatment records given (or possibly still given) whose drug or procedure could not be read
+        self.unread_treatments: list[str] = []
+        self.notes: list[str] = []
+        self.missing_medication: str | None = None
 
     # -------------------------------------------------------------- Bundle
     def read(self, data: Any) -> FhirImport:
@@ -259,6 +346,7 @@ class _Reader:
             raise InvalidBundle(problems[:inputgate.MAX_PROBLEMS])
 
         parsed: list[tuple[str, Any]] = []
+        patients: list[tuple[str, Any, str | None]] = []
         for i, entry in enumerate(entries):
             label = f"entry.{i}"
             resource = entry.get("resource")
@@ -269,7 +357,7 @@ class _Reader:
             rid = resource.get("id")
             name = f"{rtype}/{rid}" if rtype and rid else f"{rtype or 'resource'} ({label})"
             if rtype not in READ_TYPES:
-                self.unread.append(Unread(name, f"resource type {rtype!r} is not read by nelm"))
+                self.unread.append(Unread(name, _not_read(rtype, resource, entry)))
                 continue
             try:
                 model = _resource_class(rtype).model_validate(resource)
@@ -281,7 +369,8 @@ class _Reader:
                 self.resources[key] = model
             parsed.append((name, model))
             if rtype == "Patient":
-                self._patient(name, model, full_url)
+                patients.append((name, model, full_url))
+        self._patients(patients)
 
         for name, model in parsed:
             rtype = model.get_resource_type()
@@ -293,28 +382,112 @@ class _Reader:
         return self._result()
 
     # -------------------------------------------------------------- subject
-    def _patient(self, name: str, p: Any, full_url: str | None) -> None:
-        if self.patient_ref is not None:
-            raise InvalidBundle([("entry", f"the Bundle holds more than one Patient ({self.patient_ref}, {name}); "
-                                           "send one patient's records")])
-        self.patient_ref = name
-        self.patient_keys = {name} | ({full_url} if full_url else set())
+    def _patients(self, patients: list[tuple[str, Any, str | None]]) -> None:
+        """The one person the Bundle is about: its Patient, or Patients merged into one by
+        Patient.link (replaces / replaced-by); any other Patient is another person."""
+        if not patients:
+            return
+        if self.patient_id is not None:
+            chosen = [p for p in patients if p[1].id == self.patient_id]
+            if not chosen:
+                ids = ", ".join(name for name, _, _ in patients)
+                raise InvalidBundle([("entry", f"no Patient {self.patient_id!r} (the patient asked about) in the "
+                                               f"records sent; they hold {ids}")])
+            anchor = chosen[0]
+        else:
+            # the surviving record of a merge: the Patient no other record replaces
+            anchor = next((p for p in patients if not _links(p[1], "replaced-by")), patients[0])
+        person = self._merged(anchor, patients)
+        others = [p for p in patients if p not in person]
+        if others and self.patient_id is None:
+            raise InvalidBundle([("entry", f"the Bundle holds more than one Patient ({anchor[0]}, "
+                                           f"{', '.join(name for name, _, _ in others)}) not linked as one person "
+                                           "(Patient.link replaces / replaced-by); send one patient's records")])
+        self.patient_ref = anchor[0]
+        self.subject_reference = (f"Patient/{anchor[1].id}" if anchor[1].id
+                                  else anchor[2] if anchor[2] and not anchor[2].startswith("#") else None)
+        for name, model, full_url in person:
+            self.patient_keys |= {name, *([full_url] if full_url else [])}
+            for ident in model.identifier or []:
+                if ident.system and ident.value:
+                    self.patient_identifiers.add((ident.system, ident.value))
+            for link in model.link or []:
+                if link.type in MERGE_LINKS and getattr(link.other, "reference", None):
+                    self.patient_keys.add(_plain_ref(link.other.reference))
+        for name, model, _ in person:
+            self._patient(name, model, merged=len(person) > 1)
+        for name, _, _ in others:
+            self.unread.append(Unread(name, f"another patient: not {self.patient_ref}, the patient asked about"))
+
+    def _merged(self, anchor: tuple[str, Any, str | None], patients: list[tuple[str, Any, str | None]]
+                ) -> list[tuple[str, Any, str | None]]:
+        """``anchor`` and every Patient joined to it by a replaces / replaced-by link (either way)."""
+        def keys(p: tuple[str, Any, str | None]) -> set[str]:
+            return {p[0], *([p[2]] if p[2] else [])}
+
+        group = [anchor]
+        changed = True
+        while changed:
+            changed = False
+            for p in patients:
+                if p in group:
+                    continue
+                linked = any(_plain_ref(ref) in keys(g) for ref in _links(p[1], *MERGE_LINKS) for g in group) or any(
+                    _plain_ref(ref) in keys(p) for g in group for ref in _links(g[1], *MERGE_LINKS))
+                if linked:
+                    group.append(p)
+                    changed = True
+        return group
+
+    def _patient(self, name: str, p: Any, merged: bool = False) -> None:
         birth = _date_of(p.birthDate)
         if birth is not None:
             years = self.on.year - birth.year - ((self.on.month, self.on.day) < (birth.month, birth.day))
-            self.readings.append(Reading("age_years", years, Source(name, "birthDate", None),
-                                         f"born {birth.isoformat()}, age on {self.on.isoformat()}"))
+            note = f"born {birth.isoformat()}, age on {self.on.isoformat()}"
+            if merged:
+                note += f"; merged record of {self.patient_ref}"
+            self.readings.append(Reading("age_years", years, Source(name, "birthDate", None), note))
         if getattr(p, "deceasedBoolean", None) or getattr(p, "deceasedDateTime", None):
             self.unread.append(Unread(name, "the patient is recorded as deceased; nothing is inferred from it"))
 
     def _about_patient(self, name: str, resource: Any) -> bool:
+        """Whether ``resource`` is about the Bundle's patient; if not, it is listed as unread with why.
+
+        It is when its subject (or patient) resolves to the Patient read: by reference (relative,
+        absolute, fullUrl, urn:uuid, a version of it) or by an identifier that Patient carries.
+        A resource that names no patient, names one only by an identifier the Patient does not
+        carry, or when the Bundle has no Patient, cannot be told to be this patient's.
+        """
         subject = getattr(resource, "subject", None) or getattr(resource, "patient", None)
-        ref = getattr(subject, "reference", None) if subject is not None else None
-        if ref is None or not self.patient_keys:
-            return True
-        if ref in self.patient_keys or any(ref.endswith("/" + k) for k in self.patient_keys if "/" in k):
-            return True
-        self.unread.append(Unread(name, f"about another patient ({ref}), not {self.patient_ref}"))
+        if subject is None:
+            self.unread.append(Unread(name, "cannot tell whose: the record names no patient (subject)"))
+            return False
+        ref = getattr(subject, "reference", None)
+        ident = getattr(subject, "identifier", None)
+        if not self.patient_keys:
+            self.unread.append(Unread(name, "cannot tell whose: the Bundle holds no Patient to match "
+                                            f"{ref or 'its subject'} against"))
+            return False
+        if ref is not None:
+            plain = _plain_ref(ref)
+            if plain in self.patient_keys or any(plain.endswith("/" + k) for k in self.patient_keys
+                                                 if k.startswith("Patient/")):
+                return True
+            if plain.startswith("Patient/") or "/Patient/" in plain or plain.startswith("urn:"):
+                self.unread.append(Unread(name, f"another patient ({ref}), not {self.patient_ref}"))
+            elif plain.startswith("#"):
+                self.unread.append(Unread(name, f"cannot tell whose: subject {ref} is a contained resource"))
+            else:
+                self.unread.append(Unread(name, f"not about a patient: subject {ref}"))
+            return False
+        if ident is not None and ident.system and ident.value:
+            if (ident.system, ident.value) in self.patient_identifiers:
+                return True
+            self.unread.append(Unread(name, f"cannot tell whose: subject identifier {ident.system}|{ident.value} "
+                                            f"is not one {self.patient_ref} carries (another patient's?)"))
+            return False
+        self.unread.append(Unread(name, "cannot tell whose: the subject gives neither a reference nor an identifier "
+                                        "with system and value"))
         return False
 
     # -------------------------------------------------------------- codes
@@ -326,8 +499,8 @@ class _Reader:
 
     def _first_known(self, concept: Any, table: dict[tuple[str, str], Any]) -> tuple[Any, Any] | None:
         """The first coding of ``concept`` that ``table`` maps, with its entry (None: no code is known)."""
-        return next(((c, table[(c.system or "", c.code or "")]) for c in self._codings(concept)
-                     if (c.system or "", c.code or "") in table), None)
+        return next(((c, table[(self.m.canonical(c.system), c.code or "")]) for c in self._codings(concept)
+                     if (self.m.canonical(c.system), c.code or "") in table), None)
 
     def _known(self, name: str, concept: Any, table: dict[tuple[str, str], Any], *dates: Any) -> tuple[Any, Source] | None:
         """The table's rule for a resource's code, and where the reading comes from (the first
@@ -351,17 +524,87 @@ class _Reader:
         if o.status not in OBSERVATION_FINAL:
             self.unread.append(Unread(name, f"status {o.status!r}: only final, amended or corrected results are read"))
             return
-        known = self._known(name, o.code, self.m.observations,
-                            o.effectiveDateTime, getattr(o.effectivePeriod, "start", None), o.issued)
-        if known is None:
+        date = next((d for d in map(_date_of, (o.effectiveDateTime, getattr(o.effectivePeriod, "start", None),
+                                               o.issued)) if d), None)
+        hit = self._first_known(o.code, self.m.observations)
+        if hit is not None:
+            coding, rule = hit
+            self._observation_value(name, rule, Source(name, self._code_text(coding), date), o, o.method)
             return
-        rule, source = known
-        q = o.valueQuantity
+        # a panel: its components are results of their own (a CBC's platelets and neutrophils)
+        read = False
+        for component in o.component or []:
+            part = self._first_known(component.code, self.m.observations)
+            if part is not None:
+                coding, rule = part
+                source = Source(name, f"component {self._code_text(coding)}", date)
+                self._observation_value(name, rule, source, component, o.method)
+                read = True
+        if not read:
+            self._unknown_code(name, o.code)
+
+    def _observation_value(self, name: str, rule: Any, source: Source, holder: Any, method: Any) -> None:
+        """One result (an Observation or one of its components) into its field, or unread with why."""
+        absent = getattr(holder, "dataAbsentReason", None)
+        if absent is not None:
+            why = ", ".join(c.code for c in self._codings(absent) if c.code) or getattr(absent, "text", None) or "unstated"
+            self.unread.append(Unread(name, f"{rule.label}: no value (data absent: {why})"))
+            return
+        if rule.methods:
+            wanted = {(self.m.systems[c.system], c.code) for c in rule.methods}
+            got = {(self.m.canonical(c.system), c.code) for c in self._codings(method)}
+            if not wanted & got:
+                shown = ", ".join(self._code_text(c) for c in self._codings(method)) or "none given"
+                self.unread.append(Unread(name, f"{rule.label}: method {shown} is not one this result is read by "
+                                                f"({', '.join(self.m.system_name(self.m.systems[c.system]) + ' ' + c.code for c in rule.methods)})"))
+                return
+        concept = getattr(holder, "valueCodeableConcept", None)
+        if rule.value == "site":
+            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
+            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
+                        if (self.m.canonical(c.system), c.code) in answers), None)
+            if hit is None:
+                self._unknown_code(name, concept, f"{rule.label} ")
+                return
+            coding, site = hit
+            note = f"coded answer {self._code_text(coding)}"
+            if site is None:
+                self.readings.append(Reading(None, "liver metastasis", source, note))
+                return
+            if site is not True:
+                self.readings.append(Reading("extrahepatic.sites", site, source, note))
+            self.readings.append(Reading("extrahepatic.present", True, source, note))
+            return
+        if rule.value in ("coded", "integer") and concept is not None:
+            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
+            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
+                        if (self.m.canonical(c.system), c.code) in answers), None)
+            if hit is None:
+                self._unknown_code(name, concept, f"{rule.label} answer ")
+                return
+            coding, value = hit
+            self.readings.append(Reading(rule.field, value, source, f"coded answer {self._code_text(coding)}"))
+            return
+        if rule.value == "morphology":
+            found = self._first_known(concept, self.m.morphologies) if concept is not None else None
+            if found is None:
+                self._unknown_code(name, concept, f"{rule.label} ")
+                return
+            coding, morph = found
+            for dotted, value in morph.sets.items():
+                self.readings.append(Reading(dotted, value, source, f"{morph.label} ({self._code_text(coding)})"))
+            return
+        if rule.value == "coded":
+            self.unread.append(Unread(name, f"{rule.label}: expected a coded result (valueCodeableConcept)"))
+            return
+        q = getattr(holder, "valueQuantity", None)
         if rule.value == "integer":
-            raw = o.valueInteger if o.valueInteger is not None else (_number(q.value) if q is not None and not q.unit
-                                                                       and not q.code else None)
+            integer = getattr(holder, "valueInteger", None)
+            raw = integer if integer is not None else (_number(q.value) if q is not None and not q.unit
+                                                       and not q.code else None)
             if raw is None or float(raw) != int(float(raw)):
-                self.unread.append(Unread(name, f"{rule.label}: expected a whole number (valueInteger)"))
+                self.unread.append(Unread(name, f"{rule.label}: expected a whole number (valueInteger) or a coded "
+                                                "answer"))
                 return
             self.readings.append(Reading(rule.field, int(float(raw)), source))
             return
@@ -390,9 +633,12 @@ class _Reader:
 
     # -------------------------------------------------------------- Condition
     def _condition(self, name: str, c: Any) -> None:
-        status = {x.code for x in self._codings(c.verificationStatus)}
-        if status & {"refuted", "entered-in-error"}:
-            self.unread.append(Unread(name, f"verification status {', '.join(sorted(status))}: not a fact"))
+        reason = _not_current(c, self._codings)
+        if reason is not None:
+            self.unread.append(Unread(name, reason))
+            return
+        if self._first_known(c.code, self.m.conditions) is None and self._first_known(c.code, self.m.morphologies):
+            self._primary_by_morphology(name, c)  # MII: the primary's ICD-O-3 morphology in Condition.code
             return
         known = self._known(name, c.code, self.m.conditions,
                             c.onsetDateTime, getattr(c.onsetPeriod, "start", None), c.recordedDate)
@@ -406,9 +652,36 @@ class _Reader:
             self.readings.append(Reading(dotted, value, source))
         if rule.primary:
             self._body_sites(name, c, date)
+            self._morphology(name, c, date)
         if rule.add_site is not None:
             self.readings.append(Reading("extrahepatic.sites", rule.add_site, source))
             self.readings.append(Reading("extrahepatic.present", True, source))
+
+    def _primary_by_morphology(self, name: str, c: Any) -> None:
+        """A Condition coded by an ICD-O-3 morphology of a malignant primary (behaviour /3), as the
+        MII oncology diagnosis codes it beside ICD-10-GM: its differentiation, and its site from
+        bodySite (ICD-O-3 topography or SNOMED CT)."""
+        coding, morph = self._first_known(c.code, self.m.morphologies)
+        date = next((d for d in map(_date_of, (c.onsetDateTime, getattr(c.onsetPeriod, "start", None),
+                                                 c.recordedDate)) if d), None)
+        source = Source(name, "morphology " + self._code_text(coding), date)
+        for dotted, value in morph.sets.items():
+            self.readings.append(Reading(dotted, value, source, morph.label))
+        self._body_sites(name, c, date)
+
+    def _morphology(self, name: str, c: Any, date: dt.date | None) -> None:
+        """mCODE's histology-morphology-behavior extension (an ICD-O-3 morphology) on a primary cancer."""
+        for ext in c.extension or []:
+            if ext.url != MORPHOLOGY_EXTENSION or ext.valueCodeableConcept is None:
+                continue
+            hit = self._first_known(ext.valueCodeableConcept, self.m.morphologies)
+            if hit is None:
+                self._unknown_code(name, ext.valueCodeableConcept, "histology-morphology-behavior ")
+                continue
+            coding, morph = hit
+            source = Source(name, "morphology " + self._code_text(coding), date)
+            for dotted, value in morph.sets.items():
+                self.readings.append(Reading(dotted, value, source, morph.label))
 
     def _body_sites(self, name: str, c: Any, date: dt.date | None) -> None:
         """A primary tumour's bodySite → primary.site; a site the table does not know is reported."""
@@ -426,17 +699,56 @@ class _Reader:
         hit = next(((x, self.m.option_of(x.system, x.code)) for x in self._codings(concept)
                     if self.m.option_of(x.system, x.code)), None)  # option_of also reads nelm's own codes
         if hit is None:
+            named = self._named_treatment(concept)
+            if named is not None:
+                option, drug, text = named
+                self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
+                                             Source(name, f"text naming {drug}", date),
+                                             f"read from the medication's text {text!r} (no code)"))
+                return
             self._unknown_code(name, concept)
+            if ongoing is not False:  # it may be one of nelm's options, still being given
+                self.unread_treatments.append(name)
             return
         coding, option = hit
         self.readings.append(Reading("prior_therapies", {"therapy": option, "ongoing": ongoing},
                                      Source(name, self._code_text(coding), date)))
 
+    def _named_treatment(self, concept: Any) -> tuple[str, str, str] | None:
+        """(option, drug, text) when a medication given only as text names exactly one option's drug
+        by its international non-proprietary name; None when it names none, or drugs of two options."""
+        if concept is None or self._codings(concept):
+            return None  # a coded medication is read by its code only
+        text = getattr(concept, "text", None)
+        if not isinstance(text, str):
+            return None
+        words = set(re.findall(r"[a-z][a-z0-9-]*", text.lower()))
+        hits = {(t.option, drug) for drug, t in self.m.treatment_names.items() if drug in words}
+        options = {o for o, _ in hits}
+        if len(options) != 1:
+            return None
+        option = options.pop()
+        return option, ", ".join(sorted(d for o, d in hits if o == option)), text
+
     def _medication_concept(self, r: Any) -> Any:
+        """The medication's code: inline, a contained Medication (#id) or one in the Bundle; None,
+        with a note in ``self.missing_medication``, when the Medication named is not there."""
         if r.medicationCodeableConcept is not None:
             return r.medicationCodeableConcept
         ref = getattr(r.medicationReference, "reference", None)
-        med = self.resources.get(ref or "")
+        if ref and ref.startswith("#"):
+            med = next((c for c in getattr(r, "contained", None) or []
+                        if c.get_resource_type() == "Medication" and c.id == ref[1:]), None)
+        else:
+            med = self.resources.get(_plain_ref(ref or "")) or next(
+                (m for k, m in self.resources.items() if ref and k.endswith("/" + _plain_ref(ref))
+                 and m.get_resource_type() == "Medication"), None)
+        if med is None:
+            display = getattr(r.medicationReference, "display", None)
+            self.missing_medication = f"the Medication it names ({ref or 'no reference'}" + (
+                f", {display!r}" if display else "") + ") is not in the records sent"
+            # the reference's display is text a prescriber chose: read by drug name like text
+            return _TextConcept(display) if display else None
         return getattr(med, "code", None)
 
     def _given(self, name: str, r: Any, rtype: str) -> bool | None | str:
@@ -452,7 +764,10 @@ class _Reader:
         self._medication(name, r, "MedicationAdministration", r.effectivePeriod, r.effectiveDateTime)
 
     def _medicationrequest(self, name: str, r: Any) -> None:
-        if r.intent not in ORDER_INTENTS:
+        # US Core: a medication the patient reports taking is a MedicationRequest with intent
+        # "plan" and reported = true (or a reportedReference), status active while taken
+        reported = bool(r.reportedBoolean) or r.reportedReference is not None
+        if r.intent not in ORDER_INTENTS and not (r.intent == "plan" and reported):
             self.unread.append(Unread(name, f"intent {r.intent!r}: a proposal or plan, not a treatment given"))
             return
         self._medication(name, r, "MedicationRequest", getattr(r.dispenseRequest, "validityPeriod", None), r.authoredOn)
@@ -466,7 +781,14 @@ class _Reader:
         if ongoing is None and end is not None and end < self.on:
             ongoing = False  # a period that ended before the assessment date: no longer given
         date = _date_of(getattr(period, "start", None)) or _date_of(moment)
-        self._treatment(name, self._medication_concept(r), ongoing, date)
+        self.missing_medication = None
+        concept = self._medication_concept(r)
+        if concept is None and self.missing_medication:
+            self.unread.append(Unread(name, self.missing_medication))
+            if ongoing is not False:
+                self.unread_treatments.append(name)
+            return
+        self._treatment(name, concept, ongoing, date)
 
     def _procedure(self, name: str, p: Any) -> None:
         ongoing = self._given(name, p, "Procedure")
@@ -500,7 +822,7 @@ class _Reader:
             if dotted == "extrahepatic.sites":
                 set_field(doc, dotted, sorted({r.value for r in readings}))
             elif dotted == "prior_therapies":
-                doc["prior_therapies"] = _therapies(readings)
+                doc["prior_therapies"] = _therapies(readings, self.unread_treatments, self.notes)
             else:
                 value, conflict = _resolve(dotted, readings)
                 if conflict is not None:
@@ -509,7 +831,8 @@ class _Reader:
                     set_field(doc, dotted, value)
         self._primary_resected(doc)
         return FhirImport(document=doc, provenance=self.readings, conflicts=conflicts, unread=self.unread,
-                          mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on)
+                          mapping=self.m.identity(), patient_reference=self.patient_ref, assessed_on=self.on,
+                          notes=self.notes, subject_reference=self.subject_reference)
 
     def _primary_resected(self, doc: dict[str, Any]) -> None:
         """An organ resection is the primary tumour's resection when the primary is in that organ."""
@@ -540,8 +863,9 @@ def _key(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
-    """One prior_therapies entry per option; ongoing when any record says so, not when all say not."""
+def _therapies(readings: list[Reading], unread: list[str], notes: list[str]) -> list[dict[str, Any]]:
+    """One prior_therapies entry per option; ongoing when any record says so, not when all say not
+    and every treatment record was read (an unread, possibly current one may be the same therapy)."""
     entries: dict[str, list[bool | None]] = {}
     for r in readings:
         entries.setdefault(r.value["therapy"], []).append(r.value["ongoing"])
@@ -549,6 +873,10 @@ def _therapies(readings: list[Reading]) -> list[dict[str, Any]]:
     for therapy, flags in entries.items():
         entry: dict[str, Any] = {"therapy": therapy}
         ongoing = True if True in flags else (False if all(f is False for f in flags) else None)
+        if ongoing is False and unread:
+            ongoing = None
+            notes.append(f"prior_therapies: whether {therapy} is still given stays unknown: its records say it "
+                         f"ended, but {', '.join(unread)} could not be read and may be the same therapy, current")
         if ongoing is not None:
             entry["ongoing"] = ongoing
         out.append(entry)

@@ -16,6 +16,8 @@ def render_import(imported: FhirImport, console: Console) -> None:
         console.print("Conflicting records (the most recent governs; a tie stays unknown):", style="bold", markup=False)
         for c in imported.conflicts:
             console.print(f"  {c}", markup=False)
+    for note in imported.notes:
+        console.print(f"  Note: {note}", markup=False)
     if imported.unread:
         console.print(f"Not read ({len(imported.unread)}):", style="bold", markup=False)
         for u in imported.unread:

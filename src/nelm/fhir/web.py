@@ -8,7 +8,9 @@ every refusal names its field.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections import OrderedDict
+from urllib.parse import urlsplit
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -83,7 +85,7 @@ def assess_fhir(imported: Annotated[FhirImport, Depends(bundle_body)]) -> FhirAs
     patient = imported.patient()
     result = assess(patient)
     return FhirAssessment(assessment=result, fhir_import=imported.to_dict(),
-                          guidance_response=guidance_response(result, imported.patient_reference))
+                          guidance_response=guidance_response(result, imported.subject_reference, imported=imported))
 
 
 # ------------------------------------------------------------------ CDS Hooks 2.0
@@ -123,6 +125,76 @@ def _remember(request: Request, cards: list[dict[str, Any]], case_id: str) -> No
         seen.popitem(last=False)
 
 
+_CODING = {"type": "object", "properties": {"system": {"type": "string"}, "code": {"type": "string"},
+                                            "display": {"type": "string"}}}
+_DETAIL = {"type": "object", "required": ["detail"], "properties": {"detail": {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}}}
+_CARD = {"type": "object", "required": ["summary", "indicator", "source"], "properties": {
+    "uuid": {"type": "string"}, "summary": {"type": "string", "maxLength": 139}, "detail": {"type": "string"},
+    "indicator": {"enum": ["info", "warning", "critical"]},
+    "source": {"type": "object", "required": ["label"], "properties": {"label": {"type": "string"},
+                                                                      "url": {"type": "string"}}},
+    "suggestions": {"type": "array", "items": {"type": "object"}},
+    "selectionBehavior": {"enum": ["at-most-one", "any"]},
+    "overrideReasons": {"type": "array", "items": _CODING},
+    "links": {"type": "array", "items": {"type": "object", "required": ["label", "url", "type"]}}}}
+_ERRORS = {str(code): {"description": why, "content": {"application/json": {"schema": _DETAIL}}} for code, why in (
+    (400, "the Host header is not one this server answers"), (401, "no valid credential (JWT or API token)"),
+    (404, "no such CDS service"), (413, "the body is larger than the limit"),
+    (415, "the body is not application/json"), (422, "the request is not a hook request, each problem named"))}
+CDS_OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "nelm CDS Hooks 2.0 services", "version": "2.0",
+             "description": "The CDS Hooks endpoints (https://cds-hooks.hl7.org/2.0/), described for fuzzing and "
+                            "clients; the REST API has its own document at /openapi.json."},
+    "paths": {
+        "/cds-services": {"get": {"operationId": "discovery", "responses": {
+            "200": {"description": "the services", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["services"], "properties": {"services": {"type": "array"}}}}}},
+            **{k: v for k, v in _ERRORS.items() if k in ("400", "401")}}}},
+        "/cds-services/{service_id}": {"post": {
+            "operationId": "call_service",
+            "parameters": [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["hook", "hookInstance", "context"], "properties": {
+                    "hook": {"type": "string"}, "hookInstance": {"type": "string"},
+                    "fhirServer": {"type": "string"},
+                    "fhirAuthorization": {"type": "object"},
+                    "context": {"type": "object", "required": ["patientId"], "properties": {
+                        "patientId": {"type": "string"}, "userId": {"type": "string"},
+                        "selections": {"type": "array", "items": {"type": "string"}},
+                        "draftOrders": {"type": "object"}}},
+                    "prefetch": {"type": "object", "additionalProperties": {"nullable": True, "type": "object"}}}}}}},
+            "responses": {
+                "200": {"description": "the cards", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["cards"], "properties": {"cards": {"type": "array",
+                                                                                     "items": _CARD}}}}}},
+                "412": {"description": "the FHIR data cannot be obtained (no prefetch and no usable fhirServer, a "
+                                       "server not allowed, or one that did not answer in time)",
+                        "content": {"application/json": {"schema": _DETAIL}}},
+                **_ERRORS}}},
+        "/cds-services/{service_id}/feedback": {"post": {
+            "operationId": "feedback",
+            "parameters": [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["feedback"], "properties": {"feedback": {"type": "array", "items": {
+                    "type": "object", "required": ["card", "outcome"], "properties": {
+                        "card": {"type": "string"}, "outcome": {"enum": ["accepted", "overridden"]},
+                        "overrideReason": {"type": "object", "properties": {"reason": _CODING,
+                                                                             "userComment": {"type": "string"}}},
+                        "outcomeTimestamp": {"type": "string"}}}}}}}}},
+            "responses": {"200": {"description": "recorded in the audit log",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}, **_ERRORS}}},
+    },
+}
+
+
+@cds_router.get("/cds-services/openapi.json")
+def cds_openapi() -> dict[str, Any]:
+    """The CDS Hooks endpoints' own OpenAPI document (fuzzed in tests/fhir/test_cds_fuzz.py)."""
+    return CDS_OPENAPI
+
+
 @cds_router.get("/cds-services")
 def discovery() -> dict[str, Any]:
     """CDS Hooks discovery: the services, their hooks and prefetch templates."""
@@ -139,9 +211,12 @@ async def call_service(service_id: str, request: Request) -> JSONResponse:
 
 
 def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
+    settings = getattr(request.app.state, "cds_settings", None)
     try:
         cds.check_request(service_id, body)
-        imported = cds.read_hook(body, dt.date.today())
+        imported = cds.read_hook(body, dt.date.today(), settings)
+    except cds.WrongPatient as exc:  # another patient's record: a critical card, nothing assessed or stored
+        return JSONResponse({"cards": [cds.wrong_patient_card(exc, str(request.base_url))]})
     except cds.HookError as exc:
         return _problem(exc.status, exc.message)
     except InvalidPatient as exc:  # the prefetched data is not a Bundle nelm can read
@@ -151,17 +226,39 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
         patient = imported.patient()
     except InvalidPatient as exc:
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
+    label = _case_label(body, imported)
+    patient = patient.model_copy(update={"id": label})
+    store = request.app.state.store
     try:
-        v = assess_and_store(request.app.state.store, patient, actor=actor_of(request))
+        with _case_lock:  # one case per FHIR patient: a second call adds a version to it
+            case_id = _case_of(store, label)
+            v = assess_and_store(store, patient, actor=actor_of(request), case_id=case_id)
     except InvalidPatient as exc:  # nothing an assessment starts from could be read: say so, store nothing
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
     done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}")
-    if cds.SERVICES[service_id]["hook"] == "order-select":
+    if cds.SERVICES[service_id]["hook"] in cds.ORDER_HOOKS:
         cards = cds.order_cards(done, body["context"], base)
     else:
         cards = [cds.plan_card(done, base)]
     _remember(request, cards, v.case_id)
     return JSONResponse({"cards": cards})
+
+
+_case_lock = threading.Lock()
+
+
+def _case_label(body: dict[str, Any], imported: FhirImport) -> str:
+    """The case's label: the FHIR patient it was read for, and where from (the EHR's server)."""
+    server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
+    where = urlsplit(server).netloc if server else "EHR"
+    ref = imported.subject_reference or f"Patient/{body['context']['patientId']}"
+    return f"FHIR {ref} ({where})"[:200]
+
+
+def _case_of(store: Any, label: str) -> str | None:
+    """The case already kept for this FHIR patient, if any (matched by its exact label)."""
+    page = store.list(page=1, page_size=50, search=label)
+    return next((c.id for c in page.items if c.patient_label == label), None)
 
 
 @cds_router.post("/cds-services/{service_id}/feedback")
@@ -236,7 +333,12 @@ async def import_bundle(request: Request) -> Response:
 
 
 def include_fhir(app: FastAPI) -> None:
-    """Add the FHIR routes; before the pages, whose /cases/{case_id} would take /cases/import."""
+    """Add the FHIR routes; before the pages, whose /cases/{case_id} would take /cases/import.
+    CDS Hooks client authentication (JWT) and CORS sit just outside the app's token check
+    (:func:`nelm.fhir.auth.install`)."""
+    from .auth import install
+
+    install(app)
     app.include_router(api_router)
     app.include_router(cds_router)
     app.include_router(page_router)

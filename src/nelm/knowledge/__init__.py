@@ -277,6 +277,11 @@ def rule_column(option_id: str, rule_id: str) -> str:
     return f"rule__{option_id}__{rule_id}"
 
 
+def assumption_column(index: int) -> str:
+    """The column saying whether the index-th plan assumption (pathways.yaml) is for this patient."""
+    return f"assumption__{index}"
+
+
 def pathway_column(pathway_id: str, step: int | None = None, option_id: str | None = None) -> str:
     return "pathway__" + "__".join(str(p) for p in (pathway_id, step, option_id) if p is not None)
 
@@ -348,6 +353,10 @@ def _load(guideline: str | None) -> KnowledgeBase:
                 if isinstance(o, StepOption) and o.if_:
                     nodes.append(_compile(pathway_column(pw.id, i, o.id), o.if_, f"pathway {pw.id} step {i + 1} {o.id}"))
 
+    for i, a in enumerate(plans.assumptions):
+        if a.when:
+            nodes.append(_compile(assumption_column(i), a.when, f"assumption {a.field}"))
+
     inputs = set(COLUMN_TYPES)
     batches = _levels(nodes, inputs)
     all_columns = inputs | {n.column for n in nodes}
@@ -403,8 +412,11 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
                     problems.append(f"pathway {pw.id} step {i + 1}: unknown option {oid!r}")
     for a in kb.assumptions:
         check(f"assumption {a.field}", a.sources)
-        if column_of(a.field) not in COLUMN_TYPES:
+        if a.field not in set(COLUMN_FIELDS.values()):
             problems.append(f"assumption {a.field!r}: not a patient field")
+        for f in [*a.also, *a.also_if_not]:
+            if f not in set(COLUMN_FIELDS.values()):
+                problems.append(f"assumption {a.field!r}: {f!r} (also) is not a patient field")
     if problems:
         raise ValueError("knowledge base inconsistent:\n  " + "\n  ".join(problems))
 

@@ -50,8 +50,15 @@ class Assumption(_Record):
     """A fact missing but routinely confirmed, which a conditional plan may assume."""
 
     field: str
+    when: str | None = Field(None, description="SQL: the patients this assumption is for (the first record of a field "
+                             "whose `when` certainly holds applies; none: every patient)")
     assumed: Any
     alternative: Any = Field(description="the value that shows what the plan becomes if the assumption fails")
+    also: dict[str, Any] = Field(default_factory=dict, description="facts that follow from the assumed value "
+                                 "(filled in with it where the record leaves them unknown)")
+    also_if_not: dict[str, Any] = Field(default_factory=dict, description="facts that follow from the alternative")
+    label: str | None = Field(None, description="the assumption as a clinician states it")
+    if_not_label: str | None = Field(None, description="the other outcome, as a clinician states it (a branch's `if`)")
     reason: str
     sources: list[str] = Field(min_length=1)
 

@@ -26,6 +26,25 @@ Modality = Literal["surgery", "transplantation", "intra_arterial", "radionuclide
                    "systemic", "chemotherapy", "trial"]
 
 VERDICTS: tuple[str, ...] = ("preferred", "reasonable", "not_recommended", "contraindicated")
+
+
+def _mask_verdicts() -> dict[int, str]:
+    """The verdict of each bit mask of possible verdicts (bit j: VERDICTS[j]) that has one.
+
+    One possible verdict: that verdict. Several, all on one side (contract v3): the
+    milder of them -- preferred or reasonable gives ``reasonable``, not recommended or
+    contraindicated gives ``not_recommended`` -- because the board's answer is the same
+    either way and the reasons say what would make it the other. Masks not listed (the
+    verdict could be positive or negative) are ``undetermined``. Every executor (the
+    row code, Polars, the SQL view) reads this one table.
+    """
+    out = {1 << j: v for j, v in enumerate(VERDICTS)}
+    out[0b0011] = "reasonable"          # preferred or reasonable
+    out[0b1100] = "not_recommended"     # not recommended or contraindicated
+    return out
+
+
+MASK_VERDICTS: dict[int, str] = _mask_verdicts()
 MODALITY_LABELS = {
     "surgery": "Surgery and ablation", "transplantation": "Transplantation",
     "intra_arterial": "Intra-arterial therapy", "radionuclide": "Radionuclide therapy",
@@ -64,9 +83,13 @@ class Rule(_Record):
     intent: Intent | None = None
     reason: str = Field(description="template quoting the patient's values: {column} placeholders")
     sources: list[str] = Field(min_length=1)
-    requirement: str | None = Field(
-        None, description="what passing means, shown as the option's condition while a pre-treatment check is unknown")
+    requirement: str | dict[str, str] | None = Field(
+        None, description="what passing means, shown as the option's condition while a pre-treatment check is unknown; "
+                          "a mapping names it per contract field (liver.child_pugh -> 'Child-Pugh A') when the rule reads "
+                          "several checks")
     gate: bool = Field(False, description="set by the loader on rules that come from gates.yaml")
+    rank: int | None = Field(None, description="set by the loader: the gate's place in gates.yaml, which lists, among the "
+                                               "gates that read one check, the strictest requirement first")
     later: bool = Field(False, description="sets the option aside for now only (e.g. disease still stable): "
                                            "a plan may still sequence it for a later step")
 
@@ -75,6 +98,22 @@ class Rule(_Record):
         if sum((self.note, self.verdict is not None, self.cap is not None)) != 1:
             raise ValueError(f"rule {self.id}: give exactly one of verdict, cap or note: true")
         return self
+
+    def requirement_for(self, field: str) -> str | None:
+        """What passing means for one check this rule reads (None: the rule says nothing of it)."""
+        if isinstance(self.requirement, dict):
+            return self.requirement.get(field)
+        return self.requirement
+
+    @property
+    def severity(self) -> int:
+        """How hard the rule bites when it holds: a deciding verdict by its rank (contraindicated worst), then caps,
+        then notes; gates are read in this order, so the most severe gate that holds decides and its reason leads."""
+        if self.verdict is not None:
+            return -len(VERDICTS) - VERDICTS.index(self.verdict)
+        if self.cap is not None:
+            return 0
+        return 1
 
 
 class Gate(Rule):
@@ -148,9 +187,9 @@ def load_gates(path: Path = GATES_FILE) -> list[Gate]:
         raise ValueError(f"{path.name}: {exc}") from exc
 
 
-def _for_option(gate: Gate, option_id: str) -> Rule:
+def _for_option(gate: Gate, option_id: str, rank: int) -> Rule:
     """The gate as one option's rule: ``$option`` becomes that option's id."""
-    data = gate.model_dump(exclude={"options"}) | {"gate": True}
+    data = gate.model_dump(exclude={"options"}) | {"gate": True, "rank": rank}
     data["when"] = data["when"].replace("$option", option_id)
     data["reason"] = data["reason"].replace("$option", option_id)
     return Rule.model_validate(data)
@@ -166,8 +205,11 @@ def load_options(directory: Path = RULES_DIR, gates_file: Path = GATES_FILE) -> 
         except Exception as exc:
             raise ValueError(f"rules/{path.name}: {exc}") from exc
         for opt in parsed.options:
-            # a gate is what rules the option out for this patient: read before any indication
-            expanded: list[Rule | Use] = [_for_option(g, opt.id) for g in gates if opt.id in g.options]
+            # a gate is what rules the option out for this patient: read before any indication, the most severe
+            # first (contraindicated, then not recommended, then caps and notes; gates.yaml's order within each), so
+            # that when several hold the most severe decides and its reason leads, in all three executors alike
+            mine = [_for_option(g, opt.id, i) for i, g in enumerate(gates) if opt.id in g.options]
+            expanded: list[Rule | Use] = sorted(mine, key=lambda r: (r.severity, r.rank))
             for r in opt.rules:
                 if isinstance(r, Use):
                     if r.use not in parsed.groups:

@@ -15,10 +15,8 @@ import polars as pl
 
 from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
-from . import validate
 from .flat import engine_frame
-from .layout import SCHEMA
-from .leading import assumable_fields, conditional_leading, leading
+from .leading import leading
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
 STATUS = {True: "met", False: "not_met"}
@@ -26,7 +24,7 @@ STATUS = {True: "met", False: "not_met"}
 
 def output_columns(kb: KnowledgeBase) -> list[str]:
     return ([f"classification.{k}" for k in CLASSIFICATION] + [f"criteria.{cs.id}" for cs in kb.criteria]
-            + [f"options.{o.id}.verdict" for o in kb.options] + ["plan.leading"])
+            + [f"options.{o.id}.verdict" for o in kb.options] + ["plan.leading", "plan.status"])
 
 
 def selected(kb: KnowledgeBase, select: list[str] | None) -> list[str]:
@@ -54,7 +52,7 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
     columns = columns or output_columns(kb)
     patients = engine_frame(layout)
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
-    plan_wanted = "plan.leading" in columns
+    plan_wanted = "plan.leading" in columns or "plan.status" in columns
     # facts as entered (classification, criteria) and, with verdicts, the option rules read
     # with unknown pre-treatment checks in their passing value: evaluate_frame's two passes
     if plan_wanted:
@@ -72,33 +70,87 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
     n_assumed = 0
     if plan_wanted:
-        verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("verdict", "possible")]
-        plan = leading(filled, kb)
-        lead = plan["plan.leading"]
-        rows = plan["needs_assumption"].arg_true()
+        lead, plan_status, rows = certain_plans(layout, patients, filled, kb)
         n_assumed = rows.len()
         if n_assumed:
-            lead = lead.scatter(rows, _assumed_leading(layout[rows], plan[rows], facts[rows].select(verdict_cols), kb))
-        result = result.with_columns(lead)
+            per_case = _plans_per_case(layout[rows], kb)
+            lead = lead.scatter(rows, per_case["plan.leading"])
+            plan_status = plan_status.scatter(rows, per_case["plan.status"])
+        result = result.with_columns(lead, plan_status)
     return result.select(columns), n_assumed
 
 
-def _assumed_leading(layout: pl.DataFrame, plan: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBase) -> pl.Series:
-    """The leading option of plans that hang on missing facts a board routinely confirms:
-    the patients are evaluated again with those facts assumed (``nelm.plan.build_plan``);
-    a patient the assumption makes contradictory gets no leading option, as there."""
-    assumed = {a.field: a.assumed for a in kb.assumptions}
-    alt = layout.with_columns(
-        pl.when(plan[f"assume.{f}"]).then(pl.lit(assumed[f], dtype=SCHEMA[f])).otherwise(pl.col(f)).alias(f)
-        for f in assumable_fields(kb))
-    bad = {p.row for p in validate.problems(alt)}
-    ok = ~alt["__row"].is_in(list(bad))
-    values = pl.Series("plan.leading", [None] * alt.height, dtype=pl.String)
-    if ok.any():
-        valid = alt.filter(ok)
-        filled = evaluate_frame(engine_frame(valid).with_columns(kb.assume), kb, variants=False, verdicts=True)
-        values = values.scatter(ok.arg_true(), conditional_leading(filled, today.filter(ok), kb))
-    return values
+def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase
+                  ) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """``plan.leading`` and ``plan.status`` where they follow column-wise, and the rows left
+    to the per-case planner.
+
+    A plan is settled column-wise when no missing fact could change its lead
+    (:func:`nelm.screen.leading.leading`, a test that may send a settled plan the slow way,
+    never the reverse) and none of the leading option's requirement rules (gates, whose
+    unknown pre-treatment checks would make the plan conditional) reads a check missing
+    for this patient: then the plan is ``determined`` and its lead is the one followed.
+    Every other row rests on assumptions (contract v3) and is planned per case."""
+    plan = leading(filled, kb)
+    lead = plan["plan.leading"]
+    unsure = pl.lit(False)
+    for oid, cols in _lead_check_columns(kb).items():
+        if cols:
+            unsure = unsure | ((pl.col("lead") == oid) & pl.any_horizontal([pl.col(c).is_null() for c in cols]))
+    flags = patients.select(sorted({c for cols in _lead_check_columns(kb).values() for c in cols})).with_columns(
+        lead=lead).select(unsure.fill_null(False).alias("unsure"))["unsure"]
+    settled = lead.is_not_null() & ~flags
+    out = pl.DataFrame({"lead": lead, "settled": settled}).select(
+        pl.when("settled").then("lead").alias("plan.leading"),
+        pl.when("settled").then(pl.lit("determined")).alias("plan.status"))
+    return out["plan.leading"], out["plan.status"], (~settled).arg_true()
+
+
+_LEAD_CHECKS: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+
+def _lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """For each option, the check input columns its requirement rules read (through the
+    derived values): a missing one may make a plan led by it conditional."""
+    key = (kb.sha256, kb.guideline)
+    if key not in _LEAD_CHECKS:
+        from ..knowledge import rule_column
+        from ..patient import COLUMN_FIELDS
+        checks = {c.field for c in kb.checks}
+        out: dict[str, list[str]] = {}
+        for opt in kb.options:
+            cols: set[str] = set()
+            stack = [rule_column(opt.id, r.id) for r in opt.deciding + opt.caps if r.requirement]
+            seen: set[str] = set()
+            while stack:
+                c = stack.pop()
+                if c in seen:
+                    continue
+                seen.add(c)
+                if c in COLUMN_FIELDS:
+                    if COLUMN_FIELDS[c] in checks:
+                        cols.add(c)
+                    continue
+                stack += list(kb.roots.get(c, ()))
+            out[opt.id] = sorted(cols)
+        _LEAD_CHECKS[key] = out
+    return _LEAD_CHECKS[key]
+
+
+def _plans_per_case(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The plans resting on assumed facts or unknown checks: each patient through the same
+    planner as ``nelm assess`` (``nelm.assessment.plan_of``)."""
+    from ..assessment import plan_of
+    from ..patient import validate_patient
+    from .layout import row_document
+
+    leads, statuses = [], []
+    for row in layout.drop("__row").iter_rows(named=True):
+        plan = plan_of(validate_patient(row_document(row)), kb)
+        leads.append(plan_leading(plan))
+        statuses.append(plan["status"])
+    return pl.DataFrame({"plan.leading": leads, "plan.status": statuses}, schema={"plan.leading": pl.String,
+                                                                                  "plan.status": pl.String})
 
 
 def plan_leading(plan: dict[str, Any]) -> str | None:

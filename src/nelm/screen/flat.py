@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from ..engine import SCHEMA as ENGINE_SCHEMA
-from ..patient import OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS, SYSTEMIC_LINES, _OUTCOME_RANK, column_of
+from ..patient import _COURSE_OUTCOME, _OUTCOME_RANK, OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS, SYSTEMIC_LINES, column_of
 from .layout import PRIOR, SITES
 
 _RANK_OUTCOME = {rank: outcome for outcome, rank in _OUTCOME_RANK.items() if outcome}
@@ -37,40 +37,49 @@ def engine_frame(layout: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(pl.col("liver_resectable"), pl.col("liver_resectable_fraction_percent") >= 100).alias("liver_resectable"),
     )
     frame = lf.collect()
-    frame = frame.hstack(_prior_columns(frame.select("__row", PRIOR)).drop("__row"))
+    frame = frame.hstack(_prior_columns(frame.select("__row", PRIOR, "course_status")).drop("__row"))
     return frame.select(pl.col(c).cast(t) for c, t in ENGINE_SCHEMA.items())
 
 
 def _prior_columns(prior: pl.DataFrame) -> pl.DataFrame:
-    """Per therapy: worst outcome (``none``/``given``), shortest months to progression,
-    ongoing; and the counts of therapies progressed on and of systemic lines."""
+    """Per therapy: worst outcome (``none``, or NULL while an outcome is unrecorded: see
+    :func:`nelm.patient.worst_outcome`), shortest months to progression, ongoing; and the
+    counts of therapies progressed on (NULL while an outcome is unknown) and of systemic lines."""
     known = prior[PRIOR].is_not_null()
     items = (prior.with_row_index("__i").explode(PRIOR).filter(pl.col(PRIOR).is_not_null())
-             .select("__i", pl.col(PRIOR).struct.unnest()))
-    per = items.group_by("__i", "therapy").agg(
+             .select("__i", "course_status", pl.col(PRIOR).struct.unnest()))
+    # an ongoing therapy's unrecorded outcome is the current course
+    outcome = pl.coalesce(pl.col("outcome"), pl.when(pl.col("ongoing").fill_null(False)).then(
+        pl.col("course_status").cast(pl.String).replace_strict(_COURSE_OUTCOME, default=None, return_dtype=pl.String)))
+    per = items.with_columns(outcome=outcome).group_by("__i", "therapy").agg(
         rank=pl.col("outcome").replace_strict(_OUTCOME_RANK, default=-1, return_dtype=pl.Int8).max(),
+        unknown=pl.col("outcome").is_null().any(),
         months=pl.col("months_to_progression").min(),
         ongoing=pl.when(pl.col("ongoing").fill_null(False).any()).then(True)
                .when((pl.col("ongoing") == False).all(ignore_nulls=False)).then(False),  # noqa: E712
-    ).with_columns(worst=pl.col("rank").replace_strict(_RANK_OUTCOME, default="given", return_dtype=pl.String))
-    counts = items.group_by("__i").agg(
-        prior_progression_count=pl.col("therapy").filter(pl.col("outcome") == "progression").n_unique().cast(pl.Float64),
+    ).with_columns(worst=pl.when(~pl.col("unknown") | (pl.col("rank") == _OUTCOME_RANK["intolerance"]))
+                   .then(pl.col("rank").replace_strict(_RANK_OUTCOME, default=None, return_dtype=pl.String)))
+    counts = per.group_by("__i").agg(
+        prior_progression_count=pl.when(pl.col("worst").is_null().any()).then(None).otherwise(
+            (pl.col("worst") == "progression").sum()).cast(pl.Float64),
         prior_systemic_lines=pl.col("therapy").filter(pl.col("therapy").is_in(SYSTEMIC_LINES)).n_unique().cast(pl.Float64),
     )
     base = pl.DataFrame({"__i": pl.int_range(0, prior.height, eager=True, dtype=pl.UInt32), "__known": known})
     out = [pl.col("__i")]
     wide = base
     for t in OPTION_IDS:
-        one = per.filter(pl.col("therapy") == t).select("__i", pl.col("worst").alias(f"w_{t}"),
+        one = per.filter(pl.col("therapy") == t).select("__i", pl.lit(True).alias(f"g_{t}"), pl.col("worst").alias(f"w_{t}"),
                                                        pl.col("months").alias(f"m_{t}"), pl.col("ongoing").alias(f"o_{t}"))
         wide = wide.join(one, on="__i", how="left")
-        given = pl.col(f"w_{t}").is_not_null()
+        given = pl.col(f"g_{t}").fill_null(False)
         out += [pl.when(~pl.col("__known")).then(None).when(given).then(pl.col(f"w_{t}")).otherwise(pl.lit("none"))
                   .alias(f"prior_{t}"),
                 pl.when(pl.col("__known") & given).then(pl.col(f"m_{t}")).alias(f"prior_{t}_months"),
                 pl.when(~pl.col("__known")).then(None).when(given).then(pl.col(f"o_{t}")).otherwise(pl.lit(False))
                   .alias(f"prior_{t}_ongoing")]
-    wide = wide.join(counts, on="__i", how="left")
-    for c in ("prior_progression_count", "prior_systemic_lines"):
-        out.append(pl.when(pl.col("__known")).then(pl.col(c).fill_null(0.0)).alias(c))
+    wide = wide.join(counts.with_columns(__any=pl.lit(True)), on="__i", how="left")
+    # no record: nothing given, nothing progressed (a count NULL from an unknown outcome stays NULL)
+    out.append(pl.when(pl.col("__known") & pl.col("__any").is_null()).then(pl.lit(0.0))
+               .when(pl.col("__known")).then(pl.col("prior_progression_count")).alias("prior_progression_count"))
+    out.append(pl.when(pl.col("__known")).then(pl.col("prior_systemic_lines").fill_null(0.0)).alias("prior_systemic_lines"))
     return wide.sort("__i").select(out).rename({"__i": "__row"})

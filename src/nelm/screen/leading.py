@@ -39,6 +39,7 @@ from ..knowledge.ruleset import VERDICTS
 from ..patient import COLUMN_FIELDS
 
 NOW = ("preferred", "reasonable")
+TRIAL = "clinical_trial"
 # the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
 _FLAT = pl.QueryOptFlags.none()
 
@@ -77,7 +78,7 @@ def _flag_batches(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
 def assumable_fields(kb: KnowledgeBase) -> list[str]:
     """The missing facts a plan may assume (pathways.yaml), pre-treatment checks excepted."""
     checks = {c.field for c in kb.checks}
-    return [a.field for a in kb.assumptions if a.field not in checks]
+    return list(dict.fromkeys(a.field for a in kb.assumptions if a.field not in checks))
 
 
 def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
@@ -87,7 +88,9 @@ def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     :func:`nelm.knowledge.input_roots` walks the graph."""
     checks = {c.field for c in kb.checks}
     assumable = assumable_fields(kb)
-    wanted = {"n": lambda f: f not in checks, "a": lambda f: f in assumable}
+    # a check filled with its passing value is not null in the frame, so "n" counts only the
+    # checks left unknown (nelm.plan._blocking)
+    wanted = {"n": lambda f: True, "a": lambda f: f in assumable}
     wanted |= {f"a{i}": (lambda f, a=a: f == a) for i, a in enumerate(assumable)}
     kinds = [(name, wanted[name]) for name in _flag_names(kb, mode)]
     needed: set[str] = set()
@@ -147,6 +150,14 @@ def _possible(oid: str, verdict: str) -> pl.Expr:
     return (pl.col(f"possible__{oid}") & (1 << VERDICTS.index(verdict))) != 0
 
 
+def trial_last(step: Any) -> list[tuple[int, str, str, str | None]]:
+    """A ``now`` step's (rank, verdict, option, condition) in the order the plan tries them:
+    every established option by verdict then order, then the trial (``nelm.plan._now_key``)."""
+    opts = _options(step)
+    out = [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid != TRIAL]
+    return out + [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid == TRIAL]
+
+
 def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
     """The option a pathway leads with today (null: its ``now`` steps offer nothing), and
     its rank (0 preferred, 1 reasonable)."""
@@ -157,13 +168,13 @@ def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
     leads, ranks = [], []
     for i, step in enumerate(pw.steps[:first_later]):
         applies = pl.lit(True) if not step.if_ else pl.col(pathway_column(pw.id, i)).fill_null(False)
-        for rank, verdict in enumerate(NOW):
-            for oid, cond in _options(step):
-                ok = applies & (_verdict(oid) == verdict)
-                if cond:
-                    ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
-                leads.append(pl.when(ok).then(pl.lit(oid)))
-                ranks.append(pl.when(ok).then(pl.lit(rank)))
+        # established care before a trial (nelm.plan._now_key), then preferred before reasonable, then order
+        for rank, verdict, oid, cond in trial_last(step):
+            ok = applies & (_verdict(oid) == verdict)
+            if cond:
+                ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
+            leads.append(pl.when(ok).then(pl.lit(oid)))
+            ranks.append(pl.when(ok).then(pl.lit(rank)))
     # coalesce = the first step with an option, and in it preferred before reasonable, then order
     # (within one step, all preferred candidates come before all reasonable ones)
     return pl.coalesce(leads), pl.coalesce(ranks)
@@ -220,8 +231,10 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
                    for oid, cond in cands]
         lead_pos = pl.coalesce([pl.when((pl.col("__lead") == oid) & ok).then(pl.lit(p))
                                 for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+        # a trial leads only where nothing else offers itself: any candidate may outrank it
         lf = lf.with_columns(
-            pl.when(lead_pos.is_not_null()).then(pl.col("__lead_rank")).otherwise(pl.lit(9)).alias(f"__lr{j}"),
+            pl.when(lead_pos.is_not_null() & (pl.col("__lead") != TRIAL)).then(pl.col("__lead_rank"))
+              .otherwise(pl.lit(9)).alias(f"__lr{j}"),
             lead_pos.fill_null(99).alias(f"__lp{j}"))
         lr, lp = pl.col(f"__lr{j}"), pl.col(f"__lp{j}")
         exprs = []
@@ -230,7 +243,8 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
             for rank, verdict in enumerate(NOW):
                 outranks = outranks | (_possible(oid, verdict) & ((rank < lr) | ((rank == lr) & (p < lp))))
             name = f"__outranks{j}_{p}"
-            exprs.append(((pl.col("__followed") == j).fill_null(False) & ok & (_verdict(oid) == "undetermined")
+            several = (pl.col(f"possible__{oid}") & (pl.col(f"possible__{oid}") - 1)) != 0   # several verdicts possible
+            exprs.append(((pl.col("__followed") == j).fill_null(False) & ok & several
                           & outranks).alias(name))
             outrank_cols.append((name, oid))
         lf = lf.with_columns(exprs)
@@ -239,6 +253,16 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
         terms = [pl.col(f"__unknown{k}") & (pl.col("__followed").is_null() | (pl.lit(k) < pl.col("__followed")))
                  & pl.col(f"__{flag}__{pathway_column(pw.id)}") for k, pw in enumerate(pws)]
         terms += [pl.col(name) & pl.col(f"__affects_{flag}__{oid}") for name, oid in outrank_cols]
+        # nothing offered today: a candidate of any pathway not ruled out that may still be
+        # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+        for pw in pws:
+            for oid, cond in _options(pw.steps[0]):
+                ok = pl.col(pathway_column(pw.id)).fill_null(True)
+                if cond:
+                    ok = ok & pl.col(pathway_column(pw.id, 0, oid)).fill_null(True)
+                several = (pl.col(f"possible__{oid}") & (pl.col(f"possible__{oid}") - 1)) != 0
+                terms.append(pl.col("__lead").is_null() & ok & several & (_possible(oid, "preferred") | _possible(oid, "reasonable"))
+                             & pl.col(f"__affects_{flag}__{oid}"))
         return pl.any_horizontal(terms)
 
     lf = lf.with_columns([hangs(f).alias("__fields" if f == "n" else f"__in{f[1:]}") for f in flags])

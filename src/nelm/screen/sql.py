@@ -26,22 +26,21 @@ they compute:
   certainly true, the bit mask of verdicts still possible (a rule whose
   condition is NULL keeps its verdict possible), the caps (in closed form, see
   :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
-- ``plan_…``: ``plan.leading`` as :mod:`nelm.screen.leading` computes it — the pathway
-  followed, its leading option, whether a missing fact could change it;
-- ``assumed_…``: for the plans that hang on facts a board may assume, the patient with
-  those facts filled in, checked against the patient model's consistency checks (a
-  contradictory assumed document gets no plan), evaluated a second time (``a__`` columns),
-  and the conditional plan's leading option (:mod:`nelm.screen.sql_plan`).
+- ``plan_…``: ``plan.leading`` and ``plan.status`` as :mod:`nelm.screen.columns` settles
+  them column-wise — the pathway followed, its leading option, whether a missing fact (or
+  an unknown check of the leading option's gates) could change it. A plan resting on
+  assumed facts (contract v3: working plan and branches) is NULL in both columns; ``nelm
+  screen`` and ``nelm assess`` plan it per case.
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
-``fill_null``. The view's columns are those of ``nelm screen``, ``plan.leading`` included.
+``fill_null``. The view's columns are those of ``nelm screen``.
 
 The table holds one row per patient: one column per scalar field, named by its dotted
 path, with the document's values; the sites list spread as ``extrahepatic.sites.<site>``
 (boolean: listed or not; NULL for every site when the list is unknown, false for every
 site when it is known empty); the prior therapies as ``prior_therapies.<therapy>`` (worst
-outcome, ``none`` or ``given``), ``prior_therapies.<therapy>.months_to_progression``,
+outcome, ``none``, ``given`` or NULL while an outcome is unknown), ``prior_therapies.<therapy>.months_to_progression``,
 ``prior_therapies.<therapy>.ongoing``, ``prior_therapies.progression_count`` and
 ``prior_therapies.systemic_lines``, as :func:`nelm.patient.flatten` spreads them.
 :func:`sql_table` builds it from a screening layout. A table already in the engine's flat
@@ -57,11 +56,12 @@ import sqlglot
 from sqlglot import exp
 
 from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
-from ..knowledge.ruleset import VERDICTS
+from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
 from . import sql_plan
-from .columns import CLASSIFICATION
-from .sql_build import Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt, num, or_, q, t
+from .columns import CLASSIFICATION, _lead_check_columns
+from .sql_build import (Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt, not_, num,
+                        or_, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -273,7 +273,7 @@ def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expres
 
 def verdict_text(w: World, option: str) -> exp.Expression:
     """The verdict: the only possible one, else ``undetermined``."""
-    return case(*[(eq(q(w.possible(option)), num(1 << j)), lit(v)) for j, v in enumerate(VERDICTS)],
+    return case(*[(eq(q(w.possible(option)), num(m)), lit(v)) for m, v in MASK_VERDICTS.items()],
                 default=lit("undetermined"))
 
 
@@ -293,49 +293,33 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
     facts = World(prefix="", input_prefix="", filled_prefix=None)
     today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks)
-    assumed = World(prefix="a__", input_prefix="a0__", filled_prefix="a__", checks=checks)
-    in_now = sql_plan.now_options(kb)
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
     masked = _closure(kb, sql_plan.mask_targets(kb))
     facts_needed = _closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
     today_needed = _closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
                             + pathways + sorted(masked))
-    assumed_options = [o for o in kb.options if o.id in in_now]
-    assumed_needed = _closure(kb, [rule_column(o.id, r.id) for o in assumed_options for r in o.deciding + o.caps]
-                              + pathways + sorted(masked))
 
     pipe = Pipeline()
     inputs = engine_inputs(lambda c: t(table_column(c)))   # from the table's columns
     pipe.add("patients", {facts.col(c): e for c, e in inputs.items()} | fill_checks(kb, today, inputs))
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
-    # the document's own values where flatten() fills one in, for the assumed patient
-    pipe.add("patients", {f"document.{c}": t(table_column(c)) for c in sorted(FILLED_IN)})
     pipe.add("layer", evaluation(kb, facts, facts_needed))
     pipe.add("layer", evaluation(kb, today, today_needed, masked, sql_plan.mask_bits(kb, assumable=True)))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
     pipe.add("plan", sql_plan.follow(kb, today))
 
-    # the assumption step: the patient with the assumed facts, evaluated a second time. Its
-    # document is today's input columns, except where flatten() filled a value in (those are
-    # read from the table again) and the assumed facts
-    assumable = sql_plan.assumed_field_columns(kb)
-    def assumed_document(c: str) -> exp.Expression:
-        document = q(f"document.{c}") if c in FILLED_IN else q(facts.col(c))
-        return sql_plan.assumed_value(kb, today, assumable[c], document) if c in assumable else document
-
-    assumed_inputs = engine_inputs(assumed_document)
-    pipe.add("assumed_patients", {assumed.input(c): e for c, e in assumed_inputs.items()}
-             | fill_checks(kb, assumed, {c: q(assumed.input(c)) for c in assumed_inputs})
-             | {"assumed__contradictory": sql_plan.contradicts(assumed_document)})
-    pipe.add("assumed_layer", evaluation(kb, assumed, assumed_needed, masked, sql_plan.mask_bits(kb, assumable=False)))
-    pipe.add("assumed_verdicts", verdicts(kb, assumed, assumed_options))
-    pipe.add("assumed_plan", sql_plan.follow(kb, assumed))
-    pipe.add("assumed_plan", sql_plan.conditional_leading(kb, today, assumed))
-    leading = case((sql_plan.needs_assumption(kb, today),
-                    case((and_(exp.Not(this=q("assumed__contradictory")), sql_plan.certain(assumed)),
-                          sql_plan.conditional(assumed)))),
-                   (sql_plan.certain(today), q(today.plan("lead"))))
+    # the plan where it rests on nothing assumed (nelm.screen.columns.certain_plans): the
+    # lead followed when no missing fact could change it; determined when no check the
+    # leading option's gates read is missing. Plans resting on assumed facts (contract v3)
+    # are NULL here: their branches need the per-case planner (nelm screen, nelm assess).
+    certain = sql_plan.certain(today)
+    lead = q(today.plan("lead"))
+    unsure = [and_(eq(lead.copy(), lit(oid)), or_(*[is_null(q(facts.col(c))) for c in cols]))
+              for oid, cols in _lead_check_columns(kb).items() if cols]
+    settled = and_(certain, not_(or_(*unsure))) if unsure else certain
+    leading = case((settled, lead.copy()))
+    plan_status = case((settled, lit("determined")))
 
     out: list[tuple[str, exp.Expression]] = []
     if id_column:
@@ -349,6 +333,7 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
                                               default=lit("unknown"))))
     out += [(f"options.{opt.id}.verdict", verdict_text(today, opt.id)) for opt in kb.options]
     out.append(("plan.leading", leading))
+    out.append(("plan.status", plan_status))
     return pipe.query(source, out)
 
 

@@ -17,56 +17,25 @@ expressions are.
    dependency graph exactly as :func:`nelm.knowledge.input_roots` walks it; then the
    unknown pathways read before the one followed and the first-step candidates still
    undetermined that could outrank the leading option (``nelm.plan._uncertain``).
-3. **outcome**: certain (no missing non-check fact) — the option followed leads; hanging
-   on facts a plan may assume — the assumption step; otherwise no leading option.
-4. **assumptions** (:func:`assumed_value`, :func:`contradicts`, :func:`conditional_leading`):
-   the facts to assume are filled in (only where missing and flagged), the assumed document
-   is checked against the patient model's consistency checks that read an assumable field
-   (:data:`CONTRADICTIONS`; a document the assumption makes contradictory gets no plan),
-   the knowledge base is evaluated a second time on it, and the conditional plan's first
-   step is rebuilt from today's verdicts ranked by the assumed ones; it leads when it
-   agrees with the assumed patient's own certain plan.
+3. **outcome**: certain (no missing non-check fact could change the lead) -- the option
+   followed leads. A plan that rests on facts a board may assume (contract v3: working plan
+   and branches) is left NULL in the view; ``nelm screen`` and ``nelm assess`` plan it per case.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import sqlglot
 from sqlglot import exp
 
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
-from ..knowledge.ruleset import VERDICTS
-from ..patient import COLUMN_FIELDS, SITE_COLUMNS, column_of
-from .leading import NOW, _options, _targets, assumable_fields
+from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
+from ..patient import COLUMN_FIELDS
+from .leading import NOW, TRIAL, _options, _targets, assumable_fields, trial_last
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 NOT_CHECK = 1   # bit 0 of a missing-facts mask
-
-# The patient model's consistency checks (model validators in nelm.patient) that read a
-# field a plan may assume, as SQL over the document's own values (engine column names;
-# ``extrahepatic_sites_any``: the sites list is not empty). They are Python code, not
-# knowledge-base data, so they are restated here; tests/screen/test_sql_plan.py checks each
-# against validate_patient for every combination of the values the validators read, and
-# fails when a validator reading an assumable field is not covered.
-CONTRADICTIONS: dict[str, tuple[str, ...]] = {
-    "Liver._resectable_agrees": (
-        "liver_resectable_fraction_percent IS NOT NULL AND liver_resectable IS NOT NULL"
-        " AND (liver_resectable_fraction_percent >= 100) <> liver_resectable",
-        "liver_pattern = 'disseminated' AND (liver_resectable OR liver_resectable_fraction_percent >= 100)",
-    ),
-    "Extrahepatic._consistent": (
-        "extrahepatic_present = FALSE AND extrahepatic_sites_any",
-        "extrahepatic_present = FALSE AND extrahepatic_peritoneal_carcinomatosis <> 'none'",
-        "extrahepatic_present = FALSE AND extrahepatic_symptomatic",
-    ),
-    "Patient._consistent": (
-        "functional_syndrome = 'none' AND functional_control IS NOT NULL",
-    ),
-}
-SITES_ANY = "extrahepatic_sites_any"
-
 
 def mask_bits(kb: KnowledgeBase, assumable: bool) -> Callable[[str], int]:
     """The bits a missing field sets in a mask: bit 0 unless it is a pre-treatment check;
@@ -75,7 +44,9 @@ def mask_bits(kb: KnowledgeBase, assumable: bool) -> Callable[[str], int]:
     fields = assumable_fields(kb) if assumable else []
 
     def bits(field: str) -> int:
-        out = 0 if field in checks else NOT_CHECK
+        # a check filled with its passing value is not NULL in the world read, so only the
+        # checks left unknown set bit 0 (nelm.plan._blocking)
+        out = NOT_CHECK
         return out | sum(2 << i for i, f in enumerate(fields) if f == field)
 
     return bits
@@ -115,9 +86,15 @@ def now_options(kb: KnowledgeBase) -> list[str]:
 
 def verdict_is(w: World, oid: str, verdict: str) -> exp.Expression:
     """The option's verdict is ``verdict`` (its mask has that one bit); ``undetermined``: several."""
+    masks = [m for m, v in MASK_VERDICTS.items() if v == verdict]
     if verdict == "undetermined":
-        return not_(exp.In(this=q(w.possible(oid)), expressions=[num(1 << j) for j in range(len(VERDICTS))]))
-    return eq(q(w.possible(oid)), num(1 << VERDICTS.index(verdict)))
+        return not_(exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in MASK_VERDICTS]))
+    return exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in masks])
+
+
+def several_possible(w: World, oid: str) -> exp.Expression:
+    """More than one verdict still possible (undetermined, or the milder verdict of one side)."""
+    return not_(exp.In(this=q(w.possible(oid)), expressions=[num(1 << j) for j in range(len(VERDICTS))]))
 
 
 def _applies(w: World, pw, i: int, step) -> exp.Expression:
@@ -136,11 +113,11 @@ def _pathway_lead(w: World, pw) -> tuple[exp.Expression, exp.Expression]:
     leads, ranks = [], []
     for i, step in enumerate(_now_steps(pw)):
         applies = _applies(w, pw, i, step)
-        for rank, verdict in enumerate(NOW):
-            for oid, cond in _options(step):
-                ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
-                leads.append(case((ok, lit(oid))))
-                ranks.append(case((ok, num(rank))))
+        # established care before a trial, then preferred before reasonable, then order (nelm.plan._now_key)
+        for rank, verdict, oid, cond in trial_last(step):
+            ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
+            leads.append(case((ok, lit(oid))))
+            ranks.append(case((ok, num(rank))))
     return coalesce(*leads), coalesce(*ranks)
 
 
@@ -184,7 +161,8 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
         cands = _options(pw.steps[0])
         in_step = [_in_step(w, pw, 0, oid, cond, unknown=True) for oid, cond in cands]
         pos = coalesce(*[case((and_(eq(lead, lit(oid)), ok), num(p))) for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
-        cols[P(f"lr{j}")] = case((not_null(pos), lead_rank), default=num(9))
+        # a trial leads only where nothing else offers itself: any candidate may outrank it
+        cols[P(f"lr{j}")] = case((and_(not_null(pos), not_(eq(lead.copy(), lit(TRIAL)))), lead_rank), default=num(9))
         cols[P(f"lp{j}")] = coalesce(pos.copy(), num(99))
     fol = q(P("followed"))
     terms = [case((and_(u, or_(is_null(fol), lt(num(k), fol))), q(w.mask(pathway_column(pw.id)))), default=num(0))
@@ -196,8 +174,17 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
                            or_(lt(num(rank), lr), and_(eq(num(rank), lr), lt(num(p), lp))))
                       for rank, v in enumerate(NOW)]
             outranks = and_(known_true(eq(fol, num(j))), _in_step(w, pw, 0, oid, cond, unknown=True),
-                            verdict_is(w, oid, "undetermined"), or_(*better))
+                            several_possible(w, oid), or_(*better))
             terms.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+    # nothing offered today: a candidate of any pathway not ruled out that may still be
+    # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+    for pw in pws:
+        for oid, cond in _options(pw.steps[0]):
+            open_ = and_(is_null(lead.copy()), coalesce(q(w.col(pathway_column(pw.id))), exp.true()),
+                         _in_step(w, pw, 0, oid, cond, unknown=True), several_possible(w, oid),
+                         has_bits(q(w.possible(oid)), now_bits))
+            terms.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
     cols[P("missing")] = bit_or(terms)
     return cols
 
@@ -234,81 +221,3 @@ def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Cal
 def certain(w: World) -> exp.Expression:
     """Stage 3: a pathway is followed and no missing fact (checks aside) could change its lead."""
     return and_(not_null(q(w.plan("followed"))), not_(has_bits(q(w.plan("missing")), NOT_CHECK)))
-
-
-def needs_assumption(kb: KnowledgeBase, w: World) -> exp.Expression:
-    """Stage 3: the plan hangs on a fact a plan may assume (and is not certain)."""
-    assumable = sum(2 << i for i in range(len(assumable_fields(kb))))
-    missing = q(w.plan("missing"))
-    return and_(has_bits(missing, assumable), or_(has_bits(missing, NOT_CHECK), is_null(q(w.plan("followed")))))
-
-
-def assumed_value(kb: KnowledgeBase, w: World, field: str, document: exp.Expression) -> exp.Expression:
-    """A field of the assumed document: its assumed value where the plan assumes it."""
-    i = assumable_fields(kb).index(field)
-    value = next(a.assumed for a in kb.assumptions if a.field == field)
-    return case((has_bits(q(w.plan("missing")), 2 << i), lit(value)), default=document)
-
-
-def contradicts(document: Callable[[str], exp.Expression]) -> exp.Expression:
-    """Does the assumed document fail one of :data:`CONTRADICTIONS`? ``document`` gives the
-    expression of a field's value by engine column name."""
-    sites_any = or_(*[document(c) for c in SITE_COLUMNS])
-
-    def value(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column):
-            return sites_any.copy() if node.name == SITES_ANY else document(node.name)
-        return node
-
-    conds = [known_true(exp.Paren(this=sqlglot.parse_one(sql, read="postgres").transform(value)))
-             for sqls in CONTRADICTIONS.values() for sql in sqls]
-    return or_(*conds)
-
-
-def contradiction_fields() -> set[str]:
-    """The document fields :data:`CONTRADICTIONS` read."""
-    out = set()
-    for sqls in CONTRADICTIONS.values():
-        for sql in sqls:
-            for c in sqlglot.parse_one(sql, read="postgres").find_all(exp.Column):
-                out.add("extrahepatic.sites" if c.name == SITES_ANY else COLUMN_FIELDS[c.name])
-    return out
-
-
-def conditional_leading(kb: KnowledgeBase, today: World, alt: World) -> dict[str, exp.Expression]:
-    """Stage 4 (``leading.conditional_leading``): ``<alt>plan__conditional_lead``, the first
-    option of the assumed pathway's first ``now`` step with today's verdicts allowed (an
-    undetermined option that may still be preferred or reasonable counts), ranked by the
-    verdicts under the assumptions. It leads when the assumed patient's own plan is certain
-    and leads with it too (:func:`conditional`)."""
-    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
-    allowed = {oid: or_(*[verdict_is(today, oid, v) for v in NOW],
-                        and_(verdict_is(today, oid, "undetermined"), has_bits(q(today.possible(oid)), now_bits)))
-               for oid in now_options(kb)}
-    leads = []
-    for j, pw in enumerate(kb.pathways):
-        per_step = []
-        for i, step in enumerate(_now_steps(pw)):
-            applies = _applies(alt, pw, i, step)
-            options = [(oid, and_(applies, allowed[oid], _in_step(alt, pw, i, oid, cond, unknown=False)))
-                       for oid, cond in _options(step)]
-            # rank 0: preferred under the assumptions, 1: reasonable, 2: anything else
-            rank = {0: "preferred", 1: "reasonable"}
-            per_step.append(coalesce(*[case((and_(ok, verdict_is(alt, oid, rank[r]) if r in rank else
-                                                  not_(or_(verdict_is(alt, oid, "preferred"), verdict_is(alt, oid, "reasonable")))),
-                                             lit(oid)))
-                                       for r in (0, 1, 2) for oid, ok in options]))
-        leads.append(case((eq(q(alt.plan("followed")), num(j)), coalesce(*per_step))))
-    return {alt.plan("conditional_lead"): coalesce(*leads)}
-
-
-def conditional(alt: World) -> exp.Expression:
-    """The conditional plan's leading option when it agrees with the assumed patient's own
-    (NULL otherwise; read only where the assumed patient's plan is certain)."""
-    lead = q(alt.plan("conditional_lead"))
-    return case((eq(lead, q(alt.plan("lead"))), lead.copy()))
-
-
-def assumed_field_columns(kb: KnowledgeBase) -> dict[str, str]:
-    """Engine column -> field, for the fields a plan may assume."""
-    return {column_of(f): f for f in assumable_fields(kb)}

@@ -49,6 +49,10 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
         values = FIELD_VALUES.get(field)
         if values is not None:
             cols[field] = np.array(values, dtype=object)[rng.integers(0, len(values), n)]
+    for field, weights in pop["fields"].items():   # fitness and organ function: weighted (assumptions)
+        if field not in SCALAR_FIELDS:
+            raise ValueError(f"{POPULATION.name}: fields: {field!r} is not a scalar field of the patient document")
+        cols[field] = _choice(rng, weights, n)
 
     site = _choice(rng, pop["primary_site"]["values"], n)
     cols["primary.site"] = site
@@ -70,7 +74,10 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     cols["functional_syndrome"] = np.where(functional, np.where(site == "pancreas", pancreatic, "carcinoid"),
                                            "none").astype(object)
     cols["functional_control"] = np.where(functional, cols.get("functional_control", np.full(n, None)), None)
-    cols["symptomatic"] = np.where(functional, True, cols["symptomatic"])
+    # the overall symptomatic share as published; functional tumours are symptomatic
+    share = (pop["symptomatic"]["share"] - pop["functional_syndrome"]["functional_share"]) / \
+        (1 - pop["functional_syndrome"]["functional_share"])
+    cols["symptomatic"] = functional | (rng.random(n) < share)
 
     cols["liver.timing"] = _choice(rng, pop["liver_timing"]["values"], n)
     cols["liver.lobes"] = _choice(rng, pop["liver_lobes"]["values"], n)
@@ -91,7 +98,8 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     cols["liver.resectable_fraction_percent"] = np.where(resectable, 100.0, partial)
     cols["liver.resectable"] = np.full(n, None, dtype=object)   # follows from the percentage
     normal = cols["liver.liver_function"] == "normal"
-    cols["liver.child_pugh"] = np.where(normal, "A", cols["liver.child_pugh"]).astype(object)
+    cols["liver.child_pugh"] = np.where(normal, "A", _choice(rng, pop["child_pugh_when_impaired"]["values"], n)
+                                        ).astype(object)
 
     ehd = pop["extrahepatic"]
     present = rng.random(n) < ehd["present_share"]
@@ -121,6 +129,145 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     if unknown_fraction:
         frame = _unknowns(frame, rng, unknown_fraction)
     return frame
+
+
+# --------------------------------------------------------------------------- registry
+
+def _published_curve(source: str, arm: str, endpoint: str) -> tuple[np.ndarray, np.ndarray]:
+    """Months and cumulative hazard of the curve nelm.outcomes draws for a record's arm."""
+    from ..knowledge import load
+    from ..outcomes.curves import fit, reported_points
+
+    rec = load().evidence.get(source)
+    if rec is None:
+        raise ValueError(f"{POPULATION.name}: registry: unknown evidence record {source!r}")
+    curve = np.array(fit(reported_points(rec.outcomes, endpoint, arm)).curve, dtype=float)
+    months, surv = curve[:, 0], np.clip(curve[:, 1], 1e-9, 1.0)
+    return months, -np.log(surv)
+
+
+def _draw_times(u: np.ndarray, months: np.ndarray, cumhaz: np.ndarray, lp: np.ndarray) -> np.ndarray:
+    """Event times with survival S0(t) ** exp(lp) (proportional hazards on the published
+    curve) for uniform draws ``u``, by inverting its cumulative hazard; past the curve's
+    end the last interval's hazard goes on."""
+    target = -np.log(u) / np.exp(lp)
+    slope = (cumhaz[-1] - cumhaz[-2]) / (months[-1] - months[-2]) if len(months) > 1 else cumhaz[-1] / months[-1]
+    inside = np.interp(target, cumhaz, months)
+    beyond = months[-1] + (target - cumhaz[-1]) / max(slope, 1e-9)
+    return np.where(target <= cumhaz[-1], inside, beyond)
+
+
+def _centre(lp: np.ndarray) -> float:
+    """The shift c for which the modality's patients, with hazards exp(lp - c) times the
+    published curve's, have the published median as their median: the mean over patients
+    of S(m | x) = 0.5 ** exp(lp - c) is 1/2 at the published median m, whatever the
+    curve's shape (solved by bisection)."""
+    lo, hi = -20.0, 20.0
+    for _ in range(80):
+        c = (lo + hi) / 2
+        if np.mean(0.5 ** np.exp(lp - c)) < 0.5:
+            lo = c
+        else:
+            hi = c
+    return (lo + hi) / 2
+
+
+def registry_truth() -> dict[str, Any]:
+    """What ``nelm synth --registry`` draws from: each modality's options and published
+    median (the median of the modality's patients as drawn), and each prognostic factor's
+    hazard ratio (conditional, the same within every modality), read from the evidence records."""
+    from ..knowledge import load
+
+    spec = read_yaml(POPULATION)["registry"]
+    kb = load()
+    out: dict[str, Any] = {"modalities": {}, "prognostic": []}
+    for name, m in spec["modalities"].items():
+        entry: dict[str, Any] = {"options": list(m["options"])}
+        for endpoint in ("os", "pfs"):
+            if endpoint in m:
+                months, cumhaz = _published_curve(m[endpoint]["source"], m[endpoint]["arm"], endpoint)
+                entry[f"{endpoint}_median_months"] = float(np.interp(np.log(2), cumhaz, months)) \
+                    if cumhaz[-1] >= np.log(2) else None
+                entry[f"{endpoint}_source"] = m[endpoint]["source"]
+        out["modalities"][name] = entry
+    for p in spec["prognostic"]:
+        rec = kb.evidence[p["source"]]
+        hr = next((o.value for o in rec.outcomes if o.endpoint == "hazard_ratio" and o.arm == p["arm"]), None)
+        if hr is None:
+            raise ValueError(f"{POPULATION.name}: registry: record {p['source']} has no hazard ratio {p['arm']!r}")
+        out["prognostic"].append({**p, "hazard_ratio": float(hr)})
+    return out
+
+
+def synthesize_registry(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataFrame:
+    """Synthetic patients with ``treatment`` (an option id), ``time_months``, ``event``
+    (1 died, 0 alive at last follow-up), ``progression_months`` and ``progression_event``
+    (null where the modality has no published PFS): the input of ``nelm cohort``.
+
+    Treatment follows the patient (``registry.assignment``: confounding by indication, as
+    in the surgical and IAT series); overall survival is drawn from the modality's
+    published curve with the prognostic hazard ratios of ``registry.prognostic``
+    (proportional hazards, centred so that the modality's patients have the published
+    median overall: :func:`_centre`);
+    follow-up ends at the data cut or at loss to follow-up. Facts are hidden
+    (``unknown_fraction``) after treatment and outcome were drawn from the full facts."""
+    spec = read_yaml(POPULATION)["registry"]
+    truth = registry_truth()
+    patients = synthesize(n, seed=seed)
+    rng = np.random.default_rng([seed, 23])
+    grade_nec = patients["pathology.differentiation"].to_numpy() == "poor"
+    sstr = (patients["sstr_imaging"] == "positive").fill_null(False).to_numpy()
+    burden = patients["liver.burden_percent"].to_numpy()
+    ehd = patients["extrahepatic.present"].fill_null(False).to_numpy()
+    unknown_primary = (patients["primary.site"] == "unknown_primary").to_numpy()
+    disseminated = (patients["liver.pattern"] == "disseminated").to_numpy()
+    symptomatic = patients["symptomatic"].fill_null(False).to_numpy()
+    a = spec["assignment"]
+    c = a["surgery_log_odds"]
+    log_odds = (c["intercept"] + c["per_10_percent_burden"] * (burden - 25) / 10 + c["extrahepatic"] * ehd
+                + c["unknown_primary"] * unknown_primary + c["disseminated"] * disseminated + c["symptomatic"] * symptomatic)
+    surgery = rng.random(n) < 1 / (1 + np.exp(-log_odds))
+    prrt = sstr & (rng.random(n) < a["prrt_share"])
+    modality = np.where(grade_nec, "nec_chemotherapy", np.where(prrt, "prrt", np.where(surgery, "surgery", "intra_arterial")))
+
+    lp = np.zeros(n)
+    for p in truth["prognostic"]:
+        values = patients[p["field"]].to_numpy()
+        lp += np.log(p["hazard_ratio"]) * (values == p["value"])
+    treatment = np.empty(n, dtype=object)
+    death = np.empty(n)
+    pfs = np.full(n, np.nan)
+    for name, m in spec["modalities"].items():
+        rows = np.nonzero(modality == name)[0]
+        if not len(rows):
+            continue
+        treatment[rows] = _choice(rng, m["options"], len(rows))
+        shifted = lp[rows] - _centre(lp[rows])
+        u = rng.random(len(rows))
+        months, cumhaz = _published_curve(m["os"]["source"], m["os"]["arm"], "os")
+        death[rows] = _draw_times(u, months, cumhaz, shifted)
+        if "pfs" in m:
+            # the same draw on the PFS curve (progression or death): a patient's PFS and OS
+            # are ranked alike, and PFS never exceeds OS where the PFS curve lies below
+            months, cumhaz = _published_curve(m["pfs"]["source"], m["pfs"]["arm"], "pfs")
+            pfs[rows] = np.minimum(_draw_times(u, months, cumhaz, shifted), death[rows])
+    f = spec["follow_up"]
+    cut = f["minimum_months"] + rng.uniform(0, f["accrual_months"], n)
+    lost = rng.exponential(12 / f["loss_per_year"], n)
+    censor = np.minimum(cut, lost)
+    time = np.minimum(death, censor)
+    has_pfs = ~np.isnan(pfs)
+    prog_time = np.where(has_pfs, np.minimum(pfs, censor), np.nan)
+    outcome = pl.DataFrame({
+        "treatment": pl.Series(treatment, dtype=pl.String),
+        "time_months": np.round(time, 2),
+        "event": (death <= censor).astype(np.int64),
+        "progression_months": pl.Series(np.round(prog_time, 2)).fill_nan(None),
+        "progression_event": pl.Series(np.where(has_pfs, (pfs <= censor).astype(float), np.nan)).fill_nan(None).cast(pl.Int64),
+    })
+    if unknown_fraction:
+        patients = _unknowns(patients, np.random.default_rng([seed, 24]), unknown_fraction)
+    return patients.hstack(outcome)
 
 
 def _lists(n: int, rows: np.ndarray, values: pl.Series) -> pl.Series:
@@ -205,4 +352,4 @@ def nested(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-__all__ = ["synthesize", "write_table", "nested", "PRIOR_STRUCT"]
+__all__ = ["synthesize", "synthesize_registry", "registry_truth", "write_table", "nested", "PRIOR_STRUCT"]

@@ -30,8 +30,11 @@ Chain format (version 1), for anyone re-computing it without this code:
   ends before its recorded head has lost rows at its end.
 
 A hash chain shows that stored rows were changed; it cannot stop someone who can write
-the database from rebuilding the whole chain. Keep the head hashes that ``nelm audit
-verify`` prints somewhere else (the board's minutes, a ticket) to pin the history down.
+the database from rebuilding the whole chain, appending correctly chained rows or cutting
+its end off. The signed checkpoints outside the database (:mod:`.anchors`) pin it down:
+:func:`verify` with an :class:`AnchorCheck` names such changes (forged append, rewrite,
+truncated tail, backdated head). It also checks the ``cases`` table against the versions
+(nothing the board sees is read from it any more, see :mod:`.repository`).
 """
 from __future__ import annotations
 
@@ -44,10 +47,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, Text, cast, inspect, insert, select, update
+from sqlalchemy import Connection, Engine, Table, Text, cast, exists, func, inspect, insert, select, update
 from sqlalchemy.engine import make_url
 
-from .models import AuditEntry, CaseVersion, ChainHead
+from .models import AuditEntry, Case, CaseVersion, ChainHead, StoreIdentity
 
 GENESIS = "0" * 64
 ALLOW_ENV = "NELM_ALLOW_BROKEN_CHAIN"
@@ -200,7 +203,15 @@ class Break:
     why: str
 
     def describe(self) -> str:
+        if self.what in NAMED:
+            return f"{self.table} row {self.row_id}: {self.what}: {self.why} (expected {self.expected}, found {self.found})"
         return f"{self.table} row {self.row_id}: {self.what} expected {self.expected}, found {self.found} ({self.why})"
+
+
+# breaks found against the signed anchors or in the cases table, named by what happened
+FORGED, REWRITE, TRUNCATED, BACKDATED = "forged append", "rewrite", "truncated tail", "backdated head"
+BAD_ANCHOR, NO_ANCHORS, CASES = "bad anchor", "no anchors", "cases table"
+NAMED = frozenset({FORGED, REWRITE, TRUNCATED, BACKDATED, BAD_ANCHOR, NO_ANCHORS, CASES})
 
 
 @dataclass(frozen=True)
@@ -215,14 +226,20 @@ class TableReport:
 @dataclass(frozen=True)
 class ChainReport:
     tables: tuple[TableReport, ...] = field(default_factory=tuple)
+    # the cases table against the versions, and the chains against the signed anchors
+    extra: tuple[Break, ...] = ()
+    anchors: str | None = None  # the anchors file checked against (None: not checked)
+    anchored: tuple[str, ...] = ()  # what the anchors pinned, one line per table
+    notes: tuple[str, ...] = ()  # worth knowing, not a break (a checkpoint never committed)
+    store: str | None = None  # the store's id (None: a store from before the anchors)
 
     @property
     def ok(self) -> bool:
-        return all(t.broken is None for t in self.tables)
+        return all(t.broken is None for t in self.tables) and not self.extra
 
     @property
     def breaks(self) -> list[Break]:
-        return [t.broken for t in self.tables if t.broken is not None]
+        return [t.broken for t in self.tables if t.broken is not None] + list(self.extra)
 
     def lines(self) -> list[str]:
         out = []
@@ -231,14 +248,23 @@ class ChainReport:
                 out.append(f"OK {t.table}: {t.rows} rows, chain head {t.head_hash} (row {t.last_id})")
             else:
                 out.append(f"BROKEN {t.broken.describe()}; rows verified before it: {t.rows}")
+        out += [f"BROKEN {b.describe()}" for b in self.extra]
+        if self.anchors is not None:
+            out += [f"ANCHORED {a}" for a in self.anchored]
+        out += [f"NOTE {n}" for n in self.notes]
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        def brk(b: Break) -> dict[str, Any]:
+            return {"table": b.table, "row_id": b.row_id, "what": b.what, "expected": b.expected,
+                    "found": b.found, "why": b.why}
+
         return {"ok": self.ok, "tables": [
             {"table": t.table, "rows": t.rows, "last_id": t.last_id, "head_hash": t.head_hash,
              "broken": None if t.broken is None else {"row_id": t.broken.row_id, "what": t.broken.what,
                                                       "expected": t.broken.expected, "found": t.broken.found}}
-            for t in self.tables]}
+            for t in self.tables], "breaks": [brk(b) for b in self.extra], "anchors": self.anchors,
+            "anchored": list(self.anchored), "notes": list(self.notes), "store": self.store}
 
 
 class ChainUnavailable(RuntimeError):
@@ -255,6 +281,19 @@ class BrokenChain(RuntimeError):
             f"the case store's hash chain is broken: {first.describe()}. It was changed outside nelm; "
             "run `nelm audit verify` for the report and restore it from a backup, or, to start anyway "
             f"(for instance to export what is left), pass --allow-broken-chain or set {ALLOW_ENV}=1")
+
+
+class UnverifiableChain(BrokenChain):
+    """The store refuses to open because its chains cannot be verified (chain columns
+    missing, an unexpected migration stamp, its anchors missing or not its own)."""
+
+    def __init__(self, problem: str, problems: list[str]):
+        self.report = ChainReport()
+        self.problems = problems or [problem]
+        RuntimeError.__init__(
+            self, f"the case store's hash chain cannot be verified: {problem}. Run `nelm audit verify` for the "
+            "report and restore the store (or the anchors file) from a backup, or, to start anyway, pass "
+            f"--allow-broken-chain or set {ALLOW_ENV}=1")
 
 
 def allowed_by_env() -> bool:
@@ -301,27 +340,209 @@ def _verify_table(connection: Connection, table: str) -> TableReport:
     return report()
 
 
-def verify(engine: Engine | Connection) -> ChainReport:
-    """Re-compute both chains from the stored rows; the first broken link of each.
+@dataclass(frozen=True)
+class AnchorCheck:
+    """What to verify the chains against: the anchors file and the public key."""
+
+    path: Path
+    public: Any  # an Ed25519PublicKey
+
+
+def verify(engine: Engine | Connection, anchors: AnchorCheck | None = None) -> ChainReport:
+    """Re-compute both chains from the stored rows; the first broken link of each; the
+    cases table against the versions; with ``anchors``, the chains against the signed
+    checkpoints (see :mod:`.anchors`).
 
     Read-only, and safe while the store is in use: rows appended during the check are
     verified too or not at all, never reported as a break.
     """
     if isinstance(engine, Connection):
-        return _verify(engine)
+        return _verify(engine, anchors)
     with engine.connect() as connection:
-        return _verify(connection)
+        return _verify(connection, anchors)
 
 
-def _verify(connection: Connection) -> ChainReport:
+def store_id(connection: Connection) -> str | None:
+    """The store's id (migration 0003_anchors), None when it has none."""
+    if "store_identity" not in inspect(connection).get_table_names():
+        return None
+    ids = connection.execute(select(StoreIdentity.__table__.c.id)).scalars().all()  # type: ignore[attr-defined]
+    if len(ids) != 1:
+        raise ChainUnavailable(f"the store_identity table holds {len(ids)} rows, not one: it was edited by hand")
+    return str(ids[0])
+
+
+def _verify(connection: Connection, anchors: AnchorCheck | None = None) -> ChainReport:
+    from . import anchors as anchor_file
+
     names = set(inspect(connection).get_table_names())
     if not {"case_versions", "audit_log", "chain_heads"} <= names:
         raise ChainUnavailable("the database has no hash-chained case store tables "
                                "(not a nelm case store, or one not yet upgraded: start `nelm serve` once)")
-    return ChainReport(tuple(_verify_table(connection, t) for t in CHAINED))
+    for table in CHAINED:
+        have = {c["name"] for c in inspect(connection).get_columns(table)}
+        missing = [c for c in (*CONTENT[table], "prev_hash", "row_hash") if c not in have]
+        if missing:
+            raise ChainUnavailable(f"the {table} table has no {', '.join(missing)} column: the chain columns "
+                                   "were removed, so the chain cannot be verified")
+    before = None
+    sid = None
+    if anchors is not None:
+        sid = store_id(connection)
+        if sid is None:
+            raise ChainUnavailable("the store has no store_identity table (migration 0003_anchors): "
+                                   "it cannot be matched to its anchors")
+        before = anchor_file.read(anchors.path, anchors.public)
+        heads = {r.name: (r.last_id, r.last_hash) for r in connection.execute(select(_HEADS))}
+    tables = tuple(_verify_table(connection, t) for t in CHAINED)
+    extra = list(_verify_cases(connection)) if "cases" in names else []
+    if anchors is None or before is None or sid is None:
+        return ChainReport(tables, tuple(extra), store=store_id(connection) if "store_identity" in names else None)
+    stored = {t: _stored_hashes(connection, t) for t in CHAINED}
+    # read after the rows: a row committed before the scan ended has its checkpoint here
+    after = anchor_file.read(anchors.path, anchors.public)
+    pinned, notes = [], []
+    for number, why in after.bad:
+        extra.append(Break("anchors", number, BAD_ANCHOR, "a line signed with the anchor key", "another line",
+                           f"line {number} of {anchors.path}: {why}"))
+    notes += [f"anchors line {n}: not JSON (a write cut off by a crash?); it vouches for nothing"
+              for n in after.unreadable]
+    mine_before = before.of_store(sid)
+    mine_after = after.of_store(sid)
+    rows = sum(t.rows for t in tables)
+    if not mine_after:
+        if rows:
+            extra.append(Break("anchors", 0, NO_ANCHORS, f"checkpoints of store {sid}", "none",
+                               f"{anchors.path} holds no checkpoint of this store although it has {rows} chained "
+                               "rows: the wrong anchors file or key, or the store was replaced"))
+    else:
+        for table in CHAINED:
+            b, p, n = _verify_anchored_table(table, stored[table], mine_before, mine_after, heads.get(table))
+            extra += b
+            pinned.append(p)
+            notes += n
+        notes += [f"anchors line {ln.number}: started over a failed check at {ln.at}: {ln.note}"
+                  for ln in mine_after if ln.kind == "override"]
+    return ChainReport(tables, tuple(extra), anchors=str(anchors.path), anchored=tuple(pinned), notes=tuple(notes),
+                       store=sid)
 
 
-def verify_database(url: str) -> ChainReport:
+def _stored_hashes(connection: Connection, table: str) -> dict[int, str]:
+    """Every row's id and row_hash, in id order."""
+    target = _TABLES[table]
+    out: dict[int, str] = {}
+    last = 0
+    while True:
+        page = connection.execute(select(target.c.id, target.c.row_hash).where(target.c.id > last)
+                                  .order_by(target.c.id).limit(_PAGE * 10)).all()
+        out.update((int(i), str(h)) for i, h in page)
+        if len(page) < _PAGE * 10:
+            return out
+        last = page[-1][0]
+
+
+def _verify_anchored_table(table: str, stored: dict[int, str], before: list[Any], after: list[Any],
+                           head: tuple[int, str] | None) -> tuple[list[Break], str, list[str]]:
+    """One table's rows (``stored``, id -> row_hash) against the signed lines of its
+    store: ``before`` read before the rows, ``after`` after them (a row committed before
+    the rows were read has its checkpoint in ``after``: checkpoints are written before
+    the commit; one confirmed in ``before`` was committed before they were read)."""
+    claims: dict[int, tuple[str, Any]] = {}  # row id -> (hash, line): the last signed for it
+    for ln in after:
+        if table in ln.heads and ln.kind != "override":
+            i, h = ln.heads[table]
+            claims[i] = (h, ln)
+    confirmed: dict[int, tuple[str, Any]] = {}  # committed before the rows were read
+    for ln in before:
+        if table in ln.heads and ln.kind in ("confirm", "adopt"):
+            i, h = ln.heads[table]
+            confirmed[i] = (h, ln)
+    breaks: list[Break] = []
+    ids = stored.keys()
+    last_id = max(ids, default=0)
+    last_hash = stored.get(last_id, GENESIS)
+    rewritten = None
+    for row_id, h in stored.items():
+        claim = claims.get(row_id)
+        if claim is not None and claim[0] != h:
+            rewritten = Break(table, row_id, REWRITE, claim[0], h,
+                              f"the row differs from the one signed at {claim[1].at} (anchors line "
+                              f"{claim[1].number}): the chain was rewritten and re-hashed")
+            break
+    if rewritten is not None:
+        breaks.append(rewritten)
+    gone = sorted(i for i in confirmed if i not in ids)
+    removed = [i for i in gone if i < last_id]
+    if removed:  # from the middle, the rows after it re-chained: history rewritten
+        h, ln = confirmed[removed[0]]
+        breaks.append(Break(table, removed[0], REWRITE, h, "no such row",
+                            f"row {removed[0]} was signed and committed at {ln.at} (anchors line {ln.number}) but is "
+                            "no longer stored: rows were removed and the chain re-hashed"))
+    cut = [i for i in gone if i > last_id]
+    if cut:
+        h, ln = confirmed[cut[-1]]
+        breaks.append(Break(table, cut[-1], TRUNCATED, h, "no such row",
+                            f"row {cut[-1]} was signed and committed at {ln.at} (anchors line {ln.number}) but the "
+                            f"table ends at row {last_id}: rows were cut off the end"))
+    pinned = max((i for i, (h, _) in claims.items() if i <= last_id and i in ids), default=0)
+    # Every write appends one row to each table it touches and signs it, so every row is
+    # signed, but those a store from before the anchors held when it was adopted (the
+    # chain vouches for them, up to the adopted row). A row never signed was added
+    # outside nelm, wherever it stands (and stays so after a start with
+    # --allow-broken-chain: later checkpoints do not vouch for it).
+    adopted = max((ln.heads[table][0] for ln in after if ln.kind == "adopt" and table in ln.heads), default=0)
+    unsigned = sorted(i for i in ids if i > adopted and i not in claims)
+    if unsigned:
+        first = unsigned[0]
+        breaks.append(Break(table, first, FORGED, f"a signed checkpoint for row {first}", "none",
+                            f"{len(unsigned)} row(s) never signed (row {first}"
+                            f"{f' to {unsigned[-1]}' if len(unsigned) > 1 else ''}; the last signed before it is "
+                            f"row {max((i for i in claims if i < first), default=0)}): appended outside nelm"))
+    if head is not None and confirmed and not gone:  # (a cut tail moves the head back too: named above)
+        top = max(confirmed)
+        if head[0] < top:
+            breaks.append(Break(table, head[0], BACKDATED, f"row {top} or later", f"row {head[0]}",
+                                f"chain_heads records the chain's end at row {head[0]}, but row {top} was signed "
+                                f"and committed at {confirmed[top][1].at}: the head was moved back"))
+    notes = [f"{table} row {i}: checkpoint at anchors line {ln.number} ({ln.at}) was never committed "
+             "(a crash or a rolled-back write)"
+             for i, (h, ln) in sorted(claims.items()) if i > last_id and i not in confirmed
+             and not any(c.kind in ("confirm", "adopt") and c.heads.get(table) == (i, h) for c in after)]
+    latest = claims.get(last_id)
+    summary = (f"{table}: row {last_id} signed at {latest[1].at} (anchors line {latest[1].number})"
+               if latest is not None and latest[0] == last_hash else
+               f"{table}: {'no rows' if not last_id else f'signed up to row {pinned} only'}")
+    return breaks, summary, notes
+
+
+def _verify_cases(connection: Connection) -> list[Break]:
+    """The cases table (what the case list once came from; now the row writers lock)
+    against the chained versions: every case with versions has its row, every row has
+    versions, and each row's latest version is that of its versions. (Its label and
+    times are no longer read by anything the board sees: they come from the versions.)"""
+    cases = Case.__table__  # type: ignore[attr-defined]
+    versions = _TABLES["case_versions"]
+    # Each check is one statement, so one snapshot: a case written meanwhile (its row and
+    # its version commit together) is never half seen.
+    latest = (select(func.max(versions.c.version)).where(versions.c.case_id == cases.c.id)
+              .correlate(cases).scalar_subquery())
+    out = []
+    for case_id, stored, n in connection.execute(select(cases.c.id, cases.c.latest_version, latest.label("n"))):
+        if n is None:
+            out.append(Break("cases", 0, CASES, "at least one chained version", "none",
+                             f"case {case_id} has a cases row but no version: it was added by hand"))
+        elif stored != n:
+            out.append(Break("cases", n, CASES, f"latest_version {n}", f"latest_version {stored}",
+                             f"case {case_id}: the cases row was edited (its chained versions end at {n})"))
+    orphans = (select(versions.c.case_id, func.max(versions.c.version)).group_by(versions.c.case_id)
+               .where(~exists().where(cases.c.id == versions.c.case_id)))
+    for case_id, n in connection.execute(orphans):
+        out.append(Break("cases", n, CASES, f"a cases row for {case_id}", "none",
+                         f"case {case_id} has {n} chained versions but its cases row was deleted"))
+    return out[:20]
+
+
+def verify_database(url: str, anchors: AnchorCheck | None = None) -> ChainReport:
     """:func:`verify` on the database at ``url``, changing nothing (no migration runs,
     and a missing SQLite file is not created)."""
     from .db import make_engine
@@ -334,6 +555,6 @@ def verify_database(url: str) -> ChainReport:
             raise ChainUnavailable(f"no case store at {parsed.database}")
     engine = make_engine(url)
     try:
-        return verify(engine)
+        return verify(engine, anchors)
     finally:
         engine.dispose()

@@ -82,3 +82,41 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def _scripts() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = _scripts().get_current_head()
+    assert head is not None
+    return str(head)
+
+
+def known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of the migrations shipped with this nelm."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown or malformed id
+        return False
+
+
+def is_older(revision: str | None, than: str) -> bool:
+    """Whether the store at ``revision`` (None: no schema) comes before migration ``than``."""
+    if revision == than:
+        return False
+    if revision is None:
+        return True
+    return any(r.revision == revision for r in _scripts().iterate_revisions(than, "base"))
+
+
+def store_label(url: str) -> str:
+    """The store's address as the anchors name it: the URL without a password, an SQLite
+    file as an absolute path (so that the same file is the same store from any folder)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        parsed = parsed.set(database=str(Path(parsed.database).expanduser().resolve()))
+    return parsed.render_as_string(hide_password=True)

@@ -109,3 +109,13 @@ class ChainHead(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)  # the chained table
     last_id: Mapped[int] = mapped_column(Integer, nullable=False)
     last_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class StoreIdentity(Base):
+    """Which store this is (one row, made by migration 0003_anchors): the signed anchors
+    outside the database name it, so anchors of one store are never read as another's."""
+
+    __tablename__ = "store_identity"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

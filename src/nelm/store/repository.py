@@ -2,8 +2,11 @@
 
 Callers pass plain JSON-able dicts (the validated patient document and its assessment)
 and get frozen records back, so nothing outside this module holds an ORM session.
-Versions and audit entries are appended to their hash chains (:mod:`.chain`); opening a
-store verifies both chains and refuses a broken one unless told otherwise.
+Versions and audit entries are appended to their hash chains (:mod:`.chain`) and every
+write is signed in the anchors file outside the database (:mod:`.anchors`); opening a
+store verifies both chains against those signatures and refuses a broken one, or one it
+cannot verify, unless told otherwise. What the board sees (the case list, latest
+versions, labels, decisions) is read from the chained rows only.
 """
 from __future__ import annotations
 
@@ -14,15 +17,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, or_, select, update
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, and_, exists, func, inspect, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import chain
-from .chain import BrokenChain, ChainReport
-from .db import default_database_url, make_engine, migrate
-from .models import AuditEntry, Case, CaseVersion, utcnow
+from . import anchors, chain
+from .chain import BrokenChain, ChainReport, UnverifiableChain
+from .db import current_revision, default_database_url, is_older, known_revision, make_engine, migrate, store_label
+from .models import AuditEntry, Case, CaseVersion, UTCDateTime, utcnow
 
 LABEL_MAX = 200
+ANCHORED_SINCE = "0003_anchors"  # the migration that gives a store the identity its anchors name
 log = logging.getLogger(__name__)
 
 
@@ -122,38 +130,98 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 class CaseStore:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, anchorer: anchors.Anchorer | None = None):
         self.engine = engine
         self._session = sessionmaker(engine, expire_on_commit=False)
+        # signs a checkpoint of every write (None: a store opened without anchors, whose
+        # writes `nelm audit verify` will report as appended outside nelm)
+        self.anchorer = anchorer
         # what open() found when it verified the hash chains (None: not verified)
         self.chain_report: ChainReport | None = None
+        # the failed checks open() was allowed past (--allow-broken-chain)
+        self.refusals: tuple[str, ...] = ()
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[Session, list[tuple[str, dict[str, Any]]]]]:
+        """A write transaction; the chained rows it appends go in the list it yields. Their
+        signed checkpoint is written before the commit (under the chains' locks, so in
+        chain order: a committed row always has one) and confirmed after it."""
+        appended: list[tuple[str, dict[str, Any]]] = []
+        with self._session.begin() as s:
+            yield s, appended
+            heads = anchors.heads_of(appended)
+            if self.anchorer is not None and heads:
+                self.anchorer.write("checkpoint", heads)
+        if self.anchorer is not None and heads:
+            try:
+                self.anchorer.write("confirm", heads)
+            except OSError as exc:  # committed: the checkpoint is there, only its confirmation is lost
+                log.warning("could not confirm the anchor checkpoint of a committed write: %s", exc)
 
     @classmethod
     def open(cls, url: str | None = None, *, run_migrations: bool = True,
-             allow_broken_chain: bool | None = None) -> CaseStore:
-        """Connect, migrate, and verify the hash chains.
+             allow_broken_chain: bool | None = None, sinks: Sequence[anchors.AnchorSink] = ()) -> CaseStore:
+        """Connect, check that the chains can be verified, migrate, and verify them
+        against the signed anchors (:mod:`.anchors`).
 
-        A broken chain raises :class:`~nelm.store.chain.BrokenChain` unless
-        ``allow_broken_chain`` (default: the environment variable
-        ``NELM_ALLOW_BROKEN_CHAIN=1``); allowed, it is logged and kept in ``chain_report``.
+        Refused (:class:`~nelm.store.chain.BrokenChain`, or its
+        :class:`~nelm.store.chain.UnverifiableChain` when the check cannot run: chain
+        columns missing, an unexpected migration stamp, the anchors of this store missing)
+        unless ``allow_broken_chain`` (default: the environment variable
+        ``NELM_ALLOW_BROKEN_CHAIN=1``); allowed, it is logged, kept in ``chain_report``,
+        and a signed *override* line records it in the anchors file. A migration never
+        runs over a stamp that was moved back, so tampered rows are never re-chained
+        without that permission. ``sinks``: more places every signed line goes, besides
+        the anchors file (a remote write-once target; see :class:`~.anchors.AnchorSink`).
         """
-        engine = make_engine(url or default_database_url())
+        url = url or default_database_url()
+        allowed = chain.allowed_by_env() if allow_broken_chain is None else allow_broken_chain
+        engine = make_engine(url)
         try:
-            if run_migrations:
-                migrate(engine)
-            report = chain.verify(engine)
+            store = cls._open(engine, url, run_migrations=run_migrations, allowed=allowed, sinks=sinks)
         except BaseException:
             engine.dispose()
             raise
-        if not report.ok:
-            allowed = chain.allowed_by_env() if allow_broken_chain is None else allow_broken_chain
-            if not allowed:
-                engine.dispose()
-                raise BrokenChain(report)
-            for brk in report.breaks:
-                log.warning("case store opened with a broken hash chain: %s", brk.describe())
-        store = cls(engine)
+        return store
+
+    @classmethod
+    def _open(cls, engine: Engine, url: str, *, run_migrations: bool, allowed: bool,
+              sinks: Sequence[anchors.AnchorSink]) -> CaseStore:
+        key = anchors.load_signing_key()
+        public = key.public_key()
+        path = anchors.anchors_path()
+        label = store_label(url)
+        found = anchors.read(path, public)
+        revision, problems = _preflight(engine, found, label)
+        if problems and not allowed:
+            raise UnverifiableChain(problems[0], problems)
+        if run_migrations:
+            migrate(engine)
+        with engine.connect() as connection:
+            sid = chain.store_id(connection)
+        if sid is None:  # not migrated by request: nothing to anchor writes with
+            raise UnverifiableChain("the store has no store_identity table (migration 0003_anchors): start it "
+                                    "once with migrations to anchor it", [])
+        anchorer = anchors.Anchorer(key, sid, label, current_revision(engine) or "", [anchors.FileSink(path), *sinks])
+        check = chain.AnchorCheck(path, public)
+        report = chain.verify(engine, check)
+        if (not report.ok and {b.what for b in report.breaks} == {chain.NO_ANCHORS}
+                and revision is not None and is_older(revision, ANCHORED_SINCE) and not found.of_url(label)):
+            # a store from before the anchors, upgraded just now: its chains verified, so
+            # pin where they end; history before this line is the chain's word alone
+            anchorer.write("adopt", _tails(engine), note=f"upgraded from migration {revision}: rows up to here "
+                                                          "were not anchored when written")
+            report = chain.verify(engine, check)
+        if not report.ok and not allowed:
+            raise BrokenChain(report)
+        for problem in problems:
+            log.warning("case store opened although its chain check failed: %s", problem)
+        overridden = problems + [b.describe() for b in report.breaks]
+        if overridden:  # signed, so that a later check says the store was served past a failed one
+            anchorer.write("override", {}, note="; ".join(overridden)[:2000])
+        store = cls(engine, anchorer)
         store.chain_report = report
+        store.refusals = tuple(problems)
         return store
 
     def close(self) -> None:
@@ -172,7 +240,7 @@ class CaseStore:
             kb_version=kb_version, kb_sha256=kb_sha, created_at=now))
         entry = chain.prepare("audit_log", dict(at=now, actor=actor, action="create", case_id=case_id, version=1,
                                                 detail=f"knowledge base {kb_version}"))
-        with self._session.begin() as s:
+        with self._write() as (s, appended):
             # The case row first: versions reference it, and on SQLite writing first takes
             # the write lock before anything is read, so the chains' ends read below are
             # the latest. Then always versions before audit (one lock order, no deadlock).
@@ -180,17 +248,18 @@ class CaseStore:
             s.flush()
             conn = s.connection()
             row = chain.append(conn, version)
-            chain.append(conn, entry)
-            return _written(row)
+            appended += [("case_versions", row), ("audit_log", chain.append(conn, entry))]
+        return _written(row)
 
     def add_version(self, case_id: str, patient: dict[str, Any], assessment: dict[str, Any], *,
                     actor: str, expected_latest: int | None = None) -> StoredVersion:
         """Store the next version of a case; earlier versions are never touched.
 
         With ``expected_latest`` (the version the editor started from, an HTTP If-Match)
-        the write happens only if that is still the latest version, checked in the same
-        statement that takes the lock, so two editors cannot overwrite each other silently:
-        the later one gets :class:`StaleVersion`."""
+        the write happens only if that is still the latest version, checked while the
+        case's row is locked, so two editors cannot overwrite each other silently: the
+        later one gets :class:`StaleVersion`. The number comes from the chained versions,
+        not from the cases row (an index that a hand edit cannot make lie here)."""
         kb_version, kb_sha = _kb(assessment)
         now = utcnow()
         version = chain.prepare("case_versions", dict(
@@ -198,33 +267,31 @@ class CaseStore:
             kb_version=kb_version, kb_sha256=kb_sha, created_at=now))
         entry = chain.prepare("audit_log", dict(at=now, actor=actor, action="new_version", case_id=case_id,
                                                 version=None, detail=f"knowledge base {kb_version}"))
-        with self._session.begin() as s:
+        with self._write() as (s, appended):
             # Writing first takes the lock (row lock on PostgreSQL, the write lock on
             # SQLite) before the number is read, so concurrent writers queue up and
             # each gets the next number instead of colliding on unique(case_id, version).
-            where = [Case.id == case_id]
-            if expected_latest is not None:
-                where.append(Case.latest_version == expected_latest)
-            bumped = s.execute(update(Case).where(*where).values(
-                latest_version=Case.latest_version + 1, updated_at=now, patient_label=_label(patient)))
-            if bumped.rowcount != 1:
-                latest = s.scalar(select(Case.latest_version).where(Case.id == case_id))
-                if latest is None:
-                    raise CaseNotFound(case_id)
-                raise StaleVersion(case_id, expected_latest or 0, latest)
-            n = s.scalar(select(Case.latest_version).where(Case.id == case_id))
-            assert n is not None
+            locked = s.execute(update(Case).where(Case.id == case_id).values(updated_at=now))
+            latest = _latest_number(s, case_id)
+            if latest is None:
+                raise CaseNotFound(case_id)
+            if locked.rowcount != 1:  # versions without their cases row: deleted by hand
+                raise CaseNotFound(f"{case_id} (its cases row is missing; `nelm audit verify` reports it)")
+            if expected_latest is not None and expected_latest != latest:
+                raise StaleVersion(case_id, expected_latest, latest)
+            n = latest + 1
+            s.execute(update(Case).where(Case.id == case_id).values(latest_version=n, patient_label=_label(patient)))
             conn = s.connection()
             row = chain.append(conn, version, version=n)
-            chain.append(conn, entry, version=n)
-            return _written(row)
+            appended += [("case_versions", row), ("audit_log", chain.append(conn, entry, version=n))]
+        return _written(row)
 
     def record(self, action: str, *, actor: str, case_id: str | None = None, version: int | None = None,
                detail: str | None = None) -> None:
         """Append an audit entry (views, exports, logins); never patient data in ``detail``."""
-        with self._session.begin() as s:
-            chain.append(s.connection(), "audit_log", dict(at=utcnow(), actor=actor, action=action, case_id=case_id,
-                                                           version=version, detail=detail))
+        with self._write() as (s, appended):
+            appended.append(("audit_log", chain.append(s.connection(), "audit_log", dict(
+                at=utcnow(), actor=actor, action=action, case_id=case_id, version=version, detail=detail))))
 
     def decide(self, case_id: str, version: int, decision: dict[str, Any], *, actor: str) -> AuditRecord:
         """Append the board's decision on one version to the audit log (hash-chained,
@@ -234,9 +301,9 @@ class CaseStore:
         self.version(case_id, version)  # CaseNotFound / VersionNotFound
         detail = json.dumps(decision, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         at = utcnow()
-        with self._session.begin() as s:
-            chain.append(s.connection(), "audit_log", dict(at=at, actor=actor, action=DECISION_ACTION,
-                                                           case_id=case_id, version=version, detail=detail))
+        with self._write() as (s, appended):
+            appended.append(("audit_log", chain.append(s.connection(), "audit_log", dict(
+                at=at, actor=actor, action=DECISION_ACTION, case_id=case_id, version=version, detail=detail))))
         return AuditRecord(at=at, actor=actor, action=DECISION_ACTION, case_id=case_id, version=version,
                            detail=detail)
 
@@ -252,17 +319,19 @@ class CaseStore:
         return out
 
     # ------------------------------------------------------------------ reads
+    # Everything the board sees comes from the chained rows (case_versions, audit_log);
+    # the cases table is only the row writers lock, checked against them by verify.
 
     def latest(self, case_id: str) -> StoredVersion:
         with self._session() as s:
-            n = s.scalar(select(Case.latest_version).where(Case.id == case_id))
+            n = _latest_number(s, case_id)
             if n is None:
                 raise CaseNotFound(case_id)
             return self._version(s, case_id, n)
 
     def version(self, case_id: str, n: int) -> StoredVersion:
         with self._session() as s:
-            if s.get(Case, case_id) is None:
+            if _latest_number(s, case_id) is None:
                 raise CaseNotFound(case_id)
             return self._version(s, case_id, n)
 
@@ -275,33 +344,45 @@ class CaseStore:
 
     def versions(self, case_id: str) -> list[VersionInfo]:
         with self._session() as s:
-            if s.get(Case, case_id) is None:
-                raise CaseNotFound(case_id)
             rows = s.execute(select(CaseVersion.version, CaseVersion.created_at, CaseVersion.kb_version,
                                     CaseVersion.kb_sha256)
                              .where(CaseVersion.case_id == case_id).order_by(CaseVersion.version)).all()
+            if not rows:
+                raise CaseNotFound(case_id)
             return [VersionInfo(*r) for r in rows]
 
     def list(self, *, page: int = 1, page_size: int = 20, search: str | None = None,
              on: date | None = None) -> CasePage:
         """Cases, most recently updated first; ``search`` matches the patient label (any
-        case) or the start of the case id; ``on`` keeps cases with a version made that day."""
+        case) or the start of the case id; ``on`` keeps cases with a version made that day.
+        Derived from the chained versions: a case is its versions, its label the latest
+        version's patient id, created and updated the times of its first and latest."""
         if page < 1 or page_size < 1:
             raise ValueError("page and page_size start at 1")
-        conditions = []
+        cv = CaseVersion.__table__
+        agg = (select(cv.c.case_id.label("case_id"), func.max(cv.c.version).label("latest"),
+                      func.min(cv.c.created_at).label("created_at"), func.max(cv.c.created_at).label("updated_at"))
+               .group_by(cv.c.case_id).subquery())
+        last = cv.alias("last")
+        label = last.c.patient["id"].as_string()
+        base = select(agg.c.case_id, agg.c.latest, agg.c.created_at, agg.c.updated_at, label.label("label")).join(
+            last, and_(last.c.case_id == agg.c.case_id, last.c.version == agg.c.latest))
         if search:
-            conditions.append(or_(Case.patient_label.icontains(search, autoescape=True),
-                                  Case.id.startswith(search.lower(), autoescape=True)))
+            base = base.where(or_(label.icontains(search, autoescape=True),
+                                  agg.c.case_id.startswith(search.lower(), autoescape=True)))
         if on is not None:
             start, end = _day_bounds(on)
-            conditions.append(exists().where(CaseVersion.case_id == Case.id, CaseVersion.created_at >= start,
-                                             CaseVersion.created_at < end))
+            base = base.where(exists().where(cv.c.case_id == agg.c.case_id, cv.c.created_at >= start,
+                                             cv.c.created_at < end))
+        listed = base.subquery()
+        stamp = UTCDateTime()
         with self._session() as s:
-            total = s.scalar(select(func.count()).select_from(Case).where(*conditions)) or 0
-            rows = s.scalars(select(Case).where(*conditions).order_by(Case.updated_at.desc(), Case.id)
+            total = s.scalar(select(func.count()).select_from(listed)) or 0
+            rows = s.execute(select(listed).order_by(listed.c.updated_at.desc(), listed.c.case_id)
                              .offset((page - 1) * page_size).limit(page_size)).all()
-            items = [CaseSummary(id=c.id, patient_label=c.patient_label, created_at=c.created_at,
-                                 updated_at=c.updated_at, latest_version=c.latest_version) for c in rows]
+            items = [CaseSummary(id=r.case_id, patient_label=None if r.label in (None, "") else str(r.label)[:LABEL_MAX],
+                                 created_at=_aware(r.created_at, stamp), updated_at=_aware(r.updated_at, stamp),
+                                 latest_version=r.latest) for r in rows]
         return CasePage(items=items, total=total, page=page, page_size=page_size)
 
     def audit(self, case_id: str | None = None) -> list[AuditRecord]:
@@ -311,3 +392,80 @@ class CaseStore:
                 q = q.where(AuditEntry.case_id == case_id)
             return [AuditRecord(at=e.at, actor=e.actor, action=e.action, case_id=e.case_id, version=e.version,
                                 detail=e.detail) for e in s.scalars(q)]
+
+
+def _latest_number(s: Session, case_id: str) -> int | None:
+    return s.scalar(select(func.max(CaseVersion.version)).where(CaseVersion.case_id == case_id))
+
+
+def _aware(value: Any, stamp: UTCDateTime) -> datetime:
+    """An aggregate's timestamp as the column type gives it (SQLite: text or naive; UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return stamp.process_result_value(value, None)  # type: ignore[return-value]
+
+
+def _tails(engine: Engine) -> dict[str, tuple[int, str]]:
+    """The (id, row_hash) of the last row of each chain (empty chains left out)."""
+    out = {}
+    with engine.connect() as conn:
+        for table in chain.CHAINED:
+            t = CaseVersion.__table__ if table == "case_versions" else AuditEntry.__table__
+            row = conn.execute(select(t.c.id, t.c.row_hash).order_by(t.c.id.desc()).limit(1)).first()
+            if row is not None:
+                out[table] = (int(row.id), str(row.row_hash))
+    return out
+
+
+def _preflight(engine: Engine, found: anchors.AnchorFile, label: str) -> tuple[str | None, list[str]]:
+    """What stops the chains from being verified, before anything is migrated: the
+    migration stamp, the chain columns, the store's identity, against what the anchors
+    recorded of this store. Returns the stamp found and the problems."""
+    problems: list[str] = []
+    with engine.connect() as conn:
+        revision = MigrationContext.configure(conn).get_current_revision()
+        insp = inspect(conn)
+        tables = set(insp.get_table_names())
+        if revision is None and tables & {"cases", "case_versions", "audit_log"}:
+            problems.append("the database holds case store tables but no migration stamp (alembic_version was "
+                            "removed or emptied): refusing to migrate over it, which would re-chain its rows")
+        elif revision is not None and not known_revision(revision):
+            problems.append(f"the database is stamped with migration {revision!r}, which this nelm does not know "
+                            "(a newer nelm, or a stamp edited by hand)")
+        elif revision is not None and not is_older(revision, "0002"):
+            for table in chain.CHAINED:
+                have = {c["name"] for c in insp.get_columns(table)} if table in tables else set()
+                missing = [c for c in ("prev_hash", "row_hash") if c not in have]
+                if missing:
+                    problems.append(f"the database is stamped {revision} (hash-chained) but {table} has no "
+                                    f"{' or '.join(missing)} column: the chain columns were removed")
+            if "chain_heads" not in tables:
+                problems.append(f"the database is stamped {revision} (hash-chained) but has no chain_heads table")
+        sid = None
+        try:
+            sid = chain.store_id(conn)
+        except chain.ChainUnavailable as exc:
+            problems.append(str(exc))
+        if (sid is None and revision is not None and known_revision(revision)
+                and not is_older(revision, ANCHORED_SINCE)):
+            problems.append(f"the database is stamped {revision} but has no store_identity table")
+    mine = found.of_store(sid) if sid else []
+    by_url = found.of_url(label)
+    if not mine and by_url:
+        last = by_url[-1]
+        problems.append(
+            f"the anchors file {found.path} holds checkpoints of the store at {label} (store {last.store}, the last "
+            f"at {last.at}, migration {last.revision}), but the database there "
+            f"{'is store ' + sid if sid else 'has no store identity (stamped ' + str(revision) + ')'}: it was "
+            "replaced, re-initialised or re-stamped behind nelm's back. If a new store was made on purpose, "
+            f"move the anchors file aside or set {anchors.ANCHORS_ENV}")
+    if mine:
+        last = mine[-1]
+        if not known_revision(last.revision):
+            problems.append(f"the anchors of this store were written under migration {last.revision}, which this "
+                            "nelm does not know (a newer nelm wrote them)")
+        elif is_older(revision, last.revision):
+            problems.append(f"the store was anchored at migration {last.revision} (anchors line {last.number}, "
+                            f"{last.at}) but is stamped {revision}: the stamp was moved back, and migrating would "
+                            "re-chain whatever was changed; refusing")
+    return revision, problems

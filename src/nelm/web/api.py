@@ -34,7 +34,7 @@ from ..compare import guideline_comparison, version_diff
 from ..decision import BoardDecision, InvalidDecision, record_of, validate_decision
 from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionInfo, VersionNotFound
 from ..yamlio import read_yaml
-from .security import MAX_BODY_BYTES, actor_of
+from .security import MAX_BODY_BYTES, actor_of, decision_text_problems
 from .service import assess_and_store, patient_from_json
 
 # Enumerations the document declares: the evidence filter's option ids and topics, and
@@ -189,6 +189,8 @@ INVALID: ResponseSpec = {422: {"model": Problems, "description": "invalid parame
 PATIENT: ResponseSpec = {
     413: {"model": Message,
           "description": f"request body larger than {MAX_BODY_BYTES // 1024} KiB"},
+    403: {"model": Message, "description": "a browser sent this from another site (Origin or Referer names another "
+                                           "host, or is null) without the token as a Bearer header"},
     415: {"model": Message, "description": "the body is not sent as application/json"},
     422: {"model": Problems, "description": "invalid patient document: each problem names its field by dotted path "
                                             "(empty for the document as a whole)"},
@@ -233,9 +235,13 @@ router = APIRouter(prefix="/api/v1", responses=ALWAYS)
 GuidelineParam = Annotated[Guideline | None, Query(
     description="the guideline profile that governs where sources disagree (default: the two reviews)")]
 IfMatch = Annotated[str, Header(
-    max_length=40, description='the ETag of the version the edit starts from (`"3"`); a stale one is refused with 412')]
-PRECONDITION: ResponseSpec = {412: {"model": Message, "description": "If-Match names a version that is no longer "
-                                                                     "the latest: reload, then edit again"}}
+    max_length=40, description='required: the ETag of the version the edit starts from (`"3"`); without it the '
+                               'answer is 428, a stale one is refused with 412')]
+PRECONDITION: ResponseSpec = {
+    412: {"model": Message, "description": "If-Match names a version that is no longer the latest (or is no "
+                                           "version's ETag): reload, then edit again"},
+    428: {"model": Message, "description": "no If-Match (or `*`): an edit must say which version it starts from, "
+                                           "so that it never overwrites one its author has not seen"}}
 ETAG = {"ETag": {"description": 'the version number as an entity tag ("3"), for If-Match', "schema": {"type": "string"}}}
 
 
@@ -243,10 +249,11 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _if_match_version(value: str | None) -> int | None:
-    """The version an If-Match names (``"3"``, ``W/"3"``); 412 for anything else but ``*``."""
-    if value is None or value.strip() == "*":
-        return None
+def _if_match_version(value: str | None) -> int:
+    """The version an If-Match names (``"3"``, ``W/"3"``); 428 without one (or ``*``), 412 for anything else."""
+    if value is None or value.strip() in ("", "*"):
+        raise HTTPException(428, 'send If-Match with the ETag of the version you edited (GET returns it, like \'"3"\'); '
+                                 "an edit without it could overwrite a version you have not seen")
     tag = value.strip().removeprefix("W/").strip('"')
     if not tag.isdigit() or len(tag) > 9:
         raise HTTPException(412, f"If-Match must be the ETag of a version (like '\"3\"'), not {value[:40]!r}")
@@ -311,11 +318,15 @@ async def decision_body(request: Request) -> dict[str, Any]:
         raise HTTPException(422, [{"field": "", "message": "the body is not UTF-8 text"}]) from None
     if not isinstance(data, dict):
         raise HTTPException(422, [{"field": "", "message": "the decision must be a JSON object"}])
+    if problems := decision_text_problems(data):  # as the web form: no control characters in what people typed
+        raise HTTPException(422, [{"field": f, "message": m} for f, m in problems])
     return data
 
 
 DecisionBody = Annotated[dict[str, Any], Depends(decision_body)]
-DECISION_BODY = {"requestBody": {"required": True, "description": "the board's decision (JSON)",
+DECISION_BODY = {"requestBody": {"required": True, "description": (
+    "the board's decision (JSON); its text may not hold NUL, control characters other than tab and line "
+    "breaks, or lone surrogates (422 naming the field)"),
                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BoardDecision"}}}}}
 
 
@@ -507,7 +518,7 @@ def update_assessment(case_id: CaseId, patient: PatientBody, store: Store, actor
     A document holding no fact besides its label is refused (422).
 
     Send `If-Match` with the ETag you read (GET returns it): if someone saved a newer
-    version meanwhile, the answer is 412 and nothing is stored."""
+    version meanwhile, the answer is 412 and nothing is stored; without it, 428."""
     _check_case_id(case_id)
     expected = _if_match_version(if_match)
     try:

@@ -23,10 +23,11 @@ from ..evidence import evidence_index
 from ..knowledge import load
 from ..decision import BoardDecision
 from ..patient import InvalidPatient, Patient
-from ..store import CaseStore
+from ..store import CaseStore, SessionStore
 from . import api, pages
 from .security import (ALLOWED_HOSTS_ENV, MAX_BODY_BYTES, MIN_TOKEN_LENGTH, AuthMiddleware, BodyLimitMiddleware,
-                       HostCheckMiddleware, Security, SecurityHeadersMiddleware, parse_hosts, secure_cookies_from_env)
+                       HostCheckMiddleware, OriginCheckMiddleware, Security, SecurityHeadersMiddleware, parse_hosts,
+                       secure_cookies_from_env)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -54,6 +55,7 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
         allowed_hosts=parse_hosts(os.environ.get(ALLOWED_HOSTS_ENV, "")) if allowed_hosts is None else allowed_hosts,
         secure_cookies=secure_cookies_from_env() if secure_cookies is None else secure_cookies)
     store = CaseStore.open(database_url)
+    security.sessions = SessionStore(store.engine)  # login sessions in the store: every worker sees them
     # Load the knowledge base and the evidence now: a broken data file fails the start,
     # not a clinician's first request, and the first assessment is not slow.
     load()
@@ -75,6 +77,9 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
 
     include_fhir(app)
     app.include_router(pages.router)
+    from .cohort import router as cohort_router  # cohort analytics upload (issue 23)
+
+    app.include_router(cohort_router)
     app.add_api_route("/docs", _docs, include_in_schema=False, response_class=HTMLResponse)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
@@ -83,9 +88,11 @@ def create_app(database_url: str | None = None, api_token: str | None = None, *,
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
-    # added last = runs first: headers on every response, then the Host check, the size cap, auth
+    # added last = runs first: headers on every response, then the Host check, the Origin
+    # check of state-changing requests, the size cap, auth
     app.add_middleware(AuthMiddleware, security=security)
     app.add_middleware(BodyLimitMiddleware, max_body=MAX_BODY_BYTES)
+    app.add_middleware(OriginCheckMiddleware)
     app.add_middleware(HostCheckMiddleware, security=security)
     app.add_middleware(SecurityHeadersMiddleware)
 

@@ -32,7 +32,7 @@ from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, Versio
 from ..text import VERDICT_ORDER
 from . import forms
 from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
-                       set_session_cookie, token_actor)
+                       decision_text_problems, set_session_cookie, token_actor)
 from .service import assess_and_store, refuse_empty, validated
 
 router = APIRouter(include_in_schema=False)
@@ -285,6 +285,9 @@ async def _submit(request: Request, case_id: str | None) -> Response:
     parsed = forms.document_from_form(items)
     # the version the editor opened: saving over a newer one is refused (the form's If-Match)
     base = inputgate.whole_number(str(form.get("_base_version") or ""), inputgate.MAX_VERSION) if case_id else None
+    if case_id is not None and base is None:  # an edit must say what it started from: never a blind overwrite
+        raise HTTPException(428, "This edit does not say which version of the case it started from, so it could "
+                                 "overwrite changes you have not seen. Open the case, choose Edit and save again.")
     try:
         patient = validated(parsed.document)
         refuse_empty(patient)
@@ -458,6 +461,8 @@ async def record_decision(request: Request, case_id: str, n: str) -> Response:
             "attendees": [line.strip() for line in text("attendees").splitlines() if line.strip()],
             "decided_on": text("decided_on"), "signed_by": text("signed_by")}
     try:
+        if bad_text := decision_text_problems(data):  # NUL, escape and other control characters: as the API
+            raise InvalidDecision(bad_text)
         decision, gone = validate_decision(data, v.assessment)
     except InvalidDecision as exc:
         shown = data | {"attendees": text("attendees"), "deviation_reason": text("deviation_reason")}
@@ -573,6 +578,9 @@ async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "
         job = _FULL_JOBS.get(_full_key(v, decision)) if whole and fmt == "pdf" else None
         if job is not None and job["state"] == "done":
             body: bytes | str = job["pdf"]  # built in the background (full_report_page)
+        elif whole:
+            # the full report can take minutes: a child process with a deadline, stopped if the client leaves
+            body = await _bounded_report(request, fmt, patient, v.assessment, decision)
         elif fmt == "pdf":
             body = await run_in_threadpool(lambda: build_pdf(patient, v.assessment, full=whole, decision=decision))
         else:
@@ -591,6 +599,26 @@ async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "
         "Content-Disposition": f'inline; filename="{name}"',
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                                    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"})
+
+
+async def _bounded_report(request: Request, fmt: str, patient: Any, assessment: dict[str, Any],
+                          decision: dict[str, Any] | None) -> bytes | str:
+    from . import reportjob
+
+    seconds = reportjob.report_seconds()
+    try:
+        return await reportjob.run_bounded(reportjob.build_report, (fmt, patient, assessment, True, decision),
+                                           seconds=seconds, disconnected=request.is_disconnected)
+    except reportjob.JobTimeout:
+        raise HTTPException(503, f"The full report took longer than {seconds:g} seconds and was stopped. The "
+                                 "two-page board summary (the other button) is available at once.") from None
+    except reportjob.ClientGone:
+        raise HTTPException(503, "The report was stopped: the browser went away.") from None
+    except reportjob.JobsBusy:
+        raise HTTPException(503, "Other full reports are being built just now; try again in a minute. The "
+                                 "two-page board summary is available at once.", headers={"Retry-After": "30"}) from None
+    except reportjob.JobFailed as exc:
+        raise HTTPException(500, f"The full report could not be built ({exc}).") from None
 
 
 # ------------------------------------------------------------------ routes: evidence
@@ -646,7 +674,7 @@ async def login(request: Request) -> Response:
         await run_in_threadpool(_store(request).record, "login_failed", actor="anonymous")
         return render(request, "login.html", {"next": target, "failed": True}, status_code=401)
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, security)
+    await run_in_threadpool(set_session_cookie, request, response, security)  # a row in the case store
     await run_in_threadpool(_store(request).record, "login", actor=token_actor(security.token))
     return response
 

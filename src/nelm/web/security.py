@@ -1,4 +1,4 @@
-"""What keeps patient data in the room: Host check, token auth, sessions, CSRF, body limit, headers, quiet logs.
+"""What keeps patient data in the room: Host check, token auth, sessions, CSRF and Origin checks, body limit, headers, quiet logs.
 
 * Only requests naming this server in their ``Host`` header are answered: the loopback
   names (127.0.0.1, localhost, ::1), the address the request arrived at, and the names
@@ -9,20 +9,29 @@
   anywhere else it will only start with ``NELM_API_TOKEN`` (see ``serve.py``), and then
   every request must carry it: the API as ``Authorization: Bearer``, a browser either
   that header or a session cookie obtained through the login form.
-* Sessions live on the server: the cookie is a random id, the server keeps (a hash of)
-  each live id with its expiry in memory, and logging out removes it, so a copied cookie
-  is worthless afterwards. Memory is enough for ``nelm serve``, which is one process; a
-  restart logs everybody out. Cookies are HttpOnly and SameSite=Strict, and Secure when
-  the request came over HTTPS or ``--secure-cookies`` says a TLS proxy sits in front.
-* Forms carry a CSRF token (double-submit: hidden field == SameSite=Strict cookie), so
-  another web site cannot make a clinician's browser store or change a case, not even
-  on localhost. The JSON API refuses other content types, which a cross-site form
-  cannot send without a CORS preflight that we never grant.
+* Sessions live on the server, in the case store (table ``web_sessions``,
+  :mod:`nelm.store.sessions`): the cookie is a random id; the store keeps a hash of it
+  keyed with the token (HMAC-SHA256), never the id, with its expiry. Every worker process
+  reads the same table, so a login and a logout hold on all of them at once and across
+  restarts; logging out deletes the row, so a copied cookie is worthless afterwards, and a
+  new token ends every session (their hashes no longer match). Cookies are HttpOnly and
+  SameSite=Strict, and Secure when the request came over HTTPS or ``--secure-cookies``
+  says a TLS proxy sits in front.
+* Forms carry a CSRF token. Logged in, it is derived from the session id (HMAC), so it
+  is bound to that session: a token or cookie planted by another page (another app on
+  ``localhost`` can set cookies for this one) is worth nothing. Without a session (the
+  login form; loopback without a token) it is the double-submit pair: hidden field ==
+  SameSite=Strict cookie. On top, every state-changing request (POST, PUT, PATCH, DELETE)
+  whose ``Origin`` (or, without one, ``Referer``) names another site, or is ``null``, is
+  refused (403) unless it carries the token as a Bearer header, which a browser never
+  adds to a cross-site request by itself. The JSON API refuses other content types, which
+  a cross-site form cannot send without a CORS preflight that we never grant.
 * Request bodies are capped; responses carry no-store and anti-framing headers.
 * Access logs keep method, status and the route shape, never query strings or ids.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -31,11 +40,13 @@ import os
 import re
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Iterable
-from typing import Any
-from urllib.parse import quote
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import anyio.to_thread
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -44,10 +55,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..inputgate import MAX_DOCUMENT_BYTES
 
+if TYPE_CHECKING:
+    from ..store.sessions import SessionStore
+
 SESSION_COOKIE = "nelm_session"
 CSRF_COOKIE = "nelm_csrf"
 CSRF_FIELD = "csrf_token"
 SESSION_SECONDS = 12 * 3600  # one working day at the board
+MAX_SESSION_COOKIE = 128  # the ids made here are 43 characters; a longer cookie is no session
 MAX_BODY_BYTES = MAX_DOCUMENT_BYTES  # a request body is at most one patient document
 MIN_TOKEN_LENGTH = 16
 LOCAL_ACTOR = "local"
@@ -145,48 +160,44 @@ def token_actor(token: str) -> str:
 # ------------------------------------------------------------------ the policy of one running app
 
 class Security:
-    """One app's access policy: the token, the allowed Host names, cookie flags, live sessions.
-
-    Sessions are kept in this object's memory (id hash → expiry): right for ``nelm serve``,
-    which runs one process; several worker processes would each know only their own.
-    """
+    """One app's access policy: the token, the allowed Host names, cookie flags, and the
+    live sessions (in the case store: :class:`~nelm.store.sessions.SessionStore`, shared
+    by every worker process; without one no session can start)."""
 
     def __init__(self, token: str | None = None, allowed_hosts: Iterable[str] = (),
-                 secure_cookies: bool = False):
+                 secure_cookies: bool = False, sessions: SessionStore | None = None):
         self.token = token
         self.allowed_hosts = LOOPBACK_HOSTS | frozenset(parse_hosts(allowed_hosts))
         self.secure_cookies = secure_cookies
-        self._sessions: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.sessions = sessions
 
     def token_ok(self, offered: str | None) -> bool:
         return bool(self.token and offered and hmac.compare_digest(offered.encode(), self.token.encode()))
 
-    # sessions: the cookie holds a random id; only its hash is kept, so a look-up leaks nothing by timing
+    # Sessions: the cookie holds a random id; the store keeps only its hash keyed with the
+    # token, so a look-up leaks nothing by timing, the table gives nobody a session, and
+    # sessions made under an earlier token are dead under a new one. Blocking (one short
+    # query): the middleware calls these in a worker thread.
+    def _digest(self, session: str) -> str:
+        assert self.token
+        return hmac.new(self.token.encode(), session.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
     def new_session(self, now: float | None = None) -> str:
-        now = time.time() if now is None else now
+        if not self.token or self.sessions is None:
+            raise RuntimeError("sessions need an API token and a case store")
+        at = _at(now)
         session = secrets.token_urlsafe(32)
-        with self._lock:
-            for key in [k for k, expires in self._sessions.items() if expires <= now]:
-                del self._sessions[key]
-            self._sessions[_digest(session)] = now + SESSION_SECONDS
+        self.sessions.add(self._digest(session), at, at + timedelta(seconds=SESSION_SECONDS))
         return session
 
     def session_ok(self, cookie: str | None, now: float | None = None) -> bool:
-        if not self.token or not cookie:
+        if not self.token or not cookie or self.sessions is None or len(cookie) > MAX_SESSION_COOKIE:
             return False
-        now = time.time() if now is None else now
-        with self._lock:
-            expires = self._sessions.get(_digest(cookie))
-            if expires is not None and expires <= now:
-                del self._sessions[_digest(cookie)]
-                expires = None
-        return expires is not None
+        return self.sessions.alive(self._digest(cookie), _at(now))
 
     def end_session(self, cookie: str | None) -> None:
-        if cookie:
-            with self._lock:
-                self._sessions.pop(_digest(cookie), None)
+        if self.token and cookie and self.sessions is not None and len(cookie) <= MAX_SESSION_COOKIE:
+            self.sessions.remove(self._digest(cookie))
 
     def host_ok(self, host_header: str | None, server: Any = None) -> bool:
         """Whether a request with this Host header, arriving at ``server`` (ASGI's (address, port)), is for us.
@@ -205,8 +216,8 @@ class Security:
         return here is not None and there is not None and here == there
 
 
-def _digest(session: str) -> str:
-    return hashlib.sha256(session.encode()).hexdigest()
+def _at(now: float | None) -> datetime:
+    return datetime.fromtimestamp(time.time() if now is None else now, UTC)
 
 
 def bearer(headers: Headers) -> str | None:
@@ -276,11 +287,22 @@ class AuthMiddleware(HTTPMiddleware):
         path: str = scope["path"]
         headers = Headers(scope=scope)
         session = Request(scope).cookies.get(SESSION_COOKIE)
-        authenticated = sec.token_ok(bearer(headers)) or sec.session_ok(session)
+        authenticated = sec.token_ok(bearer(headers))
+        if not authenticated and session:
+            # one indexed look-up in the case store, off the event loop: every worker sees the same sessions
+            try:
+                authenticated = await anyio.to_thread.run_sync(sec.session_ok, session)
+            except Exception:  # noqa: BLE001 - the store does not answer: fail closed, and say so
+                logging.getLogger(__name__).warning("session look-up failed: the case store does not answer")
+                await PlainTextResponse("The case store does not answer, so the login cannot be checked; "
+                                        "try again shortly.", status_code=503)(scope, receive, send)
+                return
+            if authenticated:
+                state["session"] = session  # the CSRF token of this request's forms is bound to it
 
         async def ending_sessions(message: Message) -> None:
             if message["type"] == "http.response.start" and _clears_session(message):
-                sec.end_session(session)
+                await anyio.to_thread.run_sync(sec.end_session, session)
             await send(message)
 
         if authenticated:
@@ -306,6 +328,68 @@ def _clears_session(message: Message) -> bool:
     prefix = SESSION_COOKIE.encode() + b"="
     return any(k.lower() == b"set-cookie" and v.startswith(prefix) and b"max-age=0" in v.lower()
                for k, v in message.get("headers", []))
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def origin_problem(headers: Headers) -> str | None:
+    """Why a state-changing request looks cross-site, or None.
+
+    The ``Origin`` a browser sends (or, without one, the ``Referer``) must name the host
+    and port of the ``Host`` header (already checked to be ours); ``null`` (a sandboxed or
+    privacy-stripped context) is refused. Requests with neither header are not from a
+    browser page and pass (the token or the CSRF token still applies), as do requests
+    carrying the token as a Bearer header, which no cross-site page can add. The scheme is
+    not compared: behind a TLS proxy this server sees http where the browser says https.
+    """
+    if bearer(headers):
+        return None
+    name, value = "Origin", headers.get("origin")
+    if value is None:
+        name, value = "Referer", headers.get("referer")
+        if value is None:
+            return None
+    value = value.strip()
+    if value == "null":
+        return f"{name} is null (a sandboxed page, or one that hides where it comes from)"
+    try:
+        parts = urlsplit(value)
+        there = (host_name(parts.hostname or ""), _port(parts.port, parts.scheme))
+    except ValueError:  # a port out of range, a malformed IPv6 literal
+        return f"{name} is not a web address"
+    if parts.scheme not in ("http", "https") or there[0] is None:
+        return f"{name} is not a web address"
+    host = host_name(headers.get("host", ""))
+    host_port = _HOST_HEADER.fullmatch(headers.get("host", "").strip())
+    here_port = int(host_port["port"]) if host_port is not None and host_port["port"] else None
+    same_port = there[1] == here_port or (there[1] is None and here_port in (80, 443))
+    if there[0] != host or not same_port:
+        return f"{name} names another site"
+    return None
+
+
+def _port(port: int | None, scheme: str) -> int | None:
+    """A URL's port, None when it is the scheme's default."""
+    return None if port is None or (scheme, port) in (("http", 80), ("https", 443)) else port
+
+
+class OriginCheckMiddleware(HTTPMiddleware):
+    """403 for a state-changing request that another web site made the browser send (see :func:`origin_problem`)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = origin_problem(Headers(scope=scope)) if scope["method"] in UNSAFE_METHODS else None
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        message = (f"refused: this request did not come from this application's own pages ({problem}); "
+                   "submit the form again from the page itself")
+        response: Response
+        if scope["path"].startswith("/api/"):
+            response = JSONResponse({"detail": message}, status_code=403)
+        else:
+            response = PlainTextResponse(message[0].upper() + message[1:] + ".", status_code=403)
+        await response(scope, receive, send)
 
 
 class BodyTooLarge(Exception):
@@ -365,8 +449,10 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 present = {k.lower() for k, _ in headers}
+                # same-origin: no address (with its case id) goes to another site, and our own
+                # form posts carry an Origin the Origin check can compare (no-referrer makes it null)
                 add = {b"x-content-type-options": b"nosniff", b"x-frame-options": b"DENY",
-                       b"referrer-policy": b"no-referrer"}
+                       b"referrer-policy": b"same-origin"}
                 # patient data must not linger in shared browser or proxy caches
                 if not path.startswith("/static/"):
                     add[b"cache-control"] = b"no-store"
@@ -380,8 +466,25 @@ class SecurityHeadersMiddleware(HTTPMiddleware):
 
 # ------------------------------------------------------------------ CSRF
 
+def _session_of(request: Request) -> str | None:
+    """The session id this request was authenticated with (AuthMiddleware), if any."""
+    session = request.scope.get("state", {}).get("session")
+    return session if isinstance(session, str) else None
+
+
+def session_csrf(session: str) -> str:
+    """The CSRF token bound to a session: HMAC of a fixed label keyed with the session id.
+    The page shows it; it gives away nothing of the id, and no other session has it."""
+    digest = hmac.new(session.encode("utf-8", "surrogatepass"), b"nelm csrf token v1", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def csrf_token(request: Request) -> str:
-    """The token to put in this page's forms (the browser's cookie, or a new one)."""
+    """The token to put in this page's forms: bound to the session when logged in, else the
+    browser's CSRF cookie (or a new one)."""
+    session = _session_of(request)
+    if session is not None:
+        return session_csrf(session)
     existing = request.cookies.get(CSRF_COOKIE)
     if existing and re.fullmatch(r"[A-Za-z0-9_\-]{32,64}", existing):
         return existing
@@ -398,8 +501,10 @@ def attach_csrf_cookie(request: Request, response: Response) -> None:
 
 
 def csrf_ok(request: Request, submitted: Any) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE)
-    return isinstance(submitted, str) and bool(cookie) and hmac.compare_digest(submitted.encode(), cookie.encode())
+    session = _session_of(request)
+    expected = session_csrf(session) if session is not None else request.cookies.get(CSRF_COOKIE)
+    return (isinstance(submitted, str) and bool(expected)
+            and hmac.compare_digest(submitted.encode("utf-8", "surrogatepass"), (expected or "").encode()))
 
 
 def set_session_cookie(request: Request, response: Response, security: Security) -> None:
@@ -414,6 +519,39 @@ def _secure(request: Request) -> bool:
     makes the request look like plain HTTP here)."""
     security = getattr(request.app.state, "security", None)
     return request.url.scheme == "https" or bool(security and security.secure_cookies)
+
+
+# ------------------------------------------------------------------ free text typed by people
+
+# NUL, the C0 controls but tab, line feed and carriage return, DEL, the C1 controls, lone surrogates
+_CONTROL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why free text (a rationale, a name) may not be stored, or None: NUL (PostgreSQL cannot
+    hold it), an invisible control character (an escape sequence would reach a terminal,
+    a log or the printed report as it is), or a lone surrogate (not Unicode)."""
+    bad = _CONTROL_TEXT.search(value)
+    if bad is None:
+        return None
+    ch, at = bad.group(), bad.start() + 1
+    if ch == "\x00":
+        return "contains a NUL character (U+0000), which text may not hold"
+    if "\ud800" <= ch <= "\udfff":
+        return f"not valid Unicode: contains a lone surrogate (U+{ord(ch):04X} at character {at})"
+    return (f"contains a control character (U+{ord(ch):04X} at character {at}); text may hold letters, "
+            "digits, punctuation, tabs and line breaks only")
+
+
+def decision_text_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The board decision's text fields that :func:`text_problem` refuses, by field (``attendees.2``)."""
+    problems = []
+    for name, value in data.items():
+        values = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in values:
+            if isinstance(item, str) and (problem := text_problem(item)) is not None:
+                problems.append((str(name) if i is None else f"{name}.{i}", problem))
+    return problems
 
 
 # ------------------------------------------------------------------ logging
