@@ -1,6 +1,8 @@
 """Every text an assessment can show a person reads as clinical prose (issue 8, item 6):
 no internal identifiers (snake_case names such as net_g1g2, option or field ids), no
-template leftovers, no unit after an unknown value ("Ki-67 unknown %")."""
+template leftovers, no unit after an unknown value ("Ki-67 unknown %"), and (issue 21,
+item 1) no parenthesised dump of the inputs a rule read ("(fit: no; ECOG 0)"): those stay
+in each reason's structured ``facts``."""
 import random
 import re
 
@@ -8,11 +10,46 @@ import pytest
 
 from nelm.assessment import assess
 from nelm.patient import validate_patient
+from nelm.summary import depends_line
 from nelm.testing import perturbed_patient_dict, random_patient_dict
 
 SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL/min|×10⁹/L|/10 HPF)")
-LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b|\bTrue\b|\bFalse\b")
+# Python's None/True/False where a value was formatted ("fit: None"); "None of the treatments ..." is English
+LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b(?! of\b)|\bTrue\b|\bFalse\b")
+_BOOL_FACT = re.compile(r": (yes|no|met|not met)$")
+_NESTED = re.compile(r"\([^()]*\)")
+
+
+def fact_dump(text: str) -> str | None:
+    """The first parenthesised group that lists facts as "label: value" pairs, as the engine
+    used to append to every reason: two or more pairs with short values ("(fit: no; ECOG 0)",
+    "(Ki-67: 12 %, ECOG: 1)"), or one yes/no/met fact ("(Symptomatic (hormonal or bulk): no)").
+    A source's statement in parentheses ("(review 000's Table 3: 6 months before transplantation;
+    …)") is prose, not a dump."""
+    stack = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")" and stack:
+            group = text[stack.pop() + 1:i]
+            flat = _NESTED.sub("", group)
+            pairs = [seg.split(": ", 1) for seg in re.split(r"[;,] ", flat) if ": " in seg]
+            short = [v for _, v in pairs if len(v.split()) <= 3]
+            if len(short) >= 2 or any(_BOOL_FACT.search(f": {v.strip()}") for _, v in pairs):
+                return f"({group})"
+    return None
+
+
+class _Dump:
+    """fact_dump with the interface of a compiled pattern (``search`` → match-like or None)."""
+
+    def search(self, text):
+        got = fact_dump(text)
+        return None if got is None else type("Hit", (), {"group": lambda self, i=0: got})()
+
+
+DUMP = _Dump()
 
 
 def texts(a):
@@ -41,6 +78,17 @@ def texts(a):
         yield "plan missing", label
     if plan.get("pathway_label"):
         yield "plan pathway", plan["pathway_label"]
+    for b, branch in enumerate(plan.get("branches") or []):  # contract v3, when the engine gives them
+        for cond in branch.get("if", []):
+            yield f"plan branch {b} if", cond.get("label") or ""
+        for s in branch.get("steps", []):
+            yield f"plan branch {b} step {s['step']}", s.get("reason", "")
+    for w in plan.get("workup") or []:
+        yield "plan workup order", w.get("order") or ""
+        yield "plan workup decides", w.get("decides") or ""
+    for o in a["options"]:
+        if o["verdict"] == "undetermined":
+            yield f"option {o['id']} depends", depends_line(o, a)
 
 
 def patients(n):
@@ -59,7 +107,7 @@ def test_no_internal_names_or_template_leftovers_in_any_text(chunk):
         if i % 4 != chunk:
             continue
         for where, text in texts(assess(validate_patient(doc))):
-            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER):
+            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP):
                 hit = rx.search(text)
                 if hit:
                     problems.setdefault((where, hit.group(0)), text)
@@ -70,4 +118,93 @@ def test_the_scanner_catches_what_it_looks_for():
     assert SNAKE.search("[net_g1g2: yes; enets_curative_resection: not met]")
     assert UNIT_AFTER_UNKNOWN.search("Ki-67 unknown % and largest lesion unknown cm")
     assert LEFTOVER.search("grade {who_grade}") and LEFTOVER.search("fit: None")
+    assert not LEFTOVER.search("None of the tumour-directed treatments fits today.")
     assert not SNAKE.search("Ki-67 under 10 %, G1/G2, 177Lu-DOTATATE, NETTER-1")
+    # the dumps the engine used to append, and what a clinical sentence may still hold
+    assert fact_dump("Resection. (Symptomatic (hormonal or bulk): no)")
+    assert fact_dump("Not fit for major liver surgery (fit: no; ECOG 0).")
+    assert fact_dump("x (well-differentiated G1/G2 NET: yes; Somatostatin-receptor imaging: positive (uptake))")
+    assert fact_dump("(Ki-67: 12 %, ECOG: 1)")
+    assert not fact_dump("35 % of the liver involved, no symptoms: no survival advantage (median 16.7 vs 18.5 months, "
+                         "p=0.78, Mayo 2011).")
+    assert not fact_dump("After platinum-etoposide (earlier outcome: progression): second-line chemotherapy follows.")
+    assert not fact_dump("stable for 12 months (review 000's Table 3: 6 months before transplantation; the Milan "
+                         "group's 2023 statement: 3-6 months of stability observed before listing)")
+    assert not fact_dump("(the nearest retrieved limits: RETNET's 2.0 mg/dL for embolization; a secondary page's "
+                         "about 2 mg/dL for radioembolization, unverified)")
+
+
+def test_an_undetermined_option_says_in_one_line_what_it_depends_on():
+    from nelm.testing import patient_dict
+
+    # NET or NEC unknown (no differentiation, no index), SSTR imaging and the course unknown
+    a = assess(validate_patient(patient_dict(**{"sstr_imaging": ..., "course.status": ...,
+                                                "course.progression_within_12_months": ...,
+                                                "pathology.differentiation": ..., "pathology.ki67_percent": ...,
+                                                "pathology.mitoses_per_10hpf": ...})))
+    undecided = [o for o in a["options"] if o["verdict"] == "undetermined"]
+    assert undecided
+    for o in undecided:
+        line = depends_line(o, a)
+        assert "\n" not in line and line.startswith("Depends on ")
+        assert "Would be" not in line and "if this holds" not in line
+    prrt = next(o for o in a["options"] if o["id"] == "prrt")
+    assert prrt["verdict"] == "undetermined" and "somatostatin-receptor imaging" in depends_line(prrt, a).lower()
+    # the rule-by-rule logic stays in the JSON: each open rule's verdict and what it waits for
+    assert any(r.get("unknown") and r.get("verdict_if_true") for r in prrt["reasons"])
+    assert all("Would be" not in r["text"] for o in a["options"] for r in o["reasons"])
+
+
+# ------------------------------------------------------------------ the command line's texts (issue 21)
+
+def test_cli_text_cites_author_year_and_explain_shows_the_rule_logic(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.json"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["assess", str(examples[0]), str(examples[1])], env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert res.output.count("Treatment plan") == 2  # several files: each assessed
+    assert "review002" not in res.output and "mayo2010" not in res.output  # author-year, not ids
+    assert "Mayo 20" in res.output
+    explained = runner.invoke(app, ["assess", str(examples[1]), "--explain"], env={"COLUMNS": "120"})
+    assert explained.exit_code == 0 and "read: " in explained.output
+    both = runner.invoke(app, ["assess", str(examples[0]), str(examples[1]), "--format", "json"])
+    import json
+
+    docs = json.loads(both.output)
+    assert isinstance(docs, list) and len(docs) == 2 and docs[0]["options"][0]["reasons"][0]["sources"]
+
+
+def test_cli_evidence_fits_a_narrow_terminal():
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+
+    res = CliRunner().invoke(app, ["evidence", "--option", "prrt"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert max(len(line) for line in res.output.splitlines()) <= 80
+    assert "Strosberg 2017" in res.output
+
+
+def test_cli_sql_write_table_writes_the_table_the_view_reads(tmp_path):
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+    from nelm.screen.sql import sql_table
+    from nelm.screen.synth import synthesize, write_table
+
+    patients = synthesize(300, seed=3, unknown_fraction=0.2)
+    write_table(patients, tmp_path / "p.csv")
+    res = CliRunner().invoke(app, ["sql", "--write-table", str(tmp_path / "p.csv"), "--out", str(tmp_path / "t.parquet")])
+    assert res.exit_code == 0, res.output
+    got = pl.read_parquet(tmp_path / "t.parquet")
+    expected = sql_table(patients.with_row_index("__row", offset=1))
+    assert got.columns == expected.columns and got.height == 300
+    for c in expected.columns:
+        assert got[c].cast(pl.String).to_list() == expected[c].cast(pl.String).to_list(), c

@@ -100,49 +100,73 @@ def _guideline_or_exit(guideline: str | None) -> str | None:
 
 @app.command()
 def assess(
-    file: Optional[Path] = typer.Argument(None, help="patient document, JSON or YAML"),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program"),
+    files: Optional[list[Path]] = typer.Argument(None, help="patient documents, JSON or YAML (one or several)"),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="text for a person, json for a program "
+                                  "(several files: a JSON array, in the order given)"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
     fhir: Optional[Path] = typer.Option(None, "--fhir", help="read the patient from a FHIR R4 Bundle (JSON) "
                                         "instead of a patient document"),
     outcomes: str = typer.Option("summary", "--outcomes", help="summary: matched cohorts with their reported points "
                                  "and fitted model; full: also each survival curve sampled for drawing"),
+    explain: bool = typer.Option(False, "--explain", help="text: also each rule's full logic (every input it read, "
+                                 "and each open rule of an undetermined option)"),
 ) -> None:
-    """Assess one patient: classification, criteria, a verdict for every option, missing data."""
+    """Assess patients: classification, criteria, a verdict for every option, missing data."""
     from .assessment import assess as run
 
     utf8 = _tolerant_stdout()
-    if (file is None) == (fhir is None):
-        Console(stderr=True).print("nelm: give a patient document FILE or --fhir BUNDLE (one of them)", markup=False)
+    files = files or []
+    if bool(files) == (fhir is not None):
+        Console(stderr=True).print("nelm: give patient documents FILE... or --fhir BUNDLE (one of them)", markup=False)
+        raise typer.Exit(2)
+    if outcomes not in ("summary", "full"):
+        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
         raise typer.Exit(2)
     imported = None
+    patients = []
+    refused = False
     try:
         if fhir is not None:
             from .fhir.reader import read_bundle_file  # FHIR is read only when asked for
 
             imported = read_bundle_file(fhir)
-            patient = imported.patient()
-        else:
-            patient = _load_patient(file)  # through the input gate (nelm.inputgate): size, depth, text, numbers
+            patients.append((fhir, imported.patient()))
     except InvalidPatient as exc:
-        _refuse(str(fhir or file), exc)
-    if outcomes not in ("summary", "full"):
-        Console(stderr=True).print(f"nelm: --outcomes {outcomes!r} is not known; allowed: summary, full", markup=False)
-        raise typer.Exit(2)
-    result = run(patient, _guideline_or_exit(guideline), outcomes=outcomes)
-    if imported is not None:
-        result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
+        _refuse(str(fhir), exc)
+    for file in files:
+        try:
+            patients.append((file, _load_patient(file)))  # through the input gate (nelm.inputgate)
+        except InvalidPatient as exc:
+            if len(files) == 1:
+                _refuse(str(file), exc)
+            try:
+                _refuse(str(file), exc)
+            except typer.Exit:
+                refused = True  # the others are still assessed; the exit code says one was refused
+    guideline = _guideline_or_exit(guideline)
+    results = []
+    for _, patient in patients:
+        result = run(patient, guideline, outcomes=outcomes)
+        if imported is not None:
+            result["fhir_import"] = imported.to_dict()  # what was read from where: provenance, conflicts, unread
+        results.append(result)
     if format is Format.json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
+        doc = results[0] if len(files) <= 1 and results else results
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=not utf8, allow_nan=False) + "\n")
     else:
         from .text import render
 
         console = Console(highlight=False, width=max(100, Console().width))
-        render(result, console)
-        if imported is not None:
-            from .fhir.text import render_import
+        for (path, _), result in zip(patients, results):
+            if len(files) > 1:
+                console.rule(str(path))
+            render(result, console, explain=explain)
+            if imported is not None:
+                from .fhir.text import render_import
 
-            render_import(imported, console)
+                render_import(imported, console)
+    if refused:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -170,7 +194,7 @@ def evidence(
         sys.stdout.write(json.dumps({"records": [r.model_dump(mode="json") for r in records]},
                                     indent=2, ensure_ascii=False) + "\n")
     else:
-        render_table(records, Console(highlight=False, width=max(120, Console().width)))
+        render_table(records, Console(highlight=False))  # the terminal's width (COLUMNS), never wider
 
 
 @app.command()
@@ -354,14 +378,78 @@ class Dialect(str, Enum):
 @app.command()
 def sql(
     dialect: Dialect = typer.Option(Dialect.postgres, "--dialect", help="SQL dialect of the database"),
-    table: str = typer.Option(..., "--table", help="table of patients (columns named by dotted field path, see README)"),
+    table: Optional[str] = typer.Option(None, "--table", help="table of patients the view reads (columns named by "
+                                        "dotted field path, see README)"),
     view: str = typer.Option("nelm_assessment", "--view", help="name of the view"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    write_table: Optional[Path] = typer.Option(None, "--write-table", help="instead of the view: read this table of "
+                                               "patients (anything nelm screen reads) and write the table the view "
+                                               "reads to --out"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="with --write-table: the table to write "
+                                       "(.parquet, .csv or .jsonl), to load into the database as --table"),
 ) -> None:
-    """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL."""
+    """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL;
+    or, with --write-table INPUT --out TABLE, write the table that view reads."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if write_table is not None:
+        if out is None:
+            err.print("nelm: --write-table needs --out (the table to write: .parquet, .csv or .jsonl)", markup=False)
+            raise typer.Exit(2)
+        raise typer.Exit(_write_sql_table(write_table, out, err))
+    if table is None:
+        err.print("nelm: give --table (the table the view reads), or --write-table INPUT --out TABLE to write it",
+                  markup=False)
+        raise typer.Exit(2)
     from .screen.sql import create_view
 
     sys.stdout.write(create_view(table, view=view, dialect=dialect.value, guideline=_guideline_or_exit(guideline)) + "\n")
+
+
+def _write_sql_table(source: Path, out: Path, err: Console) -> int:
+    """The table ``nelm sql``'s view reads (:func:`nelm.screen.sql.sql_table`), from any input
+    ``nelm screen`` reads, batch by batch; invalid rows are named and left out (exit 2)."""
+    import polars as pl
+
+    from .screen import layout, validate
+    from .screen.sql import sql_table
+
+    try:
+        fmt = layout.input_format(source)
+        kind = layout.input_format(out)
+        if not source.is_file():
+            raise ValueError(f"{source}: no such file")
+    except ValueError as exc:
+        err.print(f"nelm: {exc}", markup=False)
+        return 2
+    problems, written, parquet = [], 0, None
+    out.unlink(missing_ok=True)
+    for raw in layout.batches(source):
+        frame, found = layout.to_layout(raw, fmt)
+        frame = layout.complete(frame)
+        found += validate.problems(frame)
+        bad = {p.row for p in found}
+        problems += found
+        ok = layout.typed(frame.filter(~pl.col("__row").is_in(list(bad))) if bad else frame)
+        if not ok.height:
+            continue
+        part = sql_table(ok)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            arrow = part.to_arrow()
+            parquet = parquet or pq.ParquetWriter(out, arrow.schema)
+            parquet.write_table(arrow)
+        else:
+            with open(out, "ab") as fh:
+                part.write_csv(fh, include_header=not written) if kind == "csv" else part.write_ndjson(fh)
+        written += part.height
+    if parquet is not None:
+        parquet.close()
+    for p in sorted(problems, key=lambda p: (p.row, p.field)):
+        err.print(f"nelm: row {p.row}: {p.field}: {p.message}", markup=False)
+    print(f"{written} patients written to {out} (the table nelm sql's view reads)"
+          + (f"; {len({p.row for p in problems})} invalid rows left out" if problems else ""))
+    return 2 if problems else 0
 
 
 @app.command()

@@ -829,10 +829,10 @@ def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | No
             kb: KnowledgeBase, reads: Iterable[str] = (), brief: bool = False) -> dict[str, Any]:
     if brief and kind != "decisive":
         return {"text": "", "sources": list(rule.sources), "level": None, "kind": kind, "rule": rule_id, "facts": []}
+    # one clinical sentence: the template quotes the deciding values; every input the rule
+    # read stays in ``facts`` (the page's "show logic", ``nelm assess --explain``), not in the text
     text = _prose(_template(rule.reason).format_map(vals))
     facts = _facts(reads, vals, template_names(rule.reason), kb)
-    if facts:
-        text += " (" + "; ".join(f"{f['label']}: {f['value']}" for f in facts) + ")"
     return {"text": text, "sources": list(rule.sources), "level": strongest_level(rule.sources, kb),
             "kind": kind, "rule": rule_id, "facts": facts}
 
@@ -887,8 +887,7 @@ def _option(opt: OptionDef, ev: Evaluation, vals: dict[str, str], kb: KnowledgeB
                 got = _reason(r, vals, "possible", r.id, kb, kb.roots[col])
                 reasons.append(got | {
                     "verdict_if_true": r.verdict, "unknown": fields,
-                    "text": f"Would be {r.verdict.replace('_', ' ')} if this holds (unknown: {_what(fields)}): "
-                            + got["text"]})
+                    "text": _if_known(r.verdict, fields, got["text"])})
             continue
         # cond is True: this rule decides
         blocked = True
@@ -987,14 +986,29 @@ _WHAT: dict[tuple[str, ...], str] = {}
 
 
 def _what(fields: list[str]) -> str:
-    """The missing facts an unknown condition reads, in words."""
+    """The missing facts an unknown condition reads, in words ("Ki-67, mitotic count and ...")."""
     key = tuple(fields)
     got = _WHAT.get(key)
     if got is None:
-        got = ", ".join(fact_label(f) for f in fields) or "a derived value"
+        names = list(dict.fromkeys(fact_label(f) for f in fields))
+        names = [n[:1].lower() + n[1:] if _lowerable(n) else n for n in names]
+        got = (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)) or "a derived value"
         if len(_WHAT) < 65536:
             _WHAT[key] = got
     return got
+
+
+def _lowerable(label: str) -> bool:
+    """Whether a label starts with a common word (not Ki-67, ECOG, Child-Pugh, SSTR, ...)."""
+    first = label.split(" ")[0]
+    return not any(ch.isdigit() for ch in first) and not any(ch.isupper() for ch in first[1:])
+
+
+def _if_known(verdict: str, fields: list[str], text: str) -> str:
+    """A rule whose condition is still unknown, in one sentence: the verdict it would give and
+    the missing facts it waits for, then its own reason."""
+    what = _what(fields)
+    return f"{verdict.replace('_', ' ').capitalize()} if {what} {'show' if ' and ' in what else 'shows'} this: {text}"
 
 
 _INDICATION_INPUTS: dict[tuple[str, str, str], frozenset[str]] = {}

@@ -233,3 +233,94 @@ def load_records(directory: Path = EVIDENCE_DIR) -> list[EvidenceRecord]:
 @lru_cache(maxsize=1)
 def evidence_index() -> dict[str, EvidenceRecord]:
     return {r.id: r for r in load_records()}
+
+
+# ---------------------------------------------------------------------------- display helpers
+# How people read a citation: author–year ("Mayo 2011; Strosberg 2017"), derived from the
+# record's citation. Ids stay in the JSON; a record whose source is not identified says so.
+
+_UNIDENTIFIED = ("not identified", "source review 002", "bibliographic details not established")
+_AUTHORS_UNKNOWN = ("authors not shown", "author list not shown")
+
+
+def identity_established(rec: EvidenceRecord) -> bool:
+    """Whether the publication behind a record is identified (authors or title page known).
+    Review 002's copy lacks its title page, so it and the records resting only on it are not."""
+    authors = rec.citation.authors.lower()
+    return not any(authors.startswith(u) or u in authors for u in _UNIDENTIFIED)
+
+
+def _first_author(authors: str) -> str:
+    first = authors.split(",")[0].split("(")[0].split(";")[0].strip()
+    tokens = first.split()
+    if len(tokens) >= 2 and tokens[-1].isalpha() and tokens[-1].isupper() and len(tokens[-1]) <= 3:
+        return " ".join(tokens[:-1])  # "Mayo SC" -> "Mayo"
+    if any(t in ("investigators", "curators", "group") for t in tokens) or len(tokens) <= 1:
+        return first
+    if tokens[0].isupper():
+        return tokens[0]  # "WHO Classification of Tumours Editorial Board" -> "WHO"
+    caps = [t[0] for t in tokens if t[:1].isupper()]
+    return "".join(caps) if len(caps) >= 2 else first  # "National Comprehensive Cancer Network" -> "NCCN"
+
+
+def _base_label(rec: EvidenceRecord) -> str:
+    if not identity_established(rec):
+        return "Review 002 (unidentified source)" if "review 002" in rec.citation.authors.lower() \
+            else "Unidentified source cited in review 002"
+    authors = rec.citation.authors
+    if authors.lower().startswith(_AUTHORS_UNKNOWN):
+        return f"{rec.citation.journal.split('(')[0].strip()} {rec.citation.year}"
+    return f"{_first_author(authors)} {rec.citation.year}"
+
+
+@lru_cache(maxsize=1)
+def citation_labels() -> dict[str, str]:
+    """Record id -> author–year label; two records of one first author and year get a, b, ..."""
+    index = evidence_index()
+    base = {rid: _base_label(rec) for rid, rec in index.items()}
+    groups: dict[str, list[str]] = {}
+    for rid in sorted(base):
+        if identity_established(index[rid]):
+            groups.setdefault(base[rid], []).append(rid)
+    out = dict(base)
+    for label, ids in groups.items():
+        if len(ids) > 1:
+            ids.sort(key=lambda i: (index[i].citation.title, i))
+            for k, rid in enumerate(ids):
+                out[rid] = f"{label}{'abcdefghijklmnopqrstuvwxyz'[k]}"
+    return out
+
+
+def citation_label(source_id: str) -> str:
+    """The author–year a person reads for a cited record id (the id itself if no record has it)."""
+    return citation_labels().get(source_id, source_id)
+
+
+def cite(source_ids: list[str] | tuple[str, ...]) -> str:
+    """A reason's sources as a person reads them: "Mayo 2010; Glazer 2010" (no repeats)."""
+    return "; ".join(dict.fromkeys(citation_label(s) for s in source_ids))
+
+
+def verification_state(rec: EvidenceRecord) -> tuple[str, str, str]:
+    """(badge, css class, explanation) a person reads for a record's verification. A record
+    whose publication is not identified never carries the checked badge, whatever was checked."""
+    if not identity_established(rec):
+        return ("source not identified", "status-not_met",
+                "the publication is not identified (our copy lacks its title page or the review cites it only "
+                "collectively); the numbers were checked only against the text that reports them")
+    return {"source": ("source", "status-met", "checked against the publication or its abstract"),
+            "review": ("review", "status-unknown", "only as a source review reports it"),
+            }.get(rec.verified, ("unverified", "status-not_met",
+                                 "not checked against the publication, its abstract or a source review"))
+
+
+import re as _re
+
+# a parenthesised aside naming a file of the repository or where a copy is kept ("(shared/sources/002_*)",
+# "(GitHub owner/repo, data/x/README.md)"): curators' notes, not for the page or the report
+_REPO_ASIDE = _re.compile(r"\s*\((?:[^()]*?)(?:shared/|sources/0|GitHub |\.md\b|\.ya?ml\b|\.py\b|_\*)(?:[^()]*)\)")
+
+
+def public_text(text: str | None) -> str:
+    """A record's text as shown to people: without repository paths."""
+    return _REPO_ASIDE.sub("", text or "")

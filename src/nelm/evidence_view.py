@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .evidence import EvidenceRecord, evidence_index
+from .evidence import EvidenceRecord, citation_label, evidence_index, public_text, verification_state
 
 
 SORTS = ("year", "level", "modality")
@@ -69,12 +69,18 @@ VERIFICATION_LABELS = {
     "unverified": "UNVERIFIED",
 }
 VERIFICATION_CAPTION = ("source-checked: against the publication or its abstract · review only: as a source "
-                        "review reports it · UNVERIFIED: neither; check before relying on it")
+                        "review reports it · UNVERIFIED: neither; check before relying on it · source not "
+                        "identified: the publication behind the record is not established")
+
+
+def _verification_label(r: EvidenceRecord) -> str:
+    badge = verification_state(r)[0]
+    return badge if badge == "source not identified" else VERIFICATION_LABELS[r.verified]
 
 
 def verification_text(r: EvidenceRecord) -> str:
     """Plain-text verification state and identifiers, e.g. for a terminal without links."""
-    parts = [VERIFICATION_LABELS[r.verified]]
+    parts = [_verification_label(r)]
     if r.doi:
         parts.append(f"doi:{r.doi} ({r.doi_url})")
     if r.pmid:
@@ -83,8 +89,9 @@ def verification_text(r: EvidenceRecord) -> str:
 
 
 def _verification_cell(r: EvidenceRecord) -> str:
-    label = VERIFICATION_LABELS[r.verified]
-    lines = [f"[bold red]{label}[/bold red]" if r.verified == "unverified" else label]
+    label = _verification_label(r)
+    lines = [f"[bold red]{label}[/bold red]" if r.verified == "unverified" or label == "source not identified"
+             else label]
     if r.doi:
         lines.append(f"[link={r.doi_url}]doi:{escape(r.doi)}[/link]")
     if r.pmid:
@@ -92,20 +99,46 @@ def _verification_cell(r: EvidenceRecord) -> str:
     return "\n".join(lines)
 
 
+# below this width a table's five columns break words; each record is printed as a short block
+NARROW = 110
+
+
 def render_table(records: list[EvidenceRecord], console: Console) -> None:
+    """The records at the terminal's width: a table where it fits, one block per record where not.
+    Records are named by author and year (their ids are in the JSON output)."""
+    if console.width < NARROW:
+        _render_blocks(records, console)
+        return
     table = Table(title=f"Evidence records ({len(records)})", caption=VERIFICATION_CAPTION,
                   show_lines=True, expand=True)
-    table.add_column("id", no_wrap=True)
-    table.add_column("study", ratio=4)
-    table.add_column("level · design · n", ratio=2)
-    table.add_column("verified · identifiers", ratio=2, overflow="fold")
-    table.add_column("key result · outcomes", ratio=6)
+    # each header is one word, and no column is narrower than its header: none breaks mid-word
+    table.add_column("record", width=16, overflow="fold")
+    table.add_column("study", min_width=12, ratio=4)
+    table.add_column("level", width=16)
+    table.add_column("verified", width=26, overflow="fold")  # a DOI on one line
+    table.add_column("results", min_width=12, ratio=6)
     for r in records:
         newer = " (newer than the reviews)" if r.newer_than_sources else ""
         study = escape(f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}{newer}")
         design = f"level {r.level} · {r.design.replace('_', ' ')} · n={r.n if r.n is not None else '—'}"
         key = key_result(r)
         rest = [_outcome(o) for o in r.outcomes if _outcome(o) != key]
-        outcomes = (f"[bold]{escape(key)}[/bold]" + "".join("\n" + escape(x) for x in rest)) if key else "—"
-        table.add_row(r.id, study, design, _verification_cell(r), outcomes)
+        outcomes = (f"[bold]{escape(public_text(key))}[/bold]" + "".join("\n" + escape(public_text(x)) for x in rest)) \
+            if key else "—"
+        # the id under the name: the key of the JSON output and of the evidence page's address
+        table.add_row(f"{escape(citation_label(r.id))}\n[dim]{r.id}[/dim]", study, design, _verification_cell(r), outcomes)
     console.print(table)
+
+
+def _render_blocks(records: list[EvidenceRecord], console: Console) -> None:
+    console.print(f"[bold]Evidence records ({len(records)})[/bold]")
+    for r in records:
+        newer = " · newer than the reviews" if r.newer_than_sources else ""
+        console.print(f"\n[bold]{escape(citation_label(r.id))}[/bold] [dim]{r.id}[/dim] · level {r.level} · "
+                      f"{r.design.replace('_', ' ')} · n={r.n if r.n is not None else '—'}{newer}")
+        console.print(escape(f"{r.citation.authors} {r.citation.title}. {r.citation.journal} {r.year}"))
+        console.print(_verification_cell(r).replace("\n", " · "))
+        key = key_result(r)
+        if key:
+            console.print(escape(public_text(key)))
+    console.print(f"\n[dim]{VERIFICATION_CAPTION}[/dim]")

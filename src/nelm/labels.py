@@ -73,6 +73,11 @@ def word(kind: str, value: Any) -> str:
     return table()[kind].get(value, _generic(value))
 
 
+def guideline_label(value: Any) -> str:
+    """A guideline profile or variant source by a name a board reads ("Review 002's thresholds")."""
+    return word("guidelines", value)
+
+
 def verdict_label(value: Any) -> str:
     return word("verdicts", value)
 

@@ -133,26 +133,79 @@ def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
     return [(text, " ".join(ifs)) for text, ifs in merged.items()]
 
 
-def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
-    """The plan as the text summary, the web page and the report show it."""
+def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False
+                ) -> list[dict[str, Any]]:
+    """Plan steps as people read them. A step taken now shows today's verdict; a later step
+    shows the verdict expected when it comes (contract v3 ``expected_verdicts``) as "expected
+    then", never today's verdict alone (today's is given beside it when it differs). A branch (the
+    plan if a fact turns out otherwise) shows only the verdicts it expects: today's are not its own."""
+    from .evidence import cite
     from .knowledge.ruleset import OPTION_LABELS
 
+    steps = []
+    for st in raw_steps:
+        expected = st.get("expected_verdicts") or {}
+        now = st["when"] == "now"
+        options = []
+        for o in st["options"]:
+            today = "" if branch else verdicts.get(o, "")
+            if branch:
+                badge = expected.get(o, "")
+                note = "expected then" if badge and not now else ""
+            elif now:
+                badge, note = (expected.get(o) or today), ""
+            elif o in expected:
+                badge = expected[o]
+                note = "expected then" + (f"; today {labels.verdict_label(today)}" if today and today != badge else "")
+            else:
+                badge, note = "", ""
+            options.append({"id": o, "label": OPTION_LABELS.get(o, o), "verdict": badge, "today": today,
+                            "note": note})
+        reason = st.get("reason", "")
+        generic, _, specific = reason.partition(" For this patient: ")
+        steps.append({"n": st["step"], "when": labels.word("when", st["when"]), "now": now, "options": options,
+                      "generic": generic, "specific": specific,
+                      "joiner": " + " if st.get("combine") == "together" else " or ",
+                      "intent": labels.word("intents", st["intent"]), "reason": st.get("reason", ""),
+                      "sources": st.get("sources", []), "cite": cite(st.get("sources", [])),
+                      "level": st.get("level")})
+    return steps
+
+
+def _lead(raw_steps: list[dict[str, Any]]) -> str | None:
+    from .knowledge.ruleset import OPTION_LABELS
+
+    lead = raw_steps[0]["options"][0] if raw_steps and raw_steps[0]["options"] else None
+    return OPTION_LABELS.get(lead, lead) if lead else None
+
+
+def workup_lines(plan: dict[str, Any]) -> list[dict[str, str]]:
+    """Contract v3 ``plan.workup``: what to obtain to decide the plan, most decisive first."""
+    out = []
+    for w in plan.get("workup") or []:
+        facts = _and([_lower(fact_label(f)) for f in w.get("fields", [])])
+        out.append({"order": w.get("order") or facts, "facts": facts, "decides": w.get("decides") or "",
+                    "fields": list(w.get("fields", []))})
+    return out
+
+
+def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan as the text summary, the web page and the report show it (contract v3's
+    branches, workup and expected verdicts when the plan has them)."""
     plan = assessment.get("plan")
     if not plan:
         return None
     verdicts = {o["id"]: o["verdict"] for o in assessment.get("options", [])}
-    steps = []
-    for st in plan["steps"]:
-        steps.append({"n": st["step"], "when": labels.word("when", st["when"]),
-                      "options": [{"id": o, "label": OPTION_LABELS.get(o, o), "verdict": verdicts.get(o, "")}
-                                  for o in st["options"]],
-                      "joiner": " + " if st.get("combine") == "together" else " or ",
-                      "intent": labels.word("intents", st["intent"]), "reason": st["reason"], "sources": st["sources"],
-                      "level": st.get("level")})
-    lead = plan["steps"][0]["options"][0] if plan["steps"] and plan["steps"][0]["options"] else None
-    return {"status": plan["status"], "pathway": plan.get("pathway_label"), "steps": steps,
-            "leading": OPTION_LABELS.get(lead, lead) if lead else None,
-            "assumptions": assumption_lines(plan), "missing": plan.get("missing_labels", [])}
+    branches = []
+    for b in plan.get("branches") or []:
+        conds = [c.get("label") or f"{fact_label(c['field'])} {show(c.get('value'))}" for c in b.get("if", [])]
+        branches.append({"if": _and(conds), "status": b.get("status", ""),
+                         "steps": _steps_view(b.get("steps", []), verdicts, branch=True),
+                         "leading": _lead(b.get("steps", []))})
+    return {"status": plan["status"], "pathway": plan.get("pathway_label"),
+            "steps": _steps_view(plan["steps"], verdicts), "leading": _lead(plan["steps"]),
+            "assumptions": assumption_lines(plan), "missing": plan.get("missing_labels", []),
+            "branches": branches, "workup": workup_lines(plan)}
 
 
 # ---------------------------------------------------------------------------- one-liners
@@ -188,3 +241,44 @@ def obtain_list(assessment: dict[str, Any]) -> list[str]:
         if what not in out:
             out.append(what)
     return out
+
+
+def _and(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def _lower(label: str) -> str:
+    """A label inside a sentence: 'Somatostatin-receptor imaging' -> 'somatostatin-receptor
+    imaging', but Ki-67, ECOG, Child-Pugh class, SSTR ... as they are."""
+    first = label.split(" ")[0]
+    if any(ch.isdigit() for ch in first) or any(ch.isupper() for ch in first[1:]):
+        return label
+    return label[:1].lower() + label[1:]
+
+
+def depends_on(option: dict[str, Any], assessment: dict[str, Any] | None = None) -> list[str]:
+    """The missing facts an undetermined option's verdict waits for (dotted paths, in the order
+    its rules read them); from the rules' open conditions, else from the missing data."""
+    fields: list[str] = []
+    for r in option.get("reasons", []):
+        for f in r.get("unknown") or []:
+            if f not in fields:
+                fields.append(f)
+    if not fields and assessment:
+        fields = [m["field"] for m in assessment.get("missing_data", [])
+                  if option["id"] in m.get("affects", []) and not m.get("check")]
+    return fields
+
+
+def depends_line(option: dict[str, Any], assessment: dict[str, Any] | None = None) -> str:
+    """An undetermined option in one line: what it depends on and what it could become
+    ("Depends on somatostatin-receptor imaging and the course: preferred or not recommended")."""
+    fields = depends_on(option, assessment)
+    what = _and([_lower(fact_label(f)) for f in dict.fromkeys(fields)]) or "facts not yet entered"
+    could = [labels.verdict_label(v) for v in option.get("possible_verdicts", [])]
+    tail = f": could be {_or(could)}" if could else ""
+    return f"Depends on {what}{tail}."
+
+
+def _or(words: list[str]) -> str:
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)

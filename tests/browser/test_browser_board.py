@@ -18,7 +18,7 @@ def fill_case(page, doc: dict) -> None:
     state = forms.state_from_document(doc)
     for path, value in state.values.items():
         field = page.locator(f'[name="{path}"]')
-        if forms.FIELDS[path].kind in ("bool", "choice"):
+        if forms.FIELDS[path].kind in ("bool", "choice", "integer_choice"):
             field.select_option(value)
         else:
             field.fill(value)
@@ -55,8 +55,8 @@ def test_enter_a_case_and_see_its_verdicts(board, page, entered_case):
     assert "intent: curative" in resection.inner_text()
     assert page.locator("#option-liver_transplant .verdict").inner_text() == "not recommended"
     assert page.locator("#criteria-enets_curative_resection h3 .status").inner_text() == "✓ met"
-    # a cited source opens its evidence record
-    resection.locator("a.src", has_text="mayo2010").first.click()
+    # a cited source, named by author and year, opens its evidence record
+    resection.locator("a.src", has_text="Mayo 2010").first.click()
     page.wait_for_url(re.compile(r"/evidence/mayo2010$"))
     assert page.get_by_role("heading", name="Outcomes").is_visible()
 
@@ -79,10 +79,44 @@ def test_an_impossible_ki67_is_explained_beside_the_field(board, page):
     assert page.locator("dd", has_text="G2").first.is_visible()
 
 
+def test_the_form_leads_with_what_decides_the_plan_and_adds_therapy_rows(board, page):
+    page.goto(board.url + "cases/new")
+    first = page.locator("fieldset").nth(1)
+    assert "What decides the plan" in first.locator("legend").inner_text()
+    assert first.locator(".decides-mark").count() >= 10
+    rows = page.locator("table.prior tr.prior-row")
+    before = rows.count()
+    page.get_by_role("button", name="+ Add another therapy").click()
+    assert rows.count() == before + 1
+    assert rows.last.locator("select").first.get_attribute("name") == f"prior_therapies.{before}.therapy"
+
+
+def test_a_contradiction_marks_both_fields_in_the_forms_words(board, page):
+    page.goto(board.url + "cases/new")
+    page.locator('[name="liver.pattern"]').select_option("single")
+    page.locator('[name="liver.lesion_count"]').fill("6")
+    page.get_by_role("button", name="Save and assess").click()
+    for path in ("liver.pattern", "liver.lesion_count"):
+        field = page.locator(f'[id="f-{path}"]')
+        assert "invalid" in field.get_attribute("class"), path
+        text = field.locator(".error").inner_text()
+        assert "Pattern of liver involvement" in text and "Number of liver lesions" in text
+
+
+@pytest.mark.parametrize("width", [390])
+def test_pages_fit_a_phone(board, browser, entered_case, width):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    for path in ("cases/new", "cases", entered_case.lstrip("/"), "evidence/review002"):
+        page.goto(board.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    context.close()
+
+
 def test_reopen_a_stored_case_from_the_case_list(board, page, entered_case):
     page.goto(board.url + "cases")
     page.get_by_label("Case label or id").fill("browser-mdt")
-    page.get_by_role("button", name="Search").click()
+    page.get_by_role("button", name="Show").click()
     page.get_by_role("link", name=LABEL).click()
     page.wait_for_url(re.compile(re.escape(entered_case) + "$"))
     assert page.locator("#option-liver_resection .verdict").inner_text() == "preferred"

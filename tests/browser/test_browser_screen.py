@@ -60,7 +60,8 @@ def test_the_guideline_switch_shows_another_source_without_saving(board, screen,
     screen.locator("select#guideline").select_option("review002")
     screen.get_by_role("button", name="Show").click()
     screen.wait_for_url(re.compile(r"guideline=review002"))
-    assert "Shown as assessed under review002" in screen.locator(".case-head").inner_text()
+    head = screen.locator(".case-head").inner_text()
+    assert "Shown under Review 002's thresholds" in head and "For this patient it changes" in head
     assert "version 2 of 2" in screen.locator(".case-head .meta").inner_text()
 
 

@@ -93,8 +93,12 @@ def test_unknowns_are_shown_as_unknown(unknowns_patient, unknowns_assessment):
     page = build_html(unknowns_patient, unknowns_assessment)
     assert re.search(r"Ki-67</th><td class=\"unknown\">unknown</td>", page)
     assert re.search(r"Portal vein thrombosis</th><td class=\"unknown\">unknown</td>", page)
+    from html import escape
+
+    missing = re.search(r'<section id="missing">.*?</section>', page, re.S).group(0)
     for m in unknowns_assessment["missing_data"]:
-        assert m["field"] in page
+        assert escape(m["label"]) in missing  # readable labels, not the contract's dotted ids
+        assert m["field"] not in missing
 
 
 def test_dict_patient_and_png_charts(example_assessment):
@@ -129,3 +133,66 @@ def test_cli_writes_html_and_refuses_other_suffixes(tmp_path):
     assert out.read_text(encoding="utf-8").count("<svg") >= 3
     res = runner.invoke(app, ["report", str(EXAMPLE), "--out", str(tmp_path / "r.txt")])
     assert res.exit_code == 2
+
+
+# ------------------------------------------------------------------ contract v3 display (issue 21)
+
+def _with_v3_plan(assessment):
+    """The assessment with the contract v3 plan fields another part of nelm adds: a branch, the
+    work-up and expected verdicts beside later steps."""
+    import copy
+
+    a = copy.deepcopy(assessment)
+    plan = a["plan"]
+    for st in plan["steps"]:
+        st["expected_verdicts"] = {o: ("preferred" if st["when"] != "now" else
+                                       next(x["verdict"] for x in a["options"] if x["id"] == o)) for o in st["options"]}
+    plan["workup"] = [{"fields": ["liver.resectable"], "order": "hepatobiliary surgical review with liver MRI",
+                       "decides": "resection or systemic therapy"}]
+    plan["branches"] = [{"if": [{"field": "liver.resectable", "value": False,
+                                 "label": "the surgeon judges the liver disease unresectable"}],
+                         "status": "determined",
+                         "steps": [{"step": 1, "when": "now", "options": ["ssa"], "intent": "disease_control",
+                                    "reason": "x", "sources": [], "expected_verdicts": {"ssa": "preferred"}}]}]
+    return a
+
+
+def test_v3_branches_workup_and_expected_verdicts_are_shown_in_text_and_both_reports(example_patient,
+                                                                                    example_assessment):
+    import io
+
+    from rich.console import Console
+
+    from nelm.text import render
+
+    a = _with_v3_plan(example_assessment)
+    later = [st for st in a["plan"]["steps"] if st["when"] != "now"]
+    assert later, "the example's plan has a later step"
+    out = io.StringIO()
+    render(a, Console(file=out, width=140, color_system=None))
+    text = out.getvalue()
+    assert "To decide the plan, obtain: hepatobiliary surgical review with liver MRI" in text
+    assert "If the surgeon judges the liver disease unresectable" in text
+    assert "expected then: preferred" in text
+    for full in (False, True):
+        html = build_html(example_patient, a, full=full)
+        assert "hepatobiliary surgical review with liver MRI" in html
+        assert "the surgeon judges the liver disease unresectable" in html
+        assert "expected then" in html
+
+
+def test_without_expected_verdicts_a_later_step_shows_no_verdict_of_today_alone(example_patient, example_assessment):
+    import copy
+
+    from nelm.summary import plan_view
+
+    a = copy.deepcopy(example_assessment)
+    for st in a["plan"]["steps"]:
+        st.pop("expected_verdicts", None)  # an engine without contract v3's expected verdicts
+    view = plan_view(a)
+    for st in view["steps"]:
+        for o in st["options"]:
+            if st["now"]:
+                assert o["verdict"] in ("preferred", "reasonable", "undetermined")
+            else:
+                assert o["verdict"] == "" and o["note"] == ""

@@ -1,6 +1,7 @@
 """The case form ↔ patient document mapping: every field, unknowns, tri-states, problems."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -21,14 +22,26 @@ def _items(state: forms.FormState) -> list[tuple[str, str]]:
 def test_the_form_covers_the_whole_patient_document():
     covered = set(forms.FIELDS) | {"extrahepatic.sites", "prior_therapies"}
     assert set(SCALAR_FIELDS) | {"id", "extrahepatic.sites", "prior_therapies"} == covered
-    assert [g.title for g in forms.GROUPS][1:] == ["Primary tumour and pathology", "Liver disease",
-                                                   "Extrahepatic disease", "Patient", "Laboratory",
+    assert [g.title for g in forms.GROUPS][1:] == ["What decides the plan", "Primary tumour and pathology",
+                                                   "Liver disease", "Extrahepatic disease", "Patient", "Laboratory",
                                                    "Course and prior therapy"]
+    # each field once; the facts that decide the plan first, and marked
+    paths = [f.path for g in forms.GROUPS for f in g.fields]
+    assert len(paths) == len(set(paths))
+    assert [f.path for f in forms.GROUPS[1].fields] == list(forms.DECIDING)
+    assert all(f.decides for f in forms.GROUPS[1].fields)
+    assert not any(f.decides for g in forms.GROUPS[2:] for f in g.fields)
 
 
 def test_kinds_units_and_bounds_come_from_the_model():
     ki67 = forms.FIELDS["pathology.ki67_percent"]
     assert (ki67.kind, ki67.unit, ki67.minimum, ki67.maximum) == ("number", "%", 0, 100)
+    # the unit is said once: beside the allowed range, or in the label when the label has it
+    assert ki67.allowed == "number 0–100 %" and "%" not in ki67.label_text
+    burden = forms.FIELDS["liver.burden_percent"]
+    assert "%" in burden.label and "%" not in burden.allowed
+    assert forms.FIELDS["sstr_uptake_krenning"].kind == "integer_choice"
+    assert [v for v, _ in forms.FIELDS["sstr_uptake_krenning"].choices] == ["0", "1", "2", "3", "4"]
     assert forms.FIELDS["ecog"].kind == "integer" and forms.FIELDS["ecog"].maximum == 4
     assert forms.FIELDS["symptomatic"].kind == "bool"
     assert [v for v, _ in forms.FIELDS["liver.pattern"].choices] == ["single", "dominant_with_satellites", "disseminated"]
@@ -134,3 +147,37 @@ def test_any_document_survives_the_form_round_trip(doc):
     state = forms.state_from_document(doc)
     again = forms.document_from_form(_items(state)).document
     assert validate_patient(again).model_dump() == original.model_dump()
+
+
+def test_krenning_is_a_choice_and_bilirubin_is_taken_in_umol_per_l_or_mg_per_dl():
+    doc = forms.document_from_form([("sstr_uptake_krenning", "3"), ("liver.bilirubin_mg_dl", "34,2"),
+                                    ("liver.bilirubin_mg_dl.unit", "µmol/L")]).document
+    assert doc["sstr_uptake_krenning"] == 3
+    assert doc["liver"]["bilirubin_mg_dl"] == 2.0  # 34.2 µmol/L / 17.1
+    doc = forms.document_from_form([("liver.bilirubin_mg_dl", "1.2"), ("liver.bilirubin_mg_dl.unit", "mg/dL")]).document
+    assert doc["liver"]["bilirubin_mg_dl"] == 1.2
+
+
+@pytest.mark.parametrize("typed", ["١٢", "５８", "1_000", "12e", "--3"])
+def test_form_numbers_refuse_digits_other_than_ascii(typed):
+    """Python's float() reads full-width and Arabic-Indic digits and underscores; the form passes them on
+    as text, which validation refuses with the field's own message (issue 24 item 7)."""
+    doc = forms.document_from_form([("age_years", typed)]).document
+    assert doc["age_years"] == typed
+    with pytest.raises(InvalidPatient) as exc:
+        validate_patient(doc)
+    assert exc.value.problems[0][0] == "age_years"
+
+
+def test_a_contradiction_names_both_fields_in_the_forms_labels_and_marks_both():
+    items = [("liver.pattern", "single"), ("liver.lesion_count", "6")]
+    parsed = forms.document_from_form(items)
+    with pytest.raises(InvalidPatient) as exc:
+        validate_patient(parsed.document)
+    state = forms.state_from_form(items)
+    forms.place_problems(state, exc.value.problems, parsed.renames)
+    for path in ("liver.pattern", "liver.lesion_count"):
+        assert state.errors.get(path), path
+    message = state.errors["liver.pattern"][0]
+    assert "Pattern of liver involvement" in message and "Number of liver lesions" in message
+    assert "liver.pattern" not in message and "liver.lesion_count" not in message

@@ -43,7 +43,13 @@ def test_form_has_every_field_grouped_with_units_and_unknown_choices(client):
                    "Course and prior therapy"):
         assert f"<legend>{legend}</legend>" in html
     ki67 = _field_block(html, "pathology.ki67_percent")
-    assert "(%)" in ki67 and "0–100" in ki67
+    assert "0–100 %" in ki67 and "(%)" not in ki67  # the unit once, beside the range
+    assert "decides the plan" in ki67  # one of the facts that decide the plan: first, and marked
+    assert html.index('id="g-decides"') < html.index('id="g-pathology"')
+    krenning = _field_block(html, "sstr_uptake_krenning")
+    assert re.findall(r'<option value="([^"]*)"', krenning) == ["", "0", "1", "2", "3", "4"]
+    bilirubin = _field_block(html, "liver.bilirubin_mg_dl")
+    assert "µmol/L" in bilirubin and "mg/dL" in bilirubin
     symptomatic = _field_block(html, "symptomatic")
     assert re.findall(r'<option value="([^"]*)"', symptomatic) == ["", "yes", "no"]
     assert ">unknown<" in symptomatic
@@ -69,7 +75,7 @@ def test_submitting_the_form_stores_and_shows_the_assessment(client, example, cs
     # report downloads for this version
     case_id = case_url.rsplit("/", 1)[1]
     assert f"/cases/{case_id}/versions/1/report.html" in html and f"/cases/{case_id}/versions/1/report.pdf" in html
-    assert "Board summary (PDF, 2 pages)" in html and "Full report (PDF)" in html and "report.pdf?full=1" in html
+    assert "Board summary (PDF, 1–2 pages)" in html and "Full report (PDF)" in html and "/full-report" in html
     stored = client.get(f"{API}/assessments/{case_id}").json()
     from nelm.patient import validate_patient
 
@@ -83,7 +89,7 @@ def test_missing_data_prompts_link_back_to_the_form(client, csrf_of):
     html = client.get(f"/cases/{case_id}").text
     section = re.search(r'<section id="missing".*?</section>', html, re.S).group(0)
     assert f'href="/cases/{case_id}/edit#f-pathology.ki67_percent"' in section
-    assert "undetermined" in html and "could be:" in html
+    assert "undetermined" in html and "Depends on " in html and "could be " in html  # one line per open option
     # the anchor exists on the edit form, prefilled with what was entered
     edit = client.get(f"/cases/{case_id}/edit").text
     assert 'id="f-pathology.ki67_percent"' in edit
@@ -211,3 +217,76 @@ def test_a_report_not_built_yet_is_501_not_a_crash(client, example, monkeypatch)
     case_id = client.post(f"{API}/assessments", json=example).json()["id"]
     r = client.get(f"/cases/{case_id}/versions/1/report.pdf")
     assert r.status_code == 501 and "not available" in r.text and DISCLAIMER in unescape(r.text)
+
+
+# ------------------------------------------------------------------ issue 21: what people read
+
+def _case(client, csrf_of, doc) -> str:
+    r = client.post("/cases", data=_form_items(doc, csrf_of(client)), follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    return r.headers["location"]
+
+
+def test_case_page_cites_author_year_and_shows_logic_behind_a_toggle(client, example, csrf_of):
+    html = client.get(_case(client, csrf_of, example)).text
+    links = re.findall(r'<a class="src" href="/evidence/([a-z0-9_]+)">([^<]+)</a>', html)
+    assert links, "reasons link their sources"
+    for rid, text in links:
+        assert text != rid and re.search(r"\d{4}|unidentified|not identified", text), (rid, text)
+    assert ">Mayo 2010<" in html
+    assert "<summary>show logic</summary>" in html and ">read: " in html
+    assert "Would be " not in html
+
+
+def test_an_undetermined_option_is_one_line_and_only_profiles_that_change_something_are_offered(client, csrf_of):
+    url = _case(client, csrf_of, {"id": "sparse", "pathology": {"differentiation": "well"},
+                                  "liver": {"burden_percent": 30}})
+    html = client.get(url).text
+    assert "Depends on " in html
+    options = re.findall(r'<select id="guideline" name="guideline">(.*?)</select>', html, re.S)[0]
+    assert 'value="reviews"' in options and 'value="review002"' in options
+    assert "esmo2020" not in options and "enets2023" not in options  # no thresholds of their own: nothing changes
+    assert ">Review 002&#39;s thresholds<" in options or ">Review 002's thresholds<" in options
+    other = client.get(url + "?guideline=review002").text
+    assert 'id="profile-change"' in other and "For this patient it changes" in other
+
+
+def test_evidence_pages_say_when_a_source_is_not_identified_and_show_no_repository_path(client):
+    page = client.get("/evidence/review002").text
+    assert "Source not identified." in page and ">source not identified<" in page
+    assert 'class="badge status-met"' not in page  # never the checked badge
+    for path in ("shared/sources", "README.md", "GitHub "):
+        assert path not in page
+    listing = client.get("/evidence").text
+    assert ">Review 002 (unidentified source)<" in listing and "shared/sources" not in listing
+
+
+def test_case_list_shows_classification_plan_and_decision_with_filters(client, example, csrf_of):
+    _case(client, csrf_of, example)
+    _case(client, csrf_of, {"id": "sparse", "pathology": {"differentiation": "well"}})
+    html = client.get("/cases").text
+    assert "classification" in html and "leading option" in html and "decision" in html
+    assert "NET G1" in html and "liver resection" in html and "no decision yet" in html
+    determined = client.get("/cases?plan=determined").text
+    assert "example-1" in determined and ">sparse<" not in determined
+    by_label = client.get("/cases?sort=label").text
+    assert by_label.index("example-1") < by_label.index(">sparse<")
+    assert client.get("/cases?plan=nonsense&sort=nonsense").status_code == 200
+
+
+def test_the_full_report_is_built_in_the_background_with_progress(client, example, csrf_of):
+    import time
+
+    url = _case(client, csrf_of, example)
+    case_id = url.rsplit("/", 1)[1]
+    page = client.get(f"/cases/{case_id}/versions/1/full-report")
+    assert page.status_code == 200 and 'id="full-progress"' in page.text
+    for _ in range(600):  # a generous bound: the build runs in a worker thread
+        page = client.get(f"/cases/{case_id}/versions/1/full-report")
+        if "is ready" in page.text:
+            break
+        assert "Building the full report" in page.text and "<progress" in page.text
+        time.sleep(0.2)
+    assert "is ready" in page.text
+    pdf = client.get(f"/cases/{case_id}/versions/1/report.pdf?full=1")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")

@@ -9,6 +9,7 @@ stored assessment can be printed again exactly as it was made.
 from __future__ import annotations
 
 import base64
+import json
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -18,10 +19,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import labels
-from ..evidence import evidence_index
+from ..evidence import cite, citation_label, evidence_index, identity_established, public_text, verification_state
 from ..outcomes import charts
 from ..knowledge.ruleset import MODALITY_LABELS
-from ..summary import as_dict, patient_sections, plan_view, show
+from ..summary import as_dict, depends_line, patient_sections, plan_view, show
 
 HERE = Path(__file__).resolve().parent
 CHART_VERDICTS = ("preferred", "reasonable")
@@ -58,7 +59,7 @@ def evidence_rows(assessment: dict[str, Any]) -> list[dict[str, Any]]:
                      "reference": c.reference, "design": r.design.replace("_", " "), "level": r.level,
                      "n": "—" if r.n is None else r.n, "newer": r.newer_than_sources,
                      "verified": r.verified, "doi": r.doi, "doi_url": r.doi_url,
-                     "pmid": r.pmid, "pubmed_url": r.pubmed_url})
+                     "pmid": r.pmid, "pubmed_url": r.pubmed_url, "identified": identity_established(r)})
     return rows
 
 
@@ -74,9 +75,16 @@ def _image(arms: list[dict[str, Any]], fmt: str) -> Markup:
     title = arms[0].get("title") or arms[0]["cohort"]
     if fmt == "svg":
         return Markup(charts.inline_svg(arms))
-    data = base64.b64encode(charts.render(arms, "png", width=5.2, height=3.9, dpi=200)).decode("ascii")
+    data = _png(json.dumps(arms, sort_keys=True, default=str))
     alt = f"{title}: reconstructed {arms[0]['endpoint']} curves"
     return Markup('<img class="chart-img" alt="{}" src="data:image/png;base64,{}">').format(alt, Markup(data))
+
+
+@lru_cache(maxsize=64)
+def _png(arms_json: str) -> str:
+    """A chart as base64 PNG, drawn once per cohort and patient (the summary, the full report and a
+    second print of the same case reuse it); 150 dpi is print quality at the printed size."""
+    return base64.b64encode(charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150)).decode("ascii")
 
 
 def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: list[dict[str, Any]],
@@ -97,8 +105,21 @@ def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: li
     }
 
 
-def _outcome_sections(assessment: dict[str, Any], fmt: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Charts of preferred/reasonable options, then the other comparisons (multi-arm cohorts)."""
+def _outcome_sections(assessment: dict[str, Any], fmt: str, progress: Any = None
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Charts of preferred/reasonable options, then the other comparisons (multi-arm cohorts).
+    ``progress(step, done, total)`` hears of each chart drawn (the full report's progress page)."""
+    if progress is not None:
+        total = _chart_count(assessment) + 1
+
+        def _drawn(block: dict[str, Any]) -> dict[str, Any]:
+            _drawn.n += 1
+            progress(f"drawing outcome chart {_drawn.n} of {total - 1}", _drawn.n, total)
+            return block
+        _drawn.n = 0
+    else:
+        def _drawn(block: dict[str, Any]) -> dict[str, Any]:
+            return block
     drawn: set[str] = set()
     sections = []
     options = assessment.get("options", [])
@@ -107,7 +128,7 @@ def _outcome_sections(assessment: dict[str, Any], fmt: str) -> tuple[list[dict[s
             continue
         blocks = []
         for arms in charts.group_by_cohort(o.get("outcomes", [])):
-            blocks.append(_chart_block(arms, o, o.get("risk_factors", []), fmt))
+            blocks.append(_drawn(_chart_block(arms, o, o.get("risk_factors", []), fmt)))
             drawn.add(arms[0]["cohort"])
         sections.append({"option": o, "charts": blocks})
     comparisons: dict[str, dict[str, Any]] = {}
@@ -120,9 +141,25 @@ def _outcome_sections(assessment: dict[str, Any], fmt: str) -> tuple[list[dict[s
             users.setdefault(cid, []).append(o)
             if cid not in comparisons:
                 comparisons[cid] = {"arms": arms, "option": o}
-    blocks = [_chart_block(c["arms"], c["option"], c["option"].get("risk_factors", []), fmt, users[cid])
+    blocks = [_drawn(_chart_block(c["arms"], c["option"], c["option"].get("risk_factors", []), fmt, users[cid]))
               for cid, c in comparisons.items()]
     return sections, blocks
+
+
+def _chart_count(assessment: dict[str, Any]) -> int:
+    """How many charts the full report draws (the same walk as :func:`_outcome_sections`)."""
+    n, drawn, compared = 0, set(), set()
+    options = assessment.get("options", [])
+    for o in options:
+        if o.get("verdict") in CHART_VERDICTS:
+            for arms in charts.group_by_cohort(o.get("outcomes", [])):
+                n += 1
+                drawn.add(arms[0]["cohort"])
+    for o in options:
+        for arms in charts.group_by_cohort(o.get("outcomes", [])):
+            if len(arms) >= 2 and arms[0]["cohort"] not in drawn:
+                compared.add(arms[0]["cohort"])
+    return n + len(compared)
 
 
 @lru_cache(maxsize=1)
@@ -135,11 +172,38 @@ def _env() -> Environment:
     env.filters["words"] = lambda s: "" if s is None else str(s).replace("_", " ")
     env.filters["pct"] = lambda v: f"{v * 100:g} %"
     env.filters["ratio"] = charts.fmt_ratio
+    env.filters["cite"] = lambda ids: cite(ids) if isinstance(ids, (list, tuple)) else citation_label(ids)
+    env.filters["guideline"] = labels.guideline_label
+    env.filters["first_sentence"] = first_sentence
+    env.filters["public"] = public_text
+    env.filters["field_label"] = labels.field_label
+    env.filters["depends"] = depends_line
+    env.filters["affects_label"] = _affects_label
     return env
 
 
-def _context(patient: Any, assessment: dict[str, Any], fmt: str) -> dict[str, Any]:
-    sections, comparisons = _outcome_sections(assessment, fmt)
+def _affects_label(what: str) -> str:
+    """What a missing fact would settle, in words: an option, a criteria set or a classification."""
+    from ..knowledge.ruleset import OPTION_LABELS
+
+    if what in OPTION_LABELS:
+        return OPTION_LABELS[what]
+    if what.startswith("classification."):
+        return labels.classification_label(what.removeprefix("classification.")).lower()
+    return {"enets_curative_resection": "ENETS resection criteria", "milan_transplant": "Milan criteria"}.get(
+        what, what.replace("_", " "))
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a pathway's generic text (what goes first when space is short)."""
+    import re
+
+    m = re.search(r"(?<=[a-z0-9)%])[.] (?=[A-Z])", text or "")
+    return (text[:m.start()] + ".") if m else (text or "")
+
+
+def _context(patient: Any, assessment: dict[str, Any], fmt: str, progress: Any = None) -> dict[str, Any]:
+    sections, comparisons = _outcome_sections(assessment, fmt, progress)
     kb = assessment.get("knowledge_base", {})
     return {
         "a": assessment,
@@ -212,23 +276,53 @@ def _summary_context(patient: Any, assessment: dict[str, Any], fmt: str,
 
 
 def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = "svg", full: bool = True,
-               decision: dict[str, Any] | None = None) -> str:
+               decision: dict[str, Any] | None = None, progress: Any = None) -> str:
     """The report as one self-contained HTML page (inline CSS, inline SVG charts): the full
     report by default, or with ``full=False`` the two-page board summary."""
     if chart_format not in ("svg", "png"):
         raise ValueError("chart_format must be 'svg' or 'png'")
     if not full:
         return _env().get_template("summary.html").render(**_summary_context(patient, assessment, chart_format,
-                                                                              decision))
-    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format) |
+                                                                              decision), compact=0)
+    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format, progress) |
                                                      {"decision": _decision_view(decision)})
 
 
-def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
-              decision: dict[str, Any] | None = None) -> bytes:
-    """The report as PDF (WeasyPrint; charts embedded as PNG): the two-page board summary,
-    or with ``full=True`` the whole report (criteria, every reason, the evidence table)."""
+# How far the board summary is compacted to stay on two pages: 0 as written; 1 each step's
+# generic pathway text cut to its first sentence; 2 the generic text dropped where the step has
+# its patient-specific sentence (which is always kept); 3 the work-up list cut to six items and
+# each assumption's consequence to its first sentence; 4 tighter lines and table rows; 5 a smaller
+# type; 6 (a long decision that would push the sign-off to a third page) no charts. Page 2 (charts
+# of fixed height, the decision and sign-off) starts on its own page.
+SUMMARY_LEVELS = 7
+
+
+def render_summary(patient: Any, assessment: dict[str, Any], *, decision: dict[str, Any] | None = None,
+                   chart_format: str = "png"):
+    """The board summary laid out by WeasyPrint at the first compaction level that fits two
+    pages: (document, level)."""
     from weasyprint import HTML
 
-    html = build_html(patient, assessment, chart_format="png", full=full, decision=decision)
+    ctx = _summary_context(patient, assessment, chart_format, decision)
+    template = _env().get_template("summary.html")
+    doc = None
+    for level in range(SUMMARY_LEVELS):
+        doc = HTML(string=template.render(**ctx, compact=level), base_url=str(HERE)).render()
+        if len(doc.pages) <= 2:
+            return doc, level
+    return doc, SUMMARY_LEVELS - 1
+
+
+def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
+              decision: dict[str, Any] | None = None, progress: Any = None) -> bytes:
+    """The report as PDF (WeasyPrint; charts embedded as PNG): the board summary on one or two
+    pages, or with ``full=True`` the whole report (criteria, every reason, the evidence table)."""
+    from weasyprint import HTML
+
+    if not full:
+        return render_summary(patient, assessment, decision=decision)[0].write_pdf()
+    html = build_html(patient, assessment, chart_format="png", full=full, decision=decision, progress=progress)
+    if progress is not None:
+        total = _chart_count(assessment) + 1
+        progress("laying out the pages", total - 1, total)
     return HTML(string=html, base_url=str(HERE)).write_pdf()

@@ -43,6 +43,8 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     help: str | None = None
+    decides: bool = False  # one of the facts that decide the plan (shown first, marked)
+    units: tuple[str, ...] = ()  # units the form accepts besides the contract's (converted on saving)
 
     @property
     def dom_id(self) -> str:
@@ -55,10 +57,18 @@ class FormField:
             lo = "" if self.minimum is None else f"{self.minimum:g}"
             hi = "" if self.maximum is None else f"{self.maximum:g}"
             whole = "whole number" if self.kind == "integer" else "number"
+            # the unit once: beside the range, unless the label says it ("Hepatic tumour burden (% of
+            # liver volume)") or a unit choice sits beside the field
+            unit = f" {self.unit}" if self.unit and not self.units and self.unit not in self.label else ""
             if lo and hi:
-                return f"{whole} {lo}–{hi}"
-            return f"{whole} ≥ {lo}" if lo else whole
+                return f"{whole} {lo}–{hi}{unit}"
+            return (f"{whole} ≥ {lo}{unit}" if lo else f"{whole}{unit}")
         return ""
+
+    @property
+    def label_text(self) -> str:
+        """The label without a unit the label already states: the unit is said once, beside the value."""
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,20 @@ def _choice_label(path: str, value: str) -> str:
     return labels.value_label(path, value)
 
 
+# Krenning score as the five grades a nuclear-medicine report gives (contract v2: 2 = as liver,
+# 3 = above liver, 4 = above spleen)
+KRENNING_CHOICES = (("0", "0 — no uptake"), ("1", "1 — below normal liver"), ("2", "2 — as normal liver"),
+                    ("3", "3 — above normal liver"), ("4", "4 — above spleen"))
+# bilirubin: µmol/L (most European laboratories) or the contract's mg/dL; 1 mg/dL = 17.1 µmol/L
+BILIRUBIN_UMOL_PER_MG_DL = 17.1
+BILIRUBIN_UNITS = ("mg/dL", "µmol/L")
+# the facts that decide the plan: the definition of the disease and the choice of pathway
+# (pathways.yaml reads them; the plan is undetermined or conditional while they are missing)
+DECIDING = ("pathology.differentiation", "pathology.ki67_percent", "primary.site", "sstr_imaging",
+            "course.status", "liver.resectable", "liver.resectable_fraction_percent", "liver.burden_percent",
+            "liver.pattern", "extrahepatic.present", "symptomatic", "functional_syndrome", "fit_for_major_surgery")
+
+
 def _make(path: str) -> FormField:
     """One form field: its type and bounds from the model, its words from the labels table."""
     label, unit = labels.field_question(path), labels.field_unit(path) or None
@@ -123,72 +147,52 @@ def _make(path: str) -> FormField:
         kind, choices = "text", ()
     # the model's description as help, unless it only repeats the label
     help = info.description if info.description and info.description.lower() != label.lower() else None
+    if help and unit:  # "Ki-67 proliferation index, %": the unit is said beside the value already
+        bare = unit.lstrip("×")  # "×10⁹/L" is written "10⁹/L" in the model's words
+        help = re.sub(rf",?\s*\(?×?{re.escape(bare)}\)?\s*$", "", help) or None
+    units: tuple[str, ...] = ()
+    if path == "sstr_uptake_krenning":
+        kind, choices = "integer_choice", KRENNING_CHOICES
+    elif path == "liver.bilirubin_mg_dl":
+        units = BILIRUBIN_UNITS
     return FormField(path=path, label=label, kind=kind, choices=choices, unit=unit, minimum=minimum,
-                     maximum=maximum, help=help)
+                     maximum=maximum, help=help, decides=path in DECIDING, units=units)
 
 
 # ---------------------------------------------------------------- the groups
 
-GROUPS: tuple[Group, ...] = (
-    Group("case", "Case", (
-        _make("id"),
-    )),
-    Group("pathology", "Primary tumour and pathology", (
-        _make("primary.site"),
-        _make("pathology.differentiation"),
-        _make("pathology.ki67_percent"),
-        _make("pathology.mitoses_per_10hpf"),
-        _make("functional_syndrome"),
-        _make("symptomatic"),
-        _make("sstr_imaging"),
-        _make("pathology.ki67_specimen"),
-        _make("pathology.reported_grade"),
-        _make("functional_control"),
-        _make("sstr_uptake_krenning"),
-        _make("fdg_pet"),
-    ), prefixes=("primary", "pathology")),
-    Group("liver", "Liver disease", (
-        _make("liver.timing"),
-        _make("liver.burden_percent"),
-        _make("liver.lesion_count"),
-        _make("liver.largest_lesion_cm"),
-        _make("liver.lobes"),
-        _make("liver.pattern"),
-        _make("liver.resectable_fraction_percent"),
-        _make("liver.portal_vein_thrombosis"),
-        _make("liver.liver_function"),
-        _make("liver.resectable"),
-        _make("liver.child_pugh"),
-        _make("liver.bilirubin_mg_dl"),
-        _make("liver.biliary_enteric_bypass"),
-        _make("liver.lung_shunt_percent"),
-    ), prefixes=("liver",)),
-    Group("extrahepatic", "Extrahepatic disease", (
-        _make("extrahepatic.present"),
-        _make("extrahepatic.resectable"),
-        _make("extrahepatic.peritoneal_carcinomatosis"),
-        _make("extrahepatic.symptomatic"),
-    ), prefixes=("extrahepatic",), extra=("extrahepatic.sites",)),
-    Group("patient", "Patient", (
-        _make("age_years"),
-        _make("ecog"),
-        _make("fit_for_major_surgery"),
-        _make("right_heart_insufficiency"),
-        _make("carcinoid_heart_disease"),
-        _make("transplant_contraindication"),
-    )),
-    Group("labs", "Laboratory", (
-        _make("labs.egfr_ml_min"),
-        _make("labs.platelets_10e9_per_l"),
-        _make("labs.neutrophils_10e9_per_l"),
-    ), prefixes=("labs",)),
-    Group("course", "Course and prior therapy", (
-        _make("primary.resected"),
-        _make("course.status"),
-        _make("course.stable_months"),
-        _make("course.progression_within_12_months"),
-    ), prefixes=("course", "prior_therapies"), extra=("prior_therapies",)),
+_GROUPS_BY_TOPIC: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
+    # id, title, fields, prefixes of model-level problems, special widgets
+    ("case", "Case", ("id",), (), ()),
+    ("pathology", "Primary tumour and pathology", (
+        "primary.site", "pathology.differentiation", "pathology.ki67_percent", "pathology.mitoses_per_10hpf",
+        "functional_syndrome", "symptomatic", "sstr_imaging", "pathology.ki67_specimen", "pathology.reported_grade",
+        "functional_control", "sstr_uptake_krenning", "fdg_pet"), ("primary", "pathology"), ()),
+    ("liver", "Liver disease", (
+        "liver.timing", "liver.burden_percent", "liver.lesion_count", "liver.largest_lesion_cm", "liver.lobes",
+        "liver.pattern", "liver.resectable_fraction_percent", "liver.portal_vein_thrombosis", "liver.liver_function",
+        "liver.resectable", "liver.child_pugh", "liver.bilirubin_mg_dl", "liver.biliary_enteric_bypass",
+        "liver.lung_shunt_percent"), ("liver",), ()),
+    ("extrahepatic", "Extrahepatic disease", (
+        "extrahepatic.present", "extrahepatic.resectable", "extrahepatic.peritoneal_carcinomatosis",
+        "extrahepatic.symptomatic"), ("extrahepatic",), ("extrahepatic.sites",)),
+    ("patient", "Patient", (
+        "age_years", "ecog", "fit_for_major_surgery", "right_heart_insufficiency", "carcinoid_heart_disease",
+        "transplant_contraindication"), (), ()),
+    ("labs", "Laboratory", ("labs.egfr_ml_min", "labs.platelets_10e9_per_l", "labs.neutrophils_10e9_per_l"),
+     ("labs",), ()),
+    ("course", "Course and prior therapy", (
+        "primary.resected", "course.status", "course.stable_months", "course.progression_within_12_months"),
+     ("course", "prior_therapies"), ("prior_therapies",)),
 )
+
+# The facts that decide the plan come first, in their own marked group; every other field keeps
+# its topic. The case label stays at the very top.
+GROUPS: tuple[Group, ...] = (
+    Group("case", "Case", (_make("id"),)),
+    Group("decides", "What decides the plan", tuple(_make(p) for p in DECIDING)),
+) + tuple(Group(gid, title, tuple(_make(p) for p in paths if p not in DECIDING), prefixes, extra)
+          for gid, title, paths, prefixes, extra in _GROUPS_BY_TOPIC if gid != "case")
 
 FIELDS: dict[str, FormField] = {f.path: f for g in GROUPS for f in g.fields}
 _SITE_LITERAL = get_args(_base_type(_field_info("extrahepatic.sites").annotation))[0]  # list[Literal[...]] → Literal
@@ -209,8 +213,16 @@ class Parsed:
     renames: dict[str, str]
 
 
+# a number as a form takes it: ASCII digits, one decimal point or comma, an optional exponent.
+# Python's float() also reads "１２" (full-width), "١٢" (Arabic-Indic) and "1_000"; those stay text,
+# which validation refuses with the field's own message (issue 24 item 7).
+_ASCII_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _number(raw: str, integer: bool) -> Any:
     text = raw.strip().replace(",", ".")  # a decimal comma is how much of Europe writes 2,5
+    if not _ASCII_NUMBER.fullmatch(raw.strip()):
+        return raw.strip()
     try:
         value = float(text)
     except ValueError:
@@ -240,8 +252,14 @@ def document_from_form(items: Iterable[tuple[str, str]]) -> Parsed:
             continue
         if f.kind == "bool":
             set_field(doc, path, {"yes": True, "no": False}.get(raw, raw))
+        elif f.kind == "integer_choice":
+            set_field(doc, path, _number(raw, True))
         elif f.kind in ("number", "integer"):
-            set_field(doc, path, _number(raw, f.kind == "integer"))
+            value = _number(raw, f.kind == "integer")
+            unit = (single.get(path + ".unit") or "").strip()
+            if f.units and unit == "µmol/L" and isinstance(value, (int, float)):
+                value = round(value / BILIRUBIN_UMOL_PER_MG_DL, 3)  # the contract's mg/dL
+            set_field(doc, path, value)
         else:
             set_field(doc, path, raw)
 
@@ -329,6 +347,7 @@ def state_from_form(items: Iterable[tuple[str, str]]) -> FormState:
     items = list(items)
     single = dict(items)
     state = FormState(values={p: single[p] for p in FIELDS if single.get(p)})
+    state.values |= {p + ".unit": single[p + ".unit"] for p, f in FIELDS.items() if f.units and single.get(p + ".unit")}
     state.sites = [v for k, v in items if k == "extrahepatic.sites"]
     state.prior_mode = single.get("prior_therapies", "")
     rows = [{part: single.get(f"prior_therapies.{i}.{part}", "") for part in PRIOR_PARTS}
@@ -339,8 +358,52 @@ def state_from_form(items: Iterable[tuple[str, str]]) -> FormState:
     return state
 
 
+def _field_tokens() -> dict[str, str]:
+    """Words a model message uses for a field (its dotted path, or its last part where that is
+    unambiguous: "reported_grade", "sstr_uptake_krenning") -> the field's path."""
+    out = {p: p for p in FIELDS}
+    last: dict[str, list[str]] = {}
+    for p in FIELDS:
+        last.setdefault(p.rsplit(".", 1)[-1], []).append(p)
+    out |= {k: v[0] for k, v in last.items() if len(v) == 1 and k not in out}
+    out |= {"extrahepatic.sites": "extrahepatic.sites", "sites": "extrahepatic.sites"}
+    return out
+
+
+_TOKEN = re.compile(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)*(?:\.[a-z][a-z0-9_]*)*)(?: ('[^']*'|[0-9][0-9.]*|true|false))?")
+
+
+def in_form_words(message: str) -> tuple[str, list[str]]:
+    """A model message in the form's own labels ("liver.pattern 'single' contradicts liver.lesion_count 6"
+    -> "“Pattern of liver involvement” single … contradicts “Number of liver lesions” 6"), and the
+    fields it names, in order."""
+    tokens = _field_tokens()
+    named: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        path = tokens.get(m.group(1))
+        if path is None or ("." not in m.group(1) and "_" not in m.group(1) and m.group(1) != "symptomatic"):
+            return m.group(0)
+        if path not in named:
+            named.append(path)
+        value = m.group(2)
+        if value is None:
+            return f"“{labels.field_label(path)}”"
+        raw = value.strip("'")
+        shown = {"true": "yes", "false": "no"}.get(raw) or (labels.value_label(path, raw) if value.startswith("'") else raw)
+        return f"“{labels.field_label(path)}” {shown}"
+
+    worded = _TOKEN.sub(sub, message).replace("” is false", "” is “no”").replace("” is true", "” is “yes”")
+    # the other named fields' values still quoted as ids ('dominant_with_satellites') in their words
+    choices = {v: label for n in named if n in FIELDS for v, label in FIELDS[n].choices}
+    worded = re.sub(r"'([a-z0-9_]+)'", lambda m: f"“{choices[m.group(1)]}”" if m.group(1) in choices else m.group(0),
+                    worded)
+    return worded, named
+
+
 def place_problems(state: FormState, problems: list[tuple[str, str]], renames: Mapping[str, str]) -> None:
-    """Put each validation message beside its field (by dotted path), else on its group."""
+    """Put each validation message beside its field (by dotted path), else on its group. A
+    message about two fields that contradict each other is put beside both, in their labels."""
     known = set(FIELDS) | {"extrahepatic.sites", "prior_therapies"}
     for i in range(len(state.padded_rows())):
         known |= {f"prior_therapies.{i}.{part}" for part in PRIOR_PARTS}
@@ -351,9 +414,17 @@ def place_problems(state: FormState, problems: list[tuple[str, str]], renames: M
                 break
         parts = path.split(".") if path else []
         target = next((".".join(parts[:n]) for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in known), None)
+        if target not in FIELDS or target in (None, "extrahepatic.sites", "prior_therapies"):
+            worded, named = in_form_words(message)
+            named = [n for n in named if n in known]
+            if len(named) >= 2 or (named and target is None):
+                for n in named:
+                    state.errors.setdefault(n, []).append(worded)
+                state.problems.append((" and ".join(labels.field_label(n) for n in named), worded, "f-" + named[0]))
+                continue
         if target:
             state.errors.setdefault(target, []).append(message)
-            state.problems.append((path, message, "f-" + target))
+            state.problems.append((labels.field_label(target) if target in FIELDS else path, message, "f-" + target))
             continue
         group = next((g.id for g in GROUPS if parts and parts[0] in g.prefixes), None)
         state.group_errors.setdefault(group or "", []).append(message)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -20,11 +22,11 @@ from markupsafe import Markup
 
 from .. import __version__, inputgate, labels
 from ..engine import DISCLAIMER
-from ..evidence import TOPICS, evidence_index
+from ..evidence import TOPICS, citation_label, evidence_index, identity_established, public_text, verification_state
 from ..evidence_view import SORTS, key_result, select
 from ..knowledge import load
 from ..patient import InvalidPatient, validate_patient
-from ..summary import class_line, obtain_list, patient_sections, plan_view
+from ..summary import class_line, depends_line, obtain_list, patient_sections, plan_view, workup_lines
 from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
@@ -62,8 +64,14 @@ templates.env.filters["local"] = _local
 templates.env.filters["words"] = _words
 templates.env.filters["field_label"] = labels.field_label
 templates.env.filters["field_value"] = _field_value
+templates.env.filters["cite"] = citation_label
+templates.env.filters["guideline"] = labels.guideline_label
+templates.env.filters["depends"] = depends_line
+templates.env.filters["public"] = public_text
+templates.env.globals["verification"] = verification_state
+templates.env.globals["identified"] = lambda rid: rid not in evidence_index() or identity_established(evidence_index()[rid])
 templates.env.globals.update(disclaimer=DISCLAIMER, nelm_version=__version__, forms=forms,
-                             csrf_field=CSRF_FIELD)
+                             csrf_field=CSRF_FIELD, workup=(), workup_fields=())
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -120,6 +128,14 @@ def _load_version(request: Request, case_id: str, n: int | None) -> StoredVersio
 
 
 # ------------------------------------------------------------------ assessment view
+
+def offered_guidelines(kb: Any) -> list[str]:
+    """The guideline profiles worth offering: the default, and those with a threshold of their
+    own in the knowledge base (a profile whose variants were all removed changes nothing)."""
+    with_variants = {g for _, g, _ in kb.variant_nodes}
+    default = getattr(kb.manifest, "default_guideline", None) or kb.guideline
+    return [g for g in kb.manifest.guidelines if g == default or g in with_variants]
+
 
 def _option_groups(assessment: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Options by modality (the knowledge base's order), best verdicts first within each."""
@@ -214,11 +230,14 @@ def _assessment_page(request: Request, v: StoredVersion, guideline: str | None =
     kb = load()
     stored_guideline = (v.assessment.get("knowledge_base") or {}).get("guideline") or kb.guideline
     profiles = kb.manifest.guidelines
-    guideline = guideline if guideline in profiles else stored_guideline
+    offered = list(dict.fromkeys([stored_guideline] + offered_guidelines(kb)))
+    guideline = guideline if guideline in offered else stored_guideline
     patient = validate_patient(v.patient)
-    # every profile's assessment: the comparison table, and the view under another source
-    under = {g: (v.assessment if g == stored_guideline else assess(patient, g)) for g in profiles}
+    # every offered profile's assessment: the comparison table, and the view under another source
+    under = {g: (v.assessment if g == stored_guideline else assess(patient, g)) for g in offered}
     a = under[guideline]
+    change = guideline_comparison({stored_guideline: under[stored_guideline], guideline: a}) \
+        if guideline != stored_guideline else None
     plan = plan_view(a)
     decisions = _decision_views(store, v.case_id)
     today = dt.date.today().isoformat()
@@ -231,9 +250,12 @@ def _assessment_page(request: Request, v: StoredVersion, guideline: str | None =
         "plan": plan, "draft": (a.get("plan") or {}).get("status") == "undetermined",
         "class_line": class_line(a.get("classification", {})), "class_rows": _class_rows(a.get("classification", {})),
         "guideline": guideline, "stored_guideline": stored_guideline, "viewing_other": guideline != stored_guideline,
-        "guidelines": [(g, p.label) for g, p in profiles.items()],
-        "guideline_label": f"{guideline} — {profiles[guideline].label}" if guideline in profiles else guideline,
-        "comparison": guideline_comparison(under),
+        "guidelines": [(g, labels.guideline_label(g), profiles[g].label if g in profiles else "") for g in offered],
+        "guideline_name": labels.guideline_label(guideline),
+        "stored_guideline_name": labels.guideline_label(stored_guideline),
+        "guideline_label": profiles[guideline].label if guideline in profiles else guideline,
+        "profile_change": change,
+        "comparison": guideline_comparison(under) if len(under) > 1 else None,
         "chart_blocks": _chart_blocks(a), "caption": _chart_caption(),
         "decisions": decisions, "current_decision": next((d for d in reversed(decisions) if d["version"] == v.version), None),
         "option_choices": [(o, OPTION_LABELS.get(o, o)) for o in kb.option_ids],
@@ -292,8 +314,63 @@ async def create_case(request: Request) -> Response:
     return await _submit(request, None)
 
 
+# the case list's columns a coordinator filters and sorts by (besides the label search and date)
+CASE_SORTS = {"changed": "last change", "label": "case", "classification": "classification",
+              "leading": "leading option", "plan": "plan status", "decision": "decision"}
+PLAN_FILTERS = ("determined", "conditional", "undetermined")
+DECISION_FILTERS = {"none": "no decision yet", "decided": "decided", "departs": "departs from the plan",
+                    "stale": "decided on an earlier version"}
+_ALL_CASES = 2000  # a computed filter or sort reads at most this many cases
+
+
+def _case_row(store: CaseStore, c: Any) -> dict[str, Any]:
+    """One row of the coordinator's list: classification, working plan, decision, last change."""
+    from ..knowledge.ruleset import OPTION_LABELS
+
+    try:
+        v = store.latest(c.id)
+    except CaseNotFound:
+        v = None
+    a = v.assessment if v is not None else {}
+    plan = a.get("plan") or {}
+    steps = plan.get("steps") or []
+    lead = steps[0]["options"][0] if steps and steps[0].get("options") else None
+    verdicts = {o["id"]: o["verdict"] for o in a.get("options", [])}
+    decisions = store.decisions(c.id)
+    latest_decision = decisions[-1] if decisions else None
+    if latest_decision is None:
+        decision, decision_text = "none", "no decision yet"
+    else:
+        e, d = latest_decision
+        chosen = ", ".join(OPTION_LABELS.get(o, o) for o in d.get("chosen", [])) or "no active treatment"
+        if e.version != c.latest_version:
+            decision, decision_text = "stale", f"decided on version {e.version} ({chosen}); case changed since"
+        elif d.get("departures"):
+            decision, decision_text = "departs", f"{d.get('decided_on')}: {chosen} — departs from the plan"
+        else:
+            decision, decision_text = "decided", f"{d.get('decided_on')}: {chosen}"
+    changed = max([c.updated_at] + [e.at for e, _ in decisions if getattr(e, "at", None) is not None])
+    return {"c": c, "changed": changed, "classification": class_line(a.get("classification", {})) if a else "",
+            "leading": OPTION_LABELS.get(lead, lead) if lead else "none",
+            "leading_verdict": verdicts.get(lead, ""), "plan": plan.get("status", ""),
+            "decision": decision, "decision_text": decision_text}
+
+
+def _sort_key(key: str):
+    order = {"plan": {s: i for i, s in enumerate(PLAN_FILTERS)},
+             "decision": {s: i for i, s in enumerate(("none", "stale", "departs", "decided"))}}
+    if key == "label":
+        return lambda r: ((r["c"].patient_label or "~").lower(),)
+    if key in order:
+        return lambda r: (order[key].get(r[key], 9), -r["changed"].timestamp())
+    if key in ("classification", "leading"):
+        return lambda r: (r[key].lower(), -r["changed"].timestamp())
+    return lambda r: (-r["changed"].timestamp(),)
+
+
 @router.get("/cases")
-def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -> HTMLResponse:
+def list_cases(request: Request, q: str = "", date: str = "", page: str = "1", plan: str = "",
+               decision: str = "", sort: str = "changed") -> HTMLResponse:
     # Lenient parameters: a page should answer a mistyped filter with a message, not a JSON
     # error; but bounded like the API's (nelm.inputgate), so no value reaches the store that
     # its columns or the calendar cannot take.
@@ -312,15 +389,37 @@ def list_cases(request: Request, q: str = "", date: str = "", page: str = "1") -
     if search and (problem := inputgate.search_problem(search)) is not None:
         problems.append(f"The search was not run: {problem}.")
         search = ""
+    plan = plan if plan in PLAN_FILTERS else ""
+    decision = decision if decision in DECISION_FILTERS else ""
+    sort = sort if sort in CASE_SORTS else "changed"
     page_n = inputgate.whole_number(page, inputgate.MAX_PAGE) or 1
-    found = _store(request).list(page=page_n, page_size=PAGE_SIZE, search=search or None, on=on)
-    pages = max(1, -(-found.total // PAGE_SIZE))
+    store = _store(request)
+    if plan or decision or sort != "changed":
+        # computed columns: read the matching cases, filter and sort them here, then page
+        everything = store.list(page=1, page_size=_ALL_CASES, search=search or None, on=on)
+        rows = [_case_row(store, c) for c in everything.items]
+        rows = [r for r in rows if (not plan or r["plan"] == plan) and (not decision or r["decision"] == decision)]
+        rows.sort(key=_sort_key(sort))
+        total = len(rows)
+        rows = rows[(page_n - 1) * PAGE_SIZE: page_n * PAGE_SIZE]
+    else:
+        found = store.list(page=page_n, page_size=PAGE_SIZE, search=search or None, on=on)
+        total = found.total
+        rows = [_case_row(store, c) for c in found.items]
+    pages = max(1, -(-total // PAGE_SIZE))
 
     def link(n: int) -> str:
-        return "/cases?" + urlencode({k: v for k, v in (("q", q), ("date", date), ("page", n)) if v})
+        return "/cases?" + urlencode({k: v for k, v in (("q", q), ("date", date), ("plan", plan),
+                                                         ("decision", decision),
+                                                         ("sort", "" if sort == "changed" else sort),
+                                                         ("page", n)) if v})
 
-    return render(request, "cases.html", {"found": found, "q": q, "date": date, "problems": problems,
-                                          "pages": pages, "prev": link(page_n - 1) if page_n > 1 else None,
+    filtered = bool(q or date or plan or decision)
+    return render(request, "cases.html", {"rows": rows, "total": total, "page": page_n, "q": q, "date": date,
+                                          "plan": plan, "decision": decision, "sort": sort, "sorts": CASE_SORTS,
+                                          "plan_filters": PLAN_FILTERS, "decision_filters": DECISION_FILTERS,
+                                          "filtered": filtered, "problems": problems, "pages": pages,
+                                          "prev": link(page_n - 1) if page_n > 1 else None,
                                           "next": link(page_n + 1) if page_n < pages else None})
 
 
@@ -382,14 +481,84 @@ _DECISION_FIELDS = {"chosen": "Chosen treatments", "rationale": "Rationale", "de
 @router.get("/cases/{case_id}/edit")
 def edit_case(request: Request, case_id: str) -> HTMLResponse:
     v = _load_version(request, case_id, None)
+    # contract v3: what the plan still waits for, at the top of the form and marked on its fields
+    workup = workup_lines((v.assessment or {}).get("plan") or {})
+    wanted = [f for w in workup for f in w["fields"]] or [
+        f for f in ((v.assessment or {}).get("plan") or {}).get("missing", []) if isinstance(f, str)]
     return render(request, "case_form.html", {"state": forms.state_from_document(v.patient),
-                                              "action": f"/cases/{case_id}", "case": case_id, "version": v.version})
+                                              "action": f"/cases/{case_id}", "case": case_id, "version": v.version,
+                                              "workup": workup, "workup_fields": wanted})
 
 
 @router.post("/cases/{case_id}")
 async def update_case(request: Request, case_id: str) -> Response:
     _check_case_id(case_id)
     return await _submit(request, case_id)
+
+
+# ------------------------------------------------------------------ the full report, built in the background
+# The full report takes seconds (every chart, every page): the case page's button opens a page
+# that starts the build in a worker thread and shows its progress (reloading itself once a
+# second, no script), then hands over the PDF. Built PDFs are kept for a few minutes, per process.
+
+_FULL_JOBS: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+_FULL_LOCK = threading.Lock()
+_FULL_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nelm-full-report")
+_FULL_KEEP_SECONDS = 600
+_FULL_MAX_JOBS = 16
+
+
+def _full_key(v: StoredVersion, decision: dict[str, Any] | None) -> tuple[str, int, str, str]:
+    import hashlib
+    import json
+
+    return (v.case_id, v.version, v.kb_sha256,
+            hashlib.sha256(json.dumps(decision, sort_keys=True, default=str).encode()).hexdigest())
+
+
+def _full_job(patient: Any, assessment: dict[str, Any], decision: dict[str, Any] | None,
+              key: tuple[str, int, str, str]) -> dict[str, Any]:
+    """The job building one full report: started once, shared by every request for it."""
+    import time
+
+    from ..report import build_pdf
+
+    now = time.monotonic()
+    with _FULL_LOCK:
+        for k in [k for k, j in _FULL_JOBS.items() if now - j["started"] > _FULL_KEEP_SECONDS
+                  or (len(_FULL_JOBS) > _FULL_MAX_JOBS and j["state"] != "running")]:
+            _FULL_JOBS.pop(k, None)
+        job = _FULL_JOBS.get(key)
+        if job is not None and job["state"] != "failed":
+            return job
+        job = _FULL_JOBS[key] = {"state": "running", "step": "starting", "done": 0, "total": 1,
+                                 "started": now, "pdf": None, "error": None}
+
+    def progress(step: str, done: int, total: int) -> None:
+        job.update(step=step, done=done, total=max(total, 1))
+
+    def run() -> None:
+        try:
+            job["pdf"] = build_pdf(patient, assessment, full=True, decision=decision, progress=progress)
+            job.update(state="done", step="ready", done=job["total"])
+        except Exception as exc:  # noqa: BLE001 - shown on the progress page, never a traceback
+            job.update(state="failed", error=f"{type(exc).__name__}: {exc}")
+
+    _FULL_EXECUTOR.submit(run)
+    return job
+
+
+@router.get("/cases/{case_id}/versions/{n}/full-report")
+async def full_report_page(request: Request, case_id: str, n: str) -> Response:
+    """Start (or follow) the background build of the full report and show its progress."""
+    version = _version_number(n)
+    v = await run_in_threadpool(_load_version, request, case_id, version)
+    decided = [d for e, d in _store(request).decisions(v.case_id) if e.version == v.version]
+    decision = decided[-1] if decided else None
+    job = _full_job(validate_patient(v.patient), v.assessment, decision, _full_key(v, decision))
+    pdf_url = f"/cases/{v.case_id}/versions/{v.version}/report.pdf?full=1"
+    return render(request, "full_report.html", {"v": v, "job": job, "pdf_url": pdf_url,
+                                                "percent": int(100 * job["done"] / job["total"])})
 
 
 @router.get("/cases/{case_id}/versions/{n}/report.{fmt}")
@@ -406,9 +575,12 @@ async def report(request: Request, case_id: str, n: str, fmt: str, full: str = "
     decided = [d for e, d in _store(request).decisions(v.case_id) if e.version == v.version]
     decision = decided[-1] if decided else None
     try:
-        if whole:
+        job = _FULL_JOBS.get(_full_key(v, decision)) if whole and fmt == "pdf" else None
+        if job is not None and job["state"] == "done":
+            body: bytes | str = job["pdf"]  # built in the background (full_report_page)
+        elif whole:
             # the full report can take minutes: a child process with a deadline, stopped if the client leaves
-            body: bytes | str = await _bounded_report(request, fmt, patient, v.assessment, decision)
+            body = await _bounded_report(request, fmt, patient, v.assessment, decision)
         elif fmt == "pdf":
             body = await run_in_threadpool(lambda: build_pdf(patient, v.assessment, full=whole, decision=decision))
         else:
