@@ -90,7 +90,7 @@ test-spark: $(SPARK_STAMP) system-deps-spark
 	$(BIN)/python -m pytest $(SPARK_TEST)
 
 vignettes: $(STAMP)
-	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public ../shared/vignettes/public-v2
+	$(BIN)/python ../shared/vignettes/check.py --nelm $(BIN)/nelm ../shared/vignettes/public ../shared/vignettes/public-v2 ../shared/vignettes/real-public
 
 # wrk (Debian package) is the API benchmark's load generator; installed when missing
 bench-deps:
