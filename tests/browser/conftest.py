@@ -46,6 +46,10 @@ class Board:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("NELM_API_TOKEN", "NELM_DATABASE_URL")}
         env["XDG_DATA_HOME"] = str(self.workdir / "xdg")  # never the developer's own case store
+        # the signing key and anchors belong to this server's store for its whole life (a
+        # restart in a later test must find the checkpoints its first start wrote)
+        env["NELM_ANCHOR_KEY"] = str(self.workdir / "anchor-key.pem")
+        env["NELM_ANCHORS"] = str(self.workdir / "anchors.jsonl")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nelm.cli", "serve", "--port", "0", "--database", self.database],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
