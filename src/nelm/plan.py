@@ -164,16 +164,19 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                     _add_on(first, extra, step, kb)
                     used.update(extra)
             continue
-        expected = (future or {}).get(step.when, options)
+        foreseen = future is not None and step.when in future
+        expected = future[step.when] if foreseen else options
         picked = []
         for order, (oid, cond) in enumerate(_option_ids(step)):
             if oid in used or (cond and row[pathway_column(pw.id, i, oid)] is not True):
                 continue
             v = expected[oid]["verdict"]
-            if v == "contraindicated" or not _later(options[oid], expected[oid], kb):
+            # with the step's event applied, a negative verdict then is final; read against
+            # today's verdicts (no event), a rule the event undoes (``later``) keeps it
+            if v == "contraindicated" or (foreseen and v == "not_recommended") or not _later(options[oid], expected[oid], kb):
                 continue
-            # the pathway's order, as the sources rank them; options expected to be set aside go last
-            picked.append((1 if v == "not_recommended" else 0, order, oid))
+            # the pathway's order, as the sources rank them
+            picked.append((0, order, oid))
         chosen = [oid for *_, oid in sorted(picked)][: step.limit]
         if not chosen:
             continue
@@ -437,6 +440,13 @@ class _Planner:
                 for o in given]},
             "if_symptoms_persist": {"symptomatic": True},
         }
+        # an untreated syndrome is untreated no longer once the steps before were given:
+        # its control then is what that treatment achieved (unknown), and a syndrome whose
+        # symptoms persist is refractory
+        if values.get("functional_control") == "untreated" and not self.known("functional_control"):
+            events["at_progression"]["functional_control"] = None
+            events["after_response"]["functional_control"] = None
+            events["if_symptoms_persist"]["functional_control"] = "refractory"
         for kind in kinds:
             out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
         return out
