@@ -10,7 +10,7 @@ import pytest
 
 from nelm.assessment import assess
 from nelm.knowledge import load
-from nelm.patient import InvalidPatient, validate_patient
+from nelm.patient import InvalidPatient, set_field, validate_patient
 from nelm.testing import known_fields, patient_dict, random_patient_dict
 
 KB = load()
@@ -25,13 +25,7 @@ def lead(plan: dict) -> str | None:
 
 def _set(doc: dict, dotted: str, value) -> dict:
     doc = copy.deepcopy(doc)
-    node = doc
-    *parents, last = dotted.split(".")
-    for part in parents:
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-    node[last] = value
+    set_field(doc, dotted, value)
     return doc
 
 

@@ -481,7 +481,9 @@ def set_field(doc: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     node = doc
     for p in parents:
-        node = node.setdefault(p, {})
+        if node.get(p) is None:   # absent, or a section given as null (unknown)
+            node[p] = {}
+        node = node[p]
     node[leaf] = value
 
 

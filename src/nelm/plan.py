@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .engine import Evaluation, evaluate, plan_view, strongest_level
 from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .patient import COLUMN_FIELDS, Patient
+from .patient import COLUMN_FIELDS, Patient, set_field
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -706,13 +706,7 @@ def _with(data: dict[str, Any], values: dict[str, Any]) -> Patient | None:
         values = dict(values)
         data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
     for dotted, value in values.items():
-        node = data
-        *parents, last = dotted.split(".")
-        for part in parents:
-            if node.get(part) is None:
-                node[part] = {}
-            node = node[part]
-        node[last] = value
+        set_field(data, dotted, value)
     try:
         # the document derives from one that passed the input gate: the model's own checks suffice
         return Patient.model_validate(data)
