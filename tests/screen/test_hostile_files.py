@@ -130,6 +130,9 @@ ROW_CASES: dict[str, tuple[str, Callable[[], bytes], int, str, tuple[str, ...]]]
     "JSON line larger than a document": ("t.jsonl", lambda: ('{"id": "good1"}\n{"id": "' + "a" * 300_000
                                                              + '"}\n{"id": "good2"}\n').encode(), 2, "",
                                          ("larger than 256 KiB",)),
+    "duplicated key in JSON line": ("t.jsonl", lambda: (b'{"id": "good1"}\n{"id": "bad", "pathology": {"ki67_percent": 2, '
+                                                        b'"ki67_percent": 30}}\n{"id": "good2"}\n'), 2,
+                                    "pathology.ki67_percent", ("appears more than once",)),
     "JSON line not an object": ("t.jsonl", lambda: b'{"id": "good1"}\n[1, 2]\n{"id": "good2"}\n', 2, "", ()),
 }
 
