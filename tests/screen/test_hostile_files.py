@@ -6,6 +6,7 @@ The reading is also checked to hold one batch of at most ``--batch-size`` rows a
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Callable
@@ -123,6 +124,12 @@ ROW_CASES: dict[str, tuple[str, Callable[[], bytes], int, str, tuple[str, ...]]]
                        ("cell of 20000 characters", f"at most {layout.MAX_CELL_CHARS}")),
     "mistyped column": ("t.csv", lambda: b"id,pathology.ki67_percnt\ngood1,\nbad,3\ngood2,\n", 2,
                         "pathology.ki67_percnt", ("unknown field", "ki67_percent")),
+    "prior therapies as text (Parquet)": ("t.parquet", lambda: _parquet_bytes(pa.table({
+        "id": ["good1", "bad", "good2"], "prior_therapies": [None, "ssa", None]})), 2, "prior_therapies",
+        ("must be a list",)),
+    "timestamp for a number (Parquet)": ("t.parquet", lambda: _parquet_bytes(pa.table({
+        "id": ["good1", "bad", "good2"], "age_years": pa.array([None, dt.datetime(2020, 1, 1), None])})), 2,
+        "age_years", ("not a JSON value",)),
     "broken JSON line": ("t.jsonl", lambda: b'{"id": "good1"}\n{"id": "bad", \n{"id": "good2"}\n', 2, "",
                          ("not valid JSON",)),
     "deeply nested JSON line": ("t.jsonl", lambda: ('{"id": "good1"}\n{"id": ' + "[" * 5000 + "]" * 5000

@@ -13,7 +13,9 @@ contract's objects. CSV cells are text: numbers and ``true``/``false`` are read 
 text; a cell that is not one is reported as an invalid row, never guessed.
 
 Reading never stops at a bad row: problems are collected as :class:`RowProblem`
-(row number, dotted field, message) and the row is left out of the assessment.
+(row number, dotted field, message) and the row is left out of the assessment. A file that
+is not a table (empty, not UTF-8, ragged, corrupt Parquet, beyond :data:`MAX_COLUMNS` or
+:data:`MAX_LINE_BYTES`) raises :class:`TableError`, one line naming the file and the problem.
 """
 from __future__ import annotations
 
@@ -449,6 +451,10 @@ def to_layout(raw: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[RowProble
     if PRIOR in frame.columns and isinstance(frame.schema[PRIOR], pl.List):
         frame, prior_problems = _prior_records(frame)
         problems += prior_problems
+    elif PRIOR in frame.columns and frame.schema[PRIOR] not in (pl.Object, pl.Null):   # a Parquet text column, say
+        bad = frame.filter(pl.col(PRIOR).is_not_null())["__row"].to_list()
+        problems += [RowProblem(r, PRIOR, "must be a list of {therapy, outcome, ...} records") for r in bad]
+        frame = frame.with_columns(pl.lit(None).alias(PRIOR))
     return frame, problems
 
 

@@ -1,8 +1,8 @@
 """``nelm screen INPUT --out OUTPUT``: a table of patients in, a table of assessments out.
 
-The input is read in batches (Polars' streaming readers), so a file larger than memory
-is screened batch by batch: each batch is laid out, validated, flattened, evaluated and
-appended to the output. Invalid rows are reported (row number, dotted field, the
+The input is read in batches (:func:`.layout.batches`: one batch of at most
+``batch_size`` rows held at a time), so a file larger than memory is screened batch by
+batch: each batch is laid out, validated, flattened, evaluated and appended to the output. Invalid rows are reported (row number, dotted field, the
 model's message) on standard error and in ``<output>.errors.csv``, and left out; the
 other rows are assessed. The output keeps the input's ``id`` column, or else ``row``
 (the 1-based input row number), so that each result can be traced to its row.
