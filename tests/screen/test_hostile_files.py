@@ -57,6 +57,9 @@ FILE_CASES: dict[str, tuple[str, Callable[[], bytes], tuple[str, ...]]] = {
     "header without line break": ("t.csv", lambda: b"a" * (layout.MAX_LINE_BYTES + 10), ("header is longer",)),
     "line too long": ("t.csv", lambda: (GOOD + "x," + "1" * layout.MAX_LINE_BYTES + "\n").encode(),
                       ("line 4 is longer than",)),
+    "carriage returns alone": ("t.csv", lambda: b"id,pathology.ki67_percent\ra,3\rb,4\r", ("carriage returns",)),
+    "unterminated quote": ("t.csv", lambda: b'id,pathology.ki67_percent\na,3\n"b,4\nc,5\n', ("row 2",)),
+    "unterminated quote, long": ("t.csv", lambda: (GOOD + '"' + "x" * 200_000 + "\n").encode(), ("row 2",)),
     "empty parquet": ("t.parquet", lambda: b"", ("is empty", "Parquet")),
     "garbage parquet": ("t.parquet", lambda: b"PAR1 this is not parquet PAR1", ("not a readable Parquet file",)),
     "text as parquet": ("t.parquet", lambda: GOOD.encode(), ("not a readable Parquet file",)),
@@ -140,6 +143,8 @@ ROW_CASES: dict[str, tuple[str, Callable[[], bytes], int, str, tuple[str, ...]]]
     "duplicated key in JSON line": ("t.jsonl", lambda: (b'{"id": "good1"}\n{"id": "bad", "pathology": {"ki67_percent": 2, '
                                                         b'"ki67_percent": 30}}\n{"id": "good2"}\n'), 2,
                                     "pathology.ki67_percent", ("appears more than once",)),
+    "20,000 keys in a JSON line": ("t.jsonl", lambda: ('{"id": "good1"}\n' + json.dumps({f"k{j}": 1 for j in range(20_000)})
+                                                       + '\n{"id": "good2"}\n').encode(), 2, "", ()),
     "JSON line not an object": ("t.jsonl", lambda: b'{"id": "good1"}\n[1, 2]\n{"id": "good2"}\n', 2, "", ()),
 }
 

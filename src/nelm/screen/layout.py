@@ -110,7 +110,12 @@ def _csv_header(path: Path, first: bytes) -> tuple[str, ...]:
     if text.count(",") + 1 > MAX_COLUMNS:   # before splitting: a huge header is refused in linear time
         raise TableError(path, f"has {text.count(',') + 1} columns; at most {MAX_COLUMNS} are accepted "
                                f"(the contract has {len(FIELDS)})")
-    header = tuple(next(csv.reader([text])))
+    if "\r" in text:
+        raise TableError(path, "has carriage returns (\\r) alone as line breaks; save it with \\n or \\r\\n line breaks")
+    try:
+        header = tuple(next(csv.reader([text])))
+    except csv.Error as exc:
+        raise TableError(path, f"the header is not a CSV line ({exc})") from None
     if not any(h.strip() for h in header):
         raise TableError(path, "the first line is empty; a CSV file starts with its header (column names)")
     seen: set[str] = set()
@@ -307,12 +312,16 @@ def _csv_problem(path: Path, width: int) -> str | None:
     after the fast reader failed, to name the row)."""
     import csv
 
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        rows = csv.reader(fh)
-        next(rows, None)
-        for n, fields in enumerate(rows, 1):
-            if fields and len(fields) != width:
-                return f"row {n} has {len(fields)} fields, the header has {width}"
+    n = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            rows = csv.reader(fh)
+            next(rows, None)
+            for n, fields in enumerate(rows, 1):
+                if fields and len(fields) != width:
+                    return f"row {n} has {len(fields)} fields, the header has {width}"
+    except (csv.Error, OSError, UnicodeDecodeError) as exc:   # an unterminated quote, say
+        return f"is not a readable CSV table after row {n} ({exc})"
     return None
 
 
@@ -354,19 +363,24 @@ class _Repeated(Exception):
     pass
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> int:
-    if len({k for k, _ in pairs}) != len(pairs):
-        raise _Repeated
-    return 0   # the values are not needed: Polars reads the batch
-
-
 def _repeated_keys(chunk: list[tuple[int, bytes]]) -> bool:
     """Whether a line gives one key twice in one object, or is not JSON (Polars would keep
-    one of the values silently; the gate refuses it): then the batch goes line by line
-    through the gate. One pass of the standard library's C parser per line."""
+    one of the values silently; the gate refuses it), or the batch names more distinct keys
+    than :data:`MAX_COLUMNS` allows with room for nesting (Polars would make a column of
+    each, in time growing with their square): then the batch goes line by line through the
+    gate and the patient model. One pass of the standard library's C parser per line."""
+    names: set[str] = set()
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> int:
+        keys = {k for k, _ in pairs}
+        names.update(keys)
+        if len(keys) != len(pairs) or len(names) > 4 * MAX_COLUMNS:
+            raise _Repeated
+        return 0   # the values are not needed: Polars reads the batch
+
     try:
         for _, line in chunk:
-            json.loads(line, object_pairs_hook=_unique_keys)
+            json.loads(line, object_pairs_hook=unique_keys)
     except (_Repeated, ValueError, RecursionError):
         return True
     return False
