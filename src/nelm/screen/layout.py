@@ -87,7 +87,7 @@ class TableError(ValueError):
 
 @dataclass(frozen=True)
 class _Scan:
-    rows: int               # data rows (CSV: lines after the header; JSON Lines: non-blank lines)
+    rows: int               # lines (CSV: after the header), for the progress bar
     header: tuple[str, ...]  # CSV column names (empty for JSON Lines)
 
 
@@ -146,7 +146,7 @@ def _scan(name: str, size: int, _mtime: int) -> _Scan:
                                              else "; JSON Lines holds one patient document per line"))
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     lines = 0            # newline characters seen
-    rows = 0             # lines with something on them
+    nonblank = 0         # lines with something on them, counted up to 2 (a header and a row)
     current = 0          # bytes of the line being read
     blank = True         # the current line holds only white space so far
     first = b""
@@ -170,17 +170,21 @@ def _scan(name: str, size: int, _mtime: int) -> _Scan:
                                            f"{'CSV' if fmt == 'csv' else 'JSON Lines'} files must be UTF-8 "
                                            "(re-save or convert the file, e.g. iconv -f latin1 -t utf-8)") from None
                 parts = block.split(b"\n")
-                for i, part in enumerate(parts):
-                    current += len(part)
-                    if current > MAX_LINE_BYTES:
-                        raise TableError(path, f"line {lines + 1} is longer than {MAX_LINE_BYTES // 1024} KiB; "
-                                               "one row (one patient) is at most that long")
-                    if blank and part.strip():
-                        blank = False
-                    if i < len(parts) - 1:
-                        rows += not blank
-                        lines += 1
-                        current, blank = 0, True
+                lengths = [current + len(parts[0]), *map(len, parts[1:])]   # C loops: no Python step per line
+                if max(lengths) > MAX_LINE_BYTES:
+                    at = next(i for i, n in enumerate(lengths) if n > MAX_LINE_BYTES)
+                    raise TableError(path, f"line {lines + at + 1} is longer than {MAX_LINE_BYTES // 1024} KiB; "
+                                           "one row (one patient) is at most that long")
+                if nonblank < 2:   # only until a header and one row (or one document) are seen
+                    for i, part in enumerate(parts):
+                        blank = blank and not part.strip()
+                        if i < len(parts) - 1:
+                            nonblank += not blank
+                            blank = True
+                            if nonblank >= 2:
+                                break
+                lines += len(parts) - 1
+                current = lengths[-1]
                 offset += len(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -188,14 +192,16 @@ def _scan(name: str, size: int, _mtime: int) -> _Scan:
             from None
     except OSError as exc:
         raise TableError(path, f"cannot be read ({exc.strerror or exc})") from None
-    rows += not blank
-    if rows == 0:
+    if nonblank < 2:
+        nonblank += not blank
+    rows = lines + (current > 0)   # for the progress bar: blank lines are counted too
+    if nonblank == 0:
         raise TableError(path, "holds only white space (no header, no rows)" if fmt == "csv"
                          else "holds only white space (no documents)")
     if fmt == "csv":
         if lines == 0 and b"\n" not in first:
             header = _csv_header(path, first)
-        if rows == 1:
+        if nonblank == 1:
             raise TableError(path, "has a header but no data rows")
         return _Scan(rows - 1, header)
     return _Scan(rows, ())
