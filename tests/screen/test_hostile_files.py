@@ -67,6 +67,8 @@ FILE_CASES: dict[str, tuple[str, Callable[[], bytes], tuple[str, ...]]] = {
                           ("not a readable Parquet file",)),
     "parquet without rows": ("t.parquet", lambda: _parquet_bytes(pa.table({"id": pa.array([], pa.string())})),
                              ("has no rows",)),
+    "parquet without columns": ("t.parquet", lambda: _parquet_bytes(pa.table({"id": ["a", "b"]}).drop_columns(["id"])),
+                                ("has no",)),
     "wide parquet": ("t.parquet", lambda: _parquet_bytes(pa.table({f"c{i}": [1] for i in range(layout.MAX_COLUMNS + 1)})),
                      (f"{layout.MAX_COLUMNS + 1} columns",)),
     "deeply nested parquet": ("t.parquet", lambda: _parquet_bytes(pa.table({"id": pa.array(

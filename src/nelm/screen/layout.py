@@ -121,7 +121,7 @@ def _csv_header(path: Path, first: bytes) -> tuple[str, ...]:
     seen: set[str] = set()
     for name in header:
         if name in seen:
-            raise TableError(path, f"column {inputgate._shown(name)!r} appears more than once in the header")
+            raise TableError(path, f"column {name[:40]!r} appears more than once in the header")
         seen.add(name)
     return header
 
@@ -229,8 +229,8 @@ def _parquet(path: Path) -> Any:
         if depth > 4:   # the contract: prior_therapies (list) -> record (struct) -> field
             raise TableError(path, "has columns nested more than 4 levels deep; a patient document is at most 3")
         stack += [(t.field(i).type, depth + 1) for i in range(t.num_fields)]
-    if meta.num_rows == 0:
-        raise TableError(path, "has no rows")
+    if meta.num_rows == 0 or meta.num_columns == 0:
+        raise TableError(path, "has no rows" if meta.num_rows == 0 else "has no columns")
     return pf
 
 
