@@ -1,8 +1,8 @@
 """``nelm screen INPUT --out OUTPUT``: a table of patients in, a table of assessments out.
 
-The input is read in batches (Polars' streaming readers), so a file larger than memory
-is screened batch by batch: each batch is laid out, validated, flattened, evaluated and
-appended to the output. Invalid rows are reported (row number, dotted field, the
+The input is read in batches (:func:`.layout.batches`: one batch of at most
+``batch_size`` rows held at a time), so a file larger than memory is screened batch by
+batch: each batch is laid out, validated, flattened, evaluated and appended to the output. Invalid rows are reported (row number, dotted field, the
 model's message) on standard error and in ``<output>.errors.csv``, and left out; the
 other rows are assessed. The output keeps the input's ``id`` column, or else ``row``
 (the 1-based input row number), so that each result can be traced to its row.
@@ -37,6 +37,13 @@ class _Writer:
     def __init__(self, path: Path):
         self.path, self.fmt, self.parquet = path, layout.input_format(path), None
         self.started = False
+        self.key: str | None = None   # the output's identifying column: the input's id, else row
+
+    def abandon(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.started:
+            self.path.unlink(missing_ok=True)
 
     def write(self, frame: pl.DataFrame) -> None:
         if self.fmt == "parquet":
@@ -71,7 +78,22 @@ def screen(source: str | Path, out: str | Path, *, select: list[str] | None = No
     columns = selected(kb, select)
     result = ScreenResult(columns=columns, summary=Summary())
     writer = _Writer(out)
-    key: str | None = None
+    try:
+        _screen_batches(source, fmt, batch_size, kb, columns, result, writer, progress)
+    except layout.TableError:   # a file that is not a table after all: no half-written output left behind
+        writer.abandon()
+        raise
+    writer.close([writer.key or "row", *columns])
+    result.problems.sort(key=lambda p: (p.row, p.field))
+    if result.problems:
+        errors = out.with_name(out.name + ".errors.csv")
+        pl.DataFrame([{"row": p.row, "field": p.field, "message": p.message} for p in result.problems],
+                     schema={"row": pl.Int64, "field": pl.String, "message": pl.String}).write_csv(errors)
+    return result
+
+
+def _screen_batches(source: str | Path, fmt: str, batch_size: int, kb: Any, columns: list[str], result: ScreenResult,
+                    writer: _Writer, progress: Callable[[int], None] | None) -> None:
     for raw in layout.batches(source, batch_size):
         frame, problems = layout.to_layout(raw, fmt)
         frame = layout.complete(frame)
@@ -80,25 +102,18 @@ def screen(source: str | Path, out: str | Path, *, select: list[str] | None = No
         result.problems += problems
         result.rows += raw.height
         ok = layout.typed(frame.filter(~pl.col("__row").is_in(list(bad)))) if bad else layout.typed(frame)
-        if key is None:
-            key = "id" if "id" in raw.columns else "row"
+        if writer.key is None:
+            writer.key = "id" if "id" in raw.columns else "row"
         if ok.height:
             assessed, n_assumed = assess_batch(ok, kb, columns)
             result.assumed += n_assumed
             result.assessed += ok.height
-            ident = ok.select(pl.col("id") if key == "id" else pl.col("__row").cast(pl.Int64).alias("row"))
+            ident = ok.select(pl.col("id") if writer.key == "id" else pl.col("__row").cast(pl.Int64).alias("row"))
             table = ident.hstack(assessed)
             result.summary.add(assessed)
             writer.write(table)
         if progress:
             progress(raw.height)
-    writer.close([key or "row", *columns])
-    result.problems.sort(key=lambda p: (p.row, p.field))
-    if result.problems:
-        errors = out.with_name(out.name + ".errors.csv")
-        pl.DataFrame([{"row": p.row, "field": p.field, "message": p.message} for p in result.problems],
-                     schema={"row": pl.Int64, "field": pl.String, "message": pl.String}).write_csv(errors)
-    return result
 
 
 def chart_path(out: str | Path, kind: str) -> Path:
