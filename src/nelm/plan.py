@@ -443,10 +443,15 @@ class _Planner:
         # an untreated syndrome is untreated no longer once the steps before were given:
         # its control then is what that treatment achieved (unknown), and a syndrome whose
         # symptoms persist is refractory
-        if values.get("functional_control") == "untreated" and not self.known("functional_control"):
+        if given and (values.get("functional_control") or self.base.get("functional_control")) == "untreated":
             events["at_progression"]["functional_control"] = None
             events["after_response"]["functional_control"] = None
             events["if_symptoms_persist"]["functional_control"] = "refractory"
+        # after an operation or ablation, what recurs is a new extent: whether it can be
+        # removed again is open (repeat local treatment when limited, otherwise the sequence
+        # for unresectable disease)
+        if set(given) & _LOCAL:
+            events["at_progression"] |= {"liver.resectable": None, "liver.resectable_fraction_percent": None}
         for kind in kinds:
             out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
         return out

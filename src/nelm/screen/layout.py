@@ -360,7 +360,7 @@ def _jsonl_frame(chunk: list[tuple[int, bytes]]) -> pl.DataFrame:
             if frame.height == len(chunk):
                 rows = pl.Series("__row", [n for n, _ in chunk], dtype=pl.UInt32)
                 return frame.insert_column(0, rows)
-        except Exception:  # noqa: BLE001 - mixed types, a broken line: judged line by line below
+        except Exception:  # noqa: BLE001, S110  # nosec B110 - mixed types, a broken line: judged line by line below
             pass
     return _lines(chunk)
 
