@@ -82,7 +82,7 @@ def _draw(arms: list[dict[str, Any]], *, width: float, height: float) -> Figure:
     first = arms[0]
     fig = Figure(figsize=(width, height))
     title = textwrap.fill(first.get("title") or first["cohort"], max(30, int(width * 10.5)))
-    sub = textwrap.fill(f"Source: {first.get('source_label') or first['source']} [{first['source']}]",
+    sub = textwrap.fill(f"Source: {first.get('source_label') or first['source']}",  # ids stay in the JSON
                         max(40, int(width * 13.5)))
     foot = textwrap.fill(f"{CAPTION}. Markers: points the source reports; faded: beyond the last reported "
                          "point (assumed shape). Numbers at risk are not reported by the sources.",
