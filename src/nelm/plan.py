@@ -326,7 +326,7 @@ class _Planner:
         verdicts, conditions, what each missing fact affects; no text)."""
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            p = _with(self.base, values)
+            p = self.completed(values)
             if p is None:
                 self._states[key] = None
             else:
@@ -335,12 +335,16 @@ class _Planner:
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 
+    def completed(self, values: dict[str, Any]) -> Patient | None:
+        """The patient with ``values`` filled in (None: the record contradicts them), validated once."""
+        key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states:
+            self._states[key] = _with(self.base, values)
+        return self._states[key]
+
     def valid(self, values: dict[str, Any]) -> bool:
         """Is the document with ``values`` filled in still consistent (the model's checks only)?"""
-        key = ("valid",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
-        if key not in self._states:
-            self._states[key] = _with(self.base, values) is not None
-        return self._states[key]
+        return self.completed(values) is not None
 
     def full(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
@@ -348,7 +352,7 @@ class _Planner:
             return self.today
         key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            _, a = self.reassess(_with(self.base, values))
+            _, a = self.reassess(self.completed(values))
             self._states[key] = {o["id"]: o for o in a["options"]}
         return self._states[key]
 
@@ -461,7 +465,7 @@ class _Planner:
         step reads), without the assessment's reasons and missing data."""
         key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            p = _with(self.base, values)
+            p = self.completed(values)
             self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb, verdicts_only=True), self.kb)
         return self._states[key]
 
