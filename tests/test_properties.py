@@ -33,7 +33,10 @@ def test_every_option_appears_exactly_once_with_a_valid_verdict(doc):
 # FDG-PET is an optional modifier, a pancreatic syndrome opens pancreatic indications
 # only when recorded. A Ki-67 or mitotic count grades alone (contract v2), so forgetting
 # one index while the other is known may change the grade.
-NOT_MONOTONE = {"fdg_pet", "functional_syndrome"}
+# Contract v3's facts that follow from facts are read on purpose too: with no analogue ever given,
+# an unrecorded syndrome control is taken as untreated (rules/embolization.yaml), which a recorded
+# "refractory" (to another treatment) overrides.
+NOT_MONOTONE = {"fdg_pet", "functional_syndrome", "functional_control"}
 INDICES = {"pathology.ki67_percent", "pathology.mitoses_per_10hpf", "pathology.reported_grade"}
 CHECKS = {c.field for c in load().checks}
 
