@@ -24,7 +24,7 @@ from ..patient import InvalidPatient
 from ..web import forms
 from ..web.api import ALWAYS, PATIENT
 from ..web.pages import render
-from ..web.security import CSRF_FIELD, MAX_BODY_BYTES, actor_of, csrf_ok
+from ..web.security import MAX_BODY_BYTES, actor_of, require_csrf
 from ..web.service import assess_and_store
 from . import cds
 from .guidance import guidance_response
@@ -307,9 +307,7 @@ def import_page(request: Request) -> HTMLResponse:
 @page_router.post("/cases/import")
 async def import_bundle(request: Request) -> Response:
     form = await request.form()
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        raise HTTPException(403, "This form has expired or did not come from this application "
-                                 "(missing or wrong security token). Reload the page and submit it again.")
+    require_csrf(request, form)
     upload = form.get("bundle")
     if upload is None or isinstance(upload, str) or not upload.filename:
         return _upload_page(request, [("bundle", "choose a FHIR Bundle file (JSON) to import")], 422)

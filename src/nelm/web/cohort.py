@@ -5,7 +5,7 @@ directory that is deleted before the response leaves (nothing is stored: not the
 not the report), runs :func:`nelm.cohort.analysis.analyse` off the event loop and answers
 with the report as a page of the app (or, with "download", as the standalone HTML file).
 The form is protected like every form page of the app: the double-submit CSRF token of
-:mod:`nelm.web.security` (``csrf_ok``), and, when the app has a token, the login the
+:mod:`nelm.web.security` (``require_csrf``), and, when the app has a token, the login the
 ``AuthMiddleware`` requires for every request. The upload is subject to the app's request
 size limit (``MAX_BODY_BYTES``); larger registries go through ``nelm cohort``.
 """
@@ -15,14 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
 from ..knowledge import load
-from .security import CSRF_FIELD, MAX_BODY_BYTES, attach_csrf_cookie, csrf_ok, csrf_token
+from .security import MAX_BODY_BYTES, attach_csrf_cookie, csrf_token, require_csrf
 
 router = APIRouter(include_in_schema=False)
 _WEB_TEMPLATES = Path(__file__).parent / "templates"
@@ -72,9 +72,7 @@ def cohort_page(request: Request) -> HTMLResponse:
 @router.post("/cohort")
 async def cohort_report(request: Request) -> Response:
     form = await request.form()
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        raise HTTPException(403, "This form has expired or did not come from this application "
-                                 "(missing or wrong security token). Reload the page and submit it again.")
+    require_csrf(request, form)
     values = {k: str(form.get(k) or "").strip() for k in ("design", "group", "covariates", "endpoint")}
     values["download"] = "1" if form.get("download") else ""
     upload = form.get("registry")

@@ -31,8 +31,8 @@ from ..knowledge.ruleset import MODALITY_LABELS
 from ..store import CaseNotFound, CaseStore, StaleVersion, StoredVersion, VersionNotFound
 from ..text import VERDICT_ORDER
 from . import forms
-from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_ok, csrf_token,
-                       decision_text_problems, set_session_cookie, token_actor)
+from .security import (CSRF_FIELD, SESSION_COOKIE, actor_of, attach_csrf_cookie, csrf_token,
+                       decision_text_problems, require_csrf, set_session_cookie, token_actor)
 from .service import assess_and_store, refuse_empty, validated
 
 router = APIRouter(include_in_schema=False)
@@ -96,10 +96,6 @@ def _store(request: Request) -> CaseStore:
     return request.app.state.store
 
 
-def _require_csrf(request: Request, form: Any) -> None:
-    if not csrf_ok(request, form.get(CSRF_FIELD)):
-        raise HTTPException(403, "This form has expired or did not come from this application "
-                                 "(missing or wrong security token). Reload the page and submit it again.")
 
 
 def _check_case_id(case_id: str) -> None:
@@ -280,7 +276,7 @@ def new_case(request: Request) -> HTMLResponse:
 
 async def _submit(request: Request, case_id: str | None) -> Response:
     form = await request.form()
-    _require_csrf(request, form)
+    require_csrf(request, form)
     items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     parsed = forms.document_from_form(items)
     # the version the editor opened: saving over a newer one is refused (the form's If-Match)
@@ -453,7 +449,7 @@ async def record_decision(request: Request, case_id: str, n: str) -> Response:
     from ..decision import InvalidDecision, record_of, validate_decision
 
     form = await request.form()
-    _require_csrf(request, form)
+    require_csrf(request, form)
     v = await run_in_threadpool(_load_version, request, case_id, _version_number(n))
     text = lambda k: str(form.get(k) or "").strip()  # noqa: E731
     data = {"chosen": [c for c in form.getlist("chosen") if isinstance(c, str) and c],
@@ -665,7 +661,7 @@ def login_page(request: Request, next: str = "/cases") -> Response:
 async def login(request: Request) -> Response:
     security = request.app.state.security
     form = await request.form()
-    _require_csrf(request, form)
+    require_csrf(request, form)
     target = _safe_next(str(form.get("next") or ""))
     if security.token is None:
         return RedirectResponse(target, status_code=303)
@@ -682,7 +678,7 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = await request.form()
-    _require_csrf(request, form)
+    require_csrf(request, form)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

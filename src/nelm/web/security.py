@@ -500,6 +500,15 @@ def attach_csrf_cookie(request: Request, response: Response) -> None:
         response.set_cookie(CSRF_COOKIE, new, httponly=True, samesite="strict", path="/", secure=_secure(request))
 
 
+def require_csrf(request: Request, form: Any) -> None:
+    """Refuse (403) a form post whose security token is missing or is not this session's."""
+    if not csrf_ok(request, form.get(CSRF_FIELD)):
+        from fastapi import HTTPException
+
+        raise HTTPException(403, "This form has expired or did not come from this application "
+                                 "(missing or wrong security token). Reload the page and submit it again.")
+
+
 def csrf_ok(request: Request, submitted: Any) -> bool:
     session = _session_of(request)
     expected = session_csrf(session) if session is not None else request.cookies.get(CSRF_COOKIE)
