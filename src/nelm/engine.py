@@ -674,14 +674,21 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> 
         if mask:
             filled_mask[opt.id] = mask
         options.append(out)
+    affects = _affects(filled_mask, options)
+    return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
+def _affects(pending: dict[str, int], options: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Missing field -> what it affects: the inputs each value hangs on (a bit mask per
+    value), and each option's unknown pre-treatment checks."""
     affects: dict[str, set[str]] = {}
-    for what, mask in filled_mask.items():
+    for what, mask in pending.items():
         for f in fields_of_mask(mask):
             affects.setdefault(f, set()).add(what)
     for o in options:
         for c in o.get("conditions", []):
             affects.setdefault(c["field"], set()).add(o["id"])
-    return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+    return affects
 
 
 # --------------------------------------------------------------------------- assessment
@@ -699,7 +706,6 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     roots = UnknownRoots(kb, nulls)
     filled_roots = UnknownRoots(kb, filled_nulls)
     vals = _values(row, patient, kb)
-    affects: dict[str, set[str]] = {}
     pending: dict[str, int] = {}  # what -> the unknown inputs it hangs on, as one bit mask
 
     def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:
@@ -728,12 +734,7 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
 
     checks = {c.field: c for c in kb.checks}
     options = [_option(opt, ev, vals, kb, note_missing, checks, roots, brief) for opt in kb.options]
-    for what, mask in pending.items():
-        for f in fields_of_mask(mask):
-            affects.setdefault(f, set()).add(what)
-    for o in options:
-        for c in o.get("conditions", []):
-            affects.setdefault(c["field"], set()).add(o["id"])
+    affects = _affects(pending, options)
 
     missing = [{"field": f, "label": fact_label(f), "obtain": checks[f].label if f in checks else kb.order_for(f),
                 "check": f in checks, "affects": sorted(a)} for f, a in sorted(affects.items())]

@@ -9,24 +9,15 @@ verdict columns of :func:`nelm.engine.evaluate_frame`:
    option the verdicts allow (preferred before reasonable, then the step's order); a
    pathway that holds but offers nothing is kept as the fallback, and an unknown pathway
    before it stops the search (``nelm.plan.follow``);
-2. **uncertainty** — the missing defining facts that could change the leading option:
-   the inputs of unknown pathway conditions read before it, and of the unknown rules of
-   each first-step candidate still undetermined that could outrank it
-   (``nelm.plan._uncertain``). "Which inputs a value hangs on" is
-   :func:`nelm.knowledge.input_roots`, here one boolean column per computed column: does
-   it hang on a missing non-check field, does it hang on an assumable one;
-3. **outcome** — no such fact: the plan is determined or conditional on pre-treatment
-   checks, and the leading option is the one followed; such facts but none a board may
-   assume (``assumptions`` in pathways.yaml): undetermined, no leading option.
-
-4. **assumptions** — such facts and some a board may assume: ``build_plan`` evaluates
-   the patient again with those facts assumed (a document the assumption makes
-   contradictory, e.g. an assumed ``extrahepatic.present = false`` beside listed sites,
-   gets no plan), requires that plan to be certain, rebuilds its steps with today's
-   verdicts ranked by the assumed ones, and keeps the leading option when both agree.
-   :func:`leading` flags those rows with the facts to assume (``assume.<field>``);
-   :mod:`nelm.screen.columns` lays out the assumed patients, validates and evaluates
-   them as a batch, and :func:`conditional_leading` does the rest column-wise.
+2. **uncertainty** — the missing facts that could change the leading option: the inputs
+   of unknown pathway conditions read before it, of the unknown rules of each first-step
+   candidate that could outrank it, and, when nothing is offered today, of any ``now``
+   candidate that could still be recommended (``nelm.plan._blocking``). "Which inputs a
+   value hangs on" is :func:`nelm.knowledge.input_roots`, here one boolean column per
+   computed column;
+3. **outcome** — no such fact: the leading option is the one followed (:func:`leading`).
+   Every other plan rests on assumptions (contract v3: working plan and branches) and is
+   planned per case (:func:`nelm.screen.columns.certain_plans`).
 """
 from __future__ import annotations
 
@@ -72,10 +63,8 @@ _FLAGS: dict[tuple[int, str], tuple[KnowledgeBase, list[list[pl.Expr]]]] = {}
 
 
 def _flag_names(kb: KnowledgeBase, mode: str) -> list[str]:
-    """``certain``: only whether a missing non-check fact matters; ``any``: also whether an
-    assumable one does; ``fields``: which assumable ones (one flag each)."""
-    return {"certain": ["n"], "any": ["n", "a"],
-            "fields": ["n"] + [f"a{i}" for i in range(len(assumable_fields(kb)))]}[mode]
+    """``certain``: whether a missing fact (a check left unknown included) could change the lead."""
+    return {"certain": ["n"]}[mode]
 
 
 def _flag_batches(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
@@ -85,22 +74,14 @@ def _flag_batches(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     return _FLAGS[key][1]
 
 
-def assumable_fields(kb: KnowledgeBase) -> list[str]:
-    """The missing facts a plan may assume (pathways.yaml), pre-treatment checks excepted."""
-    checks = {c.field for c in kb.checks}
-    return list(dict.fromkeys(a.field for a in kb.assumptions if a.field not in checks))
-
-
 def _build_flags(kb: KnowledgeBase, mode: str) -> list[list[pl.Expr]]:
     """For each computed column the leading option may hang on: ``__n__<col>`` (it hangs on
     a missing field that is not a pre-treatment check), ``__a__<col>`` (on a field a plan
     may assume) or ``__a<i>__<col>`` (on the i-th such field), as
     :func:`nelm.knowledge.input_roots` walks the graph."""
-    assumable = assumable_fields(kb)
     # a check filled with its passing value is not null in the frame, so "n" counts only the
     # checks left unknown (nelm.plan._blocking)
-    wanted = {"n": lambda f: True, "a": lambda f: f in assumable}
-    wanted |= {f"a{i}": (lambda f, a=a: f == a) for i, a in enumerate(assumable)}
+    wanted = {"n": lambda f: True}
     kinds = [(name, wanted[name]) for name in _flag_names(kb, mode)]
     needed: set[str] = set()
     stack = _targets(kb)
@@ -189,12 +170,10 @@ def _pathway_lead(pw: Any) -> tuple[pl.Expr, pl.Expr]:
     return pl.coalesce(leads), pl.coalesce(ranks)
 
 
-def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.LazyFrame:
+def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "certain") -> pl.LazyFrame:
     """The plan's stages as columns (see the module docstring): ``__followed`` (index of the
     pathway followed, null when none), ``__lead`` (its leading option when it offers one),
-    ``__certain`` (no missing fact could change it), ``__assume`` (it hangs on a missing fact
-    a plan may assume; modes ``any`` and ``fields``) and ``__in<i>`` (the i-th assumable
-    field is among those facts; mode ``fields``).
+    and ``__certain`` (no missing fact could change it).
 
     ``frame`` is :func:`nelm.engine.evaluate_frame` of the patients *with the unknown
     pre-treatment checks in their passing values* (``kb.assume``), as the plan reads them.
@@ -278,72 +257,11 @@ def follow(frame: pl.DataFrame, kb: KnowledgeBase, mode: str = "any") -> pl.Lazy
 
     lf = lf.with_columns([hangs(f).alias("__fields" if f == "n" else f"__in{f[1:]}") for f in flags])
     # 3. outcome
-    lf = lf.with_columns(__certain=pl.col("__followed").is_not_null() & ~pl.col("__fields"))
-    if mode == "certain":
-        return lf
-    assumable = pl.col("__in") if mode == "any" else pl.any_horizontal(pl.col(f"__in{f[1:]}") for f in flags[1:])
-    return lf.with_columns(__assume=assumable & (pl.col("__fields") | pl.col("__followed").is_null()))
+    return lf.with_columns(__certain=pl.col("__followed").is_not_null() & ~pl.col("__fields"))
 
 
 def leading(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
-    """``plan.leading`` where no assumption is needed (null elsewhere), ``needs_assumption``
-    and, for those rows, ``assume.<field>``: the missing facts the plan assumes."""
-    fields = assumable_fields(kb)
-    out = follow(frame, kb, "any").select(
-        pl.when(pl.col("__certain")).then(pl.col("__lead")).alias("plan.leading"),
-        pl.col("__assume").alias("needs_assumption"),
-    ).collect(optimizations=_FLAT)
-    # which facts to assume: one flag per assumable field, only for the rows that need it
-    rows = out["needs_assumption"].arg_true()
-    which = follow(frame[rows], kb, "fields").select(
-        pl.col(f"__in{i}").alias(f"assume.{f}") for i, f in enumerate(fields)).collect(optimizations=_FLAT)
-    return out.with_columns(pl.Series(f"assume.{f}", [False] * out.height, dtype=pl.Boolean).scatter(rows, which[f"assume.{f}"])
-                            for f in fields)
-
-
-def conditional_leading(alt: pl.DataFrame, today: pl.DataFrame, kb: KnowledgeBase) -> pl.Series:
-    """The leading option of a plan resting on assumptions (``nelm.plan.build_plan``).
-
-    ``alt`` is the evaluation of the patients with the assumed facts (as ``frame`` of
-    :func:`follow`), ``today`` their verdict and possible-verdict columns as entered. The
-    alternative's own plan must be certain; the steps are those of its pathway with
-    today's verdicts (an undetermined option that may still be preferred or reasonable
-    counts) ranked by the verdicts under the assumptions; the plan holds when both lead
-    with the same option, else it is undetermined (null).
-    """
-    state = follow(alt, kb, "certain").select("__followed", "__lead", "__certain").collect(optimizations=_FLAT)
-    today = today.select([pl.col(c).alias(f"t__{c}") for c in today.columns])
-    lf = alt.hstack(state).hstack(today).lazy()
-    # each candidate's "allowed today" and its rank under the assumptions, once as columns
-    # (read three times below: an expression repeated inline is evaluated each time)
-    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
-    allowed, ranks, plans = [], {}, []
-    for j, pw in enumerate(kb.pathways):
-        kinds = [s.when for s in pw.steps]
-        first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
-        per_step = []
-        for i, step in enumerate(pw.steps[:first_later]):
-            applies = pl.lit(True) if not step.if_ else pl.col(pathway_column(pw.id, i)).fill_null(False)
-            options = []
-            for oid, cond in _options(step):
-                tv = pl.col(f"t__verdict__{oid}")
-                ok = applies & (tv.is_in(list(NOW)) | ((tv == "undetermined") & ((pl.col(f"t__possible__{oid}") & now_bits) != 0)))
-                if cond:
-                    ok = ok & pl.col(pathway_column(pw.id, i, oid)).fill_null(False)
-                allowed.append(ok.alias(f"__ok{j}_{i}_{oid}"))
-                if oid not in ranks:
-                    v = _verdict(oid)
-                    ranks[oid] = (pl.when(v == "preferred").then(pl.lit(0, pl.Int8)).when(v == "reasonable")
-                                  .then(pl.lit(1, pl.Int8)).otherwise(pl.lit(2, pl.Int8)).alias(f"__rank_{oid}"))
-                options.append((oid, pl.col(f"__ok{j}_{i}_{oid}"), pl.col(f"__rank_{oid}")))
-            per_step.append(options)
-        plans.append(per_step)
-    lf = lf.with_columns(allowed + list(ranks.values()))
-    leads = []
-    for j, per_step in enumerate(plans):
-        steps = [pl.coalesce([pl.when(ok & (rank == r)).then(pl.lit(oid)) for r in (0, 1, 2) for oid, ok, rank in options])
-                 for options in per_step]
-        leads.append(pl.when(pl.col("__followed") == j).then(pl.coalesce(steps)))
-    lead_c = pl.coalesce(leads)
-    out = lf.select(pl.when(pl.col("__certain") & lead_c.eq_missing(pl.col("__lead"))).then(lead_c).alias("plan.leading"))
-    return out.collect(optimizations=_FLAT).to_series()
+    """``plan.leading`` where no missing fact could change it (null elsewhere: those plans rest
+    on assumptions and are planned per case, :func:`nelm.screen.columns.certain_plans`)."""
+    return follow(frame, kb).select(
+        pl.when(pl.col("__certain")).then(pl.col("__lead")).alias("plan.leading")).collect(optimizations=_FLAT)

@@ -305,7 +305,7 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
     pipe.add("layer", evaluation(kb, facts, facts_needed))
-    pipe.add("layer", evaluation(kb, today, today_needed, masked, sql_plan.mask_bits(kb, assumable=True)))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, sql_plan.mask_bits(kb)))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
     pipe.add("plan", sql_plan.follow(kb, today))
 

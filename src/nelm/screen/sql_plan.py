@@ -30,25 +30,17 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
-from .leading import NOW, TRIAL, _options, _targets, assumable_fields, now_steps, trial_last
+from .leading import NOW, TRIAL, _options, _targets, now_steps, trial_last
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 NOT_CHECK = 1   # bit 0 of a missing-facts mask
 
-def mask_bits(kb: KnowledgeBase, assumable: bool) -> Callable[[str], int]:
-    """The bits a missing field sets in a mask: bit 0 unless it is a pre-treatment check;
-    with ``assumable``, bit 1 + i for the i-th field a plan may assume."""
-    fields = assumable_fields(kb) if assumable else []
-
-    def bits(field: str) -> int:
-        # a check filled with its passing value is not NULL in the world read, so only the
-        # checks left unknown set bit 0 (nelm.plan._blocking)
-        out = NOT_CHECK
-        return out | sum(2 << i for i, f in enumerate(fields) if f == field)
-
-    return bits
+def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
+    """The bits a missing field sets in a mask: bit 0 (a check filled with its passing value is
+    not NULL in the world read, so only the checks left unknown set it; nelm.plan._blocking)."""
+    return lambda field: NOT_CHECK
 
 
 def mask_targets(kb: KnowledgeBase) -> list[str]:
