@@ -19,18 +19,40 @@ from .conftest import EXAMPLE
 
 
 def expected_charts(assessment) -> int:
-    """One chart per cohort of each preferred/reasonable option, plus each other multi-arm cohort once."""
-    count, drawn, extra = 0, set(), set()
+    """Each cohort of a preferred/reasonable option once (under the first option it serves),
+    plus each other multi-arm cohort once."""
+    drawn, extra = set(), set()
     for o in assessment["options"]:
         if o["verdict"] in ("preferred", "reasonable"):
-            groups = group_by_cohort(o["outcomes"])
-            count += len(groups)
-            drawn |= {g[0]["cohort"] for g in groups}
+            drawn |= {g[0]["cohort"] for g in group_by_cohort(o["outcomes"])}
     for o in assessment["options"]:
         for g in group_by_cohort(o["outcomes"]):
             if len(g) >= 2 and g[0]["cohort"] not in drawn:
                 extra.add(g[0]["cohort"])
-    return count + len(extra)
+    return len(drawn) + len(extra)
+
+
+def test_a_cohort_serving_several_options_is_drawn_once_and_pointed_to():
+    """Three arterial options resting on one comparison: one chart, naming all three, and a
+    link to it under the other two (the same chart three times made the report pages longer)."""
+    from nelm.assessment import assess
+    from nelm.patient import load_patient
+
+    patient = load_patient(EXAMPLE.parent / "progressive_ileal_net.json")
+    a = assess(patient)
+    shared = {}
+    for o in a["options"]:
+        if o["verdict"] in ("preferred", "reasonable"):
+            for g in group_by_cohort(o["outcomes"]):
+                shared.setdefault(g[0]["cohort"], []).append(o)
+    cohort, users = next((c, us) for c, us in shared.items() if len(us) >= 2)
+    page = build_html(patient, a)
+    assert len(re.findall(rf'<figure class="chart" id="chart-{re.escape(cohort)}-', page)) == 1
+    first = users[0]
+    assert f'href="#chart-{cohort}-{first["id"]}"' in page
+    figure = page[page.index(f'id="chart-{cohort}-{first["id"]}"'):]
+    figure = figure[:figure.index("</figure>")]
+    assert "Applies also to:" in figure and all(u["label"] in figure for u in users[1:])
 
 
 @pytest.fixture(scope="module")

@@ -120,17 +120,27 @@ def _outcome_sections(assessment: dict[str, Any], fmt: str, progress: Any = None
     else:
         def _drawn(block: dict[str, Any]) -> dict[str, Any]:
             return block
-    drawn: set[str] = set()
+    # A cohort is drawn once, under the first option it supports; a later option that rests on
+    # the same cohort points back to that chart (the same curve drawn three times added pages
+    # and nothing else), and the chart names every option it serves.
+    drawn: dict[str, dict[str, Any]] = {}
     sections = []
     options = assessment.get("options", [])
     for o in options:
         if o.get("verdict") not in CHART_VERDICTS:
             continue
-        blocks = []
+        blocks, see = [], []
         for arms in charts.group_by_cohort(o.get("outcomes", [])):
-            blocks.append(_drawn(_chart_block(arms, o, o.get("risk_factors", []), fmt)))
-            drawn.add(arms[0]["cohort"])
-        sections.append({"option": o, "charts": blocks})
+            cid = arms[0]["cohort"]
+            if cid in drawn:
+                drawn[cid]["serves"].append(o)
+                see.append(drawn[cid])
+                continue
+            block = _drawn(_chart_block(arms, o, o.get("risk_factors", []), fmt))
+            block["serves"] = []
+            drawn[cid] = block
+            blocks.append(block)
+        sections.append({"option": o, "charts": blocks, "see": see})
     comparisons: dict[str, dict[str, Any]] = {}
     users: dict[str, list[dict[str, Any]]] = {}
     for o in options:
@@ -153,8 +163,8 @@ def _chart_count(assessment: dict[str, Any]) -> int:
     for o in options:
         if o.get("verdict") in CHART_VERDICTS:
             for arms in charts.group_by_cohort(o.get("outcomes", [])):
-                n += 1
                 drawn.add(arms[0]["cohort"])
+    n = len(drawn)
     for o in options:
         for arms in charts.group_by_cohort(o.get("outcomes", [])):
             if len(arms) >= 2 and arms[0]["cohort"] not in drawn:
