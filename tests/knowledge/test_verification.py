@@ -210,7 +210,8 @@ def test_platinum_rules_rest_on_checked_sources():
 
 def test_second_line_and_net_g3_records_as_retrieved():
     h = BY_ID["hentic2012"]
-    assert (h.verified, h.n, h.doi, h.pmid) == ("source", 19, None, None)
+    # DOI added in the 2026 identifier pass (doi.org resolver copy; see test_evidence_identifiers.py); no PMID found
+    assert (h.verified, h.n, h.doi, h.pmid) == ("source", 19, "10.1530/ERC-12-0002", None)
     assert {(o.endpoint, o.value) for o in h.outcomes} >= {("objective_response", 31), ("pfs_median", 4)}
     g3 = BY_ID["net_g3_first_line_2021"]
     assert (g3.verified, g3.doi, g3.n) == ("source", "10.3390/cancers13081936", 142)

@@ -1,0 +1,85 @@
+"""Identifiers added in issue 19 item 5, each pinned to the page that confirmed it.
+
+Every DOI or PMID below was read on a page retrieved in the 2026 identifier pass; the comment above each
+assertion names that page. Nothing here was entered from memory.
+"""
+import pytest
+
+from nelm.evidence import load_records
+
+RECORDS = load_records()
+R = {r.id: r for r in RECORDS}
+
+# Records carrying a DOI or PMID before this pass (51) and the floor after it. The issue asked for 60; this
+# pass confirmed identifiers for four more records (55). The remaining records had no page in reach that
+# printed an identifier next to the exact citation, so the floor is the honest count, not the target.
+BEFORE_THIS_PASS = 51
+FLOOR = 55
+TARGET = 60
+
+
+def test_bodei2015_kidney_identifiers():
+    # PubMed mirror page for PMID 25273832 (47.251.13.51:8081/25273832): Eur J Nucl Med Mol Imaging
+    # 2015 Jan;42(1):5-19, doi printed above the title "Long-term tolerability of PRRT in 807 patients with
+    # neuroendocrine tumours: the value and limitations of clinical factors"; same citation and doi on the
+    # jnm.snmjournals.org lookup page for that PubMed id.
+    r = R["bodei2015_kidney"]
+    assert r.doi == "10.1007/s00259-014-2893-5"
+    assert r.pmid == "25273832"
+    assert r.verified == "source"
+    assert r.citation.reference == "42(1):5-19"
+    assert r.citation.authors.startswith("Bodei L, Kidd M, Paganelli G")
+    assert "not verified" not in r.citation.title
+    # the abstract on that page matches every recorded figure
+    assert {x.value for x in r.outcomes} == {34.6, 1.5, 24.3, 33.6, 25.5, 13.4}
+
+
+def test_glazer2010_doi():
+    # Elsevier linking-hub page linkinghub.elsevier.com/retrieve/pii/S1365-182X(15)30312-9: HPB volume 12,
+    # issue 6, August 2010, pages 427-433, doi shown above the abstract (172 patients, median survival 9.6 years).
+    r = R["glazer2010"]
+    assert r.doi == "10.1111/j.1477-2574.2010.00198.x"
+    assert r.pmid is None
+    assert r.citation.reference == "12(6):427-433"
+    assert r.n == 172
+
+
+def test_hentic2012_doi():
+    # Retrieved copy of the resolver link https://doi.org/10.1530/ERC-12-0002 (through a third-party redirect
+    # page), whose content is this paper's Endocrine-Related Cancer page (title and authors O Hentic, P Hammel,
+    # A Couvelard, ...); the same page is at erc.bioscientifica.com/view/journals/erc/19/6/751.xml.
+    r = R["hentic2012"]
+    assert r.doi == "10.1530/ERC-12-0002"
+    assert r.pmid is None
+    assert r.citation.reference == "19(6):751-757"
+    assert "resolver" in r.summary
+
+
+def test_nordic_nec2_2025_doi():
+    # Reference list of the literature report research/Gastroenteropancreatic_Neuroendocrine_Neoplasm-deep-research-
+    # falcon.md in the public GitHub repository monarch-initiative/dismech (reference 9): full author list, exact
+    # title, British Journal of Cancer 133:316-324, May 2025, doi:10.1038/s41416-025-03054-w; the nature.com page
+    # preview-www.nature.com/articles/s41416-025-03054-w holds this paper's introduction.
+    r = R["nordic_nec2_2025"]
+    assert r.doi == "10.1038/s41416-025-03054-w"
+    assert r.pmid is None
+    assert r.citation.reference == "133:316-324"
+    assert r.n == 639
+
+
+def test_kennedy2008_stays_review_without_identifier():
+    # The journals.lww.com page showed a DOI, but its abstract was cut off before the survival figure, so the
+    # record is not source-checked and carries no identifier field.
+    r = R["kennedy2008"]
+    assert r.verified == "review" and not r.doi and not r.pmid
+
+
+def test_identifier_count_floor():
+    with_id = [r.id for r in RECORDS if r.doi or r.pmid]
+    assert len(with_id) >= FLOOR > BEFORE_THIS_PASS
+    assert all(R[i].verified == "source" for i in with_id)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 19 item 5 target of 60 not yet reached: 55 records carry a confirmed DOI or PMID")
+def test_identifier_count_reaches_the_issue_target():
+    assert sum(1 for r in RECORDS if r.doi or r.pmid) >= TARGET
