@@ -18,7 +18,8 @@ unreadable ones with exit 2):
 * ``NELM_CDS_CORS_ORIGINS`` — comma-separated origins allowed to call the CDS services;
 * ``NELM_CDS_FHIR_SERVERS`` — comma-separated base URLs a hook's ``fhirServer`` may name
   (empty: any public server); ``NELM_CDS_ALLOW_PRIVATE_FHIR=1`` allows internal addresses;
-* ``NELM_CDS_DEADLINE_SECONDS`` — total time for all FHIR fetches of one hook (default 8).
+* ``NELM_CDS_DEADLINE_SECONDS`` — total time for all FHIR fetches of one hook (default 8);
+* ``NELM_SMART_CLIENT_ID`` / ``NELM_SMART_SCOPE`` — SMART EHR launch from a card (``smart.py``).
 """
 from __future__ import annotations
 

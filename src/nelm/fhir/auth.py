@@ -39,6 +39,9 @@ CORS_ENV = "NELM_CDS_CORS_ORIGINS"            # comma-separated origins allowed 
 FHIR_SERVERS_ENV = "NELM_CDS_FHIR_SERVERS"    # comma-separated base URLs a hook's fhirServer may name
 PRIVATE_ENV = "NELM_CDS_ALLOW_PRIVATE_FHIR"   # 1: allow fhirServer on internal addresses (loopback, private)
 DEADLINE_ENV = "NELM_CDS_DEADLINE_SECONDS"    # total time for all FHIR fetches of one hook call
+SMART_CLIENT_ENV = "NELM_SMART_CLIENT_ID"     # nelm's client id at the EHR's authorization server (SMART launch)
+SMART_SCOPE_ENV = "NELM_SMART_SCOPE"          # the scopes a SMART launch asks for
+SMART_SCOPE = "launch openid fhirUser patient/*.read"
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"]
 LEEWAY_SECONDS = 30
@@ -67,6 +70,8 @@ class CdsSettings:
     fhir_servers: tuple[str, ...] = ()       # empty: any public http(s) server (see allow_private)
     allow_private: bool = False
     deadline_seconds: float = 8.0
+    smart_client_id: str | None = None       # None: no SMART launch (cards link to the page)
+    smart_scope: str = SMART_SCOPE
     seen_jti: dict[str, float] = field(default_factory=dict)
     jwks_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,7 +116,9 @@ def settings_from_env() -> CdsSettings:
         cors_origins=_split(os.environ.get(CORS_ENV)),
         fhir_servers=_split(os.environ.get(FHIR_SERVERS_ENV)),
         allow_private=os.environ.get(PRIVATE_ENV, "") == "1",
-        deadline_seconds=float(os.environ.get(DEADLINE_ENV) or 8.0))
+        deadline_seconds=float(os.environ.get(DEADLINE_ENV) or 8.0),
+        smart_client_id=os.environ.get(SMART_CLIENT_ENV) or None,
+        smart_scope=os.environ.get(SMART_SCOPE_ENV) or SMART_SCOPE)
 
 
 # ------------------------------------------------------------------ JWT

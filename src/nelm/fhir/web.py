@@ -235,7 +235,12 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
             v = assess_and_store(store, patient, actor=actor_of(request), case_id=case_id)
     except InvalidPatient as exc:  # nothing an assessment starts from could be read: say so, store nothing
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
-    done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}")
+    launch = None
+    if settings is not None and settings.smart_client_id:  # the card's link launches nelm as a SMART app
+        from .smart import base_url, card_link
+
+        launch = card_link(base_url(request, settings), v.case_id)
+    done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}", launch)
     if cds.SERVICES[service_id]["hook"] in cds.ORDER_HOOKS:
         cards = cds.order_cards(done, body["context"], base)
     else:
@@ -247,11 +252,12 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
 _case_lock = threading.Lock()
 
 
-def _case_label(body: dict[str, Any], imported: FhirImport) -> str:
-    """The case's label: the FHIR patient it was read for, and where from (the EHR's server)."""
+def _case_label(body: dict[str, Any], imported: FhirImport | None, ref: str | None = None) -> str:
+    """The case's label: the FHIR patient it was read for, and where from (the EHR's server).
+    A SMART launch (:mod:`.smart`) finds the case by it: ``ref`` is then its token's patient."""
     server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
     where = urlsplit(server).netloc if server else "EHR"
-    ref = imported.subject_reference or f"Patient/{body['context']['patientId']}"
+    ref = ref or (imported.subject_reference if imported else None) or f"Patient/{body['context']['patientId']}"
     return f"FHIR {ref} ({where})"[:200]
 
 
@@ -340,3 +346,6 @@ def include_fhir(app: FastAPI) -> None:
     app.include_router(api_router)
     app.include_router(cds_router)
     app.include_router(page_router)
+    from .smart import router as smart_router
+
+    app.include_router(smart_router)
