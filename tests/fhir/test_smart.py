@@ -208,7 +208,7 @@ def test_ehr_launch_opens_the_case_as_the_ehr_user(smart_app, smart_server):
     audit = smart_app.state.store.audit(case_id)
     launch = [e for e in audit if e.action == "smart_launch"]
     assert launch and launch[-1].actor == f"ehr:{USER}"
-    assert json.loads(launch[-1].detail) == {"iss": smart_server.iss, "patient": "p1", "id_token": "verified"}
+    assert json.loads(launch[-1].detail) == {"iss": smart_server.iss, "id_token": "verified"}
 
 
 def test_the_session_acts_as_the_ehr_user(smart_app, smart_server):

@@ -19,6 +19,7 @@ unreadable ones with exit 2):
 * ``NELM_CDS_FHIR_SERVERS`` — comma-separated base URLs a hook's ``fhirServer`` may name
   (empty: any public server); ``NELM_CDS_ALLOW_PRIVATE_FHIR=1`` allows internal addresses;
 * ``NELM_CDS_DEADLINE_SECONDS`` — total time for all FHIR fetches of one hook (default 8);
+* ``NELM_CDS_RETENTION_DAYS`` — days a CDS case outlives its last assessment (default 90);
 * ``NELM_SMART_CLIENT_ID`` / ``NELM_SMART_SCOPE`` — SMART EHR launch from a card (``smart.py``).
 """
 from __future__ import annotations

@@ -360,7 +360,7 @@ def finish(request: Request, code: str | None, state: str | None, error: str | N
     actor, verified = identity(token, record, settings, client)
     case_id, patient = case_for(request.app.state.store, token, record)
     request.app.state.store.record("smart_launch", actor=actor, case_id=case_id, detail=json.dumps(
-        {"iss": record.iss, "patient": patient, "id_token": "verified" if verified else "unverified"},
+        {"iss": record.iss, "id_token": "verified" if verified else "unverified"},  # no patient id: the log outlives retention
         sort_keys=True))
     return Opened(case_id, actor, verified, patient)
 
