@@ -376,6 +376,8 @@ def include_fhir(app: FastAPI) -> None:
     app.include_router(api_router)
     app.include_router(cds_router)
     app.include_router(page_router)
+    from .apply import router as apply_router
     from .smart import router as smart_router
 
     app.include_router(smart_router)
+    app.include_router(apply_router)

@@ -330,7 +330,7 @@ class AuthMiddleware(HTTPMiddleware):
             await self.app(scope, receive, send)
             return
         response: Response
-        if path.startswith("/api/") or path in ("/openapi.json", "/docs") or bearer(headers):
+        if path.startswith(("/api/", "/fhir/")) or path in ("/openapi.json", "/docs") or bearer(headers):
             response = JSONResponse({"detail": "authentication required: send Authorization: Bearer <NELM_API_TOKEN>"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
         else:
