@@ -42,7 +42,8 @@ def test_plan_definition_is_the_pathways_file(client):
     assert pd["identifier"] == [{"system": "urn:nelm:knowledge-base", "value": kb.sha256}]
     assert [_codes(a, PATHWAY_SYSTEM)[0] for a in pd["action"]] == [p.id for p in kb.pathways]
     for action, pathway in zip(pd["action"], kb.pathways):
-        assert action["condition"][0]["expression"]["expression"] == pathway.when
+        sql = {x["url"]: x["valueString"] for x in action["condition"][0]["extension"]}
+        assert sql["urn:nelm:fhir:extension:sql-condition"] == pathway.when
         steps = action["action"][:-1]  # the last is what happens when no candidate fits today
         assert len(steps) == len(pathway.steps)
         for step_action, step in zip(steps, pathway.steps):

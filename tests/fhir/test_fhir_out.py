@@ -230,7 +230,8 @@ def test_v3_branches_workup_and_expected_verdicts_are_rendered_and_valid():
     branches = [a for a in plan["action"] if a.get("prefix", "").startswith("Branch")]
     assert [b["title"] for b in branches] == ["If the surgeon judges the liver disease unresectable",
                                              "If FDG-PET: positive"]
-    assert branches[0]["condition"][0]["expression"]["description"] == "the surgeon judges the liver disease unresectable"
+    assert branches[0]["condition"][0]["extension"] == [{"url": "urn:nelm:fhir:extension:condition",
+                                                         "valueString": "the surgeon judges the liver disease unresectable"}]
     leaf = branches[0]["action"][0]["action"][0]
     codes = {c["coding"][0]["system"]: c["coding"][0]["code"] for c in leaf["code"]}
     assert codes[EXPECTED_VERDICT_SYSTEM] == "preferred"

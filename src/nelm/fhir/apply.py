@@ -2,7 +2,7 @@
 
 * ``GET /fhir/PlanDefinition/nelm-pathways``: ``knowledge/pathways.yaml`` (through
   :func:`nelm.knowledge.load`) as a PlanDefinition: one action per pathway (its situation as
-  an applicability condition in SQL, the language nelm evaluates it in), one sub-action per
+  an applicability condition in SQL, the language nelm evaluates it in, as an extension), one sub-action per
   step (when, intent, reason, citations; options together or alternatives), one per option.
   Its ``version`` is the knowledge base's, its identifier the knowledge base's SHA-256.
 * ``POST /fhir/PlanDefinition/nelm-pathways/$apply`` with a ``Parameters`` resource:
@@ -32,8 +32,8 @@ from fastapi.responses import JSONResponse
 from .. import inputgate
 from ..assessment import assess
 from ..patient import InvalidPatient
-from .guidance import (INTENT_SYSTEM, OPTION_SYSTEM, STEP_WHEN_SYSTEM, WHEN_LABELS, KB_SYSTEM, _citation,
-                       guidance_response)
+from .guidance import (CONDITION_EXTENSION, INTENT_SYSTEM, KB_SYSTEM, OPTION_SYSTEM, SQL_CONDITION_EXTENSION,
+                       STEP_WHEN_SYSTEM, WHEN_LABELS, _citation, guidance_response)
 from .reader import read_bundle
 
 PLAN_ID = "nelm-pathways"
@@ -82,9 +82,13 @@ def _option_label(option_id: str) -> str:
 
 
 def _sql(condition: str, description: str) -> dict[str, Any]:
-    # application/sql (RFC 6922): the condition as nelm evaluates it, over the patient's facts
-    return {"kind": "applicability", "expression": {"language": "application/sql", "expression": condition,
-                                                    "description": description}}
+    """An applicability condition in the SQL nelm evaluates over the patient's facts. R4's JSON
+    Schema allows an Expression only in CQL, FHIRPath or a FHIR query (the binding is extensible
+    in the specification, an enum in the schema), and the expression is optional: the SQL goes in
+    an extension, with what it means."""
+    return {"kind": "applicability", "extension": [
+        {"url": SQL_CONDITION_EXTENSION, "valueString": condition},
+        {"url": CONDITION_EXTENSION, "valueString": description}]}
 
 
 def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
