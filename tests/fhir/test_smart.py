@@ -38,6 +38,7 @@ from starlette.routing import Route
 from nelm.fhir.smart import STATE_COOKIE
 from nelm.web import create_app
 
+from cds_schemas import RESPONSE, conforms
 from test_cds import EXAMPLE, _prefetch, hook
 
 with warnings.catch_warnings():
@@ -157,6 +158,7 @@ def _case_via_hook(client: TestClient, server: FakeSmartServer, patient_id: str 
     body = hook(prefetch=prefetch, patientId=patient_id) | {"fhirServer": server.iss}
     r = client.post("/cds-services/nelm-plan", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200, r.text
+    conforms(RESPONSE, r.json())  # CDS Hooks 2.0 Link: label, url, type smart, appContext a string
     [link] = r.json()["cards"][0]["links"]
     return json.loads(link["appContext"])["case"], link
 

@@ -4,7 +4,9 @@
   (``field ← resource/code``), conflicts and unread resources (``reader.py``);
 * :func:`guidance_response` — an assessment → a FHIR ``GuidanceResponse`` whose plan is a
   ``RequestGroup`` of proposed actions (``guidance.py``);
-* ``cds.py`` / ``web.py`` — CDS Hooks services and the web/API adapters.
+* ``cds.py`` / ``web.py`` — CDS Hooks services and the web/API adapters;
+* ``smart.py`` — SMART App Launch (EHR launch) from a card's ``smart`` link;
+* ``apply.py`` — the pathways as a PlanDefinition, and ``$apply`` (a CarePlan).
 
 Codes are read with the one table ``mapping.yaml``. These are thin adapters over
 :func:`nelm.assessment.assess`: no clinical decision is made here.
