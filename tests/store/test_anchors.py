@@ -10,6 +10,7 @@ moved back is refused, never re-chained.
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -340,7 +341,7 @@ def test_a_store_restamped_to_0001_is_refused_not_rechained(database_url):
 def test_a_stamp_moved_back_is_refused(database_url):
     _filled(database_url)
     _tamper(database_url, lambda conn: conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'"))
-    _refused_to_open(database_url, r"anchored at migration 0003_\w+ .* but is stamped 0002: the stamp was moved back")
+    _refused_to_open(database_url, r"anchored at migration 000[3-9]_\w+ .* but is stamped 0002: the stamp was moved back")
 
 
 @pytest.mark.parametrize("what", ["column", "stamp", "unknown stamp"])
@@ -445,7 +446,7 @@ def test_serve_refuses_a_moved_back_stamp(database_url, server_env, nelm_server)
     assert r.returncode == 3, r.stderr
     assert "the stamp was moved back" in r.stderr and "--allow-broken-chain" in r.stderr
     assert "Traceback" not in r.stderr
-    assert "anchored at migration 0003_" in r.stderr
+    assert re.search(r"anchored at migration 000[3-9]_", r.stderr)
 
     server = nelm_server(database_url, "--allow-broken-chain")  # told to: it starts, and says why
     server.stop()

@@ -499,6 +499,7 @@ def test_a_session_look_up_that_fails_is_a_503_not_a_pass(token_client, monkeypa
         raise OSError("connection refused")
 
     monkeypatch.setattr(sessions, "alive", down)
+    monkeypatch.setattr(sessions, "lookup", down)  # what the middleware calls (the session's actor too)
     token_client.cookies.set("nelm_session", cookie)
     r = token_client.get("/cases", follow_redirects=False)
     assert r.status_code == 503 and "case store does not answer" in r.text

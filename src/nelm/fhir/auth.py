@@ -39,6 +39,11 @@ CORS_ENV = "NELM_CDS_CORS_ORIGINS"            # comma-separated origins allowed 
 FHIR_SERVERS_ENV = "NELM_CDS_FHIR_SERVERS"    # comma-separated base URLs a hook's fhirServer may name
 PRIVATE_ENV = "NELM_CDS_ALLOW_PRIVATE_FHIR"   # 1: allow fhirServer on internal addresses (loopback, private)
 DEADLINE_ENV = "NELM_CDS_DEADLINE_SECONDS"    # total time for all FHIR fetches of one hook call
+RETENTION_ENV = "NELM_CDS_RETENTION_DAYS"      # days a case the CDS service keeps outlives its last assessment
+RETENTION_DAYS = 90
+SMART_CLIENT_ENV = "NELM_SMART_CLIENT_ID"     # nelm's client id at the EHR's authorization server (SMART launch)
+SMART_SCOPE_ENV = "NELM_SMART_SCOPE"          # the scopes a SMART launch asks for
+SMART_SCOPE = "launch openid fhirUser patient/*.read"
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"]
 LEEWAY_SECONDS = 30
@@ -67,6 +72,9 @@ class CdsSettings:
     fhir_servers: tuple[str, ...] = ()       # empty: any public http(s) server (see allow_private)
     allow_private: bool = False
     deadline_seconds: float = 8.0
+    retention_days: int = RETENTION_DAYS      # CDS cases are purged this long after their last version
+    smart_client_id: str | None = None       # None: no SMART launch (cards link to the page)
+    smart_scope: str = SMART_SCOPE
     seen_jti: dict[str, float] = field(default_factory=dict)
     jwks_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +111,18 @@ def load_clients(path: str | Path) -> dict[str, CdsClient]:
     return clients
 
 
+def _retention_days(text: str | None) -> int:
+    if not text:
+        return RETENTION_DAYS
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise ValueError(f"{RETENTION_ENV}: a whole number of days, at least 1 (got {text!r})")
+    return days
+
+
 def settings_from_env() -> CdsSettings:
     clients_file = os.environ.get(CLIENTS_ENV)
     return CdsSettings(
@@ -111,7 +131,10 @@ def settings_from_env() -> CdsSettings:
         cors_origins=_split(os.environ.get(CORS_ENV)),
         fhir_servers=_split(os.environ.get(FHIR_SERVERS_ENV)),
         allow_private=os.environ.get(PRIVATE_ENV, "") == "1",
-        deadline_seconds=float(os.environ.get(DEADLINE_ENV) or 8.0))
+        deadline_seconds=float(os.environ.get(DEADLINE_ENV) or 8.0),
+        retention_days=_retention_days(os.environ.get(RETENTION_ENV)),
+        smart_client_id=os.environ.get(SMART_CLIENT_ENV) or None,
+        smart_scope=os.environ.get(SMART_SCOPE_ENV) or SMART_SCOPE)
 
 
 # ------------------------------------------------------------------ JWT

@@ -328,6 +328,7 @@ class Assessed:
     patient: Patient
     assessment: dict[str, Any]
     link: str | None   # the full assessment page
+    launch: dict[str, str] | None = None   # the SMART launch link (smart.card_link), when configured
 
 
 def _source(a: dict[str, Any], base_url: str, sources: list[str]) -> dict[str, Any]:
@@ -338,6 +339,10 @@ def _source(a: dict[str, Any], base_url: str, sources: list[str]) -> dict[str, A
 
 
 def _links(done: Assessed) -> list[dict[str, str]]:
+    """The card's link to the case: a SMART launch (CDS Hooks 2.0 Link ``type: "smart"`` with the
+    case in ``appContext``) when nelm has a SMART client id, else the page itself."""
+    if done.launch:
+        return [done.launch]
     return [{"label": "Full assessment in nelm", "url": done.link, "type": "absolute"}] if done.link else []
 
 

@@ -28,6 +28,8 @@ PLAN_STATUS_SYSTEM = "urn:nelm:plan-status"
 EXPECTED_VERDICT_SYSTEM = "urn:nelm:expected-verdict"   # a later step's verdict when the step comes
 FIELD_EXTENSION = "urn:nelm:fhir:extension:field"         # the contract's dotted field a requirement asks for
 FIELD_LABEL_EXTENSION = "urn:nelm:fhir:extension:field-label"
+CONDITION_EXTENSION = "urn:nelm:fhir:extension:condition"         # a branch's condition, in words
+SQL_CONDITION_EXTENSION = "urn:nelm:fhir:extension:sql-condition"  # a pathway's condition as nelm evaluates it
 WHEN_LABELS = {"now": "now", "after_response": "after response", "at_progression": "at progression",
                "if_symptoms_persist": "if symptoms persist"}
 
@@ -156,9 +158,11 @@ def request_group(assessment: dict[str, Any], subject: str | None = None) -> dic
             "prefix": f"Branch {n + 1}",
             "title": f"If {condition}",
             "description": f"Plan if {condition} (plan {branch.get('status', 'undetermined')})",
+            # The condition is in words, no computable language: R4's JSON Schema allows an
+            # Expression only in CQL, FHIRPath or a FHIR query, so the words go in an extension
+            # (condition.expression is optional) and in the title.
             "condition": [{"kind": "applicability",
-                           "expression": {"language": "text/plain", "description": condition,
-                                          "expression": condition}}],
+                           "extension": [{"url": CONDITION_EXTENSION, "valueString": condition}]}],
             "code": [_concept(PLAN_STATUS_SYSTEM, branch.get("status", "undetermined"),
                               f"plan {branch.get('status', 'undetermined')}")],
             "groupingBehavior": "logical-group", "selectionBehavior": "all",

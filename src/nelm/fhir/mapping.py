@@ -236,7 +236,7 @@ class Mapping:
     def system_name(self, uri: str | None) -> str:
         """``LOINC`` for http://loinc.org: how provenance names a code system."""
         name = self.names.get(uri or "")
-        return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "atc": "ATC", "rxnorm": "RxNorm",
+        return {"loinc": "LOINC", "snomed": "SNOMED CT", "icd10cm": "ICD-10-CM", "icd10gm": "ICD-10-GM", "icd10": "ICD-10", "atc": "ATC", "rxnorm": "RxNorm",
                 "icdo3": "ICD-O-3", "ncit": "NCI Thesaurus",
                 "nelm_option": "nelm option"}.get(name or "", uri or "no system")
 

@@ -265,6 +265,31 @@ CURRENT = ("active", "recurrence", "relapse")
 NOT_CURRENT = {"inactive": "inactive", "remission": "in remission", "resolved": "resolved"}
 
 
+# The German diagnosis certainty on an ICD-10-GM coding (HL7 Deutschland basisprofil-de-r4
+# extensions/ExtensionICD10GMDiagnosesicherheit.fsh: context Condition.code.coding, a Coding from
+# the KBV value set KBV_VS_SFHIR_ICD_DIAGNOSESICHERHEIT; basisprofil examples code G, V and Z,
+# KBV's coding rules A = ausgeschlossene Diagnose). Only G (gesichert) states a current fact.
+GM_CERTAINTY = "http://fhir.de/StructureDefinition/icd-10-gm-diagnosesicherheit"
+GM_NOT_FACT = {"A": "A (ausgeschlossen: the diagnosis was excluded)",
+               "V": "V (Verdacht: suspected, not confirmed)",
+               "Z": "Z (Zustand nach: a past condition)"}
+
+
+def _gm_uncertain(c: Any) -> str | None:
+    """Why an ICD-10-GM coding's Diagnosesicherheit says the Condition is no current fact."""
+    for coding in getattr(c.code, "coding", None) or []:
+        for ext in getattr(coding, "extension", None) or []:
+            if ext.url != GM_CERTAINTY:
+                continue
+            value = getattr(ext, "valueCoding", None)
+            code = getattr(value, "code", None) or getattr(ext, "valueCode", None)
+            if code in GM_NOT_FACT:
+                return f"ICD-10-GM Diagnosesicherheit {GM_NOT_FACT[code]}: not a confirmed current fact"
+            if code != "G":
+                return f"ICD-10-GM Diagnosesicherheit {code!r} is not one nelm reads (read: G, gesichert, or none given)"
+    return None
+
+
 def _not_current(c: Any, codings: Any) -> str | None:
     """Why a Condition states no current fact (None: it does)."""
     verification = [x.code for x in codings(c.verificationStatus) if x.code]
@@ -633,7 +658,7 @@ class _Reader:
 
     # -------------------------------------------------------------- Condition
     def _condition(self, name: str, c: Any) -> None:
-        reason = _not_current(c, self._codings)
+        reason = _not_current(c, self._codings) or _gm_uncertain(c)
         if reason is not None:
             self.unread.append(Unread(name, reason))
             return

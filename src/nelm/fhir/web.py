@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
 from urllib.parse import urlsplit
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from ..web.pages import render
 from ..web.security import MAX_BODY_BYTES, actor_of, require_csrf
 from ..web.service import assess_and_store
 from . import cds
+from .auth import RETENTION_DAYS, RETENTION_ENV
 from .guidance import guidance_response
 from .reader import BUNDLE_SCHEMA, FhirImport, read_bundle
 
@@ -231,11 +233,17 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
     store = request.app.state.store
     try:
         with _case_lock:  # one case per FHIR patient: a second call adds a version to it
+            purge_expired(request.app)  # before the look-up: an expired case is not extended but replaced
             case_id = _case_of(store, label)
-            v = assess_and_store(store, patient, actor=actor_of(request), case_id=case_id)
+            v = assess_and_store(store, patient, actor=actor_of(request), case_id=case_id, origin="cds")
     except InvalidPatient as exc:  # nothing an assessment starts from could be read: say so, store nothing
         return JSONResponse({"cards": [cds.invalid_card(exc, base)]})
-    done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}")
+    launch = None
+    if settings is not None and settings.smart_client_id:  # the card's link launches nelm as a SMART app
+        from .smart import base_url, card_link
+
+        launch = card_link(base_url(request, settings), v.case_id)
+    done = cds.Assessed(imported, patient, v.assessment, f"{base}cases/{v.case_id}", launch)
     if cds.SERVICES[service_id]["hook"] in cds.ORDER_HOOKS:
         cards = cds.order_cards(done, body["context"], base)
     else:
@@ -245,13 +253,39 @@ def _answer_hook(service_id: str, request: Request, body: Any) -> JSONResponse:
 
 
 _case_lock = threading.Lock()
+PURGE_EVERY_SECONDS = 3600  # the retention purge runs at start-up, then at most hourly, on a hook call
 
 
-def _case_label(body: dict[str, Any], imported: FhirImport) -> str:
-    """The case's label: the FHIR patient it was read for, and where from (the EHR's server)."""
+def purge_expired(app: FastAPI, force: bool = False, now: dt.datetime | None = None) -> list[str]:
+    """Purge the CDS service's cases whose retention (``NELM_CDS_RETENTION_DAYS`` after their
+    last version) has passed: their content becomes a tombstone, the purge is in the audit
+    chain (:meth:`nelm.store.repository.CaseStore.purge_expired`). The ids purged."""
+    import logging
+
+    tick = time.monotonic()
+    last = getattr(app.state, "cds_purged_at", None)
+    if not force and last is not None and tick - last < PURGE_EVERY_SECONDS:
+        return []
+    app.state.cds_purged_at = tick
+    settings = getattr(app.state, "cds_settings", None)
+    days = settings.retention_days if settings is not None else RETENTION_DAYS
+    before = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
+    try:
+        purged = app.state.store.purge_expired(before, note=f"{RETENTION_ENV}={days}")
+    except Exception:  # noqa: BLE001 - a purge that fails is retried on the next schedule; the hook goes on
+        logging.getLogger(__name__).exception("the retention purge of CDS cases failed")
+        return []
+    if purged:
+        logging.getLogger(__name__).info("retention: purged %d CDS case(s) older than %d days", len(purged), days)
+    return purged
+
+
+def _case_label(body: dict[str, Any], imported: FhirImport | None, ref: str | None = None) -> str:
+    """The case's label: the FHIR patient it was read for, and where from (the EHR's server).
+    A SMART launch (:mod:`.smart`) finds the case by it: ``ref`` is then its token's patient."""
     server = body.get("fhirServer") if isinstance(body.get("fhirServer"), str) else None
     where = urlsplit(server).netloc if server else "EHR"
-    ref = imported.subject_reference or f"Patient/{body['context']['patientId']}"
+    ref = ref or (imported.subject_reference if imported else None) or f"Patient/{body['context']['patientId']}"
     return f"FHIR {ref} ({where})"[:200]
 
 
@@ -337,6 +371,13 @@ def include_fhir(app: FastAPI) -> None:
     from .auth import install
 
     install(app)
+    if hasattr(app.state, "store"):
+        purge_expired(app, force=True)  # at start-up
     app.include_router(api_router)
     app.include_router(cds_router)
     app.include_router(page_router)
+    from .apply import router as apply_router
+    from .smart import router as smart_router
+
+    app.include_router(smart_router)
+    app.include_router(apply_router)

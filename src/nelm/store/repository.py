@@ -51,6 +51,15 @@ class StaleVersion(Exception):
 
 
 DECISION_ACTION = "board_decision"
+# the create entry of a case the CDS service keeps for a FHIR patient ends with this (one write
+# appends one audit row, the one its anchor signs, so the mark is in that row)
+CDS_MARK = "; kept by the CDS service for a FHIR patient: retention applies"
+PURGE_ACTION = chain.PURGE_ACTION     # its content was purged at the end of its retention
+TOMBSTONE = chain.TOMBSTONE           # what a purged version's patient and assessment become
+
+
+class CasePurged(CaseNotFound):
+    """The case's content was purged (retention); only its tombstone and audit trail remain."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +238,11 @@ class CaseStore:
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, patient: dict[str, Any], assessment: dict[str, Any], *, actor: str) -> StoredVersion:
-        """A new case with its first version, and the audit entry, in one transaction."""
+    def create(self, patient: dict[str, Any], assessment: dict[str, Any], *, actor: str,
+               origin: str | None = None) -> StoredVersion:
+        """A new case with its first version, and the audit entry, in one transaction.
+        ``origin="cds"``: a case the CDS service keeps for a FHIR patient, marked in its create
+        entry (:data:`CDS_MARK`) so that its retention applies to it."""
         kb_version, kb_sha = _kb(assessment)
         now = utcnow()
         case_id = str(uuid.uuid4())
@@ -239,7 +251,8 @@ class CaseStore:
             case_id=case_id, version=1, patient=patient, assessment=assessment,
             kb_version=kb_version, kb_sha256=kb_sha, created_at=now))
         entry = chain.prepare("audit_log", dict(at=now, actor=actor, action="create", case_id=case_id, version=1,
-                                                detail=f"knowledge base {kb_version}"))
+                                                detail=f"knowledge base {kb_version}"
+                                                       + (CDS_MARK if origin == "cds" else "")))
         with self._write() as (s, appended):
             # The case row first: versions reference it, and on SQLite writing first takes
             # the write lock before anything is read, so the chains' ends read below are
@@ -250,6 +263,45 @@ class CaseStore:
             row = chain.append(conn, version)
             appended += [("case_versions", row), ("audit_log", chain.append(conn, entry))]
         return _written(row)
+
+    def purge_expired(self, before: datetime, *, actor: str = "retention", note: str = "") -> list[str]:
+        """Purge the cases the CDS service keeps (:data:`CDS_MARK`) whose latest version was made
+        before ``before``; the ids of those purged.
+
+        A purged case keeps its rows as tombstones: each version's ``patient`` and
+        ``assessment`` become :data:`TOMBSTONE`, every other column (``row_hash`` included)
+        stays, so the hash chain still links; the case's label is cleared. One audit entry
+        per case (``retention_purge``) records each purged row's id and hash, in the same
+        transaction: :func:`nelm.store.chain.verify` accepts a tombstone row only with it.
+        """
+        cv = CaseVersion.__table__
+        with self._session() as s:
+            marked = select(AuditEntry.case_id).where(AuditEntry.action == "create",
+                                                      AuditEntry.detail.endswith(CDS_MARK, autoescape=True))
+            purged = select(AuditEntry.case_id).where(AuditEntry.action == PURGE_ACTION)
+            due = s.execute(select(cv.c.case_id).where(cv.c.case_id.in_(marked), cv.c.case_id.not_in(purged))
+                            .group_by(cv.c.case_id).having(func.max(cv.c.created_at) < before)).scalars().all()
+        done = []
+        for case_id in due:
+            if self._purge(case_id, before, actor, note):
+                done.append(case_id)
+        return done
+
+    def _purge(self, case_id: str, before: datetime, actor: str, note: str) -> bool:
+        cv = CaseVersion.__table__
+        with self._write() as (s, appended):
+            # the case's row first: add_version updates it too, so the two take turns
+            s.execute(update(Case).where(Case.id == case_id).values(patient_label=None))
+            rows = s.execute(select(cv.c.id, cv.c.row_hash, cv.c.created_at).where(cv.c.case_id == case_id)
+                             .order_by(cv.c.id)).all()
+            if not rows or max(_aware(r.created_at, UTCDateTime()) for r in rows) >= before:
+                return False  # a version was added meanwhile: the case is in use again
+            s.execute(update(cv).where(cv.c.case_id == case_id).values(patient=TOMBSTONE, assessment=TOMBSTONE))
+            detail = json.dumps({"versions": {str(r.id): r.row_hash for r in rows}, "note": note},
+                                sort_keys=True, separators=(",", ":"))
+            appended.append(("audit_log", chain.append(s.connection(), "audit_log", dict(
+                at=utcnow(), actor=actor, action=PURGE_ACTION, case_id=case_id, version=None, detail=detail))))
+        return True
 
     def add_version(self, case_id: str, patient: dict[str, Any], assessment: dict[str, Any], *,
                     actor: str, expected_latest: int | None = None) -> StoredVersion:
@@ -277,6 +329,9 @@ class CaseStore:
                 raise CaseNotFound(case_id)
             if locked.rowcount != 1:  # versions without their cases row: deleted by hand
                 raise CaseNotFound(f"{case_id} (its cases row is missing; `nelm audit verify` reports it)")
+            if s.scalar(select(CaseVersion.patient).where(CaseVersion.case_id == case_id,
+                                                           CaseVersion.version == latest)) == TOMBSTONE:
+                raise CasePurged(case_id)  # a purged case stays purged: new facts make a new case
             if expected_latest is not None and expected_latest != latest:
                 raise StaleVersion(case_id, expected_latest, latest)
             n = latest + 1
@@ -340,6 +395,8 @@ class CaseStore:
         v = s.scalar(select(CaseVersion).where(CaseVersion.case_id == case_id, CaseVersion.version == n))
         if v is None:
             raise VersionNotFound(f"{case_id} v{n}")
+        if v.patient == TOMBSTONE:
+            raise CasePurged(case_id)
         return _stored(v)
 
     def versions(self, case_id: str) -> list[VersionInfo]:
@@ -366,7 +423,8 @@ class CaseStore:
         last = cv.alias("last")
         label = last.c.patient["id"].as_string()
         base = select(agg.c.case_id, agg.c.latest, agg.c.created_at, agg.c.updated_at, label.label("label")).join(
-            last, and_(last.c.case_id == agg.c.case_id, last.c.version == agg.c.latest))
+            last, and_(last.c.case_id == agg.c.case_id, last.c.version == agg.c.latest)).where(
+            last.c.patient["purged"].as_string().is_(None))  # a purged case (its tombstone) is not listed
         if search:
             base = base.where(or_(label.icontains(search, autoescape=True),
                                   agg.c.case_id.startswith(search.lower(), autoescape=True)))

@@ -25,6 +25,9 @@ class WebSession(Base):
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # who the session acts as, when it is not the token's holder: the EHR user of a SMART
+    # launch (migration 0004_session_actor); NULL: the login form's user (the token)
+    actor: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class SessionStore:
@@ -33,15 +36,22 @@ class SessionStore:
     def __init__(self, engine: Engine):
         self._session = sessionmaker(engine, expire_on_commit=False)
 
-    def add(self, id_hash: str, now: datetime, expires: datetime) -> None:
+    def add(self, id_hash: str, now: datetime, expires: datetime, actor: str | None = None) -> None:
         with self._session.begin() as s:
             s.execute(delete(WebSession).where(WebSession.expires_at <= now))
-            s.add(WebSession(id_hash=id_hash, created_at=now, expires_at=expires))
+            s.add(WebSession(id_hash=id_hash, created_at=now, expires_at=expires, actor=actor))
 
     def alive(self, id_hash: str, now: datetime) -> bool:
+        return self.lookup(id_hash, now) is not None
+
+    def lookup(self, id_hash: str, now: datetime) -> tuple[str | None] | None:
+        """None: no live session; else a 1-tuple of the session's actor (None: the token's holder)."""
         with self._session() as s:
-            expires = s.scalar(select(WebSession.expires_at).where(WebSession.id_hash == id_hash))
-        return expires is not None and expires > now
+            row = s.execute(select(WebSession.expires_at, WebSession.actor)
+                            .where(WebSession.id_hash == id_hash)).first()
+        if row is None or row.expires_at <= now:
+            return None
+        return (row.actor,)
 
     def remove(self, id_hash: str) -> None:
         with self._session.begin() as s:

@@ -66,6 +66,7 @@ MAX_SESSION_COOKIE = 128  # the ids made here are 43 characters; a longer cookie
 MAX_BODY_BYTES = MAX_DOCUMENT_BYTES  # a request body is at most one patient document
 MIN_TOKEN_LENGTH = 16
 LOCAL_ACTOR = "local"
+OPEN_PATHS = frozenset({"/login", "/smart/launch", "/smart/callback"})
 
 ALLOWED_HOSTS_ENV = "NELM_ALLOWED_HOSTS"
 SECURE_COOKIES_ENV = "NELM_SECURE_COOKIES"
@@ -182,18 +183,26 @@ class Security:
         assert self.token
         return hmac.new(self.token.encode(), session.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
-    def new_session(self, now: float | None = None) -> str:
+    def new_session(self, now: float | None = None, actor: str | None = None) -> str:
+        """A new session; ``actor``: who it acts as in the audit log (a SMART launch's EHR
+        user), None for the token's holder (the login form)."""
         if not self.token or self.sessions is None:
             raise RuntimeError("sessions need an API token and a case store")
         at = _at(now)
         session = secrets.token_urlsafe(32)
-        self.sessions.add(self._digest(session), at, at + timedelta(seconds=SESSION_SECONDS))
+        self.sessions.add(self._digest(session), at, at + timedelta(seconds=SESSION_SECONDS), actor)
         return session
 
     def session_ok(self, cookie: str | None, now: float | None = None) -> bool:
         if not self.token or not cookie or self.sessions is None or len(cookie) > MAX_SESSION_COOKIE:
             return False
         return self.sessions.alive(self._digest(cookie), _at(now))
+
+    def session_actor(self, cookie: str | None, now: float | None = None) -> tuple[str | None] | None:
+        """None: not a live session; else a 1-tuple of who it acts as (None: the token's holder)."""
+        if not self.token or not cookie or self.sessions is None or len(cookie) > MAX_SESSION_COOKIE:
+            return None
+        return self.sessions.lookup(self._digest(cookie), _at(now))
 
     def end_session(self, cookie: str | None) -> None:
         if self.token and cookie and self.sessions is not None and len(cookie) <= MAX_SESSION_COOKIE:
@@ -288,10 +297,13 @@ class AuthMiddleware(HTTPMiddleware):
         headers = Headers(scope=scope)
         session = Request(scope).cookies.get(SESSION_COOKIE)
         authenticated = sec.token_ok(bearer(headers))
+        session_user: str | None = None
         if not authenticated and session:
             # one indexed look-up in the case store, off the event loop: every worker sees the same sessions
             try:
-                authenticated = await anyio.to_thread.run_sync(sec.session_ok, session)
+                found = await anyio.to_thread.run_sync(sec.session_actor, session)
+                authenticated = found is not None
+                session_user = found[0] if found else None
             except Exception:  # noqa: BLE001 - the store does not answer: fail closed, and say so
                 logging.getLogger(__name__).warning("session look-up failed: the case store does not answer")
                 await PlainTextResponse("The case store does not answer, so the login cannot be checked; "
@@ -306,16 +318,19 @@ class AuthMiddleware(HTTPMiddleware):
             await send(message)
 
         if authenticated:
-            state["actor"] = token_actor(sec.token)
+            # a SMART launch's session acts as the EHR user it was opened for (nelm.fhir.smart)
+            state["actor"] = session_user or token_actor(sec.token)
             await self.app(scope, receive, ending_sessions)
             return
-        # the login page and its stylesheet are the only things open without the token
-        if path == "/login" or path.startswith("/static/"):
+        # the login page and its stylesheet are the only things open without the token, and the
+        # SMART EHR launch (nelm.fhir.smart), whose authorization by the EHR is the login: its
+        # callback opens a session only for a state it issued, on an allow-listed FHIR server
+        if path in OPEN_PATHS or path.startswith("/static/"):
             state["actor"] = "anonymous"
             await self.app(scope, receive, send)
             return
         response: Response
-        if path.startswith("/api/") or path in ("/openapi.json", "/docs") or bearer(headers):
+        if path.startswith(("/api/", "/fhir/")) or path in ("/openapi.json", "/docs") or bearer(headers):
             response = JSONResponse({"detail": "authentication required: send Authorization: Bearer <NELM_API_TOKEN>"},
                                     status_code=401, headers={"WWW-Authenticate": "Bearer"})
         else:
@@ -516,10 +531,11 @@ def csrf_ok(request: Request, submitted: Any) -> bool:
             and hmac.compare_digest(submitted.encode("utf-8", "surrogatepass"), (expected or "").encode()))
 
 
-def set_session_cookie(request: Request, response: Response, security: Security) -> None:
-    """Log the browser in: a new session (ending the one it had, if any) in a strict cookie."""
+def set_session_cookie(request: Request, response: Response, security: Security, actor: str | None = None) -> None:
+    """Log the browser in: a new session (ending the one it had, if any) in a strict cookie;
+    ``actor``: who the session acts as (see :meth:`Security.new_session`)."""
     security.end_session(request.cookies.get(SESSION_COOKIE))
-    response.set_cookie(SESSION_COOKIE, security.new_session(), max_age=SESSION_SECONDS, httponly=True,
+    response.set_cookie(SESSION_COOKIE, security.new_session(actor=actor), max_age=SESSION_SECONDS, httponly=True,
                         samesite="strict", path="/", secure=_secure(request))
 
 

@@ -64,11 +64,13 @@ def refuse_empty(patient: Patient) -> None:
 
 
 def assess_and_store(store: CaseStore, patient: Patient, *, actor: str, case_id: str | None = None,
-                     guideline: str | None = None, expected_latest: int | None = None) -> StoredVersion:
+                     guideline: str | None = None, expected_latest: int | None = None,
+                     origin: str | None = None) -> StoredVersion:
+    """``origin="cds"``: a new case the CDS service keeps for a FHIR patient (its retention applies)."""
     refuse_empty(patient)
     result = assess(patient, guideline)
     if case_id is None:
-        return store.create(document(patient), result, actor=actor)
+        return store.create(document(patient), result, actor=actor, origin=origin)
     return store.add_version(case_id, document(patient), result, actor=actor, expected_latest=expected_latest)
 
 
