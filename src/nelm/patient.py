@@ -487,60 +487,75 @@ def set_field(doc: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+# the walks flatten_document makes, worked out once: (column, section or None, key)
+_SCALAR_PATHS = [(column_of(f), *(f.split(".") if "." in f else (None, f))) for f in SCALAR_FIELDS]
+_PRIOR_COLUMNS = [(t, f"prior_{t}", f"prior_{t}_months", f"prior_{t}_ongoing") for t in OPTION_IDS]
+
+
 def flatten(patient: Patient) -> dict[str, Any]:
     """One row of column values; None means unknown."""
-    data = patient.model_dump()
-    row: dict[str, Any] = {}
-    for field in SCALAR_FIELDS:
-        node: Any = data
-        for part in field.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        row[column_of(field)] = node
+    return flatten_document(patient.model_dump())
 
-    ehd = patient.extrahepatic
-    sites = ehd.sites if ehd else None
+
+def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
+    """The flat row of a patient document in the model's dumped shape (a section may be
+    absent or hold only some keys). The plan's what-if patients are documents derived from a
+    validated one, flattened without building a model each time (nelm.plan)."""
+    row: dict[str, Any] = {}
+    for column, section, leaf in _SCALAR_PATHS:
+        if section is None:
+            row[column] = data.get(leaf)
+        else:
+            node = data.get(section)
+            row[column] = node.get(leaf) if node else None
+
+    ehd = data.get("extrahepatic") or None
+    sites = ehd.get("sites") if ehd else None
+    present = ehd.get("present") if ehd else None
     # An empty list only says "no sites" when the patient is known to have no extrahepatic disease.
-    known_sites = sites is not None and (sites or (ehd is not None and ehd.present is False))
+    known_sites = sites is not None and (sites or present is False)
     for col in SITE_COLUMNS:
         site = col.removeprefix("extrahepatic_sites_")
         row[col] = (site in sites) if known_sites else None
-    if ehd and ehd.present is False and ehd.peritoneal_carcinomatosis is None:
+    if present is False and ehd.get("peritoneal_carcinomatosis") is None:
         row["extrahepatic_peritoneal_carcinomatosis"] = "none"
-    if ehd and ehd.present is False and ehd.symptomatic is None:
+    if present is False and ehd.get("symptomatic") is None:
         row["extrahepatic_symptomatic"] = False
     # carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
     # known to be non-functional is taken not to have it unless the record says otherwise
-    if patient.functional_syndrome == "none" and patient.carcinoid_heart_disease is None:
+    if data.get("functional_syndrome") == "none" and data.get("carcinoid_heart_disease") is None:
         row["carcinoid_heart_disease"] = "none"
 
     # a surgeon's "all removable" follows from a percentage when only that is given
     if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
         row["liver_resectable"] = row["liver_resectable_fraction_percent"] >= 100
 
-    prior = patient.prior_therapies
-    for therapy in OPTION_IDS:
-        col = f"prior_{therapy}"
+    prior = data.get("prior_therapies")
+    course = (data.get("course") or {}).get("status")
+    by_therapy: dict[str, list[dict[str, Any]]] = {}
+    for p in prior or ():
+        by_therapy.setdefault(p["therapy"], []).append(p)
+    for therapy, col, col_months, col_ongoing in _PRIOR_COLUMNS:
         if prior is None:
-            row[col] = row[f"{col}_months"] = row[f"{col}_ongoing"] = None
+            row[col] = row[col_months] = row[col_ongoing] = None
             continue
-        given = [p for p in prior if p.therapy == therapy]
+        given = by_therapy.get(therapy)
         if not given:
-            row[col], row[f"{col}_months"], row[f"{col}_ongoing"] = "none", None, False
+            row[col], row[col_months], row[col_ongoing] = "none", None, False
             continue
-        row[col] = worst_outcome([p.outcome for p in given], [p.ongoing for p in given], patient.course and
-                                 patient.course.status)
+        ongoing = [p.get("ongoing") for p in given]
+        row[col] = worst_outcome([p.get("outcome") for p in given], ongoing, course)
         # the shortest response governs re-treatment
-        months = [p.months_to_progression for p in given if p.months_to_progression is not None]
-        row[f"{col}_months"] = min(months) if months else None
-        ongoing = [p.ongoing for p in given]
-        row[f"{col}_ongoing"] = True if True in ongoing else (False if all(o is False for o in ongoing) else None)
+        months = [p["months_to_progression"] for p in given if p.get("months_to_progression") is not None]
+        row[col_months] = min(months) if months else None
+        row[col_ongoing] = True if True in ongoing else (False if all(o is False for o in ongoing) else None)
     # an outcome not recorded is neither progression nor its absence (contract v3): the
     # count is unknown while any therapy's outcome is
     outcomes = [row[f"prior_{t}"] for t in OPTION_IDS]
     row["prior_progression_count"] = None if prior is None or None in outcomes else float(
         outcomes.count("progression"))
     row["prior_systemic_lines"] = None if prior is None else float(
-        len({p.therapy for p in prior if p.therapy in SYSTEMIC_LINES}))
+        len({p["therapy"] for p in prior if p["therapy"] in SYSTEMIC_LINES}))
     return row
 
 

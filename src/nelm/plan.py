@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from pydantic import ValidationError
 
 from .engine import Evaluation, evaluate, plan_view, strongest_level
 from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .patient import COLUMN_FIELDS, Patient, set_field
+from .consistency import refusals
+from .patient import COLUMN_FIELDS, Patient, flatten_document, set_field
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -326,21 +326,42 @@ class _Planner:
         verdicts, conditions, what each missing fact affects; no text)."""
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            p = self.completed(values)
-            if p is None:
+            row = self.completed(values)
+            if row is None:
                 self._states[key] = None
             else:
-                ev = evaluate(p, self.kb, verdicts_only=True)
+                ev = self._evaluated(row)
                 view = plan_view(ev, self.kb, conditions=False)
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 
-    def completed(self, values: dict[str, Any]) -> Patient | None:
-        """The patient with ``values`` filled in (None: the record contradicts them), validated once."""
+    def _evaluated(self, row: dict[str, Any]) -> Evaluation:
+        """The verdict pass on a flat row; two sets of filled-in facts that give the same row
+        (a fact that follows, a value the record already implies) share one evaluation."""
+        key = ("row",) + tuple(row.values())
+        if key not in self._states:
+            self._states[key] = evaluate(row, self.kb, verdicts_only=True)
+        return self._states[key]
+
+    def completed(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """The flat row of the patient with ``values`` filled in (None: the record contradicts
+        them). The document derives from one that passed the input gate and the model, and
+        the values come from the knowledge base, so the model's checks that can fail are the
+        consistency checks, run here on the row, and a history's filled-in outcome against
+        its months to progression (the one check of a therapy record)."""
         key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            self._states[key] = _with(self.base, values)
+            data = _document(self.base, values)
+            if data is None:
+                self._states[key] = None
+            else:
+                row = flatten_document(data)
+                self._states[key] = None if refusals(row) else row
         return self._states[key]
+
+    def patient_with(self, values: dict[str, Any]) -> Patient:
+        """The patient model with ``values`` filled in (the assessment that words a step)."""
+        return Patient.model_validate(_document(self.base, values))
 
     def valid(self, values: dict[str, Any]) -> bool:
         """Is the document with ``values`` filled in still consistent (the model's checks only)?"""
@@ -352,7 +373,7 @@ class _Planner:
             return self.today
         key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            _, a = self.reassess(self.completed(values))
+            _, a = self.reassess(self.patient_with(values))
             self._states[key] = {o["id"]: o for o in a["options"]}
         return self._states[key]
 
@@ -465,8 +486,8 @@ class _Planner:
         step reads), without the assessment's reasons and missing data."""
         key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            p = self.completed(values)
-            self._states[key] = None if p is None else _verdicts_only(evaluate(p, self.kb, verdicts_only=True), self.kb)
+            row = self.completed(values)
+            self._states[key] = None if row is None else _verdicts_only(self._evaluated(row), self.kb)
         return self._states[key]
 
 
@@ -707,20 +728,20 @@ def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[st
             for r in records]
 
 
-def _with(data: dict[str, Any], values: dict[str, Any]) -> Patient | None:
-    """The patient document with ``values`` (dotted paths) filled in, if it is still valid.
-    ``prior_therapies`` given as an outcome fills the history's unrecorded outcomes."""
+def _document(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+    """The patient document with ``values`` (dotted paths) filled in; ``prior_therapies``
+    given as an outcome fills the history's unrecorded outcomes, and None says that filling
+    contradicts a record's months to progression (months are given only with progression)."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     if isinstance(values.get("prior_therapies"), str):
         values = dict(values)
         data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
+        if any(r.get("months_to_progression") is not None and r.get("outcome") not in ("progression", None)
+               for r in data["prior_therapies"] or []):
+            return None
     for dotted, value in values.items():
         set_field(data, dotted, value)
-    try:
-        # the document derives from one that passed the input gate: the model's own checks suffice
-        return Patient.model_validate(data)
-    except ValidationError:
-        return None
+    return data
 
 
 def _plan(status: str, pw: Any, steps: list[dict[str, Any]], assumptions: list[dict[str, Any]],
