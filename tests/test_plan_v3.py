@@ -169,3 +169,48 @@ def test_later_steps_show_the_verdicts_expected_then():
     assert later and "prrt" in later[0]["options"]
     assert later[0]["expected_verdicts"]["prrt"] in ("preferred", "reasonable")
     assert today["prrt"] not in ("preferred", "reasonable")
+
+
+def test_the_planners_what_if_rows_equal_the_validated_patients():
+    """The planner fills facts into the document and flattens it without building the model
+    (nelm.plan._Planner.completed): for every assumption record and alternative value of
+    pathways.yaml, and histories with outcomes filled in, the row is the validated patient's
+    row, and it is refused exactly when the model refuses the document."""
+    from pydantic import ValidationError
+
+    from nelm.engine import evaluate
+    from nelm.patient import Patient, flatten
+    from nelm.plan import _document, _Planner
+
+    checked = refused = 0
+    rng = random.Random(22)
+    for doc, patient in PATIENTS[:60]:
+        ev = evaluate(patient, KB)
+        planner = _Planner(patient, ev, {"options": []}, KB, lambda p: None)
+        trials = []
+        for a in KB.assumptions:
+            trials.append({a.field: a.assumed} | dict(a.also))
+            trials.append({a.field: a.alternative} | dict(a.also_if_not))
+            trials += [{a.field: v} for v in a.also_alternatives]
+        trials.append({"prior_therapies": rng.choice(["progression", "stable", "response", "intolerance"])})
+        for values in rng.sample(trials, min(12, len(trials))):
+            row = planner.completed(values)
+            data = _document(patient.model_dump(), values)
+            try:
+                model = None if data is None else Patient.model_validate(data)
+            except ValidationError:
+                model = None
+            assert (row is None) == (model is None), values
+            if model is not None:
+                assert row == flatten(model), values
+                checked += 1
+            else:
+                refused += 1
+    assert checked > 200 and refused > 0
+    # months to progression are given only with progression: a history filled in as stable
+    # that holds such months is refused, as the model refuses it
+    patient = validate_patient(patient_dict(prior_therapies=[
+        {"therapy": "ssa", "outcome": None, "months_to_progression": 14, "ongoing": False}]))
+    planner = _Planner(patient, evaluate(patient, KB), {"options": []}, KB, lambda p: None)
+    assert planner.completed({"prior_therapies": "stable"}) is None
+    assert planner.completed({"prior_therapies": "progression"})["prior_ssa"] == "progression"
