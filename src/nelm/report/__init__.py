@@ -82,9 +82,20 @@ def _image(arms: list[dict[str, Any]], fmt: str) -> Markup:
 
 @lru_cache(maxsize=64)
 def _png(arms_json: str) -> str:
-    """A chart as base64 PNG, drawn once per cohort and patient (the summary, the full report and a
-    second print of the same case reuse it); 150 dpi is print quality at the printed size."""
-    return base64.b64encode(charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150)).decode("ascii")
+    """A chart as base64 PNG; 150 dpi is print quality at the printed size. A chart is the same
+    picture for every patient its cohort is shown to (the published curves), and drawing one
+    takes about a tenth of a second (matplotlib's text), so it is drawn once and kept: in this
+    process, and on disk in nelm's cache (:mod:`nelm.cache`, keyed by what is drawn, nelm's
+    source and matplotlib's version), for the report jobs that run each in a fresh process."""
+    import hashlib
+
+    import matplotlib
+
+    from ..cache import cached
+
+    key = f"{hashlib.sha256(arms_json.encode()).hexdigest()}|{matplotlib.__version__}"
+    return cached("chart-png", key, lambda: base64.b64encode(
+        charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150)).decode("ascii"))
 
 
 def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: list[dict[str, Any]],
