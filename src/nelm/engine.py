@@ -404,11 +404,17 @@ class RowProgram:
     facts: Callable[[dict[str, Any]], dict[str, Any]]      # as entered, with variants and extra columns
     verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
     verdict_types: Dtypes
-    _casts: tuple[tuple[str, Callable[[Any], Any]], ...]
+    _casts: tuple[tuple[str, Callable[[Any], Any], type], ...]   # column, cast, the type it gives
 
     def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
         """The input columns in the frame's order and types (as Polars would store them)."""
-        return {c: cast(flat.get(c)) for c, cast in self._casts}
+        out = {}
+        get = flat.get
+        for c, cast, kind in self._casts:
+            v = get(c)
+            # most values already have their column's type (a flattened document): no call
+            out[c] = v if v is None or type(v) is kind else cast(v)
+        return out
 
 
 _PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
@@ -416,6 +422,7 @@ _PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
 _KEYED: dict[int, KnowledgeBase] = {}
 _DOWNSTREAM_CODE: dict[tuple[int, int], Callable[[dict[str, Any]], dict[str, Any]] | None] = {}
 _CASTS = {"float": rowcode.HELPERS["_f"], "bool": rowcode.HELPERS["_b"], "str": rowcode.HELPERS["_s"]}
+_CAST_TYPES = {"float": float, "bool": bool, "str": str}
 
 
 def _code_key() -> str:
@@ -446,7 +453,7 @@ def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -
             code, verdict_types = built
             namespace: dict[str, Any] = dict(rowcode.HELPERS)
             exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _generate from the knowledge base, read from our own cache
-            casts = tuple((c, _CASTS[t]) for c, t in COLUMN_TYPES.items())
+            casts = tuple((c, _CASTS[t], _CAST_TYPES[t]) for c, t in COLUMN_TYPES.items())
             _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
     return _PROGRAMS[key]
 

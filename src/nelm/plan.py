@@ -245,6 +245,8 @@ def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bo
 # --------------------------------------------------------------------------- what could change the lead
 
 def _fields(kb: KnowledgeBase, columns: list[str], row: dict[str, Any]) -> set[str]:
+    if not columns:
+        return set()
     roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
     return {f for col in columns for f in roots.fields(col)}
 

@@ -239,11 +239,27 @@ def coercion(dtype_name: str) -> str:
     return _COERCE[base]
 
 
+# helpers whose result is already True, False or None: a Boolean column computed by one of
+# them needs no cast (the cast was a call on every step of every evaluation)
+_BOOLEAN_HELPERS = frozenset({"_and", "_or", "_not", "_isin", "_eq", "_ne", "_gt", "_ge", "_lt", "_le"})
+
+
+def _cast(expr: str, kind: str) -> str:
+    """``expr`` cast to its kind, unless it is a call of a helper that gives that kind already."""
+    if kind == "bool":
+        import ast
+
+        tree = ast.parse(expr, mode="eval").body
+        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in _BOOLEAN_HELPERS:
+            return expr
+    return f"{_CAST[kind]}({expr})"
+
+
 def function_source(name: str, steps: Iterable[tuple[str, str, str]]) -> str:
     """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind."""
     lines = [f"def {name}(r):"]
     for column, expr, kind in steps:
-        lines.append(f"    r[{column!r}] = {_CAST[kind]}({expr})")
+        lines.append(f"    r[{column!r}] = {_cast(expr, kind)}")
     lines.append("    return r")
     return "\n".join(lines) + "\n"
 

@@ -282,7 +282,9 @@ def assumption_column(index: int) -> str:
     return f"assumption__{index}"
 
 
+@lru_cache(maxsize=4096)
 def pathway_column(pathway_id: str, step: int | None = None, option_id: str | None = None) -> str:
+    # a few hundred names, asked for tens of times in every plan: built once
     return "pathway__" + "__".join(str(p) for p in (pathway_id, step, option_id) if p is not None)
 
 
