@@ -1,7 +1,15 @@
+import os
+
 import pytest
 
 from nelm.assessment import assess
 from nelm.testing import make_patient
+
+
+# The servers the tests start do not draw every outcome chart in the background when they
+# start (nelm.web.reportjob.warm_charts, tested on its own in tests/report): dozens of starts
+# would each load the report's libraries in a worker of their own.
+os.environ.setdefault("NELM_WARM_CHARTS", "0")
 
 
 @pytest.fixture

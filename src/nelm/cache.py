@@ -79,6 +79,12 @@ def cached(kind: str, key: str, build: Callable[[], T]) -> T:
     return value
 
 
+def has(kind: str, key: str) -> bool:
+    """Is there an entry for (kind, key)? (Whether a piece of work was done already.)"""
+    path = _path(kind, key)
+    return path is not None and path.is_file()
+
+
 def _write(path: Path, payload: Any) -> None:
     """Write atomically (a reader never sees half a file); a cache that cannot be written is skipped."""
     try:

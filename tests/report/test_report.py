@@ -218,3 +218,64 @@ def test_without_expected_verdicts_a_later_step_shows_no_verdict_of_today_alone(
                 assert o["verdict"] in ("preferred", "reasonable", "undetermined")
             else:
                 assert o["verdict"] == "" and o["note"] == ""
+
+
+def test_every_chart_a_report_draws_is_drawn_ahead(tmp_path, monkeypatch):
+    """nelm serve draws every cohort's chart into the cache when it starts (report.draw_every_chart):
+    a printed report then draws none, whichever patient it is for (a chart shows the published
+    curves, never why the cohort matches the patient)."""
+    import random
+
+    import nelm.report as report
+    from nelm.assessment import assess
+    from nelm.patient import InvalidPatient, load_patient, validate_patient
+    from nelm.testing import random_patient_dict
+
+    monkeypatch.setenv("NELM_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NELM_CACHE", raising=False)
+    report._png.cache_clear()
+    n = report.draw_every_chart()
+    drawn = sorted(p.name for p in tmp_path.glob("chart-png-*"))
+    assert n >= 20 and len(drawn) == n
+    patients = [load_patient(p) for p in sorted(EXAMPLE.parent.glob("*.json"))]
+    rng = random.Random(21)
+    while len(patients) < 12:
+        try:
+            patients.append(validate_patient(random_patient_dict(rng, 0.2)))
+        except InvalidPatient:
+            continue
+    report._png.cache_clear()
+    for p in patients:
+        report.build_html(p, assess(p), chart_format="png", full=True)
+    assert sorted(p.name for p in tmp_path.glob("chart-png-*")) == drawn
+    report._png.cache_clear()
+
+
+def test_a_server_start_draws_the_charts_once_in_a_worker(tmp_path, monkeypatch):
+    """nelm serve's start (web.serve.settled -> reportjob.warm_charts) draws the charts in a
+    worker process and marks them drawn; the next start finds the mark and starts nothing."""
+    import time
+
+    from nelm.cache import has
+    from nelm.knowledge import load
+    from nelm.web import reportjob
+
+    monkeypatch.setenv("NELM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("NELM_WARM_CHARTS", "1")
+    monkeypatch.delenv("NELM_CACHE", raising=False)
+    kb = load()
+    assert not has("charts-drawn", kb.sha256)
+    reportjob.warm_charts()
+    deadline = time.monotonic() + 120
+    while not has("charts-drawn", kb.sha256) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert has("charts-drawn", kb.sha256)
+    assert len(list(tmp_path.glob("chart-png-*"))) >= 20
+    started = []
+    monkeypatch.setattr(reportjob, "_mp", lambda: started.append(1))
+    reportjob.warm_charts()
+    assert not started
+    monkeypatch.setenv("NELM_WARM_CHARTS", "0")
+    monkeypatch.setenv("NELM_CACHE_DIR", str(tmp_path / "other"))
+    reportjob.warm_charts()
+    assert not started

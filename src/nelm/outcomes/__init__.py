@@ -114,6 +114,17 @@ def _build_cohorts(kb: Any) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def arm_item(arm: dict[str, Any], *, curves: bool = True) -> dict[str, Any]:
+    """One arm of a cohort as an option's ``outcomes`` lists it (before why it matches the patient)."""
+    item = dict(arm)
+    if curves:
+        item["curve"] = [list(p) for p in arm["curve"]]
+    else:
+        del item["curve"]
+    item["reported"] = [dict(p) for p in arm["reported"]]
+    return item
+
+
 def cohort_arms(kb: Any) -> dict[str, list[dict[str, Any]]]:
     """Every cohort of outcomes.yaml with its fitted arms (cached per knowledge base)."""
     got = _cohort_cache.get(kb.sha256)
@@ -175,12 +186,7 @@ def attach_outcomes(assessment: dict[str, Any], row: dict[str, Any], kb: Any, *,
             seen.append(e.cohort)
             reason = " ".join(e.reason.format_map(vals).split())
             for arm in cohorts[e.cohort]:
-                item = dict(arm)
-                if curves:
-                    item["curve"] = [list(p) for p in arm["curve"]]
-                else:
-                    del item["curve"]
-                item["reported"] = [dict(p) for p in arm["reported"]]
+                item = arm_item(arm, curves=curves)
                 item["match_reason"] = reason
                 item["match"] = kind
                 outcomes.append(item)

@@ -75,9 +75,31 @@ def _image(arms: list[dict[str, Any]], fmt: str) -> Markup:
     title = arms[0].get("title") or arms[0]["cohort"]
     if fmt == "svg":
         return Markup(charts.inline_svg(arms))
-    data = _png(json.dumps(arms, sort_keys=True, default=str))
+    data = _png(_chart_key(arms))
     alt = f"{title}: reconstructed {arms[0]['endpoint']} curves"
     return Markup('<img class="chart-img" alt="{}" src="data:image/png;base64,{}">').format(alt, Markup(data))
+
+
+def _chart_key(arms: list[dict[str, Any]]) -> str:
+    """What a chart draws, as text: the picture does not show why the cohort matches a patient,
+    so it is the same chart for every patient shown that cohort."""
+    return json.dumps([{k: v for k, v in a.items() if k not in ("match", "match_reason")} for a in arms],
+                      sort_keys=True, default=str)
+
+
+def draw_every_chart(kb: Any = None) -> int:
+    """Draw the chart of every cohort of the knowledge base into nelm's cache (a printed report
+    then only lays out its pages); the number of charts. ``nelm serve`` runs it once, in a
+    report worker's process, when it starts (nelm.web.reportjob.warm_charts)."""
+    from ..knowledge import load
+    from ..outcomes import arm_item, cohort_arms
+
+    n = 0
+    for arms in cohort_arms(kb or load()).values():
+        for group in charts.group_by_cohort([arm_item(a) for a in arms]):
+            _png(_chart_key(group))
+            n += 1
+    return n
 
 
 @lru_cache(maxsize=64)

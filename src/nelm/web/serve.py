@@ -363,6 +363,13 @@ def settled(app: Any) -> Any:
     assess(Patient(), outcomes="summary")
     gc.collect()
     gc.freeze()
+    # the outcome charts drawn once into the cache, beside the server (a report worker of low
+    # priority, started from a thread: the worker's first start loads the report's libraries)
+    import threading
+
+    from .reportjob import warm_charts
+
+    threading.Thread(target=warm_charts, name="nelm-warm-charts", daemon=True).start()
     return app
 
 
