@@ -47,6 +47,12 @@ outcome, ``none``, ``given`` or NULL while an outcome is unknown), ``prior_thera
 view (filled-in values, sites NULL unless known) gives the same results, except that it
 cannot say that an empty sites list was given while extrahepatic disease is unknown, which
 matters where a plan assumes extrahepatic disease absent.
+
+A table need not have every column: given the table's columns (``nelm sql --columns`` or
+``--database``, :mod:`nelm.screen.sql_source`), the view reads those and takes each other
+input column as a typed NULL (:func:`typed_null`), unknown in every row, as ``nelm screen``
+takes a column its input lacks; the rest of the view is the same. Given output columns
+(``--select``, :func:`nelm.screen.columns.selected`), the pipeline keeps only what they read.
 """
 from __future__ import annotations
 
