@@ -272,3 +272,15 @@ def test_id_column_and_defaults():
                      "--id-column", "patient_id", "--select", "classification.who_grade")
     assert '"patient_id" AS "id"' in view
     assert _cli_view("--table", "registry.patients") == create_view("registry.patients") + "\n"
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "duckdb", "spark"])
+def test_fitted_view_renders_in_every_dialect(dialect):
+    """The typed NULLs in each dialect's own type names, and the statement parses back."""
+    import sqlglot
+
+    text = create_view("registry.patients", dialect=dialect, columns=["id", "age_years"],
+                       select=["options.ssa.verdict"])
+    sqlglot.parse_one(text, read=dialect)
+    assert {"postgres": "CAST(NULL AS DOUBLE PRECISION)", "duckdb": "CAST(NULL AS DOUBLE)",
+            "spark": "CAST(NULL AS STRING)"}[dialect] in text
