@@ -377,11 +377,23 @@ class Dialect(str, Enum):
 
 @app.command()
 def sql(
-    dialect: Dialect = typer.Option(Dialect.postgres, "--dialect", help="SQL dialect of the database"),
+    dialect: Optional[Dialect] = typer.Option(None, "--dialect", help="SQL dialect of the database (default: the "
+                                              "--database URL's, else postgres)"),
     table: Optional[str] = typer.Option(None, "--table", help="table of patients the view reads (columns named by "
                                         "dotted field path, see README)"),
     view: str = typer.Option("nelm_assessment", "--view", help="name of the view"),
     guideline: Optional[str] = typer.Option(None, "--guideline", "-g", help=GUIDELINE_HELP),
+    columns: Optional[str] = typer.Option(None, "--columns", help="the table's columns, comma-separated (dotted "
+                                          "field paths): the view reads only these; every other column it needs is "
+                                          "unknown (NULL), as nelm screen takes a column its input lacks"),
+    database: Optional[str] = typer.Option(None, "--database", help="read the table's columns from this database "
+                                           "(SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/db, or "
+                                           "duckdb:///file.duckdb), as --columns"),
+    select: Optional[str] = typer.Option(None, "--select", help="output columns, comma-separated, as nelm screen "
+                                         "names them; patterns allowed (criteria.*, options.*.verdict, plan.leading): "
+                                         "the view computes only these"),
+    id_column: str = typer.Option("id", "--id-column", help="the table's column identifying the patient, kept as "
+                                  "the view's id"),
     write_table: Optional[Path] = typer.Option(None, "--write-table", help="instead of the view: read this table of "
                                                "patients (anything nelm screen reads) and write the table the view "
                                                "reads to --out"),
@@ -391,18 +403,53 @@ def sql(
     """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL;
     or, with --write-table INPUT --out TABLE, write the table that view reads."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def refuse(message: str) -> None:
+        err.print(f"nelm: {message}", markup=False)
+        raise typer.Exit(2)
+
     if write_table is not None:
         if out is None:
-            err.print("nelm: --write-table needs --out (the table to write: .parquet, .csv or .jsonl)", markup=False)
-            raise typer.Exit(2)
+            refuse("--write-table needs --out (the table to write: .parquet, .csv or .jsonl)")
         raise typer.Exit(_write_sql_table(write_table, out, err))
     if table is None:
-        err.print("nelm: give --table (the table the view reads), or --write-table INPUT --out TABLE to write it",
-                  markup=False)
-        raise typer.Exit(2)
-    from .screen.sql import create_view
+        refuse("give --table (the table the view reads), or --write-table INPUT --out TABLE to write it")
+    if columns is not None and database is not None:
+        refuse("give --columns or --database (which reads the table's columns), not both")
+    from .screen.sql import build_view
+    from .screen.sql_source import SourceError, dialect_of, shown, table_columns
 
-    sys.stdout.write(create_view(table, view=view, dialect=dialect.value, guideline=_guideline_or_exit(guideline)) + "\n")
+    names = None
+    if columns is not None:
+        names = [c.strip() for c in columns.split(",") if c.strip()]
+        if not names:
+            refuse("--columns names no column (give the table's column names, comma-separated)")
+    try:
+        if database is not None:
+            # the database's own dialect unless --dialect says otherwise; a contradiction is a mistake
+            found = dialect_of(database)
+            if dialect is not None and found is not None and dialect.value != found:
+                refuse(f"--dialect {dialect.value} does not match --database {shown(database)} ({found})")
+            if dialect is None and found is None:
+                refuse(f"cannot tell the SQL dialect of --database {shown(database)}; give --dialect "
+                       f"({', '.join(d.value for d in Dialect)})")
+            dialect_name = dialect.value if dialect is not None else found
+            names = table_columns(database, table, dialect_name)
+        else:
+            dialect_name = dialect.value if dialect is not None else Dialect.postgres.value
+        built = build_view(table, view=view, dialect=dialect_name, guideline=_guideline_or_exit(guideline),
+                           id_column=id_column, columns=names,
+                           select=[s.strip() for s in select.split(",") if s.strip()] if select else None)
+    except (SourceError, ValueError) as exc:
+        refuse(str(exc))
+    if built.unknown:
+        # said aloud: a table whose columns are named otherwise (pathology_ki67_percent) would
+        # otherwise give a view that runs and knows nothing
+        needed = len([c for c in built.reads if c != id_column]) + len(built.unknown)
+        err.print(f"nelm: table {table} lacks {len(built.unknown)} of the {needed} "
+                  f"columns the view reads; they are unknown (NULL) in every row: {', '.join(built.unknown)}",
+                  markup=False)
+    sys.stdout.write(built.sql + "\n")
 
 
 def _write_sql_table(source: Path, out: Path, err: Console) -> int:

@@ -47,10 +47,16 @@ outcome, ``none``, ``given`` or NULL while an outcome is unknown), ``prior_thera
 view (filled-in values, sites NULL unless known) gives the same results, except that it
 cannot say that an empty sites list was given while extrahepatic disease is unknown, which
 matters where a plan assumes extrahepatic disease absent.
+
+A table need not have every column: given the table's columns (``nelm sql --columns`` or
+``--database``, :mod:`nelm.screen.sql_source`), the view reads those and takes each other
+input column as a typed NULL (:func:`typed_null`), unknown in every row, as ``nelm screen``
+takes a column its input lacks; the rest of the view is the same. Given output columns
+(``--select``, :func:`nelm.screen.columns.selected`), the pipeline keeps only what they read.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Collection, NamedTuple
 
 import sqlglot
 from sqlglot import exp
@@ -59,9 +65,9 @@ from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathwa
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
 from . import sql_plan
-from .columns import CLASSIFICATION, _lead_check_columns
-from .sql_build import (Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt, not_, num,
-                        or_, q, t)
+from .columns import CLASSIFICATION, _lead_check_columns, selected
+from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt,
+                        not_, num, or_, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -80,6 +86,13 @@ def table_column(column: str) -> str:
         if column.endswith(suffix):
             return "prior_therapies." + column.removeprefix("prior_").removesuffix(suffix) + field
     return "prior_therapies." + column.removeprefix("prior_")
+
+
+_INPUT_ORDER = {table_column(c): i for i, c in enumerate(COLUMN_TYPES)}
+
+
+def _input_order(column: str) -> int:
+    return _INPUT_ORDER.get(column, -1)   # the identifying column first
 
 
 def sql_table(layout_frame):  # -> pl.DataFrame
@@ -107,13 +120,39 @@ def _parse(sql: str, rename: Callable[[str], str]) -> exp.Expression:
     return tree.transform(lambda n: q(rename(n.name)) if isinstance(n, exp.Column) else n)
 
 
+class View(NamedTuple):
+    sql: str              # the CREATE VIEW statement
+    reads: list[str]      # the table columns it reads
+    unknown: list[str]    # the input columns it needs that the table lacks: NULL in every row
+
+
 def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "postgres",
-                guideline: str | None = None, id_column: str | None = "id") -> str:
-    """``CREATE VIEW`` text for ``table`` in ``dialect`` (see the module docstring)."""
+                guideline: str | None = None, id_column: str | None = "id",
+                columns: Collection[str] | None = None, select: list[str] | None = None) -> str:
+    """``CREATE VIEW`` text for ``table`` in ``dialect`` (see the module docstring and
+    :func:`build_view`)."""
+    return build_view(table, view=view, dialect=dialect, guideline=guideline, id_column=id_column,
+                      columns=columns, select=select).sql
+
+
+def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "postgres",
+               guideline: str | None = None, id_column: str | None = "id",
+               columns: Collection[str] | None = None, select: list[str] | None = None) -> View:
+    """``CREATE VIEW`` for ``table`` in ``dialect``, and the table columns it reads.
+
+    ``columns``: the table's column names, when known; the view then reads only those and
+    takes every other input column as unknown (a typed NULL), as ``nelm screen`` takes a
+    column its input lacks. ``select``: the output columns (``nelm screen --select``'s
+    names and patterns); the view computes only those and what they read."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; allowed: {', '.join(DIALECTS)}")
+    if columns is not None and id_column and id_column not in columns:
+        # nelm screen falls back to the row number; a view has no row order to number by,
+        # and its rows could not be traced back to the patients without an identifier
+        raise ValueError(f"table {table} has no column {id_column!r} to identify its patients; "
+                         "name the identifying column with --id-column")
     kb = load(guideline)
-    query = view_query(kb, exp.to_table(table), id_column)
+    query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select)
     if dialect == "postgres":
         # PostgreSQL inlines CTEs into one expression tree hundreds of columns deep, which its
         # planner cannot digest; MATERIALIZED keeps each layer a step of its own
@@ -121,7 +160,10 @@ def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "po
         for cte in with_.expressions:
             cte.set("materialized", True)
     create = exp.Create(this=exp.to_table(view), kind="VIEW", expression=query)
-    return create.sql(dialect=DIALECTS[dialect], pretty=True) + ";"
+    reads = {c.name for c in query.find_all(exp.Column) if c.table == TABLE}
+    unknown = {n.meta[_UNKNOWN] for n in query.find_all(exp.Cast) if _UNKNOWN in n.meta}
+    return View(create.sql(dialect=DIALECTS[dialect], pretty=True) + ";",
+                sorted(reads, key=_input_order), sorted(unknown, key=_input_order))
 
 
 # --------------------------------------------------------------------------- the patient's columns
@@ -288,8 +330,33 @@ def _cap(mask: exp.Expression, level: int) -> exp.Expression:
 
 # --------------------------------------------------------------------------- the view
 
-def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None = "id") -> exp.Select:
-    """The view's ``SELECT`` over the table ``source`` (see the module docstring)."""
+def missing_inputs(columns: Collection[str]) -> list[str]:
+    """The table columns the view reads (:func:`table_column`) that ``columns`` lacks."""
+    have = set(columns)
+    return [table_column(c) for c in COLUMN_TYPES if table_column(c) not in have]
+
+
+_UNKNOWN = "nelm_unknown_input"   # meta key: the table column a typed NULL stands for
+
+
+def typed_null(column: str) -> exp.Expression:
+    """An input column the table lacks: unknown in every row, typed as the column (an untyped
+    NULL would leave PostgreSQL to guess ``text`` where a comparison needs a number). Marked
+    with the table column it stands for, so that :func:`build_view` can name the ones the
+    view still needs once pruned."""
+    null = exp.Cast(this=exp.Null(), to=exp.DataType.build(_SQL_TYPES[COLUMN_TYPES[column]]))
+    null.meta[_UNKNOWN] = table_column(column)
+    return null
+
+
+def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None = "id", *,
+               columns: Collection[str] | None = None, select: list[str] | None = None) -> exp.Select:
+    """The view's ``SELECT`` over the table ``source`` (see the module docstring), reading
+    only the table's ``columns`` when given (the others are unknown: :func:`typed_null`) and
+    giving only the output columns ``select`` names (:func:`nelm.screen.columns.selected`,
+    refusing a name that is none)."""
+    wanted = selected(kb, select)
+    absent = set(missing_inputs(columns)) if columns is not None else set()
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
     facts = World(prefix="", input_prefix="", filled_prefix=None)
     today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks)
@@ -300,7 +367,8 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
                             + pathways + sorted(masked))
 
     pipe = Pipeline()
-    inputs = engine_inputs(lambda c: t(table_column(c)))   # from the table's columns
+    # from the table's columns; each read gets a node of its own (a sqlglot tree is no DAG)
+    inputs = engine_inputs(lambda c: typed_null(c) if table_column(c) in absent else t(table_column(c)))
     pipe.add("patients", {facts.col(c): e for c, e in inputs.items()} | fill_checks(kb, today, inputs))
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
@@ -334,7 +402,11 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     out += [(f"options.{opt.id}.verdict", verdict_text(today, opt.id)) for opt in kb.options]
     out.append(("plan.leading", leading))
     out.append(("plan.status", plan_status))
+    # only the outputs selected: the pipeline keeps only the columns these read, so the view
+    # computes nothing else (and reads only the table's columns those need)
+    by_name = dict(out)
+    out = ([("id", by_name["id"])] if id_column else []) + [(c, by_name[c]) for c in wanted]
     return pipe.query(source, out)
 
 
-__all__ = ["create_view", "sql_table", "table_column", "view_query", "COLUMN_FIELDS"]
+__all__ = ["View", "build_view", "create_view", "missing_inputs", "sql_table", "table_column", "typed_null", "view_query", "COLUMN_FIELDS"]
