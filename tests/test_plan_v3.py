@@ -214,3 +214,19 @@ def test_the_planners_what_if_rows_equal_the_validated_patients():
     planner = _Planner(patient, evaluate(patient, KB), {"options": []}, KB, lambda p: None)
     assert planner.completed({"prior_therapies": "stable"}) is None
     assert planner.completed({"prior_therapies": "progression"})["prior_ssa"] == "progression"
+
+
+def test_screenings_status_and_lead_are_the_plans():
+    """`nelm screen` asks only for the plan's status and leading option (assessment.plan_status_of,
+    which stops at the first value of an assumed fact that leads elsewhere): the same as the
+    whole plan's, for every sparse patient, and for every status."""
+    from collections import Counter
+
+    from nelm.assessment import plan_of, plan_status_of
+
+    seen = Counter()
+    for _, patient in PATIENTS:
+        plan = plan_of(patient)
+        assert plan_status_of(patient) == (plan["status"], lead(plan)), patient
+        seen[plan["status"]] += 1
+    assert seen["conditional"] and seen["determined"] and seen["undetermined"], seen

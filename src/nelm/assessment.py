@@ -13,7 +13,7 @@ from .knowledge import KnowledgeBase, load
 from .outcomes import attach_outcomes
 from .outcomes.matching import matcher
 from .patient import Patient
-from .plan import build_plan
+from .plan import build_plan, plan_summary
 
 __all__ = ["assess", "plan_of", "DISCLAIMER"]
 
@@ -43,6 +43,14 @@ def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "f
     attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result
+
+
+def plan_status_of(patient: Patient, kb: KnowledgeBase | None = None) -> tuple[str, str | None]:
+    """The plan's status and leading option alone (screening a registry): the same planner
+    and the same decision as :func:`plan_of`, without the plan's document."""
+    kb = kb or load()
+    ev, result = _core(patient, kb, brief=True)
+    return plan_summary(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
 
 
 def plan_of(patient: Patient, kb: KnowledgeBase | None = None) -> dict[str, Any]:

@@ -524,13 +524,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     assumptions, branches = [], []
     for field, a in work["assumed"].items():
         found = []   # (branch index, the lead there, the settled branch) for each other value that changes the lead
-        for k, value in enumerate([a.alternative, *a.also_alternatives]):
-            alt = planner.settle(planner.filled(a, value, a.also_if_not if k == 0 else {}))
-            if alt.get("invalid"):
-                continue
-            settled = alt["pw"] is not None and not alt["blocking"]
-            # the lead first (the steps follow() built); the whole branch only where it differs
-            alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
+        for k, value, alt, alt_lead, settled in _other_values(planner, a):
             if settled and alt_lead == lead:
                 continue
             alt_steps = _steps_for(planner, alt, branch=True) if settled else []
@@ -566,6 +560,39 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     plan["workup"] = _workup(assumptions, checks, lead, branches, kb)
     plan["deferred"] = _deferred(work["pw"], steps, assessment, kb)
     return plan
+
+
+def _other_values(planner: _Planner, a: Any):
+    """Each other value of an assumed fact with the plan settled on it: (index, value, the
+    settled state, its leading option, whether it settled). The lead comes from the steps
+    follow() built; a branch's whole steps are built only where its lead differs."""
+    for k, value in enumerate([a.alternative, *a.also_alternatives]):
+        alt = planner.settle(planner.filled(a, value, a.also_if_not if k == 0 else {}))
+        if alt.get("invalid"):
+            continue
+        settled = alt["pw"] is not None and not alt["blocking"]
+        alt_lead = alt["steps"][0]["options"][0] if settled and alt["steps"] and alt["steps"][0]["options"] else None
+        yield k, value, alt, alt_lead, settled
+
+
+def plan_summary(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
+                 reassess: Reassess) -> tuple[str, str | None]:
+    """The status and leading option of :func:`build_plan`'s plan, decided the same way
+    without what only the document shows (the steps' texts and expected verdicts, the
+    branches' steps, the work-up): what screening a registry asks. The first value of an
+    assumed fact that leads elsewhere is enough to make the plan conditional."""
+    planner = _Planner(patient, ev, assessment, kb, reassess)
+    work = planner.settle({})
+    if work.get("invalid") or work["pw"] is None or work["blocking"]:
+        return "undetermined", None
+    lead = work["steps"][0]["options"][0] if work["steps"][0]["options"] else None
+    for a in work["assumed"].values():
+        for _, _, _, alt_lead, settled in _other_values(planner, a):
+            if not (settled and alt_lead == lead):
+                return "conditional", lead
+    if lead and planner.full(work["values"])[lead].get("conditions"):
+        return "conditional", lead
+    return "determined", lead
 
 
 _WHEN_WORDS = {"after_response": "after a response", "at_progression": "at progression",

@@ -139,16 +139,17 @@ def _lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
 
 def _plans_per_case(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     """The plans resting on assumed facts or unknown checks: each patient through the same
-    planner as ``nelm assess`` (``nelm.assessment.plan_of``)."""
-    from ..assessment import plan_of
+    planner and decision as ``nelm assess`` (``nelm.assessment.plan_status_of``: status and lead
+    without the plan's document)."""
+    from ..assessment import plan_status_of
     from ..patient import validate_patient
     from .layout import row_document
 
     leads, statuses = [], []
     for row in layout.drop("__row").iter_rows(named=True):
-        plan = plan_of(validate_patient(row_document(row)), kb)
-        leads.append(plan_leading(plan))
-        statuses.append(plan["status"])
+        status, lead = plan_status_of(validate_patient(row_document(row)), kb)
+        leads.append(lead)
+        statuses.append(status)
     return pl.DataFrame({"plan.leading": leads, "plan.status": statuses}, schema={"plan.leading": pl.String,
                                                                                   "plan.status": pl.String})
 
