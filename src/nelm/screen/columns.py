@@ -9,6 +9,7 @@ batch by :func:`nelm.engine.evaluate_frame` over the same compiled knowledge bas
 from __future__ import annotations
 
 import fnmatch
+import os
 from typing import Any
 
 import polars as pl
@@ -137,21 +138,50 @@ def _lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
     return _LEAD_CHECKS[key]
 
 
+# Per-case plans are spread over the machine's cores from this many rows on (below it, starting
+# the workers, each loading nelm and the knowledge base, costs more than it saves).
+PARALLEL_FROM = 2000
+
+
 def _plans_per_case(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     """The plans resting on assumed facts or unknown checks: each patient through the same
     planner and decision as ``nelm assess`` (``nelm.assessment.plan_status_of``: status and lead
-    without the plan's document)."""
-    from ..assessment import plan_status_of
-    from ..patient import validate_patient
+    without the plan's document), on every core when there are many."""
     from .layout import row_document
 
-    leads, statuses = [], []
-    for row in layout.drop("__row").iter_rows(named=True):
-        status, lead = plan_status_of(validate_patient(row_document(row)), kb)
-        leads.append(lead)
-        statuses.append(status)
-    return pl.DataFrame({"plan.leading": leads, "plan.status": statuses}, schema={"plan.leading": pl.String,
-                                                                                  "plan.status": pl.String})
+    docs = [row_document(row) for row in layout.drop("__row").iter_rows(named=True)]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(docs) >= PARALLEL_FROM and workers > 1 and _loadable(kb):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = -(-len(docs) // (workers * 4))
+        chunks = [docs[i:i + size] for i in range(0, len(docs), size)]
+        # forkserver, not fork: a forked copy of a process running Polars' thread pool can hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            results = [r for part in pool.map(_statuses, chunks, [kb.guideline] * len(chunks)) for r in part]
+    else:
+        results = _statuses(docs, kb.guideline, kb)
+    return pl.DataFrame({"plan.leading": [lead for _, lead in results], "plan.status": [st for st, _ in results]},
+                        schema={"plan.leading": pl.String, "plan.status": pl.String})
+
+
+def _loadable(kb: KnowledgeBase) -> bool:
+    """Can a worker load this very knowledge base by its guideline's name (not one built elsewhere)?"""
+    from ..knowledge import load
+
+    return load(kb.guideline).sha256 == kb.sha256
+
+
+def _statuses(docs: list[dict[str, Any]], guideline: str | None, kb: KnowledgeBase | None = None
+              ) -> list[tuple[str, str | None]]:
+    """(status, leading option) of each patient document (a worker's share)."""
+    from ..assessment import plan_status_of
+    from ..knowledge import load
+    from ..patient import validate_patient
+
+    kb = kb or load(guideline)
+    return [plan_status_of(validate_patient(doc), kb) for doc in docs]
 
 
 def plan_leading(plan: dict[str, Any]) -> str | None:
