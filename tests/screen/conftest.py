@@ -21,3 +21,30 @@ def pg_conn():
         pytest.skip(f"PostgreSQL not reachable at {PG_HOST}/test ({'; '.join(errors)})")
     yield conn
     conn.close()
+
+
+# the SQL types of the table nelm sql's view reads, by the Polars type of its columns
+PG_TYPES = {"Float64": "DOUBLE PRECISION", "Boolean": "BOOLEAN", "String": "TEXT", "Enum": "TEXT"}
+
+
+@pytest.fixture
+def pg_schema(pg_conn):
+    """A schema of this test's own in PostgreSQL, and a function that loads a Polars frame into
+    a table there: (cursor, schema, load(frame, name="patients")). Dropped afterwards."""
+    import uuid
+
+    schema = f"screen_test_{uuid.uuid4().hex[:10]}"
+    cur = pg_conn.cursor()
+    cur.execute(f'CREATE SCHEMA "{schema}"')
+
+    def load(frame, name: str = "patients") -> None:
+        cols = ", ".join(f'"{c}" {PG_TYPES[t.base_type().__name__]}' for c, t in frame.schema.items())
+        cur.execute(f'CREATE TABLE "{schema}"."{name}" ({cols})')
+        with cur.copy(f'COPY "{schema}"."{name}" FROM STDIN') as copy:
+            for row in frame.iter_rows():
+                copy.write_row(row)
+
+    try:
+        yield cur, schema, load
+    finally:
+        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -10,7 +10,6 @@ minutes); batch and SQL are compared on all 20,000 rows.
 from __future__ import annotations
 
 import random
-import uuid
 
 import polars as pl
 import pytest
@@ -87,25 +86,15 @@ def _compare(expected: pl.DataFrame, got: pl.DataFrame) -> None:
         assert diff.height == 0, f"{c}: {diff.head(5)}"
 
 
-def test_sql_view_in_postgres_equals_batch(table, pg_conn):
+def test_sql_view_in_postgres_equals_batch(table, pg_schema):
     lay, out = table
     src = sql_table(lay)
-    schema = f"screen_test_{uuid.uuid4().hex[:10]}"
-    types = {pl.Float64: "DOUBLE PRECISION", pl.Boolean: "BOOLEAN", pl.String: "TEXT"}
-    cur = pg_conn.cursor()
-    cur.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        cols = ", ".join(f'"{c}" {"TEXT" if isinstance(t, pl.Enum) else types[t]}' for c, t in src.schema.items())
-        cur.execute(f'CREATE TABLE "{schema}".patients ({cols})')
-        with cur.copy(f'COPY "{schema}".patients FROM STDIN') as copy:
-            for row in src.iter_rows():
-                copy.write_row(row)
-        cur.execute(create_view(f'"{schema}".patients', view=f'"{schema}".nelm_assessment', dialect="postgres"))
-        cur.execute(f'SELECT * FROM "{schema}".nelm_assessment')
-        names = [d.name for d in cur.description]
-        got = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
-    finally:
-        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    cur, schema, load_table = pg_schema
+    load_table(src)
+    cur.execute(create_view(f'"{schema}".patients', view=f'"{schema}".nelm_assessment', dialect="postgres"))
+    cur.execute(f'SELECT * FROM "{schema}".nelm_assessment')
+    names = [d.name for d in cur.description]
+    got = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
     got = got.join(src.select("id").with_row_index("__i"), on="id").sort("__i")
     _compare(out, got)
 

@@ -157,36 +157,26 @@ def test_missing_column_is_a_typed_null(case, seed):
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-def test_postgres_view_fits_table_equals_screen(case, pg_conn):
+def test_postgres_view_fits_table_equals_screen(case, pg_conn, pg_schema):
     """A PostgreSQL table with only the kept columns: the view from --columns and the one
     from --database (columns read with sqlalchemy.inspect) both run and equal nelm screen."""
     lay, dropped, table, expected = case
-    schema = f"fit_test_{uuid.uuid4().hex[:10]}"
-    types = {pl.Float64: "DOUBLE PRECISION", pl.Boolean: "BOOLEAN", pl.String: "TEXT"}
-    cur = pg_conn.cursor()
-    cur.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        cols = ", ".join(f'"{c}" {"TEXT" if isinstance(t, pl.Enum) else types[t]}' for c, t in table.schema.items())
-        cur.execute(f'CREATE TABLE "{schema}".patients ({cols})')
-        with cur.copy(f'COPY "{schema}".patients FROM STDIN') as copy:
-            for row in table.iter_rows():
-                copy.write_row(row)
-        url = f"postgresql+psycopg://{pg_conn.info.user}@{pg_conn.info.host}:{pg_conn.info.port}/{pg_conn.info.dbname}"
-        views = {"columns": _cli_view("--table", f"{schema}.patients", "--view", f"{schema}.by_columns",
-                                      "--columns", ",".join(table.columns)),
-                 "database": _cli_view("--table", f"{schema}.patients", "--view", f"{schema}.by_database",
-                                       "--database", url)}
-        assert views["columns"].replace("by_columns", "v") == views["database"].replace("by_database", "v")
-        with pytest.raises(Exception, match="does not exist"):
-            cur.execute(create_view(f"{schema}.patients", view=f"{schema}.full", dialect="postgres"))
-        got = {}
-        for name, text in views.items():
-            cur.execute(text)
-            cur.execute(f'SELECT * FROM "{schema}".by_{name}')
-            names = [d.name for d in cur.description]
-            got[name] = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
-    finally:
-        cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    cur, schema, load_table = pg_schema
+    load_table(table)
+    url = f"postgresql+psycopg://{pg_conn.info.user}@{pg_conn.info.host}:{pg_conn.info.port}/{pg_conn.info.dbname}"
+    views = {"columns": _cli_view("--table", f"{schema}.patients", "--view", f"{schema}.by_columns",
+                                  "--columns", ",".join(table.columns)),
+             "database": _cli_view("--table", f"{schema}.patients", "--view", f"{schema}.by_database",
+                                   "--database", url)}
+    assert views["columns"].replace("by_columns", "v") == views["database"].replace("by_database", "v")
+    with pytest.raises(Exception, match="does not exist"):
+        cur.execute(create_view(f"{schema}.patients", view=f"{schema}.full", dialect="postgres"))
+    got = {}
+    for name, text in views.items():
+        cur.execute(text)
+        cur.execute(f'SELECT * FROM "{schema}".by_{name}')
+        names = [d.name for d in cur.description]
+        got[name] = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
     for frame in got.values():
         _compare(expected, frame, output_columns(load()))
 
