@@ -1,0 +1,190 @@
+"""Evaluate the knowledge base for one patient: both passes, then each option's verdict.
+
+The knowledge base's conditions run as generated Python (:mod:`nelm.rowcode`), compiled
+once per knowledge base and kept in the on-disk cache (:func:`row_program`); a condition
+the translator does not handle keeps the one-row Polars frame of :mod:`.frame`. Both give
+the same row (tests/test_rowcode.py).
+
+Reads :mod:`.frame` and :mod:`.verdicts`; nothing here writes text.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import rowcode
+from ..knowledge import KnowledgeBase
+from ..patient import COLUMN_TYPES, Patient, flatten
+from .frame import _KEYED, _lazy, patients_frame, pl
+from .verdicts import resolve_verdict
+
+
+class Dtypes(Mapping):
+    """Column -> Polars dtype, from dtype names; Polars is imported only when a dtype is read."""
+
+    def __init__(self, names: dict[str, str]):
+        self._names = names
+
+    def __getitem__(self, column: str) -> Any:
+        return getattr(pl, self._names[column])()
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@dataclass
+class Evaluation:
+    """One patient's evaluated rows: ``facts`` as entered (classification, criteria,
+    missing data), ``verdicts`` with unknown pre-treatment checks in their passing value
+    (rules, verdicts, plan)."""
+
+    facts: dict[str, Any]
+    verdicts: dict[str, Any]
+    schema: Mapping[str, Any]
+
+
+def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
+             extra_sql: Mapping[str, str] | None = None, executor: str | None = None,
+             verdicts_only: bool = False) -> Evaluation:
+    """Evaluate one patient: both passes, then each option's verdict.
+
+    ``executor="python"`` (the default) runs the knowledge base's conditions as the
+    Python code of :mod:`nelm.rowcode`, with ``extra_sql`` (column -> SQL condition, cast
+    to a Boolean) evaluated on the facts as entered; Polars expressions in ``extra``, or
+    ``executor="polars"``, run the one-row frame through Polars instead. Both give the
+    same row (tests/test_rowcode.py); Polars' fixed cost per query is most of an
+    assessment's time when the frame has one row.
+    """
+    flat = flatten(patient) if isinstance(patient, Patient) else patient
+    executor = executor or os.environ.get("NELM_EXECUTOR", "python")  # polars: the old path, for comparison
+    program = row_program(kb, extra_sql) if executor == "python" and not extra else None
+    if program is None:
+        if extra_sql:
+            extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
+        return _evaluate_polars(flat, kb, extra)
+    inputs = program.inputs(flat)
+    # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
+    facts = {} if verdicts_only else program.facts(dict(inputs))
+    verdicts = program.verdicts(inputs)
+    for opt in kb.options:
+        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    return Evaluation(facts, verdicts, program.verdict_types)
+
+
+def _evaluate_polars(flat: dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None) -> Evaluation:
+    # Polars evaluates every condition; the verdicts are resolved in Python
+    # (resolve_verdict). tests/test_properties.py checks both resolutions agree.
+    frame = patients_frame([flat])
+    raw = _lazy(frame.lazy(), kb, True, False, extra)
+    filled = _lazy(frame.lazy().with_columns(kb.assume), kb, False, False, None)
+    raw_df, filled_df = pl.collect_all([raw, filled], optimizations=pl.QueryOptFlags.none())
+    facts, verdicts = raw_df.row(0, named=True), filled_df.row(0, named=True)
+    for opt in kb.options:
+        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    return Evaluation(facts, verdicts, dict(filled_df.schema))
+
+
+# --------------------------------------------------------------------------- one row in Python
+
+@dataclass
+class RowProgram:
+    """A knowledge base's two passes for one patient, as generated Python (:mod:`nelm.rowcode`)."""
+
+    facts: Callable[[dict[str, Any]], dict[str, Any]]      # as entered, with variants and extra columns
+    verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
+    verdict_types: Dtypes
+    _casts: tuple[tuple[str, Callable[[Any], Any], type], ...]   # column, cast, the type it gives
+
+    def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
+        """The input columns in the frame's order and types (as Polars would store them)."""
+        out = {}
+        get = flat.get
+        for c, cast, kind in self._casts:
+            v = get(c)
+            # most values already have their column's type (a flattened document): no call
+            out[c] = v if v is None or type(v) is kind else cast(v)
+        return out
+
+
+_PROGRAMS: dict[tuple[int, tuple], RowProgram | None] = {}
+_CASTS = {"float": rowcode.HELPERS["_f"], "bool": rowcode.HELPERS["_b"], "str": rowcode.HELPERS["_s"]}
+_CAST_TYPES = {"float": float, "bool": bool, "str": str}
+
+
+def _code_key() -> str:
+    """The translator's own source is part of the cache key: a changed translator recompiles.
+    So is every module of this package (the code it compiles is built from frame, row and
+    guidelines), in name order: a changed engine recompiles too."""
+    h = hashlib.sha256()
+    for mod in (rowcode.__file__, *sorted(Path(__file__).parent.glob("*.py"))):
+        h.update(Path(mod).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -> RowProgram | None:
+    """The knowledge base's passes as Python for one patient, or None when a condition
+    uses SQL the translator does not handle (then the engine keeps Polars)."""
+    extra = tuple((extra_sql or {}).items())  # in order: the columns follow it
+    key = (id(kb), extra)
+    if key not in _PROGRAMS:
+        _KEYED[id(kb)] = kb
+        from ..cache import cached
+
+        digest = hashlib.sha256(repr(extra).encode()).hexdigest()[:16]
+        built = cached("rowcode", f"{kb.sha256}|{kb.guideline}|{digest}|{_code_key()}",
+                       lambda: _generate(kb, dict(extra)))
+        if built is None:
+            _PROGRAMS[key] = None
+        else:
+            import marshal
+
+            code, verdict_types = built
+            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _generate from the knowledge base, read from our own cache
+            casts = tuple((c, _CASTS[t], _CAST_TYPES[t]) for c, t in COLUMN_TYPES.items())
+            _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
+    return _PROGRAMS[key]
+
+
+def _type_name(dtype: Any) -> str:
+    """A dtype's name as one row holds its values: an Enum's values are plain strings there."""
+    return "String" if isinstance(dtype, (pl.Enum, pl.Categorical)) else str(dtype)
+
+
+def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict[str, str]] | None:
+    """Python source of both passes, compiled; and the verdict row's dtype names."""
+    import marshal
+
+    extra = [pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items()]
+    empty = patients_frame([])
+    raw_types = {c: _type_name(t) for c, t in _lazy(empty.lazy(), kb, True, False, extra).collect_schema().items()}
+    filled_types = {c: _type_name(t) for c, t in
+                    _lazy(empty.lazy().with_columns(kb.assume), kb, False, False, None).collect_schema().items()}
+    try:
+        facts_steps = [(n.column, _node_python(n), rowcode.coercion(raw_types[n.column]))
+                       for batch in kb.nodes for n in batch]
+        facts_steps += [(vn.column, _node_python(vn), rowcode.coercion(raw_types[vn.column]))
+                        for _, _, vn in kb.variant_nodes]
+        facts_steps += [(col, rowcode.translate(sql), "bool") for col, sql in extra_sql.items()]
+        verdict_steps = [(col, f"_coalesce(r[{col!r}], {rowcode.translate(sql)})", kind)
+                         for col, sql, kind in kb.assume_sql]
+        verdict_steps += [(n.column, _node_python(n), rowcode.coercion(filled_types[n.column]))
+                          for batch in kb.nodes for n in batch]
+    except rowcode.Unsupported:
+        return None
+    source = rowcode.function_source("facts", facts_steps) + rowcode.function_source("verdicts", verdict_steps)
+    code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
+    return marshal.dumps(code), filled_types
+
+
+def _node_python(node: Any) -> str:
+    if node.kind == "all":  # a criteria set: Kleene AND of its items
+        return "_and(" + ", ".join(f"r[{c!r}]" for c in node.sql.split(" AND ")) + ")"
+    return rowcode.translate(node.sql)

@@ -1,0 +1,73 @@
+"""Resolve an option's verdict from its rule conditions, shared by every executor.
+
+An option's rules are read in order and the first that holds decides. When a condition
+is unknown, its verdict stays *possible* and reading goes on; the verdict is determined
+only when every possible verdict is the same, which is exactly when no completion of the
+unknown inputs could give another (up to Kleene's conservatism). A ``cap`` rule that
+holds limits how good the verdict can be.
+
+The row executors (:mod:`.row`, :mod:`.guidelines`) resolve with :func:`resolve_verdict`;
+the frame executor (:mod:`.frame`) builds the same resolution as Polars expressions, and
+:mod:`nelm.screen.sql` as SQL. Pure Python: it imports no other module of the package.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..knowledge import rule_column
+from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
+
+
+# bit j of ``possible__{option}`` is set when VERDICTS[j] is possible
+_MASK_VERDICT = {m: MASK_VERDICTS.get(m, "undetermined") for m in range(1, 2 ** len(VERDICTS))}
+
+
+def _cap(mask: int, level: int) -> int:
+    better = (1 << level) - 1
+    return (mask & ~better) | ((1 << level) if mask & better else 0)
+
+
+def possible_verdicts(mask: int) -> list[str]:
+    return [v for j, v in enumerate(VERDICTS) if mask >> j & 1]
+
+
+_OPTION_BITS: dict[int, tuple[Any, ...]] = {}
+
+
+def _bits(opt: OptionDef) -> tuple[list[tuple[str, int]], int, list[tuple[str, int]]]:
+    """(rule column, verdict bit) of the deciding rules, the ``otherwise`` bit, (column, level) of
+    the caps: what resolve_verdict reads, worked out once per option."""
+    got = _OPTION_BITS.get(id(opt))
+    if got is None or got[0] is not opt:
+        deciding = [(rule_column(opt.id, r.id), 1 << VERDICTS.index(r.verdict)) for r in opt.deciding]
+        caps = [(rule_column(opt.id, r.id), VERDICTS.index(r.cap)) for r in opt.caps]
+        got = (opt, (deciding, 1 << VERDICTS.index(opt.otherwise.verdict), caps))
+        _OPTION_BITS[id(opt)] = got
+    return got[1]
+
+
+def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
+    """First rule that holds decides; unknown conditions keep their verdict possible; caps limit."""
+    mask = _rule_mask(opt, row)
+    for col, level in _bits(opt)[2]:
+        cond = row[col]
+        if cond is True:
+            mask = _cap(mask, level)
+        elif cond is None:
+            mask |= _cap(mask, level)
+    return mask, _MASK_VERDICT[mask]
+
+
+def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
+    deciding, otherwise, _ = _bits(opt)
+    mask = 0
+    for col, bit in deciding:
+        cond = row[col]
+        if cond is False:
+            continue
+        mask |= bit
+        if cond is True:
+            break
+    else:
+        mask |= otherwise
+    return mask
