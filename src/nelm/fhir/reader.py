@@ -538,6 +538,13 @@ class _Reader:
         date = next((d for d in map(_date_of, dates) if d), None)
         return rule, Source(name, self._code_text(coding), date)
 
+    def _answer(self, rule: Any, concept: Any) -> tuple[Any, Any] | None:
+        """The first coding of ``concept`` that is one of the rule's coded answers, with the
+        answer's value; None when none is."""
+        answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
+        return next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
+                     if (self.m.canonical(c.system), c.code) in answers), None)
+
     def _unknown_code(self, name: str, concept: Any, element: str = "") -> None:
         codes = ", ".join(self._code_text(c) + (f" ({c.display})" if c.display else "") for c in self._codings(concept))
         text = getattr(concept, "text", None) if concept is not None else None
@@ -585,9 +592,7 @@ class _Reader:
                 return
         concept = getattr(holder, "valueCodeableConcept", None)
         if rule.value == "site":
-            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
-            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
-                        if (self.m.canonical(c.system), c.code) in answers), None)
+            hit = self._answer(rule, concept)
             if hit is None:
                 self._unknown_code(name, concept, f"{rule.label} ")
                 return
@@ -601,9 +606,7 @@ class _Reader:
             self.readings.append(Reading("extrahepatic.present", True, source, note))
             return
         if rule.value in ("coded", "integer") and concept is not None:
-            answers = {(self.m.systems[a.system], a.code): a.value for a in rule.answers}
-            hit = next(((c, answers[(self.m.canonical(c.system), c.code)]) for c in self._codings(concept)
-                        if (self.m.canonical(c.system), c.code) in answers), None)
+            hit = self._answer(rule, concept)
             if hit is None:
                 self._unknown_code(name, concept, f"{rule.label} answer ")
                 return

@@ -151,17 +151,24 @@ def _json(response: Any, what: str) -> dict[str, Any]:
     return data
 
 
-def _get(url: str, what: str, settings: CdsSettings, client: Any = None) -> dict[str, Any]:
+def _send(settings: CdsSettings, client: Any, send: Any, failure: str) -> Any:
+    """``send(http)`` with our HTTP client (or the one given, left open); a transport error
+    is a 502 that says ``failure`` and the error's kind, never its text."""
     import httpx
 
     http = _http(settings, client)
     try:
-        response = http.get(url, headers={"Accept": "application/json"})
+        return send(http)
     except httpx.HTTPError as exc:
-        raise SmartError(502, f"the {what} could not be fetched ({type(exc).__name__})") from None
+        raise SmartError(502, f"{failure} ({type(exc).__name__})") from None
     finally:
         if client is None:
             http.close()
+
+
+def _get(url: str, what: str, settings: CdsSettings, client: Any = None) -> dict[str, Any]:
+    response = _send(settings, client, lambda http: http.get(url, headers={"Accept": "application/json"}),
+                     f"the {what} could not be fetched")
     if response.status_code != 200:
         raise SmartError(502, f"the {what} could not be fetched (HTTP {response.status_code})")
     return _json(response, what)
@@ -234,21 +241,14 @@ class Opened:
 
 def exchange(record: Launch, code: str, settings: CdsSettings, client: Any = None) -> dict[str, Any]:
     """The token response for ``code`` (with the PKCE verifier)."""
-    import httpx
     from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
     body = prepare_token_request("authorization_code", code=code, redirect_uri=record.redirect_uri,
                                  client_id=settings.smart_client_id, code_verifier=record.verifier)
-    http = _http(settings, client)
-    try:
-        response = http.post(record.token_endpoint, content=body,
-                             headers={"Content-Type": "application/x-www-form-urlencoded",
-                                      "Accept": "application/json"})
-    except httpx.HTTPError as exc:
-        raise SmartError(502, f"the token endpoint could not be reached ({type(exc).__name__})") from None
-    finally:
-        if client is None:
-            http.close()
+    response = _send(settings, client, lambda http: http.post(
+        record.token_endpoint, content=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}),
+        "the token endpoint could not be reached")
     if response.status_code != 200:
         why = ""
         try:
