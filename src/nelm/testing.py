@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, get_args
+from typing import Any, Callable, get_args
 
 from .patient import (OPTION_IDS, ExtrahepaticSite, Patient, PrimarySite, Syndrome,
                       validate_patient)
@@ -377,3 +377,25 @@ def server_env_for(tmp_path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
     return env | extra
+
+
+def start_writers(work: Callable[[int], None], n: int) -> tuple[Callable[[float], None], list[BaseException]]:
+    """``work(k)`` for k in range(n), each on a thread of its own, all started at once: a
+    function that joins them (each within ``timeout`` seconds) and the exceptions they raised."""
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+
+    def join(timeout: float) -> None:
+        for t in threads:
+            t.join(timeout=timeout)
+
+    return join, errors

@@ -91,3 +91,4 @@ def nelm_server(tmp_path):
     yield start
     for server in started:
         server.stop()
+

@@ -23,6 +23,8 @@ from nelm.store import BrokenChain, CaseStore, anchors, chain
 from nelm.store.chain import UnverifiableChain
 from nelm.store.db import current_revision, make_engine
 from nelm.store.models import AuditEntry
+from nelm.testing import start_writers
+
 
 NELM = [sys.executable, "-m", "nelm.cli"]
 KB = {"version": "2026.1", "sha256": "f" * 64}
@@ -402,23 +404,13 @@ def test_a_store_from_before_the_anchors_is_adopted_once(database_url):
 # ------------------------------------------------------------------ writes keep it verified
 
 def test_concurrent_writers_stay_anchored(store):
-    import threading
-
-    errors: list[BaseException] = []
-
     def writer(k: int) -> None:
-        try:
-            for j in range(3):
-                v = store.create({"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
-                store.add_version(v.case_id, {"id": f"w{k}-{j}b"}, _assessment(), actor=f"w{k}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for j in range(3):
+            v = store.create({"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
+            store.add_version(v.case_id, {"id": f"w{k}-{j}b"}, _assessment(), actor=f"w{k}")
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    join, errors = start_writers(writer, 6)
+    join(120)
     assert errors == []
     report = chain.verify(store.engine, _check())
     assert report.ok and report.notes == (), report.lines()
@@ -526,22 +518,16 @@ def test_verifying_while_writers_run_reports_no_break(store):
     written never mistakes them for forged, truncated or backdated ones."""
     import threading
 
-    errors: list[BaseException] = []
     done = threading.Event()
 
     def writer(k: int) -> None:
-        try:
-            for j in range(4):
-                v = store.create({"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
-                store.add_version(v.case_id, {"id": f"w{k}-{j}b"}, _assessment(), actor=f"w{k}")
-                store.record("view", actor=f"w{k}", case_id=v.case_id, version=2)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for j in range(4):
+            v = store.create({"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
+            store.add_version(v.case_id, {"id": f"w{k}-{j}b"}, _assessment(), actor=f"w{k}")
+            store.record("view", actor=f"w{k}", case_id=v.case_id, version=2)
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    watcher = threading.Thread(target=lambda: ([t.join(timeout=300) for t in threads], done.set()))
+    join, errors = start_writers(writer, 4)
+    watcher = threading.Thread(target=lambda: (join(300), done.set()))
     watcher.start()
     reports = []
     while not done.is_set() or not reports:

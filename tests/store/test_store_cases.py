@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from nelm.patient import validate_patient
 from nelm.store import CaseNotFound, CaseStore, VersionNotFound, migrate
 from nelm.store.db import current_revision, head_revision
 from nelm.store import chain
+from nelm.testing import start_writers
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "solitary_resectable.json"
 
@@ -120,20 +120,13 @@ def test_case_and_version_number_are_unique(store):
 
 def test_concurrent_versions_get_consecutive_numbers(store):
     v = store.create({}, _assessment(), actor="local")
-    errors: list[BaseException] = []
 
     def writer(k: int) -> None:
-        try:
-            for j in range(3):
-                store.add_version(v.case_id, {"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for j in range(3):
+            store.add_version(v.case_id, {"id": f"w{k}-{j}"}, _assessment(), actor=f"w{k}")
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    join, errors = start_writers(writer, 6)
+    join(60)
     assert errors == []
     assert [i.version for i in store.versions(v.case_id)] == list(range(1, 20))
     assert store.latest(v.case_id).version == 19
