@@ -375,15 +375,10 @@ def test_missing_anchors_are_refused(database_url):
 
 
 def test_a_store_from_before_the_anchors_is_adopted_once(database_url):
-    from alembic import command
-
-    from nelm.store.db import alembic_config
+    from nelm.store.db import migrate
 
     eng = make_engine(database_url)
-    cfg = alembic_config()
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+    migrate(eng, "0002")
     eng.dispose()
     old = CaseStore.open  # write as 0002 nelm did: chained, not anchored
     store = CaseStore(make_engine(database_url))

@@ -283,10 +283,7 @@ def test_removed_rows_are_found(database_url, removed):
 
 def test_migration_chains_the_rows_an_older_store_holds(database_url):
     eng = make_engine(database_url)
-    cfg = alembic_config()
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    migrate(eng, "0001")
     t0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     ts, doc = sa.DateTime(timezone=True), sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
     cases = sa.table("cases", sa.column("id"), sa.column("created_at", ts), sa.column("latest_version"),
@@ -304,9 +301,7 @@ def test_migration_chains_the_rows_an_older_store_holds(database_url):
                                                   assessment=_assessment(cid), kb_version="2026.1",
                                                   kb_sha256="f" * 64, created_at=t0))
             conn.execute(audit.insert().values(at=t0, actor="local", action="create", case_id=cid, version=1))
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+    migrate(eng, "0002")
     assert current_revision(eng) == "0002"
     report = chain.verify(eng)
     assert report.ok and [t.rows for t in report.tables] == [3, 3]
@@ -323,6 +318,7 @@ def test_migration_chains_the_rows_an_older_store_holds(database_url):
         store.close()
 
     eng = make_engine(database_url)  # and the migration can be undone and redone
+    cfg = alembic_config()
     with eng.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
@@ -395,10 +391,7 @@ def test_serve_refuses_a_broken_chain_without_a_traceback(database_url, server_e
 
 def test_a_failed_upgrade_leaves_the_older_store_as_it_was(database_url, monkeypatch):
     eng = make_engine(database_url)
-    cfg = alembic_config()
-    with eng.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    migrate(eng, "0001")
     t0 = datetime(2026, 1, 2, tzinfo=UTC)
     audit = sa.table("audit_log", sa.column("at", sa.DateTime(timezone=True)), sa.column("actor"),
                      sa.column("action"))

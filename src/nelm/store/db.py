@@ -67,14 +67,15 @@ def alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest migration (a no-op when already there)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to the newest migration, or to ``revision`` (a no-op when already
+    there); an earlier revision is how the tests build a store as an older nelm left it."""
     cfg = alembic_config()
     with engine.begin() as connection:
         # env.py runs on this connection, so a search_path or an SQLite file given
         # through the URL applies to the migration exactly as to the app.
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 def current_revision(engine: Engine) -> str | None:
