@@ -230,3 +230,49 @@ def test_screenings_status_and_lead_are_the_plans():
         assert plan_status_of(patient) == (plan["status"], lead(plan)), patient
         seen[plan["status"]] += 1
     assert seen["conditional"] and seen["determined"] and seen["undetermined"], seen
+
+
+_LABELS = {o.id: o for o in KB.options}
+
+
+def _named_instead(if_not: str) -> str | None:
+    """The option an unknown check's ``if_not`` says would lead instead (None: none named)."""
+    from nelm.plan import _label
+    tail = if_not.split("; ", 1)[1] if "; " in if_not else ""
+    return next((o for o in _LABELS if tail.startswith(_label(o) + " would lead instead")), None)
+
+
+def test_what_leads_if_a_check_fails_does_not_hang_on_that_check():
+    """A failed pre-treatment check that rules out the leading option is not said to leave
+    an option that needs the same check (ECOG 3 rules out sunitinib as it does everolimus)."""
+    seen = 0
+    for doc, patient in PATIENTS:
+        plan = assess(patient)["plan"]
+        facts = [a for a in plan.get("assumptions", []) if not a.get("check")]
+        working = doc
+        for a in facts:
+            working = _set(working, a["field"], a["assumed"])
+        try:
+            options = {o["id"]: o for o in assess(validate_patient(working))["options"]}
+        except InvalidPatient:
+            continue
+        for a in plan.get("assumptions", []):
+            # (a check of the option's own history is its own: another drug's does not share it)
+            other = _named_instead(a["if_not"]) if a.get("check") and a["field"] != "prior_therapies" else None
+            if other is None:
+                continue
+            seen += 1
+            assert a["field"] not in {c["field"] for c in options[other].get("conditions", [])}, (doc, a)
+    assert seen >= 5
+
+
+def test_a_pancreatic_net_whose_performance_status_fails_keeps_the_analogue_not_sunitinib():
+    doc = {"age_years": 61, "primary": {"site": "pancreas", "resected": False},
+           "pathology": {"differentiation": "well", "ki67_percent": 8},
+           "liver": {"lobes": "bilobar", "pattern": "disseminated", "burden_percent": 40},
+           "sstr_imaging": "positive", "course": {"status": "progressive"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression"}]}
+    plan = assess(validate_patient(doc))["plan"]
+    ecog = next(a for a in plan["assumptions"] if a["field"] == "ecog")
+    assert lead(plan) == "everolimus" and _named_instead(ecog["if_not"]) == "ssa"
+    assert lead(assess(validate_patient(_set(doc, "ecog", 3)))["plan"]) == "ssa"

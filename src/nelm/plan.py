@@ -549,8 +549,9 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
                             "reason": " ".join(a.reason.split()), "sources": list(a.sources)})
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)
-    conds = planner.full(work["values"])[lead].get("conditions", []) if lead else []
-    checks = [_check_assumption(c, steps) for c in conds]
+    working = planner.full(work["values"])
+    conds = working[lead].get("conditions", []) if lead else []
+    checks = [_check_assumption(c, steps, working) for c in conds]
     for b in branches:
         b.pop("_lead")
     status = "conditional" if assumptions or checks else "determined"
@@ -738,11 +739,27 @@ def _missing_defining(assessment: dict[str, Any]) -> list[str]:
     return sorted({m["field"] for m in assessment["missing_data"] if set(m["affects"]) & set(keys)})
 
 
-def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """An unknown pre-treatment check of the leading option, as a plan assumption."""
+# a check of the option's own history: intolerance of one drug says nothing of another
+_OWN_CHECKS = {"prior_therapies"}
+
+
+def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options: dict[str, dict[str, Any]]
+                      ) -> dict[str, Any]:
+    """An unknown pre-treatment check of the leading option, as a plan assumption. What would
+    lead if the check fails is the plan's next option that does not hang on the same check
+    (a poor performance status that rules out everolimus rules out sunitinib too)."""
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
-    nxt = f"; {_label(rest[0])} would lead instead" if rest else ""
+    shares = set() if cond["field"] in _OWN_CHECKS else {
+        o for o in rest if any(c["field"] == cond["field"] for c in options.get(o, {}).get("conditions", []))}
+    free = [o for o in rest if o not in shares]
+    if free:
+        nxt = f"; {_label(free[0])} would lead instead"
+    elif shares:
+        nxt = (f", and with it {' and '.join(_label(o) for o in rest)}, which hang on the same check: "
+               "the plan is then reconsidered with the result")
+    else:
+        nxt = ""
     return {"field": cond["field"], "label": fact_label(cond["field"]), "assumed": cond["requirement"],
             "statement": cond["requirement"], "if_not": f"{_label(lead)} may be ruled out{nxt}.", "check": True}
 

@@ -120,17 +120,29 @@ def patient_sections(patient: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
-    """The plan's assumptions in words, (assumed, if not); checks sharing one requirement merged."""
-    merged: dict[str, list[str]] = {}
+    """The plan's assumptions in words, (assumed, if not). Unknown pre-treatment checks that
+    would change the plan the same way are one line (performance status, Child-Pugh class and
+    bilirubin, each of which could rule out the leading option)."""
+    merged: dict[tuple[bool, str], list[str]] = {}
     for asm in plan.get("assumptions", []):
         if asm.get("check"):
-            text = f"{asm['assumed']} (not yet known)"
+            key, text = (True, asm["if_not"]), asm["assumed"]
         else:
-            text = f"{asm['label'].lower()}: {show(asm['assumed'])} (to be confirmed)"
-        merged.setdefault(text, [])
-        if asm["if_not"] not in merged[text]:
-            merged[text].append(asm["if_not"])
-    return [(text, " ".join(ifs)) for text, ifs in merged.items()]
+            key, text = (False, f"{asm['label'].lower()}: {show(asm['assumed'])}"), None
+            text = key[1]
+        merged.setdefault(key, [])
+        if text not in merged[key]:
+            merged[key].append(text)
+    out = []
+    for (check, key), texts in merged.items():
+        if check:
+            said = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
+            out.append((f"{said} (not yet known)", key))
+        else:
+            ifs = [a["if_not"] for a in plan.get("assumptions", [])
+                   if not a.get("check") and f"{a['label'].lower()}: {show(a['assumed'])}" == key]
+            out.append((f"{key} (to be confirmed)", " ".join(dict.fromkeys(ifs))))
+    return out
 
 
 def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False
