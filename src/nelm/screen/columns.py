@@ -17,7 +17,8 @@ import polars as pl
 from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
 from .flat import engine_frame
-from .leading import leading
+from . import plan_columns
+from .sql_build import Pipeline, World
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
 STATUS = {True: "met", False: "not_met"}
@@ -49,7 +50,7 @@ def status(col: str) -> pl.Expr:
 def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
                  columns: list[str] | None = None) -> tuple[pl.DataFrame, int]:
     """The output columns for typed layout rows (with ``__row``); and how many rows' plans
-    rest on assumed facts (computed by a second evaluation, see :func:`_assumed_leading`)."""
+    rest on assumed facts (planned per case, see :func:`certain_plans`)."""
     columns = columns or output_columns(kb)
     patients = engine_frame(layout)
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
@@ -86,56 +87,48 @@ def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataF
     """``plan.leading`` and ``plan.status`` where they follow column-wise, and the rows left
     to the per-case planner.
 
-    A plan is settled column-wise when no missing fact could change its lead
-    (:func:`nelm.screen.leading.leading`, a test that may send a settled plan the slow way,
-    never the reverse) and none of the leading option's requirement rules (gates, whose
-    unknown pre-treatment checks would make the plan conditional) reads a check missing
-    for this patient: then the plan is ``determined`` and its lead is the one followed.
-    Every other row rests on assumptions (contract v3) and is planned per case."""
-    plan = leading(filled, kb)
-    lead = plan["plan.leading"]
-    unsure = pl.lit(False)
-    for oid, cols in _lead_check_columns(kb).items():
-        if cols:
-            unsure = unsure | ((pl.col("lead") == oid) & pl.any_horizontal([pl.col(c).is_null() for c in cols]))
-    flags = patients.select(sorted({c for cols in _lead_check_columns(kb).values() for c in cols})).with_columns(
-        lead=lead).select(unsure.fill_null(False).alias("unsure"))["unsure"]
-    settled = lead.is_not_null() & ~flags
-    out = pl.DataFrame({"lead": lead, "settled": settled}).select(
-        pl.when("settled").then("lead").alias("plan.leading"),
-        pl.when("settled").then(pl.lit("determined")).alias("plan.status"))
-    return out["plan.leading"], out["plan.status"], (~settled).arg_true()
+    The columns are :mod:`nelm.screen.plan_columns`' definition, the one the SQL view runs,
+    computed here by Polars over ``filled`` (the patients evaluated with unknown pre-treatment
+    checks in their passing values) and the inputs as entered (``patients``): a plan is
+    settled column-wise when no missing fact could change its lead and no check its leading
+    option's gates read is missing (then it is ``determined``). Every other row rests on
+    assumptions (contract v3) and is planned per case."""
+    levels, outputs, raw = _plan_program(kb)
+    lf = filled.lazy().with_columns([patients[c].alias(_RAW + c) for c in raw])
+    for group in levels:
+        lf = lf.with_columns(group)
+    out = lf.select(outputs).collect(optimizations=_FLAT)
+    lead = out["plan.leading"]
+    return lead, out["plan.status"], lead.is_null().arg_true()
 
 
-_LEAD_CHECKS: dict[tuple[str, str], dict[str, list[str]]] = {}
+_RAW = "raw__"   # the inputs as entered, beside the frame whose checks are filled in
+# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
+_FLAT = pl.QueryOptFlags.none()
+_PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]] = {}
 
 
-def _lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
-    """For each option, the check input columns its requirement rules read (through the
-    derived values): a missing one may make a plan led by it conditional."""
+def _plan_program(kb: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]:
+    """:mod:`.plan_columns`' expressions as Polars expressions, one group per dependency level
+    (the SQL view lays the same groups out as CTEs); the outputs; the raw inputs they read.
+    Built once per knowledge base: rendering and parsing a few hundred expressions is not free."""
     key = (kb.sha256, kb.guideline)
-    if key not in _LEAD_CHECKS:
-        from ..knowledge import rule_column
-        from ..patient import COLUMN_FIELDS
-        checks = {c.field for c in kb.checks}
-        out: dict[str, list[str]] = {}
-        for opt in kb.options:
-            cols: set[str] = set()
-            stack = [rule_column(opt.id, r.id) for r in opt.deciding + opt.caps if r.requirement]
-            seen: set[str] = set()
-            while stack:
-                c = stack.pop()
-                if c in seen:
-                    continue
-                seen.add(c)
-                if c in COLUMN_FIELDS:
-                    if COLUMN_FIELDS[c] in checks:
-                        cols.add(c)
-                    continue
-                stack += list(kb.roots.get(c, ()))
-            out[opt.id] = sorted(cols)
-        _LEAD_CHECKS[key] = out
-    return _LEAD_CHECKS[key]
+    if key not in _PROGRAMS:
+        today = World(prefix="", input_prefix="", filled_prefix=None)    # the frame's own columns
+        facts = World(prefix="", input_prefix=_RAW, filled_prefix=None)  # only the checks are read here
+        pipe = Pipeline()
+        pipe.add("plan", plan_columns.inputs_of_follow(kb, today))
+        pipe.add("plan", plan_columns.follow(kb, today))
+        leading, status = plan_columns.settled(kb, today, facts)
+        outputs = [("plan.leading", leading), ("plan.status", status)]
+
+        def polars(e: Any) -> pl.Expr:
+            return pl.sql_expr(e.sql(dialect="postgres"))
+
+        levels = [[polars(e).alias(n) for n, e in group] for group in pipe.levels(outputs)]
+        raw = sorted({c for cols in plan_columns.lead_check_columns(kb).values() for c in cols})
+        _PROGRAMS[key] = (levels, [polars(e).alias(n) for n, e in outputs], raw)
+    return _PROGRAMS[key]
 
 
 # Per-case plans are spread over the machine's cores from this many rows on (below it, starting

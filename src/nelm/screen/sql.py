@@ -20,7 +20,7 @@ they compute:
   entered (classification, criteria) and with the checks passing (``f__<column>``: rules,
   verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
   kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
-  :mod:`nelm.screen.sql_plan`);
+  :mod:`nelm.screen.plan_columns`);
 - ``verdicts_…``: the engine's verdict resolution (``nelm.engine.resolve_verdict``; the
   batch engine folds the same logic into Boolean columns) — index of the first rule
   certainly true, the bit mask of verdicts still possible (a rule whose
@@ -64,10 +64,10 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
-from . import sql_plan
-from .columns import CLASSIFICATION, _lead_check_columns, selected
-from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, least, lit, lt,
-                        not_, num, or_, q, t)
+from . import plan_columns
+from .columns import CLASSIFICATION, selected
+from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, lit, lt,
+                        num, or_, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -213,20 +213,6 @@ def _substitute(sql: str, value: Callable[[str], exp.Expression]) -> exp.Express
 
 # --------------------------------------------------------------------------- the knowledge base
 
-def _closure(kb: KnowledgeBase, targets: list[str]) -> set[str]:
-    """The computed columns ``targets`` read, directly or through others, and themselves."""
-    computed = {n.column for batch in kb.nodes for n in batch}
-    seen: set[str] = set()
-    stack = list(targets)
-    while stack:
-        c = stack.pop()
-        if c in seen or c not in computed:
-            continue
-        seen.add(c)
-        stack += list(kb.roots.get(c, ()))
-    return seen
-
-
 def _node_sql(kb: KnowledgeBase) -> dict[str, str | list[str]]:
     """Each computed column's SQL for the governing guideline (a set: its items' columns)."""
     out: dict[str, str | list[str]] = {}
@@ -269,7 +255,7 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
             if node.column in needed:
                 cols[w.col(node.column)] = _node(node.column, nodes_sql, w.col)
             if node.column in masked:
-                cols[w.mask(node.column)] = sql_plan.mask_expr(kb, w, node.column, bits)
+                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits)
     return cols
 
 
@@ -290,7 +276,7 @@ def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expres
     for opt in options:
         conds = [q(w.col(rule_column(opt.id, r.id))) for r in opt.deciding]
         k = len(conds)
-        out[w.first(opt.id)] = least(*[case((c, num(i)), default=num(k)) for i, c in enumerate(conds)], num(k))
+        out[w.first(opt.id)] = plan_columns.first_rule(w, opt)
         first = q(w.first(opt.id))
         terms: dict[str, list[exp.Expression]] = {v: [] for v in VERDICTS}
         for i, (r, c) in enumerate(zip(opt.deciding, conds)):
@@ -361,9 +347,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     facts = World(prefix="", input_prefix="", filled_prefix=None)
     today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks)
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
-    masked = _closure(kb, sql_plan.mask_targets(kb))
-    facts_needed = _closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
-    today_needed = _closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
+    masked = plan_columns.closure(kb, plan_columns.mask_targets(kb))
+    facts_needed = plan_columns.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
+    today_needed = plan_columns.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
                             + pathways + sorted(masked))
 
     pipe = Pipeline()
@@ -373,21 +359,13 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
     pipe.add("layer", evaluation(kb, facts, facts_needed))
-    pipe.add("layer", evaluation(kb, today, today_needed, masked, sql_plan.mask_bits(kb)))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb)))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
-    pipe.add("plan", sql_plan.follow(kb, today))
+    pipe.add("plan", plan_columns.follow(kb, today))
 
-    # the plan where it rests on nothing assumed (nelm.screen.columns.certain_plans): the
-    # lead followed when no missing fact could change it; determined when no check the
-    # leading option's gates read is missing. Plans resting on assumed facts (contract v3)
-    # are NULL here: their branches need the per-case planner (nelm screen, nelm assess).
-    certain = sql_plan.certain(today)
-    lead = q(today.plan("lead"))
-    unsure = [and_(eq(lead.copy(), lit(oid)), or_(*[is_null(q(facts.col(c))) for c in cols]))
-              for oid, cols in _lead_check_columns(kb).items() if cols]
-    settled = and_(certain, not_(or_(*unsure))) if unsure else certain
-    leading = case((settled, lead.copy()))
-    plan_status = case((settled, lit("determined")))
+    # the plan where it rests on nothing assumed; NULL where it rests on assumed facts (contract
+    # v3): their branches need the per-case planner (nelm screen, nelm assess)
+    leading, plan_status = plan_columns.settled(kb, today, facts)
 
     out: list[tuple[str, exp.Expression]] = []
     if id_column:

@@ -187,6 +187,30 @@ class Pipeline:
                 raise ValueError(f"column {name!r} defined twice")
             self.columns[name] = (group, e)
 
+    def levels(self, outputs: list[tuple[str, exp.Expression]]) -> list[list[tuple[str, exp.Expression]]]:
+        """The named columns ``outputs`` read, directly or not, grouped by dependency depth
+        (each group reads only the table's columns and earlier groups), in definition order:
+        what another executor (Polars, :func:`nelm.screen.columns.certain_plans`) computes
+        one group at a time."""
+        deps = {n: reads(e) for n, (_, e) in self.columns.items()}
+        level: dict[str, int] = {}
+
+        def level_of(n: str) -> int:
+            if n not in self.columns:
+                return 0
+            if n not in level:
+                level[n] = 1 + max((level_of(d) for d in deps[n]), default=0)
+            return level[n]
+
+        for _, e in outputs:
+            for n in reads(e):
+                level_of(n)
+        groups: dict[int, list[tuple[str, exp.Expression]]] = {}
+        for n, (_, e) in self.columns.items():
+            if n in level:
+                groups.setdefault(level[n], []).append((n, e))
+        return [groups[k] for k in sorted(groups)]
+
     def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
               prune: int = 60) -> exp.Select:
         """The ``SELECT`` of ``outputs`` over ``source`` with the CTEs before it. A CTE

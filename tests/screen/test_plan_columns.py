@@ -5,8 +5,6 @@ its inputs — beyond the 20,000-patient comparisons of test_differential.py:
 - the walk through the pathways in closed form, against the sequential walk of
   ``nelm.plan.follow``;
 - the verdicts with the caps in closed form, against ``nelm.engine.resolve_verdict``;
-- the patient model's consistency checks restated as SQL (``sql_plan.CONTRADICTIONS``),
-  against ``validate_patient`` on documents an assumption completes;
 - the table's sites columns (listed or not) and the view's filling-in.
 """
 from __future__ import annotations
@@ -22,7 +20,7 @@ from sqlglot import exp
 from nelm.engine import resolve_verdict
 from nelm.knowledge import load, rule_column
 from nelm.patient import SITE_COLUMNS, Patient, _flat_args
-from nelm.screen import sql_plan
+from nelm.screen import plan_columns
 from nelm.screen.sql import sql_table
 from nelm.screen.sql_build import Pipeline, World, q
 from nelm.screen.synth import synthesize
@@ -68,7 +66,7 @@ def test_walk_in_closed_form_is_the_sequential_walk():
                           **{f"o{j}": [o[j] for _, o in rows] for j in range(n)}},
                          schema={**{f"p{j}": pl.Boolean for j in range(n)}, **{f"o{j}": pl.Boolean for j in range(n)}})
     name = lambda s: f"w__{s}"  # noqa: E731
-    cols = sql_plan.walk([q(f"p{j}") for j in range(n)], [q(f"o{j}") for j in range(n)], name)
+    cols = plan_columns.walk([q(f"p{j}") for j in range(n)], [q(f"o{j}") for j in range(n)], name)
     got = _run(cols, [name("followed")] + [name(f"unknown{j}") for j in range(n)], table)
     for i, (values, offers) in enumerate(rows):
         followed, unknown = _sequential_walk(list(values), list(offers))

@@ -1,11 +1,16 @@
-"""The plan's leading option in SQL: the stages of :mod:`nelm.screen.leading` as columns of
-the view (:mod:`nelm.screen.sql`), generated from ``pathways.yaml`` as the Polars
-expressions are.
+"""The plan's leading option as columns: one definition, run by Polars (``nelm screen``) and by
+the SQL view (``nelm sql``) alike.
 
-1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, preferred
-   before reasonable, then the step's order) and which pathway is followed. The Polars code
-   walks the pathways carrying a state; here the same walk is written in closed form
-   (:func:`walk`):
+Every value here is a sqlglot expression over named columns, generated from
+``pathways.yaml`` and the verdict columns; :mod:`nelm.screen.sql` lays them out as CTEs of the
+view, and :func:`nelm.screen.columns.certain_plans` runs the very same expressions on a Polars
+frame (``pl.sql_expr`` of their PostgreSQL rendering, level by level), so a change to the plan's
+decision is made once. The one-patient planner (:mod:`nelm.plan`) decides the same things; the
+tests hold the columns equal to it on every row.
+
+1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, established care
+   before a trial, preferred before reasonable, then the step's order) and which pathway is
+   followed (``nelm.plan.follow``), the walk in closed form (:func:`walk`):
    with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
    ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
    ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
@@ -13,13 +18,15 @@ expressions are.
    pathways read while still unknown are the ``u_j`` with ``j < s``.
 2. **uncertainty**: which kinds of missing facts the leading option hangs on, as one bit
    mask per computed column (``missing__<column>``: bit 0 a missing fact that is not a
-   pre-treatment check, bit 1 + i the i-th fact a plan may assume), ORed along the
-   dependency graph exactly as :func:`nelm.knowledge.input_roots` walks it; then the
-   unknown pathways read before the one followed and the first-step candidates still
-   undetermined that could outrank the leading option (``nelm.plan._uncertain``).
-3. **outcome**: certain (no missing non-check fact could change the lead) -- the option
-   followed leads. A plan that rests on facts a board may assume (contract v3: working plan
-   and branches) is left NULL in the view; ``nelm screen`` and ``nelm assess`` plan it per case.
+   pre-treatment check), ORed along the dependency graph exactly as
+   :func:`nelm.knowledge.input_roots` walks it (:func:`mask_expr`); then the unknown pathways
+   read before the one followed and the first-step candidates still undetermined that could
+   outrank the leading option (``nelm.plan._blocking``).
+3. **outcome** (:func:`settled`): no missing fact (checks aside) could change the lead, and
+   no check the leading option's gates read is missing (:func:`lead_check_columns`): the plan
+   is ``determined`` and the option followed leads. A plan that rests on facts a board may
+   assume (contract v3: working plan and branches) is left NULL; ``nelm screen`` and
+   ``nelm assess`` plan it per case.
 """
 from __future__ import annotations
 
@@ -30,12 +37,70 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
-from .leading import NOW, TRIAL, _options, _targets, now_steps, trial_last
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
+NOW = ("preferred", "reasonable")
+TRIAL = "clinical_trial"
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 NOT_CHECK = 1   # bit 0 of a missing-facts mask
+
+def _options(step) -> list[tuple[str, str | None]]:
+    return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
+
+
+def now_steps(pw) -> list[tuple[int, object]]:
+    """A pathway's ``now`` steps with their indices (they come first)."""
+    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
+
+
+def trial_last(step) -> list[tuple[int, str, str, str | None]]:
+    """A ``now`` step's (rank, verdict, option, condition) in the order the plan tries them:
+    every established option by verdict then order, then the trial (``nelm.plan._now_key``)."""
+    opts = _options(step)
+    out = [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid != TRIAL]
+    return out + [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid == TRIAL]
+
+
+def _targets(kb: KnowledgeBase) -> list[str]:
+    """The computed columns the plan reads: pathway and step conditions, the first-step
+    candidates' deciding rules and caps."""
+    cols = [pathway_column(pw.id) for pw in kb.pathways]
+    opts = {o.id: o for o in kb.options}
+    for pw in kb.pathways:
+        for i, step in now_steps(pw):
+            if step.if_:
+                cols.append(pathway_column(pw.id, i))
+            for oid, cond in _options(step):
+                opt = opts[oid]
+                cols += [rule_column(oid, r.id) for r in opt.deciding + opt.caps]
+                if cond:
+                    cols.append(pathway_column(pw.id, i, oid))
+    return list(dict.fromkeys(cols))
+
+
+def closure(kb: KnowledgeBase, targets: list[str]) -> set[str]:
+    """The computed columns ``targets`` read, directly or through others, and themselves."""
+    computed = {n.column for batch in kb.nodes for n in batch}
+    seen: set[str] = set()
+    stack = list(targets)
+    while stack:
+        c = stack.pop()
+        if c in seen or c not in computed:
+            continue
+        seen.add(c)
+        stack += list(kb.roots.get(c, ()))
+    return seen
+
+
+def first_rule(w: World, opt) -> exp.Expression:
+    """``first__<option>``: the index of the option's first deciding rule that certainly
+    holds (the number of rules if none): the verdict it resolves to, and which unknown rules
+    before it could still change it."""
+    conds = [q(w.col(rule_column(opt.id, r.id))) for r in opt.deciding]
+    k = len(conds)
+    return least(*[case((c, num(i)), default=num(k)) for i, c in enumerate(conds)], num(k))
+
 
 def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
     """The bits a missing field sets in a mask: bit 0 (a check filled with its passing value is
@@ -212,5 +277,62 @@ def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Cal
 
 
 def certain(w: World) -> exp.Expression:
-    """Stage 3: a pathway is followed and no missing fact (checks aside) could change its lead."""
+    """A pathway is followed and no missing fact (checks aside) could change its lead."""
     return and_(not_null(q(w.plan("followed"))), not_(has_bits(q(w.plan("missing")), NOT_CHECK)))
+
+
+def settled(kb: KnowledgeBase, today: World, facts: World) -> tuple[exp.Expression, exp.Expression]:
+    """Stage 3: ``plan.leading`` and ``plan.status`` where the plan rests on nothing assumed
+    (NULL elsewhere): certain, and no check the leading option's gates read is missing for
+    this patient (``facts``: the inputs as entered). Reads :func:`follow`'s columns."""
+    lead = q(today.plan("lead"))
+    unsure = [and_(eq(lead.copy(), lit(oid)), or_(*[is_null(q(facts.col(c))) for c in cols]))
+              for oid, cols in lead_check_columns(kb).items() if cols]
+    ok = and_(certain(today), not_(or_(*unsure))) if unsure else certain(today)
+    return case((ok, lead.copy())), case((ok.copy(), lit("determined")))
+
+
+def inputs_of_follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
+    """What :func:`follow` reads besides the rule, pathway and possible-verdict columns: the
+    missing-facts masks of the columns it reads and each candidate's first rule that holds
+    (the SQL view computes these beside the rules and verdicts it has anyway)."""
+    bits = mask_bits(kb)
+    masked = closure(kb, mask_targets(kb))
+    cols = {}
+    for batch in kb.nodes:
+        for node in batch:
+            if node.column in masked:
+                cols[w.mask(node.column)] = mask_expr(kb, w, node.column, bits)
+    opts = {o.id: o for o in kb.options}
+    for oid in now_options(kb):
+        cols[w.first(oid)] = first_rule(w, opts[oid])
+    return cols
+
+
+_LEAD_CHECKS: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+
+def lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
+    """For each option, the check input columns its requirement rules read (through the
+    derived values): a missing one may make a plan led by it conditional."""
+    key = (kb.sha256, kb.guideline)
+    if key not in _LEAD_CHECKS:
+        checks = {c.field for c in kb.checks}
+        out: dict[str, list[str]] = {}
+        for opt in kb.options:
+            cols: set[str] = set()
+            stack = [rule_column(opt.id, r.id) for r in opt.deciding + opt.caps if r.requirement]
+            seen: set[str] = set()
+            while stack:
+                c = stack.pop()
+                if c in seen:
+                    continue
+                seen.add(c)
+                if c in COLUMN_FIELDS:
+                    if COLUMN_FIELDS[c] in checks:
+                        cols.add(c)
+                    continue
+                stack += list(kb.roots.get(c, ()))
+            out[opt.id] = sorted(cols)
+        _LEAD_CHECKS[key] = out
+    return _LEAD_CHECKS[key]
