@@ -639,8 +639,24 @@ def _steps_for(planner: _Planner, work: dict[str, Any], *, branch: bool = False)
     steps = build_steps(pw, ev.verdicts, lean if branch else planner.full(work["values"]), planner.kb, future)
     for s in steps:
         if s["when"] == "now":
+            working = s["expected_verdicts"]
             s["expected_verdicts"] = {oid: planner.today[oid]["verdict"] for oid in s["options"]}
+            # the step is ordered on the working plan's facts; where an option's verdict there is
+            # not today's (a fact assumed, a check taken to pass), say so, or the order reads wrong
+            differ = [f"{_label(o)} {_VERDICT_WORDS[working[o]]}" for o in s["options"]
+                      if working.get(o) in _VERDICT_WORDS and working[o] != s["expected_verdicts"][o]]
+            if differ and not branch:
+                s["reason"] += (" On the plan's assumptions " + _and(differ)
+                                + "; the verdicts shown are today's, until those are confirmed.")
     return steps
+
+
+_VERDICT_WORDS = {"preferred": "is preferred", "reasonable": "is reasonable", "not_recommended": "is not recommended",
+                  "contraindicated": "is contraindicated"}
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]], lead: str | None,
