@@ -67,6 +67,22 @@ def test_nordic_nec2_2025_doi():
     assert r.n == 639
 
 
+def test_kwekkeboom2008_doi():
+    # scilit.com record of the paper (scilit.com/publications/5ae07a080e6fc9df68f2006b60e50924): exact title, Journal of
+    # Clinical Oncology, 1 May 2008, vol. 26 (13), 2124-2130, doi printed (lower case) as 10.1200/jco.2007.15.2553, with an
+    # abstract giving 504 patients for toxicity and 310 for efficacy, CR 2 %, PR 28 %, TTP 40 months, OS 46 months from
+    # start of treatment and 128 months from diagnosis, a 40-72 month gain over historical controls. No PMID shown.
+    r = R["kwekkeboom2008"]
+    assert r.doi == "10.1200/JCO.2007.15.2553"
+    assert r.pmid is None
+    assert r.verified == "source"
+    assert r.citation.reference == "26(13):2124-2130"
+    assert r.n == 310
+    by = {(o.endpoint, o.value) for o in r.outcomes}
+    assert {("complete_response", 2), ("partial_response", 28), ("ttp_median", 40), ("os_median", 46),
+            ("os_median", 128)} <= by
+
+
 def test_kennedy2008_stays_review_without_identifier():
     # The journals.lww.com page showed a DOI, but its abstract was cut off before the survival figure, so the
     # record is not source-checked and carries no identifier field.
