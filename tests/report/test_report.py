@@ -266,7 +266,7 @@ def test_a_server_start_draws_the_charts_once_in_a_worker(tmp_path, monkeypatch)
     kb = load()
     assert not has("charts-drawn", kb.sha256)
     reportjob.warm_charts()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while not has("charts-drawn", kb.sha256) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert has("charts-drawn", kb.sha256)
