@@ -169,6 +169,24 @@ def failing(row: dict[str, Any]) -> list[Check]:
     return [c for i, c in enumerate(checks()) if out[f"__check{i}"] is True]
 
 
+@lru_cache(maxsize=1)
+def _any_function() -> Callable[[dict[str, Any]], bool]:
+    # the same translated conditions as _row_function, as one test that stops at the first
+    # check that holds: no copy of the row, no column written, no message worded
+    from . import rowcode
+
+    lines = ["def contradicts(r):"]
+    lines += [f"    if ({rowcode.translate(c.condition)}) is True:\n        return True" for c in checks()]
+    lines.append("    return False")
+    return rowcode.compile_functions("\n".join(lines) + "\n", "<nelm consistency any>")["contradicts"]
+
+
+def contradicts(row: dict[str, Any]) -> bool:
+    """Does the flat row fail any check (``bool(refusals(row))``, without the messages)? The
+    plan asks this of every what-if patient it builds (nelm.plan._Planner.completed)."""
+    return _any_function()(row)
+
+
 def refusals(row: dict[str, Any]) -> list[tuple[str, str]]:
     """Every (dotted path, message) the flat row is refused with, in the file's order."""
     return [p for c in failing(row) for p in problems_of(c, row)]

@@ -30,9 +30,9 @@ from typing import Any, Callable
 
 
 from .engine import Evaluation, evaluate, plan_view, strongest_level
-from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
+from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .consistency import refusals
+from .consistency import contradicts
 from .patient import COLUMN_FIELDS, Patient, flatten_document, set_field
 from .summary import fact_label
 
@@ -48,8 +48,21 @@ ROUNDS = 5
 Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 
 
-def _option_ids(step: Any) -> list[tuple[str, str | None]]:
-    return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
+# the knowledge base's pathways and steps live as long as it does, and the plan reads them
+# tens of times for every what-if: what it reads of each is worked out once (keyed by the
+# object, which is kept alongside so a reused id never answers for another)
+_OPTION_IDS: dict[int, tuple[Any, tuple[tuple[str, str | None], ...]]] = {}
+_NOW_STEPS: dict[int, tuple[Any, tuple[tuple[int, Any], ...]]] = {}
+_LATER: dict[int, tuple[Any, dict[str, dict[Any, bool]]]] = {}
+_NOW = frozenset(NOW_VERDICTS)
+
+
+def _option_ids(step: Any) -> tuple[tuple[str, str | None], ...]:
+    got = _OPTION_IDS.get(id(step))
+    if got is None or got[0] is not step:
+        got = (step, tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options))
+        _OPTION_IDS[id(step)] = got
+    return got[1]
 
 
 def _label(oid: str) -> str:
@@ -58,8 +71,12 @@ def _label(oid: str) -> str:
 
 # --------------------------------------------------------------------------- following a pathway
 
-def _now_steps(pw: Any) -> list[tuple[int, Any]]:
-    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
+def _now_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
+    got = _NOW_STEPS.get(id(pw))
+    if got is None or got[0] is not pw:
+        got = (pw, tuple((i, s) for i, s in enumerate(pw.steps) if s.when == "now"))
+        _NOW_STEPS[id(pw)] = got
+    return got[1]
 
 
 def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> set[str]:
@@ -74,7 +91,7 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
             if cond and row[pathway_column(pw.id, i, oid)] is False:
                 continue
             o = options[oid]
-            if set(o.get("possible_verdicts") or [o["verdict"]]) & set(NOW_VERDICTS):
+            if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
                 out.add(oid)
     return out
 
@@ -236,18 +253,26 @@ def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bo
         return True
     if then["verdict"] == "contraindicated":
         return False
-    opt = next(o for o in kb.options if o.id == then["id"])
-    later = {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later}
+    later = _later_rules(kb)[then["id"]]
     decisive = [r.get("rule") for r in then["reasons"] if r["kind"] == "decisive"]
     return bool(decisive) and all(later.get(r, False) for r in decisive)
 
 
+def _later_rules(kb: KnowledgeBase) -> dict[str, dict[Any, bool]]:
+    """Option -> its deciding rules' ``later`` flags (None: ``otherwise``), once per knowledge base."""
+    got = _LATER.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {opt.id: {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later} for opt in kb.options})
+        _LATER[id(kb)] = got
+    return got[1]
+
+
 # --------------------------------------------------------------------------- what could change the lead
 
-def _fields(kb: KnowledgeBase, columns: list[str], row: dict[str, Any]) -> set[str]:
+def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
     if not columns:
         return set()
-    roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    roots = ev.filled_roots(kb)
     return {f for col in columns for f in roots.fields(col)}
 
 
@@ -255,7 +280,7 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
               assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
     """Missing facts that could change the leading recommendation; and the leading option's
     unknown pre-treatment checks (its conditions)."""
-    fields = _fields(kb, unknown_pathways, ev.verdicts)
+    fields = _fields(kb, unknown_pathways, ev)
     options = {o["id"]: o for o in assessment["options"]}
     affects: dict[str, set[str]] = {}
     for m in assessment["missing_data"]:
@@ -278,7 +303,7 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                     o = options[oid]
                     if cond and ev.verdicts[pathway_column(other.id, i, oid)] is False:
                         continue
-                    if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
+                    if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
                         fields |= affects.get(oid, set())
     if pw is not None:
         # a first-step candidate that could still outrank the leading one (or lead where none does)
@@ -358,7 +383,7 @@ class _Planner:
                 self._states[key] = None
             else:
                 row = flatten_document(data)
-                self._states[key] = None if refusals(row) else row
+                self._states[key] = None if contradicts(row) else row
         return self._states[key]
 
     def patient_with(self, values: dict[str, Any]) -> Patient:
@@ -498,12 +523,25 @@ def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any
     (the first deciding rule that certainly holds; none when ``otherwise`` decides)."""
     row = ev.verdicts
     out = {}
-    for opt in kb.options:
-        verdict = row[f"verdict__{opt.id}"]
-        rule = next((r.id for r in opt.deciding if row[rule_column(opt.id, r.id)] is True), None)
+    for oid, verdict_col, deciding in _deciding_columns(kb):
+        verdict = row[verdict_col]
+        rule = next((rid for rid, col in deciding if row[col] is True), None)
         reasons = [] if verdict == "undetermined" else [{"kind": "decisive", "rule": rule}]
-        out[opt.id] = {"id": opt.id, "verdict": verdict, "reasons": reasons}
+        out[oid] = {"id": oid, "verdict": verdict, "reasons": reasons}
     return out
+
+
+_DECIDING: dict[int, tuple[Any, tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]]] = {}
+
+
+def _deciding_columns(kb: KnowledgeBase) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """(option, its verdict column, (rule, column) of its deciding rules), once per knowledge base."""
+    got = _DECIDING.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, tuple((opt.id, f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
+                         for opt in kb.options))
+        _DECIDING[id(kb)] = got
+    return got[1]
 
 
 # options whose "progression on" is a recurrence after a procedure, not a line to exclude
@@ -699,7 +737,7 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
         # decide which pathway applies are still what the board needs
         ev = work["state"][0]
         blocking = sorted(_fields(kb, [pathway_column(p.id) for p in kb.pathways
-                                       if ev.verdicts[pathway_column(p.id)] is None], ev.verdicts))
+                                       if ev.verdicts[pathway_column(p.id)] is None], ev))
     blocking = blocking or _missing_defining(assessment)
     plan = _plan("undetermined", pw, [], [], blocking)
     branches = []

@@ -87,33 +87,38 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> 
     row = ev.verdicts
     roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None}) if conditions else None
     filled_mask: dict[str, int] = {}
-    filled_roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    filled_roots = None   # the row's unknown columns are found only if an option has several verdicts
     checks = {c.field: c for c in kb.checks}
     options = []
-    for opt in kb.options:
-        deciding, caps, _ = _rule_columns(opt)
-        verdict = row[f"verdict__{opt.id}"]
-        possible = possible_verdicts(row[f"possible__{opt.id}"])
+    # the planner reads this for every what-if (tens per plan): the columns of each option
+    # are named once, and the rules are read only where their reading is used (the masks of
+    # an option with several verdicts still possible; the deciding rule, for conditions)
+    for opt, verdict_col, possible_col, deciding, caps in _view_columns(kb):
+        verdict = row[verdict_col]
+        possible = _possible(row[possible_col])
         several = len(possible) > 1
         decided_by = None
         mask = 0
-        for r, col in deciding:
-            cond = row[col]
-            if cond is False:
-                continue
-            if cond is None:
-                if several:
-                    mask |= filled_roots.mask(col)
-                continue
-            decided_by = r
-            break
+        if several or roots is not None:
+            if several and filled_roots is None:
+                filled_roots = ev.filled_roots(kb)
+            for r, col in deciding:
+                cond = row[col]
+                if cond is False:
+                    continue
+                if cond is None:
+                    if several:
+                        mask |= filled_roots.mask(col)
+                    continue
+                decided_by = r
+                break
         if several:
             for r, col in caps:
                 if row[col] is None:
                     mask |= filled_roots.mask(col)
         out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
         if several:
-            out["possible_verdicts"] = possible
+            out["possible_verdicts"] = list(possible)
         if roots is not None and (verdict in ("preferred", "reasonable")
                                   or (several and ("preferred" in possible or "reasonable" in possible))):
             found = _conditions(opt, ev, kb, checks, roots, decided_by)
@@ -124,6 +129,28 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> 
         options.append(out)
     affects = _affects(filled_mask, options)
     return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
+_VIEW_COLUMNS: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
+_POSSIBLE: dict[int, tuple[str, ...]] = {}
+
+
+def _view_columns(kb: KnowledgeBase) -> tuple[tuple[Any, ...], ...]:
+    """(option, its verdict column, its possible-verdicts column, deciding rules, caps), once per knowledge base."""
+    got = _VIEW_COLUMNS.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, tuple((opt, f"verdict__{opt.id}", f"possible__{opt.id}", *_rule_columns(opt)[:2])
+                         for opt in kb.options))
+        _VIEW_COLUMNS[id(kb)] = got
+    return got[1]
+
+
+def _possible(mask: int) -> tuple[str, ...]:
+    """:func:`possible_verdicts` of a mask, worked out once per mask."""
+    got = _POSSIBLE.get(mask)
+    if got is None:
+        got = _POSSIBLE[mask] = tuple(possible_verdicts(mask))
+    return got
 
 
 def _affects(pending: dict[str, int], options: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -150,9 +177,8 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     missing data are left out, and disagreements between sources are not worked out."""
     row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
-    filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
     roots = UnknownRoots(kb, nulls)
-    filled_roots = UnknownRoots(kb, filled_nulls)
+    filled_roots = ev.filled_roots(kb)
     vals = _values(row, patient, kb)
     pending: dict[str, int] = {}  # what -> the unknown inputs it hangs on, as one bit mask
 

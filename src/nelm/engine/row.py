@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import rowcode
-from ..knowledge import KnowledgeBase
+from ..knowledge import KnowledgeBase, UnknownRoots
 from ..patient import COLUMN_TYPES, Patient, flatten
 from .frame import _KEYED, _lazy, patients_frame, pl
 from .verdicts import resolve_verdict
@@ -48,6 +48,15 @@ class Evaluation:
     facts: dict[str, Any]
     verdicts: dict[str, Any]
     schema: Mapping[str, Any]
+    _filled_roots: UnknownRoots | None = field(default=None, repr=False, compare=False)
+
+    def filled_roots(self, kb: KnowledgeBase) -> UnknownRoots:
+        """The unknown inputs each column of ``verdicts`` hangs on (bit masks), worked out once
+        per evaluation: the assessment, the planner's view and its blocking facts all ask,
+        and finding the unknown columns of a row of some 700 is a walk over all of them."""
+        if self._filled_roots is None:
+            self._filled_roots = UnknownRoots(kb, {c for c, v in self.verdicts.items() if v is None})
+        return self._filled_roots
 
 
 def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
