@@ -188,7 +188,9 @@ def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict
                           for batch in kb.nodes for n in batch]
     except rowcode.Unsupported:
         return None
-    source = rowcode.function_source("facts", facts_steps) + rowcode.function_source("verdicts", verdict_steps)
+    # both passes start from the input columns (RowProgram.inputs: each value of its column's type)
+    source = (rowcode.function_source("facts", facts_steps, COLUMN_TYPES)
+              + rowcode.function_source("verdicts", verdict_steps, COLUMN_TYPES))
     code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
     return marshal.dumps(code), filled_types
 
