@@ -20,7 +20,7 @@ from .. import rowcode
 from ..knowledge import KnowledgeBase, UnknownRoots
 from ..patient import COLUMN_TYPES, Patient, flatten
 from .frame import _KEYED, _lazy, patients_frame, pl
-from .verdicts import resolve_verdict
+from .verdicts import resolve_all, resolve_verdict
 
 
 class Dtypes(Mapping):
@@ -82,8 +82,7 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
     facts = {} if verdicts_only else program.facts(dict(inputs))
     verdicts = program.verdicts(inputs)
-    for opt in kb.options:
-        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    resolve_all(kb.options, verdicts)
     return Evaluation(facts, verdicts, program.verdict_types)
 
 
