@@ -492,6 +492,59 @@ _SCALAR_PATHS = [(column_of(f), *(f.split(".") if "." in f else (None, f))) for 
 _PRIOR_COLUMNS = [(t, f"prior_{t}", f"prior_{t}_months", f"prior_{t}_ongoing") for t in OPTION_IDS]
 
 
+# The scalar fields flatten_document reads into their own column alone (no other column
+# follows from them, and they follow from no other field). A field read anywhere else in
+# flatten_document must be left out here (and handled in patched_row, or not at all).
+_DERIVING = ("extrahepatic.", "functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "course.status")
+PLAIN_COLUMNS: dict[str, str] = {f: column_of(f) for f in SCALAR_FIELDS if not f.startswith(_DERIVING)}
+_EHD_DEFAULTS = {"extrahepatic.peritoneal_carcinomatosis": "none", "extrahepatic.symptomatic": False}
+
+
+def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
+                ) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """``flatten_document`` of ``doc`` with ``values`` (dotted fields) set in it, worked out from
+    ``row`` (``flatten_document(doc)``) by replacing the columns the values decide; and those
+    columns. None when a value's effect on the row is not worked out here (the history, the
+    extrahepatic sites, whether there is extrahepatic disease, a course that decides an
+    ongoing therapy's outcome): then flatten the document. The plan builds tens of what-if
+    patients this way (nelm.plan); tests/test_plan_speed.py checks the rows are flatten_document's."""
+    out = dict(row)
+    changed = []
+    for f, v in values.items():
+        col = PLAIN_COLUMNS.get(f)
+        if col is not None:
+            out[col] = v
+            changed.append(col)
+        elif f == "course.status" and not any(r.get("outcome") is None and r.get("ongoing")
+                                              for r in doc.get("prior_therapies") or ()):
+            # the course decides only an ongoing therapy's unrecorded outcome (worst_outcome)
+            out["course_status"] = v
+            changed.append("course_status")
+        elif f not in ("functional_syndrome", "carcinoid_heart_disease", "liver.resectable",
+                       "liver.resectable_fraction_percent", *_EHD_DEFAULTS):
+            return None
+    if "functional_syndrome" in values or "carcinoid_heart_disease" in values:
+        fs = values.get("functional_syndrome", doc.get("functional_syndrome"))
+        chd = values.get("carcinoid_heart_disease", doc.get("carcinoid_heart_disease"))
+        out["functional_syndrome"] = fs
+        out["carcinoid_heart_disease"] = "none" if fs == "none" and chd is None else chd
+        changed += ["functional_syndrome", "carcinoid_heart_disease"]
+    present = (doc.get("extrahepatic") or {}).get("present")
+    for f, default in _EHD_DEFAULTS.items():
+        if f in values:
+            col = column_of(f)
+            out[col] = default if values[f] is None and present is False else values[f]
+            changed.append(col)
+    if "liver.resectable" in values or "liver.resectable_fraction_percent" in values:
+        liver = doc.get("liver") or {}
+        resectable = values.get("liver.resectable", liver.get("resectable"))
+        fraction = values.get("liver.resectable_fraction_percent", liver.get("resectable_fraction_percent"))
+        out["liver_resectable_fraction_percent"] = fraction
+        out["liver_resectable"] = fraction >= 100 if resectable is None and fraction is not None else resectable
+        changed += ["liver_resectable", "liver_resectable_fraction_percent"]
+    return out, frozenset(changed)
+
+
 def flatten(patient: Patient) -> dict[str, Any]:
     """One row of column values; None means unknown."""
     return flatten_document(patient.model_dump())

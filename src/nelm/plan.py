@@ -33,7 +33,7 @@ from .engine import Evaluation, evaluate, plan_view, strongest_level
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
-from .patient import COLUMN_FIELDS, Patient, flatten_document, set_field
+from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -342,6 +342,8 @@ class _Planner:
                  reassess: Reassess):
         self.patient, self.kb, self.reassess = patient, kb, reassess
         self.base = patient.model_dump()
+        self.base_row = flatten_document(self.base)
+        self.base_fits = not contradicts(self.base_row)
         self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
@@ -377,6 +379,15 @@ class _Planner:
         consistency checks, run here on the row, and a history's filled-in outcome against
         its months to progression (the one check of a therapy record)."""
         key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states and self.base_fits:
+            # most what-ifs fill in facts whose columns the patient's own row shows directly:
+            # that row with those columns replaced, checked against the consistency checks
+            # that read them (the patient's row fails none); the same row and answer as the
+            # document's, without building and flattening it
+            patched = patched_row(self.base, self.base_row, values)
+            if patched is not None:
+                row, changed = patched
+                self._states[key] = None if contradicts(row, changed) else row
         if key not in self._states:
             data = _document(self.base, values)
             if data is None:

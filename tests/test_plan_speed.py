@@ -1,0 +1,81 @@
+"""The plan's shortcuts give what the long way gives (issue 18 item 8: a plan with branches
+within the one-assessment budget). No timings here: benchmarks/bench_plan.py measures."""
+from __future__ import annotations
+
+import json
+import random
+
+from nelm import plan as plan_module
+from nelm.assessment import assess
+from nelm.consistency import contradicts, refusals
+from nelm.knowledge import load
+from nelm.patient import InvalidPatient, flatten_document, patched_row, validate_patient
+from nelm.testing import FIELD_VALUES, random_patient_dict
+
+KB = load()
+
+
+def _patients(seed: int, n: int) -> list:
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        try:
+            out.append(validate_patient(random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))))
+        except InvalidPatient:
+            continue
+    return out
+
+
+def _candidate_values(rng: random.Random) -> dict:
+    """Values as the planner fills them in: assumptions, their alternatives and what follows,
+    and any field of the handled kinds with a random value (None among them)."""
+    a = rng.choice(KB.assumptions)
+    values = {a.field: rng.choice([a.assumed, a.alternative, *a.also_alternatives])} | dict(a.also)
+    for _ in range(rng.randrange(4)):
+        field = rng.choice(sorted(FIELD_VALUES))
+        if "." in field or isinstance(FIELD_VALUES[field], (list, tuple)):
+            pool = FIELD_VALUES[field]
+            values[field] = rng.choice([None, *pool]) if isinstance(pool, (list, tuple)) else pool
+    for field, pool in (("liver.resectable", [True, False, None]), ("liver.resectable_fraction_percent", [None, 40, 100]),
+                        ("extrahepatic.peritoneal_carcinomatosis", [None, "none", "limited_resectable"]),
+                        ("extrahepatic.symptomatic", [None, True, False]), ("functional_syndrome", [None, "none", "carcinoid"]),
+                        ("carcinoid_heart_disease", [None, "none"]), ("course.status", [None, "stable", "progressive"])):
+        if rng.random() < 0.2:
+            values[field] = rng.choice(pool)
+    return {k: v for k, v in values.items() if not isinstance(v, (list, dict))}
+
+
+def test_patched_rows_are_the_flattened_documents():
+    """A what-if patient's row patched from the patient's own row is the row of the document
+    with those values set, and the consistency checks that read the patched columns refuse
+    it exactly when all the checks refuse the document."""
+    rng = random.Random(81)
+    patched = refused = 0
+    for patient in _patients(80, 150):
+        base = patient.model_dump()
+        base_row = flatten_document(base)
+        assert not contradicts(base_row)
+        for _ in range(12):
+            values = _candidate_values(rng)
+            got = patched_row(base, base_row, values)
+            data = plan_module._document(base, values)
+            if got is None or data is None:
+                continue
+            row, changed = got
+            want = flatten_document(data)
+            assert list(row) == list(want) and row == want, values
+            assert all(type(row[c]) is type(want[c]) for c in row)
+            assert {c for c in row if row[c] != base_row[c]} <= changed
+            assert contradicts(row, changed) == bool(refusals(want)), values
+            patched += 1
+            refused += contradicts(row, changed)
+    assert patched > 1000 and refused > 20
+
+
+def test_plans_are_the_same_without_the_patched_rows(monkeypatch):
+    """The whole assessment is the same when every what-if patient is built as a document."""
+    patients = _patients(82, 40)
+    fast = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    monkeypatch.setattr(plan_module, "patched_row", lambda doc, row, values: None)
+    slow = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert fast == slow
