@@ -282,14 +282,22 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     unknown pre-treatment checks (its conditions)."""
     fields = _fields(kb, unknown_pathways, ev)
     options = {o["id"]: o for o in assessment["options"]}
-    affects: dict[str, set[str]] = {}
-    for m in assessment["missing_data"]:
-        for a in m["affects"]:
-            affects.setdefault(a, set()).add(m["field"])
+    found: list[dict[str, set[str]]] = []
+
+    def affected(oid: str) -> set[str]:
+        # option -> the missing facts that affect it, worked out when first asked (often never)
+        if not found:
+            affects: dict[str, set[str]] = {}
+            for m in assessment["missing_data"]:
+                for a in m["affects"]:
+                    affects.setdefault(a, set()).add(m["field"])
+            found.append(affects)
+        return found[0].get(oid, set())
+
     lead_id = steps[0]["options"][0] if steps and steps[0]["options"] else None
     leading = options[lead_id] if lead_id else None
     if leading and leading["verdict"] == "undetermined":
-        fields |= affects.get(lead_id, set())
+        fields |= affected(lead_id)
     if lead_id is None:
         # nothing offered today: any pathway not ruled out whose "now" candidate may still
         # become preferred or reasonable could give the plan a lead
@@ -304,7 +312,7 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                     if cond and ev.verdicts[pathway_column(other.id, i, oid)] is False:
                         continue
                     if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
-                        fields |= affects.get(oid, set())
+                        fields |= affected(oid)
     if pw is not None:
         # a first-step candidate that could still outrank the leading one (or lead where none does)
         # (an option the step's own condition leaves out cannot lead)
@@ -319,12 +327,14 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
             if oid == lead_id or not o.get("possible_verdicts"):
                 continue
             if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
-                fields |= affects.get(oid, set())
+                fields |= affected(oid)
     # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
     # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
     # function is known to be impaired) stays a missing fact like any other
+    # (only the fields found are looked at: the same as taking every filled check from them)
     row = ev.verdicts
-    filled = {c.field for c in kb.checks if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(c.field, ()))}
+    checked = {c.field for c in kb.checks}
+    filled = {f for f in fields if f in checked and all(row.get(col) is not None for col in _FIELD_COLUMNS.get(f, ()))}
     return fields - filled, (leading or {}).get("conditions", [])
 
 
@@ -348,6 +358,9 @@ class _Planner:
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
+        self._assumable_by_field: dict[str, list[tuple[int, Any]]] = {}
+        for i, a in self.assumable:
+            self._assumable_by_field.setdefault(a.field, []).append((i, a))
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
@@ -417,7 +430,8 @@ class _Planner:
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
         """The assumption records for a field that fit this patient, in the knowledge base's order."""
-        return [a for i, a in self.assumable if a.field == field and (not a.when or row.get(assumption_column(i)) is True)]
+        return [a for i, a in self._assumable_by_field.get(field, ())
+                if not a.when or row.get(assumption_column(i)) is True]
 
     def restaging_decides(self, values: dict[str, Any]) -> bool:
         """A therapy still given with its outcome unrecorded takes the outcome of the next
