@@ -42,7 +42,15 @@ def _candidate_values(rng: random.Random) -> dict:
                         ("carcinoid_heart_disease", [None, "none"]), ("course.status", [None, "stable", "progressive"])):
         if rng.random() < 0.2:
             values[field] = rng.choice(pool)
-    return {k: v for k, v in values.items() if not isinstance(v, (list, dict))}
+    if rng.random() < 0.3:
+        values["extrahepatic.present"] = rng.choice([None, True, False])
+    if rng.random() < 0.3:
+        values["extrahepatic.sites"] = rng.choice([None, [], ["bone"], ["lung", "peritoneum"]])
+    if rng.random() < 0.3:
+        values["prior_therapies"] = rng.choice(["progression", "response", "stable", "intolerance", None, [
+            {"therapy": "ssa", "outcome": "progression", "months_to_progression": None, "ongoing": False},
+            {"therapy": "everolimus", "outcome": None, "months_to_progression": None, "ongoing": True}]])
+    return {k: v for k, v in values.items() if not isinstance(v, dict)}
 
 
 def test_patched_rows_are_the_flattened_documents():
@@ -57,9 +65,13 @@ def test_patched_rows_are_the_flattened_documents():
         assert not contradicts(base_row)
         for _ in range(12):
             values = _candidate_values(rng)
-            got = patched_row(base, base_row, values)
+            as_set = plan_module._as_set(base, values)
             data = plan_module._document(base, values)
-            if got is None or data is None:
+            assert (as_set is None) == (data is None)
+            if data is None:
+                continue
+            got = patched_row(base, base_row, as_set)
+            if got is None:
                 continue
             row, changed = got
             want = flatten_document(data)

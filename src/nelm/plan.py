@@ -397,8 +397,11 @@ class _Planner:
             # that row with those columns replaced, checked against the consistency checks
             # that read them (the patient's row fails none); the same row and answer as the
             # document's, without building and flattening it
-            patched = patched_row(self.base, self.base_row, values)
-            if patched is not None:
+            as_set = _as_set(self.base, values)
+            patched = None if as_set is None else patched_row(self.base, self.base_row, as_set)
+            if as_set is None:
+                self._states[key] = None
+            elif patched is not None:
                 row, changed = patched
                 self._states[key] = None if contradicts(row, changed) else row
         if key not in self._states:
@@ -824,16 +827,29 @@ def _document(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | 
     """The patient document with ``values`` (dotted paths) filled in; ``prior_therapies``
     given as an outcome fills the history's unrecorded outcomes, and None says that filling
     contradicts a record's months to progression (months are given only with progression)."""
+    values = _as_set(data, values)
+    if values is None:
+        return None
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    if isinstance(values.get("prior_therapies"), str):
-        values = dict(values)
-        data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
-        if any(r.get("months_to_progression") is not None and r.get("outcome") not in ("progression", None)
-               for r in data["prior_therapies"] or []):
-            return None
     for dotted, value in values.items():
         set_field(data, dotted, value)
     return data
+
+
+def _as_set(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+    """``values`` as they are set in the document: ``prior_therapies`` given as an outcome
+    becomes the history with it filled in (in the values' order, after the other fields);
+    None when that contradicts a record's months to progression."""
+    if not isinstance(values.get("prior_therapies"), str):
+        return values
+    values = dict(values)
+    history = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
+    if any(r.get("months_to_progression") is not None and r.get("outcome") not in ("progression", None)
+           for r in history or []):
+        return None
+    if history is None:
+        return values      # no history: nothing to fill in
+    return values | {"prior_therapies": history}
 
 
 def _plan(status: str, pw: Any, steps: list[dict[str, Any]], assumptions: list[dict[str, Any]],
