@@ -371,30 +371,80 @@ class _Inline:
                          orelse=ast.IfExp(test=unknown, body=ast.Constant(None), orelse=ast.Constant(not stop)))
 
 
-def _typed_step(expr: str, kind: str, kinds: dict[str, str], inline: _Inline) -> str:
+def _typed_step(expr: str, kind: str, inline: _Inline) -> Any:
     import ast
 
     tree = inline(ast.parse(expr, mode="eval").body)
     got = inline.kind(tree)
-    out = ast.unparse(tree)
-    return out if got in (kind, "none") else f"{_CAST[kind]}({out})"
+    if got in (kind, "none"):
+        return tree
+    return ast.Call(func=ast.Name(_CAST[kind], ast.Load()), args=[tree], keywords=[])
+
+
+def _row_reads(tree: Any) -> list[str]:
+    import ast
+
+    return [n.slice.value for n in ast.walk(tree)
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id == "r"
+            and isinstance(n.slice, ast.Constant) and isinstance(n.ctx, ast.Load)]
+
+
+class _Locals:
+    """Reads of the row's columns as reads of local names (a column computed earlier in the
+    function, or an input read once at its start): a local is cheaper to read than the dict."""
+
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+
+    def __call__(self, node: Any) -> Any:
+        import ast
+
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "r"
+                and isinstance(node.slice, ast.Constant) and node.slice.value in self.names):
+            return ast.Name(self.names[node.slice.value], ast.Load())
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, field, [self(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, field, self(value))
+        return node
 
 
 def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dict[str, str] | None = None) -> str:
     """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind.
 
     ``kinds`` (column -> kind of every column the row holds when the function starts) lets
-    the steps go without the casts they do not need and write Kleene logic inline."""
+    the steps go without the casts they do not need, write Kleene logic inline and read
+    the columns through local names (the row gets every column all the same)."""
+    import ast
+
     lines = [f"def {name}(r):"]
     if kinds is None:
         for column, expr, kind in steps:
             lines.append(f"    r[{column!r}] = {_cast(expr, kind)}")
-    else:
-        kinds = dict(kinds)
-        inline = _Inline(kinds)
-        for column, expr, kind in steps:
-            lines.append(f"    r[{column!r}] = {_typed_step(expr, kind, kinds, inline)}")
-            kinds[column] = kind
+        lines.append("    return r")
+        return "\n".join(lines) + "\n"
+    kinds = dict(kinds)
+    inline = _Inline(kinds)
+    typed = []
+    for column, expr, kind in steps:
+        typed.append((column, _typed_step(expr, kind, inline)))
+        kinds[column] = kind
+    # the columns read before any step assigns them are the function's inputs: read once
+    assigned: set[str] = set()
+    inputs: dict[str, str] = {}
+    for column, tree in typed:
+        for c in _row_reads(tree):
+            if c not in assigned and c not in inputs:
+                inputs[c] = f"_i{len(inputs)}"
+        assigned.add(column)
+    names = dict(inputs)
+    lines += [f"    {local} = r[{c!r}]" for c, local in inputs.items()]
+    for n, (column, tree) in enumerate(typed):
+        local = f"_c{n}"
+        lines.append(f"    {local} = {ast.unparse(_Locals(names)(tree))}")
+        lines.append(f"    r[{column!r}] = {local}")
+        names[column] = local
     lines.append("    return r")
     return "\n".join(lines) + "\n"
 
