@@ -91,3 +91,20 @@ def test_plans_are_the_same_without_the_patched_rows(monkeypatch):
     monkeypatch.setattr(plan_module, "patched_row", lambda doc, row, values: None)
     slow = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
     assert fast == slow
+
+
+def test_the_lean_view_is_the_plan_view():
+    """A what-if's lean view (no missing data listed, the facts affecting an option worked out
+    when asked) has plan_view's options, and for every option the fields of its missing-data
+    entries."""
+    from nelm.engine import evaluate, plan_view
+    from nelm.patient import flatten
+
+    for patient in _patients(83, 120):
+        ev = evaluate(flatten(patient), KB, verdicts_only=True)
+        full = plan_view(ev, KB, conditions=False)
+        lean = plan_view(evaluate(flatten(patient), KB, verdicts_only=True), KB, conditions=False, missing=False)
+        assert lean["options"] == full["options"]
+        for o in full["options"]:
+            want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
+            assert lean["affected"](o["id"]) == want

@@ -285,7 +285,10 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     found: list[dict[str, set[str]]] = []
 
     def affected(oid: str) -> set[str]:
-        # option -> the missing facts that affect it, worked out when first asked (often never)
+        # option -> the missing facts that affect it, worked out when first asked (often never);
+        # a what-if's lean view works them out itself (engine.plan_view without missing data)
+        if "affected" in assessment:
+            return assessment["affected"](oid)
         if not found:
             affects: dict[str, set[str]] = {}
             for m in assessment["missing_data"]:
@@ -373,7 +376,7 @@ class _Planner:
                 self._states[key] = None
             else:
                 ev = self._evaluated(row)
-                view = plan_view(ev, self.kb, conditions=False)
+                view = plan_view(ev, self.kb, conditions=False, missing=False)
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 

@@ -76,14 +76,21 @@ def _status(value: Any) -> str:
 
 # --------------------------------------------------------------------------- the plan's view
 
-def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> dict[str, Any]:
+def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True, missing: bool = True) -> dict[str, Any]:
     """What the planner reads of one evaluation (:mod:`nelm.plan`), without any text: each
     option's verdict, the verdicts still possible, its unknown pre-treatment checks
     (``conditions``, as :func:`assessment_from` lists them) and ``missing_data`` entries
     with the options each missing fact affects, worked out as :func:`assessment_from`
     does for options. Without ``conditions`` (an evaluation with the verdict pass only)
     the options' conditions are left out: they are unknown checks, which pass while
-    unknown and so never change what leads."""
+    unknown and so never change what leads.
+
+    Without ``missing`` (and without ``conditions``: a what-if of the planner) the missing
+    data are not listed; ``affected(option)`` gives the missing facts that affect an option
+    instead (the fields of its ``missing_data`` entries), worked out when asked: the planner
+    asks about the few options that could lead, for tens of what-ifs per plan."""
+    if not missing and not conditions:
+        return _lean_view(ev, kb)
     row = ev.verdicts
     roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None}) if conditions else None
     filled_mask: dict[str, int] = {}
@@ -129,6 +136,44 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> 
         options.append(out)
     affects = _affects(filled_mask, options)
     return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
+def _lean_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
+    row = ev.verdicts
+    options = []
+    several: dict[str, tuple[Any, ...]] = {}
+    for cols in _view_columns(kb):
+        opt, verdict_col, possible_col = cols[:3]
+        possible = _possible(row[possible_col])
+        out = {"id": opt.id, "verdict": row[verdict_col], "intent": opt.intent, "reasons": []}
+        if len(possible) > 1:
+            out["possible_verdicts"] = list(possible)
+            several[opt.id] = cols
+        options.append(out)
+    found: dict[str, list[str]] = {}
+
+    def affected(oid: str) -> set[str]:
+        # as plan_view's masks: the unknown deciding rules read before the first that holds, and unknown caps
+        if oid not in found:
+            mask = 0
+            if oid in several:
+                roots = ev.filled_roots(kb)
+                _, _, _, deciding, caps = several[oid]
+                for _, col in deciding:
+                    cond = row[col]
+                    if cond is False:
+                        continue
+                    if cond is None:
+                        mask |= roots.mask(col)
+                        continue
+                    break
+                for _, col in caps:
+                    if row[col] is None:
+                        mask |= roots.mask(col)
+            found[oid] = fields_of_mask(mask) if mask else []
+        return set(found[oid])
+
+    return {"options": options, "affected": affected}
 
 
 _VIEW_COLUMNS: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
