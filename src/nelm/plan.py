@@ -118,7 +118,9 @@ def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: Knowledg
             continue
         if value is not True:
             continue
-        steps = build_steps(pw, row, options, kb)
+        # the plan reads only today's step of what it follows (the lead, and what is given
+        # today for the later steps' events): that step alone, without its texts
+        steps = build_steps(pw, row, options, kb, lean=True)
         if steps[0]["options"]:
             return pw, unknown, steps
         fallback = fallback or (pw, list(unknown), steps)
@@ -146,13 +148,15 @@ def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                future: dict[str, dict[str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+                future: dict[str, dict[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
     """The pathway's steps for this patient, from ``options`` (the verdicts the plan reads).
 
     The first ``now`` step that offers something is the step for today; options of the
     later ``now`` steps join it as add-ons given together with it (the analogue continued
     beside the next line, syndrome control covering an operation), never as a second
     "now". ``future`` maps a later step's ``when`` to the verdicts expected when it comes.
+    ``lean``: today's step alone (the first step of the steps built in full), its texts left
+    empty (what settling the plan reads, tens of times per plan).
     """
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -165,7 +169,7 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
             if not chosen:
                 continue
             if first is None:
-                first = _step(pw, step, chosen[: STEP_NAMES], options, kb)
+                first = _step(pw, step, chosen[: STEP_NAMES], options, kb, texts=not lean)
                 used.update(first["options"])
                 steps.append(first)
             else:
@@ -178,8 +182,10 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                     for o in alternatives[::-1][:min(drop, len(alternatives) - 1)]:
                         first["options"].remove(o)
                         used.discard(o)
-                    _add_on(first, extra, step, kb)
+                    _add_on(first, extra, step, kb, texts=not lean)
                     used.update(extra)
+            continue
+        if lean:
             continue
         foreseen = future is not None and step.when in future
         expected = future[step.when] if foreseen else options
@@ -201,7 +207,10 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         s = _step(pw, step, chosen, options, kb, decisive=False)
         s["expected_verdicts"] = {oid: expected[oid]["verdict"] for oid in chosen}
         steps.append(s)
-    if first is None:
+    if first is None and lean:
+        steps.insert(0, {"step": 1, "when": "now", "options": [], "add_on": [], "intent": "disease_control",
+                         "combine": "single", "reason": "", "sources": [], "level": None, "expected_verdicts": {}})
+    elif first is None:
         # nothing of the pathway fits today: say so (surveillance, supportive care) rather
         # than promote a later step to today
         steps.insert(0, {"step": 1, "when": "now", "options": [], "add_on": [], "intent": "disease_control",
@@ -214,7 +223,12 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
 
 
 def _step(pw: Any, step: Any, chosen: list[str], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-          decisive: bool = True) -> dict[str, Any]:
+          decisive: bool = True, texts: bool = True) -> dict[str, Any]:
+    if not texts:
+        return {"step": 0, "when": step.when, "options": list(chosen), "add_on": [],
+                "intent": step.intent or options[chosen[0]]["intent"],
+                "combine": step.combine if len(chosen) > 1 else "single", "reason": "", "sources": [], "level": None,
+                "expected_verdicts": {oid: options[oid]["verdict"] for oid in chosen}}
     how = ("" if len(chosen) == 1 else " Given together." if step.combine == "together"
            else " Alternatives, in order of preference.")
     reason, sources = " ".join(step.reason.split()) + how, list(step.sources)
@@ -231,12 +245,13 @@ def _step(pw: Any, step: Any, chosen: list[str], options: dict[str, dict[str, An
             "expected_verdicts": {oid: options[oid]["verdict"] for oid in chosen}}
 
 
-def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBase) -> None:
+def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBase, texts: bool = True) -> None:
     """Options of a later ``now`` step given together with today's step."""
-    names = " and ".join(_label(o) for o in extra)
-    first["reason"] += f" Together with it: {names}. " + " ".join(step.reason.split())
-    first["sources"] += [x for x in step.sources if x not in first["sources"]]
-    first["level"] = strongest_level(first["sources"], kb)
+    if texts:
+        names = " and ".join(_label(o) for o in extra)
+        first["reason"] += f" Together with it: {names}. " + " ".join(step.reason.split())
+        first["sources"] += [x for x in step.sources if x not in first["sources"]]
+        first["level"] = strongest_level(first["sources"], kb)
     first["options"] += extra
     first["add_on"] += extra
     first["expected_verdicts"] = {o: v for o, v in first["expected_verdicts"].items() if o in first["options"]}
