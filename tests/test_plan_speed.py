@@ -108,3 +108,19 @@ def test_the_lean_view_is_the_plan_view():
         for o in full["options"]:
             want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
             assert lean["affected"](o["id"]) == want
+
+
+def test_brief_options_are_the_brief_assessment_s():
+    """The options the working plan words its steps from, each worked out when first read,
+    are those of the brief assessment; a verdict is there without working the option out."""
+    from nelm.engine import assessment_from, brief_options, evaluate
+
+    for patient in _patients(84, 60):
+        ev = evaluate(patient, KB)
+        want = {o["id"]: o for o in assessment_from(ev, patient, KB, brief=True)["options"]}
+        got = brief_options(ev, patient, KB)
+        assert list(got) == list(want)
+        for oid, o in got.items():
+            assert o["verdict"] == want[oid]["verdict"] and o._work is not None
+            assert o.get("conditions", []) == want[oid].get("conditions", [])
+            assert dict(o) == want[oid]

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-from .engine import Evaluation, evaluate, plan_view, strongest_level
+from .engine import Evaluation, brief_options, evaluate, plan_view, strongest_level
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -45,6 +45,7 @@ STEP_NAMES = 3
 # how many rounds of assumptions a plan may need (each round assumes every fact that blocks)
 ROUNDS = 5
 
+# (kept for callers: the planner words its steps from engine.brief_options and needs no callback)
 Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 
 
@@ -367,8 +368,8 @@ class _Planner:
     """One patient's plan: evaluations of the patient with facts filled in, cached."""
 
     def __init__(self, patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-                 reassess: Reassess):
-        self.patient, self.kb, self.reassess = patient, kb, reassess
+                 reassess: Reassess | None = None):
+        self.patient, self.kb = patient, kb
         self.base = patient.model_dump()
         self.base_row = flatten_document(self.base)
         self.base_fits = not contradicts(self.base_row)
@@ -445,8 +446,11 @@ class _Planner:
             return self.today
         key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            _, a = self.reassess(self.patient_with(values))
-            self._states[key] = {o["id"]: o for o in a["options"]}
+            # the brief assessment's options, each worked out when first read beyond its verdict
+            # (the working plan's steps read the reasons and conditions of a few): the same
+            # options as assessment_from(..., brief=True) gives
+            patient = self.patient_with(values)
+            self._states[key] = brief_options(evaluate(patient, self.kb), patient, self.kb)
         return self._states[key]
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
@@ -595,8 +599,8 @@ _LOCAL = {"liver_resection", "thermal_ablation", "liver_transplant"}
 
 
 def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-               reassess: Reassess) -> dict[str, Any]:
-    """The plan section of an assessment; ``reassess`` evaluates a patient with facts filled in."""
+               reassess: Reassess | None = None) -> dict[str, Any]:
+    """The plan section of an assessment (``reassess``: no longer read)."""
     planner = _Planner(patient, ev, assessment, kb, reassess)
     work = planner.settle({})
     if work.get("invalid") or work["pw"] is None or work["blocking"]:
@@ -660,7 +664,7 @@ def _other_values(planner: _Planner, a: Any):
 
 
 def plan_summary(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-                 reassess: Reassess) -> tuple[str, str | None]:
+                 reassess: Reassess | None = None) -> tuple[str, str | None]:
     """The status and leading option of :func:`build_plan`'s plan, decided the same way
     without what only the document shows (the steps' texts and expected verdicts, the
     branches' steps, the work-up): what screening a registry asks. The first value of an

@@ -274,6 +274,50 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     return result
 
 
+class _LazyOption(dict):
+    """One option of a brief assessment: its id and verdict at once, everything else (intent,
+    reasons, conditions, ...) worked out in full when first read."""
+
+    def __init__(self, oid: str, verdict: str, work: Any):
+        super().__init__(id=oid, verdict=verdict)
+        self._work = work
+
+    def _whole(self) -> None:
+        if self._work is not None:
+            work, self._work = self._work, None
+            self.update(work())
+
+    def __missing__(self, key: str) -> Any:
+        self._whole()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._whole()
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._whole()
+        return dict.__contains__(self, key)
+
+
+def brief_options(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """The options of ``assessment_from(ev, patient, kb, brief=True)`` by id, each worked out
+    when first read beyond its verdict: the plan words the steps of its working plan from
+    them, and reads the reasons and conditions of a few options only."""
+    row = ev.facts
+    roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    vals = _values(row, patient, kb)
+    checks = {c.field: c for c in kb.checks}
+
+    def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:
+        return []   # a brief option reads nothing of what its missing facts are (the missing data are not listed)
+
+    def work(opt: OptionDef) -> Any:
+        return lambda: _option(opt, ev, vals, kb, note_missing, checks, roots, True)
+
+    return {opt.id: _LazyOption(opt.id, ev.verdicts[f"verdict__{opt.id}"], work(opt)) for opt in kb.options}
+
+
 # "Ki-67 unknown %" reads as a number that went missing; an unknown value takes no unit
 _UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown(?: ?(?:%|cm|months?|years?|mg/dL|mL/min|×10⁹/L|/10 HPF))")
 
