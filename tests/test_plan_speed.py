@@ -124,3 +124,13 @@ def test_brief_options_are_the_brief_assessment_s():
             assert o["verdict"] == want[oid]["verdict"] and o._work is not None
             assert o.get("conditions", []) == want[oid].get("conditions", [])
             assert dict(o) == want[oid]
+        # from the patient's document (the plan's what-ifs), and with the facts pass added to
+        # a verdicts-only evaluation: the same options
+        from nelm.engine import with_facts
+        from nelm.patient import flatten
+
+        lean = evaluate(flatten(patient), KB, verdicts_only=True)
+        again = brief_options(with_facts(lean, flatten(patient), KB), patient.model_dump(), KB)
+        for v in again.values():
+            v.get("reasons")    # worked out in full
+        assert {k: dict(v) for k, v in again.items()} == want

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-from .engine import Evaluation, brief_options, evaluate, plan_view, strongest_level
+from .engine import Evaluation, brief_options, evaluate, plan_view, strongest_level, with_facts
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -449,8 +449,10 @@ class _Planner:
             # the brief assessment's options, each worked out when first read beyond its verdict
             # (the working plan's steps read the reasons and conditions of a few): the same
             # options as assessment_from(..., brief=True) gives
-            patient = self.patient_with(values)
-            self._states[key] = brief_options(evaluate(patient, self.kb), patient, self.kb)
+            # (the evaluation settled on, with its facts pass added; the document for the model:
+            # the same row, tests/test_plan_v3.py, and the same facts the reasons quote)
+            ev = with_facts(self.state(values)[0], self.completed(values), self.kb)
+            self._states[key] = brief_options(ev, _document(self.base, values), self.kb)
         return self._states[key]
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:

@@ -55,13 +55,17 @@ class _Values(dict):
         return dict.__contains__(self, key) or key in self._row
 
 
-def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
+def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, str]:
     vals = _Values(row)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
-    ehd = patient.extrahepatic
-    vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
-                                  else ", ".join(value_label("extrahepatic.sites", s) for s in ehd.sites) or "none")
+    # the patient, or its document in the model's dumped shape (the plan's what-if patients)
+    if isinstance(patient, dict):
+        sites = (patient.get("extrahepatic") or {}).get("sites")
+    else:
+        sites = patient.extrahepatic.sites if patient.extrahepatic is not None else None
+    vals["extrahepatic_sites"] = ("unknown" if sites is None
+                                  else ", ".join(value_label("extrahepatic.sites", s) for s in sites) or "none")
     for cs in kb.criteria:
         vals[cs.id] = _status(row.get(cs.id)).replace("_", " ")
         for status, key in (("not_met", False), ("unknown", None)):
@@ -300,10 +304,11 @@ class _LazyOption(dict):
         return dict.__contains__(self, key)
 
 
-def brief_options(ev: Evaluation, patient: Patient, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+def brief_options(ev: Evaluation, patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
     """The options of ``assessment_from(ev, patient, kb, brief=True)`` by id, each worked out
     when first read beyond its verdict: the plan words the steps of its working plan from
-    them, and reads the reasons and conditions of a few options only."""
+    them, and reads the reasons and conditions of a few options only. ``patient`` may be the
+    patient's document in the model's dumped shape."""
     row = ev.facts
     roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
     vals = _values(row, patient, kb)

@@ -86,6 +86,16 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     return Evaluation(facts, verdicts, program.verdict_types)
 
 
+def with_facts(ev: Evaluation, flat: dict[str, Any], kb: KnowledgeBase) -> Evaluation:
+    """A verdicts-only evaluation of the flat row ``flat`` (``evaluate(..., verdicts_only=True)``)
+    with its facts pass added: what ``evaluate(flat, kb)`` gives, without running the verdict
+    pass again (the plan words its working plan's steps from the evaluation it settled on)."""
+    program = row_program(kb)
+    if program is None or ev.facts or os.environ.get("NELM_EXECUTOR", "python") != "python":
+        return evaluate(flat, kb)
+    return Evaluation(program.facts(dict(program.inputs(flat))), ev.verdicts, ev.schema)
+
+
 def _evaluate_polars(flat: dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None) -> Evaluation:
     # Polars evaluates every condition; the verdicts are resolved in Python
     # (resolve_verdict). tests/test_properties.py checks both resolutions agree.
