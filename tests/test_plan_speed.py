@@ -8,11 +8,13 @@ import random
 from nelm import plan as plan_module
 from nelm.assessment import assess
 from nelm.consistency import contradicts, refusals
+from nelm.engine import row_program
 from nelm.knowledge import load
 from nelm.patient import InvalidPatient, flatten_document, patched_row, validate_patient
 from nelm.testing import FIELD_VALUES, random_patient_dict
 
 KB = load()
+PROGRAM = row_program(KB)
 
 
 def _patients(seed: int, n: int) -> list:
@@ -79,6 +81,9 @@ def test_patched_rows_are_the_flattened_documents():
             assert all(type(row[c]) is type(want[c]) for c in row)
             assert {c for c in row if row[c] != base_row[c]} <= changed
             assert contradicts(row, changed) == bool(refusals(want)), values
+            got_inputs, want_inputs = PROGRAM.patched_inputs(PROGRAM.inputs(base_row), row, changed), PROGRAM.inputs(want)
+            assert list(got_inputs) == list(want_inputs) and got_inputs == want_inputs
+            assert all(type(got_inputs[c]) is type(want_inputs[c]) for c in want_inputs)
             patched += 1
             refused += contradicts(row, changed)
     assert patched > 1000 and refused > 20

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-from .engine import Evaluation, brief_options, evaluate, plan_view, strongest_level, with_facts
+from .engine import Evaluation, brief_options, evaluate, plan_view, row_program, strongest_level, with_facts
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -373,6 +373,10 @@ class _Planner:
         self.base = patient.model_dump()
         self.base_row = flatten_document(self.base)
         self.base_fits = not contradicts(self.base_row)
+        # a patched row's input columns are its patient's with the patched ones cast (id -> (row, columns))
+        self._program = row_program(kb)
+        self._base_inputs = self._program.inputs(self.base_row) if self._program is not None else None
+        self._patched: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
         self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
@@ -401,7 +405,11 @@ class _Planner:
         (a fact that follows, a value the record already implies) share one evaluation."""
         key = ("row",) + tuple(row.values())
         if key not in self._states:
-            self._states[key] = evaluate(row, self.kb, verdicts_only=True)
+            patched = self._patched.get(id(row))
+            inputs = None
+            if patched is not None and patched[0] is row and self._base_inputs is not None:
+                inputs = self._program.patched_inputs(self._base_inputs, row, patched[1])
+            self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs)
         return self._states[key]
 
     def completed(self, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -423,6 +431,7 @@ class _Planner:
             elif patched is not None:
                 row, changed = patched
                 self._states[key] = None if contradicts(row, changed) else row
+                self._patched[id(row)] = (row, changed)
         if key not in self._states:
             data = _document(self.base, values)
             if data is None:
@@ -577,9 +586,15 @@ def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any
     out = {}
     for oid, verdict_col, deciding in _deciding_columns(kb):
         verdict = row[verdict_col]
-        rule = next((rid for rid, col in deciding if row[col] is True), None)
-        reasons = [] if verdict == "undetermined" else [{"kind": "decisive", "rule": rule}]
-        out[oid] = {"id": oid, "verdict": verdict, "reasons": reasons}
+        if verdict == "undetermined":
+            out[oid] = {"id": oid, "verdict": verdict, "reasons": []}
+            continue
+        rule = None
+        for rid, col in deciding:
+            if row[col] is True:
+                rule = rid
+                break
+        out[oid] = {"id": oid, "verdict": verdict, "reasons": [{"kind": "decisive", "rule": rule}]}
     return out
 
 

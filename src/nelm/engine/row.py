@@ -61,7 +61,7 @@ class Evaluation:
 
 def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
              extra_sql: Mapping[str, str] | None = None, executor: str | None = None,
-             verdicts_only: bool = False) -> Evaluation:
+             verdicts_only: bool = False, inputs: dict[str, Any] | None = None) -> Evaluation:
     """Evaluate one patient: both passes, then each option's verdict.
 
     ``executor="python"`` (the default) runs the knowledge base's conditions as the
@@ -70,6 +70,9 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     ``executor="polars"``, run the one-row frame through Polars instead. Both give the
     same row (tests/test_rowcode.py); Polars' fixed cost per query is most of an
     assessment's time when the frame has one row.
+
+    ``inputs``: the row's input columns as :meth:`RowProgram.inputs` gives them, already
+    worked out (a what-if patient of the plan, from its patient's: :meth:`RowProgram.patched_inputs`).
     """
     flat = flatten(patient) if isinstance(patient, Patient) else patient
     executor = executor or os.environ.get("NELM_EXECUTOR", "python")  # polars: the old path, for comparison
@@ -78,7 +81,7 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
         if extra_sql:
             extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
         return _evaluate_polars(flat, kb, extra)
-    inputs = program.inputs(flat)
+    inputs = program.inputs(flat) if inputs is None else inputs
     # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
     facts = {} if verdicts_only else program.facts(dict(inputs))
     verdicts = program.verdicts(inputs)
@@ -119,6 +122,25 @@ class RowProgram:
     verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
     verdict_types: Dtypes
     _casts: tuple[tuple[str, Callable[[Any], Any], type], ...]   # column, cast, the type it gives
+
+    def patched_inputs(self, base: dict[str, Any], flat: dict[str, Any], changed: frozenset[str]) -> dict[str, Any]:
+        """:meth:`inputs` of ``flat``, a row that differs from the row whose inputs are ``base``
+        in the ``changed`` columns only (a copy: the verdict pass writes into its inputs)."""
+        out = dict(base)
+        for c in changed:
+            got = self._cast_of.get(c)
+            if got is not None:
+                cast, kind = got
+                v = flat.get(c)
+                out[c] = v if v is None or type(v) is kind else cast(v)
+        return out
+
+    @property
+    def _cast_of(self) -> dict[str, tuple[Callable[[Any], Any], type]]:
+        got = self.__dict__.get("_casts_by_column")
+        if got is None:
+            got = self.__dict__["_casts_by_column"] = {c: (cast, kind) for c, cast, kind in self._casts}
+        return got
 
     def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
         """The input columns in the frame's order and types (as Polars would store them)."""
