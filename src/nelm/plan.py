@@ -632,15 +632,18 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         for k, value, alt, alt_lead, settled in _other_values(planner, a):
             if settled and alt_lead == lead:
                 continue
-            alt_steps = _steps_for(planner, alt, branch=True) if settled else []
             label = (a.if_not_label if k == 0 else None) or f"{fact_label(field)}: {value}"
             cond = {"field": field, "value": value, "label": label,
                     "with": {f: v for f, v in (a.also_if_not if k == 0 else {}).items() if not planner.known(f)}}
-            same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
+            # a settled branch has steps (build_steps always gives today's step): one that leads
+            # like a branch already built joins it, and its own steps (their later steps' expected
+            # verdicts are evaluations) are not built only to be dropped
+            same = next((b for b in branches if settled and b["_lead"] == alt_lead and b["steps"]), None)
             if same is not None:
                 same["if"].append(cond)
                 index = branches.index(same)
             else:
+                alt_steps = _steps_for(planner, alt, branch=True) if settled else []
                 branches.append(_branch(planner, alt, alt_steps, alt_lead, cond, kb))
                 index = len(branches) - 1
             found.append((index, alt_lead, alt))
