@@ -552,9 +552,12 @@ def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
         if "course.status" in values:
             out["course_status"] = course
             changed.add("course_status")
-        _prior_columns(out, values["prior_therapies"] if "prior_therapies" in values else doc.get("prior_therapies"),
-                       course)
-        changed |= _PRIOR_ALL
+        prior = values["prior_therapies"] if "prior_therapies" in values else doc.get("prior_therapies")
+        # the course decides only an ongoing therapy's unrecorded outcome (worst_outcome): with
+        # the history as it was and no such record, the history's columns stay as they were
+        if "prior_therapies" in values or any(r.get("outcome") is None and r.get("ongoing") for r in prior or ()):
+            _prior_columns(out, prior, course)
+            changed |= _PRIOR_ALL
     return out, frozenset(changed)
 
 
