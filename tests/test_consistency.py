@@ -250,3 +250,25 @@ def test_contradictions_are_named_beside_refused_fields():
     p = _model_problems(patient_dict(**{"pathology.ki67_percent": 150, "pathology.reported_grade": "G1",
                                         "pathology.mitoses_per_10hpf": None}))
     assert {f for f, _ in p} == {"pathology.ki67_percent"}
+
+
+def test_contradicts_is_whether_there_are_refusals():
+    """The plan's what-if patients ask only whether a row fails a check (consistency.contradicts,
+    which stops at the first): the same answer as the refusals being non-empty."""
+    rng = random.Random(12)
+    breaks = [patient_dict(**c.example) for c in CHECKS]
+    rows = []
+    for doc in breaks:
+        rows.append(flatten(validate_patient(doc, consistency=False)))
+    for _ in range(200):
+        doc = random_patient_dict(rng, 0.3)
+        brk = breaks[rng.randrange(len(breaks))]
+        for k, v in brk.items():
+            doc[k] = {**(doc.get(k) or {}), **v} if isinstance(v, dict) and isinstance(doc.get(k), dict) else v
+        try:
+            rows.append(flatten(validate_patient(doc, consistency=False)))
+        except InvalidPatient:
+            continue
+    assert sum(consistency.contradicts(r) for r in rows) > 50
+    for row in rows:
+        assert consistency.contradicts(row) == bool(consistency.refusals(row))

@@ -136,3 +136,25 @@ def test_addition_subtraction_multiplication_as_polars_computes_them() -> None:
     expected = frame.select(pl.sql_expr(sql).alias("x"))["x"].to_list()
     fn = rowcode.compile_functions(rowcode.function_source("f", [("x", rowcode.translate(sql), "bool")]))["f"]
     assert [fn(dict(r))["x"] for r in frame.iter_rows(named=True)] == expected == [True, None, None, None]
+
+
+def test_typed_steps_give_the_helpers_values_and_types() -> None:
+    """With the columns' kinds known, Kleene AND/OR/NOT and COALESCE are written inline and
+    casts a value already has are left out (the engine's passes); every combination of
+    True/False/NULL operands gives what the helpers give, of the same type."""
+    import itertools
+
+    steps = [("and3", "_and(r['a'], r['b'], r['c'])", "bool"), ("or3", "_or(r['a'], r['b'], r['c'])", "bool"),
+             ("not1", "_not(r['a'])", "bool"), ("mixed", "_or(_and(r['a'], _not(r['b'])), r['c'])", "bool"),
+             ("co", "_coalesce(r['a'], r['b'], False)", "bool"), ("s", "_coalesce(r['t'], 'none')", "str"),
+             ("f", "_coalesce(r['x'], 1)", "float"), ("chained", "_and(r['and3'], r['co'])", "bool")]
+    kinds = {"a": "bool", "b": "bool", "c": "bool", "t": "str", "x": "float"}
+    typed = rowcode.compile_functions(rowcode.function_source("typed", steps, kinds))["typed"]
+    plain = rowcode.compile_functions(rowcode.function_source("plain", steps))["plain"]
+    source = rowcode.function_source("typed", steps, kinds)
+    assert "_and(" not in source and "_or(" not in source and "_b(" not in source
+    for a, b, c in itertools.product([True, False, None], repeat=3):
+        for t, x in (("x", 2.5), (None, None)):
+            row = {"a": a, "b": b, "c": c, "t": t, "x": x}
+            got, want = typed(dict(row)), plain(dict(row))
+            assert got == want and all(type(got[k]) is type(want[k]) for k in want), row

@@ -38,8 +38,7 @@ def assess(patient: Patient, guideline: str | None = None, *, outcomes: str = "f
         raise ValueError(f"outcomes must be one of {', '.join(OUTCOMES)}, not {outcomes!r}")
     kb = load(guideline)
     ev, result = _core(patient, kb, matcher(kb).sql)
-    # the plan's what-if assessments need verdicts, decisive reasons and missing data only
-    plan = build_plan(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
+    plan = build_plan(patient, ev, result, kb)
     attach_outcomes(result, ev.facts, kb, curves=outcomes == "full")
     ordered = {"patient_id": result.pop("patient_id"), "classification": result.pop("classification"), "plan": plan}
     return ordered | result
@@ -50,7 +49,7 @@ def plan_status_of(patient: Patient, kb: KnowledgeBase | None = None) -> tuple[s
     and the same decision as :func:`plan_of`, without the plan's document."""
     kb = kb or load()
     ev, result = _core(patient, kb, brief=True)
-    return plan_summary(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
+    return plan_summary(patient, ev, result, kb)
 
 
 def plan_of(patient: Patient, kb: KnowledgeBase | None = None) -> dict[str, Any]:
@@ -58,4 +57,4 @@ def plan_of(patient: Patient, kb: KnowledgeBase | None = None) -> dict[str, Any]
     outcomes and the reasons the plan does not read."""
     kb = kb or load()
     ev, result = _core(patient, kb, brief=True)
-    return build_plan(patient, ev, result, kb, lambda p: _core(p, kb, brief=True))
+    return build_plan(patient, ev, result, kb)

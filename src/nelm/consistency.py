@@ -169,6 +169,46 @@ def failing(row: dict[str, Any]) -> list[Check]:
     return [c for i, c in enumerate(checks()) if out[f"__check{i}"] is True]
 
 
+@lru_cache(maxsize=1)
+def _any_function() -> Callable[[dict[str, Any]], bool]:
+    # the same translated conditions as _row_function, as one test that stops at the first
+    # check that holds: no copy of the row, no column written, no message worded
+    from . import rowcode
+
+    lines = ["def contradicts(r):"]
+    lines += [f"    if ({rowcode.translate(c.condition)}) is True:\n        return True" for c in checks()]
+    lines.append("    return False")
+    return rowcode.compile_functions("\n".join(lines) + "\n", "<nelm consistency any>")["contradicts"]
+
+
+@lru_cache(maxsize=1)
+def _each_function() -> tuple[Callable[[dict[str, Any]], bool], ...]:
+    """Each check as its own test (True when the row fails it), in the file's order."""
+    from . import rowcode
+
+    source = "".join(f"def check{i}(r):\n    return ({rowcode.translate(c.condition)}) is True\n"
+                     for i, c in enumerate(checks()))
+    found = rowcode.compile_functions(source, "<nelm consistency each>")
+    return tuple(found[f"check{i}"] for i in range(len(checks())))
+
+
+@lru_cache(maxsize=4096)
+def _reading(columns: frozenset[str]) -> tuple[Callable[[dict[str, Any]], bool], ...]:
+    each = _each_function()
+    return tuple(each[i] for i, c in enumerate(checks()) if columns.intersection(c.columns))
+
+
+def contradicts(row: dict[str, Any], changed: frozenset[str] | None = None) -> bool:
+    """Does the flat row fail any check (``bool(refusals(row))``, without the messages)? The
+    plan asks this of every what-if patient it builds (nelm.plan._Planner.completed).
+
+    ``changed``: the row is a row that fails no check with these columns changed, so only
+    the checks that read one of them are run."""
+    if changed is None:
+        return _any_function()(row)
+    return any(check(row) for check in _reading(changed))
+
+
 def refusals(row: dict[str, Any]) -> list[tuple[str, str]]:
     """Every (dotted path, message) the flat row is refused with, in the file's order."""
     return [p for c in failing(row) for p in problems_of(c, row)]

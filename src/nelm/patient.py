@@ -492,6 +492,75 @@ _SCALAR_PATHS = [(column_of(f), *(f.split(".") if "." in f else (None, f))) for 
 _PRIOR_COLUMNS = [(t, f"prior_{t}", f"prior_{t}_months", f"prior_{t}_ongoing") for t in OPTION_IDS]
 
 
+# The scalar fields flatten_document reads into their own column alone (no other column
+# follows from them, and they follow from no other field). A field read anywhere else in
+# flatten_document must be left out here (and handled in patched_row).
+_DERIVING = ("extrahepatic.", "functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "course.status")
+PLAIN_COLUMNS: dict[str, str] = {f: column_of(f) for f in SCALAR_FIELDS if not f.startswith(_DERIVING)}
+_EHD_SCALARS = {f.split(".", 1)[1]: column_of(f) for f in SCALAR_FIELDS if f.startswith("extrahepatic.")}
+_EHD_COLUMNS = frozenset([*_EHD_SCALARS.values(), *SITE_COLUMNS])
+_PRIOR_ALL = frozenset([*PRIOR_COLUMNS, *PRIOR_MONTHS_COLUMNS, *PRIOR_ONGOING_COLUMNS,
+                        "prior_progression_count", "prior_systemic_lines"])
+_DERIVED = frozenset({"functional_syndrome", "carcinoid_heart_disease", "liver.resectable",
+                      "liver.resectable_fraction_percent", "course.status", "prior_therapies"})
+
+
+def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
+                ) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """``flatten_document`` of ``doc`` with ``values`` (dotted fields; ``prior_therapies`` a whole
+    history) set in it, worked out from ``row`` (``flatten_document(doc)``) by replacing the
+    columns the values decide; and those columns. None for a field not worked out here (then
+    flatten the document). The plan builds tens of what-if patients this way (nelm.plan);
+    tests/test_plan_speed.py checks the rows are flatten_document's."""
+    out = dict(row)
+    changed: set[str] = set()
+    ehd: dict[str, Any] | None = None
+    for f, v in values.items():
+        col = PLAIN_COLUMNS.get(f)
+        if col is not None:
+            out[col] = v
+            changed.add(col)
+        elif f.startswith("extrahepatic."):
+            leaf = f[len("extrahepatic."):]
+            if leaf not in _EHD_SCALARS and leaf != "sites":
+                return None
+            if ehd is None:
+                ehd = dict(doc.get("extrahepatic") or {})   # as set_field fills the section in
+            ehd[leaf] = v
+        elif f not in _DERIVED:
+            return None
+    if ehd is not None:
+        for leaf, col in _EHD_SCALARS.items():
+            out[col] = ehd.get(leaf)
+        _extrahepatic_columns(out, ehd or None)
+        changed |= _EHD_COLUMNS
+    if "functional_syndrome" in values or "carcinoid_heart_disease" in values:
+        fs = values.get("functional_syndrome", doc.get("functional_syndrome"))
+        chd = values.get("carcinoid_heart_disease", doc.get("carcinoid_heart_disease"))
+        out["functional_syndrome"] = fs
+        out["carcinoid_heart_disease"] = "none" if fs == "none" and chd is None else chd
+        changed |= {"functional_syndrome", "carcinoid_heart_disease"}
+    if "liver.resectable" in values or "liver.resectable_fraction_percent" in values:
+        liver = doc.get("liver") or {}
+        resectable = values.get("liver.resectable", liver.get("resectable"))
+        fraction = values.get("liver.resectable_fraction_percent", liver.get("resectable_fraction_percent"))
+        out["liver_resectable_fraction_percent"] = fraction
+        out["liver_resectable"] = fraction >= 100 if resectable is None and fraction is not None else resectable
+        changed |= {"liver_resectable", "liver_resectable_fraction_percent"}
+    if "prior_therapies" in values or "course.status" in values:
+        course = values["course.status"] if "course.status" in values else (doc.get("course") or {}).get("status")
+        if "course.status" in values:
+            out["course_status"] = course
+            changed.add("course_status")
+        prior = values["prior_therapies"] if "prior_therapies" in values else doc.get("prior_therapies")
+        # the course decides only an ongoing therapy's unrecorded outcome (worst_outcome): with
+        # the history as it was and no such record, the history's columns stay as they were
+        if "prior_therapies" in values or any(r.get("outcome") is None and r.get("ongoing") for r in prior or ()):
+            _prior_columns(out, prior, course)
+            changed |= _PRIOR_ALL
+    return out, frozenset(changed)
+
+
 def flatten(patient: Patient) -> dict[str, Any]:
     """One row of column values; None means unknown."""
     return flatten_document(patient.model_dump())
@@ -509,7 +578,22 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
             node = data.get(section)
             row[column] = node.get(leaf) if node else None
 
-    ehd = data.get("extrahepatic") or None
+    _extrahepatic_columns(row, data.get("extrahepatic") or None)
+    # carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
+    # known to be non-functional is taken not to have it unless the record says otherwise
+    if data.get("functional_syndrome") == "none" and data.get("carcinoid_heart_disease") is None:
+        row["carcinoid_heart_disease"] = "none"
+
+    # a surgeon's "all removable" follows from a percentage when only that is given
+    if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
+        row["liver_resectable"] = row["liver_resectable_fraction_percent"] >= 100
+
+    _prior_columns(row, data.get("prior_therapies"), (data.get("course") or {}).get("status"))
+    return row
+
+
+def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None) -> None:
+    """The columns that follow from the extrahepatic section (``ehd``: None when absent or empty)."""
     sites = ehd.get("sites") if ehd else None
     present = ehd.get("present") if ehd else None
     # An empty list only says "no sites" when the patient is known to have no extrahepatic disease.
@@ -521,17 +605,10 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
         row["extrahepatic_peritoneal_carcinomatosis"] = "none"
     if present is False and ehd.get("symptomatic") is None:
         row["extrahepatic_symptomatic"] = False
-    # carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
-    # known to be non-functional is taken not to have it unless the record says otherwise
-    if data.get("functional_syndrome") == "none" and data.get("carcinoid_heart_disease") is None:
-        row["carcinoid_heart_disease"] = "none"
 
-    # a surgeon's "all removable" follows from a percentage when only that is given
-    if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
-        row["liver_resectable"] = row["liver_resectable_fraction_percent"] >= 100
 
-    prior = data.get("prior_therapies")
-    course = (data.get("course") or {}).get("status")
+def _prior_columns(row: dict[str, Any], prior: list[dict[str, Any]] | None, course: str | None) -> None:
+    """The columns of the treatment history (the course decides an ongoing therapy's unrecorded outcome)."""
     by_therapy: dict[str, list[dict[str, Any]]] = {}
     for p in prior or ():
         by_therapy.setdefault(p["therapy"], []).append(p)
@@ -556,7 +633,6 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
         outcomes.count("progression"))
     row["prior_systemic_lines"] = None if prior is None else float(
         len({p["therapy"] for p in prior if p["therapy"] in SYSTEMIC_LINES}))
-    return row
 
 
 @lru_cache(maxsize=1)

@@ -29,11 +29,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-from .engine import Evaluation, evaluate, plan_view, strongest_level
-from .knowledge import KnowledgeBase, UnknownRoots, assumption_column, pathway_column, rule_column
+from .engine import Evaluation, brief_options, evaluate, plan_view, row_program, strongest_level, with_facts
+from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
-from .consistency import refusals
-from .patient import COLUMN_FIELDS, Patient, flatten_document, set_field
+from .consistency import contradicts
+from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
 from .summary import fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
@@ -45,11 +45,25 @@ STEP_NAMES = 3
 # how many rounds of assumptions a plan may need (each round assumes every fact that blocks)
 ROUNDS = 5
 
+# (kept for callers: the planner words its steps from engine.brief_options and needs no callback)
 Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 
 
-def _option_ids(step: Any) -> list[tuple[str, str | None]]:
-    return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
+# the knowledge base's pathways and steps live as long as it does, and the plan reads them
+# tens of times for every what-if: what it reads of each is worked out once (keyed by the
+# object, which is kept alongside so a reused id never answers for another)
+_OPTION_IDS: dict[int, tuple[Any, tuple[tuple[str, str | None], ...]]] = {}
+_NOW_STEPS: dict[int, tuple[Any, tuple[tuple[int, Any], ...]]] = {}
+_LATER: dict[int, tuple[Any, dict[str, dict[Any, bool]]]] = {}
+_NOW = frozenset(NOW_VERDICTS)
+
+
+def _option_ids(step: Any) -> tuple[tuple[str, str | None], ...]:
+    got = _OPTION_IDS.get(id(step))
+    if got is None or got[0] is not step:
+        got = (step, tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options))
+        _OPTION_IDS[id(step)] = got
+    return got[1]
 
 
 def _label(oid: str) -> str:
@@ -58,8 +72,12 @@ def _label(oid: str) -> str:
 
 # --------------------------------------------------------------------------- following a pathway
 
-def _now_steps(pw: Any) -> list[tuple[int, Any]]:
-    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
+def _now_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
+    got = _NOW_STEPS.get(id(pw))
+    if got is None or got[0] is not pw:
+        got = (pw, tuple((i, s) for i, s in enumerate(pw.steps) if s.when == "now"))
+        _NOW_STEPS[id(pw)] = got
+    return got[1]
 
 
 def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> set[str]:
@@ -74,7 +92,7 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
             if cond and row[pathway_column(pw.id, i, oid)] is False:
                 continue
             o = options[oid]
-            if set(o.get("possible_verdicts") or [o["verdict"]]) & set(NOW_VERDICTS):
+            if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
                 out.add(oid)
     return out
 
@@ -101,7 +119,9 @@ def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: Knowledg
             continue
         if value is not True:
             continue
-        steps = build_steps(pw, row, options, kb)
+        # the plan reads only today's step of what it follows (the lead, and what is given
+        # today for the later steps' events): that step alone, without its texts
+        steps = build_steps(pw, row, options, kb, lean=True)
         if steps[0]["options"]:
             return pw, unknown, steps
         fallback = fallback or (pw, list(unknown), steps)
@@ -129,13 +149,15 @@ def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                future: dict[str, dict[str, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+                future: dict[str, dict[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
     """The pathway's steps for this patient, from ``options`` (the verdicts the plan reads).
 
     The first ``now`` step that offers something is the step for today; options of the
     later ``now`` steps join it as add-ons given together with it (the analogue continued
     beside the next line, syndrome control covering an operation), never as a second
     "now". ``future`` maps a later step's ``when`` to the verdicts expected when it comes.
+    ``lean``: today's step alone (the first step of the steps built in full), its texts left
+    empty (what settling the plan reads, tens of times per plan).
     """
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -148,7 +170,7 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
             if not chosen:
                 continue
             if first is None:
-                first = _step(pw, step, chosen[: STEP_NAMES], options, kb)
+                first = _step(pw, step, chosen[: STEP_NAMES], options, kb, texts=not lean)
                 used.update(first["options"])
                 steps.append(first)
             else:
@@ -161,8 +183,10 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
                     for o in alternatives[::-1][:min(drop, len(alternatives) - 1)]:
                         first["options"].remove(o)
                         used.discard(o)
-                    _add_on(first, extra, step, kb)
+                    _add_on(first, extra, step, kb, texts=not lean)
                     used.update(extra)
+            continue
+        if lean:
             continue
         foreseen = future is not None and step.when in future
         expected = future[step.when] if foreseen else options
@@ -184,7 +208,10 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         s = _step(pw, step, chosen, options, kb, decisive=False)
         s["expected_verdicts"] = {oid: expected[oid]["verdict"] for oid in chosen}
         steps.append(s)
-    if first is None:
+    if first is None and lean:
+        steps.insert(0, {"step": 1, "when": "now", "options": [], "add_on": [], "intent": "disease_control",
+                         "combine": "single", "reason": "", "sources": [], "level": None, "expected_verdicts": {}})
+    elif first is None:
         # nothing of the pathway fits today: say so (surveillance, supportive care) rather
         # than promote a later step to today
         steps.insert(0, {"step": 1, "when": "now", "options": [], "add_on": [], "intent": "disease_control",
@@ -197,7 +224,12 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
 
 
 def _step(pw: Any, step: Any, chosen: list[str], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-          decisive: bool = True) -> dict[str, Any]:
+          decisive: bool = True, texts: bool = True) -> dict[str, Any]:
+    if not texts:
+        return {"step": 0, "when": step.when, "options": list(chosen), "add_on": [],
+                "intent": step.intent or options[chosen[0]]["intent"],
+                "combine": step.combine if len(chosen) > 1 else "single", "reason": "", "sources": [], "level": None,
+                "expected_verdicts": {oid: options[oid]["verdict"] for oid in chosen}}
     how = ("" if len(chosen) == 1 else " Given together." if step.combine == "together"
            else " Alternatives, in order of preference.")
     reason, sources = " ".join(step.reason.split()) + how, list(step.sources)
@@ -214,12 +246,13 @@ def _step(pw: Any, step: Any, chosen: list[str], options: dict[str, dict[str, An
             "expected_verdicts": {oid: options[oid]["verdict"] for oid in chosen}}
 
 
-def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBase) -> None:
+def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBase, texts: bool = True) -> None:
     """Options of a later ``now`` step given together with today's step."""
-    names = " and ".join(_label(o) for o in extra)
-    first["reason"] += f" Together with it: {names}. " + " ".join(step.reason.split())
-    first["sources"] += [x for x in step.sources if x not in first["sources"]]
-    first["level"] = strongest_level(first["sources"], kb)
+    if texts:
+        names = " and ".join(_label(o) for o in extra)
+        first["reason"] += f" Together with it: {names}. " + " ".join(step.reason.split())
+        first["sources"] += [x for x in step.sources if x not in first["sources"]]
+        first["level"] = strongest_level(first["sources"], kb)
     first["options"] += extra
     first["add_on"] += extra
     first["expected_verdicts"] = {o: v for o, v in first["expected_verdicts"].items() if o in first["options"]}
@@ -236,18 +269,26 @@ def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bo
         return True
     if then["verdict"] == "contraindicated":
         return False
-    opt = next(o for o in kb.options if o.id == then["id"])
-    later = {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later}
+    later = _later_rules(kb)[then["id"]]
     decisive = [r.get("rule") for r in then["reasons"] if r["kind"] == "decisive"]
     return bool(decisive) and all(later.get(r, False) for r in decisive)
 
 
+def _later_rules(kb: KnowledgeBase) -> dict[str, dict[Any, bool]]:
+    """Option -> its deciding rules' ``later`` flags (None: ``otherwise``), once per knowledge base."""
+    got = _LATER.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, {opt.id: {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later} for opt in kb.options})
+        _LATER[id(kb)] = got
+    return got[1]
+
+
 # --------------------------------------------------------------------------- what could change the lead
 
-def _fields(kb: KnowledgeBase, columns: list[str], row: dict[str, Any]) -> set[str]:
+def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
     if not columns:
         return set()
-    roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    roots = ev.filled_roots(kb)
     return {f for col in columns for f in roots.fields(col)}
 
 
@@ -255,16 +296,27 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
               assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
     """Missing facts that could change the leading recommendation; and the leading option's
     unknown pre-treatment checks (its conditions)."""
-    fields = _fields(kb, unknown_pathways, ev.verdicts)
+    fields = _fields(kb, unknown_pathways, ev)
     options = {o["id"]: o for o in assessment["options"]}
-    affects: dict[str, set[str]] = {}
-    for m in assessment["missing_data"]:
-        for a in m["affects"]:
-            affects.setdefault(a, set()).add(m["field"])
+    found: list[dict[str, set[str]]] = []
+
+    def affected(oid: str) -> set[str]:
+        # option -> the missing facts that affect it, worked out when first asked (often never);
+        # a what-if's lean view works them out itself (engine.plan_view without missing data)
+        if "affected" in assessment:
+            return assessment["affected"](oid)
+        if not found:
+            affects: dict[str, set[str]] = {}
+            for m in assessment["missing_data"]:
+                for a in m["affects"]:
+                    affects.setdefault(a, set()).add(m["field"])
+            found.append(affects)
+        return found[0].get(oid, set())
+
     lead_id = steps[0]["options"][0] if steps and steps[0]["options"] else None
     leading = options[lead_id] if lead_id else None
     if leading and leading["verdict"] == "undetermined":
-        fields |= affects.get(lead_id, set())
+        fields |= affected(lead_id)
     if lead_id is None:
         # nothing offered today: any pathway not ruled out whose "now" candidate may still
         # become preferred or reasonable could give the plan a lead
@@ -278,8 +330,8 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                     o = options[oid]
                     if cond and ev.verdicts[pathway_column(other.id, i, oid)] is False:
                         continue
-                    if o.get("possible_verdicts") and set(o["possible_verdicts"]) & set(NOW_VERDICTS):
-                        fields |= affects.get(oid, set())
+                    if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
+                        fields |= affected(oid)
     if pw is not None:
         # a first-step candidate that could still outrank the leading one (or lead where none does)
         # (an option the step's own condition leaves out cannot lead)
@@ -294,12 +346,14 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
             if oid == lead_id or not o.get("possible_verdicts"):
                 continue
             if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
-                fields |= affects.get(oid, set())
+                fields |= affected(oid)
     # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
     # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
     # function is known to be impaired) stays a missing fact like any other
+    # (only the fields found are looked at: the same as taking every filled check from them)
     row = ev.verdicts
-    filled = {c.field for c in kb.checks if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(c.field, ()))}
+    checked = {c.field for c in kb.checks}
+    filled = {f for f in fields if f in checked and all(row.get(col) is not None for col in _FIELD_COLUMNS.get(f, ()))}
     return fields - filled, (leading or {}).get("conditions", [])
 
 
@@ -314,13 +368,22 @@ class _Planner:
     """One patient's plan: evaluations of the patient with facts filled in, cached."""
 
     def __init__(self, patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-                 reassess: Reassess):
-        self.patient, self.kb, self.reassess = patient, kb, reassess
+                 reassess: Reassess | None = None):
+        self.patient, self.kb = patient, kb
         self.base = patient.model_dump()
+        self.base_row = flatten_document(self.base)
+        self.base_fits = not contradicts(self.base_row)
+        # a patched row's input columns are its patient's with the patched ones cast (id -> (row, columns))
+        self._program = row_program(kb)
+        self._base_inputs = self._program.inputs(self.base_row) if self._program is not None else None
+        self._patched: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
         self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
+        self._assumable_by_field: dict[str, list[tuple[int, Any]]] = {}
+        for i, a in self.assumable:
+            self._assumable_by_field.setdefault(a.field, []).append((i, a))
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
@@ -333,7 +396,7 @@ class _Planner:
                 self._states[key] = None
             else:
                 ev = self._evaluated(row)
-                view = plan_view(ev, self.kb, conditions=False)
+                view = plan_view(ev, self.kb, conditions=False, missing=False)
                 self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
         return self._states[key]
 
@@ -342,7 +405,11 @@ class _Planner:
         (a fact that follows, a value the record already implies) share one evaluation."""
         key = ("row",) + tuple(row.values())
         if key not in self._states:
-            self._states[key] = evaluate(row, self.kb, verdicts_only=True)
+            patched = self._patched.get(id(row))
+            inputs = None
+            if patched is not None and patched[0] is row and self._base_inputs is not None:
+                inputs = self._program.patched_inputs(self._base_inputs, row, patched[1])
+            self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs)
         return self._states[key]
 
     def completed(self, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -352,13 +419,26 @@ class _Planner:
         consistency checks, run here on the row, and a history's filled-in outcome against
         its months to progression (the one check of a therapy record)."""
         key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._states and self.base_fits:
+            # most what-ifs fill in facts whose columns the patient's own row shows directly:
+            # that row with those columns replaced, checked against the consistency checks
+            # that read them (the patient's row fails none); the same row and answer as the
+            # document's, without building and flattening it
+            as_set = _as_set(self.base, values)
+            patched = None if as_set is None else patched_row(self.base, self.base_row, as_set)
+            if as_set is None:
+                self._states[key] = None
+            elif patched is not None:
+                row, changed = patched
+                self._states[key] = None if contradicts(row, changed) else row
+                self._patched[id(row)] = (row, changed)
         if key not in self._states:
             data = _document(self.base, values)
             if data is None:
                 self._states[key] = None
             else:
                 row = flatten_document(data)
-                self._states[key] = None if refusals(row) else row
+                self._states[key] = None if contradicts(row) else row
         return self._states[key]
 
     def patient_with(self, values: dict[str, Any]) -> Patient:
@@ -375,13 +455,19 @@ class _Planner:
             return self.today
         key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in self._states:
-            _, a = self.reassess(self.patient_with(values))
-            self._states[key] = {o["id"]: o for o in a["options"]}
+            # the brief assessment's options, each worked out when first read beyond its verdict
+            # (the working plan's steps read the reasons and conditions of a few): the same
+            # options as assessment_from(..., brief=True) gives
+            # (the evaluation settled on, with its facts pass added; the document for the model:
+            # the same row, tests/test_plan_v3.py, and the same facts the reasons quote)
+            ev = with_facts(self.state(values)[0], self.completed(values), self.kb)
+            self._states[key] = brief_options(ev, _document(self.base, values), self.kb)
         return self._states[key]
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
         """The assumption records for a field that fit this patient, in the knowledge base's order."""
-        return [a for i, a in self.assumable if a.field == field and (not a.when or row.get(assumption_column(i)) is True)]
+        return [a for i, a in self._assumable_by_field.get(field, ())
+                if not a.when or row.get(assumption_column(i)) is True]
 
     def restaging_decides(self, values: dict[str, Any]) -> bool:
         """A therapy still given with its outcome unrecorded takes the outcome of the next
@@ -498,12 +584,31 @@ def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any
     (the first deciding rule that certainly holds; none when ``otherwise`` decides)."""
     row = ev.verdicts
     out = {}
-    for opt in kb.options:
-        verdict = row[f"verdict__{opt.id}"]
-        rule = next((r.id for r in opt.deciding if row[rule_column(opt.id, r.id)] is True), None)
-        reasons = [] if verdict == "undetermined" else [{"kind": "decisive", "rule": rule}]
-        out[opt.id] = {"id": opt.id, "verdict": verdict, "reasons": reasons}
+    for oid, verdict_col, deciding in _deciding_columns(kb):
+        verdict = row[verdict_col]
+        if verdict == "undetermined":
+            out[oid] = {"id": oid, "verdict": verdict, "reasons": []}
+            continue
+        rule = None
+        for rid, col in deciding:
+            if row[col] is True:
+                rule = rid
+                break
+        out[oid] = {"id": oid, "verdict": verdict, "reasons": [{"kind": "decisive", "rule": rule}]}
     return out
+
+
+_DECIDING: dict[int, tuple[Any, tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]]] = {}
+
+
+def _deciding_columns(kb: KnowledgeBase) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """(option, its verdict column, (rule, column) of its deciding rules), once per knowledge base."""
+    got = _DECIDING.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, tuple((opt.id, f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
+                         for opt in kb.options))
+        _DECIDING[id(kb)] = got
+    return got[1]
 
 
 # options whose "progression on" is a recurrence after a procedure, not a line to exclude
@@ -511,8 +616,8 @@ _LOCAL = {"liver_resection", "thermal_ablation", "liver_transplant"}
 
 
 def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-               reassess: Reassess) -> dict[str, Any]:
-    """The plan section of an assessment; ``reassess`` evaluates a patient with facts filled in."""
+               reassess: Reassess | None = None) -> dict[str, Any]:
+    """The plan section of an assessment (``reassess``: no longer read)."""
     planner = _Planner(patient, ev, assessment, kb, reassess)
     work = planner.settle({})
     if work.get("invalid") or work["pw"] is None or work["blocking"]:
@@ -527,15 +632,18 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
         for k, value, alt, alt_lead, settled in _other_values(planner, a):
             if settled and alt_lead == lead:
                 continue
-            alt_steps = _steps_for(planner, alt, branch=True) if settled else []
             label = (a.if_not_label if k == 0 else None) or f"{fact_label(field)}: {value}"
             cond = {"field": field, "value": value, "label": label,
                     "with": {f: v for f, v in (a.also_if_not if k == 0 else {}).items() if not planner.known(f)}}
-            same = next((b for b in branches if alt_steps and b["_lead"] == alt_lead and b["steps"]), None)
+            # a settled branch has steps (build_steps always gives today's step): one that leads
+            # like a branch already built joins it, and its own steps (their later steps' expected
+            # verdicts are evaluations) are not built only to be dropped
+            same = next((b for b in branches if settled and b["_lead"] == alt_lead and b["steps"]), None)
             if same is not None:
                 same["if"].append(cond)
                 index = branches.index(same)
             else:
+                alt_steps = _steps_for(planner, alt, branch=True) if settled else []
                 branches.append(_branch(planner, alt, alt_steps, alt_lead, cond, kb))
                 index = len(branches) - 1
             found.append((index, alt_lead, alt))
@@ -577,7 +685,7 @@ def _other_values(planner: _Planner, a: Any):
 
 
 def plan_summary(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb: KnowledgeBase,
-                 reassess: Reassess) -> tuple[str, str | None]:
+                 reassess: Reassess | None = None) -> tuple[str, str | None]:
     """The status and leading option of :func:`build_plan`'s plan, decided the same way
     without what only the document shows (the steps' texts and expected verdicts, the
     branches' steps, the work-up): what screening a registry asks. The first value of an
@@ -716,7 +824,7 @@ def _undetermined(planner: _Planner, work: dict[str, Any], assessment: dict[str,
         # decide which pathway applies are still what the board needs
         ev = work["state"][0]
         blocking = sorted(_fields(kb, [pathway_column(p.id) for p in kb.pathways
-                                       if ev.verdicts[pathway_column(p.id)] is None], ev.verdicts))
+                                       if ev.verdicts[pathway_column(p.id)] is None], ev))
     blocking = blocking or _missing_defining(assessment)
     plan = _plan("undetermined", pw, [], [], blocking)
     branches = []
@@ -794,16 +902,29 @@ def _document(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | 
     """The patient document with ``values`` (dotted paths) filled in; ``prior_therapies``
     given as an outcome fills the history's unrecorded outcomes, and None says that filling
     contradicts a record's months to progression (months are given only with progression)."""
+    values = _as_set(data, values)
+    if values is None:
+        return None
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    if isinstance(values.get("prior_therapies"), str):
-        values = dict(values)
-        data["prior_therapies"] = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
-        if any(r.get("months_to_progression") is not None and r.get("outcome") not in ("progression", None)
-               for r in data["prior_therapies"] or []):
-            return None
     for dotted, value in values.items():
         set_field(data, dotted, value)
     return data
+
+
+def _as_set(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+    """``values`` as they are set in the document: ``prior_therapies`` given as an outcome
+    becomes the history with it filled in (in the values' order, after the other fields);
+    None when that contradicts a record's months to progression."""
+    if not isinstance(values.get("prior_therapies"), str):
+        return values
+    values = dict(values)
+    history = _history(data.get("prior_therapies"), values.pop("prior_therapies"))
+    if any(r.get("months_to_progression") is not None and r.get("outcome") not in ("progression", None)
+           for r in history or []):
+        return None
+    if history is None:
+        return values      # no history: nothing to fill in
+    return values | {"prior_therapies": history}
 
 
 def _plan(status: str, pw: Any, steps: list[dict[str, Any]], assumptions: list[dict[str, Any]],

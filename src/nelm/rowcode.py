@@ -255,11 +255,196 @@ def _cast(expr: str, kind: str) -> str:
     return f"{_CAST[kind]}({expr})"
 
 
-def function_source(name: str, steps: Iterable[tuple[str, str, str]]) -> str:
-    """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind."""
+# --------------------------------------------------------------------------- typed steps
+# With the kind of every column known (the engine's passes: the input columns' types and each
+# computed column's dtype), a step needs no cast where its expression already gives that kind
+# (a column of that kind, a comparison, a Kleene helper), and Kleene AND/OR/NOT over
+# True/False/None operands are written inline instead of called: the plan evaluates a
+# patient tens of times, and a call per step was most of a pass. The values are the same
+# (tests/test_rowcode.py compares every column with Polars'); an operand is read at most
+# once, through a local name, and the reading stops at the first False (AND) or True (OR),
+# which changes nothing: operands have no side effects.
+
+def _kind_of(node: Any, kinds: dict[str, str], names: dict[str, str | None] | None = None) -> str | None:
+    """The kind every value of an expression has (None: unknown), ``"none"`` for NULL alone;
+    ``names``: the kinds of the local names the inline code reads."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return (names or {}).get(node.id)
+
+    if isinstance(node, ast.Constant):
+        v = node.value
+        return ("none" if v is None else "bool" if type(v) is bool else "str" if type(v) is str
+                else "float" if type(v) is float else "int" if type(v) is int else None)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "r" \
+            and isinstance(node.slice, ast.Constant):
+        return kinds.get(node.slice.value)
+    if isinstance(node, ast.Compare) or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+        return "bool"
+    if isinstance(node, ast.NamedExpr):
+        return _kind_of(node.value, kinds, names)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id
+        if name in _BOOLEAN_HELPERS:
+            return "bool"
+        if name in _KIND_OF_CAST:
+            return _KIND_OF_CAST[name]
+        if name == "_coalesce":
+            return _common([_kind_of(a, kinds, names) for a in node.args])
+        return None
+    if isinstance(node, ast.IfExp):
+        return _common([_kind_of(node.body, kinds, names), _kind_of(node.orelse, kinds, names)])
+    if isinstance(node, ast.BoolOp):
+        return _common([_kind_of(v, kinds, names) for v in node.values])
+    return None
+
+
+_KIND_OF_CAST = {v: k for k, v in _CAST.items()}
+
+
+def _common(found: list[str | None]) -> str | None:
+    known = {k for k in found if k != "none"}
+    if None in known or len(known) > 1:
+        return None
+    return known.pop() if known else "none"
+
+
+class _Inline:
+    """Rewrites Kleene helper calls over Boolean operands as inline expressions."""
+
+    def __init__(self, kinds: dict[str, str]):
+        self.kinds = kinds
+        self.names: dict[str, str | None] = {}   # the inline code's local names -> the kind they hold
+        self.n = 0
+
+    def kind(self, node: Any) -> str | None:
+        return _kind_of(node, self.kinds, self.names)
+
+    def _temp(self) -> str:
+        self.n += 1
+        return f"_k{self.n}"
+
+    def __call__(self, node: Any) -> Any:
+        import ast
+
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, field, [self(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, field, self(value))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
+                and node.func.id == "_coalesce" and node.args):
+            # the first known operand: a if a is not None else (b if b is not None else c)
+            out = node.args[-1]
+            for a in node.args[-2::-1]:
+                t = self._temp()
+                self.names[t] = self.kind(a)
+                out = ast.IfExp(test=ast.Compare(left=ast.NamedExpr(target=ast.Name(t, ast.Store()), value=a),
+                                                 ops=[ast.IsNot()], comparators=[ast.Constant(None)]),
+                                body=ast.Name(t, ast.Load()), orelse=out)
+            return out
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
+                and node.func.id in ("_and", "_or", "_not") and node.args
+                and all(self.kind(a) in ("bool", "none") for a in node.args)):
+            return node
+        name = node.func.id
+        names = [self._temp() for _ in node.args]
+
+        def read(i: int) -> Any:
+            return ast.NamedExpr(target=ast.Name(names[i], ast.Store()), value=node.args[i])
+
+        def test(i: int, op: Any, value: Any) -> Any:
+            return ast.Compare(left=ast.Name(names[i], ast.Load()), ops=[op], comparators=[ast.Constant(value)])
+
+        if name == "_not":
+            # None if x is None else not x
+            return ast.IfExp(test=ast.Compare(left=read(0), ops=[ast.Is()], comparators=[ast.Constant(None)]),
+                             body=ast.Constant(None), orelse=ast.UnaryOp(op=ast.Not(), operand=ast.Name(names[0], ast.Load())))
+        stop = name == "_or"   # AND stops at False, OR at True
+        first = ast.BoolOp(op=ast.Or(), values=[
+            ast.Compare(left=read(i), ops=[ast.Is()], comparators=[ast.Constant(stop)]) for i in range(len(names))])
+        unknown = ast.BoolOp(op=ast.Or(), values=[test(i, ast.Is(), None) for i in range(len(names))])
+        if len(names) == 1:
+            first, unknown = first.values[0], unknown.values[0]
+        return ast.IfExp(test=first, body=ast.Constant(stop),
+                         orelse=ast.IfExp(test=unknown, body=ast.Constant(None), orelse=ast.Constant(not stop)))
+
+
+def _typed_step(expr: str, kind: str, inline: _Inline) -> Any:
+    import ast
+
+    tree = inline(ast.parse(expr, mode="eval").body)
+    got = inline.kind(tree)
+    if got in (kind, "none"):
+        return tree
+    return ast.Call(func=ast.Name(_CAST[kind], ast.Load()), args=[tree], keywords=[])
+
+
+def _row_reads(tree: Any) -> list[str]:
+    import ast
+
+    return [n.slice.value for n in ast.walk(tree)
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and n.value.id == "r"
+            and isinstance(n.slice, ast.Constant) and isinstance(n.ctx, ast.Load)]
+
+
+class _Locals:
+    """Reads of the row's columns as reads of local names (a column computed earlier in the
+    function, or an input read once at its start): a local is cheaper to read than the dict."""
+
+    def __init__(self, names: dict[str, str]):
+        self.names = names
+
+    def __call__(self, node: Any) -> Any:
+        import ast
+
+        if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "r"
+                and isinstance(node.slice, ast.Constant) and node.slice.value in self.names):
+            return ast.Name(self.names[node.slice.value], ast.Load())
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, field, [self(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, field, self(value))
+        return node
+
+
+def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dict[str, str] | None = None) -> str:
+    """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind.
+
+    ``kinds`` (column -> kind of every column the row holds when the function starts) lets
+    the steps go without the casts they do not need, write Kleene logic inline and read
+    the columns through local names (the row gets every column all the same)."""
+    import ast
+
     lines = [f"def {name}(r):"]
+    if kinds is None:
+        for column, expr, kind in steps:
+            lines.append(f"    r[{column!r}] = {_cast(expr, kind)}")
+        lines.append("    return r")
+        return "\n".join(lines) + "\n"
+    kinds = dict(kinds)
+    inline = _Inline(kinds)
+    typed = []
     for column, expr, kind in steps:
-        lines.append(f"    r[{column!r}] = {_cast(expr, kind)}")
+        typed.append((column, _typed_step(expr, kind, inline)))
+        kinds[column] = kind
+    # the columns read before any step assigns them are the function's inputs: read once
+    assigned: set[str] = set()
+    inputs: dict[str, str] = {}
+    for column, tree in typed:
+        for c in _row_reads(tree):
+            if c not in assigned and c not in inputs:
+                inputs[c] = f"_i{len(inputs)}"
+        assigned.add(column)
+    names = dict(inputs)
+    lines += [f"    {local} = r[{c!r}]" for c, local in inputs.items()]
+    for n, (column, tree) in enumerate(typed):
+        local = f"_c{n}"
+        lines.append(f"    {local} = {ast.unparse(_Locals(names)(tree))}")
+        lines.append(f"    r[{column!r}] = {local}")
+        names[column] = local
     lines.append("    return r")
     return "\n".join(lines) + "\n"
 

@@ -55,13 +55,17 @@ class _Values(dict):
         return dict.__contains__(self, key) or key in self._row
 
 
-def _values(row: dict[str, Any], patient: Patient, kb: KnowledgeBase) -> dict[str, str]:
+def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, str]:
     vals = _Values(row)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
-    ehd = patient.extrahepatic
-    vals["extrahepatic_sites"] = ("unknown" if ehd is None or ehd.sites is None
-                                  else ", ".join(value_label("extrahepatic.sites", s) for s in ehd.sites) or "none")
+    # the patient, or its document in the model's dumped shape (the plan's what-if patients)
+    if isinstance(patient, dict):
+        sites = (patient.get("extrahepatic") or {}).get("sites")
+    else:
+        sites = patient.extrahepatic.sites if patient.extrahepatic is not None else None
+    vals["extrahepatic_sites"] = ("unknown" if sites is None
+                                  else ", ".join(value_label("extrahepatic.sites", s) for s in sites) or "none")
     for cs in kb.criteria:
         vals[cs.id] = _status(row.get(cs.id)).replace("_", " ")
         for status, key in (("not_met", False), ("unknown", None)):
@@ -76,44 +80,56 @@ def _status(value: Any) -> str:
 
 # --------------------------------------------------------------------------- the plan's view
 
-def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> dict[str, Any]:
+def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True, missing: bool = True) -> dict[str, Any]:
     """What the planner reads of one evaluation (:mod:`nelm.plan`), without any text: each
     option's verdict, the verdicts still possible, its unknown pre-treatment checks
     (``conditions``, as :func:`assessment_from` lists them) and ``missing_data`` entries
     with the options each missing fact affects, worked out as :func:`assessment_from`
     does for options. Without ``conditions`` (an evaluation with the verdict pass only)
     the options' conditions are left out: they are unknown checks, which pass while
-    unknown and so never change what leads."""
+    unknown and so never change what leads.
+
+    Without ``missing`` (and without ``conditions``: a what-if of the planner) the missing
+    data are not listed; ``affected(option)`` gives the missing facts that affect an option
+    instead (the fields of its ``missing_data`` entries), worked out when asked: the planner
+    asks about the few options that could lead, for tens of what-ifs per plan."""
+    if not missing and not conditions:
+        return _lean_view(ev, kb)
     row = ev.verdicts
     roots = UnknownRoots(kb, {c for c, v in ev.facts.items() if v is None}) if conditions else None
     filled_mask: dict[str, int] = {}
-    filled_roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    filled_roots = None   # the row's unknown columns are found only if an option has several verdicts
     checks = {c.field: c for c in kb.checks}
     options = []
-    for opt in kb.options:
-        deciding, caps, _ = _rule_columns(opt)
-        verdict = row[f"verdict__{opt.id}"]
-        possible = possible_verdicts(row[f"possible__{opt.id}"])
+    # the planner reads this for every what-if (tens per plan): the columns of each option
+    # are named once, and the rules are read only where their reading is used (the masks of
+    # an option with several verdicts still possible; the deciding rule, for conditions)
+    for opt, verdict_col, possible_col, deciding, caps in _view_columns(kb):
+        verdict = row[verdict_col]
+        possible = _possible(row[possible_col])
         several = len(possible) > 1
         decided_by = None
         mask = 0
-        for r, col in deciding:
-            cond = row[col]
-            if cond is False:
-                continue
-            if cond is None:
-                if several:
-                    mask |= filled_roots.mask(col)
-                continue
-            decided_by = r
-            break
+        if several or roots is not None:
+            if several and filled_roots is None:
+                filled_roots = ev.filled_roots(kb)
+            for r, col in deciding:
+                cond = row[col]
+                if cond is False:
+                    continue
+                if cond is None:
+                    if several:
+                        mask |= filled_roots.mask(col)
+                    continue
+                decided_by = r
+                break
         if several:
             for r, col in caps:
                 if row[col] is None:
                     mask |= filled_roots.mask(col)
         out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
         if several:
-            out["possible_verdicts"] = possible
+            out["possible_verdicts"] = list(possible)
         if roots is not None and (verdict in ("preferred", "reasonable")
                                   or (several and ("preferred" in possible or "reasonable" in possible))):
             found = _conditions(opt, ev, kb, checks, roots, decided_by)
@@ -124,6 +140,66 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True) -> 
         options.append(out)
     affects = _affects(filled_mask, options)
     return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
+def _lean_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
+    row = ev.verdicts
+    options = []
+    several: dict[str, tuple[Any, ...]] = {}
+    for cols in _view_columns(kb):
+        opt, verdict_col, possible_col = cols[:3]
+        possible = _possible(row[possible_col])
+        out = {"id": opt.id, "verdict": row[verdict_col], "intent": opt.intent, "reasons": []}
+        if len(possible) > 1:
+            out["possible_verdicts"] = list(possible)
+            several[opt.id] = cols
+        options.append(out)
+    found: dict[str, list[str]] = {}
+
+    def affected(oid: str) -> set[str]:
+        # as plan_view's masks: the unknown deciding rules read before the first that holds, and unknown caps
+        if oid not in found:
+            mask = 0
+            if oid in several:
+                roots = ev.filled_roots(kb)
+                _, _, _, deciding, caps = several[oid]
+                for _, col in deciding:
+                    cond = row[col]
+                    if cond is False:
+                        continue
+                    if cond is None:
+                        mask |= roots.mask(col)
+                        continue
+                    break
+                for _, col in caps:
+                    if row[col] is None:
+                        mask |= roots.mask(col)
+            found[oid] = fields_of_mask(mask) if mask else []
+        return set(found[oid])
+
+    return {"options": options, "affected": affected}
+
+
+_VIEW_COLUMNS: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
+_POSSIBLE: dict[int, tuple[str, ...]] = {}
+
+
+def _view_columns(kb: KnowledgeBase) -> tuple[tuple[Any, ...], ...]:
+    """(option, its verdict column, its possible-verdicts column, deciding rules, caps), once per knowledge base."""
+    got = _VIEW_COLUMNS.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = (kb, tuple((opt, f"verdict__{opt.id}", f"possible__{opt.id}", *_rule_columns(opt)[:2])
+                         for opt in kb.options))
+        _VIEW_COLUMNS[id(kb)] = got
+    return got[1]
+
+
+def _possible(mask: int) -> tuple[str, ...]:
+    """:func:`possible_verdicts` of a mask, worked out once per mask."""
+    got = _POSSIBLE.get(mask)
+    if got is None:
+        got = _POSSIBLE[mask] = tuple(possible_verdicts(mask))
+    return got
 
 
 def _affects(pending: dict[str, int], options: list[dict[str, Any]]) -> dict[str, set[str]]:
@@ -150,9 +226,8 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     missing data are left out, and disagreements between sources are not worked out."""
     row = ev.facts
     nulls = {c for c, v in row.items() if v is None}
-    filled_nulls = {c for c, v in ev.verdicts.items() if v is None}
     roots = UnknownRoots(kb, nulls)
-    filled_roots = UnknownRoots(kb, filled_nulls)
+    filled_roots = ev.filled_roots(kb)
     vals = _values(row, patient, kb)
     pending: dict[str, int] = {}  # what -> the unknown inputs it hangs on, as one bit mask
 
@@ -201,6 +276,51 @@ def assessment_from(ev: Evaluation, patient: Patient, kb: KnowledgeBase, *, brie
     if not brief:
         _verdicts_under_other_guidelines(result, ev, kb)
     return result
+
+
+class _LazyOption(dict):
+    """One option of a brief assessment: its id and verdict at once, everything else (intent,
+    reasons, conditions, ...) worked out in full when first read."""
+
+    def __init__(self, oid: str, verdict: str, work: Any):
+        super().__init__(id=oid, verdict=verdict)
+        self._work = work
+
+    def _whole(self) -> None:
+        if self._work is not None:
+            work, self._work = self._work, None
+            self.update(work())
+
+    def __missing__(self, key: str) -> Any:
+        self._whole()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._whole()
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._whole()
+        return dict.__contains__(self, key)
+
+
+def brief_options(ev: Evaluation, patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+    """The options of ``assessment_from(ev, patient, kb, brief=True)`` by id, each worked out
+    when first read beyond its verdict: the plan words the steps of its working plan from
+    them, and reads the reasons and conditions of a few options only. ``patient`` may be the
+    patient's document in the model's dumped shape."""
+    row = ev.facts
+    roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
+    vals = _values(row, patient, kb)
+    checks = {c.field: c for c in kb.checks}
+
+    def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:
+        return []   # a brief option reads nothing of what its missing facts are (the missing data are not listed)
+
+    def work(opt: OptionDef) -> Any:
+        return lambda: _option(opt, ev, vals, kb, note_missing, checks, roots, True)
+
+    return {opt.id: _LazyOption(opt.id, ev.verdicts[f"verdict__{opt.id}"], work(opt)) for opt in kb.options}
 
 
 # "Ki-67 unknown %" reads as a number that went missing; an unknown value takes no unit

@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import rowcode
-from ..knowledge import KnowledgeBase
+from ..knowledge import KnowledgeBase, UnknownRoots
 from ..patient import COLUMN_TYPES, Patient, flatten
 from .frame import _KEYED, _lazy, patients_frame, pl
-from .verdicts import resolve_verdict
+from .verdicts import resolve_all, resolve_verdict
 
 
 class Dtypes(Mapping):
@@ -48,11 +48,20 @@ class Evaluation:
     facts: dict[str, Any]
     verdicts: dict[str, Any]
     schema: Mapping[str, Any]
+    _filled_roots: UnknownRoots | None = field(default=None, repr=False, compare=False)
+
+    def filled_roots(self, kb: KnowledgeBase) -> UnknownRoots:
+        """The unknown inputs each column of ``verdicts`` hangs on (bit masks), worked out once
+        per evaluation: the assessment, the planner's view and its blocking facts all ask,
+        and finding the unknown columns of a row of some 700 is a walk over all of them."""
+        if self._filled_roots is None:
+            self._filled_roots = UnknownRoots(kb, {c for c, v in self.verdicts.items() if v is None})
+        return self._filled_roots
 
 
 def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None = None, *,
              extra_sql: Mapping[str, str] | None = None, executor: str | None = None,
-             verdicts_only: bool = False) -> Evaluation:
+             verdicts_only: bool = False, inputs: dict[str, Any] | None = None) -> Evaluation:
     """Evaluate one patient: both passes, then each option's verdict.
 
     ``executor="python"`` (the default) runs the knowledge base's conditions as the
@@ -61,6 +70,9 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     ``executor="polars"``, run the one-row frame through Polars instead. Both give the
     same row (tests/test_rowcode.py); Polars' fixed cost per query is most of an
     assessment's time when the frame has one row.
+
+    ``inputs``: the row's input columns as :meth:`RowProgram.inputs` gives them, already
+    worked out (a what-if patient of the plan, from its patient's: :meth:`RowProgram.patched_inputs`).
     """
     flat = flatten(patient) if isinstance(patient, Patient) else patient
     executor = executor or os.environ.get("NELM_EXECUTOR", "python")  # polars: the old path, for comparison
@@ -69,13 +81,22 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
         if extra_sql:
             extra = [*(extra or []), *(pl.sql_expr(sql).cast(pl.Boolean).alias(col) for col, sql in extra_sql.items())]
         return _evaluate_polars(flat, kb, extra)
-    inputs = program.inputs(flat)
+    inputs = program.inputs(flat) if inputs is None else inputs
     # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
     facts = {} if verdicts_only else program.facts(dict(inputs))
     verdicts = program.verdicts(inputs)
-    for opt in kb.options:
-        verdicts[f"possible__{opt.id}"], verdicts[f"verdict__{opt.id}"] = resolve_verdict(opt, verdicts)
+    resolve_all(kb.options, verdicts)
     return Evaluation(facts, verdicts, program.verdict_types)
+
+
+def with_facts(ev: Evaluation, flat: dict[str, Any], kb: KnowledgeBase) -> Evaluation:
+    """A verdicts-only evaluation of the flat row ``flat`` (``evaluate(..., verdicts_only=True)``)
+    with its facts pass added: what ``evaluate(flat, kb)`` gives, without running the verdict
+    pass again (the plan words its working plan's steps from the evaluation it settled on)."""
+    program = row_program(kb)
+    if program is None or ev.facts or os.environ.get("NELM_EXECUTOR", "python") != "python":
+        return evaluate(flat, kb)
+    return Evaluation(program.facts(dict(program.inputs(flat))), ev.verdicts, ev.schema)
 
 
 def _evaluate_polars(flat: dict[str, Any], kb: KnowledgeBase, extra: list[Any] | None) -> Evaluation:
@@ -101,6 +122,25 @@ class RowProgram:
     verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
     verdict_types: Dtypes
     _casts: tuple[tuple[str, Callable[[Any], Any], type], ...]   # column, cast, the type it gives
+
+    def patched_inputs(self, base: dict[str, Any], flat: dict[str, Any], changed: frozenset[str]) -> dict[str, Any]:
+        """:meth:`inputs` of ``flat``, a row that differs from the row whose inputs are ``base``
+        in the ``changed`` columns only (a copy: the verdict pass writes into its inputs)."""
+        out = dict(base)
+        for c in changed:
+            got = self._cast_of.get(c)
+            if got is not None:
+                cast, kind = got
+                v = flat.get(c)
+                out[c] = v if v is None or type(v) is kind else cast(v)
+        return out
+
+    @property
+    def _cast_of(self) -> dict[str, tuple[Callable[[Any], Any], type]]:
+        got = self.__dict__.get("_casts_by_column")
+        if got is None:
+            got = self.__dict__["_casts_by_column"] = {c: (cast, kind) for c, cast, kind in self._casts}
+        return got
 
     def inputs(self, flat: dict[str, Any]) -> dict[str, Any]:
         """The input columns in the frame's order and types (as Polars would store them)."""
@@ -179,7 +219,9 @@ def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict
                           for batch in kb.nodes for n in batch]
     except rowcode.Unsupported:
         return None
-    source = rowcode.function_source("facts", facts_steps) + rowcode.function_source("verdicts", verdict_steps)
+    # both passes start from the input columns (RowProgram.inputs: each value of its column's type)
+    source = (rowcode.function_source("facts", facts_steps, COLUMN_TYPES)
+              + rowcode.function_source("verdicts", verdict_steps, COLUMN_TYPES))
     code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
     return marshal.dumps(code), filled_types
 

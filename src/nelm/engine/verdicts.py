@@ -48,18 +48,45 @@ def _bits(opt: OptionDef) -> tuple[list[tuple[str, int]], int, list[tuple[str, i
 
 def resolve_verdict(opt: OptionDef, row: dict[str, Any]) -> tuple[int, str]:
     """First rule that holds decides; unknown conditions keep their verdict possible; caps limit."""
-    mask = _rule_mask(opt, row)
-    for col, level in _bits(opt)[2]:
+    deciding, otherwise, caps = _bits(opt)
+    mask = _resolve(deciding, otherwise, caps, row)
+    return mask, _MASK_VERDICT[mask]
+
+
+def _resolve(deciding: list[tuple[str, int]], otherwise: int, caps: list[tuple[str, int]], row: dict[str, Any]) -> int:
+    mask = _deciding_mask(deciding, otherwise, row)
+    for col, level in caps:
         cond = row[col]
         if cond is True:
             mask = _cap(mask, level)
         elif cond is None:
             mask |= _cap(mask, level)
-    return mask, _MASK_VERDICT[mask]
+    return mask
+
+
+_RESOLUTION: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
+
+
+def resolve_all(options: Any, row: dict[str, Any]) -> None:
+    """:func:`resolve_verdict` for each option (a knowledge base's ``options``), written into the
+    row as ``possible__{option}`` and ``verdict__{option}``. The one-row engine does this on
+    every evaluation (tens per plan): the columns and bits are worked out once per list of options."""
+    got = _RESOLUTION.get(id(options))
+    if got is None or got[0] is not options:
+        got = (options, tuple((f"possible__{o.id}", f"verdict__{o.id}", *_bits(o)) for o in options))
+        _RESOLUTION[id(options)] = got
+    for possible_col, verdict_col, deciding, otherwise, caps in got[1]:
+        mask = _resolve(deciding, otherwise, caps, row)
+        row[possible_col] = mask
+        row[verdict_col] = _MASK_VERDICT[mask]
 
 
 def _rule_mask(opt: OptionDef, row: dict[str, Any]) -> int:
     deciding, otherwise, _ = _bits(opt)
+    return _deciding_mask(deciding, otherwise, row)
+
+
+def _deciding_mask(deciding: list[tuple[str, int]], otherwise: int, row: dict[str, Any]) -> int:
     mask = 0
     for col, bit in deciding:
         cond = row[col]

@@ -1,0 +1,141 @@
+"""The plan's shortcuts give what the long way gives (issue 18 item 8: a plan with branches
+within the one-assessment budget). No timings here: benchmarks/bench_plan.py measures."""
+from __future__ import annotations
+
+import json
+import random
+
+from nelm import plan as plan_module
+from nelm.assessment import assess
+from nelm.consistency import contradicts, refusals
+from nelm.engine import row_program
+from nelm.knowledge import load
+from nelm.patient import InvalidPatient, flatten_document, patched_row, validate_patient
+from nelm.testing import FIELD_VALUES, random_patient_dict
+
+KB = load()
+PROGRAM = row_program(KB)
+
+
+def _patients(seed: int, n: int) -> list:
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        try:
+            out.append(validate_patient(random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))))
+        except InvalidPatient:
+            continue
+    return out
+
+
+def _candidate_values(rng: random.Random) -> dict:
+    """Values as the planner fills them in: assumptions, their alternatives and what follows,
+    and any field of the handled kinds with a random value (None among them)."""
+    a = rng.choice(KB.assumptions)
+    values = {a.field: rng.choice([a.assumed, a.alternative, *a.also_alternatives])} | dict(a.also)
+    for _ in range(rng.randrange(4)):
+        field = rng.choice(sorted(FIELD_VALUES))
+        if "." in field or isinstance(FIELD_VALUES[field], (list, tuple)):
+            pool = FIELD_VALUES[field]
+            values[field] = rng.choice([None, *pool]) if isinstance(pool, (list, tuple)) else pool
+    for field, pool in (("liver.resectable", [True, False, None]), ("liver.resectable_fraction_percent", [None, 40, 100]),
+                        ("extrahepatic.peritoneal_carcinomatosis", [None, "none", "limited_resectable"]),
+                        ("extrahepatic.symptomatic", [None, True, False]), ("functional_syndrome", [None, "none", "carcinoid"]),
+                        ("carcinoid_heart_disease", [None, "none"]), ("course.status", [None, "stable", "progressive"])):
+        if rng.random() < 0.2:
+            values[field] = rng.choice(pool)
+    if rng.random() < 0.3:
+        values["extrahepatic.present"] = rng.choice([None, True, False])
+    if rng.random() < 0.3:
+        values["extrahepatic.sites"] = rng.choice([None, [], ["bone"], ["lung", "peritoneum"]])
+    if rng.random() < 0.3:
+        values["prior_therapies"] = rng.choice(["progression", "response", "stable", "intolerance", None, [
+            {"therapy": "ssa", "outcome": "progression", "months_to_progression": None, "ongoing": False},
+            {"therapy": "everolimus", "outcome": None, "months_to_progression": None, "ongoing": True}]])
+    return {k: v for k, v in values.items() if not isinstance(v, dict)}
+
+
+def test_patched_rows_are_the_flattened_documents():
+    """A what-if patient's row patched from the patient's own row is the row of the document
+    with those values set, and the consistency checks that read the patched columns refuse
+    it exactly when all the checks refuse the document."""
+    rng = random.Random(81)
+    patched = refused = 0
+    for patient in _patients(80, 150):
+        base = patient.model_dump()
+        base_row = flatten_document(base)
+        assert not contradicts(base_row)
+        for _ in range(12):
+            values = _candidate_values(rng)
+            as_set = plan_module._as_set(base, values)
+            data = plan_module._document(base, values)
+            assert (as_set is None) == (data is None)
+            if data is None:
+                continue
+            got = patched_row(base, base_row, as_set)
+            if got is None:
+                continue
+            row, changed = got
+            want = flatten_document(data)
+            assert list(row) == list(want) and row == want, values
+            assert all(type(row[c]) is type(want[c]) for c in row)
+            assert {c for c in row if row[c] != base_row[c]} <= changed
+            assert contradicts(row, changed) == bool(refusals(want)), values
+            got_inputs, want_inputs = PROGRAM.patched_inputs(PROGRAM.inputs(base_row), row, changed), PROGRAM.inputs(want)
+            assert list(got_inputs) == list(want_inputs) and got_inputs == want_inputs
+            assert all(type(got_inputs[c]) is type(want_inputs[c]) for c in want_inputs)
+            patched += 1
+            refused += contradicts(row, changed)
+    assert patched > 1000 and refused > 20
+
+
+def test_plans_are_the_same_without_the_patched_rows(monkeypatch):
+    """The whole assessment is the same when every what-if patient is built as a document."""
+    patients = _patients(82, 40)
+    fast = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    monkeypatch.setattr(plan_module, "patched_row", lambda doc, row, values: None)
+    slow = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert fast == slow
+
+
+def test_the_lean_view_is_the_plan_view():
+    """A what-if's lean view (no missing data listed, the facts affecting an option worked out
+    when asked) has plan_view's options, and for every option the fields of its missing-data
+    entries."""
+    from nelm.engine import evaluate, plan_view
+    from nelm.patient import flatten
+
+    for patient in _patients(83, 120):
+        ev = evaluate(flatten(patient), KB, verdicts_only=True)
+        full = plan_view(ev, KB, conditions=False)
+        lean = plan_view(evaluate(flatten(patient), KB, verdicts_only=True), KB, conditions=False, missing=False)
+        assert lean["options"] == full["options"]
+        for o in full["options"]:
+            want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
+            assert lean["affected"](o["id"]) == want
+
+
+def test_brief_options_are_the_brief_assessment_s():
+    """The options the working plan words its steps from, each worked out when first read,
+    are those of the brief assessment; a verdict is there without working the option out."""
+    from nelm.engine import assessment_from, brief_options, evaluate
+
+    for patient in _patients(84, 60):
+        ev = evaluate(patient, KB)
+        want = {o["id"]: o for o in assessment_from(ev, patient, KB, brief=True)["options"]}
+        got = brief_options(ev, patient, KB)
+        assert list(got) == list(want)
+        for oid, o in got.items():
+            assert o["verdict"] == want[oid]["verdict"] and o._work is not None
+            assert o.get("conditions", []) == want[oid].get("conditions", [])
+            assert dict(o) == want[oid]
+        # from the patient's document (the plan's what-ifs), and with the facts pass added to
+        # a verdicts-only evaluation: the same options
+        from nelm.engine import with_facts
+        from nelm.patient import flatten
+
+        lean = evaluate(flatten(patient), KB, verdicts_only=True)
+        again = brief_options(with_facts(lean, flatten(patient), KB), patient.model_dump(), KB)
+        for v in again.values():
+            v.get("reasons")    # worked out in full
+        assert {k: dict(v) for k, v in again.items()} == want
