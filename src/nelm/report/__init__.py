@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from .. import labels
-from ..evidence import cite, citation_label, evidence_index, identity_established, public_text, verification_state
+from ..evidence import cite, citation_label, citation_labels, evidence_index, identity_established, public_text, verification_state
 from ..outcomes import charts
 from ..knowledge.ruleset import MODALITY_LABELS
 from ..summary import as_dict, depends_line, patient_sections, plan_view, show
@@ -116,8 +116,26 @@ def _png(arms_json: str) -> str:
     from ..cache import cached
 
     key = f"{hashlib.sha256(arms_json.encode()).hexdigest()}|{matplotlib.__version__}"
-    return cached("chart-png", key, lambda: base64.b64encode(
-        charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150)).decode("ascii"))
+    return cached("chart-png", key, lambda: base64.b64encode(_opaque(
+        charts.render(json.loads(arms_json), "png", width=5.2, height=3.9, dpi=150))).decode("ascii"))
+
+
+def _opaque(png: bytes) -> bytes:
+    """The PNG without its alpha channel, over white (a chart's figure is opaque white anyway, so
+    the picture is the same): WeasyPrint re-encodes a PNG with alpha as two images (colour and an
+    alpha mask) in every PDF it is printed in."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    if image.mode == "RGB":
+        return png
+    flat = Image.new("RGB", image.size, "white")
+    flat.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+    out = io.BytesIO()
+    flat.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _chart_block(arms: list[dict[str, Any]], option: dict[str, Any], factors: list[dict[str, Any]],
@@ -354,6 +372,24 @@ def render_summary(patient: Any, assessment: dict[str, Any], *, decision: dict[s
         if len(doc.pages) <= 2:
             return doc, level
     return doc, SUMMARY_LEVELS - 1
+
+
+def warm() -> None:
+    """Do ahead what every printed report does first, in a process that report jobs are forked
+    from (``nelm serve``'s report fork server, :mod:`nelm.report.preload`): import WeasyPrint,
+    read the evidence records, compile both templates, and lay out a few lines in the report's
+    style (fonts, the hyphenation dictionary, the default style sheets). A job then only renders
+    and lays out its own pages."""
+    from weasyprint import HTML
+
+    evidence_index()
+    citation_labels()
+    _env().get_template("report.html")
+    _env().get_template("summary.html")
+    css = (HERE / "report.css").read_text(encoding="utf-8")
+    HTML(string=f"<html lang='en'><style>{css}</style><p style='width: 18mm; hyphens: auto'><strong>"
+                "Chemoembolization</strong> <span class='verdict verdict-preferred'>preferred</span></p>",
+         base_url=str(HERE)).write_pdf()
 
 
 def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,

@@ -75,7 +75,10 @@ def _mp() -> Any:
     global _context
     if _context is None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["nelm.report"])
+        # the fork server imports WeasyPrint, reads the evidence and compiles the templates once
+        # (nelm.report.warm, as it starts: with the first report or the charts' drawing); every
+        # job forked from it starts with them done
+        ctx.set_forkserver_preload(["nelm.report.preload"])
         _context = ctx
     return _context
 
