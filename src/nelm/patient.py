@@ -538,14 +538,14 @@ def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
         fs = values.get("functional_syndrome", doc.get("functional_syndrome"))
         chd = values.get("carcinoid_heart_disease", doc.get("carcinoid_heart_disease"))
         out["functional_syndrome"] = fs
-        out["carcinoid_heart_disease"] = "none" if fs == "none" and chd is None else chd
+        out["carcinoid_heart_disease"] = _heart_disease(fs, chd)
         changed |= {"functional_syndrome", "carcinoid_heart_disease"}
     if "liver.resectable" in values or "liver.resectable_fraction_percent" in values:
         liver = doc.get("liver") or {}
         resectable = values.get("liver.resectable", liver.get("resectable"))
         fraction = values.get("liver.resectable_fraction_percent", liver.get("resectable_fraction_percent"))
         out["liver_resectable_fraction_percent"] = fraction
-        out["liver_resectable"] = fraction >= 100 if resectable is None and fraction is not None else resectable
+        out["liver_resectable"] = _resectable(resectable, fraction)
         changed |= {"liver_resectable", "liver_resectable_fraction_percent"}
     if "prior_therapies" in values or "course.status" in values:
         course = values["course.status"] if "course.status" in values else (doc.get("course") or {}).get("status")
@@ -579,17 +579,22 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
             row[column] = node.get(leaf) if node else None
 
     _extrahepatic_columns(row, data.get("extrahepatic") or None)
-    # carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
-    # known to be non-functional is taken not to have it unless the record says otherwise
-    if data.get("functional_syndrome") == "none" and data.get("carcinoid_heart_disease") is None:
-        row["carcinoid_heart_disease"] = "none"
-
-    # a surgeon's "all removable" follows from a percentage when only that is given
-    if row["liver_resectable"] is None and row["liver_resectable_fraction_percent"] is not None:
-        row["liver_resectable"] = row["liver_resectable_fraction_percent"] >= 100
+    row["carcinoid_heart_disease"] = _heart_disease(data.get("functional_syndrome"), row["carcinoid_heart_disease"])
+    row["liver_resectable"] = _resectable(row["liver_resectable"], row["liver_resectable_fraction_percent"])
 
     _prior_columns(row, data.get("prior_therapies"), (data.get("course") or {}).get("status"))
     return row
+
+
+def _heart_disease(syndrome: str | None, heart: str | None) -> str | None:
+    """Carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
+    known to be non-functional is taken not to have it unless the record says otherwise."""
+    return "none" if syndrome == "none" and heart is None else heart
+
+
+def _resectable(resectable: bool | None, fraction: float | None) -> bool | None:
+    """A surgeon's "all removable" follows from a percentage when only that is given."""
+    return fraction >= 100 if resectable is None and fraction is not None else resectable
 
 
 def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None) -> None:
