@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import time
@@ -25,21 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from nelm.assessment import assess  # noqa: E402
 from nelm.engine import assessment_from, evaluate  # noqa: E402
 from nelm.knowledge import load  # noqa: E402
-from nelm.patient import InvalidPatient, validate_patient  # noqa: E402
-from nelm.testing import random_patient_dict  # noqa: E402
+from nelm.patient import validate_patient  # noqa: E402
+from nelm.testing import sparse_patients  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "vignettes" / "real-public"
 
 
 def patients(n: int) -> list:
     out = [validate_patient(json.loads(f.read_text())["patient"]) for f in sorted(REAL.glob("*.json"))]
-    rng = random.Random(18)
-    while len(out) < n:
-        try:
-            out.append(validate_patient(random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))))
-        except InvalidPatient:
-            continue
-    return out
+    return out + [p for _, p in sparse_patients(18, max(0, n - len(out)))]
 
 
 def pct(values: list[float], q: float) -> float:

@@ -10,22 +10,15 @@ from nelm.assessment import assess
 from nelm.consistency import contradicts, refusals
 from nelm.engine import row_program
 from nelm.knowledge import load
-from nelm.patient import InvalidPatient, flatten_document, patched_row, validate_patient
-from nelm.testing import FIELD_VALUES, random_patient_dict
+from nelm.patient import flatten_document, patched_row
+from nelm.testing import FIELD_VALUES, sparse_patients
 
 KB = load()
 PROGRAM = row_program(KB)
 
 
 def _patients(seed: int, n: int) -> list:
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        try:
-            out.append(validate_patient(random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))))
-        except InvalidPatient:
-            continue
-    return out
+    return [p for _, p in sparse_patients(seed, n)]
 
 
 def _candidate_values(rng: random.Random) -> dict:

@@ -6,11 +6,11 @@ import copy
 import os
 import random
 
-import pytest
 
 from nelm.assessment import assess
 from nelm.knowledge import load
 from nelm.patient import InvalidPatient, set_field, validate_patient
+from nelm import testing
 from nelm.testing import known_fields, patient_dict, random_patient_dict
 
 KB = load()
@@ -38,15 +38,7 @@ def _get(doc: dict, dotted: str):
 
 def sparse_patients(seed: int, n: int = N):
     """Random patients with 20-60 % of their facts unknown, as case reports are."""
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        doc = random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))
-        try:
-            out.append((doc, validate_patient(doc)))
-        except InvalidPatient:
-            continue
-    return out
+    return testing.sparse_patients(seed, n)
 
 
 PATIENTS = sparse_patients(18)

@@ -213,6 +213,24 @@ def random_patient_dict(rng, unknown_share: float = 0.0) -> dict[str, Any]:
     return _consistent(doc)
 
 
+
+def sparse_patients(seed: int, n: int) -> list[tuple[dict[str, Any], Any]]:
+    """``n`` random patients as case reports give them (20, 40 or 60 % of their facts unknown),
+    each as (document, validated patient); the documents the model refuses are skipped."""
+    import random
+
+    from .patient import InvalidPatient, validate_patient
+
+    rng = random.Random(seed)
+    out: list[tuple[dict[str, Any], Any]] = []
+    while len(out) < n:
+        doc = random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))
+        try:
+            out.append((doc, validate_patient(doc)))
+        except InvalidPatient:
+            continue
+    return out
+
 def perturbed_patient_dict(rng, changes: int = 3) -> dict[str, Any]:
     """BASE with a few random fields changed: realistic neighbours of an ordinary patient,
     where combinations that independent draws rarely make (a Milan candidate) are common."""
