@@ -221,7 +221,7 @@ def sparse_patients(seed: int, n: int) -> list[tuple[dict[str, Any], Any]]:
 
     from .patient import InvalidPatient, validate_patient
 
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311 - reproducible test patients, not a secret
     out: list[tuple[dict[str, Any], Any]] = []
     while len(out) < n:
         doc = random_patient_dict(rng, rng.choice([0.2, 0.4, 0.6]))
