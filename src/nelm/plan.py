@@ -34,7 +34,7 @@ from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_co
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
-from .summary import fact_label
+from .summary import and_join, fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
 RANK = {"preferred": 0, "reasonable": 1, "undetermined": 2, "not_recommended": 3, "contraindicated": 4}
@@ -754,7 +754,7 @@ def _steps_for(planner: _Planner, work: dict[str, Any], *, branch: bool = False)
             differ = [f"{_label(o)} {_VERDICT_WORDS[working[o]]}" for o in s["options"]
                       if working.get(o) in _VERDICT_WORDS and working[o] != s["expected_verdicts"][o]]
             if differ and not branch:
-                s["reason"] += (" On the plan's assumptions " + _and(differ)
+                s["reason"] += (" On the plan's assumptions " + and_join(differ)
                                 + "; the verdicts shown are today's, until those are confirmed.")
     return steps
 
@@ -762,9 +762,6 @@ def _steps_for(planner: _Planner, work: dict[str, Any], *, branch: bool = False)
 _VERDICT_WORDS = {"preferred": "is preferred", "reasonable": "is reasonable", "not_recommended": "is not recommended",
                   "contraindicated": "is contraindicated"}
 
-
-def _and(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]], lead: str | None,

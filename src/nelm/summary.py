@@ -122,27 +122,19 @@ def patient_sections(patient: Any) -> dict[str, list[dict[str, Any]]]:
 def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
     """The plan's assumptions in words, (assumed, if not). Unknown pre-treatment checks that
     would change the plan the same way are one line (performance status, Child-Pugh class and
-    bilirubin, each of which could rule out the leading option)."""
+    bilirubin, each of which could rule out the leading option); an assumed fact stated twice
+    is one line with each of its consequences."""
+    # (is a check, what the line is keyed by) -> the other half of the line, in order
     merged: dict[tuple[bool, str], list[str]] = {}
     for asm in plan.get("assumptions", []):
         if asm.get("check"):
-            key, text = (True, asm["if_not"]), asm["assumed"]
+            key, other = (True, asm["if_not"]), asm["assumed"]
         else:
-            key, text = (False, f"{asm['label'].lower()}: {show(asm['assumed'])}"), None
-            text = key[1]
-        merged.setdefault(key, [])
-        if text not in merged[key]:
-            merged[key].append(text)
-    out = []
-    for (check, key), texts in merged.items():
-        if check:
-            said = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " and " + texts[-1]
-            out.append((f"{said} (not yet known)", key))
-        else:
-            ifs = [a["if_not"] for a in plan.get("assumptions", [])
-                   if not a.get("check") and f"{a['label'].lower()}: {show(a['assumed'])}" == key]
-            out.append((f"{key} (to be confirmed)", " ".join(dict.fromkeys(ifs))))
-    return out
+            key, other = (False, f"{asm['label'].lower()}: {show(asm['assumed'])}"), asm["if_not"]
+        if other not in merged.setdefault(key, []):
+            merged[key].append(other)
+    return [(f"{and_join(others)} (not yet known)", key) if check else (f"{key} (to be confirmed)", " ".join(others))
+            for (check, key), others in merged.items()]
 
 
 def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False
@@ -195,7 +187,7 @@ def workup_lines(plan: dict[str, Any]) -> list[dict[str, str]]:
     """Contract v3 ``plan.workup``: what to obtain to decide the plan, most decisive first."""
     out = []
     for w in plan.get("workup") or []:
-        facts = _and([_lower(fact_label(f)) for f in w.get("fields", [])])
+        facts = and_join([_lower(fact_label(f)) for f in w.get("fields", [])])
         out.append({"order": w.get("order") or facts, "facts": facts, "decides": w.get("decides") or "",
                     "fields": list(w.get("fields", []))})
     return out
@@ -211,7 +203,7 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
     branches = []
     for b in plan.get("branches") or []:
         conds = [c.get("label") or f"{fact_label(c['field'])} {show(c.get('value'))}" for c in b.get("if", [])]
-        branches.append({"if": _and(conds), "status": b.get("status", ""),
+        branches.append({"if": and_join(conds), "status": b.get("status", ""),
                          "steps": _steps_view(b.get("steps", []), verdicts, branch=True),
                          "leading": _lead(b.get("steps", []))})
     return {"status": plan["status"], "pathway": plan.get("pathway_label"),
@@ -255,7 +247,8 @@ def obtain_list(assessment: dict[str, Any]) -> list[str]:
     return out
 
 
-def _and(words: list[str]) -> str:
+def and_join(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
@@ -286,7 +279,7 @@ def depends_line(option: dict[str, Any], assessment: dict[str, Any] | None = Non
     """An undetermined option in one line: what it depends on and what it could become
     ("Depends on somatostatin-receptor imaging and the course: preferred or not recommended")."""
     fields = depends_on(option, assessment)
-    what = _and([_lower(fact_label(f)) for f in dict.fromkeys(fields)]) or "facts not yet entered"
+    what = and_join([_lower(fact_label(f)) for f in dict.fromkeys(fields)]) or "facts not yet entered"
     could = [labels.verdict_label(v) for v in option.get("possible_verdicts", [])]
     tail = f": could be {_or(could)}" if could else ""
     return f"Depends on {what}{tail}."

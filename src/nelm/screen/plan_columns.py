@@ -37,21 +37,13 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
+# the planner's own reading of a step and of a pathway's `now` steps, and its constants
+from ..plan import NOW_VERDICTS as NOW, TRIAL, _now_steps as now_steps, _option_ids as _options
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
-NOW = ("preferred", "reasonable")
-TRIAL = "clinical_trial"
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 NOT_CHECK = 1   # bit 0 of a missing-facts mask
-
-def _options(step) -> list[tuple[str, str | None]]:
-    return [(o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options]
-
-
-def now_steps(pw) -> list[tuple[int, object]]:
-    """A pathway's ``now`` steps with their indices (they come first)."""
-    return [(i, s) for i, s in enumerate(pw.steps) if s.when == "now"]
 
 
 def trial_last(step) -> list[tuple[int, str, str, str | None]]:
