@@ -18,7 +18,7 @@ from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
 from .flat import engine_frame
 from . import plan_columns
-from .sql_build import Pipeline, World
+from .sql_build import Pipeline, World, reads
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
 STATUS = {True: "met", False: "not_met"}
@@ -89,20 +89,22 @@ def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataF
 
     The columns are :mod:`nelm.screen.plan_columns`' definition, the one the SQL view runs,
     computed here by Polars over ``filled`` (the patients evaluated with unknown pre-treatment
-    checks in their passing values) and the inputs as entered (``patients``): a plan is
-    settled column-wise when no missing fact could change its lead and no check its leading
-    option's gates read is missing (then it is ``determined``). Every other row rests on
-    assumptions (contract v3) and is planned per case."""
+    checks in their passing values) and the inputs as entered (``patients``, from which the
+    requirement rules the leading option's conditions read are evaluated): a plan is settled
+    column-wise when no missing fact could change its lead (``determined``, or ``conditional``
+    on the leading option's unknown checks). Every other row rests on assumptions (contract
+    v3) and is planned per case."""
     levels, outputs, raw = _plan_program(kb)
     lf = filled.lazy().with_columns([patients[c].alias(_RAW + c) for c in raw])
     for group in levels:
         lf = lf.with_columns(group)
     out = lf.select(outputs).collect(optimizations=_FLAT)
     lead = out["plan.leading"]
-    return lead, out["plan.status"], lead.is_null().arg_true()
+    return lead, out["plan.status"], out["plan.status"].is_null().arg_true()
 
 
-_RAW = "raw__"   # the inputs as entered, beside the frame whose checks are filled in
+_RAW = "raw__"      # the inputs as entered, beside the frame whose checks are filled in
+_FACTS = "facts__"  # what the facts as entered give (the requirement rules the conditions read)
 # the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
 _FLAT = pl.QueryOptFlags.none()
 _PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]] = {}
@@ -112,21 +114,27 @@ def _plan_program(kb: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[pl.Expr]
     """:mod:`.plan_columns`' expressions as Polars expressions, one group per dependency level
     (the SQL view lays the same groups out as CTEs); the outputs; the raw inputs they read.
     Built once per knowledge base: rendering and parsing a few hundred expressions is not free."""
+    from .sql import evaluation   # (the view's module reads this one's output columns)
+
     key = (kb.sha256, kb.guideline)
     if key not in _PROGRAMS:
-        today = World(prefix="", input_prefix="", filled_prefix=None)    # the frame's own columns
-        facts = World(prefix="", input_prefix=_RAW, filled_prefix=None)  # only the checks are read here
+        today = World(prefix="", input_prefix="", filled_prefix=None)        # the frame's own columns
+        facts = World(prefix=_FACTS, input_prefix=_RAW, filled_prefix=None)  # the inputs as entered
         pipe = Pipeline()
         pipe.add("plan", plan_columns.inputs_of_follow(kb, today))
         pipe.add("plan", plan_columns.follow(kb, today))
+        cond_needed, check_bits = plan_columns.condition_inputs(kb)
+        pipe.add("facts", evaluation(kb, facts, cond_needed, cond_needed, check_bits))
         leading, status = plan_columns.settled(kb, today, facts)
         outputs = [("plan.leading", leading), ("plan.status", status)]
 
         def polars(e: Any) -> pl.Expr:
             return pl.sql_expr(e.sql(dialect="postgres"))
 
-        levels = [[polars(e).alias(n) for n, e in group] for group in pipe.levels(outputs)]
-        raw = sorted({c for cols in plan_columns.lead_check_columns(kb).values() for c in cols})
+        groups = pipe.levels(outputs)
+        levels = [[polars(e).alias(n) for n, e in group] for group in groups]
+        read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
+        raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))
         _PROGRAMS[key] = (levels, [polars(e).alias(n) for n, e in outputs], raw)
     return _PROGRAMS[key]
 

@@ -22,9 +22,11 @@ tests hold the columns equal to it on every row.
    :func:`nelm.knowledge.input_roots` walks it (:func:`mask_expr`); then the unknown pathways
    read before the one followed and the first-step candidates still undetermined that could
    outrank the leading option (``nelm.plan._blocking``).
-3. **outcome** (:func:`settled`): no missing fact (checks aside) could change the lead, and
-   no check the leading option's gates read is missing (:func:`lead_check_columns`): the plan
-   is ``determined`` and the option followed leads. A plan that rests on facts a board may
+3. **outcome** (:func:`settled`): no missing fact (checks aside) could change the lead: the
+   option followed leads, and the plan is ``conditional`` when the leading option relies on a
+   pre-treatment check still unknown (its *conditions*, :func:`has_conditions`: a gate's
+   requirement read before the rule that decides it, or a cap, unknown on the facts as entered
+   because of a missing check), else ``determined``. A plan that rests on facts a board may
    assume (contract v3: working plan and branches) is left NULL; ``nelm screen`` and
    ``nelm assess`` plan it per case.
 """
@@ -275,13 +277,58 @@ def certain(w: World) -> exp.Expression:
 
 def settled(kb: KnowledgeBase, today: World, facts: World) -> tuple[exp.Expression, exp.Expression]:
     """Stage 3: ``plan.leading`` and ``plan.status`` where the plan rests on nothing assumed
-    (NULL elsewhere): certain, and no check the leading option's gates read is missing for
-    this patient (``facts``: the inputs as entered). Reads :func:`follow`'s columns."""
+    (NULL elsewhere): certain, and ``conditional`` when the leading option has conditions
+    (``nelm.plan.plan_summary``), else ``determined``. Reads :func:`follow`'s columns and the
+    facts world's requirement rules and masks (:func:`conditions_of_facts`)."""
     lead = q(today.plan("lead"))
-    unsure = [and_(eq(lead.copy(), lit(oid)), or_(*[is_null(q(facts.col(c))) for c in cols]))
-              for oid, cols in lead_check_columns(kb).items() if cols]
-    ok = and_(certain(today), not_(or_(*unsure))) if unsure else certain(today)
-    return case((ok, lead.copy())), case((ok.copy(), lit("determined")))
+    ok = certain(today)
+    conditional = [and_(eq(lead.copy(), lit(oid)), c) for oid in now_options(kb)
+                   if (c := has_conditions(kb, today, facts, oid)) is not None]
+    status = case((or_(*conditional), lit("conditional")), default=lit("determined")) if conditional else lit("determined")
+    return case((ok, lead.copy())), case((ok.copy(), status))
+
+
+def check_bits(kb: KnowledgeBase) -> dict[str, int]:
+    """A bit for each pre-treatment check (its contract field) in the facts world's masks."""
+    return {f: 1 << i for i, f in enumerate(sorted({c.field for c in kb.checks}))}
+
+
+def _requirement_rules(kb: KnowledgeBase, oid: str) -> list[tuple[int | None, object]]:
+    """(index among the deciding rules, None for a cap; rule) of the option's rules that say
+    what passing a check means (``nelm.engine.document._requirement_rules``)."""
+    opt = next(o for o in kb.options if o.id == oid)
+    return ([(i, r) for i, r in enumerate(opt.deciding) if r.requirement]
+            + [(None, r) for r in opt.caps if r.requirement])
+
+
+def condition_targets(kb: KnowledgeBase) -> list[str]:
+    """The rule columns whose value on the facts as entered decides the leading option's conditions."""
+    return list(dict.fromkeys(rule_column(oid, r.id) for oid in now_options(kb) for _, r in _requirement_rules(kb, oid)))
+
+
+def has_conditions(kb: KnowledgeBase, today: World, facts: World, oid: str) -> exp.Expression | None:
+    """The option relies on an unknown pre-treatment check (``nelm.engine.document._conditions``
+    lists at least one): a requirement rule read up to the one that decides the verdict (today's
+    ``first__``), or a cap, is unknown on the facts as entered, and among the missing inputs it
+    hangs on is a check that rule speaks for. None: the option has no such rule."""
+    bits = check_bits(kb)
+    terms = []
+    for i, r in _requirement_rules(kb, oid):
+        b = sum(bit for f, bit in bits.items() if r.requirement_for(f))
+        if not b:
+            continue
+        col = rule_column(oid, r.id)
+        term = and_(is_null(q(facts.col(col))), has_bits(q(facts.mask(col)), b))
+        terms.append(term if i is None else and_(lte(num(i), q(today.first(oid))), term))
+    return or_(*terms) if terms else None
+
+
+def condition_inputs(kb: KnowledgeBase) -> tuple[set[str], Callable[[str], int]]:
+    """The facts world's computed columns :func:`has_conditions` reads (the requirement rules and
+    what they read), each wanted with its mask; and the bits a missing field sets in those masks
+    (its check's bit; any other missing fact none)."""
+    bits = check_bits(kb)
+    return closure(kb, condition_targets(kb)), lambda field: bits.get(field, 0)
 
 
 def inputs_of_follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
@@ -299,32 +346,3 @@ def inputs_of_follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     for oid in now_options(kb):
         cols[w.first(oid)] = first_rule(w, opts[oid])
     return cols
-
-
-_LEAD_CHECKS: dict[tuple[str, str], dict[str, list[str]]] = {}
-
-
-def lead_check_columns(kb: KnowledgeBase) -> dict[str, list[str]]:
-    """For each option, the check input columns its requirement rules read (through the
-    derived values): a missing one may make a plan led by it conditional."""
-    key = (kb.sha256, kb.guideline)
-    if key not in _LEAD_CHECKS:
-        checks = {c.field for c in kb.checks}
-        out: dict[str, list[str]] = {}
-        for opt in kb.options:
-            cols: set[str] = set()
-            stack = [rule_column(opt.id, r.id) for r in opt.deciding + opt.caps if r.requirement]
-            seen: set[str] = set()
-            while stack:
-                c = stack.pop()
-                if c in seen:
-                    continue
-                seen.add(c)
-                if c in COLUMN_FIELDS:
-                    if COLUMN_FIELDS[c] in checks:
-                        cols.add(c)
-                    continue
-                stack += list(kb.roots.get(c, ()))
-            out[opt.id] = sorted(cols)
-        _LEAD_CHECKS[key] = out
-    return _LEAD_CHECKS[key]

@@ -27,10 +27,10 @@ they compute:
   condition is NULL keeps its verdict possible), the caps (in closed form, see
   :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
 - ``plan_…``: ``plan.leading`` and ``plan.status`` as :mod:`nelm.screen.columns` settles
-  them column-wise — the pathway followed, its leading option, whether a missing fact (or
-  an unknown check of the leading option's gates) could change it. A plan resting on
-  assumed facts (contract v3: working plan and branches) is NULL in both columns; ``nelm
-  screen`` and ``nelm assess`` plan it per case.
+  them column-wise — the pathway followed, its leading option, whether a missing fact could
+  change it, and whether the leading option relies on an unknown pre-treatment check
+  (``conditional``). A plan resting on assumed facts (contract v3: working plan and
+  branches) is NULL in both columns; ``nelm screen`` and ``nelm assess`` plan it per case.
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
@@ -358,13 +358,17 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     pipe.add("patients", {facts.col(c): e for c, e in inputs.items()} | fill_checks(kb, today, inputs))
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
-    pipe.add("layer", evaluation(kb, facts, facts_needed))
+    # the facts as entered also give the requirement rules the leading option's conditions read,
+    # with which missing checks each hangs on (plan_columns.has_conditions)
+    cond_needed, check_bits = plan_columns.condition_inputs(kb)
+    pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits))
     pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb)))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
     pipe.add("plan", plan_columns.follow(kb, today))
 
-    # the plan where it rests on nothing assumed; NULL where it rests on assumed facts (contract
-    # v3): their branches need the per-case planner (nelm screen, nelm assess)
+    # the plan where it rests on nothing assumed (determined, or conditional on the leading
+    # option's unknown checks); NULL where it rests on assumed facts (contract v3): their
+    # branches need the per-case planner (nelm screen, nelm assess)
     leading, plan_status = plan_columns.settled(kb, today, facts)
 
     out: list[tuple[str, exp.Expression]] = []
