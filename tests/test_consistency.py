@@ -15,7 +15,7 @@ from nelm.patient import COLUMN_FIELDS, InvalidPatient, flatten, validate_patien
 from nelm.screen.layout import SCHEMA, document_row
 from nelm.screen.validate import problems as batch_problems
 from nelm.summary import fact_label
-from nelm.testing import make_patient, patient_dict, patient_strategy, perturbed_patient_dict, random_patient_dict
+from nelm.testing import BASE as BASE_DOC, make_patient, patient_dict, patient_strategy, perturbed_patient_dict, random_patient_dict
 
 CHECKS = consistency.checks()
 
@@ -135,6 +135,42 @@ def test_random_documents_model_and_batch_agree_message_for_message():
         refused += bool(expected)
         assert found.get(n, set()) == expected, (n, doc)
     assert refused > 50
+
+
+def test_the_sql_view_refuses_what_the_model_refuses():
+    """The SQL view (nelm sql) runs the same conditions: each row names the checks it fails
+    (``refused``), exactly those the model finds, and a refused row gets no assessment (every
+    other column NULL), as nelm screen leaves it out."""
+    duckdb = pytest.importorskip("duckdb")
+    from nelm.screen.sql import create_view, sql_table
+
+    rng = random.Random(12)
+    docs = [patient_dict(**c.example) for c in CHECKS] + [BASE_DOC]
+    for i in range(200):
+        doc = random_patient_dict(rng, 0.2)
+        if i % 2:
+            brk = patient_dict(**CHECKS[rng.randrange(len(CHECKS))].example)
+            for k, v in brk.items():
+                doc[k] = {**(doc.get(k) or {}), **v} if isinstance(v, dict) and isinstance(doc.get(k), dict) else v
+        docs.append(doc)
+    lay = (pl.DataFrame([document_row(d) for d in docs], schema=SCHEMA, strict=False)
+           .with_row_index("__row", offset=1).with_columns(pl.col("__row").cast(pl.String).alias("id")))
+    con = duckdb.connect()
+    con.register("src", sql_table(lay).to_arrow())
+    con.execute("CREATE TABLE patients AS SELECT * FROM src")
+    con.execute(create_view("patients", dialect="duckdb"))
+    got = {r["id"]: r for r in pl.from_arrow(con.sql("SELECT * FROM nelm_assessment").to_arrow_table()).iter_rows(named=True)}
+    refused = 0
+    for n, doc in enumerate(docs, 1):
+        row = got[str(n)]
+        expected = {c.id for c in consistency.failing(flatten(validate_patient(doc, consistency=False)))}
+        assert set(row["refused"].split(", ") if row["refused"] else ()) == expected, (n, doc)
+        if expected:
+            refused += 1
+            assert all(v is None for k, v in row.items() if k not in ("id", "refused")), n
+        else:
+            assert any(v is not None for k, v in row.items() if k.startswith("options.")), n
+    assert refused > len(CHECKS) + 50
 
 
 # --------------------------------------------------------------------------- the issue's nonsense, in words

@@ -79,9 +79,11 @@ def _compare(expected: pl.DataFrame, got: pl.DataFrame, columns: list[str]) -> N
     """Every output column equal, NULL for NULL, row by row (joined on id); the plan where the
     view settles it (plan.status determined, or conditional on the leading option's unknown
     checks), NULL where nelm screen plans per case."""
-    assert got.columns == ["id", *columns]
+    assert got.columns == ["id", "refused", *columns]
     assert got.height == expected.height
     got = expected.select("id").join(got, on="id", how="left", maintain_order="left")
+    # the rows nelm screen assesses pass the view's consistency checks too
+    assert got["refused"].null_count() == got.height
     if "plan.status" in columns:
         settled = got["plan.status"].is_not_null()
         assert (got["plan.status"] == "determined").sum() > 0 and (got["plan.status"] == "conditional").sum() > 0

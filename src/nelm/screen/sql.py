@@ -66,8 +66,8 @@ from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
 from . import plan_columns
 from .columns import CLASSIFICATION, selected
-from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, lit, lt,
-                        num, or_, q, t)
+from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true,
+                        lit, lt, num, or_, paren, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -371,9 +371,12 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     # branches need the per-case planner (nelm screen, nelm assess)
     leading, plan_status = plan_columns.settled(kb, today, facts)
 
+    # the patient model's consistency checks (knowledge/consistency.yaml), the same SQL conditions
+    # the model and nelm screen's batch validator run, on the facts as entered: a row failing one
+    # is refused (nelm screen leaves it out), its failed checks named, every other column NULL
+    pipe.add("refused", {"refused": refused(facts)})
+
     out: list[tuple[str, exp.Expression]] = []
-    if id_column:
-        out.append(("id", q("id")))
     grade = case(*[(eq(q("who_grade"), num(g)), lit(f"G{g}")) for g in (1, 2, 3)])
     out += [("classification.who_grade", grade), ("classification.category", q("category")),
             ("classification.frilling_type", q("frilling_type"))]
@@ -387,8 +390,25 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     # only the outputs selected: the pipeline keeps only the columns these read, so the view
     # computes nothing else (and reads only the table's columns those need)
     by_name = dict(out)
-    out = ([("id", by_name["id"])] if id_column else []) + [(c, by_name[c]) for c in wanted]
+    ok = is_null(q("refused"))
+    out = ([("id", q("id"))] if id_column else []) + [("refused", q("refused"))]
+    out += [(c, case((ok.copy(), by_name[c]))) for c in wanted]
     return pipe.query(source, out)
+
+
+def refused(facts: World) -> exp.Expression:
+    """The ids of the consistency checks the row fails, comma-separated (NULL: none fails; a
+    check whose condition is unknown does not fail, as in the model)."""
+    from ..consistency import checks
+
+    # ', id' for each failing check, written out with || (CONCAT_WS is NULL-strict in some
+    # dialects and sqlglot guards it so), the leading ', ' cut off
+    pieces = [coalesce(case((known_true(paren(_parse(c.condition, facts.col))), lit(f", {c.id}"))), lit(""))
+              for c in checks()]
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        joined = exp.DPipe(this=joined, expression=piece)
+    return exp.Nullif(this=exp.Substring(this=joined, start=num(3)), expression=lit(""))
 
 
 __all__ = ["View", "build_view", "create_view", "missing_inputs", "sql_table", "table_column", "typed_null", "view_query", "COLUMN_FIELDS"]
