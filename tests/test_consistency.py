@@ -173,6 +173,49 @@ def test_the_sql_view_refuses_what_the_model_refuses():
     assert refused > len(CHECKS) + 50
 
 
+def _breaking(rule: dict):
+    """A value outside a field's own constraints (nelm.patient.field_constraints)."""
+    if "enum" in rule:
+        return "not_a_" + rule["enum"][0]
+    if "maximum" in rule:
+        return rule["maximum"] + 1
+    return rule["exclusiveMaximum"]
+
+
+def test_the_sql_view_refuses_the_fields_the_model_refuses():
+    """A value outside a field's range, allowed values or whole numbers, written into the
+    view's table (a database column takes what the model would refuse): the view names the
+    field, as the model refuses it, and assesses nothing else of the row."""
+    duckdb = pytest.importorskip("duckdb")
+    from nelm.patient import field_constraints
+    from nelm.screen.sql import create_view, sql_table, table_column
+
+    cases = [(f, _breaking(r)) for f, r in field_constraints().items() if r]
+    cases += [(f, r["minimum"] + 0.5) for f, r in field_constraints().items() if r.get("integer")]
+    assert len(cases) > 30
+    base = pl.DataFrame([document_row(BASE_DOC)], schema=SCHEMA, strict=False).with_row_index("__row", offset=1)
+    table = sql_table(base.with_columns(pl.lit("0").alias("id")))
+    table = table.with_columns(pl.col(c).cast(pl.String) for c, t in table.schema.items() if isinstance(t, pl.Enum))
+    rows = [table]
+    for n, (field, value) in enumerate(cases, 1):
+        col = table_column(field.replace(".", "_"))
+        rows.append(table.with_columns(pl.lit(str(n)).alias("id"), pl.lit(value).cast(table.schema[col]).alias(col)))
+        # the model refuses that value, by the field's path
+        with pytest.raises(InvalidPatient) as exc:
+            validate_patient(patient_dict(**{field: value}))
+        assert field in {f for f, _ in exc.value.problems}, (field, value)
+    con = duckdb.connect()
+    con.register("src", pl.concat(rows).to_arrow())
+    con.execute("CREATE TABLE patients AS SELECT * FROM src")
+    con.execute(create_view("patients", dialect="duckdb"))
+    got = {r["id"]: r for r in pl.from_arrow(con.sql("SELECT * FROM nelm_assessment").to_arrow_table()).iter_rows(named=True)}
+    assert got["0"]["refused"] is None
+    for n, (field, value) in enumerate(cases, 1):
+        row = got[str(n)]
+        assert row["refused"] and field in row["refused"].split(", "), (field, value, row["refused"])
+        assert all(v is None for k, v in row.items() if k not in ("id", "refused")), field
+
+
 # --------------------------------------------------------------------------- the issue's nonsense, in words
 
 def _refused(**changes) -> dict[str, str]:

@@ -442,6 +442,34 @@ def column_of(field: str) -> str:
 
 
 COLUMN_FIELDS: dict[str, str] = {column_of(f): f for f in SCALAR_FIELDS}
+
+
+_CONSTRAINTS: dict[str, dict[str, Any]] = {}
+
+
+def field_constraints() -> dict[str, dict[str, Any]]:
+    """Each scalar field's own constraints as the patient model states them (its JSON schema):
+    ``minimum``/``maximum`` (and the exclusive forms), ``enum`` and ``integer``. What another
+    executor of the model's refusals reads (the SQL view's ``refused`` column), so the bounds
+    are written once, on the model's fields."""
+    if not _CONSTRAINTS:
+        schema = Patient.model_json_schema()
+        defs = schema.get("$defs", {})
+
+        def resolve(node: dict[str, Any]) -> dict[str, Any]:
+            branches = node.get("anyOf", [node])
+            got = next((b for b in branches if b.get("type") != "null"), {})
+            return defs[got["$ref"].rsplit("/", 1)[1]] if "$ref" in got else got
+
+        for field in SCALAR_FIELDS:
+            node: dict[str, Any] = schema
+            for part in field.split("."):
+                node = resolve(node["properties"][part])
+            keep = {k: node[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum") if k in node}
+            if node.get("type") == "integer":
+                keep["integer"] = True
+            _CONSTRAINTS[field] = keep
+    return _CONSTRAINTS
 COLUMN_FIELDS.update(SITE_COLUMNS)
 COLUMN_FIELDS.update(PRIOR_COLUMNS)
 COLUMN_FIELDS.update(PRIOR_MONTHS_COLUMNS)

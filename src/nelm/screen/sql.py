@@ -63,11 +63,11 @@ from sqlglot import exp
 
 from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
-from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of
+from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of, field_constraints
 from . import plan_columns
 from .columns import CLASSIFICATION, selected
 from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true,
-                        lit, lt, num, or_, paren, q, t)
+                        lit, lt, not_, num, or_, paren, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -397,18 +397,41 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
 
 
 def refused(facts: World) -> exp.Expression:
-    """The ids of the consistency checks the row fails, comma-separated (NULL: none fails; a
-    check whose condition is unknown does not fail, as in the model)."""
+    """What the patient model refuses in the row, comma-separated (NULL: nothing): each field
+    outside its own constraints (named by its dotted path: range, allowed values, whole
+    number, :func:`nelm.patient.field_constraints`), then the id of each consistency check it
+    fails (a check whose condition is unknown does not fail, as in the model)."""
     from ..consistency import checks
 
-    # ', id' for each failing check, written out with || (CONCAT_WS is NULL-strict in some
-    # dialects and sqlglot guards it so), the leading ', ' cut off
-    pieces = [coalesce(case((known_true(paren(_parse(c.condition, facts.col))), lit(f", {c.id}"))), lit(""))
-              for c in checks()]
+    failing = field_refusals(facts)
+    failing += [(c.id, known_true(paren(_parse(c.condition, facts.col)))) for c in checks()]
+    # ', name' for each, written out with || (CONCAT_WS is NULL-strict in some dialects and
+    # sqlglot guards it so), the leading ', ' cut off
+    pieces = [coalesce(case((cond, lit(f", {name}"))), lit("")) for name, cond in failing]
     joined = pieces[0]
     for piece in pieces[1:]:
         joined = exp.DPipe(this=joined, expression=piece)
     return exp.Nullif(this=exp.Substring(this=joined, start=num(3)), expression=lit(""))
+
+
+def field_refusals(facts: World) -> list[tuple[str, exp.Expression]]:
+    """(dotted field, TRUE when its value breaks the model's own constraints) for each scalar
+    field with any; a NULL value breaks none."""
+    out = []
+    for field, rule in field_constraints().items():
+        col = q(facts.col(column_of(field)))
+        terms = []
+        for key, op in (("minimum", exp.LT), ("maximum", exp.GT), ("exclusiveMinimum", exp.LTE),
+                        ("exclusiveMaximum", exp.GTE)):
+            if key in rule:
+                terms.append(op(this=col.copy(), expression=exp.Literal.number(rule[key])))
+        if rule.get("integer"):
+            terms.append(exp.NEQ(this=col.copy(), expression=exp.Floor(this=col.copy())))
+        if "enum" in rule:
+            terms.append(not_(exp.In(this=col.copy(), expressions=[lit(v) for v in rule["enum"]])))
+        if terms:
+            out.append((field, known_true(paren(or_(*terms)))))
+    return out
 
 
 __all__ = ["View", "build_view", "create_view", "missing_inputs", "sql_table", "table_column", "typed_null", "view_query", "COLUMN_FIELDS"]
