@@ -87,6 +87,19 @@ def closure(kb: KnowledgeBase, targets: list[str]) -> set[str]:
     return seen
 
 
+_READS_CHECKS: dict[tuple[str, str | None, frozenset[str]], dict[str, bool]] = {}
+
+
+def reads_checks(kb: KnowledgeBase, column: str, checks: frozenset[str]) -> bool:
+    """Does a computed column read one of the ``checks`` input columns, directly or not?"""
+    memo = _READS_CHECKS.setdefault((kb.sha256, kb.guideline, checks), {})
+    if column not in memo:
+        memo[column] = False   # (the graph has no cycles; this only guards the recursion)
+        memo[column] = any(r in checks if r in COLUMN_FIELDS else reads_checks(kb, r, checks)
+                           for r in kb.roots.get(column, ()))
+    return memo[column]
+
+
 def first_rule(w: World, opt) -> exp.Expression:
     """``first__<option>``: the index of the option's first deciding rule that certainly
     holds (the number of rules if none): the verdict it resolves to, and which unknown rules

@@ -345,12 +345,16 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     absent = set(missing_inputs(columns)) if columns is not None else set()
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
     facts = World(prefix="", input_prefix="", filled_prefix=None)
-    today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks)
+    # a column that reads no check has the same value with the checks passing: computed once
+    shared = frozenset(c for c in kb.roots if not plan_columns.reads_checks(kb, c, checks))
+    today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks, shared=shared)
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
     masked = plan_columns.closure(kb, plan_columns.mask_targets(kb))
     facts_needed = plan_columns.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
     today_needed = plan_columns.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
                             + pathways + sorted(masked))
+    facts_needed |= today_needed & shared
+    today_needed -= shared
 
     pipe = Pipeline()
     # from the table's columns; each read gets a node of its own (a sqlglot tree is no DAG)

@@ -136,12 +136,18 @@ class World:
     input_prefix: str             # of its input columns ...
     filled_prefix: str | None     # ... and of the checks' columns once filled (None: not filled)
     checks: frozenset[str] = frozenset()   # the input columns of the pre-treatment checks
+    # computed columns that read no check, directly or not: the same value as on the facts as
+    # entered, so this world reads that world's column (``shared_prefix``) instead of its own
+    shared: frozenset[str] = frozenset()
+    shared_prefix: str = ""
 
     def col(self, column: str) -> str:
         if column in COLUMN_FIELDS:
             if self.filled_prefix is not None and column in self.checks:
                 return self.filled_prefix + column
             return self.input_prefix + column
+        if column in self.shared:
+            return self.shared_prefix + column
         return self.prefix + column
 
     def input(self, column: str) -> str:
