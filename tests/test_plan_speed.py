@@ -132,3 +132,26 @@ def test_brief_options_are_the_brief_assessment_s():
         for v in again.values():
             v.get("reasons")    # worked out in full
         assert {k: dict(v) for k, v in again.items()} == want
+
+
+def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
+    """The verdicts expected at a later kind of step are evaluated when a step first reads
+    them: the plans are those of evaluating every kind up front, and some kinds are never read."""
+    patients = _patients(85, 60)
+    built: list = []
+    lazy_future = plan_module._Planner.future
+
+    def spied(self, *args):
+        out = lazy_future(self, *args)
+        built.extend(out.values())
+        return out
+
+    monkeypatch.setattr(plan_module._Planner, "future", spied)
+    lazy = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert any(e._got is None for e in built) and any(e._got is not None for e in built)
+    # the long way: each kind's what-if evaluated up front (the working plan's verdicts where
+    # the event contradicts the record)
+    monkeypatch.setattr(plan_module._Planner, "future", lambda self, *args: {
+        k: self.verdicts(e._then) or self.state(e._values)[2] for k, e in lazy_future(self, *args).items()})
+    eager = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert lazy == eager

@@ -26,6 +26,7 @@ persist), and a later step never names an option then expected to be contraindic
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable
 
 
@@ -149,7 +150,7 @@ def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                future: dict[str, dict[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
+                future: dict[str, Mapping[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
     """The pathway's steps for this patient, from ``options`` (the verdicts the plan reads).
 
     The first ``now`` step that offers something is the step for today; options of the
@@ -537,12 +538,12 @@ class _Planner:
                 "conditions": conditions, "state": st}
 
     # -- the future tense
-    def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, _Expected]:
         """The verdicts expected when each later kind of step comes (the working plan's
-        facts, plus the event)."""
+        facts, plus the event), each evaluated when a step first reads it."""
         given = [o for s in steps if s["when"] == "now" for o in s["options"][:1] + s.get("add_on", [])]
         prior = list(_history(self.base.get("prior_therapies"), values.get("prior_therapies")) or [])
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, _Expected] = {}
         kinds = {s.when for s in pw.steps if s.when != "now"}
         events = {
             "at_progression": {"course.status": "progressive", "prior_therapies": prior + [
@@ -566,7 +567,7 @@ class _Planner:
         if set(given) & _LOCAL:
             events["at_progression"] |= {"liver.resectable": None, "liver.resectable_fraction_percent": None}
         for kind in kinds:
-            out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
+            out[kind] = _Expected(self, values, values | events[kind])
         return out
 
     def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
@@ -577,6 +578,32 @@ class _Planner:
             row = self.completed(values)
             self._states[key] = None if row is None else _verdicts_only(self._evaluated(row), self.kb)
         return self._states[key]
+
+
+class _Expected(Mapping):
+    """The verdicts expected when a later kind of step comes (option -> verdict and deciding
+    rule), evaluated when a step first reads one: a later step whose options are all given
+    before it, or left out by their own conditions, reads none, and then the what-if with
+    its event is not evaluated at all (about a third of them). Where the event contradicts
+    the record, the working plan's own verdicts stand in, as before."""
+
+    def __init__(self, planner: _Planner, values: dict[str, Any], then: dict[str, Any]):
+        self._planner, self._values, self._then = planner, values, then
+        self._got: dict[str, dict[str, Any]] | None = None
+
+    def _verdicts(self) -> dict[str, dict[str, Any]]:
+        if self._got is None:
+            self._got = self._planner.verdicts(self._then) or self._planner.state(self._values)[2]
+        return self._got
+
+    def __getitem__(self, oid: str) -> dict[str, Any]:
+        return self._verdicts()[oid]
+
+    def __iter__(self):
+        return iter(self._verdicts())
+
+    def __len__(self) -> int:
+        return len(self._verdicts())
 
 
 def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
