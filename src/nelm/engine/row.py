@@ -52,10 +52,11 @@ class Evaluation:
 
     def filled_roots(self, kb: KnowledgeBase) -> UnknownRoots:
         """The unknown inputs each column of ``verdicts`` hangs on (bit masks), worked out once
-        per evaluation: the assessment, the planner's view and its blocking facts all ask,
-        and finding the unknown columns of a row of some 700 is a walk over all of them."""
+        per evaluation: the assessment, the planner's view and its blocking facts all ask.
+        Each column is looked up as the walk reaches it: finding every unknown column of a
+        row of some 500 first was a walk over all of them, for a few columns asked."""
         if self._filled_roots is None:
-            self._filled_roots = UnknownRoots(kb, {c for c, v in self.verdicts.items() if v is None})
+            self._filled_roots = UnknownRoots.of_row(kb, self.verdicts)
         return self._filled_roots
 
 
