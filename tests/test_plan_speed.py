@@ -98,14 +98,28 @@ def test_the_lean_view_is_the_plan_view():
     from nelm.engine import evaluate, plan_view
     from nelm.patient import flatten
 
+    from nelm.engine import LeanOptions
+
+    rng = random.Random(83)
     for patient in _patients(83, 120):
         ev = evaluate(flatten(patient), KB, verdicts_only=True)
         full = plan_view(ev, KB, conditions=False)
         lean = plan_view(evaluate(flatten(patient), KB, verdicts_only=True), KB, conditions=False, missing=False)
         assert lean["options"] == full["options"]
+        # the planner's what-ifs: each option built when first read, in any order, what is
+        # asked about first or not at all
+        by_id = LeanOptions(evaluate(flatten(patient), KB, verdicts_only=True), KB)
+        order = [o["id"] for o in full["options"]]
+        rng.shuffle(order)
+        for oid in order[: rng.randrange(len(order))]:
+            want = {m["field"] for m in full["missing_data"] if oid in m["affects"]}
+            if rng.random() < 0.5:
+                assert by_id.affected(oid) == want
+            assert by_id[oid] == next(o for o in full["options"] if o["id"] == oid)
         for o in full["options"]:
             want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
-            assert lean["affected"](o["id"]) == want
+            assert lean["affected"](o["id"]) == want == by_id.affected(o["id"])
+            assert by_id[o["id"]] == o
 
 
 def test_brief_options_are_the_brief_assessment_s():

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 
-from .engine import Evaluation, brief_options, evaluate, plan_view, row_program, strongest_level, with_facts
+from .engine import Evaluation, LeanOptions, brief_options, evaluate, row_program, strongest_level, with_facts
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -294,11 +294,11 @@ def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
 
 
 def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
-              assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
+              assessment: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
+              ) -> tuple[set[str], list[dict[str, str]]]:
     """Missing facts that could change the leading recommendation; and the leading option's
-    unknown pre-treatment checks (its conditions)."""
+    unknown pre-treatment checks (its conditions). ``options``: the assessment's options by id."""
     fields = _fields(kb, unknown_pathways, ev)
-    options = {o["id"]: o for o in assessment["options"]}
     found: list[dict[str, set[str]]] = []
 
     def affected(oid: str) -> set[str]:
@@ -396,9 +396,11 @@ class _Planner:
             if row is None:
                 self._states[key] = None
             else:
+                # what engine.plan_view(..., conditions=False, missing=False) gives, each option
+                # built when first read (following the pathways reads a few of them)
                 ev = self._evaluated(row)
-                view = plan_view(ev, self.kb, conditions=False, missing=False)
-                self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
+                options = LeanOptions(ev, self.kb)
+                self._states[key] = (ev, {"affected": options.affected}, options)
         return self._states[key]
 
     def _evaluated(self, row: dict[str, Any]) -> Evaluation:
@@ -502,7 +504,7 @@ class _Planner:
         for _ in range(ROUNDS):
             ev, a, options = st
             pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-            blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+            blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
             if "prior_therapies" in blocking and self.restaging_decides(values):
                 blocking = blocking | {"course.status"}
             done = {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
@@ -533,7 +535,7 @@ class _Planner:
             st = self.state(values)
         ev, a, options = st
         pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-        blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+        blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
         return {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
                 "conditions": conditions, "state": st}
 

@@ -128,8 +128,9 @@ class RowProgram:
         """:meth:`inputs` of ``flat``, a row that differs from the row whose inputs are ``base``
         in the ``changed`` columns only (a copy: the verdict pass writes into its inputs)."""
         out = dict(base)
+        cast_of = self._cast_of
         for c in changed:
-            got = self._cast_of.get(c)
+            got = cast_of.get(c)
             if got is not None:
                 cast, kind = got
                 v = flat.get(c)
