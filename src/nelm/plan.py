@@ -382,9 +382,10 @@ class _Planner:
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
-        self._assumable_by_field: dict[str, list[tuple[int, Any]]] = {}
+        # field -> (the record, the column saying whether it is for this patient, None: always)
+        self._assumable_by_field: dict[str, list[tuple[Any, str | None]]] = {}
         for i, a in self.assumable:
-            self._assumable_by_field.setdefault(a.field, []).append((i, a))
+            self._assumable_by_field.setdefault(a.field, []).append((a, assumption_column(i) if a.when else None))
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
@@ -469,8 +470,7 @@ class _Planner:
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
         """The assumption records for a field that fit this patient, in the knowledge base's order."""
-        return [a for i, a in self._assumable_by_field.get(field, ())
-                if not a.when or row.get(assumption_column(i)) is True]
+        return [a for a, when in self._assumable_by_field.get(field, ()) if when is None or row.get(when) is True]
 
     def restaging_decides(self, values: dict[str, Any]) -> bool:
         """A therapy still given with its outcome unrecorded takes the outcome of the next

@@ -157,11 +157,11 @@ class LeanOptions(dict):
 
     def __init__(self, ev: Evaluation, kb: KnowledgeBase):
         super().__init__()
-        self._ev, self._kb = ev, kb
+        self._ev, self._kb, self._columns = ev, kb, _view_columns_by_id(kb)
         self._found: dict[str, list[str]] = {}
 
     def __missing__(self, oid: str) -> dict[str, Any]:
-        cols = _view_columns_by_id(self._kb)[oid]
+        cols = self._columns[oid]
         opt, verdict_col, possible_col = cols[:3]
         row = self._ev.verdicts
         possible = _possible(row[possible_col])
@@ -179,7 +179,7 @@ class LeanOptions(dict):
         if found is None:
             mask = 0
             row = self._ev.verdicts
-            _, _, possible_col, deciding, caps = _view_columns_by_id(self._kb)[oid]
+            _, _, possible_col, deciding, caps = self._columns[oid]
             if len(_possible(row[possible_col])) > 1:
                 roots = self._ev.filled_roots(self._kb)
                 for _, col in deciding:

@@ -448,6 +448,7 @@ def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
 
 _INPUT_BITS = {c: 1 << i for i, c in enumerate(sorted(COLUMN_FIELDS))}
 _BIT_COLUMNS = sorted(COLUMN_FIELDS)
+_INPUT_BIT_ITEMS = tuple(_INPUT_BITS.items())
 _FIELDS_OF_MASK: dict[int, list[str]] = {}
 _MASKS: dict[int, tuple[KnowledgeBase, dict[str, tuple[int, tuple[str, ...]]]]] = {}
 
@@ -483,7 +484,11 @@ class UnknownRoots:
         self = cls.__new__(cls)
         self._masks = _masks(kb)
         self._nulls = _NullColumns(row)
-        self._null_inputs = sum(bit for c, bit in _INPUT_BITS.items() if row.get(c, 0) is None)
+        null_inputs, get = 0, row.get
+        for c, bit in _INPUT_BIT_ITEMS:
+            if get(c, 0) is None:
+                null_inputs |= bit
+        self._null_inputs = null_inputs
         self._memo = {}
         return self
 
