@@ -81,11 +81,10 @@ def _now_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
     return got[1]
 
 
-def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> set[str]:
-    """The options an unknown pathway could still lead with today: its ``now`` candidates
-    whose step and own condition are not certainly false and whose verdict may be
-    preferred or reasonable."""
-    out: set[str] = set()
+def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> bool:
+    """Could an unknown pathway still lead with something today: a ``now`` candidate whose
+    step and own condition are not certainly false and whose verdict may be preferred or
+    reasonable? (The first one found answers: the options after it are not read.)"""
     for i, step in _now_steps(pw):
         if step.if_ and row[pathway_column(pw.id, i)] is False:
             continue
@@ -94,8 +93,8 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
                 continue
             o = options[oid]
             if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
-                out.add(oid)
-    return out
+                return True
+    return False
 
 
 def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
@@ -365,6 +364,11 @@ for _col, _field in COLUMN_FIELDS.items():
 
 # --------------------------------------------------------------------------- the planner
 
+def _key(values: dict[str, Any]) -> tuple:
+    """A set of filled-in facts as a key of the planner's caches (the same facts, the same key)."""
+    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+
 class _Planner:
     """One patient's plan: evaluations of the patient with facts filled in, cached."""
 
@@ -391,9 +395,9 @@ class _Planner:
     def state(self, values: dict[str, Any]):
         """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
         verdicts, conditions, what each missing fact affects; no text)."""
-        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = _key(values)
         if key not in self._states:
-            row = self.completed(values)
+            row = self.completed(values, key)
             if row is None:
                 self._states[key] = None
             else:
@@ -416,13 +420,14 @@ class _Planner:
             self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs)
         return self._states[key]
 
-    def completed(self, values: dict[str, Any]) -> dict[str, Any] | None:
+    def completed(self, values: dict[str, Any], key: tuple | None = None) -> dict[str, Any] | None:
         """The flat row of the patient with ``values`` filled in (None: the record contradicts
         them). The document derives from one that passed the input gate and the model, and
         the values come from the knowledge base, so the model's checks that can fail are the
         consistency checks, run here on the row, and a history's filled-in outcome against
-        its months to progression (the one check of a therapy record)."""
-        key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        its months to progression (the one check of a therapy record). ``key``: ``_key(values)``,
+        where the caller has it."""
+        key = ("patient",) + (_key(values) if key is None else key)
         if key not in self._states and self.base_fits:
             # most what-ifs fill in facts whose columns the patient's own row shows directly:
             # that row with those columns replaced, checked against the consistency checks
@@ -457,7 +462,7 @@ class _Planner:
         """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
         if not values:
             return self.today
-        key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = ("full",) + _key(values)
         if key not in self._states:
             # the brief assessment's options, each worked out when first read beyond its verdict
             # (the working plan's steps read the reasons and conditions of a few): the same
@@ -575,7 +580,7 @@ class _Planner:
     def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
         """Each option's verdict and deciding rule with ``values`` filled in (what a later
         step reads), without the assessment's reasons and missing data."""
-        key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = ("verdicts",) + _key(values)
         if key not in self._states:
             row = self.completed(values)
             self._states[key] = None if row is None else _verdicts_only(self._evaluated(row), self.kb)
