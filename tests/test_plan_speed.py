@@ -169,3 +169,40 @@ def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
         k: self.verdicts(e._then) or self.state(e._values)[2] for k, e in lazy_future(self, *args).items()})
     eager = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
     assert lazy == eager
+
+
+def test_an_unknown_pathway_could_offer_what_its_candidates_could():
+    """follow() passes over an unknown pathway unless one of its ``now`` candidates could still
+    lead today; the answer stops at the first such candidate, and is the long way's: any
+    candidate whose step and own condition are not certainly false with a verdict that may
+    be preferred or reasonable."""
+    from nelm.engine import LeanOptions, evaluate
+    from nelm.knowledge import pathway_column
+    from nelm.patient import flatten
+
+    def long_way(pw, row, options):
+        out = set()
+        for i, step in enumerate(pw.steps):
+            if step.when != "now" or (step.if_ and row[pathway_column(pw.id, i)] is False):
+                continue
+            for o in step.options:
+                oid, cond = (o, None) if isinstance(o, str) else (o.id, o.if_)
+                if cond and row[pathway_column(pw.id, i, oid)] is False:
+                    continue
+                verdicts = options[oid].get("possible_verdicts") or (options[oid]["verdict"],)
+                if {"preferred", "reasonable"} & set(verdicts):
+                    out.add(oid)
+        return out
+
+    asked = unknown = offered = 0
+    for patient in _patients(86, 200):
+        ev = evaluate(flatten(patient), KB, verdicts_only=True)
+        options = LeanOptions(ev, KB)
+        for pw in KB.pathways:
+            if ev.verdicts[pathway_column(pw.id)] is None:
+                unknown += 1
+            got = plan_module._could_offer(pw, ev.verdicts, options)
+            assert got == bool(long_way(pw, ev.verdicts, options))
+            asked += 1
+            offered += got
+    assert unknown > 50 and 0 < offered < asked
