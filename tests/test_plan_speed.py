@@ -98,14 +98,28 @@ def test_the_lean_view_is_the_plan_view():
     from nelm.engine import evaluate, plan_view
     from nelm.patient import flatten
 
+    from nelm.engine import LeanOptions
+
+    rng = random.Random(83)
     for patient in _patients(83, 120):
         ev = evaluate(flatten(patient), KB, verdicts_only=True)
         full = plan_view(ev, KB, conditions=False)
         lean = plan_view(evaluate(flatten(patient), KB, verdicts_only=True), KB, conditions=False, missing=False)
         assert lean["options"] == full["options"]
+        # the planner's what-ifs: each option built when first read, in any order, what is
+        # asked about first or not at all
+        by_id = LeanOptions(evaluate(flatten(patient), KB, verdicts_only=True), KB)
+        order = [o["id"] for o in full["options"]]
+        rng.shuffle(order)
+        for oid in order[: rng.randrange(len(order))]:
+            want = {m["field"] for m in full["missing_data"] if oid in m["affects"]}
+            if rng.random() < 0.5:
+                assert by_id.affected(oid) == want
+            assert by_id[oid] == next(o for o in full["options"] if o["id"] == oid)
         for o in full["options"]:
             want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
-            assert lean["affected"](o["id"]) == want
+            assert lean["affected"](o["id"]) == want == by_id.affected(o["id"])
+            assert by_id[o["id"]] == o
 
 
 def test_brief_options_are_the_brief_assessment_s():
@@ -132,3 +146,63 @@ def test_brief_options_are_the_brief_assessment_s():
         for v in again.values():
             v.get("reasons")    # worked out in full
         assert {k: dict(v) for k, v in again.items()} == want
+
+
+def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
+    """The verdicts expected at a later kind of step are evaluated when a step first reads
+    them: the plans are those of evaluating every kind up front, and some kinds are never read."""
+    patients = _patients(85, 60)
+    built: list = []
+    lazy_future = plan_module._Planner.future
+
+    def spied(self, *args):
+        out = lazy_future(self, *args)
+        built.extend(out.values())
+        return out
+
+    monkeypatch.setattr(plan_module._Planner, "future", spied)
+    lazy = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert any(e._got is None for e in built) and any(e._got is not None for e in built)
+    # the long way: each kind's what-if evaluated up front (the working plan's verdicts where
+    # the event contradicts the record)
+    monkeypatch.setattr(plan_module._Planner, "future", lambda self, *args: {
+        k: self.verdicts(e._then) or self.state(e._values)[2] for k, e in lazy_future(self, *args).items()})
+    eager = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
+    assert lazy == eager
+
+
+def test_an_unknown_pathway_could_offer_what_its_candidates_could():
+    """follow() passes over an unknown pathway unless one of its ``now`` candidates could still
+    lead today; the answer stops at the first such candidate, and is the long way's: any
+    candidate whose step and own condition are not certainly false with a verdict that may
+    be preferred or reasonable."""
+    from nelm.engine import LeanOptions, evaluate
+    from nelm.knowledge import pathway_column
+    from nelm.patient import flatten
+
+    def long_way(pw, row, options):
+        out = set()
+        for i, step in enumerate(pw.steps):
+            if step.when != "now" or (step.if_ and row[pathway_column(pw.id, i)] is False):
+                continue
+            for o in step.options:
+                oid, cond = (o, None) if isinstance(o, str) else (o.id, o.if_)
+                if cond and row[pathway_column(pw.id, i, oid)] is False:
+                    continue
+                verdicts = options[oid].get("possible_verdicts") or (options[oid]["verdict"],)
+                if {"preferred", "reasonable"} & set(verdicts):
+                    out.add(oid)
+        return out
+
+    asked = unknown = offered = 0
+    for patient in _patients(86, 200):
+        ev = evaluate(flatten(patient), KB, verdicts_only=True)
+        options = LeanOptions(ev, KB)
+        for pw in KB.pathways:
+            if ev.verdicts[pathway_column(pw.id)] is None:
+                unknown += 1
+            got = plan_module._could_offer(pw, ev.verdicts, options)
+            assert got == bool(long_way(pw, ev.verdicts, options))
+            asked += 1
+            offered += got
+    assert unknown > 50 and 0 < offered < asked

@@ -26,10 +26,11 @@ persist), and a later step never names an option then expected to be contraindic
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable
 
 
-from .engine import Evaluation, brief_options, evaluate, plan_view, row_program, strongest_level, with_facts
+from .engine import Evaluation, LeanOptions, brief_options, evaluate, row_program, strongest_level, with_facts
 from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -80,11 +81,10 @@ def _now_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
     return got[1]
 
 
-def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> set[str]:
-    """The options an unknown pathway could still lead with today: its ``now`` candidates
-    whose step and own condition are not certainly false and whose verdict may be
-    preferred or reasonable."""
-    out: set[str] = set()
+def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> bool:
+    """Could an unknown pathway still lead with something today: a ``now`` candidate whose
+    step and own condition are not certainly false and whose verdict may be preferred or
+    reasonable? (The first one found answers: the options after it are not read.)"""
     for i, step in _now_steps(pw):
         if step.if_ and row[pathway_column(pw.id, i)] is False:
             continue
@@ -93,8 +93,8 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
                 continue
             o = options[oid]
             if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
-                out.add(oid)
-    return out
+                return True
+    return False
 
 
 def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
@@ -149,7 +149,7 @@ def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
-                future: dict[str, dict[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
+                future: dict[str, Mapping[str, dict[str, Any]]] | None = None, *, lean: bool = False) -> list[dict[str, Any]]:
     """The pathway's steps for this patient, from ``options`` (the verdicts the plan reads).
 
     The first ``now`` step that offers something is the step for today; options of the
@@ -293,11 +293,11 @@ def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
 
 
 def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
-              assessment: dict[str, Any], kb: KnowledgeBase) -> tuple[set[str], list[dict[str, str]]]:
+              assessment: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
+              ) -> tuple[set[str], list[dict[str, str]]]:
     """Missing facts that could change the leading recommendation; and the leading option's
-    unknown pre-treatment checks (its conditions)."""
+    unknown pre-treatment checks (its conditions). ``options``: the assessment's options by id."""
     fields = _fields(kb, unknown_pathways, ev)
-    options = {o["id"]: o for o in assessment["options"]}
     found: list[dict[str, set[str]]] = []
 
     def affected(oid: str) -> set[str]:
@@ -364,6 +364,11 @@ for _col, _field in COLUMN_FIELDS.items():
 
 # --------------------------------------------------------------------------- the planner
 
+def _key(values: dict[str, Any]) -> tuple:
+    """A set of filled-in facts as a key of the planner's caches (the same facts, the same key)."""
+    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+
 class _Planner:
     """One patient's plan: evaluations of the patient with facts filled in, cached."""
 
@@ -381,23 +386,26 @@ class _Planner:
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
-        self._assumable_by_field: dict[str, list[tuple[int, Any]]] = {}
+        # field -> (the record, the column saying whether it is for this patient, None: always)
+        self._assumable_by_field: dict[str, list[tuple[Any, str | None]]] = {}
         for i, a in self.assumable:
-            self._assumable_by_field.setdefault(a.field, []).append((i, a))
+            self._assumable_by_field.setdefault(a.field, []).append((a, assumption_column(i) if a.when else None))
 
     # -- evaluations
     def state(self, values: dict[str, Any]):
         """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
         verdicts, conditions, what each missing fact affects; no text)."""
-        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = _key(values)
         if key not in self._states:
-            row = self.completed(values)
+            row = self.completed(values, key)
             if row is None:
                 self._states[key] = None
             else:
+                # what engine.plan_view(..., conditions=False, missing=False) gives, each option
+                # built when first read (following the pathways reads a few of them)
                 ev = self._evaluated(row)
-                view = plan_view(ev, self.kb, conditions=False, missing=False)
-                self._states[key] = (ev, view, {o["id"]: o for o in view["options"]})
+                options = LeanOptions(ev, self.kb)
+                self._states[key] = (ev, {"affected": options.affected}, options)
         return self._states[key]
 
     def _evaluated(self, row: dict[str, Any]) -> Evaluation:
@@ -412,13 +420,14 @@ class _Planner:
             self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs)
         return self._states[key]
 
-    def completed(self, values: dict[str, Any]) -> dict[str, Any] | None:
+    def completed(self, values: dict[str, Any], key: tuple | None = None) -> dict[str, Any] | None:
         """The flat row of the patient with ``values`` filled in (None: the record contradicts
         them). The document derives from one that passed the input gate and the model, and
         the values come from the knowledge base, so the model's checks that can fail are the
         consistency checks, run here on the row, and a history's filled-in outcome against
-        its months to progression (the one check of a therapy record)."""
-        key = ("patient",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        its months to progression (the one check of a therapy record). ``key``: ``_key(values)``,
+        where the caller has it."""
+        key = ("patient",) + (_key(values) if key is None else key)
         if key not in self._states and self.base_fits:
             # most what-ifs fill in facts whose columns the patient's own row shows directly:
             # that row with those columns replaced, checked against the consistency checks
@@ -453,7 +462,7 @@ class _Planner:
         """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
         if not values:
             return self.today
-        key = ("full",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = ("full",) + _key(values)
         if key not in self._states:
             # the brief assessment's options, each worked out when first read beyond its verdict
             # (the working plan's steps read the reasons and conditions of a few): the same
@@ -466,8 +475,7 @@ class _Planner:
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
         """The assumption records for a field that fit this patient, in the knowledge base's order."""
-        return [a for i, a in self._assumable_by_field.get(field, ())
-                if not a.when or row.get(assumption_column(i)) is True]
+        return [a for a, when in self._assumable_by_field.get(field, ()) if when is None or row.get(when) is True]
 
     def restaging_decides(self, values: dict[str, Any]) -> bool:
         """A therapy still given with its outcome unrecorded takes the outcome of the next
@@ -501,7 +509,7 @@ class _Planner:
         for _ in range(ROUNDS):
             ev, a, options = st
             pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-            blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+            blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
             if "prior_therapies" in blocking and self.restaging_decides(values):
                 blocking = blocking | {"course.status"}
             done = {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
@@ -532,17 +540,17 @@ class _Planner:
             st = self.state(values)
         ev, a, options = st
         pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-        blocking, conditions = _blocking(pw, unknown, steps, ev, a, self.kb)
+        blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
         return {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
                 "conditions": conditions, "state": st}
 
     # -- the future tense
-    def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, _Expected]:
         """The verdicts expected when each later kind of step comes (the working plan's
-        facts, plus the event)."""
+        facts, plus the event), each evaluated when a step first reads it."""
         given = [o for s in steps if s["when"] == "now" for o in s["options"][:1] + s.get("add_on", [])]
         prior = list(_history(self.base.get("prior_therapies"), values.get("prior_therapies")) or [])
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, _Expected] = {}
         kinds = {s.when for s in pw.steps if s.when != "now"}
         events = {
             "at_progression": {"course.status": "progressive", "prior_therapies": prior + [
@@ -566,17 +574,43 @@ class _Planner:
         if set(given) & _LOCAL:
             events["at_progression"] |= {"liver.resectable": None, "liver.resectable_fraction_percent": None}
         for kind in kinds:
-            out[kind] = self.verdicts(values | events[kind]) or self.state(values)[2]
+            out[kind] = _Expected(self, values, values | events[kind])
         return out
 
     def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
         """Each option's verdict and deciding rule with ``values`` filled in (what a later
         step reads), without the assessment's reasons and missing data."""
-        key = ("verdicts",) + tuple(sorted((k, repr(v)) for k, v in values.items()))
+        key = ("verdicts",) + _key(values)
         if key not in self._states:
             row = self.completed(values)
             self._states[key] = None if row is None else _verdicts_only(self._evaluated(row), self.kb)
         return self._states[key]
+
+
+class _Expected(Mapping):
+    """The verdicts expected when a later kind of step comes (option -> verdict and deciding
+    rule), evaluated when a step first reads one: a later step whose options are all given
+    before it, or left out by their own conditions, reads none, and then the what-if with
+    its event is not evaluated at all (about a third of them). Where the event contradicts
+    the record, the working plan's own verdicts stand in, as before."""
+
+    def __init__(self, planner: _Planner, values: dict[str, Any], then: dict[str, Any]):
+        self._planner, self._values, self._then = planner, values, then
+        self._got: dict[str, dict[str, Any]] | None = None
+
+    def _verdicts(self) -> dict[str, dict[str, Any]]:
+        if self._got is None:
+            self._got = self._planner.verdicts(self._then) or self._planner.state(self._values)[2]
+        return self._got
+
+    def __getitem__(self, oid: str) -> dict[str, Any]:
+        return self._verdicts()[oid]
+
+    def __iter__(self):
+        return iter(self._verdicts())
+
+    def __len__(self) -> int:
+        return len(self._verdicts())
 
 
 def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:

@@ -43,7 +43,7 @@ from .row import _PROGRAMS, Dtypes, Evaluation, RowProgram, _code_key, _generate
 from .guidelines import _downstream_nodes, _verdicts_under_other_guidelines, verdicts_under
 from .document import (
     DISCLAIMER, LEVEL_ORDER, _affects, _conditions, _disagreements, _option, _prose, _reason, _rule_columns,
-    assessment_from, brief_options, plan_view, strongest_level,
+    LeanOptions, assessment_from, brief_options, plan_view, strongest_level,
 )
 
 

@@ -52,10 +52,11 @@ class Evaluation:
 
     def filled_roots(self, kb: KnowledgeBase) -> UnknownRoots:
         """The unknown inputs each column of ``verdicts`` hangs on (bit masks), worked out once
-        per evaluation: the assessment, the planner's view and its blocking facts all ask,
-        and finding the unknown columns of a row of some 700 is a walk over all of them."""
+        per evaluation: the assessment, the planner's view and its blocking facts all ask.
+        Each column is looked up as the walk reaches it: finding every unknown column of a
+        row of some 500 first was a walk over all of them, for a few columns asked."""
         if self._filled_roots is None:
-            self._filled_roots = UnknownRoots(kb, {c for c, v in self.verdicts.items() if v is None})
+            self._filled_roots = UnknownRoots.of_row(kb, self.verdicts)
         return self._filled_roots
 
 
@@ -127,8 +128,9 @@ class RowProgram:
         """:meth:`inputs` of ``flat``, a row that differs from the row whose inputs are ``base``
         in the ``changed`` columns only (a copy: the verdict pass writes into its inputs)."""
         out = dict(base)
+        cast_of = self._cast_of
         for c in changed:
-            got = self._cast_of.get(c)
+            got = cast_of.get(c)
             if got is not None:
                 cast, kind = got
                 v = flat.get(c)

@@ -448,6 +448,7 @@ def input_roots(kb: KnowledgeBase, column: str, null_columns: set[str],
 
 _INPUT_BITS = {c: 1 << i for i, c in enumerate(sorted(COLUMN_FIELDS))}
 _BIT_COLUMNS = sorted(COLUMN_FIELDS)
+_INPUT_BIT_ITEMS = tuple(_INPUT_BITS.items())
 _FIELDS_OF_MASK: dict[int, list[str]] = {}
 _MASKS: dict[int, tuple[KnowledgeBase, dict[str, tuple[int, tuple[str, ...]]]]] = {}
 
@@ -471,9 +472,25 @@ class UnknownRoots:
 
     def __init__(self, kb: KnowledgeBase, null_columns: set[str]):
         self._masks = _masks(kb)
-        self._nulls = null_columns
+        self._nulls: Any = null_columns
         self._null_inputs = sum(map(_INPUT_BITS.__getitem__, null_columns & _INPUT_BITS.keys()))
         self._memo: dict[str, int] = {}
+
+    @classmethod
+    def of_row(cls, kb: KnowledgeBase, row: dict[str, Any]) -> UnknownRoots:
+        """``UnknownRoots(kb, {the columns of row that are None})``, the row read as the walk
+        reaches each column rather than searched whole first: the plan asks about a few
+        columns of each of its what-ifs, whose rows hold some 500 (tests/test_roots.py)."""
+        self = cls.__new__(cls)
+        self._masks = _masks(kb)
+        self._nulls = _NullColumns(row)
+        null_inputs, get = 0, row.get
+        for c, bit in _INPUT_BIT_ITEMS:
+            if get(c, 0) is None:
+                null_inputs |= bit
+        self._null_inputs = null_inputs
+        self._memo = {}
+        return self
 
     def mask(self, column: str) -> int:
         got = self._memo.get(column)
@@ -496,6 +513,18 @@ class UnknownRoots:
         """The contract fields of those columns, sorted, each once."""
         m = self._memo.get(column)
         return fields_of_mask(self.mask(column) if m is None else m)
+
+
+class _NullColumns:
+    """The columns of a row whose value is None, as a container (``column in nulls``)."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: dict[str, Any]):
+        self._row = row
+
+    def __contains__(self, column: object) -> bool:
+        return self._row.get(column, 0) is None
 
 
 def columns_of_mask(m: int) -> list[str]:
