@@ -113,30 +113,37 @@ _PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[
 def _plan_program(kb: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]:
     """:mod:`.plan_columns`' expressions as Polars expressions, one group per dependency level
     (the SQL view lays the same groups out as CTEs); the outputs; the raw inputs they read.
-    Built once per knowledge base: rendering and parsing a few hundred expressions is not free."""
-    from .sql import evaluation   # (the view's module reads this one's output columns)
-
+    Built once per knowledge base: generating, rendering and parsing a few hundred expressions
+    takes seconds, so their PostgreSQL text is kept in nelm's cache on disk (keyed by the
+    knowledge base and nelm's own source) and each process parses that text only."""
     key = (kb.sha256, kb.guideline)
     if key not in _PROGRAMS:
-        today = World(prefix="", input_prefix="", filled_prefix=None)        # the frame's own columns
-        facts = World(prefix=_FACTS, input_prefix=_RAW, filled_prefix=None)  # the inputs as entered
-        pipe = Pipeline()
-        pipe.add("plan", plan_columns.inputs_of_follow(kb, today))
-        pipe.add("plan", plan_columns.follow(kb, today))
-        cond_needed, check_bits = plan_columns.condition_inputs(kb)
-        pipe.add("facts", evaluation(kb, facts, cond_needed, cond_needed, check_bits))
-        leading, status = plan_columns.settled(kb, today, facts)
-        outputs = [("plan.leading", leading), ("plan.status", status)]
+        from ..cache import cached
 
-        def polars(e: Any) -> pl.Expr:
-            return pl.sql_expr(e.sql(dialect="postgres"))
-
-        groups = pipe.levels(outputs)
-        levels = [[polars(e).alias(n) for n, e in group] for group in groups]
-        read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
-        raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))
-        _PROGRAMS[key] = (levels, [polars(e).alias(n) for n, e in outputs], raw)
+        levels, outputs, raw = cached("plan-columns", f"{kb.sha256}|{kb.guideline}", lambda: _plan_sql(kb))
+        _PROGRAMS[key] = ([[pl.sql_expr(sql).alias(n) for n, sql in group] for group in levels],
+                          [pl.sql_expr(sql).alias(n) for n, sql in outputs], raw)
     return _PROGRAMS[key]
+
+
+def _plan_sql(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[tuple[str, str]], list[str]]:
+    """:func:`_plan_program`'s expressions as (name, PostgreSQL text), by level; the outputs; the raw inputs."""
+    from .sql import evaluation   # (the view's module reads this one's output columns)
+
+    today = World(prefix="", input_prefix="", filled_prefix=None)        # the frame's own columns
+    facts = World(prefix=_FACTS, input_prefix=_RAW, filled_prefix=None)  # the inputs as entered
+    pipe = Pipeline()
+    pipe.add("plan", plan_columns.inputs_of_follow(kb, today))
+    pipe.add("plan", plan_columns.follow(kb, today))
+    cond_needed, check_bits = plan_columns.condition_inputs(kb)
+    pipe.add("facts", evaluation(kb, facts, cond_needed, cond_needed, check_bits))
+    leading, status = plan_columns.settled(kb, today, facts)
+    outputs = [("plan.leading", leading), ("plan.status", status)]
+    groups = pipe.levels(outputs)
+    read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
+    raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))
+    text = lambda e: e.sql(dialect="postgres")  # noqa: E731
+    return ([[(n, text(e)) for n, e in group] for group in groups], [(n, text(e)) for n, e in outputs], raw)
 
 
 # Per-case plans are spread over the machine's cores from this many rows on (below it, starting
