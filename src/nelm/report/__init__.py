@@ -404,7 +404,7 @@ def warm() -> None:
     """Do ahead what every printed report does first, in a process that report jobs are forked
     from (``nelm serve``'s report fork server, :mod:`nelm.report.preload`): import WeasyPrint,
     read the evidence records, compile both templates, and lay out a few lines in the report's
-    style (fonts, the hyphenation dictionary, the default style sheets). A job then only renders
+    style (fonts, the default style sheets). A job then only renders
     and lays out its own pages."""
     from weasyprint import HTML
 
@@ -413,8 +413,8 @@ def warm() -> None:
     _env().get_template("report.html")
     _env().get_template("summary.html")
     css = (HERE / "report.css").read_text(encoding="utf-8")
-    HTML(string=f"<html lang='en'><style>{css}</style><p style='width: 18mm; hyphens: auto'><strong>"
-                "Chemoembolization</strong> <span class='verdict verdict-preferred'>preferred</span></p>",
+    HTML(string=f"<html lang='en'><style>{css}</style><p style='width: 18mm'><strong>"
+                f"{soft_hyphens('Chemoembolization')}</strong> <span class='verdict verdict-preferred'>preferred</span></p>",
          base_url=str(HERE)).write_pdf()
 
 
