@@ -78,7 +78,9 @@ def _dump(doc):
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     d = tmp_path_factory.mktemp("screen")
-    frame = synthesize(3000, seed=1, unknown_fraction=0.2)
+    # 600 rows carry every value of every column that 3000 did (each category, list element,
+    # unknown and fractional number): what the three formats must read alike
+    frame = synthesize(600, seed=1, unknown_fraction=0.2)
     paths = {ext: d / f"in.{ext}" for ext in ("csv", "parquet", "jsonl")}
     for p in paths.values():
         write_table(frame, p)
@@ -101,7 +103,7 @@ def test_every_format_gives_the_same_result(synthetic):
     for ext, p in paths.items():
         out = d / f"out_{ext}.parquet"
         result = screen(p, out)
-        assert result.problems == [] and result.assessed == 3000
+        assert result.problems == [] and result.assessed == 600
         outs.append(pl.read_parquet(out))
     assert outs[0].equals(outs[1]) and outs[0].equals(outs[2])
 

@@ -240,7 +240,33 @@ def _env() -> Environment:
     env.filters["field_label"] = labels.field_label
     env.filters["depends"] = depends_line
     env.filters["affects_label"] = _affects_label
+    env.filters["soft_hyphens"] = soft_hyphens
     return env
+
+
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
+@lru_cache(maxsize=512)
+def soft_hyphens(text: str, longest: int = 12) -> str:
+    """``text`` with soft hyphens (U+00AD) in its words longer than ``longest`` letters, where a
+    consonant stands between two vowels (che-mo-em-bo-li-za-tion), at least four letters from
+    either end; a line break after a slash too. For the printed option names in their narrow
+    column: WeasyPrint then breaks a long word only there, without loading a hyphenation
+    dictionary (``hyphens: auto``: about a tenth of a second a report) and never mid-letter."""
+    import re
+
+    def word(m: re.Match[str]) -> str:
+        w = m.group(0)
+        if len(w) <= longest:
+            return w
+        cuts = [i for i in range(4, len(w) - 3)
+                if w[i - 1] in _VOWELS and w[i] not in _VOWELS and w[i + 1] in _VOWELS]
+        for i in reversed(cuts):
+            w = w[:i] + "\u00ad" + w[i:]
+        return w
+
+    return re.sub(r"[A-Za-z]+", word, text).replace("/", "/\u200b")
 
 
 def _affects_label(what: str) -> str:
@@ -263,7 +289,25 @@ def first_sentence(text: str) -> str:
     return (text[:m.start()] + ".") if m else (text or "")
 
 
-def _context(patient: Any, assessment: dict[str, Any], fmt: str, progress: Any = None) -> dict[str, Any]:
+def _css(inline: bool) -> Markup:
+    """report.css for the page's own <style>, or nothing where WeasyPrint is handed it parsed
+    (:func:`_print_css`)."""
+    return Markup((HERE / "report.css").read_text(encoding="utf-8")) if inline else Markup("")
+
+
+@lru_cache(maxsize=1)
+def _print_css() -> Any:
+    """report.css parsed by WeasyPrint once per process, for every PDF it prints: parsing it
+    again from each page's <style> (and building its selector matcher) was a fifth of a board
+    summary's layout, which is laid out up to seven times. A style sheet given this way has the
+    "user" origin: the summary's own rules, in its page, still come after it."""
+    from weasyprint import CSS
+
+    return CSS(string=(HERE / "report.css").read_text(encoding="utf-8"), base_url=str(HERE))
+
+
+def _context(patient: Any, assessment: dict[str, Any], fmt: str, progress: Any = None,
+             inline_css: bool = True) -> dict[str, Any]:
     sections, comparisons = _outcome_sections(assessment, fmt, progress)
     kb = assessment.get("knowledge_base", {})
     return {
@@ -284,7 +328,7 @@ def _context(patient: Any, assessment: dict[str, Any], fmt: str, progress: Any =
         "printed_on": date.today().isoformat(),
         "nelm_version": assessment.get("nelm_version"),
         "disclaimer": assessment.get("disclaimer", ""),
-        "css": Markup((HERE / "report.css").read_text(encoding="utf-8")),
+        "css": _css(inline_css),
         "caption": charts.CAPTION,
         "for_print": fmt == "png",
     }
@@ -318,7 +362,7 @@ def _decision_view(decision: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _summary_context(patient: Any, assessment: dict[str, Any], fmt: str,
-                     decision: dict[str, Any] | None) -> dict[str, Any]:
+                     decision: dict[str, Any] | None, inline_css: bool = True) -> dict[str, Any]:
     from ..summary import class_line, facts_line, obtain_list
 
     kb = assessment.get("knowledge_base", {})
@@ -332,20 +376,22 @@ def _summary_context(patient: Any, assessment: dict[str, Any], fmt: str,
         "kb": kb, "assessed_on": assessment.get("assessed_on") or date.today().isoformat(),
         "printed_on": date.today().isoformat(), "nelm_version": assessment.get("nelm_version"),
         "disclaimer": assessment.get("disclaimer", ""),
-        "css": Markup((HERE / "report.css").read_text(encoding="utf-8")),
+        "css": _css(inline_css),
     }
 
 
 def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = "svg", full: bool = True,
-               decision: dict[str, Any] | None = None, progress: Any = None) -> str:
+               decision: dict[str, Any] | None = None, progress: Any = None, inline_css: bool = True) -> str:
     """The report as one self-contained HTML page (inline CSS, inline SVG charts): the full
-    report by default, or with ``full=False`` the two-page board summary."""
+    report by default, or with ``full=False`` the two-page board summary. ``inline_css=False``
+    leaves report.css out of the page (for WeasyPrint, handed it parsed: :func:`_print_css`)."""
     if chart_format not in ("svg", "png"):
         raise ValueError("chart_format must be 'svg' or 'png'")
     if not full:
         return _env().get_template("summary.html").render(**_summary_context(patient, assessment, chart_format,
-                                                                              decision), compact=0)
-    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format, progress) |
+                                                                              decision, inline_css), compact=0)
+    return _env().get_template("report.html").render(**_context(patient, assessment, chart_format, progress,
+                                                                inline_css) |
                                                      {"decision": _decision_view(decision)})
 
 
@@ -364,11 +410,12 @@ def render_summary(patient: Any, assessment: dict[str, Any], *, decision: dict[s
     pages: (document, level)."""
     from weasyprint import HTML
 
-    ctx = _summary_context(patient, assessment, chart_format, decision)
+    ctx = _summary_context(patient, assessment, chart_format, decision, inline_css=False)
     template = _env().get_template("summary.html")
     doc = None
     for level in range(SUMMARY_LEVELS):
-        doc = HTML(string=template.render(**ctx, compact=level), base_url=str(HERE)).render()
+        doc = HTML(string=template.render(**ctx, compact=level), base_url=str(HERE)).render(
+            stylesheets=[_print_css()])
         if len(doc.pages) <= 2:
             return doc, level
     return doc, SUMMARY_LEVELS - 1
@@ -377,8 +424,8 @@ def render_summary(patient: Any, assessment: dict[str, Any], *, decision: dict[s
 def warm() -> None:
     """Do ahead what every printed report does first, in a process that report jobs are forked
     from (``nelm serve``'s report fork server, :mod:`nelm.report.preload`): import WeasyPrint,
-    read the evidence records, compile both templates, and lay out a few lines in the report's
-    style (fonts, the hyphenation dictionary, the default style sheets). A job then only renders
+    read the evidence records, compile both templates, parse report.css, and lay out a few lines in the report's
+    style (fonts, the default style sheets). A job then only renders
     and lays out its own pages."""
     from weasyprint import HTML
 
@@ -386,10 +433,9 @@ def warm() -> None:
     citation_labels()
     _env().get_template("report.html")
     _env().get_template("summary.html")
-    css = (HERE / "report.css").read_text(encoding="utf-8")
-    HTML(string=f"<html lang='en'><style>{css}</style><p style='width: 18mm; hyphens: auto'><strong>"
-                "Chemoembolization</strong> <span class='verdict verdict-preferred'>preferred</span></p>",
-         base_url=str(HERE)).write_pdf()
+    HTML(string=f"<html lang='en'><p style='width: 18mm'><strong>"
+                f"{soft_hyphens('Chemoembolization')}</strong> <span class='verdict verdict-preferred'>preferred</span></p>",
+         base_url=str(HERE)).write_pdf(stylesheets=[_print_css()])
 
 
 def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
@@ -400,8 +446,9 @@ def build_pdf(patient: Any, assessment: dict[str, Any], *, full: bool = False,
 
     if not full:
         return render_summary(patient, assessment, decision=decision)[0].write_pdf()
-    html = build_html(patient, assessment, chart_format="png", full=full, decision=decision, progress=progress)
+    html = build_html(patient, assessment, chart_format="png", full=full, decision=decision, progress=progress,
+                      inline_css=False)
     if progress is not None:
         total = _chart_count(assessment) + 1
         progress("laying out the pages", total - 1, total)
-    return HTML(string=html, base_url=str(HERE)).write_pdf()
+    return HTML(string=html, base_url=str(HERE)).write_pdf(stylesheets=[_print_css()])
