@@ -238,7 +238,11 @@ def _named_instead(if_not: str) -> str | None:
 
 def test_what_leads_if_a_check_fails_does_not_hang_on_that_check():
     """A failed pre-treatment check that rules out the leading option is not said to leave
-    an option that needs the same check (ECOG 3 rules out sunitinib as it does everolimus)."""
+    an option that needs the same check as strictly (ECOG 3 rules out sunitinib, ECOG 0-1, as
+    it does everolimus, ECOG 0-2; the analogue asks only ECOG 0-3, for tumour control)."""
+    from nelm.plan import _strictness
+
+    strict, own = _strictness(KB)
     seen = 0
     for doc, patient in PATIENTS:
         plan = assess(patient)["plan"]
@@ -256,8 +260,23 @@ def test_what_leads_if_a_check_fails_does_not_hang_on_that_check():
             if other is None:
                 continue
             seen += 1
-            assert a["field"] not in {c["field"] for c in options[other].get("conditions", [])}, (doc, a)
+            bar = strict.get((a["field"], a["assumed"]), -1)
+            # neither among its conditions today nor in its rules (a later step's option lists none today)
+            assert all(strict.get((c["field"], c["requirement"]), -1) > bar
+                       for c in options[other].get("conditions", []) if c["field"] == a["field"]), (doc, a)
+            assert own.get((other, a["field"]), float("inf")) > bar, (doc, a)
     assert seen >= 5
+
+
+def test_check_strictness_follows_the_gates_order():
+    """Among the requirements on performance status, the gates' own order (strictest first), and
+    a requirement that does not rule its option out is the loosest."""
+    from nelm.plan import _strictness
+
+    strict, own = _strictness(KB)
+    assert own[("sunitinib", "ecog")] < own[("everolimus", "ecog")] < own[("ssa", "ecog")]
+    ecog = {text: rank for (field, text), rank in strict.items() if field == "ecog"}
+    assert ecog["performance status ECOG 0-1"] < ecog["performance status ECOG 0-2"] < ecog["fit for anticancer treatment: ECOG 0-3"]
 
 
 def test_a_pancreatic_net_whose_performance_status_fails_keeps_the_analogue_not_sunitinib():

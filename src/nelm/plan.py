@@ -693,7 +693,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])
     conds = working[lead].get("conditions", []) if lead else []
-    checks = [_check_assumption(c, steps, working) for c in conds]
+    checks = [_check_assumption(c, steps, working, kb) for c in conds]
     for b in branches:
         b.pop("_lead")
     status = "conditional" if assumptions or checks else "determined"
@@ -898,15 +898,19 @@ def _missing_defining(assessment: dict[str, Any]) -> list[str]:
 _OWN_CHECKS = {"prior_therapies"}
 
 
-def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options: dict[str, dict[str, Any]]
-                      ) -> dict[str, Any]:
+def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options: dict[str, dict[str, Any]],
+                      kb: KnowledgeBase) -> dict[str, Any]:
     """An unknown pre-treatment check of the leading option, as a plan assumption. What would
-    lead if the check fails is the plan's next option that does not hang on the same check
-    (a poor performance status that rules out everolimus rules out sunitinib too)."""
+    lead if the check fails is the plan's next option that does not hang on it as strictly
+    (a performance status that rules out everolimus, ECOG 0-2, rules out sunitinib, ECOG 0-1,
+    too; the analogue only asks ECOG 0-3, and only to be given for symptom control)."""
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
-    shares = set() if cond["field"] in _OWN_CHECKS else {
-        o for o in rest if any(c["field"] == cond["field"] for c in options.get(o, {}).get("conditions", []))}
+    field = cond["field"]
+    strictness, own = _strictness(kb)
+    bar = strictness.get((field, cond["requirement"]), -1)
+    # (read from each option's rules, not from its conditions: an option not offered today lists none)
+    shares = set() if field in _OWN_CHECKS else {o for o in rest if own.get((o, field), float("inf")) <= bar}
     free = [o for o in rest if o not in shares]
     if free:
         nxt = f"; {_label(free[0])} would lead instead"
@@ -915,8 +919,38 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options
                "the plan is then reconsidered with the result")
     else:
         nxt = ""
-    return {"field": cond["field"], "label": fact_label(cond["field"]), "assumed": cond["requirement"],
+    return {"field": field, "label": fact_label(field), "assumed": cond["requirement"],
             "statement": cond["requirement"], "if_not": f"{_label(lead)} may be ruled out{nxt}.", "check": True}
+
+
+_STRICTNESS: dict[tuple[str, str | None], tuple[Any, tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]]] = {}
+
+
+def _strictness(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """How strict a requirement on a check is, by (check field, requirement text), and each
+    option's strictest requirement on each check it has one on, by (option, check field). A
+    gate's place in gates.yaml (which lists, among the gates reading one check, the strictest
+    first); a requirement of a rule that does not rule its option out (the analogue's best
+    supportive care: it is then given for symptom control) the loosest; any other rule's the
+    strictest, as nothing says otherwise."""
+    key = (kb.sha256, kb.guideline)
+    got = _STRICTNESS.get(key)
+    if got is None or got[0] is not kb:
+        texts: dict[tuple[str, str], float] = {}
+        own: dict[tuple[str, str], float] = {}
+        for opt in kb.options:
+            for r in opt.deciding + opt.caps:
+                if not r.requirement:
+                    continue
+                rules_out = r.cap is not None or r.verdict in ("not_recommended", "contraindicated")
+                rank = float(r.rank) if r.rank is not None else (-1.0 if rules_out else float("inf"))
+                for c in kb.checks:
+                    text = r.requirement_for(c.field)
+                    if text:
+                        texts[(c.field, text)] = min(texts.get((c.field, text), rank), rank)
+                        own[(opt.id, c.field)] = min(own.get((opt.id, c.field), rank), rank)
+        got = _STRICTNESS[key] = (kb, (texts, own))
+    return got[1]
 
 
 def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:
