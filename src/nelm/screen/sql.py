@@ -154,11 +154,15 @@ def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "pos
     kb = load(guideline)
     query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select)
     if dialect == "postgres":
-        # PostgreSQL inlines CTEs into one expression tree hundreds of columns deep, which its
-        # planner cannot digest; MATERIALIZED keeps each layer a step of its own
+        # PostgreSQL would pull each CTE (read once) up into the next, substituting every
+        # column's expression wherever it is read: one expression tree hundreds of columns deep,
+        # each value computed as often as it is read, which its planner cannot digest. OFFSET 0
+        # keeps each layer a subquery of its own, computed once per row and passed up as it is
+        # (AS MATERIALIZED would do as much but write every layer's wide rows to a tuplestore,
+        # spilling to disk: 3-4 times slower)
         with_ = query.args.get("with_") or query.args["with"]
         for cte in with_.expressions:
-            cte.set("materialized", True)
+            cte.this.set("offset", exp.Offset(expression=num(0)))
     create = exp.Create(this=exp.to_table(view), kind="VIEW", expression=query)
     reads = {c.name for c in query.find_all(exp.Column) if c.table == TABLE}
     unknown = {n.meta[_UNKNOWN] for n in query.find_all(exp.Cast) if _UNKNOWN in n.meta}
