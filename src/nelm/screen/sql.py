@@ -250,8 +250,9 @@ def _node(column: str, nodes_sql: dict[str, str | list[str]], rename: Callable[[
 
 
 def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] = frozenset(),
-               bits: Callable[[str], int] | None = None) -> dict[str, exp.Expression]:
-    """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``."""
+               bits: Callable[[str], int] | None = None, guarded: bool = False) -> dict[str, exp.Expression]:
+    """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``
+    (``guarded``: only where the column is NULL, :func:`nelm.screen.plan_columns.mask_expr`)."""
     nodes_sql = _node_sql(kb)
     cols: dict[str, exp.Expression] = {}
     for batch in kb.nodes:
@@ -259,7 +260,7 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
             if node.column in needed:
                 cols[w.col(node.column)] = _node(node.column, nodes_sql, w.col)
             if node.column in masked:
-                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits)
+                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits, guarded)
     return cols
 
 
@@ -369,8 +370,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     # the facts as entered also give the requirement rules the leading option's conditions read,
     # with which missing checks each hangs on (plan_columns.has_conditions)
     cond_needed, check_bits = plan_columns.condition_inputs(kb)
-    pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits))
-    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb)))
+    # (each mask computed only where its column is unknown, the only place it is read)
+    pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits, guarded=True))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb), guarded=True))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
     pipe.add("plan", plan_columns.follow(kb, today))
 
@@ -415,11 +417,13 @@ def refused(facts: World) -> exp.Expression:
     failing += [(c.id, known_true(paren(_parse(c.condition, facts.col)))) for c in checks()]
     # ', name' for each, written out with || (CONCAT_WS is NULL-strict in some dialects and
     # sqlglot guards it so), the leading ', ' cut off
-    pieces = [coalesce(case((cond, lit(f", {name}"))), lit("")) for name, cond in failing]
+    pieces = [coalesce(case((cond.copy(), lit(f", {name}"))), lit("")) for name, cond in failing]
     joined = pieces[0]
     for piece in pieces[1:]:
         joined = exp.DPipe(this=joined, expression=piece)
-    return exp.Nullif(this=exp.Substring(this=joined, start=num(3)), expression=lit(""))
+    # the text is put together only in a row failing something (each condition is TRUE or
+    # FALSE, never NULL): building it costs a string per check, in every row otherwise
+    return case((or_(*[cond for _, cond in failing]), exp.Substring(this=joined, start=num(3))))
 
 
 def field_refusals(facts: World) -> list[tuple[str, exp.Expression]]:

@@ -46,7 +46,13 @@ def paren(e: exp.Expression) -> exp.Paren:
     return exp.Paren(this=e)
 
 
+def _is_true(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Boolean) and e.this is True
+
+
 def and_(*terms: exp.Expression) -> exp.Expression:
+    """Kleene AND; ``TRUE`` terms left out (``TRUE AND x`` is ``x``)."""
+    terms = tuple(e for e in terms if not _is_true(e)) or (exp.true(),)
     return paren(exp.and_(*terms)) if len(terms) > 1 else terms[0]
 
 
@@ -78,7 +84,21 @@ def lte(a: exp.Expression, b: exp.Expression) -> exp.Expression:
     return paren(exp.LTE(this=a, expression=b))
 
 
+def _never_null(e: exp.Expression) -> bool:
+    return isinstance(e, (exp.Literal, exp.Boolean))
+
+
 def coalesce(*args: exp.Expression) -> exp.Expression:
+    """``COALESCE``; leading ``CASE``s without ``ELSE`` whose results are never NULL
+    (literals) are merged into one ``CASE`` with the rest as its ``ELSE`` (the first
+    condition that holds gives its value either way; one node, not a node per argument)."""
+    k = 0
+    while (k < len(args) and isinstance(args[k], exp.Case) and args[k].args.get("default") is None
+           and all(_never_null(w.args["true"]) for w in args[k].args["ifs"])):
+        k += 1
+    if k > 1 or (k == 1 and len(args) > 1):
+        rest = coalesce(*args[k:]) if k < len(args) else None
+        return case(*[(w.this, w.args["true"]) for a in args[:k] for w in a.args["ifs"]], default=rest)
     return exp.func("COALESCE", *args) if len(args) > 1 else args[0]
 
 
@@ -92,6 +112,12 @@ def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression 
     for cond, then in whens:
         out = out.when(cond, then)
     return out.else_(default) if default is not None else out
+
+
+def first_true(conds: list[exp.Expression], none: int) -> exp.Expression:
+    """The index of the first condition certainly true (``none`` if none is): one ``CASE``,
+    which stops at the first, instead of ``LEAST`` over a ``CASE`` per condition."""
+    return case(*[(c, num(i)) for i, c in enumerate(conds)], default=num(none)) if conds else num(none)
 
 
 def known_true(e: exp.Expression) -> exp.Expression:
