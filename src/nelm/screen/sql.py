@@ -403,7 +403,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     ok = is_null(q("refused"))
     out = ([("id", q("id"))] if id_column else []) + [("refused", q("refused"))]
     out += [(c, case((ok.copy(), by_name[c]))) for c in wanted]
-    return pipe.query(source, out)
+    # each column as late as its readers allow, those read once written into their reader:
+    # every CTE carries fewer columns forward (Pipeline.query)
+    return pipe.query(source, out, late=True, inline=True)
 
 
 def refused(facts: World) -> exp.Expression:

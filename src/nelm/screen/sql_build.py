@@ -243,12 +243,52 @@ class Pipeline:
                 groups.setdefault(level[n], []).append((n, e))
         return [groups[k] for k in sorted(groups)]
 
+    def _inlined(self, outputs: list[tuple[str, exp.Expression]]) -> dict[str, tuple[str, exp.Expression]]:
+        """The columns with each one read by one other column only written into it (see :meth:`query`)."""
+        cols = dict(self.columns)
+        copied: set[str] = set()
+        readers: dict[str, set[str]] = {}
+        for n, (_, e) in cols.items():
+            for d in reads(e):
+                readers.setdefault(d, set()).add(n)
+        out_reads = set().union(*(reads(e) for _, e in outputs))
+        for n in list(cols):    # (definition order: a column's readers come after it)
+            rs = readers.get(n, set())
+            e = cols[n][1]
+            if len(rs) != 1 or n in out_reads or any(c.table for c in e.find_all(exp.Column)):
+                continue
+            (r,) = rs
+            group, re_ = cols[r]
+            if r not in copied:
+                re_ = re_.copy()
+                copied.add(r)
+            uses = [c for c in re_.find_all(exp.Column) if not c.table and c.name == n]
+            if len(uses) != 1:      # read twice by the same expression: kept a column
+                continue
+            if uses[0] is re_:
+                re_ = paren(e.copy())
+            else:
+                uses[0].replace(paren(e.copy()))
+            cols[r] = (group, re_)
+            del cols[n]
+            for d in reads(e):
+                readers[d].discard(n)
+                readers[d].add(r)
+        return cols
+
     def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
-              prune: int = 60) -> exp.Select:
+              prune: int = 60, late: bool = False, inline: bool = False) -> exp.Select:
         """The ``SELECT`` of ``outputs`` over ``source`` with the CTEs before it. A CTE
         reads its predecessor as ``*`` unless that would carry ``prune`` or more columns
-        nothing reads any more: then it names what it keeps."""
-        deps = {n: reads(e) for n, (_, e) in self.columns.items()}
+        nothing reads any more: then it names what it keeps.
+
+        ``late``: each column in the last CTE before its first reader, not the first after
+        what it reads (as deep a chain, fewer computed columns carried forward). ``inline``:
+        a column read by one other column only (and not reading the table) is written into
+        that one's expression instead of being a column of its own (computed as often: once),
+        which shortens the chain and what each CTE carries."""
+        columns = self._inlined(outputs) if inline else self.columns
+        deps = {n: reads(e) for n, (_, e) in columns.items()}
         needed: list[str] = []
         seen: set[str] = set()
         stack = sorted(set().union(*(reads(e) for _, e in outputs)))
@@ -258,12 +298,12 @@ class Pipeline:
                 continue
             seen.add(n)
             needed.append(n)
-            if n in self.columns:
+            if n in columns:
                 stack += sorted(deps[n])
         level: dict[str, int] = {}
 
         def level_of(n: str) -> int:   # 0: a column of the table
-            if n not in self.columns:
+            if n not in columns:
                 return 0
             if n not in level:       # (recursion as deep as the chain of dependencies, a few dozen)
                 level[n] = 1 + max((level_of(d) for d in deps[n]), default=0)
@@ -272,13 +312,36 @@ class Pipeline:
         for n in needed:
             level_of(n)
         depth = max(level.values(), default=0)
+        if late:
+            # each column as late as its readers allow (the chain as deep): a CTE then carries
+            # forward fewer computed columns; those reading the table stay in the first
+            readers: dict[str, list[str]] = {}
+            for n in needed:
+                if n in columns:
+                    for d in deps[n]:
+                        readers.setdefault(d, []).append(n)
+            out_reads = set().union(*(reads(e) for _, e in outputs))
+            late_level: dict[str, int] = {}
+
+            def late_of(n: str) -> int:
+                if n not in late_level:
+                    if any(c.table for c in columns[n][1].find_all(exp.Column)):
+                        late_level[n] = level[n]
+                    else:
+                        late_level[n] = min([late_of(r) - 1 for r in readers.get(n, ())]
+                                            + ([depth] if n in out_reads else []))
+                return late_level[n]
+
+            for n in level:
+                late_of(n)
+            level.update(late_level)
         last_use = {n: depth + 1 for n in set().union(*(reads(e) for _, e in outputs))}
         for n in needed:
-            if n in self.columns:
+            if n in columns:
                 for d in deps[n]:
                     last_use[d] = max(last_use.get(d, 0), level[n])
         by_level: dict[int, list[str]] = {}
-        for n in self.columns:          # definition order within a CTE
+        for n in columns:          # definition order within a CTE
             if n in level:
                 by_level.setdefault(level[n], []).append(n)
         ctes: list[tuple[str, exp.Select]] = []
@@ -288,16 +351,16 @@ class Pipeline:
         for lv in range(1, depth + 1):
             new = by_level.get(lv, [])
             carried = {n for n, last in last_use.items() if level_of(n) < lv < last}
-            if lv > 1 and any(c.table for n in new for c in self.columns[n][1].find_all(exp.Column)):
+            if lv > 1 and any(c.table for n in new for c in columns[n][1].find_all(exp.Column)):
                 raise ValueError(f"a column of level {lv} reads the table itself: {new}")
-            cols = [self.columns[n][1].as_(n, quoted=True) for n in new]
+            cols = [columns[n][1].as_(n, quoted=True) for n in new]
             if available is not None and len(available - carried) < prune:
                 select = exp.select(exp.Star(), *cols)
                 available |= set(new)
             else:
                 select = exp.select(*[q(c) for c in sorted(carried)], *cols)
                 available = carried | set(new)
-            group = self.columns[new[0]][0] if new else "step"
+            group = columns[new[0]][0] if new else "step"
             names[group] = names.get(group, 0) + 1
             name = f"{group}_{names[group]}"
             ctes.append((name, select.from_(previous.copy(), copy=False)))
