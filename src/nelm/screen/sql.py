@@ -5,8 +5,13 @@ module parses each with sqlglot, renames its columns and renders the whole as on
 for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. Every value is
 a named column (an expression over the table's and other named columns);
 :class:`nelm.screen.sql_build.Pipeline` lays them out as a chain of CTEs by dependency
-depth, each CTE keeping only what something later reads. The CTEs are named after what
-they compute:
+depth, each column in the last CTE before its first reader, a column read by one other
+column only written into that one's expression, and each CTE keeping only what something
+later reads (each CTE is a step every row passes through, carrying its columns forward:
+the fewer, the faster). In PostgreSQL each CTE ends in ``OFFSET 0``, which keeps the
+planner from pulling it up into the next (see :func:`build_view`). The columns come in
+these groups (a CTE is named after its first column's group; placed by their readers, one
+CTE mixes several groups):
 
 - ``patients_…``: the engine's input columns from the table's (dotted field paths, quoted),
   with the filling-in of :func:`nelm.patient.flatten` (the sites list known only when it

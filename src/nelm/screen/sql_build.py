@@ -203,11 +203,15 @@ class Pipeline:
     """Named columns, each an expression over the table's columns and other named columns,
     laid out as a chain of CTEs.
 
-    Each column goes in the first CTE after everything it reads (so the chain is as short
-    as the longest chain of dependencies: Spark's analyzer resolves about one CTE per
-    iteration of a batch limited to 100), and a CTE carries forward only the columns
-    something later reads (PostgreSQL allows at most 1,664 columns in one select list, and
-    materializes every CTE). CTEs are named after the group of their first column.
+    The chain is as short as the longest chain of dependencies (Spark's analyzer resolves
+    about one CTE per iteration of a batch limited to 100). By default each column goes in
+    the first CTE after everything it reads; :meth:`query` can instead put it in the last
+    CTE before its first reader and write a column read by one other column only into that
+    one's expression (the SQL view does both): every CTE is a step the engine passes each
+    row through, copying the columns it carries forward, so the fewer it carries the faster
+    the view. A CTE carries forward only the columns something later reads (PostgreSQL also
+    allows at most 1,664 columns in one select list). CTEs are named after the group of
+    their first column.
     """
 
     def __init__(self) -> None:
