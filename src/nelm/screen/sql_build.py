@@ -249,36 +249,43 @@ class Pipeline:
 
     def _inlined(self, outputs: list[tuple[str, exp.Expression]]) -> dict[str, tuple[str, exp.Expression]]:
         """The columns with each one read by one other column only written into it (see :meth:`query`)."""
-        cols = dict(self.columns)
-        copied: set[str] = set()
-        readers: dict[str, set[str]] = {}
+        cols = self.columns
+        uses: dict[str, dict[str, int]] = {}    # column -> reader -> how often it reads it
         for n, (_, e) in cols.items():
-            for d in reads(e):
-                readers.setdefault(d, set()).add(n)
+            for c in e.find_all(exp.Column):
+                if not c.table:
+                    by = uses.setdefault(c.name, {})
+                    by[n] = by.get(n, 0) + 1
         out_reads = set().union(*(reads(e) for _, e in outputs))
-        for n in list(cols):    # (definition order: a column's readers come after it)
-            rs = readers.get(n, set())
-            e = cols[n][1]
-            if len(rs) != 1 or n in out_reads or any(c.table for c in e.find_all(exp.Column)):
+        host: dict[str, str] = {}     # an inlined column -> the column it is written into
+
+        def final(n: str) -> str:
+            while n in host:
+                n = host[n]
+            return n
+
+        for n in reversed(list(cols)):   # (readers first: a column's readers come after it)
+            if n in out_reads or any(c.table for c in cols[n][1].find_all(exp.Column)):
                 continue
-            (r,) = rs
-            group, re_ = cols[r]
-            if r not in copied:
-                re_ = re_.copy()
-                copied.add(r)
-            uses = [c for c in re_.find_all(exp.Column) if not c.table and c.name == n]
-            if len(uses) != 1:      # read twice by the same expression: kept a column
-                continue
-            if uses[0] is re_:
-                re_ = paren(e.copy())
-            else:
-                uses[0].replace(paren(e.copy()))
-            cols[r] = (group, re_)
-            del cols[n]
-            for d in reads(e):
-                readers[d].discard(n)
-                readers[d].add(r)
-        return cols
+            into: dict[str, int] = {}
+            for r, k in uses.get(n, {}).items():
+                into[final(r)] = into.get(final(r), 0) + k
+            if len(into) == 1 and next(iter(into.values())) == 1:   # read once, by one column
+                host[n] = next(iter(into))
+
+        def expand(e: exp.Expression) -> exp.Expression:
+            e = e.copy()
+            for c in list(e.find_all(exp.Column)):
+                if not c.table and c.name in host:
+                    sub = paren(expand(cols[c.name][1]))
+                    if c is e:
+                        e = sub
+                    else:
+                        c.replace(sub)
+            return e
+
+        return {n: (g, expand(e) if any(d in host for d in reads(e)) else e)
+                for n, (g, e) in cols.items() if n not in host}
 
     def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
               prune: int = 60, late: bool = False, inline: bool = False) -> exp.Select:
