@@ -41,7 +41,7 @@ from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
 # the planner's own reading of a step and of a pathway's `now` steps, and its constants
 from ..plan import NOW_VERDICTS as NOW, TRIAL, _now_steps as now_steps, _option_ids as _options
-from .sql_build import (World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true, least, lit, lt,
+from .sql_build import (World, and_, bit_or, case, coalesce, eq, first_true, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, q)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
@@ -105,8 +105,7 @@ def first_rule(w: World, opt) -> exp.Expression:
     holds (the number of rules if none): the verdict it resolves to, and which unknown rules
     before it could still change it."""
     conds = [q(w.col(rule_column(opt.id, r.id))) for r in opt.deciding]
-    k = len(conds)
-    return least(*[case((c, num(i)), default=num(k)) for i, c in enumerate(conds)], num(k))
+    return first_true(conds, len(conds))
 
 
 def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
@@ -120,18 +119,25 @@ def mask_targets(kb: KnowledgeBase) -> list[str]:
     return _targets(kb)
 
 
-def mask_expr(kb: KnowledgeBase, w: World, column: str, bits: Callable[[str], int]) -> exp.Expression:
+def mask_expr(kb: KnowledgeBase, w: World, column: str, bits: Callable[[str], int],
+              guarded: bool = False) -> exp.Expression:
     """``missing__<column>``: the OR over its roots that are NULL, of an input's own bits or
-    a computed root's mask (``input_roots``: a known computed value passes nothing on)."""
+    a computed root's mask (``input_roots``: a known computed value passes nothing on).
+
+    A mask is read only where its column is NULL (here, by :func:`follow` and by
+    :func:`has_conditions`); ``guarded``: computed only there (NULL elsewhere), which spares a
+    row-at-a-time engine (the SQL view) the mask of every known value, for one step more."""
     terms = []
+    by_bits: dict[int, list[exp.Expression]] = {}   # the inputs setting the same bits: one CASE
     for r in sorted(kb.roots[column]):
         if r in COLUMN_FIELDS:
             b = bits(COLUMN_FIELDS[r])
             if b:
-                terms.append(case((is_null(q(w.col(r))), num(b)), default=num(0)))
+                by_bits.setdefault(b, []).append(is_null(q(w.col(r))))
         else:
             terms.append(case((is_null(q(w.col(r))), q(w.mask(r))), default=num(0)))
-    return bit_or(terms)
+    mask = bit_or([case((or_(*nulls), num(b)), default=num(0)) for b, nulls in by_bits.items()] + terms)
+    return case((is_null(q(w.col(column))), mask)) if guarded else mask
 
 
 def _now_steps(pw) -> list:
@@ -152,6 +158,8 @@ def verdict_is(w: World, oid: str, verdict: str) -> exp.Expression:
     masks = [m for m, v in MASK_VERDICTS.items() if v == verdict]
     if verdict == "undetermined":
         return not_(exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in MASK_VERDICTS]))
+    if len(masks) == 1:
+        return eq(q(w.possible(oid)), num(masks[0]))
     return exp.In(this=q(w.possible(oid)), expressions=[num(m) for m in masks])
 
 
@@ -201,9 +209,10 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
                  [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P)
     # the pathway followed for the option it offers (written out: one CTE fewer than reading P("result"))
+    # (one CASE: the conditions exclude one another)
     result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
-    cols[P("lead")] = coalesce(*[case((eq(result, num(j)), q(P(f"lead{j}")))) for j in range(len(pws))])
-    cols[P("lead_rank")] = coalesce(*[case((eq(result, num(j)), q(P(f"rank{j}")))) for j in range(len(pws))])
+    cols[P("lead")] = case(*[(eq(result, num(j)), q(P(f"lead{j}"))) for j in range(len(pws))])
+    cols[P("lead_rank")] = case(*[(eq(result, num(j)), q(P(f"rank{j}"))) for j in range(len(pws))])
     unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
 
     # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
@@ -230,26 +239,37 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     fol = q(P("followed"))
     terms = [case((and_(u, or_(is_null(fol), lt(num(k), fol))), q(w.mask(pathway_column(pw.id)))), default=num(0))
              for k, (pw, u) in enumerate(zip(pws, unknown_before))]
+    # a candidate of the pathway followed (j) that could outrank the leading option: the terms
+    # of pathway j read only where it is followed (one CASE on the pathway followed)
+    by_followed = []
     for j, pw in enumerate(pws):
         lr, lp = q(P(f"lr{j}")), q(P(f"lp{j}"))
+        outranking = []
         for p, (oid, cond) in enumerate(_options(pw.steps[0])):
             better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
                            or_(lt(num(rank), lr), and_(eq(num(rank), lr), lt(num(p), lp))))
                       for rank, v in enumerate(NOW)]
-            outranks = and_(known_true(eq(fol, num(j))), _in_step(w, pw, 0, oid, cond, unknown=True),
-                            several_possible(w, oid), or_(*better))
-            terms.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+            outranks = and_(_in_step(w, pw, 0, oid, cond, unknown=True), several_possible(w, oid), or_(*better))
+            outranking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+        if outranking:
+            by_followed.append((eq(fol.copy(), num(j)), bit_or(outranking)))
+    if by_followed:
+        terms.append(case(*by_followed, default=num(0)))
     # nothing offered today: a candidate of any pathway not ruled out that may still be
     # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+    # (read only where nothing leads: one CASE on the lead)
     now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+    opening = []
     for pw in pws:
         for i, step in now_steps(pw):
             applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
             for oid, cond in _options(step):
-                open_ = and_(is_null(lead.copy()), coalesce(q(w.col(pathway_column(pw.id))), exp.true()), applies.copy(),
+                open_ = and_(coalesce(q(w.col(pathway_column(pw.id))), exp.true()), applies.copy(),
                              _in_step(w, pw, i, oid, cond, unknown=True), several_possible(w, oid),
                              has_bits(q(w.possible(oid)), now_bits))
-                terms.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
+                opening.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
+    if opening:
+        terms.append(case((is_null(lead.copy()), bit_or(opening)), default=num(0)))
     cols[P("missing")] = bit_or(terms)
     return cols
 
@@ -266,7 +286,7 @@ def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Cal
     unknown = [is_null(p.copy()) for p in pathways]
 
     def first(conds: list[exp.Expression]) -> exp.Expression:
-        return least(*[case((c, num(j)), default=num(NONE)) for j, c in enumerate(conds)], num(NONE))
+        return first_true(conds, NONE)
 
     first_unknown = first(unknown)
     cols = {

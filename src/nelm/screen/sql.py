@@ -5,8 +5,13 @@ module parses each with sqlglot, renames its columns and renders the whole as on
 for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. Every value is
 a named column (an expression over the table's and other named columns);
 :class:`nelm.screen.sql_build.Pipeline` lays them out as a chain of CTEs by dependency
-depth, each CTE keeping only what something later reads. The CTEs are named after what
-they compute:
+depth, each column in the last CTE before its first reader, a column read by one other
+column only written into that one's expression, and each CTE keeping only what something
+later reads (each CTE is a step every row passes through, carrying its columns forward:
+the fewer, the faster). In PostgreSQL each CTE ends in ``OFFSET 0``, which keeps the
+planner from pulling it up into the next (see :func:`build_view`). The columns come in
+these groups (a CTE is named after its first column's group; placed by their readers, one
+CTE mixes several groups):
 
 - ``patients_…``: the engine's input columns from the table's (dotted field paths, quoted),
   with the filling-in of :func:`nelm.patient.flatten` (the sites list known only when it
@@ -154,11 +159,15 @@ def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "pos
     kb = load(guideline)
     query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select)
     if dialect == "postgres":
-        # PostgreSQL inlines CTEs into one expression tree hundreds of columns deep, which its
-        # planner cannot digest; MATERIALIZED keeps each layer a step of its own
+        # PostgreSQL would pull each CTE (read once) up into the next, substituting every
+        # column's expression wherever it is read: one expression tree hundreds of columns deep,
+        # each value computed as often as it is read, which its planner cannot digest. OFFSET 0
+        # keeps each layer a subquery of its own, computed once per row and passed up as it is
+        # (AS MATERIALIZED would do as much but write every layer's wide rows to a tuplestore,
+        # spilling to disk: 3-4 times slower)
         with_ = query.args.get("with_") or query.args["with"]
         for cte in with_.expressions:
-            cte.set("materialized", True)
+            cte.this.set("offset", exp.Offset(expression=num(0)))
     create = exp.Create(this=exp.to_table(view), kind="VIEW", expression=query)
     reads = {c.name for c in query.find_all(exp.Column) if c.table == TABLE}
     unknown = {n.meta[_UNKNOWN] for n in query.find_all(exp.Cast) if _UNKNOWN in n.meta}
@@ -246,8 +255,9 @@ def _node(column: str, nodes_sql: dict[str, str | list[str]], rename: Callable[[
 
 
 def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] = frozenset(),
-               bits: Callable[[str], int] | None = None) -> dict[str, exp.Expression]:
-    """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``."""
+               bits: Callable[[str], int] | None = None, guarded: bool = False) -> dict[str, exp.Expression]:
+    """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``
+    (``guarded``: only where the column is NULL, :func:`nelm.screen.plan_columns.mask_expr`)."""
     nodes_sql = _node_sql(kb)
     cols: dict[str, exp.Expression] = {}
     for batch in kb.nodes:
@@ -255,7 +265,7 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
             if node.column in needed:
                 cols[w.col(node.column)] = _node(node.column, nodes_sql, w.col)
             if node.column in masked:
-                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits)
+                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits, guarded)
     return cols
 
 
@@ -365,8 +375,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     # the facts as entered also give the requirement rules the leading option's conditions read,
     # with which missing checks each hangs on (plan_columns.has_conditions)
     cond_needed, check_bits = plan_columns.condition_inputs(kb)
-    pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits))
-    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb)))
+    # (each mask computed only where its column is unknown, the only place it is read)
+    pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits, guarded=True))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb), guarded=True))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
     pipe.add("plan", plan_columns.follow(kb, today))
 
@@ -397,7 +408,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     ok = is_null(q("refused"))
     out = ([("id", q("id"))] if id_column else []) + [("refused", q("refused"))]
     out += [(c, case((ok.copy(), by_name[c]))) for c in wanted]
-    return pipe.query(source, out)
+    # each column as late as its readers allow, those read once written into their reader:
+    # every CTE carries fewer columns forward (Pipeline.query)
+    return pipe.query(source, out, late=True, inline=True)
 
 
 def refused(facts: World) -> exp.Expression:
@@ -411,11 +424,13 @@ def refused(facts: World) -> exp.Expression:
     failing += [(c.id, known_true(paren(_parse(c.condition, facts.col)))) for c in checks()]
     # ', name' for each, written out with || (CONCAT_WS is NULL-strict in some dialects and
     # sqlglot guards it so), the leading ', ' cut off
-    pieces = [coalesce(case((cond, lit(f", {name}"))), lit("")) for name, cond in failing]
+    pieces = [coalesce(case((cond.copy(), lit(f", {name}"))), lit("")) for name, cond in failing]
     joined = pieces[0]
     for piece in pieces[1:]:
         joined = exp.DPipe(this=joined, expression=piece)
-    return exp.Nullif(this=exp.Substring(this=joined, start=num(3)), expression=lit(""))
+    # the text is put together only in a row failing something (each condition is TRUE or
+    # FALSE, never NULL): building it costs a string per check, in every row otherwise
+    return case((or_(*[cond for _, cond in failing]), exp.Substring(this=joined, start=num(3))))
 
 
 def field_refusals(facts: World) -> list[tuple[str, exp.Expression]]:

@@ -46,7 +46,13 @@ def paren(e: exp.Expression) -> exp.Paren:
     return exp.Paren(this=e)
 
 
+def _is_true(e: exp.Expression) -> bool:
+    return isinstance(e, exp.Boolean) and e.this is True
+
+
 def and_(*terms: exp.Expression) -> exp.Expression:
+    """Kleene AND; ``TRUE`` terms left out (``TRUE AND x`` is ``x``)."""
+    terms = tuple(e for e in terms if not _is_true(e)) or (exp.true(),)
     return paren(exp.and_(*terms)) if len(terms) > 1 else terms[0]
 
 
@@ -78,7 +84,21 @@ def lte(a: exp.Expression, b: exp.Expression) -> exp.Expression:
     return paren(exp.LTE(this=a, expression=b))
 
 
+def _never_null(e: exp.Expression) -> bool:
+    return isinstance(e, (exp.Literal, exp.Boolean))
+
+
 def coalesce(*args: exp.Expression) -> exp.Expression:
+    """``COALESCE``; leading ``CASE``s without ``ELSE`` whose results are never NULL
+    (literals) are merged into one ``CASE`` with the rest as its ``ELSE`` (the first
+    condition that holds gives its value either way; one node, not a node per argument)."""
+    k = 0
+    while (k < len(args) and isinstance(args[k], exp.Case) and args[k].args.get("default") is None
+           and all(_never_null(w.args["true"]) for w in args[k].args["ifs"])):
+        k += 1
+    if k > 1 or (k == 1 and len(args) > 1):
+        rest = coalesce(*args[k:]) if k < len(args) else None
+        return case(*[(w.this, w.args["true"]) for a in args[:k] for w in a.args["ifs"]], default=rest)
     return exp.func("COALESCE", *args) if len(args) > 1 else args[0]
 
 
@@ -92,6 +112,12 @@ def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression 
     for cond, then in whens:
         out = out.when(cond, then)
     return out.else_(default) if default is not None else out
+
+
+def first_true(conds: list[exp.Expression], none: int) -> exp.Expression:
+    """The index of the first condition certainly true (``none`` if none is): one ``CASE``,
+    which stops at the first, instead of ``LEAST`` over a ``CASE`` per condition."""
+    return case(*[(c, num(i)) for i, c in enumerate(conds)], default=num(none)) if conds else num(none)
 
 
 def known_true(e: exp.Expression) -> exp.Expression:
@@ -177,11 +203,15 @@ class Pipeline:
     """Named columns, each an expression over the table's columns and other named columns,
     laid out as a chain of CTEs.
 
-    Each column goes in the first CTE after everything it reads (so the chain is as short
-    as the longest chain of dependencies: Spark's analyzer resolves about one CTE per
-    iteration of a batch limited to 100), and a CTE carries forward only the columns
-    something later reads (PostgreSQL allows at most 1,664 columns in one select list, and
-    materializes every CTE). CTEs are named after the group of their first column.
+    The chain is as short as the longest chain of dependencies (Spark's analyzer resolves
+    about one CTE per iteration of a batch limited to 100). By default each column goes in
+    the first CTE after everything it reads; :meth:`query` can instead put it in the last
+    CTE before its first reader and write a column read by one other column only into that
+    one's expression (the SQL view does both): every CTE is a step the engine passes each
+    row through, copying the columns it carries forward, so the fewer it carries the faster
+    the view. A CTE carries forward only the columns something later reads (PostgreSQL also
+    allows at most 1,664 columns in one select list). CTEs are named after the group of
+    their first column.
     """
 
     def __init__(self) -> None:
@@ -217,12 +247,59 @@ class Pipeline:
                 groups.setdefault(level[n], []).append((n, e))
         return [groups[k] for k in sorted(groups)]
 
+    def _inlined(self, outputs: list[tuple[str, exp.Expression]]) -> dict[str, tuple[str, exp.Expression]]:
+        """The columns with each one read by one other column only written into it (see :meth:`query`)."""
+        cols = self.columns
+        uses: dict[str, dict[str, int]] = {}    # column -> reader -> how often it reads it
+        for n, (_, e) in cols.items():
+            for c in e.find_all(exp.Column):
+                if not c.table:
+                    by = uses.setdefault(c.name, {})
+                    by[n] = by.get(n, 0) + 1
+        out_reads = set().union(*(reads(e) for _, e in outputs))
+        host: dict[str, str] = {}     # an inlined column -> the column it is written into
+
+        def final(n: str) -> str:
+            while n in host:
+                n = host[n]
+            return n
+
+        for n in reversed(list(cols)):   # (readers first: a column's readers come after it)
+            if n in out_reads or any(c.table for c in cols[n][1].find_all(exp.Column)):
+                continue
+            into: dict[str, int] = {}
+            for r, k in uses.get(n, {}).items():
+                into[final(r)] = into.get(final(r), 0) + k
+            if len(into) == 1 and next(iter(into.values())) == 1:   # read once, by one column
+                host[n] = next(iter(into))
+
+        def expand(e: exp.Expression) -> exp.Expression:
+            e = e.copy()
+            for c in list(e.find_all(exp.Column)):
+                if not c.table and c.name in host:
+                    sub = paren(expand(cols[c.name][1]))
+                    if c is e:
+                        e = sub
+                    else:
+                        c.replace(sub)
+            return e
+
+        return {n: (g, expand(e) if any(d in host for d in reads(e)) else e)
+                for n, (g, e) in cols.items() if n not in host}
+
     def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
-              prune: int = 60) -> exp.Select:
+              prune: int = 60, late: bool = False, inline: bool = False) -> exp.Select:
         """The ``SELECT`` of ``outputs`` over ``source`` with the CTEs before it. A CTE
         reads its predecessor as ``*`` unless that would carry ``prune`` or more columns
-        nothing reads any more: then it names what it keeps."""
-        deps = {n: reads(e) for n, (_, e) in self.columns.items()}
+        nothing reads any more: then it names what it keeps.
+
+        ``late``: each column in the last CTE before its first reader, not the first after
+        what it reads (as deep a chain, fewer computed columns carried forward). ``inline``:
+        a column read by one other column only (and not reading the table) is written into
+        that one's expression instead of being a column of its own (computed as often: once),
+        which shortens the chain and what each CTE carries."""
+        columns = self._inlined(outputs) if inline else self.columns
+        deps = {n: reads(e) for n, (_, e) in columns.items()}
         needed: list[str] = []
         seen: set[str] = set()
         stack = sorted(set().union(*(reads(e) for _, e in outputs)))
@@ -232,12 +309,12 @@ class Pipeline:
                 continue
             seen.add(n)
             needed.append(n)
-            if n in self.columns:
+            if n in columns:
                 stack += sorted(deps[n])
         level: dict[str, int] = {}
 
         def level_of(n: str) -> int:   # 0: a column of the table
-            if n not in self.columns:
+            if n not in columns:
                 return 0
             if n not in level:       # (recursion as deep as the chain of dependencies, a few dozen)
                 level[n] = 1 + max((level_of(d) for d in deps[n]), default=0)
@@ -246,13 +323,36 @@ class Pipeline:
         for n in needed:
             level_of(n)
         depth = max(level.values(), default=0)
+        if late:
+            # each column as late as its readers allow (the chain as deep): a CTE then carries
+            # forward fewer computed columns; those reading the table stay in the first
+            readers: dict[str, list[str]] = {}
+            for n in needed:
+                if n in columns:
+                    for d in deps[n]:
+                        readers.setdefault(d, []).append(n)
+            out_reads = set().union(*(reads(e) for _, e in outputs))
+            late_level: dict[str, int] = {}
+
+            def late_of(n: str) -> int:
+                if n not in late_level:
+                    if any(c.table for c in columns[n][1].find_all(exp.Column)):
+                        late_level[n] = level[n]
+                    else:
+                        late_level[n] = min([late_of(r) - 1 for r in readers.get(n, ())]
+                                            + ([depth] if n in out_reads else []))
+                return late_level[n]
+
+            for n in level:
+                late_of(n)
+            level.update(late_level)
         last_use = {n: depth + 1 for n in set().union(*(reads(e) for _, e in outputs))}
         for n in needed:
-            if n in self.columns:
+            if n in columns:
                 for d in deps[n]:
                     last_use[d] = max(last_use.get(d, 0), level[n])
         by_level: dict[int, list[str]] = {}
-        for n in self.columns:          # definition order within a CTE
+        for n in columns:          # definition order within a CTE
             if n in level:
                 by_level.setdefault(level[n], []).append(n)
         ctes: list[tuple[str, exp.Select]] = []
@@ -262,16 +362,16 @@ class Pipeline:
         for lv in range(1, depth + 1):
             new = by_level.get(lv, [])
             carried = {n for n, last in last_use.items() if level_of(n) < lv < last}
-            if lv > 1 and any(c.table for n in new for c in self.columns[n][1].find_all(exp.Column)):
+            if lv > 1 and any(c.table for n in new for c in columns[n][1].find_all(exp.Column)):
                 raise ValueError(f"a column of level {lv} reads the table itself: {new}")
-            cols = [self.columns[n][1].as_(n, quoted=True) for n in new]
+            cols = [columns[n][1].as_(n, quoted=True) for n in new]
             if available is not None and len(available - carried) < prune:
                 select = exp.select(exp.Star(), *cols)
                 available |= set(new)
             else:
                 select = exp.select(*[q(c) for c in sorted(carried)], *cols)
                 available = carried | set(new)
-            group = self.columns[new[0]][0] if new else "step"
+            group = columns[new[0]][0] if new else "step"
             names[group] = names.get(group, 0) + 1
             name = f"{group}_{names[group]}"
             ctes.append((name, select.from_(previous.copy(), copy=False)))
