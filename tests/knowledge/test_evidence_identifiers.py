@@ -22,6 +22,17 @@ FLOOR = 59
 TARGET = 60
 
 
+def _identified(rid: str, *, doi: str | None, pmid: str | None, reference: str, authors: str | None = None):
+    """The record, with the identifiers and citation the page confirmed, checked at source level."""
+    r = R[rid]
+    assert (r.doi, r.pmid) == (doi, pmid)
+    assert r.verified == "source"
+    assert r.citation.reference == reference
+    if authors:
+        assert r.citation.authors.startswith(authors)
+    return r
+
+
 def test_bodei2015_kidney_identifiers():
     # PubMed mirror page for PMID 25273832 (47.251.13.51:8081/25273832): Eur J Nucl Med Mol Imaging
     # 2015 Jan;42(1):5-19, doi printed above the title "Long-term tolerability of PRRT in 807 patients with
@@ -79,11 +90,7 @@ def test_kwekkeboom2008_doi():
     # PMID: reference lists of NCI's PDQ pancreatic NET treatment summary (cancer.gov/types/pancreatic/hp/pnet-treatment-pdq)
     # as mirrored in GitHub gautamgauri/suchi-cancer-bot (suchi_phase1_pack/kb/en/02_nci_core/pdq/
     # types-pancreatic-hp-pnet-treatment-pdq.md): same authors, title, J Clin Oncol 26 (13): 2124-30, 2008, list_uids=18445841.
-    r = R["kwekkeboom2008"]
-    assert r.doi == "10.1200/JCO.2007.15.2553"
-    assert r.pmid == "18445841"
-    assert r.verified == "source"
-    assert r.citation.reference == "26(13):2124-2130"
+    r = _identified("kwekkeboom2008", doi="10.1200/JCO.2007.15.2553", pmid="18445841", reference="26(13):2124-2130")
     assert r.n == 310
     by = {(o.endpoint, o.value) for o in r.outcomes}
     assert {("complete_response", 2), ("partial_response", 28), ("ttp_median", 40), ("os_median", 46),
@@ -98,11 +105,7 @@ def test_modlin2003_pmid():
     # Kidd M: A 5-decade analysis of 13,715 carcinoid tumors. Cancer 97 (4): 934-59, 2003" with PubMed list_uids=12569593.
     # The figures were already checked against the abstract (UpToDate abstract page): 13,715 tumours, small intestine
     # 41.8 %, rectum 27.4 %, stomach 8.7 % of gut primaries.
-    r = R["modlin2003"]
-    assert r.pmid == "12569593"
-    assert r.doi is None
-    assert r.verified == "source"
-    assert r.citation.reference == "97(4):934-959"
+    r = _identified("modlin2003", doi=None, pmid="12569593", reference="97(4):934-959")
     assert r.citation.authors == "Modlin IM, Lye KD, Kidd M"
     assert r.n == 13715
     assert {o.value for o in r.outcomes if o.note and "abstract:" in o.note} == {42, 27, 9}
@@ -119,12 +122,8 @@ def test_sarmiento2003_pmid():
     # surgical-treatment-of-neuroendocrine-metastases-to-the-liver-a-pl): 170 patients, 1977-1998, major hepatectomy in
     # 91 (54 %), symptoms controlled in 104 of 108, symptom recurrence 59 % and tumour recurrence 84 % at 5 years,
     # survival 61 % at 5 and 35 % at 10 years. No DOI was shown on either page.
-    r = R["sarmiento2003"]
-    assert r.pmid == "12831921"
-    assert r.doi is None
-    assert r.verified == "source"
-    assert r.citation.reference == "197(1):29-37"
-    assert r.citation.authors.startswith("Sarmiento JM, Heywood G, Rubin J")
+    r = _identified("sarmiento2003", doi=None, pmid="12831921", reference="197(1):29-37",
+                    authors="Sarmiento JM, Heywood G, Rubin J")
     assert r.n == 170
     by = {(o.endpoint, o.value, o.time_point_months) for o in r.outcomes}
     assert {("symptom_control", 96, None), ("symptom_recurrence", 59, 60), ("recurrence", 84, 60),
@@ -145,12 +144,8 @@ def test_carcinoid_heart_disease_2017_doi():
     # which also gave the end page the record lacked. Title, full author list and first page were already confirmed on the
     # JACC abstract page (onlinejacc.org/content/69/10/1288). No PubMed id was shown. The record's criteria stay
     # attributed to the ENETS 2017 abstract and a 2019 review, as before.
-    r = R["carcinoid_heart_disease_2017"]
-    assert r.doi == "10.1016/j.jacc.2016.12.030"
-    assert r.pmid is None
-    assert r.verified == "source"
-    assert r.citation.reference == "69(10):1288-1304"
-    assert r.citation.authors.startswith("Davar J, Connolly HM, Caplin ME")
+    r = _identified("carcinoid_heart_disease_2017", doi="10.1016/j.jacc.2016.12.030", pmid=None,
+                    reference="69(10):1288-1304", authors="Davar J, Connolly HM, Caplin ME")
     assert r.outcomes == []
 
 
