@@ -146,3 +146,22 @@ def test_consistency_check_refuses_column_wise_exactly_what_the_model_refuses(ch
         hits += check in consistency.failing(flatten(validate_patient(doc, consistency=False)))
     # the grid straddles the check: some documents fail it, some do not
     assert 0 < hits < len(docs) or not fields, (check.id, hits, len(docs))
+
+
+def test_the_engine_frame_validation_hands_on_is_the_one_screening_builds():
+    """nelm screen assesses the engine frame the consistency checks read when no row is refused
+    (validate.checked): it is engine_frame of the typed rows, column for column; with a refused
+    row none is handed on."""
+    from nelm.screen import validate
+    from nelm.screen.flat import engine_frame
+    from nelm.screen.layout import complete, typed
+    from nelm.screen.synth import synthesize
+
+    frame = complete(synthesize(3000, seed=9, unknown_fraction=0.2).with_row_index("__row", offset=1))
+    found, engine = validate.checked(frame)
+    assert found == [] and engine is not None
+    assert engine.equals(engine_frame(typed(frame)), null_equal=True)
+    broken = frame.with_columns(pl.when(pl.col("__row") == 5).then(pl.lit(150.0)).otherwise(pl.col("pathology.ki67_percent"))
+                                .alias("pathology.ki67_percent"))
+    found, engine = validate.checked(broken)
+    assert found and engine is None

@@ -47,12 +47,13 @@ def status(col: str) -> pl.Expr:
     return pl.col(col).replace_strict(STATUS, default="unknown", return_dtype=pl.String)
 
 
-def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase,
-                 columns: list[str] | None = None) -> tuple[pl.DataFrame, int]:
+def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | None = None,
+                 patients: pl.DataFrame | None = None) -> tuple[pl.DataFrame, int]:
     """The output columns for typed layout rows (with ``__row``); and how many rows' plans
-    rest on assumed facts (planned per case, see :func:`certain_plans`)."""
+    rest on assumed facts (planned per case, see :func:`certain_plans`). ``patients``: the
+    rows' engine frame when the caller has it (``engine_frame(layout)``)."""
     columns = columns or output_columns(kb)
-    patients = engine_frame(layout)
+    patients = engine_frame(layout) if patients is None else patients
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
     plan_wanted = "plan.leading" in columns or "plan.status" in columns
     # facts as entered (classification, criteria) and, with verdicts, the option rules read

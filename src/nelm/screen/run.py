@@ -97,7 +97,8 @@ def _screen_batches(source: str | Path, fmt: str, batch_size: int, kb: Any, colu
     for raw in layout.batches(source, batch_size):
         frame, problems = layout.to_layout(raw, fmt)
         frame = layout.complete(frame)
-        problems += validate.problems(frame)
+        found, patients = validate.checked(frame)
+        problems += found
         bad = {p.row for p in problems}
         result.problems += problems
         result.rows += raw.height
@@ -105,7 +106,8 @@ def _screen_batches(source: str | Path, fmt: str, batch_size: int, kb: Any, colu
         if writer.key is None:
             writer.key = "id" if "id" in raw.columns else "row"
         if ok.height:
-            assessed, n_assumed = assess_batch(ok, kb, columns)
+            # every row valid: the engine frame the consistency checks read is the one to assess
+            assessed, n_assumed = assess_batch(ok, kb, columns, patients=None if bad else patients)
             result.assumed += n_assumed
             result.assessed += ok.height
             ident = ok.select(pl.col("id") if writer.key == "id" else pl.col("__row").cast(pl.Int64).alias("row"))

@@ -70,13 +70,21 @@ def _model_groups(model: type[BaseModel], prefix: str, groups: list[tuple[str, .
 
 def problems(frame: pl.DataFrame) -> list[RowProblem]:
     """Every refusal of every row of a layout frame (with ``__row``)."""
+    return checked(frame)[0]
+
+
+def checked(frame: pl.DataFrame) -> tuple[list[RowProblem], pl.DataFrame | None]:
+    """:func:`problems`, and, when no row is refused, the engine frame the consistency checks
+    read (``engine_frame(typed(frame))``): what ``nelm screen`` assesses next, not flattened
+    a second time."""
     out: list[RowProblem] = []
     for group in field_groups():
         present = [c for c in group if c in frame.columns]
         if not present:
             continue
         out += _group_problems(frame, present)
-    return out + consistency_problems(_refused_unknown(frame, out))
+    found, engine = _consistency(_refused_unknown(frame, out))
+    return out + found, (engine if not out and not found else None)
 
 
 def _refused_unknown(frame: pl.DataFrame, found: list[RowProblem]) -> pl.DataFrame:
@@ -111,15 +119,21 @@ def consistency_problems(frame: pl.DataFrame) -> list[RowProblem]:
     """The consistency checks of knowledge/consistency.yaml on layout rows whose fields are
     each valid (refused ones made unknown): (row, each field the check reads that the row
     gives, the check's message)."""
+    return _consistency(frame)[0]
+
+
+def _consistency(frame: pl.DataFrame) -> tuple[list[RowProblem], pl.DataFrame | None]:
+    """:func:`consistency_problems` and the engine frame they were read on."""
     from .. import consistency
     from .flat import engine_frame
     from .layout import complete, typed
 
     if frame.height == 0:
-        return []
+        return [], None
     lay = typed(complete(frame))
-    found = consistency.frame_refusals(engine_frame(lay), lay["__row"].to_list())
-    return [RowProblem(r, f, m) for r, f, m in found]
+    engine = engine_frame(lay)
+    found = consistency.frame_refusals(engine, lay["__row"].to_list())
+    return [RowProblem(r, f, m) for r, f, m in found], engine
 
 
 def _group_problems(frame: pl.DataFrame, cols: list[str]) -> list[RowProblem]:
