@@ -693,7 +693,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])
     conds = working[lead].get("conditions", []) if lead else []
-    checks = [_check_assumption(c, steps, working, kb) for c in conds]
+    checks = [_check_assumption(c, steps, kb) for c in conds]
     for b in branches:
         b.pop("_lead")
     status = "conditional" if assumptions or checks else "determined"
@@ -898,8 +898,7 @@ def _missing_defining(assessment: dict[str, Any]) -> list[str]:
 _OWN_CHECKS = {"prior_therapies"}
 
 
-def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], options: dict[str, dict[str, Any]],
-                      kb: KnowledgeBase) -> dict[str, Any]:
+def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: KnowledgeBase) -> dict[str, Any]:
     """An unknown pre-treatment check of the leading option, as a plan assumption. What would
     lead if the check fails is the plan's next option that does not hang on it as strictly
     (a performance status that rules out everolimus, ECOG 0-2, rules out sunitinib, ECOG 0-1,
@@ -939,9 +938,7 @@ def _strictness(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], float], dict[t
         texts: dict[tuple[str, str], float] = {}
         own: dict[tuple[str, str], float] = {}
         for opt in kb.options:
-            for r in opt.deciding + opt.caps:
-                if not r.requirement:
-                    continue
+            for _, r in opt.requirement_rules():
                 rules_out = r.cap is not None or r.verdict in ("not_recommended", "contraindicated")
                 rank = float(r.rank) if r.rank is not None else (-1.0 if rules_out else float("inf"))
                 for c in kb.checks:

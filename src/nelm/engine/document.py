@@ -647,9 +647,9 @@ def _requirement_rules(opt: OptionDef, decided_by: Rule | None) -> list[tuple[Ru
     what passing means (only those speak for a check: gates do), the strictest first: gates in
     gates.yaml's order (which lists, among the gates reading one check, the strictest first),
     then the option's own rules, so that a condition names the strictest requirement."""
-    deciding, caps, _ = _rule_columns(opt)
-    upto = next((i + 1 for i, (r, _) in enumerate(deciding) if r is decided_by), len(deciding))
-    got = [(r, col) for r, col in deciding[:upto] + caps if r.requirement]
+    deciding = opt.deciding
+    upto = next((i + 1 for i, r in enumerate(deciding) if r is decided_by), len(deciding))
+    got = [(r, rule_column(opt.id, r.id)) for i, r in opt.requirement_rules() if i is None or i < upto]
     return sorted(got, key=lambda rc: (rc[0].rank is None, rc[0].rank or 0))
 
 

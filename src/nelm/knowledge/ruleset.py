@@ -165,8 +165,21 @@ class OptionDef(_Record):
     def notes(self) -> list[Rule]:
         return self._split()[2]
 
+    def requirement_rules(self) -> list[tuple[int | None, Rule]]:
+        """(index among the deciding rules, None for a cap; rule) of the rules that say what
+        passing a pre-treatment check means (a ``requirement``: only those speak for a check),
+        deciding rules first, in order: what an option's conditions, the plan's columns and its
+        fallback for a failed check all read."""
+        got = _REQUIREMENTS.get(id(self))
+        if got is None or got[0] is not self.rules:
+            got = (self.rules, [(i, r) for i, r in enumerate(self.deciding) if r.requirement]
+                   + [(None, r) for r in self.caps if r.requirement])
+            _REQUIREMENTS[id(self)] = got
+        return got[1]
+
 
 _SPLIT: dict[int, tuple[list, tuple[list[Rule], list[Rule], list[Rule]]]] = {}
+_REQUIREMENTS: dict[int, tuple[list, list[tuple[int | None, Rule]]]] = {}
 
 
 class RulesFile(_Record):

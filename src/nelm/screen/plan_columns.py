@@ -326,17 +326,13 @@ def check_bits(kb: KnowledgeBase) -> dict[str, int]:
     return {f: 1 << i for i, f in enumerate(sorted({c.field for c in kb.checks}))}
 
 
-def _requirement_rules(kb: KnowledgeBase, oid: str) -> list[tuple[int | None, object]]:
-    """(index among the deciding rules, None for a cap; rule) of the option's rules that say
-    what passing a check means (``nelm.engine.document._requirement_rules``)."""
-    opt = next(o for o in kb.options if o.id == oid)
-    return ([(i, r) for i, r in enumerate(opt.deciding) if r.requirement]
-            + [(None, r) for r in opt.caps if r.requirement])
+def _option(kb: KnowledgeBase, oid: str):
+    return next(o for o in kb.options if o.id == oid)
 
 
 def condition_targets(kb: KnowledgeBase) -> list[str]:
     """The rule columns whose value on the facts as entered decides the leading option's conditions."""
-    return list(dict.fromkeys(rule_column(oid, r.id) for oid in now_options(kb) for _, r in _requirement_rules(kb, oid)))
+    return list(dict.fromkeys(rule_column(oid, r.id) for oid in now_options(kb) for _, r in _option(kb, oid).requirement_rules()))
 
 
 def has_conditions(kb: KnowledgeBase, today: World, facts: World, oid: str) -> exp.Expression | None:
@@ -346,7 +342,7 @@ def has_conditions(kb: KnowledgeBase, today: World, facts: World, oid: str) -> e
     hangs on is a check that rule speaks for. None: the option has no such rule."""
     bits = check_bits(kb)
     terms = []
-    for i, r in _requirement_rules(kb, oid):
+    for i, r in _option(kb, oid).requirement_rules():
         b = sum(bit for f, bit in bits.items() if r.requirement_for(f))
         if not b:
             continue
