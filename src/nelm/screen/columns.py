@@ -9,7 +9,6 @@ batch by :func:`nelm.engine.evaluate_frame` over the same compiled knowledge bas
 from __future__ import annotations
 
 import fnmatch
-import os
 from typing import Any
 
 import polars as pl
@@ -18,7 +17,7 @@ from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
 from .flat import engine_frame
 from . import plan_columns
-from .sql_build import Pipeline, World, reads
+from .sql_build import Pipeline, World, q, reads
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
 STATUS = {True: "met", False: "not_met"}
@@ -50,8 +49,8 @@ def status(col: str) -> pl.Expr:
 def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | None = None,
                  patients: pl.DataFrame | None = None) -> tuple[pl.DataFrame, int]:
     """The output columns for typed layout rows (with ``__row``); and how many rows' plans
-    rest on assumed facts (planned per case, see :func:`certain_plans`). ``patients``: the
-    rows' engine frame when the caller has it (``engine_frame(layout)``)."""
+    rest on assumed facts (settled by :mod:`nelm.screen.settle`, see :func:`certain_plans`).
+    ``patients``: the rows' engine frame when the caller has it (``engine_frame(layout)``)."""
     columns = columns or output_columns(kb)
     patients = engine_frame(layout) if patients is None else patients
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
@@ -76,17 +75,19 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
         lead, plan_status, rows = certain_plans(layout, patients, filled, kb)
         n_assumed = rows.len()
         if n_assumed:
-            per_case = _plans_per_case(layout[rows], kb)
-            lead = lead.scatter(rows, per_case["plan.leading"])
-            plan_status = plan_status.scatter(rows, per_case["plan.status"])
+            from .settle import settle_plans
+
+            rest = settle_plans(layout[rows], kb)
+            lead = lead.scatter(rows, rest["plan.leading"])
+            plan_status = plan_status.scatter(rows, rest["plan.status"])
         result = result.with_columns(lead, plan_status)
     return result.select(columns), n_assumed
 
 
 def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase
                   ) -> tuple[pl.Series, pl.Series, pl.Series]:
-    """``plan.leading`` and ``plan.status`` where they follow column-wise, and the rows left
-    to the per-case planner.
+    """``plan.leading`` and ``plan.status`` where they follow from one evaluation, and the rows
+    left to :mod:`nelm.screen.settle` (NULL in both here).
 
     The columns are :mod:`nelm.screen.plan_columns`' definition, the one the SQL view runs,
     computed here by Polars over ``filled`` (the patients evaluated with unknown pre-treatment
@@ -94,7 +95,8 @@ def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataF
     requirement rules the leading option's conditions read are evaluated): a plan is settled
     column-wise when no missing fact could change its lead (``determined``, or ``conditional``
     on the leading option's unknown checks). Every other row rests on assumptions (contract
-    v3) and is planned per case."""
+    v3) or has no plan: :func:`nelm.screen.settle.settle_plans` settles it from the same
+    columns with facts filled in."""
     levels, outputs, raw = _plan_program(kb)
     lf = filled.lazy().with_columns([patients[c].alias(_RAW + c) for c in raw])
     for group in levels:
@@ -139,58 +141,15 @@ def _plan_sql(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[tupl
     cond_needed, check_bits = plan_columns.condition_inputs(kb)
     pipe.add("facts", evaluation(kb, facts, cond_needed, cond_needed, check_bits))
     leading, status = plan_columns.settled(kb, today, facts)
-    outputs = [("plan.leading", leading), ("plan.status", status)]
+    # the plan as settled where nothing is assumed; and, for the rows it leaves open, what
+    # nelm.screen.settle reads: the pathway followed, its lead and the facts that block it
+    outputs = [("plan.leading", leading), ("plan.status", status), ("plan.followed", q(today.plan("followed"))),
+               ("plan.candidate", q(today.plan("lead"))), ("plan.missing", q(today.plan("missing")))]
     groups = pipe.levels(outputs)
     read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
     raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))
     text = lambda e: e.sql(dialect="postgres")  # noqa: E731
     return ([[(n, text(e)) for n, e in group] for group in groups], [(n, text(e)) for n, e in outputs], raw)
-
-
-# Per-case plans are spread over the machine's cores from this many rows on (below it, starting
-# the workers, each loading nelm and the knowledge base, costs more than it saves).
-PARALLEL_FROM = 2000
-
-
-def _plans_per_case(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
-    """The plans resting on assumed facts or unknown checks: each patient through the same
-    planner and decision as ``nelm assess`` (``nelm.assessment.plan_status_of``: status and lead
-    without the plan's document), on every core when there are many."""
-    from .layout import row_document
-
-    docs = [row_document(row) for row in layout.drop("__row").iter_rows(named=True)]
-    workers = min(os.cpu_count() or 1, 8)
-    if len(docs) >= PARALLEL_FROM and workers > 1 and _loadable(kb):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        size = -(-len(docs) // (workers * 4))
-        chunks = [docs[i:i + size] for i in range(0, len(docs), size)]
-        # forkserver, not fork: a forked copy of a process running Polars' thread pool can hang
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-            results = [r for part in pool.map(_statuses, chunks, [kb.guideline] * len(chunks)) for r in part]
-    else:
-        results = _statuses(docs, kb.guideline, kb)
-    return pl.DataFrame({"plan.leading": [lead for _, lead in results], "plan.status": [st for st, _ in results]},
-                        schema={"plan.leading": pl.String, "plan.status": pl.String})
-
-
-def _loadable(kb: KnowledgeBase) -> bool:
-    """Can a worker load this very knowledge base by its guideline's name (not one built elsewhere)?"""
-    from ..knowledge import load
-
-    return load(kb.guideline).sha256 == kb.sha256
-
-
-def _statuses(docs: list[dict[str, Any]], guideline: str | None, kb: KnowledgeBase | None = None
-              ) -> list[tuple[str, str | None]]:
-    """(status, leading option) of each patient document (a worker's share)."""
-    from ..assessment import plan_status_of
-    from ..knowledge import load
-    from ..patient import validate_patient
-
-    kb = kb or load(guideline)
-    return [plan_status_of(validate_patient(doc), kb) for doc in docs]
 
 
 def plan_leading(plan: dict[str, Any]) -> str | None:

@@ -16,9 +16,9 @@ tests hold the columns equal to it on every row.
    ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
    ``jA`` when ``jA < jB``, else the first ``b_j`` up to ``s`` (the fallback), and the
    pathways read while still unknown are the ``u_j`` with ``j < s``.
-2. **uncertainty**: which kinds of missing facts the leading option hangs on, as one bit
-   mask per computed column (``missing__<column>``: bit 0 a missing fact that is not a
-   pre-treatment check), ORed along the dependency graph exactly as
+2. **uncertainty**: which missing facts the leading option hangs on, as one bit mask per
+   computed column (``missing__<column>``: a bit per contract field, ``FIELD_BIT``; a
+   pre-treatment check filled with its passing value sets none), ORed along the dependency graph exactly as
    :func:`nelm.knowledge.input_roots` walks it (:func:`mask_expr`); then the unknown pathways
    read before the one followed and the first-step candidates still undetermined that could
    outrank the leading option (``nelm.plan._blocking``).
@@ -27,8 +27,8 @@ tests hold the columns equal to it on every row.
    pre-treatment check still unknown (its *conditions*, :func:`has_conditions`: a gate's
    requirement read before the rule that decides it, or a cap, unknown on the facts as entered
    because of a missing check), else ``determined``. A plan that rests on facts a board may
-   assume (contract v3: working plan and branches) is left NULL; ``nelm screen`` and
-   ``nelm assess`` plan it per case.
+   assume (contract v3: working plan and branches) is left NULL here; ``nelm screen`` settles
+   it from these columns' missing-facts bits (:mod:`nelm.screen.settle`).
 """
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ from .sql_build import (World, and_, bit_or, case, coalesce, eq, first_true, has
                         lte, not_, not_null, num, or_, q)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
-NOT_CHECK = 1   # bit 0 of a missing-facts mask
+# a bit per contract field in a missing-facts mask: which missing facts could change the lead
+# (the plan assumes some of them: nelm.screen.settle reads the bits)
+FIELDS = tuple(sorted(set(COLUMN_FIELDS.values())))
+FIELD_BIT = {f: 1 << i for i, f in enumerate(FIELDS)}
+ANY_FIELD = (1 << len(FIELDS)) - 1
 
 
 def trial_last(step) -> list[tuple[int, str, str, str | None]]:
@@ -109,9 +113,10 @@ def first_rule(w: World, opt) -> exp.Expression:
 
 
 def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
-    """The bits a missing field sets in a mask: bit 0 (a check filled with its passing value is
-    not NULL in the world read, so only the checks left unknown set it; nelm.plan._blocking)."""
-    return lambda field: NOT_CHECK
+    """The bit a missing field sets in a mask: its own (``FIELD_BIT``; a check filled with its
+    passing value is not NULL in the world read, so only the checks left unknown set theirs:
+    nelm.plan._blocking)."""
+    return FIELD_BIT.__getitem__
 
 
 def mask_targets(kb: KnowledgeBase) -> list[str]:
@@ -136,7 +141,8 @@ def mask_expr(kb: KnowledgeBase, w: World, column: str, bits: Callable[[str], in
                 by_bits.setdefault(b, []).append(is_null(q(w.col(r))))
         else:
             terms.append(case((is_null(q(w.col(r))), q(w.mask(r))), default=num(0)))
-    mask = bit_or([case((or_(*nulls), num(b)), default=num(0)) for b, nulls in by_bits.items()] + terms)
+    # (a bit typed BIGINT: the fields' bits go past 32 bits, and an executor may type a small literal narrower)
+    mask = bit_or([case((or_(*nulls), exp.cast(num(b), "BIGINT")), default=num(0)) for b, nulls in by_bits.items()] + terms)
     return case((is_null(q(w.col(column))), mask)) if guarded else mask
 
 
@@ -207,7 +213,8 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     for j, pw in enumerate(pws):
         cols[P(f"lead{j}")], cols[P(f"rank{j}")] = _pathway_lead(w, pw)
     cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
-                 [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P)
+                 [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P,
+                 [could_offer(w, pw) for pw in pws])
     # the pathway followed for the option it offers (written out: one CTE fewer than reading P("result"))
     # (one CASE: the conditions exclude one another)
     result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
@@ -245,11 +252,19 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     for j, pw in enumerate(pws):
         lr, lp = q(P(f"lr{j}")), q(P(f"lp{j}"))
         outranking = []
-        for p, (oid, cond) in enumerate(_options(pw.steps[0])):
+        step0 = _options(pw.steps[0])
+        for p, (oid, cond) in enumerate(step0):
             better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
                            or_(lt(num(rank), lr), and_(eq(num(rank), lr), lt(num(p), lp))))
                       for rank, v in enumerate(NOW)]
-            outranks = and_(_in_step(w, pw, 0, oid, cond, unknown=True), several_possible(w, oid), or_(*better))
+            # the leading option does not outrank itself; a trial outranks an established leading
+            # option only where no other established option of the step is left (nelm.plan._now_key)
+            not_lead = or_(is_null(lead.copy()), not_(eq(lead.copy(), lit(oid))))
+            outranks = and_(_in_step(w, pw, 0, oid, cond, unknown=True), not_lead, several_possible(w, oid), or_(*better))
+            if oid == TRIAL:
+                others = [and_(_in_step(w, pw, 0, o, c, unknown=True), not_(eq(lead.copy(), lit(o))))
+                          for o, c in step0 if o != TRIAL]
+                outranks = and_(outranks, or_(is_null(lead.copy()), not_(or_(*others)) if others else exp.true()))
             outranking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
         if outranking:
             by_followed.append((eq(fol.copy(), num(j)), bit_or(outranking)))
@@ -274,16 +289,33 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     return cols
 
 
-def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str]
-         ) -> dict[str, exp.Expression]:
+def could_offer(w: World, pw) -> exp.Expression:
+    """An unknown pathway could still lead with something today (``nelm.plan._could_offer``): a
+    ``now`` candidate whose step and own condition are not certainly false and that may still
+    be preferred or reasonable. One that could not is passed over by the walk."""
+    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
+    terms = []
+    for i, step in now_steps(pw):
+        applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
+        for oid, cond in _options(step):
+            terms.append(and_(applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
+                              has_bits(q(w.possible(oid)), now_bits)))
+    return or_(*terms) if terms else exp.false()
+
+
+def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str],
+         could: list[exp.Expression] | None = None) -> dict[str, exp.Expression]:
     """``nelm.plan.follow``'s walk through the pathways in closed form (module docstring):
     ``pathways[j]`` is pathway j's condition (NULL: unknown), ``offers[j]`` whether it has an
     option for today. Columns ``name("result")`` (the pathway followed because it offers an
     option), ``name("followed")`` (that, else the fallback: the first that holds and offers
     nothing, up to where the walk stops) and ``name("unknown<j>")`` (pathway j was read while
-    unknown), with the first-index columns they are computed from."""
+    unknown), with the first-index columns they are computed from. ``could[j]``: an unknown
+    pathway j could still offer something (:func:`could_offer`); one that could not does not
+    count as unknown (none given: every unknown pathway counts)."""
     holds = [known_true(p) for p in pathways]
-    unknown = [is_null(p.copy()) for p in pathways]
+    # (an unknown pathway that ``could`` not offer anything is passed over as if it did not hold)
+    unknown = [is_null(p.copy()) if could is None else and_(is_null(p.copy()), c) for p, c in zip(pathways, could or pathways)]
 
     def first(conds: list[exp.Expression]) -> exp.Expression:
         return first_true(conds, NONE)
@@ -305,7 +337,7 @@ def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Cal
 
 def certain(w: World) -> exp.Expression:
     """A pathway is followed and no missing fact (checks aside) could change its lead."""
-    return and_(not_null(q(w.plan("followed"))), not_(has_bits(q(w.plan("missing")), NOT_CHECK)))
+    return and_(not_null(q(w.plan("followed"))), not_(has_bits(q(w.plan("missing")), ANY_FIELD)))
 
 
 def settled(kb: KnowledgeBase, today: World, facts: World) -> tuple[exp.Expression, exp.Expression]:

@@ -35,7 +35,8 @@ CTE mixes several groups):
   them column-wise — the pathway followed, its leading option, whether a missing fact could
   change it, and whether the leading option relies on an unknown pre-treatment check
   (``conditional``). A plan resting on assumed facts (contract v3: working plan and
-  branches) is NULL in both columns; ``nelm screen`` and ``nelm assess`` plan it per case.
+  branches) is NULL in both columns; ``nelm screen`` settles it in rounds of filled-in
+  facts (:mod:`nelm.screen.settle`), ``nelm assess`` per case.
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
@@ -382,8 +383,8 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     pipe.add("plan", plan_columns.follow(kb, today))
 
     # the plan where it rests on nothing assumed (determined, or conditional on the leading
-    # option's unknown checks); NULL where it rests on assumed facts (contract v3): their
-    # branches need the per-case planner (nelm screen, nelm assess)
+    # option's unknown checks); NULL where it rests on assumed facts (contract v3): settling
+    # them takes rounds of filled-in facts (nelm.screen.settle), which the view does not run
     leading, plan_status = plan_columns.settled(kb, today, facts)
 
     # the patient model's consistency checks (knowledge/consistency.yaml), the same SQL conditions

@@ -1,0 +1,284 @@
+"""Plans resting on assumed facts, settled for a whole table at once (``nelm screen``).
+
+Where a missing fact could change the plan's lead, the one-patient planner
+(:class:`nelm.plan._Planner`, ``settle`` and :func:`nelm.plan.plan_summary`) fills in the
+blocking facts that ``pathways.yaml`` lets a plan assume, evaluates the patient again, and
+repeats (at most ``nelm.plan.ROUNDS`` times); the plan is then ``conditional`` if some other
+value of an assumed fact, settled the same way, leads elsewhere (or does not settle), or if
+the leading option relies on an unknown pre-treatment check, else ``determined``; a lead
+still blocked leaves it ``undetermined``.
+
+This module takes the same steps for every open row at once, each step column-wise:
+
+- the evaluation of a *world* (a row with some facts filled in) is
+  :func:`nelm.engine.evaluate_both_passes` and :mod:`nelm.screen.plan_columns`' program, the
+  columns the SQL view computes: the pathway followed, its lead, the facts that could change
+  it (a bit per contract field), and the plan's status where nothing blocks it;
+- the facts filled in are Polars expressions on the layout (each assumption record's value,
+  and the facts that follow from it where the record leaves them unknown), so the engine's
+  columns are derived from them exactly as from a patient's own facts
+  (:func:`nelm.screen.flat.engine_frame`);
+- a filled-in record must stay consistent: the model's consistency checks
+  (``consistency.yaml``) run column-wise, and a prior therapy's months to progression
+  contradict a filled-in outcome other than progression (``nelm.plan._as_set``).
+
+Where the filled-in facts together contradict the record, the planner fills them one at a
+time, each record that is for the patient in turn; so does :func:`_one_at_a_time`, one
+field after another, for all such rows at once. tests/screen/test_settle.py holds the
+result equal to the per-case planner's.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from ..engine import evaluate_both_passes
+from ..knowledge import KnowledgeBase, assumption_column
+from ..plan import ROUNDS
+from .flat import engine_frame
+from .layout import PRIOR, SCHEMA
+from .plan_columns import FIELD_BIT
+
+COURSE = FIELD_BIT["course.status"]
+HISTORY = FIELD_BIT["prior_therapies"]
+_W = "__w"                      # a world's number
+_BASE = "__base"                # the row of the table the world is of
+_FIXED = "__fixed"              # the facts filled in so far (field bits): never assumed again
+_ASSUMED = "__assumed"          # the assumption records used (a bit per record)
+_RESTAGING = "__restaging"      # a therapy still given whose outcome the next restaging decides
+_KNOWN = "__known"              # the fields the record itself gives (field bits)
+_INTERNAL = (_W, _BASE, _FIXED, _ASSUMED, _RESTAGING, _KNOWN)
+
+
+def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """``plan.leading`` and ``plan.status`` of typed layout rows (with ``__row``), as
+    ``nelm.assessment.plan_status_of`` gives them."""
+    n = layout.height
+    base = _base(layout)
+    work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb).sort(_W)
+    # each other value of each assumed fact, settled from the record as it is (nelm.plan._other_values):
+    # one that does not settle, or leads elsewhere, makes the plan conditional
+    seeds = _alternatives(base, work.filter(pl.col("settled")), kb)
+    differs = pl.Series([False] * n)
+    if seeds.height:
+        alt = _run(seeds.drop("__lead"), kb).join(seeds.select(_W, _BASE, "__lead"), on=_W)
+        per_row = alt.group_by(_BASE).agg(
+            differs=(~(pl.col("settled") & pl.col("lead").eq_missing(pl.col("__lead")))).any())
+        marks = pl.DataFrame({_BASE: pl.int_range(0, n, dtype=pl.Int64, eager=True)}).join(per_row, on=_BASE, how="left")
+        differs = marks.sort(_BASE)["differs"].fill_null(False)
+    return pl.DataFrame({"settled": work["settled"], "lead": work["lead"], "status": work["status"], "differs": differs}).select(
+        pl.when(pl.col("settled")).then(pl.col("lead")).alias("plan.leading"),
+        pl.when(~pl.col("settled")).then(pl.lit("undetermined"))
+          .when(pl.col("differs")).then(pl.lit("conditional")).otherwise(pl.col("status")).alias("plan.status"))
+
+
+def _base(layout: pl.DataFrame) -> pl.DataFrame:
+    """The rows as worlds with nothing filled in, with what the planner reads of the record itself."""
+    history = pl.col(PRIOR)
+    ongoing_unknown = history.list.eval((pl.element().struct.field("outcome").is_null()
+                                         & pl.element().struct.field("ongoing").fill_null(False))).list.any()
+    known = [pl.when(pl.col(f).is_not_null()).then(pl.lit(FIELD_BIT[f])).otherwise(pl.lit(0)) for f in _also_fields()]
+    return layout.with_columns(
+        pl.int_range(0, layout.height, dtype=pl.Int64).alias(_BASE),
+        pl.lit(0, dtype=pl.Int64).alias(_FIXED),
+        pl.lit(0, dtype=pl.Int64).alias(_ASSUMED),
+        (pl.col("course.status").is_null() & ongoing_unknown.fill_null(False)).alias(_RESTAGING),
+        (pl.sum_horizontal(known) if known else pl.lit(0)).cast(pl.Int64).alias(_KNOWN),
+    )
+
+
+def _also_fields() -> list[str]:
+    from ..knowledge import load
+
+    return sorted({f for a in load().assumptions for f in [*a.also, *a.also_if_not]} & set(FIELD_BIT))
+
+
+def _run(worlds: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """``_Planner.settle`` for every world: each world's ``settled`` (a pathway followed and
+    nothing blocking its lead), ``lead``, ``status`` (of the settled plan: determined, or
+    conditional on the lead's unknown checks) and ``assumed`` records."""
+    records = list(enumerate(kb.assumptions))
+    by_field: dict[str, list[tuple[int, Any]]] = {}
+    for i, a in records:
+        by_field.setdefault(a.field, []).append((i, a))
+    done: list[pl.DataFrame] = []
+    open_ = worlds
+    engine = engine_frame(_layout(open_)) if open_.height else None
+    for round_ in range(ROUNDS + 1):
+        if open_.height == 0:
+            break
+        ev = _evaluate(engine, kb)
+        st = open_.select(_INTERNAL).hstack(ev)
+        blocking = pl.col("plan.missing") | pl.when(
+            ((pl.col("plan.missing") & HISTORY) != 0) & pl.col(_RESTAGING) & ((pl.col(_FIXED) & COURSE) == 0)
+        ).then(pl.lit(COURSE)).otherwise(pl.lit(0))
+        st = st.with_columns(blocking.alias("__blocking"))
+        settled = pl.col("plan.followed").is_not_null() & (pl.col("__blocking") == 0)
+        # each blocking fact not filled in yet: the first of its records that is for this patient
+        choices, usable = [], []
+        for field in sorted(by_field):
+            bit = FIELD_BIT[field]
+            wanted = ((pl.col("__blocking") & bit) != 0) & ((pl.col(_FIXED) & bit) == 0)
+            pick = pl.lit(None, dtype=pl.Int64)
+            for i, a in reversed(by_field[field]):
+                applies = pl.lit(True) if not a.when else pl.col(assumption_column(i)).fill_null(False)
+                pick = pl.when(applies).then(pl.lit(i, dtype=pl.Int64)).otherwise(pick)
+                usable.append((wanted & applies).alias(f"__usable__{i}"))
+            choices.append(pl.when(wanted).then(pick).alias(f"__pick__{field}"))
+        st = st.with_columns(settled.alias("settled"), *choices, *usable)
+        picks = [f"__pick__{f}" for f in sorted(by_field)]
+        last = round_ == ROUNDS
+        finished = st.select(pl.col("settled") | pl.all_horizontal(pl.col(p).is_null() for p in picks) | pl.lit(last)
+                             ).to_series()
+        done.append(_finished(st.filter(finished)))
+        rest = st.filter(~finished)
+        if rest.height == 0:
+            break
+        # (st is open_'s rows in order: the same filter keeps the same worlds)
+        before = open_.filter(~finished)
+        trial = _fill(before.hstack(rest.select(picks)), by_field)
+        engine = engine_frame(_layout(trial))
+        ok = _consistent(trial, engine)
+        if not ok.all():
+            # together they contradict the record: one fact at a time, each record that is for the
+            # patient in turn (the planner's second way); a world that takes none is done
+            usable_cols = [f"__usable__{i}" for i, _ in records if f"__usable__{i}" in rest.columns]
+            grown, took = _one_at_a_time(before.filter(~ok).hstack(rest.filter(~ok).select(usable_cols)), by_field)
+            done.append(_finished(rest.filter(~ok).filter(~took)))
+            grown = grown.filter(took)
+            trial = trial.drop(picks)
+            trial = pl.concat([trial.filter(ok), grown.select(trial.columns)], how="vertical_relaxed")
+            engine = pl.concat([engine.filter(ok), engine_frame(_layout(grown))], how="vertical_relaxed")
+        else:
+            trial = trial.drop(picks)
+        open_ = trial
+    return pl.concat(done, how="vertical_relaxed") if done else pl.DataFrame(
+        schema={_W: pl.Int64, "settled": pl.Boolean, "lead": pl.String, "status": pl.String, "assumed": pl.Int64})
+
+
+def _finished(st: pl.DataFrame) -> pl.DataFrame:
+    return st.select(_W, pl.col("settled"), pl.col("plan.candidate").alias("lead"),
+                     pl.col("plan.status").alias("status"), pl.col(_ASSUMED).alias("assumed"))
+
+
+def _layout(worlds: pl.DataFrame) -> pl.DataFrame:
+    """A world's layout row (what engine_frame reads; ``__row`` numbers the worlds)."""
+    return worlds.select(pl.col(_W).alias("__row"), *[c for c in SCHEMA if c in worlds.columns])
+
+
+def _evaluate(engine: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The plan program's outputs and the assumption records' conditions, one row per world."""
+    from .columns import _RAW, _FLAT, _plan_program
+
+    levels, outputs, raw = _plan_program(kb)
+    _, filled = evaluate_both_passes(engine, kb)
+    lf = filled.lazy().with_columns([engine[c].alias(_RAW + c) for c in raw])
+    for group in levels:
+        lf = lf.with_columns(group)
+    conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when]
+    return lf.select(*outputs, *conditions).collect(optimizations=_FLAT)
+
+
+def _value(field: str, value: Any) -> pl.Expr:
+    return pl.lit(value, dtype=SCHEMA[field])
+
+
+def _set(field: str, value: Any, where: pl.Expr) -> list[pl.Expr]:
+    """``field`` set to ``value`` where ``where`` holds; ``prior_therapies`` given as an outcome
+    fills in the unrecorded outcome of each therapy no longer given (nelm.plan._history)."""
+    if field == PRIOR:
+        unrecorded = pl.element().struct.field("outcome").is_null() & ~pl.element().struct.field("ongoing").fill_null(False)
+        filled = pl.col(PRIOR).list.eval(pl.element().struct.with_fields(
+            pl.when(unrecorded).then(pl.lit(value)).otherwise(pl.element().struct.field("outcome")).alias("outcome")))
+        return [pl.when(where).then(filled).otherwise(pl.col(PRIOR)).alias(PRIOR)]
+    return [pl.when(where).then(_value(field, value)).otherwise(pl.col(field)).alias(field)]
+
+
+def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> tuple[pl.DataFrame, pl.Series]:
+    """Each blocking fact in the fields' order, each of its records that is for the patient
+    (``__usable__<i>``) in the knowledge base's order: the first that keeps the record
+    consistent is filled in. The worlds so grown, and which of them took any."""
+    cur = worlds.with_row_index("__i")
+    took = pl.Series("took", [False] * cur.height)
+    for field in sorted(by_field):
+        accepted = pl.Series([False] * cur.height)
+        for i, _ in by_field[field]:
+            col = f"__usable__{i}"
+            if col not in cur.columns:
+                continue
+            candidates = (cur[col].fill_null(False) & ~accepted)
+            if not candidates.any():
+                continue
+            sub = cur.filter(candidates)
+            picks = [pl.lit(i if f == field else None, dtype=pl.Int64).alias(f"__pick__{f}") for f in sorted(by_field)]
+            more = _fill(sub.with_columns(picks), by_field).drop([f"__pick__{f}" for f in sorted(by_field)])
+            ok = _consistent(more, engine_frame(_layout(more)))
+            if not ok.any():
+                continue
+            kept = more.filter(ok)
+            hit = cur["__i"].is_in(kept["__i"].implode())
+            cur = pl.concat([cur.filter(~hit), kept.select(cur.columns)], how="vertical_relaxed").sort("__i")
+            accepted = accepted | hit
+            took = took | hit
+    return cur.drop("__i"), took
+
+
+def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> pl.DataFrame:
+    """Each world with its picked records' assumed values (and the facts that follow from
+    them where the record leaves them unknown) filled in, field by field in order, as
+    ``trial |= filled(...)`` does."""
+    lf = worlds.lazy()
+    for field in sorted(by_field):
+        pick = pl.col(f"__pick__{field}")
+        for i, a in by_field[field]:
+            chosen = (pick == i).fill_null(False)
+            lf = lf.with_columns(_set(field, a.assumed, chosen))
+            lf = lf.with_columns((pl.col(_FIXED) | pl.when(chosen).then(pl.lit(FIELD_BIT[field])).otherwise(0)).alias(_FIXED),
+                                 (pl.col(_ASSUMED) | pl.when(chosen).then(pl.lit(1 << i)).otherwise(0)).alias(_ASSUMED))
+            for f, v in a.also.items():
+                unknown = chosen & ((pl.col(_KNOWN) & FIELD_BIT[f]) == 0)
+                lf = lf.with_columns(_set(f, v, unknown))
+                lf = lf.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
+    return lf.collect()
+
+
+def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
+    """Does each world's record stay consistent with what is filled in (``_Planner.completed``):
+    every consistency check passes, and no therapy with months to progression has a filled-in
+    outcome other than progression."""
+    from ..consistency import frame_failing
+
+    flags = frame_failing(engine)
+    fails = flags.select(pl.any_horizontal(pl.all()).fill_null(False).alias("x"))["x"] if flags.width else pl.Series([False] * worlds.height)
+    months = worlds.select(pl.col(PRIOR).list.eval(
+        pl.element().struct.field("months_to_progression").is_not_null()
+        & ~pl.element().struct.field("outcome").is_in(["progression"]).fill_null(True)).list.any().fill_null(False).alias("x"))["x"]
+    return ~(fails | months)
+
+
+def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The worlds of each other value of each fact a settled plan assumed: the record with
+    that value (and, for the first other value, the facts that follow from it where unknown)
+    filled in; ``__lead`` the working plan's lead. Worlds the record contradicts are dropped
+    (the planner skips them)."""
+    parts = []
+    for i, a in enumerate(kb.assumptions):
+        used = work.filter((pl.col("assumed") & (1 << i)) != 0).select(pl.col(_W).alias(_BASE), pl.col("lead").alias("__lead"))
+        if used.height == 0:
+            continue
+        rows = base.join(used, on=_BASE)
+        for k, value in enumerate([a.alternative, *a.also_alternatives]):
+            world = rows.with_columns(_set(a.field, value, pl.lit(True)))
+            world = world.with_columns(pl.lit(FIELD_BIT[a.field], dtype=pl.Int64).alias(_FIXED))
+            for f, v in (a.also_if_not if k == 0 else {}).items():
+                unknown = (pl.col(_KNOWN) & FIELD_BIT[f]) == 0
+                world = world.with_columns(_set(f, v, unknown))
+                world = world.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
+            parts.append(world)
+    if not parts:
+        return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W), pl.lit(None, dtype=pl.String).alias("__lead"))
+    seeds = pl.concat(parts, how="vertical_relaxed")
+    seeds = seeds.with_columns(pl.int_range(0, seeds.height, dtype=pl.Int64).alias(_W))
+    ok = _consistent(seeds, engine_frame(_layout(seeds)))
+    return seeds.filter(ok)

@@ -1,0 +1,65 @@
+"""Plans resting on assumed facts, settled column-wise (nelm.screen.settle), equal the
+per-case planner's (nelm.assessment.plan_status_of) on every row, not a sample.
+
+The rows are those one evaluation leaves open (certain_plans: status NULL): plans resting
+on assumptions, plans blocked by a fact no record lets a plan assume, and rows with no
+pathway. Sparse tables reach every branch of the settling: several rounds, the facts that
+follow from an assumed one, the other values of an assumed fact, a therapy's unrecorded
+outcome, and filled-in facts that together contradict the record (filled one at a time).
+"""
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from nelm.assessment import plan_status_of
+from nelm.engine import evaluate_both_passes
+from nelm.knowledge import load
+from nelm.patient import validate_patient
+from nelm.screen import settle
+from nelm.screen.columns import certain_plans
+from nelm.screen.flat import engine_frame
+from nelm.screen.layout import row_document
+from nelm.screen.synth import synthesize
+
+
+def _open_rows(n: int, seed: int, unknown: float) -> pl.DataFrame:
+    kb = load()
+    lay = synthesize(n, seed=seed, unknown_fraction=unknown).with_row_index("__row", offset=1)
+    eng = engine_frame(lay)
+    _, _, rows = certain_plans(lay, eng, evaluate_both_passes(eng, kb)[1], kb)
+    return lay[rows]
+
+
+@pytest.mark.parametrize("seed,unknown", [(21, 0.15), (22, 0.35)])
+def test_settled_column_wise_equals_per_case_on_every_row(seed, unknown, monkeypatch):
+    kb = load()
+    rows = _open_rows(700, seed, unknown)
+    one_at_a_time = []
+    real = settle._one_at_a_time
+    monkeypatch.setattr(settle, "_one_at_a_time", lambda w, f: one_at_a_time.append(w.height) or real(w, f))
+    got = settle.settle_plans(rows, kb)
+    assert got.height == rows.height > 150
+    statuses = set(got["plan.status"].to_list())
+    assert {"conditional", "determined"} <= statuses, statuses
+    if unknown > 0.3:
+        assert "undetermined" in statuses and sum(one_at_a_time) > 0   # every way of settling is reached
+    docs = rows.drop("__row").iter_rows(named=True)
+    for i, doc in enumerate(docs):
+        expected = plan_status_of(validate_patient(row_document(doc)), kb)
+        assert (got["plan.status"][i], got["plan.leading"][i]) == expected, (i, doc)
+
+
+def test_an_assumed_fact_whose_other_value_leads_elsewhere_makes_the_plan_conditional():
+    """The settling's last step on its own: a row whose plan assumes a fact is conditional when
+    that fact's other value leads elsewhere; the seed worlds are the record with that value."""
+    kb = load()
+    rows = _open_rows(400, 23, 0.25)
+    base = settle._base(rows)
+    work = settle._run(base.with_columns(pl.int_range(0, rows.height, dtype=pl.Int64).alias(settle._W)), kb).sort(settle._W)
+    assumed = work.filter(pl.col("settled") & (pl.col("assumed") != 0))
+    assert assumed.height > 20
+    seeds = settle._alternatives(base, assumed, kb)
+    # each seed is its row's record with one assumed fact set to another value, nothing else filled in
+    assert seeds.height >= assumed.height
+    assert (seeds[settle._ASSUMED] == 0).all() and (seeds[settle._FIXED] != 0).all()
