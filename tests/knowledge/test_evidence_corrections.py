@@ -94,7 +94,10 @@ def test_bester_2012_identifiers_and_cohort_as_the_abstract_gives_them():
     assert b.n == 40                                     # the NELM count stays review_000's, not the abstract's
 
 
-def test_hoyer_2012_title_as_the_reference_list_prints_it_and_no_identifier_without_the_abstract():
+def test_hoyer_2012_title_as_the_pubmed_citation_gives_it():
+    # The Springer reference list (ouci.dntb.gov.ua) prints "a review of the evidence"; the co-author's BePress page,
+    # which carries the PubMed id, prints "a review of evidence", and the record follows the latter. Identifiers and
+    # abstract check: tests/knowledge/test_evidence_identifiers.py::test_hoyer2012_doi_and_pmid.
     s = IDX["sbrt_hcc_other"]
-    assert s.citation.title == "Radiotherapy for liver metastases: a review of the evidence"
-    assert s.verified == "review" and s.doi is None and s.pmid is None
+    assert s.citation.title == "Radiotherapy for liver metastases: a review of evidence"
+    assert s.citation.reference == "82(3):1047-1057"
