@@ -124,3 +124,18 @@ def test_curative_ablation_is_not_offered_beside_disease_outside_the_liver_that_
     assert o["thermal_ablation"]["verdict"] == "reasonable"
     _, o = assess_with(**small)
     assert o["thermal_ablation"]["verdict"] == "reasonable"
+
+
+def test_pending_staging_branches_to_systemic_therapy_when_extrahepatic_deposits_cannot_be_removed():
+    """A resectable G1 NET whose extrahepatic staging is pending: the branch 'the extrahepatic
+    deposits cannot be removed' is read with disease outside the liver present, and leads with
+    systemic therapy, not with an empty undetermined plan nor with curative ablation."""
+    from nelm.assessment import assess
+    from nelm.testing import make_patient
+    a = assess(make_patient(extrahepatic=None, **{"liver.lesion_count": 2, "liver.largest_lesion_cm": 2.5,
+                                                  "liver.pattern": "dominant_with_satellites"}))
+    assert a["plan"]["steps"][0]["options"][0] == "liver_resection"
+    branch = next(b for b in a["plan"]["branches"]
+                  if any(c["field"] == "extrahepatic.resectable" and c["value"] is False for c in b["if"]))
+    assert branch["status"] != "undetermined" and branch["steps"]
+    assert branch["steps"][0]["options"][0] not in ("liver_resection", "thermal_ablation")
