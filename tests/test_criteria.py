@@ -126,3 +126,19 @@ def test_milan_grade_item_follows_the_milan_group_with_review_002_as_its_variant
     assert {v["source"]: v["value"] for v in d["values"]} == {"reviews": "met", "review002": "not_met"}
     b = assess(make_patient(**{**MILAN_OK, "pathology.ki67_percent": 7}), guideline="review002")
     assert b["criteria"]["milan_transplant"]["status"] == "not_met"
+
+
+def test_no_extrahepatic_disease_without_a_site_list_settles_the_extrahepatic_items():
+    """A referral that says only 'no extrahepatic disease' (present: false, no site list) has no
+    nodal, bone or other deposits to be unresectable: the ENETS items are met, not unknown, and
+    resection of a fully removable G1 liver stays preferred (board review, controlled carcinoid
+    syndrome going to hepatectomy)."""
+    a = assess(make_patient(extrahepatic={"present": False}))
+    c = a["criteria"]["enets_curative_resection"]
+    assert items(c)["no_unresectable_nodal_or_extra_abdominal"] == "met"
+    assert c["status"] == "met"
+    assert next(o for o in a["options"] if o["id"] == "liver_resection")["verdict"] == "preferred"
+    assert not any(f["field"].startswith("extrahepatic.sites") for f in a["missing_data"])
+    # disease outside the liver that is present keeps its sites and resectability open
+    c = criteria(extrahepatic={"present": True})["enets_curative_resection"]
+    assert items(c)["no_unresectable_nodal_or_extra_abdominal"] == "unknown"

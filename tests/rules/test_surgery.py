@@ -104,3 +104,38 @@ def test_ablation_replaces_resection_for_an_unfit_patient_with_few_small_lesions
     assert (o["thermal_ablation"]["verdict"], o["thermal_ablation"]["intent"]) == ("reasonable", "curative")
     assert a["plan"]["pathway"] == "ablation_instead_of_surgery"
     assert a["plan"]["steps"][0]["options"][0] == "thermal_ablation"
+
+
+def test_curative_ablation_is_not_offered_beside_disease_outside_the_liver_that_cannot_be_removed(assess_with):
+    """Board review: a G1 ileal NET with two small liver lesions whose staging finds diffuse
+    peritoneal carcinomatosis (or nodal/distant deposits the surgeon cannot remove) was offered
+    curative-intent ablation as an alternative to the analogue. Ablation cures only when all
+    disease is treated, the ENETS condition for curative liver surgery."""
+    small = {"liver.lesion_count": 2, "liver.largest_lesion_cm": 2.5, "liver.pattern": "dominant_with_satellites",
+             "liver.resectable_fraction_percent": 100, "symptomatic": False}
+    for ehd in ({"present": True, "sites": ["peritoneum"], "peritoneal_carcinomatosis": "diffuse_unresectable"},
+                {"present": True, "sites": ["bone"], "resectable": False, "peritoneal_carcinomatosis": "none"}):
+        _, o = assess_with(extrahepatic=ehd, **small)
+        assert o["thermal_ablation"]["verdict"] == "not_recommended", ehd
+        assert "ENETS" in o["thermal_ablation"]["reasons"][0]["text"]
+    # resectable nodes leave ablation with resection open, and liver-only disease keeps it
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["lymph_nodes"], "resectable": True,
+                                     "peritoneal_carcinomatosis": "none"}, **small)
+    assert o["thermal_ablation"]["verdict"] == "reasonable"
+    _, o = assess_with(**small)
+    assert o["thermal_ablation"]["verdict"] == "reasonable"
+
+
+def test_pending_staging_branches_to_systemic_therapy_when_extrahepatic_deposits_cannot_be_removed():
+    """A resectable G1 NET whose extrahepatic staging is pending: the branch 'the extrahepatic
+    deposits cannot be removed' is read with disease outside the liver present, and leads with
+    systemic therapy, not with an empty undetermined plan nor with curative ablation."""
+    from nelm.assessment import assess
+    from nelm.testing import make_patient
+    a = assess(make_patient(extrahepatic=None, **{"liver.lesion_count": 2, "liver.largest_lesion_cm": 2.5,
+                                                  "liver.pattern": "dominant_with_satellites"}))
+    assert a["plan"]["steps"][0]["options"][0] == "liver_resection"
+    branch = next(b for b in a["plan"]["branches"]
+                  if any(c["field"] == "extrahepatic.resectable" and c["value"] is False for c in b["if"]))
+    assert branch["status"] != "undetermined" and branch["steps"]
+    assert branch["steps"][0]["options"][0] not in ("liver_resection", "thermal_ablation")
