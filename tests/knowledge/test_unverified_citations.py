@@ -66,6 +66,10 @@ KNOWN_UNVERIFIED = {
     "rule liver_resection.diffuse_peritoneal_disease": REVIEW002_ONLY,
     "rule thermal_ablation.pvt_or_impaired_liver": REVIEW002_ONLY,
     "rule thermal_ablation.disseminated_type_iii": REVIEW002_ONLY,
+    # Session 10 board review: curative ablation beside unremovable extrahepatic disease rests on the ENETS
+    # conditions for curative liver surgery, which only review 002 (and the unverified ENETS 2012 record) gives,
+    # as for liver_resection.diffuse_peritoneal_disease and the enets_curative_resection items.
+    "rule thermal_ablation.extrahepatic_disease_left_behind": REVIEW002_ONLY,
     "rule group targeted_exclusions.neuroendocrine_carcinoma": REVIEW002_ONLY,
     "rule group targeted_exclusions.curative_resection_available": REVIEW002_ONLY,
     "criterion enets_curative_resection.resectable_g1_g2": REVIEW002_ONLY,
