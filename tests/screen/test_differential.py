@@ -24,7 +24,7 @@ from nelm.screen.layout import row_document
 from nelm.screen.sql import create_view, sql_table
 from nelm.screen.synth import synthesize
 
-N = 6_000
+N = 6_000   # below columns.SETTLE_FROM open rows: those go through the per-case planner
 SAMPLE = 300
 
 
@@ -154,3 +154,16 @@ def test_other_guidelines(guideline):
     con.execute("CREATE TABLE patients AS SELECT * FROM src")
     con.execute(create_view("patients", dialect="duckdb", guideline=guideline))
     _compare(out, pl.from_arrow(con.sql("SELECT * FROM nelm_assessment").to_arrow_table()))
+def test_per_case_plans_on_every_core_equal_one_process(monkeypatch):
+    """Many per-case plans are spread over worker processes (screen.columns.PARALLEL_FROM): the
+    same statuses and leads as in one process, row for row."""
+    import nelm.screen.columns as columns
+
+    lay = synthesize(400, seed=5, unknown_fraction=0.25).with_row_index("__row", offset=1)
+    monkeypatch.setattr(columns, "PARALLEL_FROM", 10**9)
+    serial, n_serial = assess_batch(lay, load())
+    monkeypatch.setattr(columns, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(columns.os, "cpu_count", lambda: 2)
+    parallel, n_parallel = assess_batch(lay, load())
+    assert n_serial == n_parallel > 50
+    assert serial.equals(parallel)

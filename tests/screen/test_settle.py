@@ -63,3 +63,17 @@ def test_an_assumed_fact_whose_other_value_leads_elsewhere_makes_the_plan_condit
     # each seed is its row's record with one assumed fact set to another value, nothing else filled in
     assert seeds.height >= assumed.height
     assert (seeds[settle._ASSUMED] == 0).all() and (seeds[settle._FIXED] != 0).all()
+
+
+def test_screen_settles_column_wise_from_settle_from_rows_and_per_case_below(monkeypatch):
+    """assess_batch hands the open rows to the column-wise settling from columns.SETTLE_FROM rows
+    on and to the per-case planner below: the same columns either way."""
+    import nelm.screen.columns as columns
+
+    lay = synthesize(300, seed=24, unknown_fraction=0.25).with_row_index("__row", offset=1)
+    monkeypatch.setattr(columns, "SETTLE_FROM", 10**9)
+    per_case, n1 = columns.assess_batch(lay, load())
+    monkeypatch.setattr(columns, "SETTLE_FROM", 1)
+    settled, n2 = columns.assess_batch(lay, load())
+    assert n1 == n2 > 50
+    assert per_case.equals(settled)

@@ -9,6 +9,7 @@ batch by :func:`nelm.engine.evaluate_frame` over the same compiled knowledge bas
 from __future__ import annotations
 
 import fnmatch
+import os
 from typing import Any
 
 import polars as pl
@@ -74,10 +75,13 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
     if plan_wanted:
         lead, plan_status, rows = certain_plans(layout, patients, filled, kb)
         n_assumed = rows.len()
-        if n_assumed:
+        if n_assumed >= SETTLE_FROM:
             from .settle import settle_plans
 
             rest = settle_plans(layout[rows], kb)
+        elif n_assumed:
+            rest = _plans_per_case(layout[rows], kb)
+        if n_assumed:
             lead = lead.scatter(rows, rest["plan.leading"])
             plan_status = plan_status.scatter(rows, rest["plan.status"])
         result = result.with_columns(lead, plan_status)
@@ -150,6 +154,57 @@ def _plan_sql(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[tupl
     raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))
     text = lambda e: e.sql(dialect="postgres")  # noqa: E731
     return ([[(n, text(e)) for n, e in group] for group in groups], [(n, text(e)) for n, e in outputs], raw)
+
+
+# Open plans are settled column-wise (nelm.screen.settle) from this many rows on: settling takes
+# a dozen evaluations of the whole knowledge base whatever the number of rows (seconds), the
+# per-case planner about 1.5 ms a row on two cores, so below it each row goes through the
+# per-case planner instead (the same answer: tests/screen/test_settle.py). And per-case plans
+# are spread over the machine's cores from PARALLEL_FROM rows on (below it, starting the
+# workers, each loading nelm and the knowledge base, costs more than it saves).
+SETTLE_FROM = 4000
+PARALLEL_FROM = 2000
+
+
+def _plans_per_case(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The plans resting on assumed facts or unknown checks: each patient through the same
+    planner and decision as ``nelm assess`` (``nelm.assessment.plan_status_of``: status and lead
+    without the plan's document), on every core when there are many."""
+    from .layout import row_document
+
+    docs = [row_document(row) for row in layout.drop("__row").iter_rows(named=True)]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(docs) >= PARALLEL_FROM and workers > 1 and _loadable(kb):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = -(-len(docs) // (workers * 4))
+        chunks = [docs[i:i + size] for i in range(0, len(docs), size)]
+        # forkserver, not fork: a forked copy of a process running Polars' thread pool can hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            results = [r for part in pool.map(_statuses, chunks, [kb.guideline] * len(chunks)) for r in part]
+    else:
+        results = _statuses(docs, kb.guideline, kb)
+    return pl.DataFrame({"plan.leading": [lead for _, lead in results], "plan.status": [st for st, _ in results]},
+                        schema={"plan.leading": pl.String, "plan.status": pl.String})
+
+
+def _loadable(kb: KnowledgeBase) -> bool:
+    """Can a worker load this very knowledge base by its guideline's name (not one built elsewhere)?"""
+    from ..knowledge import load
+
+    return load(kb.guideline).sha256 == kb.sha256
+
+
+def _statuses(docs: list[dict[str, Any]], guideline: str | None, kb: KnowledgeBase | None = None
+              ) -> list[tuple[str, str | None]]:
+    """(status, leading option) of each patient document (a worker's share)."""
+    from ..assessment import plan_status_of
+    from ..knowledge import load
+    from ..patient import validate_patient
+
+    kb = kb or load(guideline)
+    return [plan_status_of(validate_patient(doc), kb) for doc in docs]
 
 
 def plan_leading(plan: dict[str, Any]) -> str | None:
