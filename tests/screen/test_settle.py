@@ -37,7 +37,7 @@ def test_settled_column_wise_equals_per_case_on_every_row(seed, unknown, monkeyp
     rows = _open_rows(700, seed, unknown)
     one_at_a_time = []
     real = settle._one_at_a_time
-    monkeypatch.setattr(settle, "_one_at_a_time", lambda w, f: one_at_a_time.append(w.height) or real(w, f))
+    monkeypatch.setattr(settle, "_one_at_a_time", lambda w, *rest: one_at_a_time.append(w.height) or real(w, *rest))
     got = settle.settle_plans(rows, kb)
     assert got.height == rows.height > 150
     statuses = set(got["plan.status"].to_list())
@@ -56,10 +56,11 @@ def test_an_assumed_fact_whose_other_value_leads_elsewhere_makes_the_plan_condit
     kb = load()
     rows = _open_rows(400, 23, 0.25)
     base = settle._base(rows)
-    work = settle._run(base.with_columns(pl.int_range(0, rows.height, dtype=pl.Int64).alias(settle._W)), kb).sort(settle._W)
+    history = engine_frame(rows).select(settle.HISTORY_COLUMNS)
+    work = settle._run(base.with_columns(pl.int_range(0, rows.height, dtype=pl.Int64).alias(settle._W)), kb, history).sort(settle._W)
     assumed = work.filter(pl.col("settled") & (pl.col("assumed") != 0))
     assert assumed.height > 20
-    seeds = settle._alternatives(base, assumed, kb)
+    seeds = settle._alternatives(base, assumed, kb, history)
     # each seed is its row's record with one assumed fact set to another value, nothing else filled in
     assert seeds.height >= assumed.height
     assert (seeds[settle._ASSUMED] == 0).all() and (seeds[settle._FIXED] != 0).all()

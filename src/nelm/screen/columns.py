@@ -73,12 +73,14 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
     n_assumed = 0
     if plan_wanted:
-        lead, plan_status, rows = certain_plans(layout, patients, filled, kb)
+        first = plan_outputs(patients, filled, kb)
+        lead, plan_status = first["plan.leading"], first["plan.status"]
+        rows = plan_status.is_null().arg_true()
         n_assumed = rows.len()
         if n_assumed >= SETTLE_FROM:
             from .settle import settle_plans
 
-            rest = settle_plans(layout[rows], kb)
+            rest = settle_plans(layout[rows], kb, first=first[rows], engine=patients[rows])
         elif n_assumed:
             rest = _plans_per_case(layout[rows], kb)
         if n_assumed:
@@ -101,13 +103,22 @@ def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataF
     on the leading option's unknown checks). Every other row rests on assumptions (contract
     v3) or has no plan: :func:`nelm.screen.settle.settle_plans` settles it from the same
     columns with facts filled in."""
+    out = plan_outputs(patients, filled, kb)
+    return out["plan.leading"], out["plan.status"], out["plan.status"].is_null().arg_true()
+
+
+def plan_outputs(patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """:func:`_plan_program`'s outputs on ``filled`` and the inputs as entered (``patients``),
+    with the assumption records' conditions (``assumption__<i>``): everything
+    :mod:`nelm.screen.settle` reads of one evaluation."""
+    from ..knowledge import assumption_column
+
     levels, outputs, raw = _plan_program(kb)
     lf = filled.lazy().with_columns([patients[c].alias(_RAW + c) for c in raw])
     for group in levels:
         lf = lf.with_columns(group)
-    out = lf.select(outputs).collect(optimizations=_FLAT)
-    lead = out["plan.leading"]
-    return lead, out["plan.status"], out["plan.status"].is_null().arg_true()
+    conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when]
+    return lf.select(*outputs, *conditions).collect(optimizations=_FLAT)
 
 
 _RAW = "raw__"      # the inputs as entered, beside the frame whose checks are filled in

@@ -16,8 +16,10 @@ from .layout import PRIOR, SITES
 _RANK_OUTCOME = {rank: outcome for outcome, rank in _OUTCOME_RANK.items() if outcome}
 
 
-def engine_frame(layout: pl.DataFrame) -> pl.DataFrame:
-    """The engine's input frame (``nelm.engine.SCHEMA``) for typed layout rows."""
+def engine_frame(layout: pl.DataFrame, prior: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The engine's input frame (``nelm.engine.SCHEMA``) for typed layout rows. ``prior``: the
+    rows' treatment-history columns (:func:`prior_columns`) when the caller has them already
+    (the plan's what-if rows that change neither the history nor the course)."""
     scalars = [pl.col(f).cast(ENGINE_SCHEMA[column_of(f)]).alias(column_of(f)) for f in SCALAR_FIELDS]
     lf = layout.lazy().select(pl.col("__row"), pl.col(SITES), pl.col(PRIOR), *scalars)
     present = pl.col("extrahepatic_present")
@@ -37,8 +39,14 @@ def engine_frame(layout: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(pl.col("liver_resectable"), pl.col("liver_resectable_fraction_percent") >= 100).alias("liver_resectable"),
     )
     frame = lf.collect()
-    frame = frame.hstack(_prior_columns(frame.select("__row", PRIOR, "course_status")).drop("__row"))
+    frame = frame.hstack(prior_columns(frame) if prior is None else prior)
     return frame.select(pl.col(c).cast(t) for c, t in ENGINE_SCHEMA.items())
+
+
+def prior_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The engine's treatment-history columns of rows with ``__row``, the history list and
+    ``course_status`` (the course decides an ongoing therapy's unrecorded outcome)."""
+    return _prior_columns(frame.select("__row", PRIOR, "course_status")).drop("__row")
 
 
 def _prior_columns(prior: pl.DataFrame) -> pl.DataFrame:

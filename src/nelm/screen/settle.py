@@ -35,12 +35,14 @@ import polars as pl
 
 from ..engine import evaluate_both_passes
 from ..knowledge import KnowledgeBase, assumption_column
+from ..patient import COLUMN_FIELDS
 from ..plan import ROUNDS
-from .flat import engine_frame
+from .flat import engine_frame, prior_columns
 from .layout import PRIOR, SCHEMA
 from .plan_columns import FIELD_BIT
 
 COURSE = FIELD_BIT["course.status"]
+HISTORY_COLUMNS = [c for c, f in COLUMN_FIELDS.items() if f.startswith("prior_therapies")]
 HISTORY = FIELD_BIT["prior_therapies"]
 _W = "__w"                      # a world's number
 _BASE = "__base"                # the row of the table the world is of
@@ -51,18 +53,22 @@ _KNOWN = "__known"              # the fields the record itself gives (field bits
 _INTERNAL = (_W, _BASE, _FIXED, _ASSUMED, _RESTAGING, _KNOWN)
 
 
-def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame | None = None,
+                 engine: pl.DataFrame | None = None) -> pl.DataFrame:
     """``plan.leading`` and ``plan.status`` of typed layout rows (with ``__row``), as
-    ``nelm.assessment.plan_status_of`` gives them."""
+    ``nelm.assessment.plan_status_of`` gives them. ``first`` and ``engine``: the rows' first
+    evaluation (:func:`_evaluate`'s columns) and engine frame, when the caller has them."""
     n = layout.height
     base = _base(layout)
-    work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb).sort(_W)
+    eng = engine_frame(_layout(base.with_columns(pl.col(_BASE).alias(_W)))) if engine is None else engine
+    history = eng.select(HISTORY_COLUMNS)   # a what-if that changes neither history nor course keeps them
+    work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb, history, first, eng).sort(_W)
     # each other value of each assumed fact, settled from the record as it is (nelm.plan._other_values):
     # one that does not settle, or leads elsewhere, makes the plan conditional
-    seeds = _alternatives(base, work.filter(pl.col("settled")), kb)
+    seeds = _alternatives(base, work.filter(pl.col("settled")), kb, history)
     differs = pl.Series([False] * n)
     if seeds.height:
-        alt = _run(seeds.drop("__lead"), kb).join(seeds.select(_W, _BASE, "__lead"), on=_W)
+        alt = _run(seeds.drop("__lead"), kb, history).join(seeds.select(_W, _BASE, "__lead"), on=_W)
         per_row = alt.group_by(_BASE).agg(
             differs=(~(pl.col("settled") & pl.col("lead").eq_missing(pl.col("__lead")))).any())
         marks = pl.DataFrame({_BASE: pl.int_range(0, n, dtype=pl.Int64, eager=True)}).join(per_row, on=_BASE, how="left")
@@ -94,7 +100,8 @@ def _also_fields() -> list[str]:
     return sorted({f for a in load().assumptions for f in [*a.also, *a.also_if_not]} & set(FIELD_BIT))
 
 
-def _run(worlds: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: pl.DataFrame | None = None,
+         engine: pl.DataFrame | None = None) -> pl.DataFrame:
     """``_Planner.settle`` for every world: each world's ``settled`` (a pathway followed and
     nothing blocking its lead), ``lead``, ``status`` (of the settled plan: determined, or
     conditional on the lead's unknown checks) and ``assumed`` records."""
@@ -104,11 +111,12 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
         by_field.setdefault(a.field, []).append((i, a))
     done: list[pl.DataFrame] = []
     open_ = worlds
-    engine = engine_frame(_layout(open_)) if open_.height else None
+    if engine is None and open_.height:
+        engine = _engine(open_, history)
     for round_ in range(ROUNDS + 1):
         if open_.height == 0:
             break
-        ev = _evaluate(engine, kb)
+        ev = first if round_ == 0 and first is not None else _evaluate(engine, kb)
         st = open_.select(_INTERNAL).hstack(ev)
         blocking = pl.col("plan.missing") | pl.when(
             ((pl.col("plan.missing") & HISTORY) != 0) & pl.col(_RESTAGING) & ((pl.col(_FIXED) & COURSE) == 0)
@@ -138,18 +146,18 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
         # (st is open_'s rows in order: the same filter keeps the same worlds)
         before = open_.filter(~finished)
         trial = _fill(before.hstack(rest.select(picks)), by_field)
-        engine = engine_frame(_layout(trial))
+        engine = _engine(trial, history)
         ok = _consistent(trial, engine)
         if not ok.all():
             # together they contradict the record: one fact at a time, each record that is for the
             # patient in turn (the planner's second way); a world that takes none is done
             usable_cols = [f"__usable__{i}" for i, _ in records if f"__usable__{i}" in rest.columns]
-            grown, took = _one_at_a_time(before.filter(~ok).hstack(rest.filter(~ok).select(usable_cols)), by_field)
+            grown, took = _one_at_a_time(before.filter(~ok).hstack(rest.filter(~ok).select(usable_cols)), by_field, history)
             done.append(_finished(rest.filter(~ok).filter(~took)))
             grown = grown.filter(took)
             trial = trial.drop(picks)
             trial = pl.concat([trial.filter(ok), grown.select(trial.columns)], how="vertical_relaxed")
-            engine = pl.concat([engine.filter(ok), engine_frame(_layout(grown))], how="vertical_relaxed")
+            engine = pl.concat([engine.filter(ok), _engine(grown, history)], how="vertical_relaxed")
         else:
             trial = trial.drop(picks)
         open_ = trial
@@ -167,17 +175,28 @@ def _layout(worlds: pl.DataFrame) -> pl.DataFrame:
     return worlds.select(pl.col(_W).alias("__row"), *[c for c in SCHEMA if c in worlds.columns])
 
 
+def _engine(worlds: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """The worlds' engine frame. The treatment-history columns follow from the history and the
+    course alone: a world that changed neither keeps its record's (``history``, by row of the
+    table); the others are worked out again."""
+    # (the course decides only an ongoing therapy's unrecorded outcome: _RESTAGING's records)
+    touched = ((worlds[_FIXED] & HISTORY) != 0) | (((worlds[_FIXED] & COURSE) != 0) & worlds[_RESTAGING])
+    kept = history[worlds[_BASE]]
+    if touched.any():
+        lay = _layout(worlds.filter(touched))
+        fresh = prior_columns(lay.select("__row", PRIOR, pl.col("course.status").alias("course_status")))
+        idx = touched.arg_true()
+        kept = kept.with_row_index("__i").filter(~pl.col("__i").is_in(idx.implode())).vstack(
+            fresh.select(pl.col(c).cast(t) for c, t in kept.schema.items()).with_columns(pl.Series("__i", idx))
+            .select("__i", *kept.columns)).sort("__i").drop("__i")
+    return engine_frame(_layout(worlds), kept)
+
+
 def _evaluate(engine: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     """The plan program's outputs and the assumption records' conditions, one row per world."""
-    from .columns import _RAW, _FLAT, _plan_program
+    from .columns import plan_outputs
 
-    levels, outputs, raw = _plan_program(kb)
-    _, filled = evaluate_both_passes(engine, kb)
-    lf = filled.lazy().with_columns([engine[c].alias(_RAW + c) for c in raw])
-    for group in levels:
-        lf = lf.with_columns(group)
-    conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when]
-    return lf.select(*outputs, *conditions).collect(optimizations=_FLAT)
+    return plan_outputs(engine, evaluate_both_passes(engine, kb)[1], kb)
 
 
 def _value(field: str, value: Any) -> pl.Expr:
@@ -195,7 +214,8 @@ def _set(field: str, value: Any, where: pl.Expr) -> list[pl.Expr]:
     return [pl.when(where).then(_value(field, value)).otherwise(pl.col(field)).alias(field)]
 
 
-def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> tuple[pl.DataFrame, pl.Series]:
+def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]], history: pl.DataFrame
+                   ) -> tuple[pl.DataFrame, pl.Series]:
     """Each blocking fact in the fields' order, each of its records that is for the patient
     (``__usable__<i>``) in the knowledge base's order: the first that keeps the record
     consistent is filled in. The worlds so grown, and which of them took any."""
@@ -213,7 +233,7 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
             sub = cur.filter(candidates)
             picks = [pl.lit(i if f == field else None, dtype=pl.Int64).alias(f"__pick__{f}") for f in sorted(by_field)]
             more = _fill(sub.with_columns(picks), by_field).drop([f"__pick__{f}" for f in sorted(by_field)])
-            ok = _consistent(more, engine_frame(_layout(more)))
+            ok = _consistent(more, _engine(more, history))
             if not ok.any():
                 continue
             kept = more.filter(ok)
@@ -227,19 +247,40 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
 def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> pl.DataFrame:
     """Each world with its picked records' assumed values (and the facts that follow from
     them where the record leaves them unknown) filled in, field by field in order, as
-    ``trial |= filled(...)`` does."""
+    ``trial |= filled(...)`` does (a later field's fact that follows overwrites)."""
     lf = worlds.lazy()
     for field in sorted(by_field):
-        pick = pl.col(f"__pick__{field}")
+        pick = f"__pick__{field}"
+        if worlds[pick].null_count() == worlds.height:
+            continue    # no world fills this field in
+        out: list[pl.Expr] = []
+        fixed = pl.col(_FIXED) | pl.when(pl.col(pick).is_not_null()).then(pl.lit(FIELD_BIT[field])).otherwise(0)
+        assumed = pl.col(_ASSUMED) | pl.col(pick).replace_strict({i: 1 << i for i, _ in by_field[field]}, default=0,
+                                                                 return_dtype=pl.Int64)
+        follows: dict[str, list[tuple[pl.Expr, Any]]] = {}   # column -> (where, value) of the facts that follow
         for i, a in by_field[field]:
-            chosen = (pick == i).fill_null(False)
-            lf = lf.with_columns(_set(field, a.assumed, chosen))
-            lf = lf.with_columns((pl.col(_FIXED) | pl.when(chosen).then(pl.lit(FIELD_BIT[field])).otherwise(0)).alias(_FIXED),
-                                 (pl.col(_ASSUMED) | pl.when(chosen).then(pl.lit(1 << i)).otherwise(0)).alias(_ASSUMED))
+            chosen = (pl.col(pick) == i).fill_null(False)
+            if field == PRIOR:      # (one record: a history's unrecorded outcome)
+                out += _set(field, a.assumed, chosen)
             for f, v in a.also.items():
                 unknown = chosen & ((pl.col(_KNOWN) & FIELD_BIT[f]) == 0)
-                lf = lf.with_columns(_set(f, v, unknown))
-                lf = lf.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
+                follows.setdefault(f, []).append((unknown, v))
+                fixed = fixed | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)
+        for f, cases in follows.items():
+            if len(cases) == 1:
+                out += _set(f, cases[0][1], cases[0][0])
+            else:
+                value = pl.col(f)
+                for where, v in reversed(cases):
+                    value = pl.when(where).then(_value(f, v)).otherwise(value)
+                out.append(value.alias(f))
+        if field != PRIOR:
+            value = pl.col(field)
+            for i, a in reversed(by_field[field]):
+                value = pl.when(pl.col(pick) == i).then(_value(field, a.assumed)).otherwise(value)
+            out.append(value.alias(field))
+        # (one field's value and the facts that follow from it are different columns: one step)
+        lf = lf.with_columns(*out, fixed.alias(_FIXED), assumed.alias(_ASSUMED))
     return lf.collect()
 
 
@@ -257,7 +298,7 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
     return ~(fails | months)
 
 
-def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame) -> pl.DataFrame:
     """The worlds of each other value of each fact a settled plan assumed: the record with
     that value (and, for the first other value, the facts that follow from it where unknown)
     filled in; ``__lead`` the working plan's lead. Worlds the record contradicts are dropped
@@ -280,5 +321,5 @@ def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase) -> 
         return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W), pl.lit(None, dtype=pl.String).alias("__lead"))
     seeds = pl.concat(parts, how="vertical_relaxed")
     seeds = seeds.with_columns(pl.int_range(0, seeds.height, dtype=pl.Int64).alias(_W))
-    ok = _consistent(seeds, engine_frame(_layout(seeds)))
+    ok = _consistent(seeds, _engine(seeds, history))
     return seeds.filter(ok)
