@@ -70,6 +70,9 @@ KNOWN_UNVERIFIED = {
     # conditions for curative liver surgery, which only review 002 (and the unverified ENETS 2012 record) gives,
     # as for liver_resection.diffuse_peritoneal_disease and the enets_curative_resection items.
     "rule thermal_ablation.extrahepatic_disease_left_behind": REVIEW002_ONLY,
+    # Real-patient review: curative resection of a NET G3 beside unremovable nodal or distant deposits, the same ENETS
+    # condition for curative liver surgery, given by review 002 only.
+    "rule liver_resection.net_g3_extrahepatic_left_behind": REVIEW002_ONLY,
     "rule group targeted_exclusions.neuroendocrine_carcinoma": REVIEW002_ONLY,
     "rule group targeted_exclusions.curative_resection_available": REVIEW002_ONLY,
     "criterion enets_curative_resection.resectable_g1_g2": REVIEW002_ONLY,

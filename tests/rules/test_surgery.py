@@ -139,3 +139,22 @@ def test_pending_staging_branches_to_systemic_therapy_when_extrahepatic_deposits
                   if any(c["field"] == "extrahepatic.resectable" and c["value"] is False for c in b["if"]))
     assert branch["status"] != "undetermined" and branch["steps"]
     assert branch["steps"][0]["options"][0] not in ("liver_resection", "thermal_ablation")
+
+
+def test_net_g3_resection_is_not_offered_beside_distant_deposits_that_cannot_be_removed(assess_with):
+    """Real-patient review (review/real r13): a well-differentiated NET G3 whose liver disease could
+    be removed but whose bone deposits cannot was given curative-intent resection as the leading
+    option. The ENETS condition for curative liver surgery (no unresectable nodal or extra-abdominal
+    disease) holds for G3 as for ablation; with resectable nodes, or none, resection stays open."""
+    g3 = {"pathology.differentiation": "well", "pathology.ki67_percent": 25, "sstr_imaging": "positive",
+          "liver.lesion_count": 1, "liver.pattern": "single", "liver.resectable_fraction_percent": 100}
+    a, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False,
+                                     "peritoneal_carcinomatosis": "none"}, **g3)
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert "ENETS" in o["liver_resection"]["reasons"][0]["text"]
+    assert "liver_resection" not in a["plan"]["steps"][0]["options"]
+    _, o = assess_with(extrahepatic={"present": True, "sites": ["lymph_nodes"], "resectable": True,
+                                     "peritoneal_carcinomatosis": "none"}, **g3)
+    assert o["liver_resection"]["verdict"] == "reasonable"
+    _, o = assess_with(**g3)
+    assert o["liver_resection"]["verdict"] == "reasonable"
