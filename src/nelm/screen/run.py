@@ -25,7 +25,7 @@ from .summary import Summary
 class ScreenResult:
     rows: int = 0
     assessed: int = 0
-    assumed: int = 0    # rows whose plan rests on assumed facts (evaluated a second time)
+    assumed: int = 0    # rows one evaluation leaves open: plans resting on assumed facts, settled in rounds (screen/settle.py)
     problems: list[layout.RowProblem] = field(default_factory=list)
     summary: Summary | None = None
     columns: list[str] = field(default_factory=list)
