@@ -97,7 +97,7 @@ def test_sirt_is_preferred_with_a_thrombosis_and_names_the_check_while_unknown(a
     _, unknown = assess_with(symptomatic=False, **liver, **progressive, **{PVT: None})
     assert unknown["tae"]["verdict"] == unknown["tace"]["verdict"] == "preferred"
     assert unknown["sirt"]["verdict"] == "reasonable"
-    assert "SIRT is preferred" in _pvt_condition(unknown["sirt"])["requirement"]
+    assert "make SIRT preferred" in _pvt_condition(unknown["sirt"])["requirement"]
     _, patent = assess_with(symptomatic=False, **liver, **progressive, **{PVT: False})
     assert patent["sirt"]["verdict"] == "reasonable" and _pvt_condition(patent["sirt"]) is None
 
