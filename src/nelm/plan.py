@@ -692,8 +692,8 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])
-    conds = working[lead].get("conditions", []) if lead else []
-    checks = [_check_assumption(c, steps, kb) for c in conds]
+    conds = _lead_conditions(working, lead, kb)
+    checks = [_check_assumption(c, steps, kb, planner, work["values"]) for c in conds]
     for b in branches:
         b.pop("_lead")
     status = "conditional" if assumptions or checks else "determined"
@@ -733,7 +733,7 @@ def plan_summary(patient: Patient, ev: Evaluation, assessment: dict[str, Any], k
         for _, _, _, alt_lead, settled in _other_values(planner, a):
             if not (settled and alt_lead == lead):
                 return "conditional", lead
-    if lead and planner.full(work["values"])[lead].get("conditions"):
+    if _lead_conditions(planner.full(work["values"]), lead, kb):
         return "conditional", lead
     return "determined", lead
 
@@ -898,20 +898,79 @@ def _missing_defining(assessment: dict[str, Any]) -> list[str]:
 _OWN_CHECKS = {"prior_therapies"}
 
 
-def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: KnowledgeBase) -> dict[str, Any]:
+def raises_only(kb: KnowledgeBase, option: str, field: str) -> bool:
+    """Every rule of ``option`` that speaks for the check ``field`` can only make the option more
+    recommended when the check fails (``Rule.raises_only``: portal vein thrombosis makes SIRT
+    preferred): the check cannot rule out a plan that the option leads, nor change its lead."""
+    opt = next(o for o in kb.options if o.id == option)
+    rules = [r for _, r in opt.requirement_rules() if field in _checks_read(kb, opt.id, r)]
+    return bool(rules) and all(r.raises_only for r in rules)
+
+
+_READS: dict[tuple[str, str | None, str, str], frozenset[str]] = {}
+
+
+def _checks_read(kb: KnowledgeBase, option: str, rule: Any) -> frozenset[str]:
+    """The pre-treatment checks (contract fields) a rule of ``option`` speaks for: those it reads,
+    directly or through derived values, and names a requirement for (a requirement given as one
+    text speaks for every check the rule reads, and only for those)."""
+    key = (kb.sha256, kb.guideline, option, rule.id)
+    got = _READS.get(key)
+    if got is None:
+        from .engine.frame import _needed
+        cols = _needed(kb, [rule_column(option, rule.id)])
+        got = _READS[key] = frozenset(c.field for c in kb.checks if rule.requirement_for(c.field)
+                                      and cols.intersection(_FIELD_COLUMNS.get(c.field, ())))
+    return got
+
+
+def _lead_conditions(options: Mapping[str, Any], lead: str | None, kb: KnowledgeBase) -> list[dict[str, str]]:
+    """The leading option's conditions that the plan rests on: those whose check could rule it
+    out (a check that could only make it more recommended cannot change the lead, contract v3)."""
+    if not lead:
+        return []
+    return [c for c in options[lead].get("conditions", []) if not raises_only(kb, lead, c["field"])]
+
+
+def _failing_value(kb: KnowledgeBase, field: str) -> Any:
+    """The one value a failed check takes, where there is one: a yes/no check whose passing value is
+    a plain true or false (portal vein thrombosis found, unfit for surgery); None otherwise."""
+    check = next((c for c in kb.checks if c.field == field), None)
+    if check is None or not isinstance(check.assume, str):
+        return None
+    return {"true": False, "false": True}.get(check.assume.strip().lower())
+
+
+def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: KnowledgeBase,
+                      planner: "_Planner | None" = None, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """An unknown pre-treatment check of the leading option, as a plan assumption. What would
-    lead if the check fails is the plan's next option that does not hang on it as strictly
-    (a performance status that rules out everolimus, ECOG 0-2, rules out sunitinib, ECOG 0-1,
-    too; the analogue only asks ECOG 0-3, and only to be given for symptom control)."""
+    lead if the check fails: where the check fails in one way only (a yes/no check: portal vein
+    thrombosis found), the lead of the plan settled with it failed; otherwise the plan's next
+    option that does not hang on it as strictly (a performance status that rules out
+    everolimus, ECOG 0-2, rules out sunitinib, ECOG 0-1, too; the analogue only asks ECOG 0-3,
+    and only to be given for symptom control)."""
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
     field = cond["field"]
-    strictness, own = _strictness(kb)
-    bar = strictness.get((field, cond["requirement"]), -1)
+    _, own = _strictness(kb)
+    bar = _bar(kb, lead, field, cond["requirement"])
     # (read from each option's rules, not from its conditions: an option not offered today lists none)
-    shares = set() if field in _OWN_CHECKS else {o for o in rest if own.get((o, field), float("inf")) <= bar}
+    # (an option whose own rules ask the same requirement hangs on it as strictly, wherever its gate stands)
+    same = _BY_OPTION[(kb.sha256, kb.guideline)]
+    shares = set() if field in _OWN_CHECKS else {o for o in rest if own.get((o, field), float("inf")) <= bar
+                                                  or (o, field, cond["requirement"]) in same}
     free = [o for o in rest if o not in shares]
-    if free:
+    failed = _failing_value(kb, field) if planner is not None else None
+    alt_lead = None
+    if failed is not None and not planner.known(field):
+        alt = planner.settle(dict(values or {}) | {field: failed})
+        if not alt.get("invalid") and alt["pw"] is not None and not alt["blocking"] and alt["steps"][0]["options"]:
+            alt_lead = alt["steps"][0]["options"][0]
+    if alt_lead is not None and alt_lead != lead:
+        with_it = [o for o in rest if o in shares]
+        nxt = (f", and with it {' and '.join(_label(o) for o in with_it)}" if with_it else "") + \
+            f"; {_label(alt_lead)} would lead instead"
+    elif free:
         nxt = f"; {_label(free[0])} would lead instead"
     elif shares:
         nxt = (f", and with it {' and '.join(_label(o) for o in rest)}, which hang on the same check: "
@@ -937,17 +996,33 @@ def _strictness(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], float], dict[t
     if got is None or got[0] is not kb:
         texts: dict[tuple[str, str], float] = {}
         own: dict[tuple[str, str], float] = {}
+        by_option: dict[tuple[str, str, str], float] = {}
         for opt in kb.options:
             for _, r in opt.requirement_rules():
                 rules_out = r.cap is not None or r.verdict in ("not_recommended", "contraindicated")
                 rank = float(r.rank) if r.rank is not None else (-1.0 if rules_out else float("inf"))
+                reads = _checks_read(kb, opt.id, r)   # a one-text requirement speaks only for what it reads
                 for c in kb.checks:
-                    text = r.requirement_for(c.field)
+                    text = r.requirement_for(c.field) if c.field in reads else None
                     if text:
                         texts[(c.field, text)] = min(texts.get((c.field, text), rank), rank)
                         own[(opt.id, c.field)] = min(own.get((opt.id, c.field), rank), rank)
+                        by_option[(opt.id, c.field, text)] = min(by_option.get((opt.id, c.field, text), rank), rank)
         got = _STRICTNESS[key] = (kb, (texts, own))
+        _BY_OPTION[key] = by_option
     return got[1]
+
+
+_BY_OPTION: dict[tuple[str, str | None], dict[tuple[str, str, str], float]] = {}
+
+
+def _bar(kb: KnowledgeBase, option: str, field: str, requirement: str) -> float:
+    """How strict the requirement an option's condition names is, as that option's own rules put it
+    (two gates may word their requirement alike: "Child-Pugh A or B" rules out a clinical trial
+    earlier in gates.yaml than it rules out embolization); by its text alone where the option has none."""
+    texts, _ = _strictness(kb)
+    got = _BY_OPTION[(kb.sha256, kb.guideline)].get((option, field, requirement))
+    return got if got is not None else texts.get((field, requirement), -1)
 
 
 def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:

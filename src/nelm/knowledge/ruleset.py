@@ -106,6 +106,14 @@ class Rule(_Record):
         return self.requirement
 
     @property
+    def raises_only(self) -> bool:
+        """A rule with a ``requirement`` holds when the check it speaks for fails; one whose verdict is
+        ``preferred`` can then only make its option more recommended, never rule it out (radioembolization
+        where portal vein thrombosis rules out TAE/TACE). Its condition tells what the verdict rests on, but
+        it is no check a plan that the option leads may fail on (nelm.plan.raises_only)."""
+        return self.verdict == "preferred"
+
+    @property
     def severity(self) -> int:
         """How hard the rule bites when it holds: a deciding verdict by its rank (contraindicated worst), then caps,
         then notes; gates are read in this order, so the most severe gate that holds decides and its reason leads."""

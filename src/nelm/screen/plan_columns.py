@@ -371,10 +371,14 @@ def has_conditions(kb: KnowledgeBase, today: World, facts: World, oid: str) -> e
     """The option relies on an unknown pre-treatment check (``nelm.engine.document._conditions``
     lists at least one): a requirement rule read up to the one that decides the verdict (today's
     ``first__``), or a cap, is unknown on the facts as entered, and among the missing inputs it
-    hangs on is a check that rule speaks for. None: the option has no such rule."""
+    hangs on is a check that rule speaks for. None: the option has no such rule. A rule whose
+    failed check could only make the option more recommended is left out, as the plan leaves
+    its condition out (``nelm.plan.raises_only``)."""
     bits = check_bits(kb)
     terms = []
     for i, r in _option(kb, oid).requirement_rules():
+        if r.raises_only:
+            continue
         b = sum(bit for f, bit in bits.items() if r.requirement_for(f))
         if not b:
             continue
