@@ -23,18 +23,21 @@ from nelm.screen.layout import row_document
 from nelm.screen.synth import synthesize
 
 
-def _open_rows(n: int, seed: int, unknown: float) -> pl.DataFrame:
-    kb = load()
+def _open_rows(n: int, seed: int, unknown: float, guideline: str | None = None) -> pl.DataFrame:
+    kb = load(guideline)
     lay = synthesize(n, seed=seed, unknown_fraction=unknown).with_row_index("__row", offset=1)
     eng = engine_frame(lay)
     _, _, rows = certain_plans(lay, eng, evaluate_both_passes(eng, kb)[1], kb)
     return lay[rows]
 
 
-@pytest.mark.parametrize("seed,unknown", [(21, 0.15), (22, 0.35)])
-def test_settled_column_wise_equals_per_case_on_every_row(seed, unknown, monkeypatch):
-    kb = load()
-    rows = _open_rows(700, seed, unknown)
+OTHER = next(g for g in load().manifest.guidelines if g != load().manifest.default_guideline)
+
+
+@pytest.mark.parametrize("seed,unknown,guideline", [(21, 0.15, None), (22, 0.35, None), (25, 0.25, OTHER)])
+def test_settled_column_wise_equals_per_case_on_every_row(seed, unknown, guideline, monkeypatch):
+    kb = load(guideline)
+    rows = _open_rows(700, seed, unknown, guideline)
     one_at_a_time = []
     real = settle._one_at_a_time
     monkeypatch.setattr(settle, "_one_at_a_time", lambda w, *rest: one_at_a_time.append(w.height) or real(w, *rest))
@@ -55,7 +58,7 @@ def test_an_assumed_fact_whose_other_value_leads_elsewhere_makes_the_plan_condit
     that fact's other value leads elsewhere; the seed worlds are the record with that value."""
     kb = load()
     rows = _open_rows(400, 23, 0.25)
-    base = settle._base(rows)
+    base = settle._base(rows, kb)
     history = engine_frame(rows).select(settle.HISTORY_COLUMNS)
     work = settle._run(base.with_columns(pl.int_range(0, rows.height, dtype=pl.Int64).alias(settle._W)), kb, history).sort(settle._W)
     assumed = work.filter(pl.col("settled") & (pl.col("assumed") != 0))

@@ -59,7 +59,7 @@ def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame | 
     ``nelm.assessment.plan_status_of`` gives them. ``first`` and ``engine``: the rows' first
     evaluation (:func:`_evaluate`'s columns) and engine frame, when the caller has them."""
     n = layout.height
-    base = _base(layout)
+    base = _base(layout, kb)
     eng = engine_frame(_layout(base.with_columns(pl.col(_BASE).alias(_W)))) if engine is None else engine
     history = eng.select(HISTORY_COLUMNS)   # a what-if that changes neither history nor course keeps them
     work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb, history, first, eng).sort(_W)
@@ -79,12 +79,12 @@ def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame | 
           .when(pl.col("differs")).then(pl.lit("conditional")).otherwise(pl.col("status")).alias("plan.status"))
 
 
-def _base(layout: pl.DataFrame) -> pl.DataFrame:
+def _base(layout: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
     """The rows as worlds with nothing filled in, with what the planner reads of the record itself."""
     history = pl.col(PRIOR)
     ongoing_unknown = history.list.eval((pl.element().struct.field("outcome").is_null()
                                          & pl.element().struct.field("ongoing").fill_null(False))).list.any()
-    known = [pl.when(pl.col(f).is_not_null()).then(pl.lit(FIELD_BIT[f])).otherwise(pl.lit(0)) for f in _also_fields()]
+    known = [pl.when(pl.col(f).is_not_null()).then(pl.lit(FIELD_BIT[f])).otherwise(pl.lit(0)) for f in _also_fields(kb)]
     return layout.with_columns(
         pl.int_range(0, layout.height, dtype=pl.Int64).alias(_BASE),
         pl.lit(0, dtype=pl.Int64).alias(_FIXED),
@@ -94,10 +94,9 @@ def _base(layout: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _also_fields() -> list[str]:
-    from ..knowledge import load
-
-    return sorted({f for a in load().assumptions for f in [*a.also, *a.also_if_not]} & set(FIELD_BIT))
+def _also_fields(kb: KnowledgeBase) -> list[str]:
+    """The fields that follow from an assumed value or its alternative (filled in where unknown)."""
+    return sorted({f for a in kb.assumptions for f in [*a.also, *a.also_if_not]} & set(FIELD_BIT))
 
 
 def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: pl.DataFrame | None = None,
