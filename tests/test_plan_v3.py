@@ -289,3 +289,23 @@ def test_a_pancreatic_net_whose_performance_status_fails_keeps_the_analogue_not_
     ecog = next(a for a in plan["assumptions"] if a["field"] == "ecog")
     assert lead(plan) == "everolimus" and _named_instead(ecog["if_not"]) == "ssa"
     assert lead(assess(validate_patient(_set(doc, "ecog", 3)))["plan"]) == "ssa"
+
+
+def test_a_net_g3_plan_offers_the_analogue_for_persisting_symptoms_only_with_a_hormonal_syndrome():
+    """NET G3's 'if symptoms persist' step treats a hormonal syndrome's symptoms with the analogue:
+    a non-functioning tumour has none to treat, a functioning one keeps the step."""
+    doc = {"age_years": 60, "ecog": 1, "primary": {"site": "pancreas", "resected": False},
+           "pathology": {"differentiation": "well", "ki67_percent": 30}, "symptomatic": False,
+           "liver": {"lobes": "bilobar", "pattern": "disseminated", "burden_percent": 30},
+           "extrahepatic": {"present": False}, "sstr_imaging": "positive", "course": {"status": "progressive"},
+           "prior_therapies": []}
+
+    def plan(syndrome: str, symptomatic: bool) -> dict:
+        out = assess(validate_patient(doc | {"functional_syndrome": syndrome, "symptomatic": symptomatic}))["plan"]
+        assert out["pathway"] == "net_g3"
+        return out
+
+    quiet = plan("none", False)
+    assert "ssa" not in [o for s in quiet["steps"] for o in s["options"]]
+    # a functioning one has the analogue beside today's line (and so not again for persisting symptoms)
+    assert "ssa" in [o for s in plan("glucagonoma", True)["steps"] for o in s["options"]]
