@@ -242,7 +242,7 @@ def test_what_leads_if_a_check_fails_does_not_hang_on_that_check():
     it does everolimus, ECOG 0-2; the analogue asks only ECOG 0-3, for tumour control)."""
     from nelm.plan import _strictness
 
-    strict, own = _strictness(KB)
+    strict, own, _ = _strictness(KB)
     seen = 0
     for doc, patient in PATIENTS:
         plan = assess(patient)["plan"]
@@ -273,7 +273,7 @@ def test_check_strictness_follows_the_gates_order():
     a requirement that does not rule its option out is the loosest."""
     from nelm.plan import _strictness
 
-    strict, own = _strictness(KB)
+    strict, own, _ = _strictness(KB)
     assert own[("sunitinib", "ecog")] < own[("everolimus", "ecog")] < own[("ssa", "ecog")]
     ecog = {text: rank for (field, text), rank in strict.items() if field == "ecog"}
     assert ecog["performance status ECOG 0-1"] < ecog["performance status ECOG 0-2"] < ecog["fit for anticancer treatment: ECOG 0-3"]

@@ -952,11 +952,12 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: Kno
     lead = steps[0]["options"][0]
     rest = [o for s in steps for o in s["options"] if o != lead]
     field = cond["field"]
-    _, own = _strictness(kb)
-    bar = _bar(kb, lead, field, cond["requirement"])
+    texts, own, same = _strictness(kb)
+    # (as the leading option's own rules put it: two gates may word their requirement alike, "Child-Pugh A
+    # or B" ruling out a clinical trial earlier in gates.yaml than embolization; by its text alone otherwise)
+    bar = same.get((lead, field, cond["requirement"]), texts.get((field, cond["requirement"]), -1))
     # (read from each option's rules, not from its conditions: an option not offered today lists none)
     # (an option whose own rules ask the same requirement hangs on it as strictly, wherever its gate stands)
-    same = _BY_OPTION[(kb.sha256, kb.guideline)]
     shares = set() if field in _OWN_CHECKS else {o for o in rest if own.get((o, field), float("inf")) <= bar
                                                   or (o, field, cond["requirement"]) in same}
     free = [o for o in rest if o not in shares]
@@ -981,12 +982,14 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: Kno
             "statement": cond["requirement"], "if_not": f"{_label(lead)} may be ruled out{nxt}.", "check": True}
 
 
-_STRICTNESS: dict[tuple[str, str | None], tuple[Any, tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]]] = {}
+_Strictness = tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[tuple[str, str, str], float]]
+_STRICTNESS: dict[tuple[str, str | None], tuple[Any, _Strictness]] = {}
 
 
-def _strictness(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
-    """How strict a requirement on a check is, by (check field, requirement text), and each
-    option's strictest requirement on each check it has one on, by (option, check field). A
+def _strictness(kb: KnowledgeBase) -> _Strictness:
+    """How strict a requirement on a check is, by (check field, requirement text); each option's
+    strictest requirement on each check it has one on, by (option, check field); and each
+    option's own requirement texts, by (option, check field, text). A
     gate's place in gates.yaml (which lists, among the gates reading one check, the strictest
     first); a requirement of a rule that does not rule its option out (the analogue's best
     supportive care: it is then given for symptom control) the loosest; any other rule's the
@@ -1008,21 +1011,8 @@ def _strictness(kb: KnowledgeBase) -> tuple[dict[tuple[str, str], float], dict[t
                         texts[(c.field, text)] = min(texts.get((c.field, text), rank), rank)
                         own[(opt.id, c.field)] = min(own.get((opt.id, c.field), rank), rank)
                         by_option[(opt.id, c.field, text)] = min(by_option.get((opt.id, c.field, text), rank), rank)
-        got = _STRICTNESS[key] = (kb, (texts, own))
-        _BY_OPTION[key] = by_option
+        got = _STRICTNESS[key] = (kb, (texts, own, by_option))
     return got[1]
-
-
-_BY_OPTION: dict[tuple[str, str | None], dict[tuple[str, str, str], float]] = {}
-
-
-def _bar(kb: KnowledgeBase, option: str, field: str, requirement: str) -> float:
-    """How strict the requirement an option's condition names is, as that option's own rules put it
-    (two gates may word their requirement alike: "Child-Pugh A or B" rules out a clinical trial
-    earlier in gates.yaml than it rules out embolization); by its text alone where the option has none."""
-    texts, _ = _strictness(kb)
-    got = _BY_OPTION[(kb.sha256, kb.guideline)].get((option, field, requirement))
-    return got if got is not None else texts.get((field, requirement), -1)
 
 
 def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:

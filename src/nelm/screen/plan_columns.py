@@ -273,33 +273,34 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     # nothing offered today: a candidate of any pathway not ruled out that may still be
     # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
     # (read only where nothing leads: one CASE on the lead)
-    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
     opening = []
     for pw in pws:
-        for i, step in now_steps(pw):
-            applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
-            for oid, cond in _options(step):
-                open_ = and_(coalesce(q(w.col(pathway_column(pw.id))), exp.true()), applies.copy(),
-                             _in_step(w, pw, i, oid, cond, unknown=True), several_possible(w, oid),
-                             has_bits(q(w.possible(oid)), now_bits))
-                opening.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
+        for oid, may in may_lead(w, pw):
+            open_ = and_(coalesce(q(w.col(pathway_column(pw.id))), exp.true()), may, several_possible(w, oid))
+            opening.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
     if opening:
         terms.append(case((is_null(lead.copy()), bit_or(opening)), default=num(0)))
     cols[P("missing")] = bit_or(terms)
     return cols
 
 
-def could_offer(w: World, pw) -> exp.Expression:
-    """An unknown pathway could still lead with something today (``nelm.plan._could_offer``): a
-    ``now`` candidate whose step and own condition are not certainly false and that may still
-    be preferred or reasonable. One that could not is passed over by the walk."""
+def may_lead(w: World, pw) -> list[tuple[str, exp.Expression]]:
+    """Each ``now`` candidate of a pathway with: its step and own condition are not certainly
+    false and it may still be preferred or reasonable."""
     now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
-    terms = []
+    out = []
     for i, step in now_steps(pw):
         applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
         for oid, cond in _options(step):
-            terms.append(and_(applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
-                              has_bits(q(w.possible(oid)), now_bits)))
+            out.append((oid, and_(applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
+                                  has_bits(q(w.possible(oid)), now_bits))))
+    return out
+
+
+def could_offer(w: World, pw) -> exp.Expression:
+    """An unknown pathway could still lead with something today (``nelm.plan._could_offer``): a
+    candidate that may still lead (:func:`may_lead`). One that could not is passed over by the walk."""
+    terms = [may for _, may in may_lead(w, pw)]
     return or_(*terms) if terms else exp.false()
 
 

@@ -144,7 +144,7 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
             break
         # (st is open_'s rows in order: the same filter keeps the same worlds)
         before = open_.filter(~finished)
-        trial = _fill(before.hstack(rest.select(picks)), by_field)
+        trial = _fill(before.hstack(rest.select(picks)), by_field).drop(picks)
         engine = _engine(trial, history)
         ok = _consistent(trial, engine)
         if not ok.all():
@@ -154,11 +154,8 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
             grown, took = _one_at_a_time(before.filter(~ok).hstack(rest.filter(~ok).select(usable_cols)), by_field, history)
             done.append(_finished(rest.filter(~ok).filter(~took)))
             grown = grown.filter(took)
-            trial = trial.drop(picks)
             trial = pl.concat([trial.filter(ok), grown.select(trial.columns)], how="vertical_relaxed")
             engine = pl.concat([engine.filter(ok), _engine(grown, history)], how="vertical_relaxed")
-        else:
-            trial = trial.drop(picks)
         open_ = trial
     return pl.concat(done, how="vertical_relaxed") if done else pl.DataFrame(
         schema={_W: pl.Int64, "settled": pl.Boolean, "lead": pl.String, "status": pl.String, "assumed": pl.Int64})
