@@ -42,7 +42,6 @@ KNOWN_UNVERIFIED = {
     "rule capecitabine_temozolomide.curative_resection_available": REVIEW002_ONLY,
     "rule streptozocin_based.over_75_percent_liver": REVIEW002_ONLY,
     "rule streptozocin_based.curative_resection_available": REVIEW002_ONLY,
-    "rule streptozocin_based.pancreatic_progressive_or_symptomatic": REVIEW002_ONLY,
     "rule clinical_trial.otherwise": REVIEW002_ONLY,
     "rule group arterial_exclusions.pvt_or_impaired_liver": REVIEW002_ONLY,
     "rule group arterial_indications.progressive_liver_disease": REVIEW002_ONLY,

@@ -75,3 +75,26 @@ def test_an_analogue_controlling_a_syndrome_is_never_planned_to_stop_before_a_pr
     now = _now_options(plan)
     if plan["status"] != "undetermined" and PROCEDURES & set(now):
         assert "ssa" in now, (__import__("json").dumps(doc), plan["status"], plan["pathway"], [(s["when"], s["options"]) for s in plan["steps"]])
+
+
+def _verdict(a, option):
+    return next(o["verdict"] for o in a["options"] if o["id"] == option)
+
+
+def test_pancreatic_syndrome_not_yet_treated_starts_with_the_analogue_not_chemotherapy():
+    """VIPoma, glucagonoma and gastrinoma symptoms are hormone excess, treated first with the
+    analogue (or the proton pump inhibitor): they do not make a stable G1/G2 tumour a case for
+    chemotherapy; a syndrome the analogue no longer controls does (cytoreduction)."""
+    for syndrome in ("vipoma", "glucagonoma", "gastrinoma"):
+        doc = dict(functional_syndrome=syndrome, symptomatic=True, sstr_imaging="positive",
+                   primary={"site": "pancreas", "resected": False},
+                   pathology={"differentiation": "well", "ki67_percent": 4},
+                   liver={"pattern": "disseminated", "lobes": "bilobar", "resectable": False, "burden_percent": 40},
+                   course={"status": "stable", "progression_within_12_months": False})
+        a = assess(make_patient(**doc, functional_control="untreated"))
+        for chemo in ("capecitabine_temozolomide", "streptozocin_based"):
+            assert _verdict(a, chemo) == "not_recommended", (syndrome, chemo)
+        assert _plan(a)["steps"][0]["options"] == ["ssa"]
+        refractory = assess(make_patient(**doc, functional_control="refractory",
+                                         prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}]))
+        assert _verdict(refractory, "capecitabine_temozolomide") == "reasonable", syndrome
