@@ -204,7 +204,8 @@ def test_platinum_rules_rest_on_checked_sources():
     opt = next(o for o in KB.options if o.id == "platinum_etoposide")
     rules = {r.id: r for r in opt.rules}
     assert "enets2023_nec" in rules["neuroendocrine_carcinoma"].sources
-    assert "net_g3_first_line_2021" in rules["net_grade_3"].sources
+    assert {"net_g3_first_line_2021", "nordic_nec2_2025"} <= set(rules["net_grade_3_first_line"].sources)
+    assert "net_g3_first_line_2021" in rules["net_grade_3_highest_proliferation"].sources
     assert BY_ID["platinum_nec"].verified == "unverified"  # Moertel 1991 / NORDIC NEC abstracts still not retrieved
 
 

@@ -157,3 +157,24 @@ def test_ssa_after_progression_on_ssa_is_only_a_backbone(assess_with):
 def test_no_interferon_when_curative_resection_is_possible(assess_with):
     _, o = assess_with(functional_syndrome="carcinoid", symptomatic=True)
     assert o["interferon_alpha"]["verdict"] == "not_recommended"
+
+
+NET_G3 = {"pathology.differentiation": "well", "pathology.ki67_percent": 30, "sstr_imaging": "positive"}
+
+
+def test_platinum_is_not_the_first_line_of_a_net_g3_within_the_netter2_range(assess_with):
+    """NET G3 (Ki-67 up to 55 %): temozolomide-based chemotherapy or PRRT first, platinum
+    later (net_g3_first_line_2021, nordic_nec2_2025); above 55 %, or after those, an option."""
+    _, o = assess_with(**UNRESECTABLE, **NET_G3)
+    assert o["platinum_etoposide"]["verdict"] == "not_recommended"
+    assert o["platinum_etoposide"]["reasons"][0]["rule"] == "net_grade_3_first_line"
+    _, o = assess_with(**UNRESECTABLE, **{**NET_G3, "pathology.ki67_percent": 60})
+    assert o["platinum_etoposide"]["verdict"] == "reasonable"
+    _, o = assess_with(**UNRESECTABLE, **NET_G3, **PROGRESSIVE,
+                       prior_therapies=[{"therapy": "capecitabine_temozolomide", "outcome": "progression"}])
+    assert o["platinum_etoposide"]["verdict"] == "reasonable"
+
+
+def test_prrt_never_reads_a_net_g3_within_the_range_as_above_it(assess_with):
+    _, o = assess_with(**UNRESECTABLE, **{**NET_G3, "pathology.ki67_percent": 23, "sstr_imaging": None})
+    assert not any("above the 55 %" in r["text"] for r in o["prrt"]["reasons"])
