@@ -102,3 +102,19 @@ def test_nodal_disease_beside_the_liver_keeps_iat_preferred_distant_metastases_d
     bone = {**nodes, "sites": ["lymph_nodes", "bone"]}
     _, o = assess_with(symptomatic=False, extrahepatic=bone, **UNRESECTABLE, **PROGRESSIVE)
     assert o["tace"]["verdict"] == "reasonable"
+
+
+def test_a_liver_threatening_burden_is_embolized_even_when_disseminated(assess_with):
+    """Disseminated (Frilling III) disease replacing most of the liver, liver-only: the burden
+    threatens the liver, so arterial treatment is not deferred behind medical therapy (real
+    case review: a rectal NET G1 with over 70 % replacement had TAE/TACE ruled out); below
+    that burden, type III disease without a syndrome stays with medical therapy first."""
+    disseminated = {**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 30,
+                    "liver.resectable_fraction_percent": 20, "extrahepatic.present": False, "extrahepatic.sites": []}
+    _, o = assess_with(symptomatic=True, **{**disseminated, "liver.burden_percent": 70})
+    for i in ("tae", "tace"):
+        assert o[i]["verdict"] == "preferred", i
+        assert o[i]["reasons"][0]["rule"] == "liver_threatening_burden", i
+    _, o = assess_with(symptomatic=True, **{**disseminated, "liver.burden_percent": 35})
+    assert o["tae"]["verdict"] == "not_recommended"
+    assert o["tae"]["reasons"][0]["rule"] == "disseminated_without_syndrome"
