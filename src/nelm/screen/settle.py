@@ -214,29 +214,33 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
                    ) -> tuple[pl.DataFrame, pl.Series]:
     """Each blocking fact in the fields' order, each of its records that is for the patient
     (``__usable__<i>``) in the knowledge base's order: the first that keeps the record
-    consistent is filled in. The worlds so grown, and which of them took any."""
+    consistent is filled in. The worlds so grown, and which of them took any.
+
+    A field's records are tried together: every (world, record) pair filled in and checked
+    in one pass, and each world takes the first record, in the knowledge base's order, that
+    passed (the same record as trying them one after another, in one evaluation per field)."""
     cur = worlds.with_row_index("__i")
     took = pl.Series("took", [False] * cur.height)
+    picks_all = [f"__pick__{f}" for f in sorted(by_field)]
     for field in sorted(by_field):
-        accepted = pl.Series([False] * cur.height)
-        for i, _ in by_field[field]:
+        tries = []
+        for rank, (i, _) in enumerate(by_field[field]):
             col = f"__usable__{i}"
-            if col not in cur.columns:
+            if col not in cur.columns or not cur[col].fill_null(False).any():
                 continue
-            candidates = (cur[col].fill_null(False) & ~accepted)
-            if not candidates.any():
-                continue
-            sub = cur.filter(candidates)
             picks = [pl.lit(i if f == field else None, dtype=pl.Int64).alias(f"__pick__{f}") for f in sorted(by_field)]
-            more = _fill(sub.with_columns(picks), by_field).drop([f"__pick__{f}" for f in sorted(by_field)])
-            ok = _consistent(more, _engine(more, history))
-            if not ok.any():
-                continue
-            kept = more.filter(ok)
-            hit = cur["__i"].is_in(kept["__i"].implode())
-            cur = pl.concat([cur.filter(~hit), kept.select(cur.columns)], how="vertical_relaxed").sort("__i")
-            accepted = accepted | hit
-            took = took | hit
+            tries.append(cur.filter(pl.col(col).fill_null(False)).with_columns(*picks, pl.lit(rank).alias("__rank")))
+        if not tries:
+            continue
+        stacked = pl.concat(tries, how="vertical_relaxed")
+        more = _fill(stacked, by_field).drop(picks_all)
+        ok = _consistent(more, _engine(more, history))
+        if not ok.any():
+            continue
+        kept = more.filter(ok).sort("__i", "__rank").unique("__i", keep="first", maintain_order=True).drop("__rank")
+        hit = cur["__i"].is_in(kept["__i"].implode())
+        cur = pl.concat([cur.filter(~hit), kept.select(cur.columns)], how="vertical_relaxed").sort("__i")
+        took = took | hit
     return cur.drop("__i"), took
 
 
