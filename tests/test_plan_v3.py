@@ -309,3 +309,33 @@ def test_a_net_g3_plan_offers_the_analogue_for_persisting_symptoms_only_with_a_h
     assert "ssa" not in [o for s in quiet["steps"] for o in s["options"]]
     # a functioning one has the analogue beside today's line (and so not again for persisting symptoms)
     assert "ssa" in [o for s in plan("glucagonoma", True)["steps"] for o in s["options"]]
+
+
+def test_distant_deposits_are_never_assumed_removable_for_curative_surgery():
+    """Board review of a real case (lung NET with bone and pleural deposits, one liver
+    metastasis): curative liver surgery led because the plan assumed the extrahepatic deposits
+    removable. Distant or unmapped deposits are assumed unremovable; nodal ones may be
+    assumed removable, with a branch either way."""
+    doc = {"age_years": 50, "primary": {"site": "lung", "resected": True}, "pathology": {"differentiation": "well"},
+           "functional_syndrome": "carcinoid", "symptomatic": True, "functional_control": "refractory",
+           "sstr_imaging": "positive", "liver": {"timing": "metachronous", "lesion_count": 1},
+           "extrahepatic": {"present": True, "sites": ["bone", "other"]},
+           "prior_therapies": [{"therapy": "ssa", "ongoing": True}]}
+    for sites in (["bone", "other"], ["lung"], None):
+        plan = assess(validate_patient(_set(doc, "extrahepatic.sites", sites)))["plan"]
+        assert plan["pathway"] != "curative_resection", sites
+        assumed = {a["field"]: a["assumed"] for a in plan["assumptions"]}
+        assert assumed.get("extrahepatic.resectable") is False, sites
+    nodal = assess(validate_patient(_set(doc, "extrahepatic.sites", ["lymph_nodes"])))["plan"]
+    assert nodal["pathway"] == "curative_resection"
+
+
+def test_two_or_three_liver_lesions_are_never_assumed_disseminated():
+    """Two lesions in both lobes are not Frilling type III: the plan assumes them removable
+    (curative surgery), not disseminated disease for medical therapy (real case rc39)."""
+    doc = {"age_years": 66, "primary": {"site": "stomach", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 4}, "sstr_imaging": "positive",
+           "liver": {"timing": "metachronous", "lesion_count": 2, "lobes": "bilobar"}}
+    plan = assess(validate_patient(doc))["plan"]
+    assert {a["field"]: a["assumed"] for a in plan["assumptions"]}.get("liver.pattern") != "disseminated"
+    assert lead(plan) == "liver_resection"

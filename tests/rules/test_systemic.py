@@ -178,3 +178,15 @@ def test_platinum_is_not_the_first_line_of_a_net_g3_within_the_netter2_range(ass
 def test_prrt_never_reads_a_net_g3_within_the_range_as_above_it(assess_with):
     _, o = assess_with(**UNRESECTABLE, **{**NET_G3, "pathology.ki67_percent": 23, "sstr_imaging": None})
     assert not any("above the 55 %" in r["text"] for r in o["prrt"]["reasons"])
+
+
+def test_an_analogue_alone_is_not_the_first_choice_after_other_lines(assess_with):
+    """Progressive pancreatic NET after everolimus and sunitinib, never given an analogue: the
+    analogue trials enrolled untreated patients, so SSA monotherapy is capped at reasonable
+    (real case rc43); in a first line it stays preferred."""
+    after = [{"therapy": "everolimus", "outcome": "progression"}, {"therapy": "sunitinib", "outcome": "progression"}]
+    _, o = assess_with(**UNRESECTABLE, **PROGRESSIVE, sstr_imaging="positive", prior_therapies=after)
+    assert o["ssa"]["verdict"] == "reasonable"
+    assert any(r.get("rule") == "after_other_lines" for r in o["ssa"]["reasons"])
+    _, o = assess_with(**UNRESECTABLE, sstr_imaging="positive", prior_therapies=[])
+    assert o["ssa"]["verdict"] == "preferred"
