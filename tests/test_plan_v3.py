@@ -339,3 +339,24 @@ def test_two_or_three_liver_lesions_are_never_assumed_disseminated():
     plan = assess(validate_patient(doc))["plan"]
     assert {a["field"]: a["assumed"] for a in plan["assumptions"]}.get("liver.pattern") != "disseminated"
     assert lead(plan) == "liver_resection"
+
+
+def test_a_painful_extrahepatic_deposit_is_irradiated_now_not_if_symptoms_persist():
+    """Board review: a painful spinal metastasis had palliative radiotherapy only in the
+    'if symptoms persist' step; it is given now, beside the line for the liver."""
+    doc = {"primary": {"site": "jejunum_ileum"}, "pathology": {"ki67_percent": 4}, "functional_syndrome": "carcinoid",
+           "symptomatic": True, "extrahepatic": {"present": True, "sites": ["bone"], "symptomatic": True},
+           "course": {"status": "stable"}, "sstr_imaging": "positive"}
+    first = assess(validate_patient(doc))["plan"]["steps"][0]
+    assert "ebrt" in first["options"] and "ebrt" in first["add_on"]
+
+
+def test_a_non_pancreatic_primary_gets_no_branch_for_a_pancreatic_syndrome():
+    doc = {"primary": {"site": "jejunum_ileum"}, "pathology": {"ki67_percent": 5},
+           "liver": {"burden_percent": 60, "lobes": "bilobar"}, "extrahepatic": {"present": False},
+           "sstr_imaging": "positive", "course": {"status": "progressive"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression"}]}
+    plan = assess(validate_patient(doc))["plan"]
+    assert any(c["field"] == "functional_syndrome" for b in plan["branches"] for c in b["if"])
+    syndromes = {c["value"] for b in plan["branches"] for c in b["if"] if c["field"] == "functional_syndrome"}
+    assert not syndromes & {"insulinoma", "gastrinoma", "vipoma", "glucagonoma"}

@@ -332,21 +332,35 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                         continue
                     if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
                         fields |= affected(oid)
-    if pw is not None:
-        # a first-step candidate that could still outrank the leading one (or lead where none does)
-        # (an option the step's own condition leaves out cannot lead)
-        i0, step0 = _now_steps(pw)[0]
-        cands = [oid for oid, cond in _option_ids(step0)
-                 if not cond or ev.verdicts[pathway_column(pw.id, i0, oid)] is not False]
-        others = any(o != TRIAL for o in cands if o != lead_id)
-        lead_key = (_now_key(lead_id, leading["verdict"], cands.index(lead_id), others)
-                    if leading and lead_id in cands else (9, 9, 99))
-        for order, oid in enumerate(cands):
-            o = options[oid]
-            if oid == lead_id or not o.get("possible_verdicts"):
+    if pw is not None and lead_id is not None:
+        # a candidate that could take the lead: in a ``now`` step before the one the lead comes
+        # from (each later ``now`` step leads only while those before offer nothing), any that
+        # may still be offered; in the lead's own step, one that could still outrank it
+        # (an option the step's own condition leaves out cannot lead; screen.plan_columns.follow
+        # reads the same)
+        for i, step in _now_steps(pw):
+            applies = not step.if_ or ev.verdicts[pathway_column(pw.id, i)] is not False
+            if not applies:
                 continue
-            if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
-                fields |= affected(oid)
+            cands = [oid for oid, cond in _option_ids(step)
+                     if not cond or ev.verdicts[pathway_column(pw.id, i, oid)] is not False]
+            picked = (not step.if_ or ev.verdicts[pathway_column(pw.id, i)] is True) and lead_id in [
+                oid for oid, cond in _option_ids(step)
+                if not cond or ev.verdicts[pathway_column(pw.id, i, oid)] is True]
+            if picked and leading["verdict"] in NOW_VERDICTS:
+                others = any(o != TRIAL for o in cands if o != lead_id)
+                lead_key = _now_key(lead_id, leading["verdict"], cands.index(lead_id), others)
+                for order, oid in enumerate(cands):
+                    o = options[oid]
+                    if oid == lead_id or not o.get("possible_verdicts"):
+                        continue
+                    if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
+                        fields |= affected(oid)
+                break
+            for oid in cands:
+                o = options[oid]
+                if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
+                    fields |= affected(oid)
     # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
     # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
     # function is known to be impaired) stays a missing fact like any other

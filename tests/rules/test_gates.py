@@ -200,3 +200,31 @@ def test_ongoing_analogue_without_progression_is_continued():
     _, o = verdicts(**UNRESECTABLE, prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}])
     assert o["ssa"]["verdict"] == "preferred"
     assert o["ssa"]["reasons"][0]["rule"] == "continue_ongoing"
+
+
+# ---------------------------------------------------------------- board review, 2026-12 (each failed before its fix)
+
+def _opts(**changes):
+    a = assess(make_patient(**changes))
+    return a, {o["id"]: o for o in a["options"]}
+
+
+def test_failing_right_heart_holds_embolization_below_a_first_choice():
+    """NYHA III right heart failure with valve disease, refractory carcinoid syndrome: TAE/TACE
+    were 'preferred' with the heart only as a note; the cardiologist comes first."""
+    _, o = _opts(**UNRESECTABLE, functional_syndrome="carcinoid", symptomatic=True, functional_control="refractory",
+                 right_heart_insufficiency=True, carcinoid_heart_disease="present", sstr_imaging="positive",
+                 prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}])
+    for i in ("tae", "tace", "sirt"):
+        assert o[i]["verdict"] in ("reasonable", "not_recommended"), i
+        assert any(r.get("rule") == "heart_and_embolization" for r in o[i]["reasons"]), i
+
+
+def test_low_platelets_rule_out_targeted_drugs():
+    """Platelets 70 ×10⁹/L after PRRT: everolimus was 'preferred'."""
+    _, o = _opts(**UNRESECTABLE, **PROGRESSIVE, sstr_imaging="positive", **{"labs.platelets_10e9_per_l": 70},
+                 prior_therapies=[{"therapy": "ssa", "outcome": "progression"},
+                                  {"therapy": "prrt", "outcome": "progression", "months_to_progression": 10}])
+    for i in ("everolimus", "sunitinib", "cabozantinib"):
+        assert o[i]["verdict"] in ("not_recommended", "contraindicated"), i
+    assert o["everolimus"]["reasons"][0]["rule"] == "marrow_targeted"

@@ -98,3 +98,31 @@ def test_pancreatic_syndrome_not_yet_treated_starts_with_the_analogue_not_chemot
         refractory = assess(make_patient(**doc, functional_control="refractory",
                                          prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}]))
         assert _verdict(refractory, "capecitabine_temozolomide") == "reasonable", syndrome
+
+
+def test_an_insulinoma_is_embolized_under_glucose_cover_not_octreotide():
+    """Board review: the leading step told the team to cover an insulinoma's embolization with
+    octreotide, which can deepen hypoglycaemia (the knowledge base's own SSA rule says so)."""
+    a = assess(make_patient(functional_syndrome="insulinoma", symptomatic=True, functional_control="refractory",
+                            primary={"site": "pancreas", "resected": False},
+                            pathology={"differentiation": "well", "ki67_percent": 4},
+                            liver={"lobes": "bilobar", "pattern": "disseminated", "resectable": False, "burden_percent": 30},
+                            prior_therapies=[]))
+    tae = next(o for o in a["options"] if o["id"] == "tae")
+    assert tae["verdict"] == "preferred" and tae["reasons"][0]["rule"] == "refractory_hypoglycaemia"
+    step = a["plan"]["steps"][0]
+    assert "intravenous glucose" in step["reason"]
+    assert "octreotide cover" not in step["reason"] and "extra octreotide" not in step["reason"]
+
+
+def test_resectable_disease_with_carcinoid_valve_disease_waits_for_the_heart():
+    """Board review: carcinoid valve disease turned resectable disease into the unresectable
+    pathway (embolization offered). The plan stays curative: analogue now, valves first."""
+    doc = dict(functional_syndrome="carcinoid", symptomatic=True, carcinoid_heart_disease="present",
+               right_heart_insufficiency=False, sstr_imaging="positive")
+    a = assess(make_patient(**doc))
+    plan = a["plan"]
+    assert plan["pathway"] == "curative_resection"
+    assert plan["steps"][0]["options"][0] == "ssa" and "waits for the heart" in plan["steps"][0]["reason"]
+    verdicts = {o["id"]: o["verdict"] for o in a["options"]}
+    assert verdicts["liver_resection"] == "not_recommended" and verdicts["tae"] == "not_recommended"

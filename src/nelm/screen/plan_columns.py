@@ -185,17 +185,19 @@ def _in_step(w: World, pw, i: int, oid: str, cond: str | None, *, unknown: bool)
     return coalesce(q(w.col(pathway_column(pw.id, i, oid))), exp.Boolean(this=unknown))
 
 
-def _pathway_lead(w: World, pw) -> tuple[exp.Expression, exp.Expression]:
-    """The option a pathway leads with today (NULL: none) and its rank (0 preferred, 1 reasonable)."""
-    leads, ranks = [], []
+def _pathway_lead(w: World, pw) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
+    """The option a pathway leads with today (NULL: none), its rank (0 preferred, 1
+    reasonable) and the index of the ``now`` step it comes from."""
+    leads, ranks, steps = [], [], []
     for i, step in enumerate(_now_steps(pw)):
         applies = _applies(w, pw, i, step)
         # established care before a trial, then preferred before reasonable, then order (nelm.plan._now_key)
         for rank, verdict, oid, cond in trial_last(step):
             ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
             leads.append(case((ok, lit(oid))))
-            ranks.append(case((ok, num(rank))))
-    return coalesce(*leads), coalesce(*ranks)
+            ranks.append(case((ok.copy(), num(rank))))
+            steps.append(case((ok.copy(), num(i))))
+    return coalesce(*leads), coalesce(*ranks), coalesce(*steps)
 
 
 def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
@@ -211,7 +213,7 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     cols: dict[str, exp.Expression] = {}
     # 1. each pathway's option for today
     for j, pw in enumerate(pws):
-        cols[P(f"lead{j}")], cols[P(f"rank{j}")] = _pathway_lead(w, pw)
+        cols[P(f"lead{j}")], cols[P(f"rank{j}")], cols[P(f"step{j}")] = _pathway_lead(w, pw)
     cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
                  [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P,
                  [could_offer(w, pw) for pw in pws])
@@ -220,6 +222,7 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
     cols[P("lead")] = case(*[(eq(result, num(j)), q(P(f"lead{j}"))) for j in range(len(pws))])
     cols[P("lead_rank")] = case(*[(eq(result, num(j)), q(P(f"rank{j}"))) for j in range(len(pws))])
+    cols[P("lead_step")] = case(*[(eq(result, num(j)), q(P(f"step{j}"))) for j in range(len(pws))])
     unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
 
     # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
@@ -234,40 +237,51 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
         terms += [case((is_null(q(w.col(rule_column(oid, r.id)))), q(w.mask(rule_column(oid, r.id)))), default=num(0))
                   for r in opt.caps]
         cols[P(f"affects__{oid}")] = bit_or(terms)
-    # ... and where the leading option stands among the first step's candidates of each pathway
-    lead, lead_rank = q(P("lead")), q(P("lead_rank"))
-    for j, pw in enumerate(pws):
-        cands = _options(pw.steps[0])
-        in_step = [_in_step(w, pw, 0, oid, cond, unknown=True) for oid, cond in cands]
-        pos = coalesce(*[case((and_(eq(lead, lit(oid)), ok), num(p))) for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
-        # a trial leads only where nothing else offers itself: any candidate may outrank it
-        cols[P(f"lr{j}")] = case((and_(not_null(pos), not_(eq(lead.copy(), lit(TRIAL)))), lead_rank), default=num(9))
-        cols[P(f"lp{j}")] = coalesce(pos.copy(), num(99))
+    # ... and where the leading option stands among the candidates of the step it comes from
+    lead, lead_rank, lead_step = q(P("lead")), q(P("lead_rank")), q(P("lead_step"))
+    now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
     fol = q(P("followed"))
     terms = [case((and_(u, or_(is_null(fol), lt(num(k), fol))), q(w.mask(pathway_column(pw.id)))), default=num(0))
              for k, (pw, u) in enumerate(zip(pws, unknown_before))]
-    # a candidate of the pathway followed (j) that could outrank the leading option: the terms
-    # of pathway j read only where it is followed (one CASE on the pathway followed)
+    # a candidate of the pathway followed (j) that could take the lead: in a ``now`` step before the
+    # one the lead comes from, any that may still be offered; in that step, one that could outrank
+    # it (nelm.plan._blocking). The terms of pathway j are read only where it is followed (one CASE)
     by_followed = []
     for j, pw in enumerate(pws):
-        lr, lp = q(P(f"lr{j}")), q(P(f"lp{j}"))
-        outranking = []
-        step0 = _options(pw.steps[0])
-        for p, (oid, cond) in enumerate(step0):
-            better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
-                           or_(lt(num(rank), lr), and_(eq(num(rank), lr), lt(num(p), lp))))
-                      for rank, v in enumerate(NOW)]
-            # the leading option does not outrank itself; a trial outranks an established leading
-            # option only where no other established option of the step is left (nelm.plan._now_key)
-            not_lead = or_(is_null(lead.copy()), not_(eq(lead.copy(), lit(oid))))
-            outranks = and_(_in_step(w, pw, 0, oid, cond, unknown=True), not_lead, several_possible(w, oid), or_(*better))
-            if oid == TRIAL:
-                others = [and_(_in_step(w, pw, 0, o, c, unknown=True), not_(eq(lead.copy(), lit(o))))
-                          for o, c in step0 if o != TRIAL]
-                outranks = and_(outranks, or_(is_null(lead.copy()), not_(or_(*others)) if others else exp.true()))
-            outranking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
-        if outranking:
-            by_followed.append((eq(fol.copy(), num(j)), bit_or(outranking)))
+        taking = []
+        for i, step in now_steps(pw):
+            cands = _options(step)
+            applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
+            earlier = lt(num(i), lead_step.copy())
+            for oid, cond in cands:
+                may = and_(earlier.copy(), applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
+                           several_possible(w, oid), has_bits(q(w.possible(oid)), now_bits))
+                taking.append(case((may, q(P(f"affects__{oid}"))), default=num(0)))
+            here = eq(lead_step.copy(), num(i))
+            in_step = [_in_step(w, pw, i, oid, cond, unknown=True) for oid, cond in cands]
+            pos = coalesce(*[case((and_(here.copy(), eq(lead.copy(), lit(oid)), ok), num(p)))
+                             for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+            # a trial leads only where nothing else offers itself: any candidate may outrank it
+            lr = case((and_(not_null(pos), not_(eq(lead.copy(), lit(TRIAL)))), lead_rank.copy()), default=num(9))
+            lp = coalesce(pos.copy(), num(99))
+            cols[P(f"lr{j}_{i}")], cols[P(f"lp{j}_{i}")] = lr, lp
+            lr, lp = q(P(f"lr{j}_{i}")), q(P(f"lp{j}_{i}"))
+            for p, (oid, cond) in enumerate(cands):
+                better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
+                               or_(lt(num(rank), lr.copy()), and_(eq(num(rank), lr.copy()), lt(num(p), lp.copy()))))
+                          for rank, v in enumerate(NOW)]
+                # the leading option does not outrank itself; a trial outranks an established leading
+                # option only where no other established option of the step is left (nelm.plan._now_key)
+                not_lead = or_(is_null(lead.copy()), not_(eq(lead.copy(), lit(oid))))
+                outranks = and_(here.copy(), _in_step(w, pw, i, oid, cond, unknown=True), not_lead,
+                                several_possible(w, oid), or_(*better))
+                if oid == TRIAL:
+                    others = [and_(_in_step(w, pw, i, o, c, unknown=True), not_(eq(lead.copy(), lit(o))))
+                              for o, c in cands if o != TRIAL]
+                    outranks = and_(outranks, or_(is_null(lead.copy()), not_(or_(*others)) if others else exp.true()))
+                taking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+        if taking:
+            by_followed.append((eq(fol.copy(), num(j)), bit_or(taking)))
     if by_followed:
         terms.append(case(*by_followed, default=num(0)))
     # nothing offered today: a candidate of any pathway not ruled out that may still be
