@@ -16,6 +16,7 @@ import pytest
 
 from nelm import rowcode
 from nelm.engine import _lazy, evaluate, patients_frame, row_program, verdicts_under
+from nelm.engine.verdicts import resolve_all
 from nelm.knowledge import load
 from nelm.outcomes.matching import matcher
 from nelm.patient import flatten, validate_patient
@@ -75,6 +76,20 @@ def test_evaluate_and_other_guidelines_equal_the_polars_path(guideline: str) -> 
             if other != guideline:
                 _same(verdicts_under(ours, kb, load(other)), verdicts_under(theirs, kb, load(other)),
                       f"{guideline} under {other}")
+
+
+@pytest.mark.parametrize("guideline", GUIDELINES)
+def test_generated_resolution_equals_resolve_all(guideline: str) -> None:
+    """The program's written-out resolution (verdicts.resolution_source) gives resolve_all's row:
+    the same possible__ and verdict__ columns, in the same order, of the same values."""
+    kb = load(guideline)
+    program = row_program(kb)
+    assert program is not None and program.resolve is not None
+    for flat in ROWS[::5]:
+        row = program.verdicts(program.inputs(flat))
+        ours, theirs = program.resolve(dict(row)), dict(row)
+        resolve_all(kb.options, theirs)
+        _same(ours, theirs, f"{guideline} resolution")
 
 
 @pytest.mark.parametrize("sql, row, expected", [

@@ -320,6 +320,9 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     if lead_id is None:
         # nothing offered today: any pathway not ruled out whose "now" candidate may still
         # become preferred or reasonable could give the plan a lead
+        # (each such candidate asked about once: most are named by several pathways, and an
+        # option's missing facts are the same whichever pathway names it)
+        could_lead: set[str] = set()
         for other in kb.pathways:
             if ev.verdicts[pathway_column(other.id)] is False:
                 continue
@@ -327,11 +330,13 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
                 if step.if_ and ev.verdicts[pathway_column(other.id, i)] is False:
                     continue
                 for oid, cond in _option_ids(step):
-                    o = options[oid]
-                    if cond and ev.verdicts[pathway_column(other.id, i, oid)] is False:
+                    if oid in could_lead or (cond and ev.verdicts[pathway_column(other.id, i, oid)] is False):
                         continue
+                    o = options[oid]
                     if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
-                        fields |= affected(oid)
+                        could_lead.add(oid)
+        for oid in could_lead:
+            fields |= affected(oid)
     if pw is not None and lead_id is not None:
         # a candidate that could take the lead: in a ``now`` step before the one the lead comes
         # from (each later ``now`` step leads only while those before offer nothing), any that
@@ -380,7 +385,7 @@ for _col, _field in COLUMN_FIELDS.items():
 
 def _key(values: dict[str, Any]) -> tuple:
     """A set of filled-in facts as a key of the planner's caches (the same facts, the same key)."""
-    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+    return tuple(sorted(zip(values, map(repr, values.values()))))
 
 
 class _Planner:

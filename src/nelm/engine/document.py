@@ -164,7 +164,8 @@ class LeanOptions(dict):
         cols = self._columns[oid]
         opt, verdict_col, possible_col = cols[:3]
         row = self._ev.verdicts
-        possible = _possible(row[possible_col])
+        mask = row[possible_col]
+        possible = _POSSIBLE.get(mask) or _possible(mask)   # (_possible's own cache, read here without a call)
         out = {"id": oid, "verdict": row[verdict_col], "intent": opt.intent, "reasons": []}
         if len(possible) > 1:
             out["possible_verdicts"] = list(possible)

@@ -20,7 +20,7 @@ from .. import rowcode
 from ..knowledge import KnowledgeBase, UnknownRoots
 from ..patient import COLUMN_TYPES, Patient, flatten
 from .frame import _KEYED, _lazy, patients_frame, pl
-from .verdicts import resolve_all, resolve_verdict
+from .verdicts import _MASK_VERDICT, _cap, resolution_source, resolve_all, resolve_verdict
 
 
 class Dtypes(Mapping):
@@ -86,7 +86,10 @@ def evaluate(patient: Patient | dict[str, Any], kb: KnowledgeBase, extra: list[A
     # verdicts_only (the plan's what-if evaluations): the facts pass is skipped, its row empty
     facts = {} if verdicts_only else program.facts(dict(inputs))
     verdicts = program.verdicts(inputs)
-    resolve_all(kb.options, verdicts)
+    if program.resolve is not None:
+        program.resolve(verdicts)     # resolve_all, written out for this knowledge base
+    else:
+        resolve_all(kb.options, verdicts)
     return Evaluation(facts, verdicts, program.verdict_types)
 
 
@@ -123,6 +126,7 @@ class RowProgram:
     verdicts: Callable[[dict[str, Any]], dict[str, Any]]   # unknown checks in their passing value
     verdict_types: Dtypes
     _casts: tuple[tuple[str, Callable[[Any], Any], type], ...]   # column, cast, the type it gives
+    resolve: Callable[[dict[str, Any]], dict[str, Any]] | None = None   # verdicts.resolve_all, as generated Python
 
     def patched_inputs(self, base: dict[str, Any], flat: dict[str, Any], changed: frozenset[str]) -> dict[str, Any]:
         """:meth:`inputs` of ``flat``, a row that differs from the row whose inputs are ``base``
@@ -188,10 +192,11 @@ def row_program(kb: KnowledgeBase, extra_sql: Mapping[str, str] | None = None) -
             import marshal
 
             code, verdict_types = built
-            namespace: dict[str, Any] = dict(rowcode.HELPERS)
+            namespace: dict[str, Any] = dict(rowcode.HELPERS) | {"_cap": _cap, "_MASK_VERDICT": _MASK_VERDICT}
             exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _generate from the knowledge base, read from our own cache
             casts = tuple((c, _CASTS[t], _CAST_TYPES[t]) for c, t in COLUMN_TYPES.items())
-            _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts)
+            _PROGRAMS[key] = RowProgram(namespace["facts"], namespace["verdicts"], Dtypes(verdict_types), casts,
+                                        namespace.get("resolve"))
     return _PROGRAMS[key]
 
 
@@ -223,7 +228,8 @@ def _generate(kb: KnowledgeBase, extra_sql: dict[str, str]) -> tuple[bytes, dict
         return None
     # both passes start from the input columns (RowProgram.inputs: each value of its column's type)
     source = (rowcode.function_source("facts", facts_steps, COLUMN_TYPES)
-              + rowcode.function_source("verdicts", verdict_steps, COLUMN_TYPES))
+              + rowcode.function_source("verdicts", verdict_steps, COLUMN_TYPES)
+              + resolution_source(kb.options))
     code = compile(source, f"<nelm rowcode {kb.guideline}>", "exec")
     return marshal.dumps(code), filled_types
 

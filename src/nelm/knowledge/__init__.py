@@ -472,7 +472,8 @@ class UnknownRoots:
 
     def __init__(self, kb: KnowledgeBase, null_columns: set[str]):
         self._masks = _masks(kb)
-        self._nulls: Any = null_columns
+        # column -> None for an unknown column, 0 otherwise (``_null_get(c, 0) is None``: unknown)
+        self._null_get: Any = dict.fromkeys(null_columns).get
         self._null_inputs = sum(map(_INPUT_BITS.__getitem__, null_columns & _INPUT_BITS.keys()))
         self._memo: dict[str, int] = {}
 
@@ -483,7 +484,9 @@ class UnknownRoots:
         columns of each of its what-ifs, whose rows hold some 500 (tests/test_roots.py)."""
         self = cls.__new__(cls)
         self._masks = _masks(kb)
-        self._nulls = _NullColumns(row)
+        # the row read as the walk asks (a dict lookup per column walked, where a small
+        # container class's method call was)
+        self._null_get = row.get
         null_inputs, get = 0, row.get
         for c, bit in _INPUT_BIT_ITEMS:
             if get(c, 0) is None:
@@ -497,9 +500,9 @@ class UnknownRoots:
         if got is None:
             direct, computed = self._masks.get(column, (0, ()))
             got = direct & self._null_inputs
-            memo, nulls = self._memo, self._nulls
+            memo, null_get = self._memo, self._null_get
             for r in computed:
-                if r in nulls:
+                if null_get(r, 0) is None:
                     got |= memo[r] if r in memo else self.mask(r)
             memo[column] = got
         return got
@@ -513,18 +516,6 @@ class UnknownRoots:
         """The contract fields of those columns, sorted, each once."""
         m = self._memo.get(column)
         return fields_of_mask(self.mask(column) if m is None else m)
-
-
-class _NullColumns:
-    """The columns of a row whose value is None, as a container (``column in nulls``)."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: dict[str, Any]):
-        self._row = row
-
-    def __contains__(self, column: object) -> bool:
-        return self._row.get(column, 0) is None
 
 
 def columns_of_mask(m: int) -> list[str]:
