@@ -80,9 +80,12 @@ def test_no_embolization_when_curative_resection_is_possible(assess_with):
 def test_disseminated_disease_without_syndrome_is_for_medical_therapy(assess_with):
     _, o = assess_with(symptomatic=False, **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40})
     assert o["tace"]["verdict"] == "not_recommended"
-    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", functional_control="controlled",
+    # a syndrome the analogue does not control is palliated by embolization even when disseminated
+    # (one recorded as controlled has no hormone excess left to palliate: test below)
+    _, o = assess_with(symptomatic=True, functional_syndrome="carcinoid", functional_control="refractory",
+                       prior_therapies=[{"therapy": "ssa", "outcome": "stable", "ongoing": True}],
                        **{**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 40})
-    assert o["tace"]["verdict"] == "reasonable"
+    assert o["tace"]["verdict"] in ("preferred", "reasonable")
 
 
 def test_liver_dominant_progression_of_type_iii_disease_is_in_the_arterial_sequence(assess_with):
@@ -118,3 +121,14 @@ def test_a_liver_threatening_burden_is_embolized_even_when_disseminated(assess_w
     _, o = assess_with(symptomatic=True, **{**disseminated, "liver.burden_percent": 35})
     assert o["tae"]["verdict"] == "not_recommended"
     assert o["tae"]["reasons"][0]["rule"] == "disseminated_without_syndrome"
+
+
+def test_a_controlled_syndrome_is_not_embolized_for_hormone_excess(assess_with):
+    """'Embolization may palliate hormone excess when medical therapy does not control it' was
+    given for a gastrinoma recorded as controlled (board review)."""
+    disseminated = {**UNRESECTABLE, "liver.pattern": "disseminated", "liver.lesion_count": 30}
+    _, o = assess_with(symptomatic=True, functional_syndrome="gastrinoma", functional_control="controlled",
+                       **disseminated)
+    for i in ("tae", "tace", "sirt"):
+        assert not any(r.get("rule") in ("disseminated_hormonal_palliation", "hormonal_syndrome_palliation")
+                       and r["kind"] == "decisive" for r in o[i]["reasons"]), i

@@ -190,3 +190,16 @@ def test_an_analogue_alone_is_not_the_first_choice_after_other_lines(assess_with
     assert any(r.get("rule") == "after_other_lines" for r in o["ssa"]["reasons"])
     _, o = assess_with(**UNRESECTABLE, sstr_imaging="positive", prior_therapies=[])
     assert o["ssa"]["verdict"] == "preferred"
+
+
+def test_a_targeted_drug_that_controls_the_disease_is_continued(assess_with):
+    """Board review: a patient on everolimus (after progression on the analogue) with stable
+    disease had everolimus 'not recommended: disease not progressive' and was planned back onto
+    the analogue; a drug still given without progression is continued."""
+    history = [{"therapy": "ssa", "outcome": "progression", "ongoing": False},
+               {"therapy": "everolimus", "outcome": "stable", "ongoing": True}]
+    a, o = assess_with(**UNRESECTABLE, sstr_imaging="positive", prior_therapies=history,
+                       **{"course.status": "stable", "course.progression_within_12_months": False})
+    assert o["everolimus"]["verdict"] == "preferred"
+    assert o["everolimus"]["reasons"][0]["rule"] == "continue_ongoing"
+    assert a["plan"]["steps"][0]["options"][0] == "everolimus"
