@@ -228,3 +228,14 @@ def test_low_platelets_rule_out_targeted_drugs():
     for i in ("everolimus", "sunitinib", "cabozantinib"):
         assert o[i]["verdict"] in ("not_recommended", "contraindicated"), i
     assert o["everolimus"]["reasons"][0]["rule"] == "marrow_targeted"
+
+
+def test_embolization_does_not_make_an_echocardiogram_a_condition_for_everyone():
+    """The heart cap speaks where heart involvement is recorded; an insulinoma's embolization
+    work-up asked for a carcinoid valve echocardiogram (second board review)."""
+    a = assess(make_patient(functional_syndrome="insulinoma", symptomatic=True, functional_control="refractory",
+                            primary={"site": "pancreas", "resected": False},
+                            pathology={"differentiation": "well", "ki67_percent": 4},
+                            liver={"lobes": "bilobar", "pattern": "disseminated", "resectable": False, "burden_percent": 30},
+                            prior_therapies=[], right_heart_insufficiency=None, carcinoid_heart_disease=None))
+    assert not any("valve" in w["order"] or "carcinoid heart" in w["order"] for w in a["plan"]["workup"])
