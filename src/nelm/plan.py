@@ -344,15 +344,13 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
         # (an option the step's own condition leaves out cannot lead; screen.plan_columns.follow
         # reads the same)
         for i, step in _now_steps(pw):
-            applies = not step.if_ or ev.verdicts[pathway_column(pw.id, i)] is not False
-            if not applies:
+            applies = True if not step.if_ else ev.verdicts[pathway_column(pw.id, i)]
+            if applies is False:
                 continue
-            cands = [oid for oid, cond in _option_ids(step)
-                     if not cond or ev.verdicts[pathway_column(pw.id, i, oid)] is not False]
-            picked = (not step.if_ or ev.verdicts[pathway_column(pw.id, i)] is True) and lead_id in [
-                oid for oid, cond in _option_ids(step)
-                if not cond or ev.verdicts[pathway_column(pw.id, i, oid)] is True]
-            if picked and leading["verdict"] in NOW_VERDICTS:
+            # each option's own condition in this step (True where it has none)
+            own = {oid: True if not cond else ev.verdicts[pathway_column(pw.id, i, oid)] for oid, cond in _option_ids(step)}
+            cands = [oid for oid, ok in own.items() if ok is not False]
+            if applies is True and own.get(lead_id) is True and leading["verdict"] in NOW_VERDICTS:
                 others = any(o != TRIAL for o in cands if o != lead_id)
                 lead_key = _now_key(lead_id, leading["verdict"], cands.index(lead_id), others)
                 for order, oid in enumerate(cands):
