@@ -12,7 +12,6 @@ import math
 import re
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -92,16 +91,16 @@ def test_each_refusal_says_what_is_wrong(text, fmt, words):
     assert any(words in m for m in refused(text, fmt).values())
 
 
-def test_duplicate_keys_are_found_in_linear_time():
-    # keys.count(k) made 40,000 keys take 26 s; a set takes milliseconds (the body cap allows ~23,000)
+def test_duplicate_keys_are_found_in_a_document_at_the_size_cap():
+    # keys.count(k) made 40,000 keys take 26 s; a set takes milliseconds (the body cap allows ~23,000).
+    # No timed assertion here (a loaded CI machine made a 3 s bound flaky): a quadratic search
+    # would show as a test taking minutes, and benchmarks/ measure speed.
     n = 23_000
     for text, fmt in (("{" + ",".join(f'"k{i}":1' for i in range(n)) + ',"k7":2}', "json"),
                       ("\n".join(f"k{i}: 1" for i in range(n)) + "\nk7: 2\n", "yaml")):
         assert len(text.encode()) <= MAX_DOCUMENT_BYTES
-        start = time.perf_counter()
         with pytest.raises(InvalidPatient) as exc:
             parse_text(text, fmt)
-        assert time.perf_counter() - start < 3, fmt
         assert exc.value.problems == [("k7", "appears more than once; which value was meant is unclear, give it once")]
 
 

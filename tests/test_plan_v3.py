@@ -373,3 +373,149 @@ def test_the_net_g3_branch_of_an_assumed_grade_names_a_plan():
                 seen += 1
                 assert b["steps"], b
     assert seen
+
+
+def test_liver_debulking_is_not_offered_beside_distant_deposits_surgery_cannot_remove():
+    """Board review 3 (rc46): a lung NET with spinal, pleural and tracheal deposits and a
+    refractory carcinoid syndrome had liver resection in today's step as debulking. With
+    distant deposits left behind, the syndrome is treated medically, by PRRT or embolization."""
+    doc = {"age_years": 50, "primary": {"site": "lung", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 5},
+           "functional_syndrome": "carcinoid", "symptomatic": True, "functional_control": "refractory",
+           "sstr_imaging": "positive", "liver": {"timing": "metachronous", "lesion_count": 1},
+           "extrahepatic": {"present": True, "sites": ["bone", "other"], "resectable": False},
+           "prior_therapies": [{"therapy": "ssa", "ongoing": True}]}
+    a = assess(validate_patient(doc))
+    o = {x["id"]: x for x in a["options"]}
+    assert o["liver_resection"]["verdict"] == "not_recommended"
+    assert o["liver_resection"]["reasons"][0]["rule"] == "debulking_beside_distant_deposits"
+    now = [x for s in a["plan"]["steps"] if s["when"] == "now" for x in s["options"]]
+    assert "liver_resection" not in now and now[0] == "ssa"
+    # nodal disease the surgeon cannot remove is not this rule's: debulking stays open there
+    nodal = assess(validate_patient(_set(doc, "extrahepatic.sites", ["lymph_nodes"])))
+    assert next(x for x in nodal["options"] if x["id"] == "liver_resection")["reasons"][0]["rule"] != \
+        "debulking_beside_distant_deposits"
+
+
+def test_the_analogue_alone_does_not_lead_a_pancreatic_net_above_a_ki67_of_10():
+    """Board review 3 (rc18): for a pancreatic NET with Ki-67 12.5 % the analogue led, although
+    the pathway's own reason (ESMO 2020) and CLARINET's population limit it to Ki-67 under 10 %;
+    NETTER-2 supports first-line PRRT at 10-55 %. A hormonal syndrome keeps its analogue."""
+    base = {"age_years": 62, "ecog": 0, "primary": {"site": "pancreas", "resected": False},
+            "pathology": {"differentiation": "well", "ki67_percent": 12.5}, "functional_syndrome": "none",
+            "symptomatic": False, "sstr_imaging": "positive",
+            "liver": {"timing": "synchronous", "lesion_count": 8, "pattern": "dominant_with_satellites",
+                      "resectable": False, "burden_percent": 20},
+            "extrahepatic": {"present": False, "sites": []},
+            "course": {"status": "stable", "progression_within_12_months": False}}
+    a = assess(validate_patient(base))
+    o = {x["id"]: x for x in a["options"]}
+    assert o["ssa"]["verdict"] == "reasonable"
+    assert any(r["rule"] == "above_the_trials_proliferation" for r in o["ssa"]["reasons"])
+    assert lead(a["plan"]) != "ssa" and "ssa" not in a["plan"]["steps"][0]["options"]
+    low = assess(validate_patient(_set(base, "pathology.ki67_percent", 5)))
+    assert lead(low["plan"]) == "ssa"
+    # a grade reported as G2 without its index: the plan assumes Ki-67 under 10 % and branches for
+    # 10-20 % (it was left undetermined, rc10); a reported G1 is below 3 % by definition
+    g2 = assess(validate_patient(_set(_set(base, "pathology.ki67_percent", None), "pathology.reported_grade", "G2")))
+    assert g2["plan"]["status"] == "conditional" and lead(g2["plan"]) == "ssa"
+    assumed = {a["field"]: a for a in g2["plan"]["assumptions"]}
+    assert assumed["pathology.ki67_percent"]["assumed"] == 5
+    assert lead(g2["plan"]["branches"][assumed["pathology.ki67_percent"]["branch"]]) != "ssa"
+    g1 = assess(validate_patient(_set(_set(base, "pathology.ki67_percent", None), "pathology.reported_grade", "G1")))
+    assert "pathology.ki67_percent" not in g1["plan"]["missing"] and lead(g1["plan"]) == "ssa"
+    syndrome = _set(_set(_set(base, "functional_syndrome", "glucagonoma"), "symptomatic", True), "functional_control", "untreated")
+    got = assess(validate_patient(syndrome))
+    assert next(x for x in got["options"] if x["id"] == "ssa")["verdict"] == "preferred"
+    assert "ssa" in got["plan"]["steps"][0]["options"]
+
+
+def test_symptomatic_receptor_negative_disseminated_disease_is_not_left_without_treatment():
+    """Board review 3 (rc58, SSTR-negative branch): symptomatic, liver-dominant disease with
+    negative receptor imaging got "no active treatment" (the analogue and PRRT need receptors;
+    everolimus needs progression); embolization palliates its symptoms."""
+    doc = {"age_years": 44, "primary": {"site": "duodenum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 5}, "functional_syndrome": "none",
+           "symptomatic": True, "sstr_imaging": "negative",
+           "liver": {"lesion_count": 30, "pattern": "disseminated", "resectable": False, "burden_percent": 30},
+           "extrahepatic": {"present": False, "sites": []},
+           "course": {"status": "stable", "progression_within_12_months": False}}
+    a = assess(validate_patient(doc))
+    assert lead(a["plan"]) in ("tae", "tace")
+    # receptor-positive, the analogue still comes first (medical therapy before embolization)
+    positive = assess(validate_patient(_set(doc, "sstr_imaging", "positive")))
+    assert lead(positive["plan"]) == "ssa"
+
+
+def test_a_merged_branch_names_today_only_what_each_of_its_ways_allows():
+    """Board review 3 (rc18, rc60): branches leading the same way are merged, but the merged
+    branch showed the first way's steps and assumptions: PRRT today beside "SSTR imaging
+    negative", an assumption "the disease is removable" beside "the surgeon judges it
+    unresectable". Every option a merged branch gives today is offered today (preferred or
+    reasonable, or still open) when any one of its conditions is filled in, and no
+    assumption of a branch is about a fact its conditions name."""
+    checked = 0
+    for doc, patient in PATIENTS:
+        plan = assess(patient)["plan"]
+        for branch in plan.get("branches", []):
+            named = {c["field"] for c in branch["if"]} | {f for c in branch["if"] for f in c.get("with", {})}
+            assert not named & {a["field"] for a in branch.get("assumptions", [])}, (branch["if"], doc)
+            if len(branch["if"]) < 2 or not branch["steps"]:
+                continue
+            today = [o for s in branch["steps"] if s["when"] == "now" for o in s["options"]]
+            for cond in branch["if"]:
+                other = _set(doc, cond["field"], cond["value"])
+                for f, v in cond.get("with", {}).items():
+                    other = _set(other, f, v)
+                try:
+                    verdicts = {o["id"]: o["verdict"] for o in assess(validate_patient(other))["options"]}
+                except InvalidPatient:
+                    continue
+                for o in today:
+                    assert verdicts[o] not in ("not_recommended", "contraindicated"), (o, cond, doc)
+                checked += 1
+    assert checked > 10
+
+
+def test_a_pancreatic_syndrome_refractory_on_the_analogue_is_not_planned_onto_it_first():
+    """Board review 4 (v10): a VIPoma whose diarrhoea the analogue no longer controls led with
+    that analogue ("the standard control of hormone excess"); embolization of the liver
+    metastases leads, and the analogue stays beside it."""
+    doc = {"age_years": 58, "ecog": 2, "fit_for_major_surgery": False, "primary": {"site": "pancreas", "resected": False},
+           "pathology": {"differentiation": "well", "ki67_percent": 6}, "functional_syndrome": "vipoma",
+           "symptomatic": True, "functional_control": "refractory",
+           "liver": {"burden_percent": 35, "lobes": "bilobar", "pattern": "disseminated", "resectable": False,
+                     "liver_function": "normal", "child_pugh": "A", "bilirubin_mg_dl": 0.9},
+           "extrahepatic": {"present": False, "sites": [], "peritoneal_carcinomatosis": "none"},
+           "sstr_imaging": "positive", "sstr_uptake_krenning": 3, "course": {"status": "stable"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "stable", "ongoing": True}]}
+    a = assess(validate_patient(doc))
+    o = {x["id"]: x for x in a["options"]}
+    assert o["ssa"]["verdict"] == "reasonable" and o["ssa"]["reasons"][0]["rule"] == "refractory_pancreatic_syndrome"
+    first = a["plan"]["steps"][0]
+    assert first["options"][0] in ("tae", "tace") and "ssa" in first["add_on"]
+    # untreated, the analogue comes first
+    untreated = _set(_set(doc, "functional_control", "untreated"), "prior_therapies", [])
+    assert lead(assess(validate_patient(untreated))["plan"]) == "ssa"
+
+
+def test_a_syndrome_controlled_on_the_analogue_is_not_embolized_for_its_symptoms():
+    """Board review 4 (v02): carcinoid syndrome controlled on the analogue, disease stable for
+    14 months: embolization was preferred today because the record says 'symptomatic'."""
+    doc = {"age_years": 66, "ecog": 1, "fit_for_major_surgery": True, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 8}, "functional_syndrome": "carcinoid",
+           "symptomatic": True, "functional_control": "controlled", "carcinoid_heart_disease": "none",
+           "liver": {"burden_percent": 30, "lesion_count": 25, "largest_lesion_cm": 4, "lobes": "bilobar",
+                     "pattern": "disseminated", "resectable_fraction_percent": 20, "liver_function": "normal",
+                     "child_pugh": "A"},
+           "extrahepatic": {"present": True, "sites": ["lymph_nodes"], "resectable": False, "peritoneal_carcinomatosis": "none"},
+           "sstr_imaging": "positive", "sstr_uptake_krenning": 3,
+           "course": {"status": "stable", "stable_months": 14, "progression_within_12_months": False},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "stable", "ongoing": True}]}
+    a = assess(validate_patient(doc))
+    o = {x["id"]: x for x in a["options"]}
+    assert o["tae"]["verdict"] != "preferred" and o["tace"]["verdict"] != "preferred"
+    assert lead(a["plan"]) == "ssa"
+    # the same symptoms with the syndrome refractory: embolization is preferred
+    refractory = assess(validate_patient(_set(doc, "functional_control", "refractory")))
+    assert next(x for x in refractory["options"] if x["id"] == "tae")["verdict"] == "preferred"

@@ -692,6 +692,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
             same = next((b for b in branches if settled and b["_lead"] == alt_lead and b["steps"]), None)
             if same is not None:
                 same["if"].append(cond)
+                _narrow(same, alt)
                 index = branches.index(same)
             else:
                 alt_steps = _steps_for(planner, alt, branch=True) if settled else []
@@ -827,6 +828,38 @@ def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]],
     return {"if": [cond], "status": "conditional" if own else "determined", "pathway": alt["pw"].id,
             "pathway_label": alt["pw"].label, "steps": steps, "assumptions": own,
             "missing": sorted(a["field"] for a in own), "_lead": lead}
+
+
+def _narrow(branch: dict[str, Any], alt: dict[str, Any]) -> None:
+    """A branch another way of the facts joins (the same lead) keeps only what holds in that
+    world too, so that no condition of a merged branch meets an option or an assumption it
+    rules out (board review 3: a branch "SSTR imaging negative, or more than 75 % of the liver
+    replaced" listed PRRT today; one "the surgeon judges the disease unresectable, or ..."
+    assumed the disease removable). The lead is the same in both by construction. Its steps
+    keep, today, the options that world allows now and, later, those it does not rule out;
+    its assumptions, those both worlds make, about facts no condition of the branch names."""
+    _, _, options = alt["state"]
+    fixed = {c["field"] for c in branch["if"]} | {f for c in branch["if"] for f in c.get("with", {})}
+    kept = []
+    for s in branch["steps"]:
+        if s["when"] == "now":
+            allowed = [o for o in s["options"] if options[o]["verdict"] in NOW_VERDICTS]
+        else:
+            allowed = [o for o in s["options"] if options[o]["verdict"] != "contraindicated"]
+        if not allowed and s is not branch["steps"][0]:
+            continue
+        s["options"] = allowed
+        s["add_on"] = [o for o in s.get("add_on", []) if o in allowed]
+        s["expected_verdicts"] = {o: v for o, v in s["expected_verdicts"].items() if o in allowed}
+        kept.append(s)
+    for n, s in enumerate(kept, 1):
+        s["step"] = n
+    branch["steps"] = kept
+    theirs = {f: x.assumed for f, x in alt["assumed"].items()}
+    branch["assumptions"] = [a for a in branch.get("assumptions", [])
+                             if a["field"] not in fixed and a["field"] in theirs and theirs[a["field"]] == a["assumed"]]
+    branch["missing"] = sorted(a["field"] for a in branch["assumptions"])
+    branch["status"] = "conditional" if branch["assumptions"] else "determined"
 
 
 def _if_not(alt_lead: str | None, alt: dict[str, Any], branch: dict[str, Any]) -> str:
