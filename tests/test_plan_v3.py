@@ -59,6 +59,9 @@ def test_a_determined_plan_keeps_its_lead_whichever_way_a_missing_fact_turns_out
                 continue   # the grade rests on the index given (who_grade: the one value a second index may raise)
             if field == "functional_control" and "functional_syndrome" not in known:
                 continue   # a recorded control says a syndrome exists: two facts at once, not one
+            if field == "extrahepatic.symptomatic" and doc.get("symptomatic") is False:
+                continue   # follows from "no symptoms" (contract v3, facts that follow from facts); a site
+                # recorded as symptomatic overrides that reading, as the record's own word
             if field == "functional_syndrome" and "primary.site" in known:
                 continue   # pancreatic_type: a pancreatic syndrome recorded later may open the pancreatic
                 # indications (classification.yaml, the documented exception, tests/test_properties.py)
@@ -519,3 +522,19 @@ def test_a_syndrome_controlled_on_the_analogue_is_not_embolized_for_its_symptoms
     # the same symptoms with the syndrome refractory: embolization is preferred
     refractory = assess(validate_patient(_set(doc, "functional_control", "refractory")))
     assert next(x for x in refractory["options"] if x["id"] == "tae")["verdict"] == "preferred"
+
+
+def test_a_tumour_making_another_hormone_is_not_screened_for_carcinoid_valve_disease():
+    """Board review 4 (v09): a duodenal gastrinoma going to liver surgery had 'echocardiography
+    for carcinoid heart disease' in its work-up; carcinoid valve disease comes from the
+    serotonin excess of carcinoid syndrome (insulin, gastrin, glucagon and VIP do not cause it)."""
+    doc = {"age_years": 52, "ecog": 0, "fit_for_major_surgery": True, "primary": {"site": "duodenum", "resected": False},
+           "pathology": {"differentiation": "well", "ki67_percent": 2}, "functional_syndrome": "gastrinoma",
+           "symptomatic": True, "functional_control": "controlled",
+           "liver": {"lesion_count": 2, "pattern": "dominant_with_satellites", "resectable": True, "burden_percent": 5},
+           "extrahepatic": {"present": True, "sites": ["lymph_nodes"], "resectable": True, "peritoneal_carcinomatosis": "none"},
+           "sstr_imaging": "positive"}
+    for syndrome, screened in (("gastrinoma", False), ("insulinoma", False), ("carcinoid", True), ("other", True)):
+        a = assess(validate_patient(_set(doc, "functional_syndrome", syndrome)))
+        asked = "carcinoid_heart_disease" in {m["field"] for m in a["missing_data"]}
+        assert asked is screened, syndrome

@@ -523,13 +523,14 @@ _PRIOR_COLUMNS = [(t, f"prior_{t}", f"prior_{t}_months", f"prior_{t}_ongoing") f
 # The scalar fields flatten_document reads into their own column alone (no other column
 # follows from them, and they follow from no other field). A field read anywhere else in
 # flatten_document must be left out here (and handled in patched_row).
-_DERIVING = ("extrahepatic.", "functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "course.status")
+_DERIVING = ("extrahepatic.", "functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "course.status",
+             "symptomatic")
 PLAIN_COLUMNS: dict[str, str] = {f: column_of(f) for f in SCALAR_FIELDS if not f.startswith(_DERIVING)}
 _EHD_SCALARS = {f.split(".", 1)[1]: column_of(f) for f in SCALAR_FIELDS if f.startswith("extrahepatic.")}
 _EHD_COLUMNS = frozenset([*_EHD_SCALARS.values(), *SITE_COLUMNS])
 _PRIOR_ALL = frozenset([*PRIOR_COLUMNS, *PRIOR_MONTHS_COLUMNS, *PRIOR_ONGOING_COLUMNS,
                         "prior_progression_count", "prior_systemic_lines"])
-_DERIVED = frozenset({"functional_syndrome", "carcinoid_heart_disease", "liver.resectable",
+_DERIVED = frozenset({"functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "symptomatic",
                       "liver.resectable_fraction_percent", "course.status", "prior_therapies"})
 
 
@@ -557,11 +558,13 @@ def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
             ehd[leaf] = v
         elif f not in _DERIVED:
             return None
-    if ehd is not None:
-        for leaf, col in _EHD_SCALARS.items():
-            out[col] = ehd.get(leaf)
-        _extrahepatic_columns(out, ehd or None)
-        changed |= _EHD_COLUMNS
+    if ehd is not None or "symptomatic" in values:
+        if ehd is not None:
+            for leaf, col in _EHD_SCALARS.items():
+                out[col] = ehd.get(leaf)
+        _extrahepatic_columns(out, (ehd if ehd is not None else doc.get("extrahepatic")) or None,
+                              values["symptomatic"] if "symptomatic" in values else doc.get("symptomatic"))
+        changed |= _EHD_COLUMNS | {"symptomatic"}
     if "functional_syndrome" in values or "carcinoid_heart_disease" in values:
         fs = values.get("functional_syndrome", doc.get("functional_syndrome"))
         chd = values.get("carcinoid_heart_disease", doc.get("carcinoid_heart_disease"))
@@ -606,7 +609,7 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
             node = data.get(section)
             row[column] = node.get(leaf) if node else None
 
-    _extrahepatic_columns(row, data.get("extrahepatic") or None)
+    _extrahepatic_columns(row, data.get("extrahepatic") or None, data.get("symptomatic"))
     row["carcinoid_heart_disease"] = _heart_disease(data.get("functional_syndrome"), row["carcinoid_heart_disease"])
     row["liver_resectable"] = _resectable(row["liver_resectable"], row["liver_resectable_fraction_percent"])
 
@@ -614,10 +617,32 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+# the syndromes that are not a serotonin excess: their tumours do not cause carcinoid heart disease
+NO_SEROTONIN_SYNDROMES = ("none", "insulinoma", "gastrinoma", "glucagonoma", "vipoma")
+
+
 def _heart_disease(syndrome: str | None, heart: str | None) -> str | None:
     """Carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
-    known to be non-functional is taken not to have it unless the record says otherwise."""
-    return "none" if syndrome == "none" and heart is None else heart
+    known to be non-functional, or to make another hormone (insulin, gastrin, glucagon, VIP),
+    is taken not to have it unless the record says otherwise (board review 4: a gastrinoma's
+    work-up asked for an echocardiogram for carcinoid valve disease)."""
+    return "none" if syndrome in NO_SEROTONIN_SYNDROMES and heart is None else heart
+
+
+def _extrahepatic_symptomatic(recorded: bool | None, present: bool | None, symptomatic: bool | None) -> bool | None:
+    """No symptomatic extrahepatic site where there is no extrahepatic disease, or where the
+    patient is known to have no symptoms at all (contract v3, facts that follow from facts;
+    ``symptomatic`` as recorded)."""
+    if recorded is None and (present is False or symptomatic is False):
+        return False
+    return recorded
+
+
+def _symptomatic(recorded: bool | None, site: bool | None) -> bool | None:
+    """A patient with a painful, compressing or bleeding deposit has symptoms (``site``: the
+    extrahepatic section's own ``symptomatic``, as recorded); the converse of
+    :func:`_extrahepatic_symptomatic`, both read from the recorded values."""
+    return True if recorded is None and site is True else recorded
 
 
 def _resectable(resectable: bool | None, fraction: float | None) -> bool | None:
@@ -625,8 +650,9 @@ def _resectable(resectable: bool | None, fraction: float | None) -> bool | None:
     return fraction >= 100 if resectable is None and fraction is not None else resectable
 
 
-def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None) -> None:
-    """The columns that follow from the extrahepatic section (``ehd``: None when absent or empty)."""
+def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None, symptomatic: bool | None) -> None:
+    """The columns that follow from the extrahepatic section (``ehd``: None when absent or empty)
+    and the patient's ``symptomatic`` as recorded (each says something of the other)."""
     sites = ehd.get("sites") if ehd else None
     present = ehd.get("present") if ehd else None
     # An empty list only says "no sites" when the patient is known to have no extrahepatic disease.
@@ -636,8 +662,9 @@ def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None) -> No
         row[col] = (site in sites) if known_sites else None
     if present is False and ehd.get("peritoneal_carcinomatosis") is None:
         row["extrahepatic_peritoneal_carcinomatosis"] = "none"
-    if present is False and ehd.get("symptomatic") is None:
-        row["extrahepatic_symptomatic"] = False
+    site = ehd.get("symptomatic") if ehd else None
+    row["extrahepatic_symptomatic"] = _extrahepatic_symptomatic(site, present, symptomatic)
+    row["symptomatic"] = _symptomatic(symptomatic, site)
 
 
 def _prior_columns(row: dict[str, Any], prior: list[dict[str, Any]] | None, course: str | None) -> None:

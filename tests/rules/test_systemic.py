@@ -92,8 +92,17 @@ def test_ebrt_palliates_extrahepatic_disease(assess_with):
     _, o = assess_with(extrahepatic={"present": True, "sites": ["lymph_nodes"], "resectable": True, "symptomatic": False},
                        **UNRESECTABLE)
     assert o["ebrt"]["verdict"] == "not_recommended"
-    _, o = assess_with(extrahepatic={"present": True, "sites": ["bone"], "resectable": False}, **UNRESECTABLE)
+    _, o = assess_with(symptomatic=None, extrahepatic={"present": True, "sites": ["bone"], "resectable": False},
+                       **UNRESECTABLE)
     assert o["ebrt"]["verdict"] == "undetermined"
+    # a patient known to have no symptoms has no symptomatic site (contract v3, facts that follow from facts) ...
+    _, o = assess_with(symptomatic=False, extrahepatic={"present": True, "sites": ["bone"], "resectable": False},
+                       **UNRESECTABLE)
+    assert o["ebrt"]["verdict"] == "not_recommended"
+    # ... and a symptomatic deposit is a symptom: the patient is symptomatic
+    a, _ = assess_with(symptomatic=None, extrahepatic={"present": True, "sites": ["bone"], "resectable": False,
+                                                       "symptomatic": True}, **UNRESECTABLE)
+    assert "symptomatic" not in {m["field"] for m in a["missing_data"]}
     _, o = assess_with(**UNRESECTABLE)
     assert o["ebrt"]["verdict"] == "not_recommended"
 

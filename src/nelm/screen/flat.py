@@ -10,7 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from ..engine import SCHEMA as ENGINE_SCHEMA
-from ..patient import _COURSE_OUTCOME, _OUTCOME_RANK, OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS, SYSTEMIC_LINES, column_of
+from ..patient import (_COURSE_OUTCOME, _OUTCOME_RANK, NO_SEROTONIN_SYNDROMES, OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS,
+                       SYSTEMIC_LINES, column_of)
 from .layout import PRIOR, SITES
 
 _RANK_OUTCOME = {rank: outcome for outcome, rank in _OUTCOME_RANK.items() if outcome}
@@ -32,9 +33,15 @@ def engine_frame(layout: pl.DataFrame, prior: pl.DataFrame | None = None) -> pl.
           for col in SITE_COLUMNS],
         pl.when(absent & pl.col("extrahepatic_peritoneal_carcinomatosis").is_null()).then(pl.lit("none"))
           .otherwise(pl.col("extrahepatic_peritoneal_carcinomatosis")).alias("extrahepatic_peritoneal_carcinomatosis"),
-        pl.when(absent & pl.col("extrahepatic_symptomatic").is_null()).then(pl.lit(False))
+        # (nelm.patient._symptomatic: a symptomatic deposit is a symptom; both read the recorded values)
+        pl.when(pl.col("symptomatic").is_null() & (pl.col("extrahepatic_symptomatic") == True).fill_null(False))  # noqa: E712
+          .then(pl.lit(True)).otherwise(pl.col("symptomatic")).alias("symptomatic"),
+        # (nelm.patient._extrahepatic_symptomatic: none where there is no extrahepatic disease or no symptom at all)
+        pl.when((absent | (pl.col("symptomatic") == False).fill_null(False))  # noqa: E712
+                & pl.col("extrahepatic_symptomatic").is_null()).then(pl.lit(False))
           .otherwise(pl.col("extrahepatic_symptomatic")).alias("extrahepatic_symptomatic"),
-        pl.when((pl.col("functional_syndrome") == "none").fill_null(False) & pl.col("carcinoid_heart_disease").is_null())
+        pl.when(pl.col("functional_syndrome").is_in(NO_SEROTONIN_SYNDROMES).fill_null(False)
+                & pl.col("carcinoid_heart_disease").is_null())
           .then(pl.lit("none")).otherwise(pl.col("carcinoid_heart_disease")).alias("carcinoid_heart_disease"),
         pl.coalesce(pl.col("liver_resectable"), pl.col("liver_resectable_fraction_percent") >= 100).alias("liver_resectable"),
     )
