@@ -67,7 +67,7 @@ from typing import Callable, Collection, NamedTuple
 import sqlglot
 from sqlglot import exp
 
-from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
+from ..knowledge import KnowledgeBase, _check_columns, assumption_column, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of, field_constraints
 from . import plan_columns
@@ -143,13 +143,15 @@ def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "po
 
 def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "postgres",
                guideline: str | None = None, id_column: str | None = "id",
-               columns: Collection[str] | None = None, select: list[str] | None = None) -> View:
+               columns: Collection[str] | None = None, select: list[str] | None = None,
+               settle: bool = False) -> View:
     """``CREATE VIEW`` for ``table`` in ``dialect``, and the table columns it reads.
 
     ``columns``: the table's column names, when known; the view then reads only those and
     takes every other input column as unknown (a typed NULL), as ``nelm screen`` takes a
     column its input lacks. ``select``: the output columns (``nelm screen --select``'s
-    names and patterns); the view computes only those and what they read."""
+    names and patterns); the view computes only those and what they read. ``settle``: the
+    view :mod:`nelm.screen.sql_settle`'s rounds read (:func:`view_query`)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; allowed: {', '.join(DIALECTS)}")
     if columns is not None and id_column and id_column not in columns:
@@ -158,7 +160,7 @@ def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "pos
         raise ValueError(f"table {table} has no column {id_column!r} to identify its patients; "
                          "name the identifying column with --id-column")
     kb = load(guideline)
-    query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select)
+    query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select, settle=settle)
     if dialect == "postgres":
         # PostgreSQL would pull each CTE (read once) up into the next, substituting every
         # column's expression wherever it is read: one expression tree hundreds of columns deep,
@@ -347,11 +349,14 @@ def typed_null(column: str) -> exp.Expression:
 
 
 def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None = "id", *,
-               columns: Collection[str] | None = None, select: list[str] | None = None) -> exp.Select:
+               columns: Collection[str] | None = None, select: list[str] | None = None,
+               settle: bool = False) -> exp.Select:
     """The view's ``SELECT`` over the table ``source`` (see the module docstring), reading
     only the table's ``columns`` when given (the others are unknown: :func:`typed_null`) and
     giving only the output columns ``select`` names (:func:`nelm.screen.columns.selected`,
-    refusing a name that is none)."""
+    refusing a name that is none). ``settle``: also what the rounds of
+    :mod:`nelm.screen.sql_settle` read of each world, whether refused or not (:data:`SETTLE_OUTPUTS`
+    and the assumption records' conditions ``assumption__<i>``)."""
     wanted = selected(kb, select)
     absent = set(missing_inputs(columns)) if columns is not None else set()
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
@@ -362,8 +367,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
     masked = plan_columns.closure(kb, plan_columns.mask_targets(kb))
     facts_needed = plan_columns.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
+    conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when] if settle else []
     today_needed = plan_columns.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
-                            + pathways + sorted(masked))
+                            + pathways + sorted(masked) + conditions)
     facts_needed |= today_needed & shared
     today_needed -= shared
 
@@ -409,6 +415,12 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     ok = is_null(q("refused"))
     out = ([("id", q("id"))] if id_column else []) + [("refused", q("refused"))]
     out += [(c, case((ok.copy(), by_name[c]))) for c in wanted]
+    if settle:
+        # (as nelm.screen.columns.plan_outputs gives them to nelm.screen.settle; the assumption
+        # records' conditions on the world with the checks passing, as evaluate_both_passes' second pass)
+        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", q(today.plan("lead"))),
+                ("plan.missing", q(today.plan("missing")))]
+        out += [(c, q(today.col(c))) for c in conditions]
     # each column as late as its readers allow, those read once written into their reader:
     # every CTE carries fewer columns forward (Pipeline.query)
     return pipe.query(source, out, late=True, inline=True)
