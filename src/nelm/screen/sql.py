@@ -247,6 +247,9 @@ def _node_sql(kb: KnowledgeBase) -> dict[str, str | list[str]]:
             for o in step.options:
                 if not isinstance(o, str) and o.if_:
                     out[pathway_column(pw.id, i, o.id)] = o.if_
+    for i, a in enumerate(kb.assumptions):     # (read by nelm.screen.sql_settle's rounds only)
+        if a.when:
+            out[assumption_column(i)] = a.when
     return out
 
 
