@@ -51,8 +51,8 @@ from .columns import output_columns, selected
 from .layout import PRIOR, SITES
 from .plan_columns import FIELD_BIT
 from .settle import COURSE, HISTORY, alternative_seeds, fill_steps, _also_fields
-from .sql import DIALECTS, _SQL_TYPES, build_view, engine_inputs, refused, table_column
-from .sql_build import TABLE, Pipeline, World, q, t
+from .sql import DIALECTS, _parse, build_view, engine_inputs, table_column
+from .sql_build import TABLE, Pipeline, World, case, known_true, or_, paren, q, t
 
 _BOOK = [("__w", "BIGINT"), ("__base", "BIGINT"), ("__fixed", "BIGINT"), ("__assumed", "BIGINT"),
          ("__restaging", "BOOLEAN"), ("__known", "BIGINT"), ("__rank", "BIGINT"), ("__contra", "BOOLEAN")]
@@ -108,6 +108,8 @@ class _Script:
         self.name = lambda suffix: _s(exp.table_(target.name + "_" + suffix, db=target.args.get("db"),  # noqa: E731
                                                  catalog=target.args.get("catalog"), quoted=True))
         self.steps = fill_steps(kb)
+        self.written: dict[str, set[str]] = {}    # field -> the world columns its filling-in writes
+        self.checked: set[str] = set()            # the columns the consistency checks read
         self.out: list[str] = []
 
     def add(self, sql: str) -> None:
@@ -210,6 +212,12 @@ class _Script:
         cols = self.fill("t", picks, follows) | {"__rank": f"t.{_i('__r')}"}
         self.add(f"CREATE VIEW {self.n('fill')} AS SELECT {', '.join(f'{cols[c]} AS {_i(c)}' for c in WORLD)} "
                  f"FROM {self.n('tofill')} t")
+        # (one field's alone, for the one-at-a-time fallback: a small view is planned fast)
+        for k, st in enumerate(self.steps):
+            cols = self.fill("t", {st.field: picks[st.field]}, {st.field: follows[st.field]}) | {"__rank": f"t.{_i('__r')}"}
+            self.written[st.field] = {c for c in WORLD if cols[c] != f"t.{_i(c)}"} - {"__rank", "__fixed", "__assumed"}
+            self.add(f"CREATE VIEW {self.n(f'fill{k}')} AS SELECT {', '.join(f'{cols[c]} AS {_i(c)}' for c in WORLD)} "
+                     f"FROM {self.n('tofill')} t")
         alt_picks: dict[str, list] = {}
         alt_follows: dict[str, list] = {}
         for k, (i, field, value, fol) in enumerate(alternative_seeds(self.kb)):
@@ -304,15 +312,20 @@ class _Script:
         self.add(f"DELETE FROM {TOFILL}")
         parts = []
         for i, _ in step.records:
-            cols = ", ".join(str(i) if p == "__pick__" + step.field else "NULL" for p in picks)
+            cols = ", ".join(str(i) if p == "__pick__" + step.field else "CAST(NULL AS BIGINT)" for p in picks)
             parts.append(f"SELECT c.*, {i}, {cols} FROM {CUR} c JOIN {USABLE} u ON u.{_i('__w')} = c.{_i('__w')} "
                          f"WHERE u.{_i(f'__usable__{i}')}")
         self.add(f"INSERT INTO {TOFILL} " + " UNION ALL ".join(parts))
         self.add(f"DELETE FROM {CHK}")
-        self.add(f"INSERT INTO {CHK} SELECT * FROM {self.n('fill')}")
-        self.add(f"CREATE TABLE {WON} AS SELECT c.{_i('__w')}, MIN(c.{_i('__rank')}) AS {_i('__r')} FROM {CHK} c "
-                 f"JOIN {CHECK} v ON v.{_i('__w')} = c.{_i('__w')} AND v.{_i('__rank')} = c.{_i('__rank')} "
-                 f"WHERE v.{_i('refused')} IS NULL AND NOT c.{_i('__contra')} GROUP BY c.{_i('__w')}")
+        k = self.steps.index(step)
+        self.add(f"INSERT INTO {CHK} SELECT * FROM {self.n(f'fill{k}')}")
+        if self.written[step.field] & (self.checked | {"__contra"}):
+            self.add(f"CREATE TABLE {WON} AS SELECT c.{_i('__w')}, MIN(c.{_i('__rank')}) AS {_i('__r')} FROM {CHK} c "
+                     f"JOIN {CHECK} v ON v.{_i('__w')} = c.{_i('__w')} AND v.{_i('__rank')} = c.{_i('__rank')} "
+                     f"WHERE v.{_i('refused')} IS NULL AND NOT c.{_i('__contra')} GROUP BY c.{_i('__w')}")
+        else:   # (what it fills in is read by no check: the world stays as consistent as it was)
+            self.add(f"CREATE TABLE {WON} AS SELECT {_i('__w')}, MIN({_i('__rank')}) AS {_i('__r')} FROM {CHK} "
+                     f"GROUP BY {_i('__w')}")
         self.add(f"DELETE FROM {CUR} WHERE EXISTS (SELECT 1 FROM {WON} n WHERE n.{_i('__w')} = {CUR}.{_i('__w')})")
         self.add(f"INSERT INTO {CUR} SELECT c.* FROM {CHK} c JOIN {WON} n ON n.{_i('__w')} = c.{_i('__w')} "
                  f"AND n.{_i('__r')} = c.{_i('__rank')}")
@@ -335,7 +348,8 @@ def settle_script(table: str, *, view: str = "nelm_assessment", dialect: str = "
     n = s.n
     BASE, W, CHK, EVAL, CHECK, FIRST = n("base"), n("worlds"), n("chk"), n("eval"), n("check"), n("first")
     DONE, ALT, SEEDS, DIFF = n("done"), n("done_alt"), n("seeds"), n("differs")
-    for v in (EVAL, CHECK, n("fill"), n("fill_alt")):
+    fills = [n("fill"), n("fill_alt")] + [n(f"fill{k}") for k in range(len(s.steps))]
+    for v in (EVAL, CHECK, *fills):
         s.add(f"DROP VIEW IF EXISTS {v}")
     for tb in (BASE, W, CHK, FIRST, DONE, ALT, SEEDS, DIFF, n("ev"), n("st"), n("rest"), n("ok"), n("cur"), n("cur2"),
                n("won"), n("usable"), n("took"), n("tofill"), n("toalt"), s.view):
@@ -365,7 +379,8 @@ def settle_script(table: str, *, view: str = "nelm_assessment", dialect: str = "
     # the view, once, over the worlds; and the model's consistency checks over the worlds to check
     built = build_view(W, view=EVAL, dialect=dialect, guideline=guideline, id_column="__w", settle=True)
     s.add(("RAW", built.sql.rstrip(";")))
-    s.add(("RAW", f"CREATE VIEW {_render(exp.to_table(CHECK), dialect)} AS {_check_query(CHK, dialect)}"))
+    check_sql, s.checked = _check_query(CHK, dialect)
+    s.add(("RAW", f"CREATE VIEW {_render(exp.to_table(CHECK), dialect)} AS {check_sql}"))
     # 2. the rounds
     s.add(f"INSERT INTO {W} SELECT {world_cols} FROM {BASE}")
     s.add(f"CREATE TABLE {FIRST} AS SELECT * FROM {EVAL}")
@@ -400,7 +415,7 @@ def settle_script(table: str, *, view: str = "nelm_assessment", dialect: str = "
           f"WHEN COALESCE(x.{_i('__differs')}, 0) = 1 THEN 'conditional' ELSE d.{_i('__status')} END AS {_i('plan.status')} "
           f"FROM {FIRST} f JOIN {BASE} b ON b.{_i('__base')} = f.{_i('id')} JOIN {DONE} d ON d.{_i('__w')} = f.{_i('id')} "
           f"LEFT JOIN {DIFF} x ON x.{_i('__base')} = f.{_i('id')}")
-    for v in (EVAL, CHECK, n("fill"), n("fill_alt")):
+    for v in (EVAL, CHECK, *fills):
         s.add(f"DROP VIEW {v}")
     for tb in (FIRST, DONE, ALT, SEEDS, DIFF, W, CHK, n("tofill"), n("toalt"), BASE):
         s.add(f"DROP TABLE {tb}")
@@ -411,16 +426,22 @@ def _render(e: exp.Expression, dialect: str) -> str:
     return e.sql(dialect=DIALECTS[dialect])
 
 
-def _check_query(chk: str, dialect: str) -> str:
-    """The model's refusals (the view's ``refused``) of each world in ``chk``."""
+def _check_query(chk: str, dialect: str) -> tuple[str, set[str]]:
+    """The model's consistency checks (``consistency.yaml``, as the view's ``refused`` renders
+    them; ``refused`` here: a check fails) of each world in ``chk``, as
+    :func:`nelm.screen.settle._consistent` runs them; and the table columns they read."""
+    from ..consistency import checks
+
     facts = World(prefix="", input_prefix="", filled_prefix=None)
     pipe = Pipeline()
     pipe.add("patients", engine_inputs(lambda c: t(table_column(c))))
     pipe.add("patients", {"__w": t("__w"), "__rank": t("__rank")})
-    pipe.add("refused", {"refused": refused(facts)})
+    failing = [known_true(paren(_parse(c.condition, facts.col))) for c in checks()]
+    pipe.add("refused", {"refused": case((or_(*failing), exp.true()))})
     query = pipe.query(sqlglot.parse_one(chk, read="postgres"), [("__w", q("__w")), ("__rank", q("__rank")),
                                                                   ("refused", q("refused"))], late=True, inline=True)
-    return query.sql(dialect=DIALECTS[dialect])
+    reads = {c.name for c in query.find_all(exp.Column) if c.table == TABLE} - {"__w", "__rank"}
+    return query.sql(dialect=DIALECTS[dialect]), reads
 
 
 def _render_script(statements: list, dialect: str) -> str:
