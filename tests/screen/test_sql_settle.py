@@ -119,3 +119,15 @@ def test_settle_script_renders_in_every_dialect(dialect):
     assert sum(s.startswith("CREATE VIEW") and "_eval" in s.split(" AS")[0] for s in statements) == 1   # the view once
     for s in statements[:60]:
         sqlglot.parse_one(s, read=dialect)
+
+
+def test_cli_prints_the_script():
+    from typer.testing import CliRunner
+
+    from nelm.cli import app
+
+    res = CliRunner().invoke(app, ["sql", "--table", "patients", "--settle", "--dialect", "duckdb", "--view", "screened"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("DROP VIEW IF EXISTS") and 'CREATE TABLE "screened" AS' in res.output
+    res = CliRunner().invoke(app, ["sql", "--table", "patients", "--settle", "--select", "plan.leading"])
+    assert res.exit_code == 2

@@ -26,6 +26,10 @@ Where the filled-in facts together contradict the record, the planner fills them
 time, each record that is for the patient in turn; so does :func:`_one_at_a_time`, one
 field after another, for all such rows at once. tests/screen/test_settle.py holds the
 result equal to the per-case planner's.
+
+The filling-in is described once (:func:`fill_steps`, :func:`alternative_seeds`): this module
+runs it as Polars expressions, :mod:`nelm.screen.sql_settle` as SQL views of the same cases
+(``nelm sql --settle``, the same rounds inside a database).
 """
 from __future__ import annotations
 

@@ -36,7 +36,9 @@ CTE mixes several groups):
   change it, and whether the leading option relies on an unknown pre-treatment check
   (``conditional``). A plan resting on assumed facts (contract v3: working plan and
   branches) is NULL in both columns; ``nelm screen`` settles it in rounds of filled-in
-  facts (:mod:`nelm.screen.settle`), ``nelm assess`` per case.
+  facts (:mod:`nelm.screen.settle`), ``nelm assess`` per case, and ``nelm sql --settle``
+  inside the database: a script running the rounds around this view, defined once over a
+  table of filled-in worlds (:mod:`nelm.screen.sql_settle`).
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
