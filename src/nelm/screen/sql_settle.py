@@ -49,7 +49,7 @@ from sqlglot import exp
 from ..knowledge import KnowledgeBase, assumption_column, load
 from ..patient import COLUMN_TYPES, OPTION_IDS, SITE_COLUMNS, _COURSE_OUTCOME
 from ..plan import ROUNDS
-from .columns import output_columns, selected
+from .columns import output_columns
 from .layout import PRIOR, SITES
 from .plan_columns import FIELD_BIT
 from .settle import COURSE, HISTORY, alternative_seeds, fill_steps, _also_fields
@@ -458,4 +458,4 @@ def _render_script(statements: list, dialect: str) -> str:
     return ";\n".join(out) + ";\n"
 
 
-__all__ = ["settle_script", "TABLE", "selected"]
+__all__ = ["INPUTS", "WORLD", "settle_script"]
