@@ -399,8 +399,13 @@ def sql(
                                                "reads to --out"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="with --write-table: the table to write "
                                        "(.parquet, .csv or .jsonl), to load into the database as --table"),
+    settle: bool = typer.Option(False, "--settle", help="instead of the bare view: a SQL script that also settles "
+                                "the plans resting on assumed facts (which the view leaves NULL) in rounds inside "
+                                "the database, as nelm screen does, and leaves a table named --view with nelm "
+                                "screen's columns for every patient (its working tables and views dropped)"),
 ) -> None:
     """Print CREATE VIEW computing the screening columns inside a database, from the rules' own SQL;
+    with --settle, a SQL script leaving a table with every column, plans on assumed facts settled;
     or, with --write-table INPUT --out TABLE, write the table that view reads."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -424,6 +429,8 @@ def sql(
         names = [c.strip() for c in columns.split(",") if c.strip()]
         if not names:
             refuse("--columns names no column (give the table's column names, comma-separated)")
+    if settle and select:
+        refuse("--settle gives every output column; leave out --select")
     try:
         if database is not None:
             # the database's own dialect unless --dialect says otherwise; a contradiction is a mistake
@@ -437,6 +444,12 @@ def sql(
             names = table_columns(database, table, dialect_name)
         else:
             dialect_name = dialect.value if dialect is not None else Dialect.postgres.value
+        if settle:
+            from .screen.sql_settle import settle_script
+
+            sys.stdout.write(settle_script(table, view=view, dialect=dialect_name, guideline=_guideline_or_exit(guideline),
+                                           id_column=id_column, columns=names))
+            return
         built = build_view(table, view=view, dialect=dialect_name, guideline=_guideline_or_exit(guideline),
                            id_column=id_column, columns=names,
                            select=[s.strip() for s in select.split(",") if s.strip()] if select else None)

@@ -76,7 +76,7 @@ def _compare(expected: pl.DataFrame, got: pl.DataFrame) -> None:
     assert expected["plan.leading"].null_count() < expected.height   # the plan is compared, not only NULLs
     # the view computes the plan where it rests on nothing assumed (determined, or conditional
     # on the leading option's unknown checks) and leaves NULL where nelm screen plans per case:
-    # equal wherever the view gives one
+    # equal wherever the view gives one (nelm sql --settle settles the rest: test_sql_settle.py)
     settled = got["plan.status"].is_not_null()
     assert (got["plan.status"] == "determined").sum() > 0
     for c in cols:

@@ -26,10 +26,14 @@ Where the filled-in facts together contradict the record, the planner fills them
 time, each record that is for the patient in turn; so does :func:`_one_at_a_time`, one
 field after another, for all such rows at once. tests/screen/test_settle.py holds the
 result equal to the per-case planner's.
+
+The filling-in is described once (:func:`fill_steps`, :func:`alternative_seeds`): this module
+runs it as Polars expressions, :mod:`nelm.screen.sql_settle` as SQL views of the same cases
+(``nelm sql --settle``, the same rounds inside a database).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -244,29 +248,54 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
     return cur.drop("__i"), took
 
 
-def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> pl.DataFrame:
+class Step(NamedTuple):
+    """One assumed field's filling-in, as ``_Planner.settle``'s ``trial |= filled(...)`` does it:
+    the one description :func:`_fill` (Polars) and :mod:`nelm.screen.sql_settle` (SQL) both run."""
+    field: str
+    records: list[tuple[int, Any]]                 # (record index, assumed value), the knowledge base's order
+    follows: dict[str, list[tuple[int, Any]]]      # fact that follows -> (record index, its value): filled in
+    #                                                where the record itself leaves it unknown
+
+
+def fill_steps(kb: KnowledgeBase) -> list[Step]:
+    """The fields a plan may assume, in the order they are filled in (a later field's fact
+    that follows overwrites an earlier one's), each with its records and the facts that follow."""
+    by_field: dict[str, list[tuple[int, Any]]] = {}
+    for i, a in enumerate(kb.assumptions):
+        by_field.setdefault(a.field, []).append((i, a))
+    return _steps_of(by_field)
+
+
+def alternative_seeds(kb: KnowledgeBase) -> list[tuple[int, str, Any, dict[str, Any]]]:
+    """(record, field, other value, facts that follow where unknown) of each other value of each
+    assumption record (``nelm.plan._other_values``): the alternative with the record's
+    ``also_if_not``, then each of ``also_alternatives`` alone."""
+    return [(i, a.field, value, a.also_if_not if k == 0 else {})
+            for i, a in enumerate(kb.assumptions) for k, value in enumerate([a.alternative, *a.also_alternatives])]
+
+
+def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]], steps: list[Step] | None = None) -> pl.DataFrame:
     """Each world with its picked records' assumed values (and the facts that follow from
     them where the record leaves them unknown) filled in, field by field in order, as
-    ``trial |= filled(...)`` does (a later field's fact that follows overwrites)."""
+    ``trial |= filled(...)`` does (a later field's fact that follows overwrites):
+    :func:`fill_steps`' description."""
     lf = worlds.lazy()
-    for field in sorted(by_field):
+    for step in steps if steps is not None else _steps_of(by_field):
+        field = step.field
         pick = f"__pick__{field}"
         if worlds[pick].null_count() == worlds.height:
             continue    # no world fills this field in
         out: list[pl.Expr] = []
         fixed = pl.col(_FIXED) | pl.when(pl.col(pick).is_not_null()).then(pl.lit(FIELD_BIT[field])).otherwise(0)
-        assumed = pl.col(_ASSUMED) | pl.col(pick).replace_strict({i: 1 << i for i, _ in by_field[field]}, default=0,
+        assumed = pl.col(_ASSUMED) | pl.col(pick).replace_strict({i: 1 << i for i, _ in step.records}, default=0,
                                                                  return_dtype=pl.Int64)
-        follows: dict[str, list[tuple[pl.Expr, Any]]] = {}   # column -> (where, value) of the facts that follow
-        for i, a in by_field[field]:
-            chosen = (pl.col(pick) == i).fill_null(False)
-            if field == PRIOR:      # (one record: a history's unrecorded outcome)
-                out += _set(field, a.assumed, chosen)
-            for f, v in a.also.items():
-                unknown = chosen & ((pl.col(_KNOWN) & FIELD_BIT[f]) == 0)
-                follows.setdefault(f, []).append((unknown, v))
-                fixed = fixed | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)
-        for f, cases in follows.items():
+        if field == PRIOR:      # (a history's unrecorded outcome)
+            for i, v in step.records:
+                out += _set(field, v, (pl.col(pick) == i).fill_null(False))
+        for f, cases in step.follows.items():
+            cases = [((pl.col(pick) == i).fill_null(False) & ((pl.col(_KNOWN) & FIELD_BIT[f]) == 0), v) for i, v in cases]
+            for where, _ in cases:
+                fixed = fixed | pl.when(where).then(pl.lit(FIELD_BIT[f])).otherwise(0)
             if len(cases) == 1:
                 out += _set(f, cases[0][1], cases[0][0])
             else:
@@ -276,12 +305,23 @@ def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]) -> p
                 out.append(value.alias(f))
         if field != PRIOR:
             value = pl.col(field)
-            for i, a in reversed(by_field[field]):
-                value = pl.when(pl.col(pick) == i).then(_value(field, a.assumed)).otherwise(value)
+            for i, v in reversed(step.records):
+                value = pl.when(pl.col(pick) == i).then(_value(field, v)).otherwise(value)
             out.append(value.alias(field))
         # (one field's value and the facts that follow from it are different columns: one step)
         lf = lf.with_columns(*out, fixed.alias(_FIXED), assumed.alias(_ASSUMED))
     return lf.collect()
+
+
+def _steps_of(by_field: dict[str, list[tuple[int, Any]]]) -> list[Step]:
+    steps = []
+    for field in sorted(by_field):
+        follows: dict[str, list[tuple[int, Any]]] = {}
+        for i, a in by_field[field]:
+            for f, v in a.also.items():
+                follows.setdefault(f, []).append((i, v))
+        steps.append(Step(field, [(i, a.assumed) for i, a in by_field[field]], follows))
+    return steps
 
 
 def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
@@ -304,19 +344,17 @@ def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, his
     filled in; ``__lead`` the working plan's lead. Worlds the record contradicts are dropped
     (the planner skips them)."""
     parts = []
-    for i, a in enumerate(kb.assumptions):
+    for i, field, value, follows in alternative_seeds(kb):
         used = work.filter((pl.col("assumed") & (1 << i)) != 0).select(pl.col(_W).alias(_BASE), pl.col("lead").alias("__lead"))
         if used.height == 0:
             continue
-        rows = base.join(used, on=_BASE)
-        for k, value in enumerate([a.alternative, *a.also_alternatives]):
-            world = rows.with_columns(_set(a.field, value, pl.lit(True)))
-            world = world.with_columns(pl.lit(FIELD_BIT[a.field], dtype=pl.Int64).alias(_FIXED))
-            for f, v in (a.also_if_not if k == 0 else {}).items():
-                unknown = (pl.col(_KNOWN) & FIELD_BIT[f]) == 0
-                world = world.with_columns(_set(f, v, unknown))
-                world = world.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
-            parts.append(world)
+        world = base.join(used, on=_BASE).with_columns(_set(field, value, pl.lit(True)))
+        world = world.with_columns(pl.lit(FIELD_BIT[field], dtype=pl.Int64).alias(_FIXED))
+        for f, v in follows.items():
+            unknown = (pl.col(_KNOWN) & FIELD_BIT[f]) == 0
+            world = world.with_columns(_set(f, v, unknown))
+            world = world.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
+        parts.append(world)
     if not parts:
         return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W), pl.lit(None, dtype=pl.String).alias("__lead"))
     seeds = pl.concat(parts, how="vertical_relaxed")

@@ -38,7 +38,9 @@ CTE mixes several groups):
   change it, and whether the leading option relies on an unknown pre-treatment check
   (``conditional``). A plan resting on assumed facts (contract v3: working plan and
   branches) is NULL in both columns; ``nelm screen`` settles it in rounds of filled-in
-  facts (:mod:`nelm.screen.settle`), ``nelm assess`` per case.
+  facts (:mod:`nelm.screen.settle`), ``nelm assess`` per case, and ``nelm sql --settle``
+  inside the database: a script running the rounds around this view, defined once over a
+  table of filled-in worlds (:mod:`nelm.screen.sql_settle`).
 
 SQL's NULL logic is Kleene logic, the engine's: an unknown input stays NULL through
 ``AND``/``OR``/``NOT``, comparisons and ``IN``, and ``COALESCE`` stands for Polars'
@@ -69,7 +71,7 @@ from typing import Callable, Collection, NamedTuple
 import sqlglot
 from sqlglot import exp
 
-from ..knowledge import KnowledgeBase, _check_columns, item_column, load, pathway_column, rule_column
+from ..knowledge import KnowledgeBase, _check_columns, assumption_column, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, NO_SEROTONIN_SYNDROMES, SCALAR_FIELDS, SITE_COLUMNS, column_of,
                        field_constraints)
@@ -146,13 +148,15 @@ def create_view(table: str, *, view: str = "nelm_assessment", dialect: str = "po
 
 def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "postgres",
                guideline: str | None = None, id_column: str | None = "id",
-               columns: Collection[str] | None = None, select: list[str] | None = None) -> View:
+               columns: Collection[str] | None = None, select: list[str] | None = None,
+               settle: bool = False) -> View:
     """``CREATE VIEW`` for ``table`` in ``dialect``, and the table columns it reads.
 
     ``columns``: the table's column names, when known; the view then reads only those and
     takes every other input column as unknown (a typed NULL), as ``nelm screen`` takes a
     column its input lacks. ``select``: the output columns (``nelm screen --select``'s
-    names and patterns); the view computes only those and what they read."""
+    names and patterns); the view computes only those and what they read. ``settle``: the
+    view :mod:`nelm.screen.sql_settle`'s rounds read (:func:`view_query`)."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; allowed: {', '.join(DIALECTS)}")
     if columns is not None and id_column and id_column not in columns:
@@ -161,7 +165,7 @@ def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "pos
         raise ValueError(f"table {table} has no column {id_column!r} to identify its patients; "
                          "name the identifying column with --id-column")
     kb = load(guideline)
-    query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select)
+    query = view_query(kb, exp.to_table(table), id_column, columns=columns, select=select, settle=settle)
     if dialect == "postgres":
         # PostgreSQL would pull each CTE (read once) up into the next, substituting every
         # column's expression wherever it is read: one expression tree hundreds of columns deep,
@@ -256,6 +260,9 @@ def _node_sql(kb: KnowledgeBase) -> dict[str, str | list[str]]:
             for o in step.options:
                 if not isinstance(o, str) and o.if_:
                     out[pathway_column(pw.id, i, o.id)] = o.if_
+    for i, a in enumerate(kb.assumptions):     # (read by nelm.screen.sql_settle's rounds only)
+        if a.when:
+            out[assumption_column(i)] = a.when
     return out
 
 
@@ -358,11 +365,14 @@ def typed_null(column: str) -> exp.Expression:
 
 
 def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None = "id", *,
-               columns: Collection[str] | None = None, select: list[str] | None = None) -> exp.Select:
+               columns: Collection[str] | None = None, select: list[str] | None = None,
+               settle: bool = False) -> exp.Select:
     """The view's ``SELECT`` over the table ``source`` (see the module docstring), reading
     only the table's ``columns`` when given (the others are unknown: :func:`typed_null`) and
     giving only the output columns ``select`` names (:func:`nelm.screen.columns.selected`,
-    refusing a name that is none)."""
+    refusing a name that is none). ``settle``: also what the rounds of
+    :mod:`nelm.screen.sql_settle` read of each world, whether refused or not (:data:`SETTLE_OUTPUTS`
+    and the assumption records' conditions ``assumption__<i>``)."""
     wanted = selected(kb, select)
     absent = set(missing_inputs(columns)) if columns is not None else set()
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
@@ -373,8 +383,9 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
     masked = plan_columns.closure(kb, plan_columns.mask_targets(kb))
     facts_needed = plan_columns.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
+    conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when] if settle else []
     today_needed = plan_columns.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
-                            + pathways + sorted(masked))
+                            + pathways + sorted(masked) + conditions)
     facts_needed |= today_needed & shared
     today_needed -= shared
 
@@ -420,6 +431,12 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     ok = is_null(q("refused"))
     out = ([("id", q("id"))] if id_column else []) + [("refused", q("refused"))]
     out += [(c, case((ok.copy(), by_name[c]))) for c in wanted]
+    if settle:
+        # (as nelm.screen.columns.plan_outputs gives them to nelm.screen.settle; the assumption
+        # records' conditions on the world with the checks passing, as evaluate_both_passes' second pass)
+        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", q(today.plan("lead"))),
+                ("plan.missing", q(today.plan("missing")))]
+        out += [(c, q(today.col(c))) for c in conditions]
     # each column as late as its readers allow, those read once written into their reader:
     # every CTE carries fewer columns forward (Pipeline.query)
     return pipe.query(source, out, late=True, inline=True)
