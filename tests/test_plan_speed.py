@@ -165,8 +165,14 @@ def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
     assert any(e._got is None for e in built) and any(e._got is not None for e in built)
     # the long way: each kind's what-if evaluated up front (the working plan's verdicts where
     # the event contradicts the record)
-    monkeypatch.setattr(plan_module._Planner, "future", lambda self, *args: {
-        k: self.verdicts(e._then) or self.state(e._values)[2] for k, e in lazy_future(self, *args).items()})
+    def eager_future(self, *args):
+        out = {}
+        for k, e in lazy_future(self, *args).items():
+            got = self.verdicts(e._then)
+            out[k] = self.state(e._values)[2] if got is None else {o.id: got[o.id] for o in KB.options}
+        return out
+
+    monkeypatch.setattr(plan_module._Planner, "future", eager_future)
     eager = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
     assert lazy == eager
 
