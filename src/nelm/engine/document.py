@@ -149,6 +149,7 @@ def _lean_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
 
 
 def _own(option: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a planner's (shared, read-only) option as plan_view gives it: lists, its own."""
     out = dict(option, reasons=[])
     if "possible_verdicts" in out:
         out["possible_verdicts"] = list(out["possible_verdicts"])
