@@ -33,7 +33,7 @@ from typing import Any, Callable
 from .engine import (
     Evaluation, LeanOptions, brief_options, default_executor, evaluate, row_program, strongest_level, with_facts,
 )
-from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
+from .knowledge import KnowledgeBase, assumption_column, fields_of_mask, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
@@ -290,8 +290,11 @@ def _later_rules(kb: KnowledgeBase) -> dict[str, dict[Any, bool]]:
 def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
     if not columns:
         return set()
-    roots = ev.filled_roots(kb)
-    return {f for col in columns for f in roots.fields(col)}
+    # the fields of the columns' unknown inputs together: one mask, named once
+    mask, roots = 0, ev.filled_roots(kb)
+    for col in columns:
+        mask |= roots.mask(col)
+    return set(fields_of_mask(mask))
 
 
 def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
