@@ -99,6 +99,7 @@ def test_the_lean_view_is_the_plan_view():
     from nelm.patient import flatten
 
     from nelm.engine import LeanOptions
+    from nelm.engine.document import _own
 
     rng = random.Random(83)
     for patient in _patients(83, 120):
@@ -115,11 +116,13 @@ def test_the_lean_view_is_the_plan_view():
             want = {m["field"] for m in full["missing_data"] if oid in m["affects"]}
             if rng.random() < 0.5:
                 assert by_id.affected(oid) == want
-            assert by_id[oid] == next(o for o in full["options"] if o["id"] == oid)
+            # (the planner's options are shared and read only: no reasons, the verdicts a tuple)
+            assert _own(by_id[oid]) == next(o for o in full["options"] if o["id"] == oid)
         for o in full["options"]:
             want = {m["field"] for m in full["missing_data"] if o["id"] in m["affects"]}
             assert lean["affected"](o["id"]) == want == by_id.affected(o["id"])
-            assert by_id[o["id"]] == o
+            assert _own(by_id[o["id"]]) == o
+            assert by_id[o["id"]]["reasons"] == () and isinstance(by_id[o["id"]].get("possible_verdicts", ()), tuple)
 
 
 def test_brief_options_are_the_brief_assessment_s():
@@ -165,8 +168,14 @@ def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
     assert any(e._got is None for e in built) and any(e._got is not None for e in built)
     # the long way: each kind's what-if evaluated up front (the working plan's verdicts where
     # the event contradicts the record)
-    monkeypatch.setattr(plan_module._Planner, "future", lambda self, *args: {
-        k: self.verdicts(e._then) or self.state(e._values)[2] for k, e in lazy_future(self, *args).items()})
+    def eager_future(self, *args):
+        out = {}
+        for k, e in lazy_future(self, *args).items():
+            got = self.verdicts(e._then)
+            out[k] = self.state(e._values)[2] if got is None else {o.id: got[o.id] for o in KB.options}
+        return out
+
+    monkeypatch.setattr(plan_module._Planner, "future", eager_future)
     eager = [json.dumps(assess(p, outcomes="summary"), sort_keys=True) for p in patients]
     assert lazy == eager
 

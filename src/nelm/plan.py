@@ -30,8 +30,10 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 
-from .engine import Evaluation, LeanOptions, brief_options, evaluate, row_program, strongest_level, with_facts
-from .knowledge import KnowledgeBase, assumption_column, pathway_column, rule_column
+from .engine import (
+    Evaluation, LeanOptions, brief_options, default_executor, evaluate, row_program, strongest_level, with_facts,
+)
+from .knowledge import KnowledgeBase, assumption_column, fields_of_mask, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
@@ -288,8 +290,11 @@ def _later_rules(kb: KnowledgeBase) -> dict[str, dict[Any, bool]]:
 def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
     if not columns:
         return set()
-    roots = ev.filled_roots(kb)
-    return {f for col in columns for f in roots.fields(col)}
+    # the fields of the columns' unknown inputs together: one mask, named once
+    mask, roots = 0, ev.filled_roots(kb)
+    for col in columns:
+        mask |= roots.mask(col)
+    return set(fields_of_mask(mask))
 
 
 def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
@@ -369,9 +374,19 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     # function is known to be impaired) stays a missing fact like any other
     # (only the fields found are looked at: the same as taking every filled check from them)
     row = ev.verdicts
-    checked = {c.field for c in kb.checks}
-    filled = {f for f in fields if f in checked and all(row.get(col) is not None for col in _FIELD_COLUMNS.get(f, ()))}
+    filled = {f for f in fields & _checked(kb) if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(f, ()))}
     return fields - filled, (leading or {}).get("conditions", [])
+
+
+_CHECKED: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def _checked(kb: KnowledgeBase) -> frozenset[str]:
+    """The pre-treatment checks' fields, once per knowledge base."""
+    got = _CHECKED.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = _CHECKED[id(kb)] = (kb, frozenset(c.field for c in kb.checks))
+    return got[1]
 
 
 _FIELD_COLUMNS: dict[str, list[str]] = {}
@@ -397,6 +412,7 @@ class _Planner:
         self.base_fits = not contradicts(self.base_row)
         # a patched row's input columns are its patient's with the patched ones cast (id -> (row, columns))
         self._program = row_program(kb)
+        self._executor = default_executor()
         self._base_inputs = self._program.inputs(self.base_row) if self._program is not None else None
         self._patched: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
         self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
@@ -409,10 +425,11 @@ class _Planner:
             self._assumable_by_field.setdefault(a.field, []).append((a, assumption_column(i) if a.when else None))
 
     # -- evaluations
-    def state(self, values: dict[str, Any]):
+    def state(self, values: dict[str, Any], key: tuple | None = None):
         """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
-        verdicts, conditions, what each missing fact affects; no text)."""
-        key = _key(values)
+        verdicts, conditions, what each missing fact affects; no text). ``key``: ``_key(values)``,
+        where the caller has it."""
+        key = _key(values) if key is None else key
         if key not in self._states:
             row = self.completed(values, key)
             if row is None:
@@ -434,7 +451,7 @@ class _Planner:
             inputs = None
             if patched is not None and patched[0] is row and self._base_inputs is not None:
                 inputs = self._program.patched_inputs(self._base_inputs, row, patched[1])
-            self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs)
+            self._states[key] = evaluate(row, self.kb, verdicts_only=True, inputs=inputs, executor=self._executor)
         return self._states[key]
 
     def completed(self, values: dict[str, Any], key: tuple | None = None) -> dict[str, Any] | None:
@@ -471,9 +488,9 @@ class _Planner:
         """The patient model with ``values`` filled in (the assessment that words a step)."""
         return Patient.model_validate(_document(self.base, values))
 
-    def valid(self, values: dict[str, Any]) -> bool:
+    def valid(self, values: dict[str, Any], key: tuple | None = None) -> bool:
         """Is the document with ``values`` filled in still consistent (the model's checks only)?"""
-        return self.completed(values) is not None
+        return self.completed(values, key) is not None
 
     def full(self, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The options with their decisive reasons (the steps' texts) with ``values`` filled in."""
@@ -519,8 +536,9 @@ class _Planner:
         assumption records used, by field), the pathway, its steps, the facts still
         blocking that no assumption covers, and the leading option's conditions."""
         values = dict(fixed)
+        key = _key(values)   # (each round's values are checked, then evaluated: keyed once)
         assumed: dict[str, Any] = {}
-        st = self.state(values)
+        st = self.state(values, key)
         if st is None:
             return {"invalid": True}
         for _ in range(ROUNDS):
@@ -539,8 +557,9 @@ class _Planner:
             trial = dict(values)
             for xs in new:
                 trial |= self.filled(xs[0], xs[0].assumed, xs[0].also)
-            if self.valid(trial):
-                values = trial
+            trial_key = _key(trial)
+            if self.valid(trial, trial_key):
+                values, key = trial, trial_key
                 assumed.update({xs[0].field: xs[0] for xs in new})
             else:
                 # together they contradict the record: one fact at a time, each record that fits
@@ -549,12 +568,13 @@ class _Planner:
                 for xs in new:
                     for x in xs:
                         more = values | self.filled(x, x.assumed, x.also)
-                        if self.valid(more):
-                            values, assumed[x.field], grown = more, x, True
+                        more_key = _key(more)
+                        if self.valid(more, more_key):
+                            values, key, assumed[x.field], grown = more, more_key, x, True
                             break
                 if not grown:
                     return done
-            st = self.state(values)
+            st = self.state(values, key)
         ev, a, options = st
         pw, unknown, steps = follow(ev.verdicts, options, self.kb)
         blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
@@ -596,11 +616,12 @@ class _Planner:
 
     def verdicts(self, values: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
         """Each option's verdict and deciding rule with ``values`` filled in (what a later
-        step reads), without the assessment's reasons and missing data."""
+        step reads), without the assessment's reasons and missing data; each option worked
+        out when first read (a later step reads a few of them)."""
         key = ("verdicts",) + _key(values)
         if key not in self._states:
             row = self.completed(values)
-            self._states[key] = None if row is None else _verdicts_only(self._evaluated(row), self.kb)
+            self._states[key] = None if row is None else _VerdictsOnly(self._evaluated(row), self.kb)
         return self._states[key]
 
 
@@ -617,7 +638,8 @@ class _Expected(Mapping):
 
     def _verdicts(self) -> dict[str, dict[str, Any]]:
         if self._got is None:
-            self._got = self._planner.verdicts(self._then) or self._planner.state(self._values)[2]
+            got = self._planner.verdicts(self._then)
+            self._got = got if got is not None else self._planner.state(self._values)[2]
         return self._got
 
     def __getitem__(self, oid: str) -> dict[str, Any]:
@@ -630,34 +652,37 @@ class _Expected(Mapping):
         return len(self._verdicts())
 
 
-def _verdicts_only(ev: Evaluation, kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+class _VerdictsOnly(dict):
     """Options as the plan's later steps read them: verdict, and the rule that decided it
-    (the first deciding rule that certainly holds; none when ``otherwise`` decides)."""
-    row = ev.verdicts
-    out = {}
-    for oid, verdict_col, deciding in _deciding_columns(kb):
+    (the first deciding rule that certainly holds; none when ``otherwise`` decides), each
+    worked out when first read. Read by key only (``options[oid]``), as LeanOptions."""
+
+    def __init__(self, ev: Evaluation, kb: KnowledgeBase):
+        super().__init__()
+        self._row, self._columns = ev.verdicts, _deciding_columns(kb)
+
+    def __missing__(self, oid: str) -> dict[str, Any]:
+        verdict_col, deciding = self._columns[oid]
+        row = self._row
         verdict = row[verdict_col]
         if verdict == "undetermined":
-            out[oid] = {"id": oid, "verdict": verdict, "reasons": []}
-            continue
-        rule = None
-        for rid, col in deciding:
-            if row[col] is True:
-                rule = rid
-                break
-        out[oid] = {"id": oid, "verdict": verdict, "reasons": [{"kind": "decisive", "rule": rule}]}
-    return out
+            out = {"id": oid, "verdict": verdict, "reasons": []}
+        else:
+            rule = next((rid for rid, col in deciding if row[col] is True), None)
+            out = {"id": oid, "verdict": verdict, "reasons": [{"kind": "decisive", "rule": rule}]}
+        self[oid] = out
+        return out
 
 
-_DECIDING: dict[int, tuple[Any, tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]]] = {}
+_DECIDING: dict[int, tuple[Any, dict[str, tuple[str, tuple[tuple[str, str], ...]]]]] = {}
 
 
-def _deciding_columns(kb: KnowledgeBase) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
-    """(option, its verdict column, (rule, column) of its deciding rules), once per knowledge base."""
+def _deciding_columns(kb: KnowledgeBase) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
+    """Option -> (its verdict column, (rule, column) of its deciding rules), once per knowledge base."""
     got = _DECIDING.get(id(kb))
     if got is None or got[0] is not kb:
-        got = (kb, tuple((opt.id, f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
-                         for opt in kb.options))
+        got = (kb, {opt.id: (f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
+                    for opt in kb.options})
         _DECIDING[id(kb)] = got
     return got[1]
 

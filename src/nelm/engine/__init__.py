@@ -39,7 +39,10 @@ from .frame import (
     evaluate_frame, first_rule, patients_frame, pl, verdict_dtype,
 )
 from .verdicts import _MASK_VERDICT, _bits, _cap, _rule_mask, possible_verdicts, resolve_verdict
-from .row import _PROGRAMS, Dtypes, Evaluation, RowProgram, _code_key, _generate, _node_python, evaluate, row_program, with_facts
+from .row import (
+    _PROGRAMS, Dtypes, Evaluation, RowProgram, _code_key, _generate, _node_python, default_executor, evaluate, row_program,
+    with_facts,
+)
 from .guidelines import _downstream_nodes, _verdicts_under_other_guidelines, verdicts_under
 from .document import (
     DISCLAIMER, LEVEL_ORDER, _affects, _conditions, _disagreements, _option, _prose, _reason, _rule_columns,

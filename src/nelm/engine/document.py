@@ -144,7 +144,16 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True, mis
 
 def _lean_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
     options = LeanOptions(ev, kb)
-    return {"options": [options[opt.id] for opt in kb.options], "affected": options.affected}
+    # (the planner's options are shared and read only: the view gives each its own, as plan_view's)
+    return {"options": [_own(options[opt.id]) for opt in kb.options], "affected": options.affected}
+
+
+def _own(option: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a planner's (shared, read-only) option as plan_view gives it: lists, its own."""
+    out = dict(option, reasons=[])
+    if "possible_verdicts" in out:
+        out["possible_verdicts"] = list(out["possible_verdicts"])
+    return out
 
 
 class LeanOptions(dict):
@@ -153,26 +162,32 @@ class LeanOptions(dict):
     reasons, and the verdicts still possible where there are several. Following the pathways
     and finding what blocks reads a few options of the 19, tens of times a plan.
 
-    Read by key only (``options[oid]``): an option not read yet is not in the dict."""
+    Read by key only (``options[oid]``): an option not read yet is not in the dict. The
+    options are read only: one option's view is the same dict in every what-if where its
+    verdict and the verdicts still possible are the same (no reasons, ``()``; the possible
+    verdicts a tuple), built once per knowledge base, not tens of times a plan."""
 
     def __init__(self, ev: Evaluation, kb: KnowledgeBase):
         super().__init__()
         self._ev, self._kb, self._columns = ev, kb, _view_columns_by_id(kb)
-        self._found: dict[str, list[str]] = {}
+        self._found: dict[str, frozenset[str]] = {}
 
     def __missing__(self, oid: str) -> dict[str, Any]:
         cols = self._columns[oid]
         opt, verdict_col, possible_col = cols[:3]
         row = self._ev.verdicts
-        mask = row[possible_col]
-        possible = _POSSIBLE.get(mask) or _possible(mask)   # (_possible's own cache, read here without a call)
-        out = {"id": oid, "verdict": row[verdict_col], "intent": opt.intent, "reasons": []}
-        if len(possible) > 1:
-            out["possible_verdicts"] = list(possible)
+        key = (oid, opt.intent, row[verdict_col], row[possible_col])   # all the view shows
+        out = _LEAN_OPTIONS.get(key)
+        if out is None:
+            possible = _possible(key[3])
+            out = {"id": oid, "verdict": key[2], "intent": key[1], "reasons": ()}
+            if len(possible) > 1:
+                out["possible_verdicts"] = possible
+            _LEAN_OPTIONS[key] = out
         self[oid] = out
         return out
 
-    def affected(self, oid: str) -> set[str]:
+    def affected(self, oid: str) -> frozenset[str]:
         """The missing facts that affect an option: the fields of its ``missing_data`` entries
         in :func:`plan_view` (the unknown deciding rules read before the first that holds,
         and unknown caps), worked out when asked."""
@@ -194,10 +209,13 @@ class LeanOptions(dict):
                 for _, col in caps:
                     if row[col] is None:
                         mask |= roots.mask(col)
-            found = self._found[oid] = fields_of_mask(mask) if mask else []
-        return set(found)
+            found = self._found[oid] = frozenset(fields_of_mask(mask)) if mask else frozenset()
+        return found
 
 
+# (option, intent, verdict, possible-verdict mask) -> LeanOptions' view of it, shared (bounded:
+# each option has a few verdicts and masks)
+_LEAN_OPTIONS: dict[tuple[str, Any, str, int], dict[str, Any]] = {}
 _VIEW_COLUMNS: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
 _POSSIBLE: dict[int, tuple[str, ...]] = {}
 
