@@ -892,7 +892,7 @@ def _if_not(alt_lead: str | None, alt: dict[str, Any], branch: dict[str, Any]) -
         return "the plan would wait for the remaining data (" + ", ".join(fact_label(f) for f in branch["missing"]) + ")."
     if alt_lead is None:
         return f"no active treatment would be indicated today ({alt['pw'].label})."
-    return f"{_label(alt_lead)} would lead ({alt['pw'].label})."
+    return f"{_label(alt_lead)} would lead; pathway: {alt['pw'].label}."
 
 
 def _workup(assumptions: list[dict[str, Any]], checks: list[dict[str, Any]], lead: str | None,
