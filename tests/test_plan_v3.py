@@ -538,3 +538,29 @@ def test_a_tumour_making_another_hormone_is_not_screened_for_carcinoid_valve_dis
         a = assess(validate_patient(_set(doc, "functional_syndrome", syndrome)))
         asked = "carcinoid_heart_disease" in {m["field"] for m in a["missing_data"]}
         assert asked is screened, syndrome
+
+
+def test_progressive_disseminated_disease_beside_a_distant_deposit_keeps_arterial_treatment_open():
+    """Board review 4 (v15): an ileal NET progressing after the analogue, everolimus and PRRT,
+    the liver 40 % involved beside one asymptomatic bone deposit, had embolization and SIRT ruled
+    out as "not progressing in a liver-dominant pattern". Progression of any pattern opens
+    arterial treatment; beside distant deposits it is an option (reasonable), not a first choice."""
+    doc = {"age_years": 60, "ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 12}, "functional_syndrome": "none",
+           "symptomatic": False,
+           "liver": {"burden_percent": 40, "lobes": "bilobar", "pattern": "disseminated", "resectable": False,
+                     "liver_function": "normal", "child_pugh": "A", "bilirubin_mg_dl": 0.8, "biliary_enteric_bypass": False},
+           "extrahepatic": {"present": True, "sites": ["bone"], "resectable": False, "peritoneal_carcinomatosis": "none",
+                            "symptomatic": False},
+           "sstr_imaging": "positive", "sstr_uptake_krenning": 3, "fdg_pet": "positive",
+           "course": {"status": "progressive", "progression_within_12_months": True},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression", "months_to_progression": 14},
+                               {"therapy": "everolimus", "outcome": "progression", "months_to_progression": 9},
+                               {"therapy": "prrt", "outcome": "progression", "months_to_progression": 8}]}
+    o = {x["id"]: x for x in assess(validate_patient(doc))["options"]}
+    for i in ("tae", "tace", "sirt"):
+        assert o[i]["verdict"] == "reasonable", i
+    stable = {x["id"]: x for x in assess(validate_patient(
+        _set(_set(doc, "course.status", "stable"), "course.progression_within_12_months", False)))["options"]}
+    assert stable["tae"]["verdict"] == "not_recommended"
+    assert stable["tae"]["reasons"][0]["rule"] == "disseminated_without_syndrome"

@@ -417,3 +417,13 @@ def start_writers(work: Callable[[int], None], n: int) -> tuple[Callable[[float]
             t.join(timeout=timeout)
 
     return join, errors
+
+
+def pg_frame(cursor, query: str):
+    """The rows a PostgreSQL ``query`` returns as a Polars frame of text columns (the tests
+    compare the SQL views' output, value by value, with nelm screen's, read the same way)."""
+    import polars as pl
+
+    cursor.execute(query)
+    names = [d.name for d in cursor.description]
+    return pl.DataFrame(cursor.fetchall(), schema={n: pl.String for n in names}, orient="row")

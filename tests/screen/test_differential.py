@@ -23,6 +23,7 @@ from nelm.screen.flat import engine_frame
 from nelm.screen.layout import row_document
 from nelm.screen.sql import create_view, sql_table
 from nelm.screen.synth import synthesize
+from nelm.testing import pg_frame
 
 N = 6_000   # below columns.SETTLE_FROM open rows: those go through the per-case planner
 SAMPLE = 300
@@ -110,9 +111,7 @@ def test_sql_view_in_postgres_equals_batch(table, pg_schema):
     cur, schema, load_table = pg_schema
     load_table(src)
     cur.execute(create_view(f'"{schema}".patients', view=f'"{schema}".nelm_assessment', dialect="postgres"))
-    cur.execute(f'SELECT * FROM "{schema}".nelm_assessment')
-    names = [d.name for d in cur.description]
-    got = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
+    got = pg_frame(cur, f'SELECT * FROM "{schema}".nelm_assessment')
     got = got.join(src.select("id").with_row_index("__i"), on="id").sort("__i")
     _compare(out, got)
 

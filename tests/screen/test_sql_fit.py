@@ -26,7 +26,7 @@ from nelm.screen.layout import PRIOR, SCHEMA, SITES, document_row
 from nelm.screen.run import screen
 from nelm.screen.sql import build_view, create_view, sql_table, table_column
 from nelm.screen.synth import synthesize, write_table
-from nelm.testing import random_patient_dict
+from nelm.testing import pg_frame, random_patient_dict
 
 duckdb = pytest.importorskip("duckdb")
 
@@ -188,9 +188,7 @@ def test_postgres_view_fits_table_equals_screen(case, pg_conn, pg_schema):
     got = {}
     for name, text in views.items():
         cur.execute(text)
-        cur.execute(f'SELECT * FROM "{schema}".by_{name}')
-        names = [d.name for d in cur.description]
-        got[name] = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
+        got[name] = pg_frame(cur, f'SELECT * FROM "{schema}".by_{name}')
     for frame in got.values():
         _compare(expected, frame, output_columns(load()))
 

@@ -22,7 +22,7 @@ from nelm.screen.layout import SCHEMA, document_row
 from nelm.screen.sql import sql_table
 from nelm.screen.sql_settle import settle_script
 from nelm.screen.synth import synthesize
-from nelm.testing import random_patient_dict
+from nelm.testing import pg_frame, random_patient_dict
 
 N_RANDOM = 700
 N_SYNTH = 500
@@ -85,9 +85,7 @@ def test_settle_script_in_postgres_equals_screen(case, pg_schema):
     cur, schema, load_table = pg_schema
     load_table(table)
     cur.execute(settle_script(f'"{schema}".patients', view=f'"{schema}".nelm_assessment', dialect="postgres"))
-    cur.execute(f'SELECT * FROM "{schema}".nelm_assessment')
-    names = [d.name for d in cur.description]
-    got = pl.DataFrame(cur.fetchall(), schema={n: pl.String for n in names}, orient="row")
+    got = pg_frame(cur, f'SELECT * FROM "{schema}".nelm_assessment')
     _compare(expected, got)
     cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))
     assert {r[0] for r in cur.fetchall()} == {"patients", "nelm_assessment"}
