@@ -36,6 +36,7 @@ from .engine import (
 from .knowledge import KnowledgeBase, assumption_column, fields_of_mask, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
+from .once import per_object
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
 from .summary import and_join, fact_label
 
@@ -55,18 +56,13 @@ Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 # the knowledge base's pathways and steps live as long as it does, and the plan reads them
 # tens of times for every what-if: what it reads of each is worked out once (keyed by the
 # object, which is kept alongside so a reused id never answers for another)
-_OPTION_IDS: dict[int, tuple[Any, tuple[tuple[str, str | None], ...]]] = {}
 _NOW_STEPS: dict[int, tuple[Any, tuple[tuple[int, Any], ...]]] = {}
-_LATER: dict[int, tuple[Any, dict[str, dict[Any, bool]]]] = {}
 _NOW = frozenset(NOW_VERDICTS)
 
 
+@per_object
 def _option_ids(step: Any) -> tuple[tuple[str, str | None], ...]:
-    got = _OPTION_IDS.get(id(step))
-    if got is None or got[0] is not step:
-        got = (step, tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options))
-        _OPTION_IDS[id(step)] = got
-    return got[1]
+    return tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options)
 
 
 def _label(oid: str) -> str:
@@ -276,13 +272,10 @@ def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bo
     return bool(decisive) and all(later.get(r, False) for r in decisive)
 
 
+@per_object
 def _later_rules(kb: KnowledgeBase) -> dict[str, dict[Any, bool]]:
     """Option -> its deciding rules' ``later`` flags (None: ``otherwise``), once per knowledge base."""
-    got = _LATER.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {opt.id: {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later} for opt in kb.options})
-        _LATER[id(kb)] = got
-    return got[1]
+    return {opt.id: {r.id: r.later for r in opt.deciding} | {None: opt.otherwise.later} for opt in kb.options}
 
 
 # --------------------------------------------------------------------------- what could change the lead
@@ -378,15 +371,10 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
     return fields - filled, (leading or {}).get("conditions", [])
 
 
-_CHECKED: dict[int, tuple[Any, frozenset[str]]] = {}
-
-
+@per_object
 def _checked(kb: KnowledgeBase) -> frozenset[str]:
     """The pre-treatment checks' fields, once per knowledge base."""
-    got = _CHECKED.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = _CHECKED[id(kb)] = (kb, frozenset(c.field for c in kb.checks))
-    return got[1]
+    return frozenset(c.field for c in kb.checks)
 
 
 _FIELD_COLUMNS: dict[str, list[str]] = {}
@@ -674,17 +662,11 @@ class _VerdictsOnly(dict):
         return out
 
 
-_DECIDING: dict[int, tuple[Any, dict[str, tuple[str, tuple[tuple[str, str], ...]]]]] = {}
-
-
+@per_object
 def _deciding_columns(kb: KnowledgeBase) -> dict[str, tuple[str, tuple[tuple[str, str], ...]]]:
     """Option -> (its verdict column, (rule, column) of its deciding rules), once per knowledge base."""
-    got = _DECIDING.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {opt.id: (f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
-                    for opt in kb.options})
-        _DECIDING[id(kb)] = got
-    return got[1]
+    return {opt.id: (f"verdict__{opt.id}", tuple((r.id, rule_column(opt.id, r.id)) for r in opt.deciding))
+            for opt in kb.options}
 
 
 # options whose "progression on" is a recurrence after a procedure, not a line to exclude
@@ -1058,9 +1040,9 @@ def _check_assumption(cond: dict[str, str], steps: list[dict[str, Any]], kb: Kno
 
 
 _Strictness = tuple[dict[tuple[str, str], float], dict[tuple[str, str], float], dict[tuple[str, str, str], float]]
-_STRICTNESS: dict[tuple[str, str | None], tuple[Any, _Strictness]] = {}
 
 
+@per_object
 def _strictness(kb: KnowledgeBase) -> _Strictness:
     """How strict a requirement on a check is, by (check field, requirement text); each option's
     strictest requirement on each check it has one on, by (option, check field); and each
@@ -1069,25 +1051,21 @@ def _strictness(kb: KnowledgeBase) -> _Strictness:
     first); a requirement of a rule that does not rule its option out (the analogue's best
     supportive care: it is then given for symptom control) the loosest; any other rule's the
     strictest, as nothing says otherwise."""
-    key = (kb.sha256, kb.guideline)
-    got = _STRICTNESS.get(key)
-    if got is None or got[0] is not kb:
-        texts: dict[tuple[str, str], float] = {}
-        own: dict[tuple[str, str], float] = {}
-        by_option: dict[tuple[str, str, str], float] = {}
-        for opt in kb.options:
-            for _, r in opt.requirement_rules():
-                rules_out = r.cap is not None or r.verdict in ("not_recommended", "contraindicated")
-                rank = float(r.rank) if r.rank is not None else (-1.0 if rules_out else float("inf"))
-                reads = _checks_read(kb, opt.id, r)   # a one-text requirement speaks only for what it reads
-                for c in kb.checks:
-                    text = r.requirement_for(c.field) if c.field in reads else None
-                    if text:
-                        texts[(c.field, text)] = min(texts.get((c.field, text), rank), rank)
-                        own[(opt.id, c.field)] = min(own.get((opt.id, c.field), rank), rank)
-                        by_option[(opt.id, c.field, text)] = min(by_option.get((opt.id, c.field, text), rank), rank)
-        got = _STRICTNESS[key] = (kb, (texts, own, by_option))
-    return got[1]
+    texts: dict[tuple[str, str], float] = {}
+    own: dict[tuple[str, str], float] = {}
+    by_option: dict[tuple[str, str, str], float] = {}
+    for opt in kb.options:
+        for _, r in opt.requirement_rules():
+            rules_out = r.cap is not None or r.verdict in ("not_recommended", "contraindicated")
+            rank = float(r.rank) if r.rank is not None else (-1.0 if rules_out else float("inf"))
+            reads = _checks_read(kb, opt.id, r)   # a one-text requirement speaks only for what it reads
+            for c in kb.checks:
+                text = r.requirement_for(c.field) if c.field in reads else None
+                if text:
+                    texts[(c.field, text)] = min(texts.get((c.field, text), rank), rank)
+                    own[(opt.id, c.field)] = min(own.get((opt.id, c.field), rank), rank)
+                    by_option[(opt.id, c.field, text)] = min(by_option.get((opt.id, c.field, text), rank), rank)
+    return texts, own, by_option
 
 
 def _history(records: list[dict[str, Any]] | None, outcome: Any) -> list[dict[str, Any]] | None:

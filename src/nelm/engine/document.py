@@ -19,6 +19,7 @@ from ..knowledge import KnowledgeBase, UnknownRoots, fields_of_mask, item_column
 from ..knowledge.ruleset import VERDICTS, OptionDef, Rule
 from ..patient import COLUMN_FIELDS, Patient
 from ..labels import field_unit
+from ..once import per_object
 from ..summary import fact_label, show, value_label
 from .guidelines import _verdicts_under_other_guidelines
 from .row import Evaluation
@@ -216,30 +217,19 @@ class LeanOptions(dict):
 # (option, intent, verdict, possible-verdict mask) -> LeanOptions' view of it, shared (bounded:
 # each option has a few verdicts and masks)
 _LEAN_OPTIONS: dict[tuple[str, Any, str, int], dict[str, Any]] = {}
-_VIEW_COLUMNS: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
 _POSSIBLE: dict[int, tuple[str, ...]] = {}
 
 
+@per_object
 def _view_columns(kb: KnowledgeBase) -> tuple[tuple[Any, ...], ...]:
     """(option, its verdict column, its possible-verdicts column, deciding rules, caps), once per knowledge base."""
-    got = _VIEW_COLUMNS.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, tuple((opt, f"verdict__{opt.id}", f"possible__{opt.id}", *_rule_columns(opt)[:2])
-                         for opt in kb.options))
-        _VIEW_COLUMNS[id(kb)] = got
-    return got[1]
+    return tuple((opt, f"verdict__{opt.id}", f"possible__{opt.id}", *_rule_columns(opt)[:2]) for opt in kb.options)
 
 
-_VIEW_BY_ID: dict[int, tuple[Any, dict[str, tuple[Any, ...]]]] = {}
-
-
+@per_object
 def _view_columns_by_id(kb: KnowledgeBase) -> dict[str, tuple[Any, ...]]:
     """:func:`_view_columns` by option id, once per knowledge base."""
-    got = _VIEW_BY_ID.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {cols[0].id: cols for cols in _view_columns(kb)})
-        _VIEW_BY_ID[id(kb)] = got
-    return got[1]
+    return {cols[0].id: cols for cols in _view_columns(kb)}
 
 
 def _possible(mask: int) -> tuple[str, ...]:
@@ -430,16 +420,10 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: frozenset[str],
     return out
 
 
-_LABELS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
-
-
+@per_object
 def _labels(kb: KnowledgeBase) -> dict[str, str]:
     """Derived variables' and criteria sets' labels (once per knowledge base)."""
-    got = _LABELS.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria})
-        _LABELS[id(kb)] = got
-    return got[1]
+    return {d.name: d.label for d in kb.derived} | {cs.id: cs.label for cs in kb.criteria}
 
 
 def _reason(rule: Rule | Any, vals: dict[str, str], kind: str, rule_id: str | None,

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..once import per_object
 from ..yamlio import read_yaml
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -450,17 +451,12 @@ _INPUT_BITS = {c: 1 << i for i, c in enumerate(sorted(COLUMN_FIELDS))}
 _BIT_COLUMNS = sorted(COLUMN_FIELDS)
 _INPUT_BIT_ITEMS = tuple(_INPUT_BITS.items())
 _FIELDS_OF_MASK: dict[int, list[str]] = {}
-_MASKS: dict[int, tuple[KnowledgeBase, dict[str, tuple[int, tuple[str, ...]]]]] = {}
 
 
+@per_object
 def _masks(kb: KnowledgeBase) -> dict[str, tuple[int, tuple[str, ...]]]:
     """Each column's direct input roots as one bit mask, and its computed roots."""
-    got = _MASKS.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {col: (sum(_INPUT_BITS[r] for r in inputs), computed)
-                    for col, (inputs, computed) in _split_roots(kb).items()})
-        _MASKS[id(kb)] = got
-    return got[1]
+    return {col: (sum(_INPUT_BITS[r] for r in inputs), computed) for col, (inputs, computed) in _split_roots(kb).items()}
 
 
 class UnknownRoots:
@@ -538,14 +534,8 @@ def fields_of_mask(m: int) -> list[str]:
     return list(got)
 
 
-_ROOTS_SPLIT: dict[int, tuple[KnowledgeBase, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]]] = {}
-
-
+@per_object
 def _split_roots(kb: KnowledgeBase) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each column's direct roots, split into input and computed columns (once per knowledge base)."""
-    got = _ROOTS_SPLIT.get(id(kb))
-    if got is None or got[0] is not kb:
-        got = (kb, {col: (tuple(r for r in roots if r in COLUMN_FIELDS), tuple(r for r in roots if r not in COLUMN_FIELDS))
-                    for col, roots in kb.roots.items()})
-        _ROOTS_SPLIT[id(kb)] = got
-    return got[1]
+    return {col: (tuple(r for r in roots if r in COLUMN_FIELDS), tuple(r for r in roots if r not in COLUMN_FIELDS))
+            for col, roots in kb.roots.items()}
