@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from . import inputgate, labels
+from . import follows, inputgate, labels
 
 OPTION_IDS: tuple[str, ...] = (
     "liver_resection", "thermal_ablation", "liver_transplant", "tae", "tace", "deb_tace",
@@ -520,18 +520,16 @@ _SCALAR_PATHS = [(column_of(f), *(f.split(".") if "." in f else (None, f))) for 
 _PRIOR_COLUMNS = [(t, f"prior_{t}", f"prior_{t}_months", f"prior_{t}_ongoing") for t in OPTION_IDS]
 
 
-# The scalar fields flatten_document reads into their own column alone (no other column
-# follows from them, and they follow from no other field). A field read anywhere else in
-# flatten_document must be left out here (and handled in patched_row).
-_DERIVING = ("extrahepatic.", "functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "course.status",
-             "symptomatic")
+# The scalar fields flatten_document reads into their own column (a fact that follows from
+# them is filled in afterwards from knowledge/follows.yaml, nelm.follows). The extrahepatic
+# section's fields and the course are read elsewhere too (the sites list; an ongoing
+# therapy's unrecorded outcome) and are handled in patched_row.
+_DERIVING = ("extrahepatic.", "course.status")
 PLAIN_COLUMNS: dict[str, str] = {f: column_of(f) for f in SCALAR_FIELDS if not f.startswith(_DERIVING)}
 _EHD_SCALARS = {f.split(".", 1)[1]: column_of(f) for f in SCALAR_FIELDS if f.startswith("extrahepatic.")}
 _EHD_COLUMNS = frozenset([*_EHD_SCALARS.values(), *SITE_COLUMNS])
 _PRIOR_ALL = frozenset([*PRIOR_COLUMNS, *PRIOR_MONTHS_COLUMNS, *PRIOR_ONGOING_COLUMNS,
                         "prior_progression_count", "prior_systemic_lines"])
-_DERIVED = frozenset({"functional_syndrome", "carcinoid_heart_disease", "liver.resectable", "symptomatic",
-                      "liver.resectable_fraction_percent", "course.status", "prior_therapies"})
 
 
 def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
@@ -556,28 +554,22 @@ def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
             if ehd is None:
                 ehd = dict(doc.get("extrahepatic") or {})   # as set_field fills the section in
             ehd[leaf] = v
-        elif f not in _DERIVED:
+        elif f not in ("course.status", "prior_therapies"):
             return None
-    if ehd is not None or "symptomatic" in values:
-        if ehd is not None:
-            for leaf, col in _EHD_SCALARS.items():
-                out[col] = ehd.get(leaf)
-        _extrahepatic_columns(out, (ehd if ehd is not None else doc.get("extrahepatic")) or None,
-                              values["symptomatic"] if "symptomatic" in values else doc.get("symptomatic"))
-        changed |= _EHD_COLUMNS | {"symptomatic"}
-    if "functional_syndrome" in values or "carcinoid_heart_disease" in values:
-        fs = values.get("functional_syndrome", doc.get("functional_syndrome"))
-        chd = values.get("carcinoid_heart_disease", doc.get("carcinoid_heart_disease"))
-        out["functional_syndrome"] = fs
-        out["carcinoid_heart_disease"] = _heart_disease(fs, chd)
-        changed |= {"functional_syndrome", "carcinoid_heart_disease"}
-    if "liver.resectable" in values or "liver.resectable_fraction_percent" in values:
-        liver = doc.get("liver") or {}
-        resectable = values.get("liver.resectable", liver.get("resectable"))
-        fraction = values.get("liver.resectable_fraction_percent", liver.get("resectable_fraction_percent"))
-        out["liver_resectable_fraction_percent"] = fraction
-        out["liver_resectable"] = _resectable(resectable, fraction)
-        changed |= {"liver_resectable", "liver_resectable_fraction_percent"}
+    if ehd is not None:
+        for leaf, col in _EHD_SCALARS.items():
+            out[col] = ehd.get(leaf)
+        _extrahepatic_columns(out, ehd or None)
+        changed |= _EHD_COLUMNS
+    if changed & follows.columns():
+        # the facts that follow, again from the recorded values (a column the row holds may
+        # have been filled in: read each from the document with the values set in it)
+        recorded = {c: _recorded(doc, values, ehd, c) for c in follows.columns()}
+        follows.fill(recorded)
+        for c in follows.by_column():
+            if recorded[c] != out[c] or c in changed:
+                out[c] = recorded[c]
+                changed.add(c)
     if "prior_therapies" in values or "course.status" in values:
         course = values["course.status"] if "course.status" in values else (doc.get("course") or {}).get("status")
         if "course.status" in values:
@@ -592,6 +584,19 @@ def patched_row(doc: dict[str, Any], row: dict[str, Any], values: dict[str, Any]
     return out, frozenset(changed)
 
 
+def _recorded(doc: dict[str, Any], values: dict[str, Any], ehd: dict[str, Any] | None, column: str) -> Any:
+    """A scalar column's value as recorded in ``doc`` with ``values`` set in it (``ehd``: the
+    extrahepatic section with them, when they touch it)."""
+    dotted = COLUMN_FIELDS[column]
+    if dotted in values:
+        return values[dotted]
+    section, _, leaf = dotted.rpartition(".")
+    if section == "extrahepatic" and ehd is not None:
+        return ehd.get(leaf)
+    node = doc.get(section) if section else doc
+    return node.get(leaf) if node else None
+
+
 def flatten(patient: Patient) -> dict[str, Any]:
     """One row of column values; None means unknown."""
     return flatten_document(patient.model_dump())
@@ -601,6 +606,12 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
     """The flat row of a patient document in the model's dumped shape (a section may be
     absent or hold only some keys). The plan's what-if patients are documents derived from a
     validated one, flattened without building a model each time (nelm.plan)."""
+    return follows.fill(recorded_row(data))
+
+
+def recorded_row(data: dict[str, Any]) -> dict[str, Any]:
+    """The flat row of a document's values as recorded, before the facts that follow from them
+    are filled in (:mod:`nelm.follows`)."""
     row: dict[str, Any] = {}
     for column, section, leaf in _SCALAR_PATHS:
         if section is None:
@@ -608,51 +619,13 @@ def flatten_document(data: dict[str, Any]) -> dict[str, Any]:
         else:
             node = data.get(section)
             row[column] = node.get(leaf) if node else None
-
-    _extrahepatic_columns(row, data.get("extrahepatic") or None, data.get("symptomatic"))
-    row["carcinoid_heart_disease"] = _heart_disease(data.get("functional_syndrome"), row["carcinoid_heart_disease"])
-    row["liver_resectable"] = _resectable(row["liver_resectable"], row["liver_resectable_fraction_percent"])
-
+    _extrahepatic_columns(row, data.get("extrahepatic") or None)
     _prior_columns(row, data.get("prior_therapies"), (data.get("course") or {}).get("status"))
     return row
 
 
-# the syndromes that are not a serotonin excess: their tumours do not cause carcinoid heart disease
-NO_SEROTONIN_SYNDROMES = ("none", "insulinoma", "gastrinoma", "glucagonoma", "vipoma")
-
-
-def _heart_disease(syndrome: str | None, heart: str | None) -> str | None:
-    """Carcinoid heart disease comes from the serotonin excess of carcinoid syndrome: a tumour
-    known to be non-functional, or to make another hormone (insulin, gastrin, glucagon, VIP),
-    is taken not to have it unless the record says otherwise (board review 4: a gastrinoma's
-    work-up asked for an echocardiogram for carcinoid valve disease)."""
-    return "none" if syndrome in NO_SEROTONIN_SYNDROMES and heart is None else heart
-
-
-def _extrahepatic_symptomatic(recorded: bool | None, present: bool | None, symptomatic: bool | None) -> bool | None:
-    """No symptomatic extrahepatic site where there is no extrahepatic disease, or where the
-    patient is known to have no symptoms at all (contract v3, facts that follow from facts;
-    ``symptomatic`` as recorded)."""
-    if recorded is None and (present is False or symptomatic is False):
-        return False
-    return recorded
-
-
-def _symptomatic(recorded: bool | None, site: bool | None) -> bool | None:
-    """A patient with a painful, compressing or bleeding deposit has symptoms (``site``: the
-    extrahepatic section's own ``symptomatic``, as recorded); the converse of
-    :func:`_extrahepatic_symptomatic`, both read from the recorded values."""
-    return True if recorded is None and site is True else recorded
-
-
-def _resectable(resectable: bool | None, fraction: float | None) -> bool | None:
-    """A surgeon's "all removable" follows from a percentage when only that is given."""
-    return fraction >= 100 if resectable is None and fraction is not None else resectable
-
-
-def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None, symptomatic: bool | None) -> None:
-    """The columns that follow from the extrahepatic section (``ehd``: None when absent or empty)
-    and the patient's ``symptomatic`` as recorded (each says something of the other)."""
+def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None) -> None:
+    """The site columns, read from the extrahepatic section's list (``ehd``: None when absent or empty)."""
     sites = ehd.get("sites") if ehd else None
     present = ehd.get("present") if ehd else None
     # An empty list only says "no sites" when the patient is known to have no extrahepatic disease.
@@ -660,11 +633,6 @@ def _extrahepatic_columns(row: dict[str, Any], ehd: dict[str, Any] | None, sympt
     for col in SITE_COLUMNS:
         site = col.removeprefix("extrahepatic_sites_")
         row[col] = (site in sites) if known_sites else None
-    if present is False and ehd.get("peritoneal_carcinomatosis") is None:
-        row["extrahepatic_peritoneal_carcinomatosis"] = "none"
-    site = ehd.get("symptomatic") if ehd else None
-    row["extrahepatic_symptomatic"] = _extrahepatic_symptomatic(site, present, symptomatic)
-    row["symptomatic"] = _symptomatic(symptomatic, site)
 
 
 def _prior_columns(row: dict[str, Any], prior: list[dict[str, Any]] | None, course: str | None) -> None:

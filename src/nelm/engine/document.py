@@ -13,11 +13,11 @@ import re
 from datetime import date
 from typing import Any, Iterable
 
-from .. import __version__
+from .. import __version__, follows
 from ..classify import GRADES, REPORTED_WHEN_UNKNOWN, classification_from_row, grade_label
 from ..knowledge import KnowledgeBase, UnknownRoots, fields_of_mask, item_column, rule_column, template_names
 from ..knowledge.ruleset import VERDICTS, OptionDef, Rule
-from ..patient import COLUMN_FIELDS, Patient
+from ..patient import COLUMN_FIELDS, Patient, recorded_row
 from ..labels import field_unit
 from ..once import per_object
 from ..summary import fact_label, show, value_label
@@ -36,9 +36,11 @@ class _Values(dict):
     """The row's values as text for reason templates, each formatted when first read
     (a reason reads a few of some 500 columns)."""
 
-    def __init__(self, row: dict[str, Any]):
+    def __init__(self, row: dict[str, Any], patient: Patient | dict[str, Any] | None = None):
         super().__init__()
         self._row = row
+        self._patient = patient
+        self._follows: dict[str, str] | None = None
 
     def __missing__(self, key: str) -> str:
         v = self._row[key]  # KeyError for a name that is no column, as a plain dict gives
@@ -55,9 +57,23 @@ class _Values(dict):
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or key in self._row
 
+    def follows_from(self, column: str) -> str | None:
+        """For a column the record left unknown and another fact settled (contract v3, facts
+        that follow from facts; knowledge/follows.yaml): "follows from <those facts>"."""
+        if column not in follows.by_column() or self._patient is None:
+            return None
+        if self._follows is None:   # worked out when a reason first quotes such a column
+            doc = self._patient if isinstance(self._patient, dict) else self._patient.model_dump()
+            recorded = recorded_row(doc)
+            self._follows = {
+                col: "follows from " + ", ".join(f"{fact_label(COLUMN_FIELDS[c], c)}: {value_label(COLUMN_FIELDS[c], recorded[c])}"
+                                                 for c in rec.reads if recorded[c] is not None)
+                for col, rec in follows.filled_from(recorded).items()}
+        return self._follows.get(column)
+
 
 def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, str]:
-    vals = _Values(row)
+    vals = _Values(row, patient)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     # the patient, or its document in the model's dumped shape (the plan's what-if patients)
@@ -416,6 +432,9 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: frozenset[str],
         value = vals.get(col, "unknown")
         if unit is not None and value != "unknown":  # a patient field: its unit after a known value
             value = _prose(f"{value} {unit}" if unit else value)
+        note = vals.follows_from(col) if isinstance(vals, _Values) else None
+        if note:   # the record did not give it: say from what it follows
+            value = f"{value}; {note}"
         out.append({"field": field, "label": label, "value": value})
     return out
 

@@ -5,7 +5,8 @@ Everything clinical lives in data files: ``classification.yaml`` (derived variab
 rules and what rules options out; schema in ``ruleset.py``), ``checks.yaml``
 (pre-treatment checks), ``pathways.yaml`` (treatment sequences; schema in ``plans.py``),
 ``orders.yaml`` (the work-up that settles a missing fact) and ``evidence/*.yaml``
-(published results). :func:`load` reads and validates them all,
+(published results); ``consistency.yaml`` and ``follows.yaml`` describe the patient document
+(read by :mod:`nelm.consistency` and :mod:`nelm.follows`). :func:`load` reads and validates them all,
 compiles every condition once into a Polars expression and hashes the files, so the
 same input and the same knowledge base always give the same output.
 """

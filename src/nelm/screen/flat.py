@@ -7,10 +7,13 @@ tests/test_screen_flat.py compares them on random patients for every column.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
+from .. import follows
 from ..engine import SCHEMA as ENGINE_SCHEMA
-from ..patient import (_COURSE_OUTCOME, _OUTCOME_RANK, NO_SEROTONIN_SYNDROMES, OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS,
+from ..patient import (_COURSE_OUTCOME, _OUTCOME_RANK, OPTION_IDS, SCALAR_FIELDS, SITE_COLUMNS,
                        SYSTEMIC_LINES, column_of)
 from .layout import PRIOR, SITES
 
@@ -23,31 +26,31 @@ def engine_frame(layout: pl.DataFrame, prior: pl.DataFrame | None = None) -> pl.
     (the plan's what-if rows that change neither the history nor the course)."""
     scalars = [pl.col(f).cast(ENGINE_SCHEMA[column_of(f)]).alias(column_of(f)) for f in SCALAR_FIELDS]
     lf = layout.lazy().select(pl.col("__row"), pl.col(SITES), pl.col(PRIOR), *scalars)
-    present = pl.col("extrahepatic_present")
     sites = pl.col(SITES)
     # an empty list says "no sites" only when extrahepatic disease is known to be absent
-    known_sites = sites.is_not_null() & ((sites.list.len() > 0) | (present == False).fill_null(False))  # noqa: E712
-    absent = (present == False).fill_null(False)  # noqa: E712
+    known_sites = sites.is_not_null() & ((sites.list.len() > 0) | (pl.col("extrahepatic_present") == False).fill_null(False))  # noqa: E712
     lf = lf.with_columns(
         *[pl.when(known_sites).then(sites.list.contains(col.removeprefix("extrahepatic_sites_"))).alias(col)
           for col in SITE_COLUMNS],
-        pl.when(absent & pl.col("extrahepatic_peritoneal_carcinomatosis").is_null()).then(pl.lit("none"))
-          .otherwise(pl.col("extrahepatic_peritoneal_carcinomatosis")).alias("extrahepatic_peritoneal_carcinomatosis"),
-        # (nelm.patient._symptomatic: a symptomatic deposit is a symptom; both read the recorded values)
-        pl.when(pl.col("symptomatic").is_null() & (pl.col("extrahepatic_symptomatic") == True).fill_null(False))  # noqa: E712
-          .then(pl.lit(True)).otherwise(pl.col("symptomatic")).alias("symptomatic"),
-        # (nelm.patient._extrahepatic_symptomatic: none where there is no extrahepatic disease or no symptom at all)
-        pl.when((absent | (pl.col("symptomatic") == False).fill_null(False))  # noqa: E712
-                & pl.col("extrahepatic_symptomatic").is_null()).then(pl.lit(False))
-          .otherwise(pl.col("extrahepatic_symptomatic")).alias("extrahepatic_symptomatic"),
-        pl.when(pl.col("functional_syndrome").is_in(NO_SEROTONIN_SYNDROMES).fill_null(False)
-                & pl.col("carcinoid_heart_disease").is_null())
-          .then(pl.lit("none")).otherwise(pl.col("carcinoid_heart_disease")).alias("carcinoid_heart_disease"),
-        pl.coalesce(pl.col("liver_resectable"), pl.col("liver_resectable_fraction_percent") >= 100).alias("liver_resectable"),
+        *follows_columns(),
     )
     frame = lf.collect()
     frame = frame.hstack(prior_columns(frame) if prior is None else prior)
     return frame.select(pl.col(c).cast(t) for c, t in ENGINE_SCHEMA.items())
+
+
+def follows_columns() -> list[pl.Expr]:
+    """The facts that follow from facts (knowledge/follows.yaml), column-wise: while a column is
+    unknown, the first record whose condition holds on the recorded columns gives its value
+    (every expression reads the frame as it was: one ``with_columns``)."""
+    out = []
+    for col, recs in follows.by_column().items():
+        unknown = pl.col(col).is_null()
+        chain: Any = pl
+        for r in recs:
+            chain = chain.when(unknown & pl.sql_expr(r.when).fill_null(False)).then(pl.lit(r.value))
+        out.append(chain.otherwise(pl.col(col)).alias(col))
+    return out
 
 
 def prior_columns(frame: pl.DataFrame) -> pl.DataFrame:

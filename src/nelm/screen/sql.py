@@ -15,11 +15,8 @@ CTE mixes several groups):
 
 - ``patients_…``: the engine's input columns from the table's (dotted field paths, quoted),
   with the filling-in of :func:`nelm.patient.flatten` (the sites list known only when it
-  names a site or extrahepatic disease is known absent; peritoneal carcinomatosis,
-  extrahepatic symptoms and carcinoid heart disease "none"/false when their cause is
-  known absent (no symptom at all, a syndrome other than carcinoid); a symptomatic
-  deposit making the patient symptomatic; liver resectability from a 100 % removable
-  fraction), and the
+  names a site or extrahepatic disease is known absent; the facts that follow from facts,
+  knowledge/follows.yaml, the same records the other executors read), and the
   pre-treatment checks in their passing values while unknown (knowledge/checks.yaml), as
   ``f__<column>``: the option rules and the plan read these;
 - ``layer_…``: the derived variables, criterion items and sets, rule and pathway
@@ -71,9 +68,10 @@ from typing import Callable, Collection, NamedTuple
 import sqlglot
 from sqlglot import exp
 
+from .. import follows
 from ..knowledge import KnowledgeBase, _check_columns, assumption_column, item_column, load, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
-from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, NO_SEROTONIN_SYNDROMES, SCALAR_FIELDS, SITE_COLUMNS, column_of,
+from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of,
                        field_constraints)
 from . import plan_columns
 from .columns import CLASSIFICATION, selected
@@ -186,8 +184,7 @@ def build_view(table: str, *, view: str = "nelm_assessment", dialect: str = "pos
 # --------------------------------------------------------------------------- the patient's columns
 
 # the input columns whose value flatten() may fill in (the others are the document's own)
-FILLED_IN = frozenset(SITE_COLUMNS) | {"extrahepatic_peritoneal_carcinomatosis", "extrahepatic_symptomatic",
-                                      "symptomatic", "carcinoid_heart_disease", "liver_resectable"}
+FILLED_IN = frozenset(SITE_COLUMNS) | frozenset(follows.by_column())
 
 
 def engine_inputs(document: Callable[[str], exp.Expression]) -> dict[str, exp.Expression]:
@@ -199,21 +196,11 @@ def engine_inputs(document: Callable[[str], exp.Expression]) -> dict[str, exp.Ex
     known_sites = or_(*[document(c) for c in SITE_COLUMNS], absent)
     for c in SITE_COLUMNS:
         out[c] = case((known_sites, document(c)))
-    c = "extrahepatic_peritoneal_carcinomatosis"
-    out[c] = case((and_(absent, is_null(document(c))), lit("none")), default=document(c))
-    # (nelm.patient._symptomatic: a symptomatic deposit is a symptom; both read the document's values)
-    out["symptomatic"] = case((and_(is_null(document("symptomatic")), eq(document("extrahepatic_symptomatic"), exp.true())),
-                               exp.true()), default=document("symptomatic"))
-    # (nelm.patient._extrahepatic_symptomatic: none where there is no extrahepatic disease or no symptom at all)
-    c = "extrahepatic_symptomatic"
-    out[c] = case((and_(or_(absent, eq(document("symptomatic"), exp.false())), is_null(document(c))), exp.false()),
-                  default=document(c))
-    no_serotonin = exp.In(this=document("functional_syndrome"), expressions=[lit(v) for v in NO_SEROTONIN_SYNDROMES])
-    out["carcinoid_heart_disease"] = case(
-        (and_(no_serotonin, is_null(document("carcinoid_heart_disease"))), lit("none")),
-        default=document("carcinoid_heart_disease"))
-    out["liver_resectable"] = coalesce(document("liver_resectable"),
-                                       exp.GTE(this=document("liver_resectable_fraction_percent"), expression=num(100)))
+    # the facts that follow from facts (knowledge/follows.yaml, nelm.follows): while the column
+    # is unknown, the first record whose condition holds on the document's values
+    for col, recs in follows.by_column().items():
+        out[col] = case(*[(and_(is_null(document(col)), _substitute(r.when, lambda name: document(name))),
+                           lit(r.value)) for r in recs], default=document(col))
     assert {c for c in out if out[c] != document(c)} <= FILLED_IN
     return out
 
