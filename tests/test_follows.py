@@ -100,7 +100,7 @@ def test_a_reason_quoting_a_filled_in_fact_says_what_it_follows_from():
                           "extrahepatic.symptomatic": None})
     a = assess(validate_patient(doc))
     facts = [f for o in a["options"] for r in o["reasons"] for f in r["facts"] if f["field"] == "extrahepatic.symptomatic"]
-    assert facts and all(f["value"].startswith("no; follows from ") and ": no" in f["value"] for f in facts)
+    assert facts and all(f["value"].startswith("no — follows from ") and ": no" in f["value"] for f in facts)
     # recorded, the same fact carries no note
     doc["extrahepatic"]["symptomatic"] = False
     a = assess(validate_patient(doc))

@@ -434,7 +434,7 @@ def _facts(columns: Iterable[str], vals: dict[str, str], quoted: frozenset[str],
             value = _prose(f"{value} {unit}" if unit else value)
         note = vals.follows_from(col) if isinstance(vals, _Values) else None
         if note:   # the record did not give it: say from what it follows
-            value = f"{value}; {note}"
+            value = f"{value} — {note}"   # (a dash: the pages list facts with semicolons)
         out.append({"field": field, "label": label, "value": value})
     return out
 
