@@ -564,3 +564,106 @@ def test_progressive_disseminated_disease_beside_a_distant_deposit_keeps_arteria
         _set(_set(doc, "course.status", "stable"), "course.progression_within_12_months", False)))["options"]}
     assert stable["tae"]["verdict"] == "not_recommended"
     assert stable["tae"]["reasons"][0]["rule"] == "disseminated_without_syndrome"
+
+
+# ------------------------------------------------------------------ board review 5
+
+_PRRT_NEXT = {"age_years": 60, "ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+              "pathology": {"differentiation": "well", "ki67_percent": 8}, "functional_syndrome": "none",
+              "symptomatic": False,
+              "liver": {"lobes": "bilobar", "pattern": "disseminated", "resectable": False, "burden_percent": 30,
+                        "liver_function": "normal"},
+              "extrahepatic": {"present": False}, "sstr_imaging": "positive",
+              "course": {"status": "progressive"},
+              "prior_therapies": [{"therapy": "ssa", "outcome": "progression", "ongoing": True}]}
+
+
+def _workup_fields(plan: dict) -> set:
+    return {f for w in plan.get("workup") or [] for f in w["fields"]}
+
+
+def test_child_pugh_a_settles_the_3_mg_dl_bilirubin_limits_not_the_2_mg_dl_ones():
+    """Board review 5 (W14): Child-Pugh A recorded, bilirubin not: the work-up still asked for the
+    bilirubin before PRRT, whose limit (3 mg/dL) class A already settles (5-6 points; above 3 mg/dL
+    alone scores 3). Class A still allows 2-3 mg/dL (2 points), so a resection's 2 mg/dL limit
+    stays a condition."""
+    a = assess(validate_patient(_set(_PRRT_NEXT, "liver.child_pugh", "A")))
+    assert lead(a["plan"]) == "prrt"
+    assert "liver.bilirubin_mg_dl" not in _workup_fields(a["plan"])
+    o = {x["id"]: x for x in a["options"]}
+    assert "liver.bilirubin_mg_dl" not in {c["field"] for c in o["prrt"].get("conditions", [])}
+    # without the class the bilirubin is still asked
+    b = assess(validate_patient(_PRRT_NEXT))
+    assert "liver.bilirubin_mg_dl" in _workup_fields(b["plan"])
+    # a measured bilirubin above 3 mg/dL still rules PRRT out whatever the class says
+    c = {x["id"]: x for x in assess(validate_patient(_set(_set(_PRRT_NEXT, "liver.bilirubin_mg_dl", 3.5),
+                                                          "liver.liver_function", "impaired")))["options"]}
+    assert c["prrt"]["verdict"] == "not_recommended"
+    # resection: class A does not settle the 2 mg/dL line
+    res = patient_dict(**{"liver.bilirubin_mg_dl": ..., "liver.child_pugh": "A"})
+    r = {x["id"]: x for x in assess(validate_patient(res))["options"]}
+    assert "liver.bilirubin_mg_dl" in {c["field"] for c in r["liver_resection"].get("conditions", [])}
+
+
+def test_carcinoid_syndrome_gets_screened_for_heart_disease_before_prrt_or_embolization():
+    """Board review 5 (W12): carcinoid syndrome, carcinoid heart disease unknown: the work-up before
+    PRRT never asked for NT-proBNP / echocardiography (ENETS perioperative standards: screen patients
+    with the syndrome before an intervention). A record without the syndrome is not screened."""
+    doc = _set(_set(_PRRT_NEXT, "functional_syndrome", "carcinoid"), "symptomatic", True)
+    doc = _set(doc, "functional_control", "controlled")
+    a = assess(validate_patient(doc))
+    assert lead(a["plan"]) == "prrt"
+    assert "carcinoid_heart_disease" in _workup_fields(a["plan"])
+    order = next(w["order"] for w in a["plan"]["workup"] if "carcinoid_heart_disease" in w["fields"])
+    assert "NT-proBNP" in order and "echocardiography" in order
+    o = {x["id"]: x for x in a["options"]}
+    for i in ("prrt", "tae"):
+        assert "carcinoid_heart_disease" in {c["field"] for c in o[i].get("conditions", [])}, i
+    # valve disease found: PRRT and embolization wait for the cardiologist (an option, not a first choice)
+    sick = {x["id"]: x for x in assess(validate_patient(_set(doc, "carcinoid_heart_disease", "present")))["options"]}
+    assert sick["prrt"]["verdict"] in ("reasonable", "not_recommended")
+    silent = {k: v for k, v in _PRRT_NEXT.items() if k != "functional_syndrome"}
+    none = assess(validate_patient(silent))
+    assert "carcinoid_heart_disease" not in _workup_fields(none["plan"])
+
+
+def test_a_lung_carcinoid_is_not_given_the_digestive_grade_as_its_who_grade():
+    """Board review 5 (W20): a lung carcinoid's classification read 'NET G2' from its Ki-67 as if it
+    were a digestive NET. Lung and thymic carcinoids are typical or atypical by mitoses and necrosis
+    (WHO thoracic); the classification says so, and what the mitotic count settles."""
+    doc = {"age_years": 58, "primary": {"site": "lung", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 4, "mitoses_per_10hpf": 3},
+           "liver": {"lobes": "bilobar", "pattern": "disseminated", "resectable": False}, "sstr_imaging": "positive"}
+    c = assess(validate_patient(doc))["classification"]
+    assert c["grading_system"] == "who_thoracic" and c["thoracic_type"] == "atypical_carcinoid"
+    assert "not the digestive" in c["grade_note"] and "necrosis" in c["grade_note"]
+    low = assess(validate_patient(_set(doc, "pathology.mitoses_per_10hpf", 1)))["classification"]
+    assert low["thoracic_type"] is None   # typical needs no necrosis, which the record does not give
+    gep = assess(validate_patient(_set(doc, "primary.site", "jejunum_ileum")))["classification"]
+    assert gep["grading_system"] == "who_digestive" and gep["grade_note"] is None and gep["thoracic_type"] is None
+
+
+def test_an_insulinoma_keeping_its_analogue_is_not_covered_against_carcinoid_crisis():
+    """Board review 5: a pancreatic insulinoma kept on its analogue beside everolimus read 'extra
+    short-acting octreotide around the procedure as carcinoid-crisis prophylaxis'. In insulinoma the
+    analogue can deepen hypoglycaemia (given only after a monitored test dose); procedures are
+    covered with intravenous glucose."""
+    doc = {"age_years": 52, "ecog": 1, "primary": {"site": "pancreas", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 6}, "functional_syndrome": "insulinoma",
+           "symptomatic": False, "functional_control": "controlled",
+           "liver": {"lobes": "bilobar", "pattern": "disseminated", "resectable": False}, "extrahepatic": {"present": False},
+           "sstr_imaging": "positive", "course": {"status": "progressive"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression", "ongoing": True}]}
+    for changes in ({}, {"pathology.ki67_percent": 30}):
+        d = doc
+        for k, v in changes.items():
+            d = _set(d, k, v)
+        a = assess(validate_patient(d))
+        texts = [s["reason"] for s in a["plan"]["steps"] if "ssa" in s["options"]]
+        texts += [r["text"] for o in a["options"] if o["id"] == "ssa" for r in o["reasons"]]
+        assert texts and any("glucose" in t for t in texts), changes
+        assert not any("carcinoid-crisis prophylaxis" in t and "not with" not in t for t in texts), changes
+        assert not any("carcinoid or hormonal crisis" in t for t in texts), changes
+    # a carcinoid syndrome keeps its crisis cover
+    c = assess(validate_patient(_set(_set(doc, "functional_syndrome", "carcinoid"), "primary.site", "jejunum_ileum")))
+    assert any("carcinoid-crisis" in s["reason"] for s in c["plan"]["steps"] if "ssa" in s["options"])

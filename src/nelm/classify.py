@@ -1,5 +1,10 @@
 """Classification: WHO grade, NET vs NEC, Frilling type, hepatic burden band.
 
+For a lung or thymic primary the WHO thoracic scheme applies (typical / atypical carcinoid, by
+mitoses and necrosis): ``grading_system`` says which scheme, ``thoracic_type`` what the mitotic
+count settles, and ``grade_note`` that ``who_grade`` is then only the digestive grade of the same
+indices (the band the treatment rules read), not the tumour's WHO grade.
+
 The definitions are data — the derived variables of ``knowledge/classification.yaml``
 (WHO 2019 cut-offs, the Frilling patterns, the burden bands the sources use) — and the
 engine evaluates them with everything else. This module turns an evaluated row into
@@ -14,7 +19,7 @@ from .patient import Patient
 
 # what the contract's classification holds; the first four are asked for when unknown
 KEYS = ("who_grade", "category", "frilling_type", "burden_band", "grade_basis", "ki67_grade", "mitotic_grade",
-        "who2000_behaviour")
+        "who2000_behaviour", "grading_system", "thoracic_type", "grade_note")
 REPORTED_WHEN_UNKNOWN = KEYS[:4]
 GRADES = ("who_grade", "ki67_grade", "mitotic_grade")
 
