@@ -667,3 +667,18 @@ def test_an_insulinoma_keeping_its_analogue_is_not_covered_against_carcinoid_cri
     # a carcinoid syndrome keeps its crisis cover
     c = assess(validate_patient(_set(_set(doc, "functional_syndrome", "carcinoid"), "primary.site", "jejunum_ileum")))
     assert any("carcinoid-crisis" in s["reason"] for s in c["plan"]["steps"] if "ssa" in s["options"])
+
+
+def test_a_thoracic_primary_reads_as_typical_or_atypical_in_the_one_line_classification():
+    """The one-line classification every interface shows (text, web page, report) names the WHO
+    thoracic type of a lung carcinoid and gives the G grade only as the digestive band."""
+    from nelm.summary import class_line
+
+    a = assess(validate_patient({"primary": {"site": "lung"},
+                                 "pathology": {"differentiation": "well", "ki67_percent": 8, "mitoses_per_10hpf": 4}}))
+    line = class_line(a["classification"])
+    assert line.startswith("NET of thoracic origin: atypical carcinoid (WHO thoracic, digestive band G2)"), line
+    a = assess(validate_patient({"primary": {"site": "lung"}, "pathology": {"differentiation": "well", "ki67_percent": 1}}))
+    assert "typical or atypical not settled" in class_line(a["classification"])
+    a = assess(validate_patient({"primary": {"site": "pancreas"}, "pathology": {"differentiation": "well", "ki67_percent": 8}}))
+    assert class_line(a["classification"]).startswith("NET G2 ·")

@@ -217,6 +217,13 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
 def class_line(c: dict[str, Any]) -> str:
     """The classification in one line, as a board says it ("NET G2 · Frilling type II · ...")."""
     grade = " ".join(x for x in (c.get("category"), c.get("who_grade")) if x) or "grade unknown"
+    if c.get("grading_system") == "who_thoracic":
+        # a lung or thymic primary: typical or atypical carcinoid by the WHO thoracic scheme; the G grade
+        # is only the digestive band of the same indices that the treatment rules read
+        kind = (labels.classification_value("thoracic_type", c["thoracic_type"]) if c.get("thoracic_type")
+                else "typical or atypical not settled")
+        band = f", digestive band {c['who_grade']}" if c.get("who_grade") else ""
+        grade = f"{c.get('category') or 'NEN'} of thoracic origin: {kind} (WHO thoracic{band})"
     parts = [grade,
              f"Frilling type {c['frilling_type']}" if c.get("frilling_type") else "Frilling type unknown",
              "hepatic burden " + (labels.classification_value("burden_band", c["burden_band"])
