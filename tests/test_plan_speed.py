@@ -215,3 +215,36 @@ def test_an_unknown_pathway_could_offer_what_its_candidates_could():
             asked += 1
             offered += got
     assert unknown > 50 and 0 < offered < asked
+
+
+def test_a_pathways_now_columns_are_its_own():
+    """The ``now`` steps' columns the planner reads, worked out once per pathway object
+    (plan._now_columns): the names pathway_column gives, step by step, for every pathway of
+    the knowledge base; and a changed pathway (another object) is worked out afresh, not
+    answered from the table of the one it was copied from."""
+    from nelm.knowledge import pathway_column
+
+    def long_way(pw):
+        out = []
+        for i, step in enumerate(pw.steps):
+            if step.when != "now":
+                continue
+            opts = []
+            for o in step.options:
+                oid, cond = (o, None) if isinstance(o, str) else (o.id, o.if_)
+                opts.append((oid, pathway_column(pw.id, i, oid) if cond else None))
+            out.append((i, step, pathway_column(pw.id, i) if step.if_ else None, tuple(opts)))
+        return tuple(out)
+
+    conditional = 0
+    for pw in KB.pathways:
+        got = plan_module._now_columns(pw)
+        assert got == long_way(pw)
+        assert plan_module._now_options(pw) == {i: opts for i, _, _, opts in got}
+        conditional += sum(1 for *_, col, opts in got if col or any(c for _, c in opts))
+    assert conditional > 0
+    pw = next(p for p in KB.pathways if len(plan_module._now_columns(p)) > 1)
+    before = plan_module._now_columns(pw)
+    shorter = pw.model_copy(update={"steps": [s for i, s in enumerate(pw.steps) if i != before[0][0]]})
+    assert plan_module._now_columns(shorter) == long_way(shorter) != before
+    assert plan_module._now_options(shorter) == {i: opts for i, _, _, opts in long_way(shorter)}

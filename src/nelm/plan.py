@@ -83,16 +83,33 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
     """Could an unknown pathway still lead with something today: a ``now`` candidate whose
     step and own condition are not certainly false and whose verdict may be preferred or
     reasonable? (The first one found answers: the options after it are not read.)"""
-    for i, step in _now_steps(pw):
-        if step.if_ and row[pathway_column(pw.id, i)] is False:
+    for _, _, step_col, opts in _now_columns(pw):
+        if step_col and row[step_col] is False:
             continue
-        for oid, cond in _option_ids(step):
-            if cond and row[pathway_column(pw.id, i, oid)] is False:
+        for oid, col in opts:
+            if col and row[col] is False:
                 continue
             o = options[oid]
             if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
                 return True
     return False
+
+
+@per_object
+def _now_columns(pw: Any) -> tuple[tuple[int, Any, str | None, tuple[tuple[str, str | None], ...]], ...]:
+    """A pathway's ``now`` steps with the columns the planner reads of them, once per pathway:
+    (index, step, the step's own condition column, or None where it has none, and each option
+    with its own condition column, or None, in the step's order). Following the pathways and
+    finding what blocks read them in every round of every settle."""
+    return tuple((i, step, pathway_column(pw.id, i) if step.if_ else None,
+                  tuple((oid, pathway_column(pw.id, i, oid) if cond else None) for oid, cond in _option_ids(step)))
+                 for i, step in _now_steps(pw))
+
+
+@per_object
+def _now_options(pw: Any) -> dict[int, tuple[tuple[str, str | None], ...]]:
+    """:func:`_now_columns`' options by step index, once per pathway."""
+    return {i: opts for i, _, _, opts in _now_columns(pw)}
 
 
 def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
@@ -134,11 +151,13 @@ def _now_key(oid: str, verdict: str, order: int, others: bool) -> tuple[int, int
     return (1 if oid == TRIAL and others else 0, RANK.get(verdict, 2), order)
 
 
-def _pick_now(pw: Any, i: int, step: Any, row: dict[str, Any], options: dict[str, dict[str, Any]],
+def _pick_now(opts: tuple[tuple[str, str | None], ...], row: dict[str, Any], options: dict[str, dict[str, Any]],
               used: set[str]) -> list[str]:
+    """A ``now`` step's options that may be given today, ranked (``opts``: the step's options with
+    their own condition columns, from :func:`_now_columns`)."""
     picked: list[tuple[str, str, int]] = []
-    for order, (oid, cond) in enumerate(_option_ids(step)):
-        if oid in used or (cond and row[pathway_column(pw.id, i, oid)] is not True):
+    for order, (oid, col) in enumerate(opts):
+        if oid in used or (col and row[col] is not True):
             continue
         if options[oid]["verdict"] in NOW_VERDICTS:
             picked.append((oid, options[oid]["verdict"], order))
@@ -160,11 +179,14 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
     first: dict[str, Any] | None = None
+    now = _now_options(pw)
     for i, step in enumerate(pw.steps):
+        if lean and i not in now:
+            continue   # (today's step alone: the later steps are not read)
         if step.if_ and row[pathway_column(pw.id, i)] is not True:
             continue
         if step.when == "now":
-            chosen = _pick_now(pw, i, step, row, options, used)
+            chosen = _pick_now(now[i], row, options, used)
             if not chosen:
                 continue
             if first is None:
@@ -321,14 +343,15 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
         # (each such candidate asked about once: most are named by several pathways, and an
         # option's missing facts are the same whichever pathway names it)
         could_lead: set[str] = set()
+        row = ev.verdicts
         for other in kb.pathways:
-            if ev.verdicts[pathway_column(other.id)] is False:
+            if row[pathway_column(other.id)] is False:
                 continue
-            for i, step in _now_steps(other):
-                if step.if_ and ev.verdicts[pathway_column(other.id, i)] is False:
+            for _, _, step_col, opts in _now_columns(other):
+                if step_col and row[step_col] is False:
                     continue
-                for oid, cond in _option_ids(step):
-                    if oid in could_lead or (cond and ev.verdicts[pathway_column(other.id, i, oid)] is False):
+                for oid, col in opts:
+                    if oid in could_lead or (col and row[col] is False):
                         continue
                     o = options[oid]
                     if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
@@ -341,12 +364,12 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
         # may still be offered; in the lead's own step, one that could still outrank it
         # (an option the step's own condition leaves out cannot lead; screen.plan_columns.follow
         # reads the same)
-        for i, step in _now_steps(pw):
-            applies = True if not step.if_ else ev.verdicts[pathway_column(pw.id, i)]
+        for _, _, step_col, opts in _now_columns(pw):
+            applies = True if not step_col else ev.verdicts[step_col]
             if applies is False:
                 continue
             # each option's own condition in this step (True where it has none)
-            own = {oid: True if not cond else ev.verdicts[pathway_column(pw.id, i, oid)] for oid, cond in _option_ids(step)}
+            own = {oid: True if not col else ev.verdicts[col] for oid, col in opts}
             cands = [oid for oid, ok in own.items() if ok is not False]
             if applies is True and own.get(lead_id) is True and leading["verdict"] in NOW_VERDICTS:
                 others = any(o != TRIAL for o in cands if o != lead_id)
@@ -411,6 +434,7 @@ class _Planner:
         self._assumable_by_field: dict[str, list[tuple[Any, str | None]]] = {}
         for i, a in self.assumable:
             self._assumable_by_field.setdefault(a.field, []).append((a, assumption_column(i) if a.when else None))
+        self._assumable = frozenset(self._assumable_by_field)
 
     # -- evaluations
     def state(self, values: dict[str, Any], key: tuple | None = None):
@@ -539,7 +563,9 @@ class _Planner:
                     "conditions": conditions, "state": st}
             if pw is not None and not blocking:
                 return done
-            new = [xs for xs in (self.assumptions_for(f, ev.verdicts) for f in sorted(blocking) if f not in values) if xs]
+            # (a field no assumption names gives none: only those that have one are asked)
+            new = [xs for xs in (self.assumptions_for(f, ev.verdicts) for f in sorted(blocking & self._assumable)
+                                 if f not in values) if xs]
             if not new:
                 return done
             trial = dict(values)
