@@ -682,3 +682,20 @@ def test_a_thoracic_primary_reads_as_typical_or_atypical_in_the_one_line_classif
     assert "typical or atypical not settled" in class_line(a["classification"])
     a = assess(validate_patient({"primary": {"site": "pancreas"}, "pathology": {"differentiation": "well", "ki67_percent": 8}}))
     assert class_line(a["classification"]).startswith("NET G2 ·")
+
+
+def test_a_progressive_atypical_lung_carcinoid_leads_with_everolimus_and_the_step_cites_the_thoracic_guidance():
+    """Board review 5 (v14): the step text read as the small-bowel sequence (analogue, then PRRT
+    before everolimus); for a lung or thymic carcinoid it now says what the ESMO thoracic guidance
+    orders, and cites it."""
+    a = assess(validate_patient({
+        "ecog": 1, "primary": {"site": "lung", "resected": True},
+        "pathology": {"differentiation": "well", "ki67_percent": 12, "mitoses_per_10hpf": 5},
+        "functional_syndrome": "none", "symptomatic": False,
+        "liver": {"pattern": "disseminated", "resectable": False, "burden_percent": 20},
+        "extrahepatic": {"present": False}, "sstr_imaging": "positive", "course": {"status": "progressive"},
+        "prior_therapies": []}))
+    first = a["plan"]["steps"][0]
+    assert first["options"][0] == "everolimus"
+    assert "esmo2021_thoracic" in first["sources"]
+    assert "Lung and thymic carcinoids follow the ESMO thoracic guidance" in first["reason"]
