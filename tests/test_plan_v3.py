@@ -699,3 +699,8 @@ def test_a_progressive_atypical_lung_carcinoid_leads_with_everolimus_and_the_ste
     assert first["options"][0] == "everolimus"
     assert "esmo2021_thoracic" in first["sources"]
     assert "Lung and thymic carcinoids follow the ESMO thoracic guidance" in first["reason"]
+    # the analogue's cap at Ki-67 12 % is said from the thoracic guidance, not from the digestive trials
+    ssa = next(o for o in a["options"] if o["id"] == "ssa")
+    capped = [r for r in ssa["reasons"] if r.get("rule") == "above_the_thoracic_analogue_range"]
+    assert ssa["verdict"] == "reasonable" and capped and capped[0]["sources"][0] == "esmo2021_thoracic"
+    assert not any(r.get("rule") == "above_the_trials_proliferation" for r in ssa["reasons"])
