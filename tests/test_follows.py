@@ -124,3 +124,10 @@ def test_a_malformed_record_is_refused(tmp_path, monkeypatch, text, message):
             follows.records()
     finally:
         follows.records.cache_clear()
+
+
+def test_every_record_cites_evidence_that_exists():
+    from nelm.knowledge import load
+
+    known = set(load().evidence)
+    assert all(s in known for r in RECORDS for s in r.sources), [(r.id, r.sources) for r in RECORDS]

@@ -97,40 +97,26 @@ def columns() -> frozenset[str]:
 # --------------------------------------------------------------------------- one document
 
 @lru_cache(maxsize=1)
-def _fill_function() -> Callable[[dict[str, Any]], Any]:
+def _conditions() -> Callable[[dict[str, Any]], tuple[bool, ...]]:
+    """Every record's condition on a flat row, as one function (TRUE only: unknown is no inference)."""
     from . import rowcode
 
-    # every condition on the recorded row first, then the fills: no record reads another's value
-    lines = ["def fill(r):"]
-    lines += [f"    c{i} = ({rowcode.translate(r.when)}) is True" for i, r in enumerate(records())]
-    index = {r.id: i for i, r in enumerate(records())}
-    for col, recs in by_column().items():
-        lines.append(f"    if r[{col!r}] is None:")
-        for k, r in enumerate(recs):
-            lines.append(f"        {'if' if k == 0 else 'elif'} c{index[r.id]}:\n            r[{col!r}] = {r.value!r}")
-    lines.append("    return r")
-    return rowcode.compile_functions("\n".join(lines) + "\n", "<nelm follows>")["fill"]
+    terms = "".join(f"({rowcode.translate(r.when)}) is True, " for r in records())
+    return rowcode.compile_functions(f"def conditions(r):\n    return ({terms})\n", "<nelm follows>")["conditions"]
+
+
+def filled_from(recorded: dict[str, Any]) -> dict[str, Follow]:
+    """For a flat row of recorded values: the record that fills each column it fills (the first
+    that holds, where the column is unknown; every condition reads the row as recorded)."""
+    out: dict[str, Follow] = {}
+    for rec, holds in zip(records(), _conditions()(recorded)):
+        if holds and rec.column not in out and recorded[rec.column] is None:
+            out[rec.column] = rec
+    return out
 
 
 def fill(row: dict[str, Any]) -> dict[str, Any]:
     """Fill in, in place, the columns of a flat row of recorded values that other facts settle."""
-    return _fill_function()(row)
-
-
-def filled_from(recorded: dict[str, Any]) -> dict[str, Follow]:
-    """For a flat row of recorded values: the record that fills each column it fills."""
-    out: dict[str, Follow] = {}
-    for col, recs in by_column().items():
-        if recorded.get(col) is None:
-            for r in recs:
-                if _condition(r.when)(recorded) is True:
-                    out[col] = r
-                    break
-    return out
-
-
-@lru_cache(maxsize=64)
-def _condition(sql: str) -> Callable[[dict[str, Any]], Any]:
-    from . import rowcode
-
-    return rowcode.compile_functions(f"def holds(r):\n    return {rowcode.translate(sql)}\n", "<nelm follows>")["holds"]
+    for col, rec in filled_from(row).items():
+        row[col] = rec.value
+    return row
