@@ -256,6 +256,22 @@ def test_resected_unknown_primary():
     validate_patient(patient_dict(**{"primary.site": "unknown_primary", "primary.resected": False}))
 
 
+def test_peritoneum_only_limited_carcinomatosis_is_not_unresectable_extrahepatic_disease():
+    # a safety scan found curative liver surgery offered on this record: the ENETS items read the
+    # limited resectable carcinomatosis and passed, beside 'extrahepatic deposits cannot be removed'
+    eh = {"extrahepatic.present": True, "extrahepatic.sites": ["peritoneum"],
+          "extrahepatic.peritoneal_carcinomatosis": "limited_resectable"}
+    p = _refused(**eh, **{"extrahepatic.resectable": False})
+    assert {"extrahepatic.resectable", "extrahepatic.peritoneal_carcinomatosis", "extrahepatic.sites"} <= set(p)
+    assert "only extrahepatic site" in p["extrahepatic.resectable"]
+    validate_patient(patient_dict(**eh, **{"extrahepatic.resectable": True}))
+    # another site the surgeon cannot remove: no contradiction, and curative surgery is not offered
+    both = patient_dict(**{**eh, "extrahepatic.resectable": False, "extrahepatic.sites": ["peritoneum", "lymph_nodes"]})
+    from nelm.assessment import assess
+    plan = assess(validate_patient(both), outcomes="summary")["plan"]
+    assert "liver_resection" not in plan["steps"][0]["options"] or plan["pathway"] != "curative_resection"
+
+
 def test_stable_for_two_years_yet_progressing_within_one():
     p = _refused(**{"course.stable_months": 24, "course.progression_within_12_months": True})
     assert {"course.status", "course.stable_months", "course.progression_within_12_months"} == set(p)

@@ -151,6 +151,10 @@ def _consistent(doc: dict[str, Any]) -> dict[str, Any]:
         doc["extrahepatic"] = ehd = {**ehd, "symptomatic": False}
     if ehd.get("resectable") and ehd.get("peritoneal_carcinomatosis") == "diffuse_unresectable":
         doc["extrahepatic"] = {**ehd, "resectable": False}
+    if (ehd.get("resectable") is False and ehd.get("peritoneal_carcinomatosis") == "limited_resectable"
+            and ehd.get("sites") == ["peritoneum"]):
+        # the peritoneum the only site: what cannot be removed is diffuse carcinomatosis
+        doc["extrahepatic"] = {**ehd, "peritoneal_carcinomatosis": "diffuse_unresectable"}
     for p in doc.get("prior_therapies") or []:
         if p.get("outcome") != "progression":
             p.pop("months_to_progression", None)
