@@ -158,3 +158,15 @@ def test_net_g3_resection_is_not_offered_beside_distant_deposits_that_cannot_be_
     assert o["liver_resection"]["verdict"] == "reasonable"
     _, o = assess_with(**g3)
     assert o["liver_resection"]["verdict"] == "reasonable"
+
+
+def test_unremovable_deposits_beside_limited_peritoneal_disease_are_elsewhere(assess_with):
+    # the surgeon cannot remove the extrahepatic deposits, and the peritoneal disease is limited and
+    # resectable: the unremovable ones are nodal or distant (sites not listed), so curative liver surgery
+    # fails its ENETS item and the plan does not wait for the sites (it was undetermined on them)
+    a, o = assess_with(**{"extrahepatic.present": True, "extrahepatic.sites": None,
+                          "extrahepatic.peritoneal_carcinomatosis": "limited_resectable",
+                          "extrahepatic.resectable": False})
+    assert o["liver_resection"]["intent"] != "curative" or o["liver_resection"]["verdict"] != "preferred"
+    assert a["plan"]["status"] != "undetermined"
+    assert "extrahepatic.sites" not in a["plan"]["missing"]
