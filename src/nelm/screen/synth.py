@@ -120,6 +120,12 @@ def synthesize(n: int, seed: int = 0, unknown_fraction: float = 0.0) -> pl.DataF
     diffuse = cols["extrahepatic.peritoneal_carcinomatosis"] == "diffuse_unresectable"
     cols["extrahepatic.resectable"] = np.where(diffuse & (cols["extrahepatic.resectable"] == True), False,  # noqa: E712
                                                cols["extrahepatic.resectable"])
+    # the peritoneum the only site, limited and resectable: the extrahepatic disease is removable
+    # (consistency.yaml, unresectable_extrahepatic_vs_limited_peritoneum_only)
+    only_peritoneum = peritoneum & (chosen.sum(axis=1) == 1)
+    limited = cols["extrahepatic.peritoneal_carcinomatosis"] == "limited_resectable"
+    cols["extrahepatic.resectable"] = np.where(only_peritoneum & limited & (cols["extrahepatic.resectable"] == False),  # noqa: E712
+                                               True, cols["extrahepatic.resectable"])
 
     img = cols["sstr_imaging"]
     cols["sstr_uptake_krenning"] = np.where(img == "positive", rng.integers(2, 5, n), rng.integers(0, 2, n)).astype(float)
