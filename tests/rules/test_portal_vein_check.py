@@ -24,7 +24,8 @@ REFRACTORY_CARCINOID = {
 }
 PROGRESSIVE_BULKY_CARCINOID = {
     "functional_syndrome": "carcinoid", "symptomatic": True,
-    "pathology": {"differentiation": "well", "ki67_percent": 5},
+    # G1 small-intestinal: the embolization the plan names is bland (bland_embolization_first)
+    "pathology": {"differentiation": "well", "ki67_percent": 2},
     "primary": {"site": "jejunum_ileum", "resected": True},
     "liver": {"pattern": "disseminated", "lobes": "bilobar", "burden_percent": 60},
     "extrahepatic": {"present": False}, "course": {"status": "progressive"},
@@ -140,6 +141,7 @@ def test_an_embolization_led_plan_says_what_leads_if_a_thrombosis_is_found():
     new_lead = found["plan"]["steps"][0]["options"][0]
     assert new_lead not in ("tae", "tace", "deb_tace")
     assert check["if_not"].endswith(f"; {_label(new_lead)} would lead instead.")
-    assert "chemoembolization (TACE)" in check["if_not"].split(";")[0]
+    # (chemoembolization, which the same check rules out, is not named beside bland embolization in this plan)
+    assert "bland embolization (TAE)" in check["if_not"].split(";")[0]
     for x in plan["assumptions"]:
         assert "SIRT may be ruled out" not in x["if_not"]
