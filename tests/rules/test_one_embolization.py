@@ -95,3 +95,19 @@ def test_sirt_is_named_now_where_embolization_is_ruled_out_and_not_beside_it():
     # (here PRRT and everolimus, preferred after progression on the analogue, lead; SIRT is the
     # arterial option the plan keeps)
     assert any("sirt" in s["options"] for s in a["plan"]["steps"]), a["plan"]["steps"]
+
+
+def test_a_plan_names_the_same_embolization_in_every_step():
+    # a carcinoid syndrome in a NET of unknown grade and site (rc64's shape): at progression and while
+    # symptoms persist the plan named chemoembolization in one step and bland embolization in the other
+    doc = {"age_years": 65, "primary": {"site": "unknown_primary", "resected": False},
+           "pathology": {"differentiation": "well"}, "functional_syndrome": "carcinoid", "symptomatic": True,
+           "liver": {"lobes": "bilobar", "resectable": False}}
+    a, _ = _first(doc)
+    named = {o for s in a["plan"]["steps"] for o in s["options"]} & {"tae", "tace"}
+    assert named == {"tace"}, [(s["when"], s["options"]) for s in a["plan"]["steps"]]
+    g1_ileal = {**doc, "primary": {"site": "jejunum_ileum", "resected": True},
+                "pathology": {"differentiation": "well", "ki67_percent": 1}}
+    a, _ = _first(g1_ileal)
+    named = {o for s in a["plan"]["steps"] for o in s["options"]} & {"tae", "tace"}
+    assert named == {"tae"}, [(s["when"], s["options"]) for s in a["plan"]["steps"]]
