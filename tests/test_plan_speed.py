@@ -248,3 +248,47 @@ def test_a_pathways_now_columns_are_its_own():
     shorter = pw.model_copy(update={"steps": [s for i, s in enumerate(pw.steps) if i != before[0][0]]})
     assert plan_module._now_columns(shorter) == long_way(shorter) != before
     assert plan_module._now_options(shorter) == {i: opts for i, _, _, opts in long_way(shorter)}
+
+
+def test_a_branch_is_settled_again_from_the_record_not_from_the_working_plan():
+    """A shortcut not taken (BENCHMARKS.md, session 14): each branch is settled again from the
+    patient's record with its one fact changed, not from the working plan's settled values with
+    that fact flipped. Which assumption a fact takes can hang on the changed fact: here, once
+    disease outside the liver is found, its sites unknown, the deposits are assumed not
+    removable (pathways.yaml), where the working plan, with no such disease, assumed them
+    removable. Settled from the working plan's values, the branch would lead with resection
+    like the working plan, and the assumption 'no disease outside the liver' would be dropped
+    as one that cannot change the lead."""
+    from nelm.engine import assessment_from, evaluate
+    from nelm.patient import validate_patient
+
+    # a resected appendiceal NET, one liver lobe, judged resectable; no staging outside the liver
+    patient = validate_patient({
+        "ecog": 1, "primary": {"site": "appendix", "resected": True}, "pathology": {"mitoses_per_10hpf": 40},
+        "symptomatic": False, "functional_control": "refractory", "labs": {"neutrophils_10e9_per_l": 0.8},
+        "liver": {"lobes": "unilobar", "portal_vein_thrombosis": False, "resectable": True, "bilirubin_mg_dl": 1.5,
+                  "biliary_enteric_bypass": False},
+        "course": {"progression_within_12_months": True}, "extrahepatic": {"symptomatic": False}})
+    plan = assess(patient, outcomes="summary")["plan"]
+    assert plan["steps"][0]["options"][0] == "liver_resection"
+    present = next(a for a in plan["assumptions"] if a["field"] == "extrahepatic.present")
+    assert present["assumed"] is False
+    branch = plan["branches"][present["branch"]]
+    assert branch["steps"][0]["options"][0] == "ssa"
+    # (the working plan assumes the deposits removable, had there been any)
+    assert next(a for a in plan["assumptions"] if a["field"] == "extrahepatic.resectable")["assumed"] is True
+
+    # the working plan's values with the one fact flipped: the deposits stay removable, and
+    # the patient with those facts filled in leads with resection
+    ev = evaluate(patient, KB)
+    planner = plan_module._Planner(patient, ev, assessment_from(ev, patient, KB), KB)
+    work = planner.settle({})
+    assert work["values"]["extrahepatic.resectable"] is True
+    flipped = {f: v for f, v in work["values"].items() if f not in ("extrahepatic.present", "extrahepatic.sites")}
+    flipped["extrahepatic.present"] = True
+    filled = validate_patient(plan_module._document(patient.model_dump(), flipped))
+    assert assess(filled, outcomes="summary")["plan"]["steps"][0]["options"][0] == "liver_resection"
+    # settled again from the record, the same fact gives the branch's lead
+    again = planner.settle({"extrahepatic.present": True})
+    assert again["values"]["extrahepatic.resectable"] is False
+    assert again["steps"][0]["options"][0] == "ssa"
