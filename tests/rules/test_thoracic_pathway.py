@@ -128,3 +128,22 @@ def test_small_intestinal_and_pancreatic_nets_keep_their_pathways():
     pnet = _doc(primary={"site": "pancreas", "resected": True}, pathology={"differentiation": "well", "ki67_percent": 5},
                 course={"status": "progressive"}, prior_therapies=[{"therapy": "ssa", "outcome": "progression"}])
     assert _plan(pnet)["pathway"] == "pancreatic_g1g2"
+
+
+def test_temozolomide_based_chemotherapy_after_everolimus_in_a_lung_carcinoid():
+    # progressing on the analogue and then on everolimus: capecitabine-temozolomide was 'not recommended'
+    # (the small-intestinal reading: only for FDG-avid or Ki-67 10 % or more) though the thoracic guidance
+    # names temozolomide-based chemotherapy there
+    doc = _doc(pathology={"differentiation": "well", "ki67_percent": 5, "mitoses_per_10hpf": 3},
+               course={"status": "progressive"},
+               prior_therapies=[{"therapy": "ssa", "outcome": "progression"},
+                                {"therapy": "everolimus", "outcome": "progression"}])
+    a = assess(validate_patient(doc))
+    o = {x["id"]: x for x in a["options"]}["capecitabine_temozolomide"]
+    assert o["verdict"] == "reasonable", o["verdict"]
+    assert "temozolomide_bronchial_carcinoid" in o["reasons"][0]["sources"]
+    assert "after everolimus (outcome on it: progression)" in o["reasons"][0]["text"]
+    # a small-intestinal NET in the same place keeps the old reading
+    ileal = {**doc, "primary": {"site": "jejunum_ileum", "resected": True}}
+    o = {x["id"]: x for x in assess(validate_patient(ileal))["options"]}["capecitabine_temozolomide"]
+    assert o["verdict"] != "reasonable" or "lung" not in o["reasons"][0]["text"]
