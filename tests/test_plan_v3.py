@@ -709,3 +709,28 @@ def test_a_progressive_atypical_lung_carcinoid_leads_with_everolimus_and_the_ste
     capped = [r for r in ssa["reasons"] if r.get("rule") == "above_the_thoracic_analogue_range"]
     assert ssa["verdict"] == "reasonable" and capped and capped[0]["sources"][0] == "esmo2021_thoracic"
     assert not any(r.get("rule") == "above_the_trials_proliferation" for r in ssa["reasons"])
+
+
+def test_an_add_on_is_never_shown_as_one_more_alternative():
+    # PRRT or TACE after the analogue failed, the analogue continued beside them: the step read
+    # "PRRT or TACE or somatostatin analogue", as if the analogue alone were a third choice
+    from nelm.summary import plan_view
+    from nelm.text import render_plan
+    from rich.console import Console
+
+    doc = {"age_years": 62, "ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 6},
+           "liver": {"pattern": "disseminated", "lobes": "bilobar", "resectable": False, "burden_percent": 20},
+           "extrahepatic": {"present": False}, "sstr_imaging": "positive", "functional_syndrome": "none",
+           "symptomatic": False, "course": {"status": "progressive"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression"}]}
+    a = assess(validate_patient(doc))
+    first = a["plan"]["steps"][0]
+    assert first["add_on"] and first["combine"] == "alternatives", first
+    step = plan_view(a)["steps"][0]
+    seps = [o["after"] for o in step["options"]]
+    assert seps[-1] == "" and ", with " in seps and " or " in seps, seps
+    console = Console(record=True, width=200)
+    render_plan(a, console)
+    assert ", with somatostatin analogue" in console.export_text()
+    assert "or somatostatin analogue" not in console.export_text()

@@ -165,6 +165,20 @@ def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branc
                 badge, note = "", ""
             options.append({"id": o, "label": OPTION_LABELS.get(o, o), "verdict": badge, "today": today,
                             "note": note})
+        # what stands between two options as read: alternatives with "or"; a drug given with the
+        # chosen line (an add-on: the analogue continued, telotristat) after ", with", so that
+        # "PRRT or TACE, with the analogue" never reads as a third alternative
+        together = st.get("combine") == "together"
+        add_on = set(st.get("add_on") or [])
+        for o, nxt in zip(options, options[1:] + [None]):
+            if nxt is None:
+                o["after"] = ""
+            elif together:
+                o["after"] = " + "
+            elif nxt["id"] in add_on:
+                o["after"] = " and " if o["id"] in add_on else ", with "
+            else:
+                o["after"] = " or "
         reason = st.get("reason", "")
         generic, _, specific = reason.partition(" For this patient: ")
         steps.append({"n": st["step"], "when": labels.word("when", st["when"]), "now": now, "options": options,

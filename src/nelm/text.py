@@ -31,7 +31,7 @@ def _step_line(body: Text, st: dict[str, Any], indent: str = "") -> None:
                 parts.append(f"{o['label']} ({o['note'].replace('expected then', 'expected then: ' + labels.verdict_label(o['verdict']), 1)})")
             else:
                 parts.append(f"{o['label']} ({labels.verdict_label(o['verdict'])})")
-        body.append(st["joiner"].join(parts))
+        body.append("".join(part + o["after"] for part, o in zip(parts, st["options"])))
         body.append(f" [{st['intent']}]", style="dim")
     else:
         body.append("no active treatment", style="italic")
