@@ -183,7 +183,6 @@ def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branc
         generic, _, specific = reason.partition(" For this patient: ")
         steps.append({"n": st["step"], "when": labels.word("when", st["when"]), "now": now, "options": options,
                       "generic": generic, "specific": specific,
-                      "joiner": " + " if st.get("combine") == "together" else " or ",
                       "intent": labels.word("intents", st["intent"]), "reason": st.get("reason", ""),
                       "sources": st.get("sources", []), "cite": cite(st.get("sources", [])),
                       "level": st.get("level")})
