@@ -81,3 +81,35 @@ def test_screen_settles_column_wise_from_settle_from_rows_and_per_case_below(mon
     settled, n2 = columns.assess_batch(lay, load())
     assert n1 == n2 > 50
     assert per_case.equals(settled)
+
+
+def test_rows_with_nothing_to_assume_end_in_the_first_round_as_the_planner_ends_them():
+    """fills_nothing marks the open rows whose blocking facts no record lets a plan assume;
+    nelm screen settles them column-wise however few they are (one reading of the first
+    evaluation): their status and lead are the per-case planner's, and the rows it leaves
+    unmarked are exactly those the settling fills something in for."""
+    kb = load()
+    rows = _open_rows(3000, 26, 0.0)
+    eng = engine_frame(rows)
+    first = settle._evaluate(eng, kb)
+    quick = settle.fills_nothing(rows, kb, first)
+    assert 20 < int(quick.sum()) <= rows.height
+    got = settle.settle_plans(rows.filter(quick), kb)
+    assert set(got["plan.status"].to_list()) == {"undetermined"}
+    docs = rows.filter(quick).drop("__row").iter_rows(named=True)
+    for i, doc in enumerate(docs):
+        expected = plan_status_of(validate_patient(row_document(doc)), kb)
+        assert (got["plan.status"][i], got["plan.leading"][i]) == expected, (i, doc)
+    if (~quick).any():
+        # an unmarked row is one the settling goes on with: the first round picks a record for it
+        rest = settle._base(rows.filter(~quick), kb)
+        st, picks = settle._round(rest.with_columns(pl.col(settle._BASE).alias(settle._W)), first.filter(~quick),
+                                  _by_field(kb))
+        assert not settle._finished_now(st, picks, last=False).any()
+
+
+def _by_field(kb):
+    out = {}
+    for i, a in enumerate(kb.assumptions):
+        out.setdefault(a.field, []).append((i, a))
+    return out

@@ -77,15 +77,20 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
         lead, plan_status = first["plan.leading"], first["plan.status"]
         rows = plan_status.is_null().arg_true()
         n_assumed = rows.len()
-        if n_assumed >= SETTLE_FROM:
-            from .settle import settle_plans
-
-            rest = settle_plans(layout[rows], kb, first=first[rows], engine=patients[rows])
-        elif n_assumed:
-            rest = _plans_per_case(layout[rows], kb)
         if n_assumed:
-            lead = lead.scatter(rows, rest["plan.leading"])
-            plan_status = plan_status.scatter(rows, rest["plan.status"])
+            from .settle import fills_nothing, settle_plans
+
+            # the open rows whose plans stay undetermined with nothing to assume end at once
+            # column-wise; the others are settled column-wise from SETTLE_FROM rows on, per case below
+            quick = fills_nothing(layout[rows], kb, first[rows])
+            by_case = rows.filter(~quick) if int((~quick).sum()) < SETTLE_FROM else rows.clear()
+            by_columns = rows.filter(~rows.is_in(by_case.implode()))
+            for part, planned in ((by_columns, lambda r: settle_plans(layout[r], kb, first=first[r], engine=patients[r])),
+                                  (by_case, lambda r: _plans_per_case(layout[r], kb))):
+                if part.len():
+                    rest = planned(part)
+                    lead = lead.scatter(part, rest["plan.leading"])
+                    plan_status = plan_status.scatter(part, rest["plan.status"])
         result = result.with_columns(lead, plan_status)
     return result.select(columns), n_assumed
 

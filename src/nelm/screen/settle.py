@@ -120,28 +120,8 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
         if open_.height == 0:
             break
         ev = first if round_ == 0 and first is not None else _evaluate(engine, kb)
-        st = open_.select(_INTERNAL).hstack(ev)
-        blocking = pl.col("plan.missing") | pl.when(
-            ((pl.col("plan.missing") & HISTORY) != 0) & pl.col(_RESTAGING) & ((pl.col(_FIXED) & COURSE) == 0)
-        ).then(pl.lit(COURSE)).otherwise(pl.lit(0))
-        st = st.with_columns(blocking.alias("__blocking"))
-        settled = pl.col("plan.followed").is_not_null() & (pl.col("__blocking") == 0)
-        # each blocking fact not filled in yet: the first of its records that is for this patient
-        choices, usable = [], []
-        for field in sorted(by_field):
-            bit = FIELD_BIT[field]
-            wanted = ((pl.col("__blocking") & bit) != 0) & ((pl.col(_FIXED) & bit) == 0)
-            pick = pl.lit(None, dtype=pl.Int64)
-            for i, a in reversed(by_field[field]):
-                applies = pl.lit(True) if not a.when else pl.col(assumption_column(i)).fill_null(False)
-                pick = pl.when(applies).then(pl.lit(i, dtype=pl.Int64)).otherwise(pick)
-                usable.append((wanted & applies).alias(f"__usable__{i}"))
-            choices.append(pl.when(wanted).then(pick).alias(f"__pick__{field}"))
-        st = st.with_columns(settled.alias("settled"), *choices, *usable)
-        picks = [f"__pick__{f}" for f in sorted(by_field)]
-        last = round_ == ROUNDS
-        finished = st.select(pl.col("settled") | pl.all_horizontal(pl.col(p).is_null() for p in picks) | pl.lit(last)
-                             ).to_series()
+        st, picks = _round(open_, ev, by_field)
+        finished = _finished_now(st, picks, last=round_ == ROUNDS)
         done.append(_finished(st.filter(finished)))
         rest = st.filter(~finished)
         if rest.height == 0:
@@ -163,6 +143,52 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
         open_ = trial
     return pl.concat(done, how="vertical_relaxed") if done else pl.DataFrame(
         schema={_W: pl.Int64, "settled": pl.Boolean, "lead": pl.String, "status": pl.String, "assumed": pl.Int64})
+
+
+def _round(open_: pl.DataFrame, ev: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]]
+           ) -> tuple[pl.DataFrame, list[str]]:
+    """One round's reading of the worlds' evaluation ``ev``: ``settled`` (a pathway followed and
+    nothing blocking its lead), and for each blocking fact not filled in yet the first of its
+    records that is for this patient (``__pick__<field>``) and which records are
+    (``__usable__<i>``); the pick columns' names."""
+    st = open_.select(_INTERNAL).hstack(ev)
+    blocking = pl.col("plan.missing") | pl.when(
+        ((pl.col("plan.missing") & HISTORY) != 0) & pl.col(_RESTAGING) & ((pl.col(_FIXED) & COURSE) == 0)
+    ).then(pl.lit(COURSE)).otherwise(pl.lit(0))
+    st = st.with_columns(blocking.alias("__blocking"))
+    settled = pl.col("plan.followed").is_not_null() & (pl.col("__blocking") == 0)
+    choices, usable = [], []
+    for field in sorted(by_field):
+        bit = FIELD_BIT[field]
+        wanted = ((pl.col("__blocking") & bit) != 0) & ((pl.col(_FIXED) & bit) == 0)
+        pick = pl.lit(None, dtype=pl.Int64)
+        for i, a in reversed(by_field[field]):
+            applies = pl.lit(True) if not a.when else pl.col(assumption_column(i)).fill_null(False)
+            pick = pl.when(applies).then(pl.lit(i, dtype=pl.Int64)).otherwise(pick)
+            usable.append((wanted & applies).alias(f"__usable__{i}"))
+        choices.append(pl.when(wanted).then(pick).alias(f"__pick__{field}"))
+    return st.with_columns(settled.alias("settled"), *choices, *usable), [f"__pick__{f}" for f in sorted(by_field)]
+
+
+def _finished_now(st: pl.DataFrame, picks: list[str], *, last: bool) -> pl.Series:
+    """The worlds a round ends: settled, or with no blocking fact left that a record may fill in
+    (undetermined), or in the last round."""
+    return st.select(pl.col("settled") | pl.all_horizontal(pl.col(p).is_null() for p in picks) | pl.lit(last)).to_series()
+
+
+def fills_nothing(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame) -> pl.Series:
+    """Which open rows (typed layout rows, their first evaluation ``first``) the first round
+    ends with nothing filled in: no fact blocking their lead is one a record lets the plan
+    assume, so the plan stays undetermined. Settling them column-wise costs one reading of
+    ``first`` whatever their number, so ``nelm screen`` sends them there however few they are
+    (a registry with every field recorded has thousands, each taking the per-case planner
+    about a millisecond)."""
+    by_field: dict[str, list[tuple[int, Any]]] = {}
+    for i, a in enumerate(kb.assumptions):
+        by_field.setdefault(a.field, []).append((i, a))
+    base = _base(layout, kb)
+    st, picks = _round(base.with_columns(pl.col(_BASE).alias(_W)), first, by_field)
+    return _finished_now(st, picks, last=False)
 
 
 def _finished(st: pl.DataFrame) -> pl.DataFrame:
