@@ -130,11 +130,30 @@ def assumption_lines(plan: dict[str, Any]) -> list[tuple[str, str]]:
         if asm.get("check"):
             key, other = (True, asm["if_not"]), asm["assumed"]
         else:
-            key, other = (False, f"{asm['label'].lower()}: {show(asm['assumed'])}"), asm["if_not"]
+            key, other = (False, f"{_in_sentence(asm['label'])}: {_assumed_value(asm)}"), asm["if_not"]
         if other not in merged.setdefault(key, []):
             merged[key].append(other)
     return [(f"{and_join(others)} (not yet known)", key) if check else (f"{key} (to be confirmed)", " ".join(others))
             for (check, key), others in merged.items()]
+
+
+def _in_sentence(label: str) -> str:
+    """A field's label inside a sentence: 'Number of liver lesions' -> 'number of liver lesions';
+    a name that is not a common word keeps its capitals ('Ki-67', 'Child-Pugh class', 'ECOG')."""
+    first = label.split(" ", 1)[0]
+    if any(c.isdigit() for c in first) or any(c.isupper() for c in first[1:]):
+        return label
+    return label[:1].lower() + label[1:]
+
+
+def _assumed_value(asm: dict[str, Any]) -> str:
+    """An assumed value as the patient's own would read, with its unit ('5 %', not '5')."""
+    field, value = asm.get("field"), asm.get("assumed")
+    if isinstance(value, (list, dict)) or not field:
+        return show(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return with_unit(field, value_label(field, value))
 
 
 def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False
