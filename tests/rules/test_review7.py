@@ -76,3 +76,37 @@ def test_liver_resection_names_each_fitness_check_once():
     texts = [c["requirement"] for c in conditions]
     assert len(texts) == len(set(texts)), texts
     assert "ECOG 0-2" in by_field["ecog"] and "ECOG" not in by_field["fit_for_major_surgery"], by_field
+
+
+# 3. PRRT above Ki-67 55 %: its reason said chemotherapy comes first, and the plan named it at
+#    no later step. Once chemotherapy has failed in receptor-positive NET G3 it is a later line
+#    (reasonable), with the short control a G3 series reported above 55 %.
+G3_ABOVE_55 = {
+    "age_years": 60, "ecog": 1, "primary": {"site": "pancreas", "resected": False},
+    "pathology": {"differentiation": "well", "ki67_percent": 60},
+    "liver": {"lobes": "bilobar", "resectable": False, "child_pugh": "A", "bilirubin_mg_dl": 0.7},
+    "extrahepatic": {"present": False}, "sstr_imaging": "positive", "course": {"status": "progressive"},
+}
+
+
+def test_prrt_above_55_percent_waits_for_chemotherapy_and_comes_at_progression():
+    a, o = _options(G3_ABOVE_55)
+    assert o["prrt"]["verdict"] == "not_recommended"
+    first = a["plan"]["steps"][0]["options"]
+    assert "prrt" not in first and {"capecitabine_temozolomide", "platinum_etoposide"} & set(first), first
+    later = [s for s in a["plan"]["steps"] if s["when"] == "at_progression"]
+    assert later and "prrt" in later[0]["options"], a["plan"]["steps"]
+    assert later[0]["expected_verdicts"]["prrt"] == "reasonable"
+
+
+def test_prrt_above_55_percent_after_chemotherapy_is_reasonable_and_says_why():
+    doc = copy.deepcopy(G3_ABOVE_55)
+    doc["prior_therapies"] = [{"therapy": "capecitabine_temozolomide", "outcome": "progression"}]
+    _, o = _options(doc)
+    assert o["prrt"]["verdict"] == "reasonable"
+    text = _decisive_text(o["prrt"])
+    assert "after chemotherapy" in text and "4 months" in text, text
+    # receptor-negative disease gains nothing from it
+    doc["sstr_imaging"] = "negative"
+    _, o = _options(doc)
+    assert o["prrt"]["verdict"] in ("not_recommended", "contraindicated")
