@@ -92,3 +92,11 @@ def test_classify_module_gives_the_assessment_classification():
     from nelm.classify import classify
     p = make_patient(**{"pathology.ki67_percent": 12})
     assert classify(p) == assess(p)["classification"]
+
+
+def test_who2000_has_no_row_for_a_well_differentiated_tumour_above_20_percent():
+    """The 2000 table's high-grade row is a poorly differentiated carcinoma: a NET G3 (well
+    differentiated, Ki-67 50 %) is not labelled poorly differentiated against its own record
+    (board review 7), nor is a Ki-67 above 20 % of unstated differentiation."""
+    assert classify(**{"pathology.differentiation": "well", "pathology.ki67_percent": 50})["who2000_behaviour"] is None
+    assert classify(**{"pathology.differentiation": None, "pathology.ki67_percent": 50})["who2000_behaviour"] is None
