@@ -29,6 +29,8 @@ def cited_ids() -> set[str]:
         ids |= set(c.sources)
     for a in KB.assumptions:
         ids |= set(a.sources)
+    for c in KB.choices:
+        ids |= set(c.sources)
     for pw in KB.pathways:
         ids |= set(pw.sources) | set(pw.nothing_now.sources) | {s for st in pw.steps for s in st.sources}
     outcomes = KNOWLEDGE_DIR / "outcomes.yaml"

@@ -94,7 +94,7 @@ def states() -> dict[str, str]:
 
 def _cited() -> list[tuple[str, list[str]]]:
     """(where, sources) for every gate, option rule (shared groups included), otherwise, criterion item, pathway,
-    pathway step, 'nothing now' advice and plan assumption."""
+    pathway step, 'nothing now' advice, choice between options and plan assumption."""
     out: list[tuple[str, list[str]]] = []
     for g in read_yaml(KNOWLEDGE_DIR / "gates.yaml")["gates"]:
         out.append((f"gate {g['id']}", g["sources"]))
@@ -115,6 +115,8 @@ def _cited() -> list[tuple[str, list[str]]]:
         for it in cs["items"]:
             out.append((f"criterion {cs['id']}.{it['id']}", it["sources"]))
     pathways = read_yaml(KNOWLEDGE_DIR / "pathways.yaml")
+    for c in pathways.get("choices", []):
+        out.append((f"pathway choice {c['id']}", c["sources"]))
     for a in pathways["assumptions"]:
         out.append((f"pathway assumption {a['field']}", a["sources"]))
     for pw in pathways["pathways"]:

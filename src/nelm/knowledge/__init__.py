@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..evidence import EVIDENCE_DIR, EvidenceRecord, load_records
 from ..patient import COLUMN_FIELDS, COLUMN_TYPES, OPTION_IDS, column_dtype, column_of
-from .plans import Assumption, Pathway, PathwaysFile, StepOption
+from .plans import Assumption, Choice, Pathway, PathwaysFile, StepOption
 from .ruleset import RULES_DIR, OptionDef, load_options, rule_files
 
 KNOWLEDGE_DIR = Path(__file__).parent
@@ -155,7 +155,8 @@ class KnowledgeBase:
     options: list[OptionDef]
     evidence: dict[str, EvidenceRecord]
     checks: list[Check] = field(default_factory=list)
-    pathways: list[Pathway] = field(default_factory=list)
+    pathways: list[Pathway] = field(default_factory=list)  # with every choice expanded into its options
+    choices: list[Choice] = field(default_factory=list)
     assumptions: list[Assumption] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     # fills unknown checks with passing values: (column, SQL of the passing value, column type)
@@ -371,7 +372,8 @@ def _load(guideline: str | None) -> KnowledgeBase:
 
     kb = KnowledgeBase(version=manifest.version, sha256=content_hash(), guideline=guideline,
                        manifest=manifest, derived=derived, criteria=criteria, options=options,
-                       evidence=evidence, checks=checks, pathways=plans.pathways, assumptions=plans.assumptions,
+                       evidence=evidence, checks=checks, pathways=plans.pathways, choices=plans.choices,
+                       assumptions=plans.assumptions,
                        orders=OrdersFile.model_validate(_yaml(KNOWLEDGE_DIR / "orders.yaml")).orders,
                        assume_sql=assume, nodes=batches, variant_nodes=variant_nodes,
                        roots={n.column: n.roots for n in nodes} | {vn.column: vn.roots for _, _, vn in variant_nodes})
@@ -406,6 +408,9 @@ def _check_references(kb: KnowledgeBase, columns: set[str]) -> None:
             check(f"option {opt.id} rule {r.id}", r.sources, r.reason)  # gates are expanded into rules
         check(f"option {opt.id} otherwise", opt.otherwise.sources, opt.otherwise.reason)
     ids = set(kb.option_ids)
+    for c in kb.choices:
+        check(f"choice {c.id}", c.sources)
+        problems += [f"choice {c.id}: unknown option {o.id!r}" for o in c.options if o.id not in ids]
     for pw in kb.pathways:
         check(f"pathway {pw.id}", pw.sources + pw.nothing_now.sources)
         for i, step in enumerate(pw.steps):
