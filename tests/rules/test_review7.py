@@ -110,3 +110,20 @@ def test_prrt_above_55_percent_after_chemotherapy_is_reasonable_and_says_why():
     doc["sstr_imaging"] = "negative"
     _, o = _options(doc)
     assert o["prrt"]["verdict"] in ("not_recommended", "contraindicated")
+
+
+# 4. Carcinoid heart disease not yet operated: the first step gives the analogue and says the
+#    heart comes before any liver treatment (rc75, rc76: only other options' gates said so).
+def test_carcinoid_heart_disease_the_first_step_says_the_valves_come_before_the_liver():
+    doc = {"pathology": {"differentiation": "well"}, "functional_syndrome": "carcinoid", "symptomatic": True,
+           "carcinoid_heart_disease": "present"}
+    a, o = _options(doc)
+    assert o["ssa"]["verdict"] == "preferred"
+    first = a["plan"]["steps"][0]
+    assert first["options"][0] == "ssa", first
+    text = _decisive_text(o["ssa"])
+    assert "valve replacement comes before any liver" in text and "not operated" in text, text
+    # operated valves: the ordinary syndrome reason
+    doc["carcinoid_heart_disease"] = "valves_replaced"
+    _, o = _options(doc)
+    assert "valve replacement comes before" not in _decisive_text(o["ssa"])
