@@ -734,3 +734,27 @@ def test_an_add_on_is_never_shown_as_one_more_alternative():
     render_plan(a, console)
     assert ", with somatostatin analogue" in console.export_text()
     assert "or somatostatin analogue" not in console.export_text()
+
+
+def test_a_fact_assumed_without_a_branch_that_changes_the_first_steps_other_options_is_named():
+    """A fact the plan assumed on the way whose other values lead the same way makes no branch
+    (it cannot change the lead), but where it keeps an option out of the first step, the step
+    says so: a 75-year-old with bilobar liver metastases, pain and weight loss is read as
+    disseminated (Frilling III), which keeps chemoembolization out; the record with one dominant
+    metastasis has it in the first step, as the sentence says."""
+    doc = {"age_years": 75, "primary": {"site": "unknown_primary", "resected": False},
+           "pathology": {"differentiation": "well"}, "symptomatic": True, "liver": {"lobes": "bilobar"}}
+    plan = assess(validate_patient(doc))["plan"]
+    first = plan["steps"][0]
+    assert first["options"][0] == "ssa" and "tace" not in first["options"]
+    assert "disseminated liver metastases (Frilling type III) (otherwise chemoembolization (TACE) would join the step)" \
+        in first["reason"], first["reason"]
+    assert "liver.pattern" not in plan["missing"] and all(a["field"] != "liver.pattern" for a in plan["assumptions"])
+    other = {**doc, "liver": {"lobes": "bilobar", "pattern": "dominant_with_satellites"}}
+    assert assess(validate_patient(other))["plan"]["steps"][0]["options"][:2] == ["ssa", "tace"]
+
+
+def test_a_determined_plan_names_no_assumed_fact():
+    plan = assess(testing.make_patient())["plan"]
+    assert plan["status"] == "determined"
+    assert "rest on facts assumed" not in plan["steps"][0]["reason"]

@@ -711,10 +711,13 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     lead = steps[0]["options"][0] if steps[0]["options"] else None
     # each assumption gets a branch; one that leads the same way could not change the lead
     assumptions, branches = [], []
+    quiet_facts = []   # (field, record, the first-step options of each other value that leads the same way)
     for field, a in work["assumed"].items():
         found = []   # (branch index, the lead there, the settled branch) for each other value that changes the lead
+        same_lead = []
         for k, value, alt, alt_lead, settled in _other_values(planner, a):
             if settled and alt_lead == lead:
+                same_lead.append(alt["steps"][0]["options"])
                 continue
             label = (a.if_not_label if k == 0 else None) or f"{fact_label(field)}: {value}"
             cond = {"field": field, "value": value, "label": label,
@@ -733,6 +736,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
                 index = len(branches) - 1
             found.append((index, alt_lead, alt))
         if not found:
+            quiet_facts.append((field, a, same_lead))
             continue   # no other value changes the lead: the fact could not change it
         index, alt_lead, alt = found[0]
         assumptions.append({"field": field, "label": fact_label(field), "assumed": a.assumed,
@@ -740,6 +744,13 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
                             "if_not": _if_not(alt_lead, alt, branches[index]), "branch": index,
                             "branches": sorted({i for i, *_ in found}),
                             "reason": " ".join(a.reason.split()), "sources": list(a.sources)})
+    # facts assumed on the way whose other values lead the same way cannot change the lead (no
+    # branch, not missing); where one changes the first step's other options, the step says so
+    # rather than rest on a fact nobody sees
+    listed = {a["field"] for a in assumptions}
+    quiet = [_quiet_words(a, work, others) for field, a, others in quiet_facts if field not in listed]
+    if quiet and steps[0]["options"]:
+        steps[0]["reason"] += " Its other options rest on facts assumed until confirmed: " + "; ".join(filter(None, quiet)) + "."
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])
@@ -754,6 +765,23 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     plan["workup"] = _workup(assumptions, checks, lead, branches, kb)
     plan["deferred"] = _deferred(work["pw"], steps, assessment, kb)
     return plan
+
+
+def _quiet_words(a: Any, work: dict[str, Any], others: list[list[str]]) -> str | None:
+    """An assumed fact that cannot change the lead, in words, where another of its values
+    changes the first step's other options: what it is and which options would join or leave
+    (None where no other value changes them)."""
+    mine = work["steps"][0]["options"]
+    joins = [o for opts in others for o in opts if o not in mine]
+    leaves = [o for o in mine if any(o not in opts for opts in others)]
+    if not joins and not leaves:
+        return None
+    change = []
+    if joins:
+        change.append(and_join([_label(o) for o in dict.fromkeys(joins)]) + " would join the step")
+    if leaves:
+        change.append(and_join([_label(o) for o in dict.fromkeys(leaves)]) + " would leave it")
+    return f"{a.label} (otherwise {' and '.join(change)})"
 
 
 def _other_values(planner: _Planner, a: Any):
