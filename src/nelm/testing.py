@@ -1,7 +1,8 @@
-"""Public testing helpers: patient factories and hypothesis strategies.
+"""Public testing helpers: patient factories, hypothesis strategies and the clinical red lines.
 
 Like scikit-survival's testing module, this is importable by anyone extending the
-knowledge base: write a rule, then check it with the same patients the project uses.
+knowledge base: write a rule, then check it with the same patients the project uses, and
+check with :func:`red_lines` that no assessment offers what a tumour board would never offer.
 """
 from __future__ import annotations
 
@@ -431,3 +432,322 @@ def pg_frame(cursor, query: str):
     cursor.execute(query)
     names = [d.name for d in cursor.description]
     return pl.DataFrame(cursor.fetchall(), schema={n: pl.String for n in names}, orient="row")
+
+
+# --------------------------------------------------------------------------- clinical red lines
+#
+# What a tumour board would never offer, stated from clinical knowledge and the two source
+# reviews (Mayo 2012, J Am Coll Surg; review 002 on liver metastases of GEP-NETs), written
+# apart from the knowledge base: nothing below reads a rule, a gate or a criterion of
+# nelm.knowledge, so a wrong rule is caught rather than copied. Each line reads the patient
+# document (with a branch's `if` facts filled in) and the options the assessment offers:
+#
+# - "now": every option of a step whose `when` is `now` (the working plan's and each branch's);
+# - "verdict": an option whose verdict today (assessment.options) is preferred or reasonable;
+# - "later": an option of a later step whose expected verdict is preferred or reasonable.
+#
+# Each line has a scope: ANY place, TODAY (now steps and today's verdicts) or FIRST (now steps
+# only: lines about the order of treatment, where a positive verdict today may rightly stand
+# for a later line). Unknown facts never cross a line (a branch says what happens otherwise).
+
+EMBOLIZATION = ("tae", "tace", "deb_tace")
+CHEMOTHERAPY = ("platinum_etoposide", "capecitabine_temozolomide", "streptozocin_based")
+TARGETED = ("everolimus", "sunitinib", "cabozantinib")
+PANCREATIC_TYPE_SYNDROMES = ("insulinoma", "gastrinoma", "glucagonoma", "vipoma")
+_POSITIVE = ("preferred", "reasonable")
+ANY, TODAY, FIRST = "any", "today", "first"
+
+
+class _Offer:
+    """One option offered somewhere in an assessment."""
+    __slots__ = ("option", "where", "kind", "lead", "intent", "verdict", "step_options")
+
+    def __init__(self, option: str, where: str, kind: str, lead: bool, intent: str | None,
+                 verdict: str | None, step_options: tuple[str, ...] = ()):
+        self.option, self.where, self.kind, self.lead = option, where, kind, lead
+        self.intent, self.verdict, self.step_options = intent, verdict, step_options
+
+    def in_scope(self, scope: str) -> bool:
+        return scope == ANY or self.kind == "now" or (scope == TODAY and self.kind == "verdict")
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    node = doc
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+class _Facts:
+    """The document's known facts, read the way a clinician reads them."""
+
+    def __init__(self, doc: dict[str, Any], classification: dict[str, Any] | None):
+        self.doc = doc
+        cls = classification or {}
+        self.get = lambda dotted: _get(doc, dotted)
+        differentiation = self.get("pathology.differentiation")
+        # neuroendocrine carcinoma: poorly differentiated (a branch may assume it; the
+        # classification already says so for a known differentiation)
+        self.nec = differentiation == "poor" or (cls.get("category") == "NEC" and differentiation != "well")
+        ki67, mitoses = self.get("pathology.ki67_percent"), self.get("pathology.mitoses_per_10hpf")
+        self.g3 = (self.nec or (ki67 is not None and ki67 > 20) or (mitoses is not None and mitoses > 20)
+                   or self.get("pathology.reported_grade") == "G3" or cls.get("who_grade") == "G3")
+        syndrome = self.get("functional_syndrome")
+        self.syndrome = syndrome if syndrome not in (None, "none") else None
+        if self.syndrome is None and syndrome is None and self.get("functional_control") is not None:
+            self.syndrome = "unnamed"   # a recorded control state (untreated, controlled, refractory) is a syndrome's
+        ecog = self.get("ecog")
+        self.ecog34 = ecog is not None and ecog >= 3
+        self.child_c = self.get("liver.child_pugh") == "C"
+        bili = self.get("liver.bilirubin_mg_dl")
+        self.bili_over_3 = bili is not None and bili > 3
+        # no anticancer treatment is possible: best supportive care (ECOG 3-4, or a decompensated
+        # liver, which the sources pair as Child-Pugh C or bilirubin above 3 mg/dL)
+        self.bsc = self.ecog34 or self.child_c or self.bili_over_3
+        self.symptomatic = self.get("symptomatic") is True or self.syndrome is not None
+        ehd = self.get("extrahepatic") or {}
+        pc = ehd.get("peritoneal_carcinomatosis")
+        # deposits the surgeon judged unremovable are deposits; with `present: false` the
+        # resectability flag describes nothing (the document says there is no extrahepatic disease)
+        self.ehd_present = ehd.get("present") is not False and (
+            ehd.get("present") is True or bool(ehd.get("sites")) or ehd.get("resectable") is False
+            or pc in ("limited_resectable", "diffuse_unresectable"))
+        self.ehd_unresectable = self.ehd_present and (ehd.get("resectable") is False or pc == "diffuse_unresectable")
+        self.ehd_words = (f"extrahepatic disease (sites: {', '.join(ehd.get('sites') or []) or 'not named'}"
+                          f"{', peritoneal carcinomatosis ' + pc if pc not in (None, 'none') else ''})")
+
+    def value(self, dotted: str) -> str:
+        return f"{dotted} = {self.get(dotted)!r}"
+
+
+def _check_lines(f: _Facts, offers: list[_Offer]) -> list[str]:
+    out: list[str] = []
+
+    def cross(scope: str, options: tuple[str, ...] | str, why: str, *, when: Callable[[_Offer], bool] | None = None) -> None:
+        options = (options,) if isinstance(options, str) else options
+        for o in offers:
+            if o.option in options and o.in_scope(scope) and (when is None or when(o)):
+                out.append(f"{why}: {o.option} offered in {o.where}")
+
+    now_lead = [o for o in offers if o.kind == "now" and o.lead]
+
+    # --- neuroendocrine carcinoma (poorly differentiated, high Ki-67): systemic platinum-based
+    # chemotherapy is the primary treatment "even if the extent of NELM appears limited"; surgery
+    # is usually not warranted, locally directed therapy does not change the course (Mayo 2012;
+    # review 002: NEC G3 not amenable to resection; chemotherapy the standard of care).
+    if f.nec:
+        nec = f"neuroendocrine carcinoma ({f.value('pathology.differentiation')}, or classified NEC)"
+        # transplant: Milan excludes high-grade carcinomas (Mazzaferro, in both sources)
+        cross(ANY, "liver_transplant", f"{nec}: no liver transplantation")
+        # resection now: chemotherapy first; surgery at most after a response (an after_response step)
+        cross(TODAY, "liver_resection", f"{nec}: no liver resection before chemotherapy")
+        # liver-directed treatment as the first step does not treat a systemic disease
+        cross(FIRST, (*EMBOLIZATION, "sirt", "thermal_ablation"), f"{nec}: no liver-directed treatment as the first step")
+        # agents proven in well-differentiated NET only must not displace chemotherapy
+        cross(FIRST, (*TARGETED, "prrt", "interferon_alpha"), f"{nec}: no targeted drug, PRRT or interferon as the first step",
+              when=lambda o: o.lead)
+        # the analogue alone is no anticancer treatment of a carcinoma. Accepted exception (earlier
+        # board reviews): it is best supportive care where chemotherapy is out (ECOG 3-4, Child-Pugh C;
+        # bilirubin above 3 mg/dL counted with Child-Pugh C as everywhere here) or treats a recorded syndrome
+        for o in now_lead:
+            if o.option == "ssa" and set(o.step_options) <= {"ssa"} and not (f.bsc or f.syndrome is not None):
+                out.append(f"{nec}, {f.value('ecog')}, {f.value('liver.child_pugh')}, {f.value('liver.bilirubin_mg_dl')}, "
+                           f"no hormonal syndrome recorded: a somatostatin analogue alone is not the first treatment "
+                           f"of a carcinoma: ssa offered in {o.where}")
+
+    # --- receptor imaging: PRRT needs uptake at least that of the liver (Krenning 2 or more);
+    # without receptors the analogue controls neither the tumour nor (rarely) more than a syndrome
+    krenning = f.get("sstr_uptake_krenning")
+    if f.get("sstr_imaging") == "negative" or (krenning is not None and krenning <= 1):
+        sstr = f"no somatostatin-receptor expression ({f.value('sstr_imaging')}, {f.value('sstr_uptake_krenning')})"
+        cross(ANY, "prrt", f"{sstr}: no PRRT")
+        controlled_on_it = any(p.get("therapy") == "ssa" and p.get("outcome") in ("response", "stable")
+                               for p in f.get("prior_therapies") or [])
+        if f.syndrome is None and not controlled_on_it:
+            # an analogue for a recorded hormonal syndrome stays allowed, and so does one the
+            # patient's own disease has already been controlled on (the response outweighs the scan)
+            cross(ANY, "ssa", f"{sstr}, no hormonal syndrome recorded: no analogue for tumour control")
+
+    # --- decompensated liver: embolization, radioembolization, ablation and surgery risk liver
+    # failure; PRRT is not given into it (review 002: impaired liver function contraindicates TACE and TA)
+    if f.child_c or f.bili_over_3:
+        liver = f"decompensated liver ({f.value('liver.child_pugh')}, {f.value('liver.bilirubin_mg_dl')})"
+        cross(ANY, (*EMBOLIZATION, "sirt", "thermal_ablation", "liver_resection", "liver_transplant", "prrt"),
+              f"{liver}: no liver-directed treatment, surgery or PRRT")
+
+    # --- portal vein thrombosis: occluding the artery of a liver without portal inflow infarcts it
+    if f.get("liver.portal_vein_thrombosis") is True:
+        cross(ANY, EMBOLIZATION, f"portal vein thrombosis ({f.value('liver.portal_vein_thrombosis')}): no arterial embolization")
+
+    # --- fitness: major liver surgery needs a fit patient; ECOG 3-4 tolerates no anticancer
+    # procedure or cytotoxic/targeted drug (best supportive care, an analogue at most)
+    if f.ecog34 or f.get("fit_for_major_surgery") is False:
+        unfit = f"unfit for major surgery ({f.value('ecog')}, {f.value('fit_for_major_surgery')})"
+        cross(ANY, ("liver_resection", "liver_transplant"), f"{unfit}: no liver resection or transplantation")
+    if f.ecog34:
+        cross(ANY, (*EMBOLIZATION, "sirt", "prrt", *CHEMOTHERAPY, *TARGETED),
+              f"performance status {f.value('ecog')}: no embolization, SIRT, PRRT, chemotherapy or targeted drug")
+
+    # --- extrahepatic disease: transplantation only for liver-only disease (Milan); removing the
+    # liver disease cannot cure a patient whose other deposits stay (ENETS criteria in review 002)
+    if f.ehd_present:
+        cross(ANY, "liver_transplant", f"{f.ehd_words}: no liver transplantation")
+    if f.ehd_unresectable:
+        words = f"unresectable {f.ehd_words} ({f.value('extrahepatic.resectable')})"
+        cross(ANY, "liver_resection", f"{words}: no liver resection with curative intent",
+              when=lambda o: o.intent == "curative")
+        # debulking beside deposits left behind is for symptoms (Mayo 2012: "patients with limited,
+        # stable EHD can be considered for surgery, especially if the patient is symptomatic"). Accepted
+        # exceptions: cytoreductive liver surgery in a symptomatic patient (earlier board reviews: beside
+        # nodal deposits), and beside nodal deposits alone, the limited EHD of Mayo's sentence
+        nodal_only = set(f.get("extrahepatic.sites") or []) == {"lymph_nodes"} and \
+            f.get("extrahepatic.peritoneal_carcinomatosis") in (None, "none")
+        cross(ANY, "liver_resection", f"{words}, asymptomatic ({f.value('symptomatic')}, no hormonal syndrome): "
+              f"no debulking liver resection",
+              when=lambda o: o.intent != "curative" and not f.symptomatic and not nodal_only)
+
+    # --- the heart: unoperated carcinoid valve disease or right heart failure raises hepatic venous
+    # pressure (bleeding, liver failure): valves first, liver surgery after (ENETS, review 002)
+    if f.get("carcinoid_heart_disease") == "present" or f.get("right_heart_insufficiency") is True:
+        heart = f"heart ({f.value('carcinoid_heart_disease')}, {f.value('right_heart_insufficiency')})"
+        cross(TODAY, ("liver_resection", "liver_transplant"), f"{heart}: no liver resection or transplantation now")
+
+    # --- lung shunt above 20 %: radiation pneumonitis after radioembolization
+    shunt = f.get("liver.lung_shunt_percent")
+    if shunt is not None and shunt > 20:
+        cross(ANY, "sirt", f"lung shunt fraction {f.value('liver.lung_shunt_percent')} (over 20 %): no SIRT")
+
+    # --- a treatment the disease progressed on, or that was not tolerated, is not the lead again
+    # (the analogue continued as an add-on beside the next line is allowed: add-ons are not leads)
+    for p in f.get("prior_therapies") or []:
+        therapy, outcome, months = p.get("therapy"), p.get("outcome"), p.get("months_to_progression")
+        if outcome not in ("progression", "intolerance") or therapy in ("clinical_trial", "ebrt"):
+            continue  # another trial is another treatment; radiotherapy treats a site, the next site is new
+        if therapy in ("liver_resection", "thermal_ablation"):
+            # a recurrence after surgery or ablation is treated by repeat surgery (Mayo 2012), and
+            # whether a patient can face another operation is today's fitness (lines above)
+            continue
+        if therapy == "ssa" and outcome == "progression" and (f.syndrome is not None or f.bsc):
+            continue  # the analogue kept for a hormonal syndrome, or as best supportive care
+        if (outcome == "progression" and therapy in (*EMBOLIZATION, "sirt", "prrt", *CHEMOTHERAPY)
+                and months is not None and months >= 12):
+            continue  # re-treatment after a year's control (repeat embolization, PRRT or chemotherapy rechallenge)
+        for o in offers:
+            if o.option == therapy and o.lead and o.kind in ("now", "later"):
+                out.append(f"prior {therapy} ended in {outcome}"
+                           f"{f' after {months} months' if months is not None else ''}: "
+                           f"{therapy} offered again as a leading treatment in {o.where}")
+
+    # --- transplantation: only within Milan-like selection (Mazzaferro, in both sources): a low-grade
+    # NET, liver-only disease, a resected primary drained by the portal system, at most half the liver
+    # replaced, stable disease, a young patient (the sources say 55 years or younger; later series
+    # allow 60, taken here as the line), and nothing else ruling it out
+    age = f.get("age_years")
+    if age is not None and age > 60:
+        cross(ANY, "liver_transplant", f"{f.value('age_years')}: no liver transplantation beyond 60 years")
+    if f.g3 and not f.nec:
+        cross(ANY, "liver_transplant", "grade G3 (Ki-67 or mitoses above 20, or reported G3): no liver transplantation")
+    site = f.get("primary.site")
+    if site in ("lung", "thymus", "rectum", "unknown_primary"):
+        cross(ANY, "liver_transplant", f"{f.value('primary.site')} (not a known primary drained by the portal system): "
+              "no liver transplantation")
+    burden = f.get("liver.burden_percent")
+    if burden is not None and burden > 50:
+        cross(ANY, "liver_transplant", f"{f.value('liver.burden_percent')} (over half the liver): no liver transplantation")
+    if f.get("liver.resectable") is True or (f.get("liver.resectable_fraction_percent") or 0) >= 100:
+        # transplantation is for liver disease surgery cannot remove (both sources)
+        cross(ANY, "liver_transplant", f"completely resectable liver disease ({f.value('liver.resectable')}, "
+              f"{f.value('liver.resectable_fraction_percent')}): resection, not transplantation")
+    if f.get("transplant_contraindication") is True:
+        cross(ANY, "liver_transplant", f"{f.value('transplant_contraindication')}: no liver transplantation")
+    if f.get("course.status") == "progressive":
+        cross(TODAY, "liver_transplant", f"{f.value('course.status')} (not stable for 6 months): no liver transplantation now")
+
+    # --- a bilio-enteric bypass makes embolization prone to liver abscess; accepted exception
+    # (earlier board reviews): embolization capped at reasonable, never preferred
+    if f.get("liver.biliary_enteric_bypass") is True:
+        cross(ANY, EMBOLIZATION, f"{f.value('liver.biliary_enteric_bypass')}: embolization never preferred",
+              when=lambda o: o.verdict == "preferred")
+
+    # --- sunitinib is proven in pancreatic NET only (Raymond 2011); accepted exception (earlier
+    # board reviews): a pancreatic-type syndrome recorded beside another primary site
+    if site in ("duodenum", "stomach", "jejunum_ileum", "appendix", "colon", "rectum", "lung", "thymus") \
+            and f.syndrome not in PANCREATIC_TYPE_SYNDROMES:
+        cross(ANY, "sunitinib", f"{f.value('primary.site')}, {f.value('functional_syndrome')}: no sunitinib outside pancreatic NET")
+    return out
+
+
+def _step_offers(steps: list[dict[str, Any]], where: str) -> list[_Offer]:
+    out = []
+    for s in steps or []:
+        when = s.get("when")
+        options = list(s.get("options") or [])
+        add_on = set(s.get("add_on") or [])
+        expected = s.get("expected_verdicts") or {}
+        place = f"{where} step {s.get('step')} ({when})"
+        for oid in options:
+            verdict = expected.get(oid)
+            if when == "now":
+                kind = "now"
+            elif verdict in _POSITIVE:
+                kind = "later"
+            else:
+                continue
+            out.append(_Offer(oid, place, kind, oid not in add_on, s.get("intent"), verdict,
+                              tuple(o for o in options if o not in add_on)))
+    return out
+
+
+def _consistent_with(doc: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any] | None:
+    """The document with a branch condition's facts filled in, or None where it contradicts them."""
+    filled = copy.deepcopy(doc)
+    for field, value in [(cond.get("field"), cond.get("value")), *(cond.get("with") or {}).items()]:
+        if not field:
+            continue
+        known = _get(doc, field)
+        if known not in (None, []) and known != value:   # an empty site list beside unknown disease is unknown
+            return None
+        _put(filled, field, value)
+    return filled
+
+
+def red_lines(patient_doc: dict[str, Any], assessment: dict[str, Any]) -> list[str]:
+    """Every red line the assessment crosses, each a sentence naming the patient's value, the
+    offending option and where it appears; ``[]`` when it crosses none.
+
+    Checked: the working plan's steps and today's positive verdicts against the document; each
+    branch's steps against the document with that branch's ``if`` facts filled in (each way a
+    merged branch is reached, where it is consistent with the document). Written independently
+    of the knowledge base (see the comments above :func:`_check_lines`)."""
+    classification = assessment.get("classification") or {}
+    plan = assessment.get("plan") or {}
+    out: list[str] = []
+    offers = _step_offers(plan.get("steps") or [], "the working plan")
+    for o in assessment.get("options") or []:
+        if o.get("verdict") in _POSITIVE:
+            offers.append(_Offer(o["id"], f"today's verdicts ({o['verdict']})", "verdict", True,
+                                 o.get("intent"), o["verdict"]))
+    out += _check_lines(_Facts(patient_doc, classification), offers)
+    for k, branch in enumerate(plan.get("branches") or []):
+        for cond in branch.get("if") or []:
+            filled = _consistent_with(patient_doc, cond)
+            if filled is None:
+                continue
+            label = f"{cond.get('field')} = {cond.get('value')!r}"
+            if cond.get("with"):
+                label += " with " + ", ".join(f"{a} = {b!r}" for a, b in cond["with"].items())
+            offers = _step_offers(branch.get("steps") or [], f"branch {k} (if {label})")
+            out += _check_lines(_Facts(filled, classification), offers)
+    return list(dict.fromkeys(out))
