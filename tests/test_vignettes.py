@@ -11,7 +11,9 @@ from nelm.patient import InvalidPatient, validate_patient
 
 HERE = Path(__file__).parent / "vignettes"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "vignettes"
-OWN = sorted(HERE.glob("*.json"))
+# the project's own (top level) and the blind review sets in subfolders (tests/vignettes/blind8, ...)
+OWN = sorted(HERE.glob("**/*.json"))
+OWN_IDS = [str(p.relative_to(HERE).with_suffix("")) for p in OWN]
 
 
 def lookup(doc, path):
@@ -26,7 +28,7 @@ def lookup(doc, path):
     return node
 
 
-@pytest.mark.parametrize("path", OWN, ids=[p.stem for p in OWN])
+@pytest.mark.parametrize("path", OWN, ids=OWN_IDS)
 def test_own_vignette(path):
     v = json.loads(path.read_text())
     if "expect_error" in v:
