@@ -644,6 +644,11 @@ def _check_lines(f: _Facts, offers: list[_Offer]) -> list[str]:
         if (outcome == "progression" and therapy in (*EMBOLIZATION, "sirt", "prrt", *CHEMOTHERAPY)
                 and months is not None and months >= 12):
             continue  # re-treatment after a year's control (repeat embolization, PRRT or chemotherapy rechallenge)
+        if outcome == "progression" and therapy in (*EMBOLIZATION, "sirt") and (months is None or months > 6):
+            # repeat liver-directed treatment for liver progression is routine where the first controlled the liver
+            # for a worthwhile time; an unrecorded interval is not a short one (unknown stays unknown): offered at
+            # most as reasonable. Progression within 6 months means it failed: another line
+            continue
         for o in offers:
             if o.option == therapy and o.lead and o.kind in ("now", "later"):
                 out.append(f"prior {therapy} ended in {outcome}"

@@ -30,6 +30,8 @@ KNOWN_UNVERIFIED = {
     # Issue 19: review 002's identity is not established (our copy lacks its title page), so it is no longer
     # counted as source-checked; these statements rest on it (and on no other checked record) and say so.
     "gate repeat_embolization": REVIEW002_ONLY,
+    # the knowledge base's default interval (red-line test, session 15), beside review 002's "worthwhile time"
+    "gate repeat_after_short_liver_control": REVIEW002_ONLY,
     "rule ssa.neuroendocrine_carcinoma": REVIEW002_ONLY,
     "rule ssa.curative_resection_planned": REVIEW002_ONLY,
     "rule ssa.no_shrinkage": REVIEW002_ONLY,
