@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 
 import pytest
@@ -40,21 +39,7 @@ PERTURBED_N = 1000
 # assessment), why it is a defect, and the fix proposed. The bulk tests set these crossings aside
 # and fail on any other; test_known_defect keeps each one visible.
 
-def _branch_of(line: str, assessment: dict) -> dict | None:
-    m = re.search(r" in branch (\d+) \(if ", line)
-    return assessment["plan"]["branches"][int(m.group(1))] if m else None
-
-
 KNOWN_DEFECTS = {
-    "merged_branch_later_steps": (
-        "A branch that several ways of the facts lead to (merged: same first option) keeps the later steps and "
-        "expected verdicts of the first way; plan._narrow drops a later option only if it is contraindicated in "
-        "another way. So sunitinib shows 'preferred' at progression for a stomach, colon, thymic or duodenal NET "
-        "without a pancreatic syndrome, PRRT 'reasonable' at bilirubin 3.5 mg/dL, the analogue 'reasonable' with "
-        "negative SSTR imaging. Proposed (plan.py, not the knowledge base): build each merged way's later steps "
-        "and keep an option only with the weakest of its expected verdicts, dropping it where any is negative.",
-        lambda line, doc, a: (b := _branch_of(line, a)) is not None and len(b["if"]) > 1
-        and not line.endswith("(now)")),
     "analogue_alone_after_progression_on_it": (
         "After progression on the analogue (no syndrome, not best supportive care) the plan restarts it alone as "
         "today's step, on the assumption that the course is now stable; the rule's own reason says that on its "
@@ -71,6 +56,8 @@ FIXED_DEFECTS = {
     "krenning_0_1_analogue": "the analogue's rule low_sstr_uptake: uptake below the liver is no antiproliferative indication",
     "prior_embolization_or_sirt_ignored": "the not_tolerated gate covers TAE, TACE, DEB-TACE and SIRT",
     "transplant_when_resection_is_barred": "transplantation is not recommended where the liver disease itself is resectable",
+    "merged_branch_later_steps": "plan._narrow reads the merged way's expected verdicts: a later option stays only where it "
+    "is expected positive in every way that leads to the branch, with the weaker expected verdict",
 }
 
 

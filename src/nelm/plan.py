@@ -615,9 +615,12 @@ class _Planner:
         # an untreated syndrome is untreated no longer once the steps before were given:
         # its control then is what that treatment achieved (unknown), and a syndrome whose
         # symptoms persist is refractory
-        if given and (values.get("functional_control") or self.base.get("functional_control")) == "untreated":
+        control = values.get("functional_control") or self.base.get("functional_control")
+        if given and control == "untreated":
             events["at_progression"]["functional_control"] = None
             events["after_response"]["functional_control"] = None
+        if given and control in ("untreated", "controlled"):
+            # (a syndrome controlled until now whose symptoms persist is refractory too: board review 8)
             events["if_symptoms_persist"]["functional_control"] = "refractory"
         # after an operation or ablation, what recurs is a new extent: whether it can be
         # removed again is open (repeat local treatment when limited, otherwise the sequence
@@ -728,7 +731,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
             same = next((b for b in branches if settled and b["_lead"] == alt_lead and b["steps"]), None)
             if same is not None:
                 same["if"].append(cond)
-                _narrow(same, alt)
+                _narrow(same, alt, planner.future(alt["values"], alt["pw"], alt["steps"]) if alt["pw"] is not None else None)
                 index = branches.index(same)
             else:
                 alt_steps = _steps_for(planner, alt, branch=True) if settled else []
@@ -891,20 +894,31 @@ def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]],
             "missing": sorted(a["field"] for a in own), "_lead": lead}
 
 
-def _narrow(branch: dict[str, Any], alt: dict[str, Any]) -> None:
+def _narrow(branch: dict[str, Any], alt: dict[str, Any], future: Mapping[str, Any] | None = None) -> None:
     """A branch another way of the facts joins (the same lead) keeps only what holds in that
     world too, so that no condition of a merged branch meets an option or an assumption it
     rules out (board review 3: a branch "SSTR imaging negative, or more than 75 % of the liver
     replaced" listed PRRT today; one "the surgeon judges the disease unresectable, or ..."
     assumed the disease removable). The lead is the same in both by construction. Its steps
     keep, today, the options that world allows now and, later, those it does not rule out;
-    its assumptions, those both worlds make, about facts no condition of the branch names."""
+    its assumptions, those both worlds make, about facts no condition of the branch names.
+    ``future``: that world's verdicts expected when each later kind of step comes: a later
+    option is kept only where it is expected positive there too, and shows the weaker of the
+    two expected verdicts (red-line test: a branch "insulinoma, or SSTR imaging negative" kept
+    the insulinoma's sunitinib at progression for a non-functioning duodenal NET)."""
     _, _, options = alt["state"]
     fixed = {c["field"] for c in branch["if"]} | {f for c in branch["if"] for f in c.get("with", {})}
     kept = []
     for s in branch["steps"]:
         if s["when"] == "now":
             allowed = [o for o in s["options"] if options[o]["verdict"] in NOW_VERDICTS]
+        elif future is not None and s["when"] in future:
+            then = future[s["when"]]
+            allowed = [o for o in s["options"] if then[o]["verdict"] not in ("contraindicated", "not_recommended")]
+            for o in allowed:
+                mine, theirs = s["expected_verdicts"].get(o), then[o]["verdict"]
+                if mine is not None and RANK.get(theirs, 2) > RANK.get(mine, 2):
+                    s["expected_verdicts"][o] = theirs
         else:
             allowed = [o for o in s["options"] if options[o]["verdict"] != "contraindicated"]
         if not allowed and s is not branch["steps"][0]:

@@ -112,3 +112,23 @@ def test_each_syndrome_gets_its_own_supportive_measures_note():
     text = _text(o["ssa"])
     assert "VIPoma: besides the analogue, intravenous fluid and electrolyte replacement" in text, text
     assert "nutritional support" not in text, text
+
+
+def test_a_controlled_syndrome_whose_symptoms_persist_is_treated_as_refractory_in_that_step():
+    """Review 8, proposal 2: the 'if symptoms persist' step read a controlled carcinoid syndrome as
+    still controlled, so it never named telotristat; symptoms that persist are a syndrome the
+    analogue no longer controls."""
+    from nelm.assessment import assess
+    from nelm.patient import validate_patient
+
+    doc = {"age_years": 60, "ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 2}, "functional_syndrome": "carcinoid",
+           "functional_control": "controlled", "symptomatic": False,
+           "liver": {"lobes": "bilobar", "pattern": "disseminated", "resectable": False, "burden_percent": 30,
+                     "child_pugh": "A", "bilirubin_mg_dl": 0.6},
+           "extrahepatic": {"present": False}, "sstr_imaging": "positive", "course": {"status": "stable", "stable_months": 12},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "stable", "ongoing": True}]}
+    steps = assess(validate_patient(doc))["plan"]["steps"]
+    persist = [s for s in steps if s["when"] == "if_symptoms_persist"]
+    assert persist and persist[0]["options"][0] == "telotristat", steps
+    assert persist[0]["expected_verdicts"]["telotristat"] == "preferred"
