@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sql.py [--n 1000000] [--screen-n 100000] [--pg-n 20000]
                                    [--unknown-fraction 0.15] [--baseline REV] [--runs 1] [--json FILE]
+                                   [--only sql]
 
 Measures, on synthetic patients (``nelm synth``'s population, seed 1):
 
@@ -13,9 +14,13 @@ Measures, on synthetic patients (``nelm synth``'s population, seed 1):
 - the DuckDB view (``nelm sql --dialect duckdb``) on the same ``--n`` known patients, all
   threads: ``CREATE TABLE ... AS SELECT * FROM`` the view, against ``nelm screen``'s time on them;
 - the PostgreSQL view on ``--pg-n`` patients with unknowns, on one core (no parallel workers,
-  no JIT): every row fetched (patients/s);
+  no JIT): every row fetched (patients/s), and the server process's CPU time for it when the
+  server runs on this machine (``/proc``; less moved by other load than the wall time);
 - Spark (when pyspark and Java are installed): the time to analyse the view (``spark.sql`` of
-  the ``CREATE VIEW`` and of a ``SELECT`` from it, both eager), 2 local cores.
+  the ``CREATE VIEW`` and of a ``SELECT`` from it, both eager), 2 local cores, in a fresh
+  session (the JVM's own warm-up included) and once more in the same session.
+
+``--only sql``: the three databases alone (no ``evaluate_frame``, no ``nelm screen``).
 
 Each measurement runs in a fresh process with ``PYTHONPATH`` on this tree's ``src`` and, with
 ``--baseline REV``, on that revision's (``git archive``), in turns, so both see the same load.
@@ -55,6 +60,8 @@ def measure(args: argparse.Namespace) -> dict:
 
     known = synthesize(args.n, seed=1, unknown_fraction=0.0)
     lay = known.with_row_index("__row", offset=1)
+    if args.only == "sql":
+        return out | databases(args, lay, tmp, create_view, sql_table, synthesize)
     frame = engine_frame(lay)
     evaluate_frame(frame.head(1000), kb)                 # compile the plan once
     t = time.perf_counter()
@@ -74,7 +81,12 @@ def measure(args: argparse.Namespace) -> dict:
     res = screen(src2, tmp / "sparse_out.parquet")
     out["screen_unknown"] = {"n": res.assessed, "seconds": time.perf_counter() - t, "per_case": res.assumed,
                              "unknown_fraction": args.unknown_fraction}
+    return out | databases(args, lay, tmp, create_view, sql_table, synthesize)
 
+
+def databases(args: argparse.Namespace, lay, tmp: Path, create_view, sql_table, synthesize) -> dict:
+    """The DuckDB, PostgreSQL and Spark figures (module docstring)."""
+    out: dict = {}
     try:
         import duckdb
 
@@ -112,10 +124,14 @@ def measure(args: argparse.Namespace) -> dict:
                 cur.execute("SET max_parallel_workers_per_gather = 0")   # one core
                 cur.execute("SET jit = off")
                 cur.execute(create_view(f'"{schema}".patients', view=f'"{schema}".v', dialect="postgres"))
-                t = time.perf_counter()
+                cur.execute("SELECT pg_backend_pid()")
+                server = Path(f"/proc/{cur.fetchone()[0]}/stat")
+                c, t = _cpu(server), time.perf_counter()
                 cur.execute(f'SELECT * FROM "{schema}".v')
                 n = len(cur.fetchall())
                 out["postgres"] = {"n": n, "seconds": time.perf_counter() - t}
+                if c is not None and (c2 := _cpu(server)) is not None:
+                    out["postgres"]["server_cpu"] = c2 - c
             finally:
                 cur.execute(f'DROP SCHEMA "{schema}" CASCADE')
     except Exception as exc:  # noqa: BLE001
@@ -137,12 +153,24 @@ def spark_analysis(create_view, sql_table, synthesize) -> dict:
         spark.createDataFrame(sql_table(lay).to_pandas()).createOrReplaceTempView("patients")
         text = create_view("patients", view="nelm_assessment", dialect="spark").rstrip().rstrip(";")
         text = text.replace("CREATE VIEW", "CREATE OR REPLACE TEMPORARY VIEW", 1)
-        t = time.perf_counter()
-        spark.sql(text)
-        spark.sql("SELECT * FROM nelm_assessment").columns
-        return {"seconds": time.perf_counter() - t}
+        times = []
+        for _ in range(2):      # the first in a fresh session (the JVM warming up), then again
+            t = time.perf_counter()
+            spark.sql(text)
+            spark.sql("SELECT * FROM nelm_assessment").columns
+            times.append(time.perf_counter() - t)
+        return {"seconds": times[0], "again": times[1]}
     finally:
         spark.stop()
+
+
+def _cpu(stat: Path) -> float | None:
+    """A local process's CPU time (user + system, seconds), None when it cannot be read."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------- the run
@@ -158,9 +186,12 @@ def export(ref: str, into: Path) -> Path:
 
 
 def run_child(src: Path, args: argparse.Namespace, tmp: Path) -> dict:
-    env = os.environ | {"PYTHONPATH": str(src), "NELM_CACHE": "0"}
+    # (the tree's src first; what PYTHONPATH held already after it, e.g. where pyspark is installed)
+    path = [str(src)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(path), "NELM_CACHE": "0"}
     cmd = [sys.executable, __file__, "--child", "--n", str(args.n), "--screen-n", str(args.screen_n),
-           "--pg-n", str(args.pg_n), "--unknown-fraction", str(args.unknown_fraction), "--tmp", str(tmp)]
+           "--pg-n", str(args.pg_n), "--unknown-fraction", str(args.unknown_fraction), "--tmp", str(tmp),
+           "--only", args.only]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=7200)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
@@ -198,14 +229,19 @@ def table(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
     rows.append("| path | goal | " + " | ".join(labels) + " |")
     rows.append("|---|---|" + "---|" * len(labels))
     for key in goals:
+        if not all(key in r for label in labels for r in results[label]):
+            continue        # (not measured: --only)
         cells = []
         for label in labels:
             f = best(label, key)
             if key == "spark":
-                cells.append(f"{f['seconds']:.1f} s" if "error" not in f else "n/a (" + f["error"][:40] + ")")
-            elif key == "duckdb" and "error" not in f:
+                cells.append(f"{f['seconds']:.1f} s ({f['again']:.1f} s again)" if "error" not in f
+                             else "n/a (" + f["error"][:40] + ")")
+            elif key == "duckdb" and "error" not in f and "screen_known" in results[label][0]:
                 screen = best(label, "screen_known")
                 cells.append(rate(f) + f"; {f['seconds'] / screen['seconds']:.1f}x nelm screen")
+            elif key == "postgres" and "server_cpu" in f:
+                cells.append(rate(f) + f"; server CPU {f['server_cpu']:.2f} s ({f['n'] / f['server_cpu']:,.0f}/s)")
             elif key.startswith("screen") and "error" not in f:
                 cells.append(rate(f) + f"; {f['per_case']:,} planned per case")
             else:
@@ -223,6 +259,8 @@ def main() -> None:
     ap.add_argument("--baseline", help="git revision measured in turns with this tree")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--only", choices=("all", "sql"), default="all",
+                    help="sql: the DuckDB, PostgreSQL and Spark figures alone")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()

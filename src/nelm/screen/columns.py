@@ -164,7 +164,7 @@ def _plan_sql(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[tupl
     # the plan as settled where nothing is assumed; and, for the rows it leaves open, what
     # nelm.screen.settle reads: the pathway followed, its lead and the facts that block it
     outputs = [("plan.leading", leading), ("plan.status", status), ("plan.followed", q(today.plan("followed"))),
-               ("plan.candidate", q(today.plan("lead"))), ("plan.missing", q(today.plan("missing")))]
+               ("plan.candidate", plan_columns.lead_text(kb, today)), ("plan.missing", q(today.plan("missing")))]
     groups = pipe.levels(outputs)
     read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
     raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))

@@ -9,7 +9,8 @@ decision is made once. The one-patient planner (:mod:`nelm.plan`) decides the sa
 tests hold the columns equal to it on every row.
 
 1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, established care
-   before a trial, preferred before reasonable, then the step's order) and which pathway is
+   before a trial, preferred before reasonable, then the step's order), as one integer that
+   also tells its step, rank and place in the step (:func:`lead_code`), and which pathway is
    followed (``nelm.plan.follow``), the walk in closed form (:func:`walk`):
    with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
    ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
@@ -42,7 +43,7 @@ from ..patient import COLUMN_FIELDS
 # the planner's own reading of a step and of a pathway's `now` steps, and its constants
 from ..plan import NOW_VERDICTS as NOW, TRIAL, _now_steps as now_steps, _option_ids as _options
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, first_true, has_bits, is_null, known_true, least, lit, lt,
-                        lte, not_, not_null, num, or_, q)
+                        lte, not_, not_null, num, or_, paren, q, switch)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 # a bit per contract field in a missing-facts mask: which missing facts could change the lead
@@ -185,45 +186,89 @@ def _in_step(w: World, pw, i: int, oid: str, cond: str | None, *, unknown: bool)
     return coalesce(q(w.col(pathway_column(pw.id, i, oid))), exp.Boolean(this=unknown))
 
 
-def _pathway_lead(w: World, pw) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
-    """The option a pathway leads with today (NULL: none), its rank (0 preferred, 1
-    reasonable) and the index of the ``now`` step it comes from."""
-    leads, ranks, steps = [], [], []
+# A pathway's option for today as one integer, the *lead code*: the ``now`` step it comes from,
+# its rank there (0 preferred, 1 reasonable), its position among the step's options and the
+# option itself (its index in kb.options), each in bits of its own, most significant first.
+# The plan then compares integers with constants where it compared text: "the lead comes from
+# step i" is a range of codes, "the lead outranks candidate (rank r, position p) of its step"
+# is ``code > lead_code(i, r, p, LAST)`` (a later rank, or the same rank and a later position);
+# its option is ``code % OPTION_CODES``. The option's id is written out once, for the outputs
+# (:func:`lead_text`).
+OPTION_CODES = 64                      # options, and options in one step, below this
+RANK_CODES = OPTION_CODES * 64         # one rank's codes within a step
+STEP_CODES = RANK_CODES * len(NOW)     # one step's codes
+
+
+def lead_code(step: int, rank: int, position: int, option: int) -> int:
+    return step * STEP_CODES + rank * RANK_CODES + position * OPTION_CODES + option
+
+
+def option_index(kb: KnowledgeBase) -> dict[str, int]:
+    """Each option's number in lead codes (its index in ``kb.options``)."""
+    if len(kb.options) >= OPTION_CODES:
+        raise NotImplementedError(f"{OPTION_CODES} options or more")
+    return {o.id: i for i, o in enumerate(kb.options)}
+
+
+def lead_option(code: exp.Expression) -> exp.Expression:
+    """The option (its index, :func:`option_index`) of a lead code; NULL for none."""
+    return paren(exp.Mod(this=code, expression=num(OPTION_CODES)))
+
+
+def lead_text(kb: KnowledgeBase, w: World) -> exp.Expression:
+    """The leading option's id (``plan__lead``, an option index), NULL for none."""
+    index = option_index(kb)
+    return switch(q(w.plan("lead")), [(num(index[oid]), lit(oid)) for oid in now_options(kb)])
+
+
+def _pathway_lead(kb: KnowledgeBase, w: World, pw) -> exp.Expression:
+    """The lead code (above) of the option a pathway leads with today; NULL: none."""
+    index = option_index(kb)
+    whens = []
     for i, step in enumerate(_now_steps(pw)):
         applies = _applies(w, pw, i, step)
+        positions = {oid: p for p, (oid, _) in enumerate(_options(step))}
+        if len(positions) < len(_options(step)) or len(positions) >= OPTION_CODES:
+            # (the plan's position of the lead in its step would then not follow from the option)
+            raise NotImplementedError(f"pathway {pw.id}: an option twice in one step, or {OPTION_CODES} options")
         # established care before a trial, then preferred before reasonable, then order (nelm.plan._now_key)
         for rank, verdict, oid, cond in trial_last(step):
             ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
-            leads.append(case((ok, lit(oid))))
-            ranks.append(case((ok.copy(), num(rank))))
-            steps.append(case((ok.copy(), num(i))))
-    return coalesce(*leads), coalesce(*ranks), coalesce(*steps)
+            whens.append((ok, num(lead_code(i, rank, positions[oid], index[oid]))))
+    return case(*whens) if whens else exp.Null()
 
 
-def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
+def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.Expression]:
     """Stages 1-2 of the module docstring in world ``w``: ``plan__followed`` (index of the
-    pathway followed, NULL when none), ``plan__lead`` (its leading option) and
-    ``plan__missing`` (which kinds of missing facts could change it, a mask), with the
-    columns they are computed from. Reads ``w``'s rule, pathway, possible-verdict and mask
-    columns."""
+    pathway followed, NULL when none), ``plan__lead`` (its leading option, an index:
+    :func:`lead_text` gives its id) and ``plan__missing`` (which kinds of missing facts could
+    change it, a mask), with the columns they are computed from. Reads ``w``'s rule, pathway,
+    possible-verdict and mask columns. ``guarded``: each candidate's missing facts computed
+    only where they are read (where its verdict is still open; 0 elsewhere), which spares a
+    row-at-a-time engine (the SQL view) them in most rows."""
     pws = kb.pathways
     if len(pws) >= NONE:
         raise NotImplementedError(f"more than {NONE - 1} pathways")
     P = w.plan  # noqa: N806 - the plan's column names in this world
+    index = option_index(kb)
     cols: dict[str, exp.Expression] = {}
-    # 1. each pathway's option for today
+    # 1. each pathway's option for today, as a lead code; only where the pathway holds, the only
+    # place the walk reads it (a pathway that does not hold offers nothing the plan could follow)
     for j, pw in enumerate(pws):
-        cols[P(f"lead{j}")], cols[P(f"rank{j}")], cols[P(f"step{j}")] = _pathway_lead(w, pw)
+        cols[P(f"code{j}")] = case((q(w.col(pathway_column(pw.id))), _pathway_lead(kb, w, pw)))
     cols |= walk([q(w.col(pathway_column(pw.id))) for pw in pws],
-                 [not_null(q(P(f"lead{j}"))) for j in range(len(pws))], P,
+                 [not_null(q(P(f"code{j}"))) for j in range(len(pws))], P,
                  [could_offer(w, pw) for pw in pws])
-    # the pathway followed for the option it offers (written out: one CTE fewer than reading P("result"))
-    # (one CASE: the conditions exclude one another)
-    result = case((lt(q(P("offering")), q(P("stopping"))), q(P("offering"))))
-    cols[P("lead")] = case(*[(eq(result, num(j)), q(P(f"lead{j}"))) for j in range(len(pws))])
-    cols[P("lead_rank")] = case(*[(eq(result, num(j)), q(P(f"rank{j}"))) for j in range(len(pws))])
-    cols[P("lead_step")] = case(*[(eq(result, num(j)), q(P(f"step{j}"))) for j in range(len(pws))])
-    unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
+    # the lead code of the pathway followed for the option it offers (``result`` of the walk,
+    # written out: one CTE fewer than reading it); its option
+    offering = q(P("offering"))
+    cols[P("lead_code")] = case((lt(offering, q(P("stopping"))),
+                                 switch(offering.copy(), [(num(j), q(P(f"code{j}"))) for j in range(len(pws))])))
+    code = q(P("lead_code"))
+    cols[P("lead")] = lead_option(code.copy())
+
+    def lead_is(oid: str) -> exp.Expression:
+        return eq(lead_option(code.copy()), num(index[oid]))
 
     # 2. uncertainty: the missing facts (as masks) of each first-step candidate still undetermined ...
     opts = {o.id: o for o in kb.options}
@@ -236,50 +281,52 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
                  for i, (r, c) in enumerate(zip(opt.deciding, conds))]
         terms += [case((is_null(q(w.col(rule_column(oid, r.id)))), q(w.mask(rule_column(oid, r.id)))), default=num(0))
                   for r in opt.caps]
-        cols[P(f"affects__{oid}")] = bit_or(terms)
+        # (every reader below reads it only where several verdicts are still possible)
+        cols[P(f"affects__{oid}")] = (case((several_possible(w, oid), bit_or(terms)), default=num(0)) if guarded
+                                      else bit_or(terms))
     # ... and where the leading option stands among the candidates of the step it comes from
-    lead, lead_rank, lead_step = q(P("lead")), q(P("lead_rank")), q(P("lead_step"))
     now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
     fol = q(P("followed"))
+    unknown_before = [q(P(f"unknown{j}")) for j in range(len(pws))]
     terms = [case((and_(u, or_(is_null(fol), lt(num(k), fol))), q(w.mask(pathway_column(pw.id)))), default=num(0))
              for k, (pw, u) in enumerate(zip(pws, unknown_before))]
     # a candidate of the pathway followed (j) that could take the lead: in a ``now`` step before the
     # one the lead comes from, any that may still be offered; in that step, one that could outrank
-    # it (nelm.plan._blocking). The terms of pathway j are read only where it is followed (one CASE)
+    # it (nelm.plan._blocking). The terms of pathway j are read only where it is followed (one CASE),
+    # where the lead, if any, is pathway j's own
     by_followed = []
     for j, pw in enumerate(pws):
         taking = []
         for i, step in now_steps(pw):
             cands = _options(step)
             applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
-            earlier = lt(num(i), lead_step.copy())
-            for oid, cond in cands:
-                may = and_(earlier.copy(), applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
-                           several_possible(w, oid), has_bits(q(w.possible(oid)), now_bits))
-                taking.append(case((may, q(P(f"affects__{oid}"))), default=num(0)))
-            here = eq(lead_step.copy(), num(i))
-            in_step = [_in_step(w, pw, i, oid, cond, unknown=True) for oid, cond in cands]
-            pos = coalesce(*[case((and_(here.copy(), eq(lead.copy(), lit(oid)), ok), num(p)))
-                             for p, ((oid, _), ok) in enumerate(zip(cands, in_step))])
+            # (each step's terms behind one test of where the lead comes from: a row reads the terms
+            # of the steps before the lead's, and of the lead's own step, only)
+            earlier = lte(num(lead_code(i + 1, 0, 0, 0)), code.copy())              # the lead's step is after i
+            mays = [case((and_(several_possible(w, oid), has_bits(q(w.possible(oid)), now_bits),
+                               _in_step(w, pw, i, oid, cond, unknown=True)), q(P(f"affects__{oid}"))), default=num(0))
+                    for oid, cond in cands]
+            taking.append(case((and_(earlier, applies), bit_or(mays)), default=num(0)))
+            here = and_(lte(num(lead_code(i, 0, 0, 0)), code.copy()), lt(code.copy(), num(lead_code(i + 1, 0, 0, 0))))
             # a trial leads only where nothing else offers itself: any candidate may outrank it
-            lr = case((and_(not_null(pos), not_(eq(lead.copy(), lit(TRIAL)))), lead_rank.copy()), default=num(9))
-            lp = coalesce(pos.copy(), num(99))
-            cols[P(f"lr{j}_{i}")], cols[P(f"lp{j}_{i}")] = lr, lp
-            lr, lp = q(P(f"lr{j}_{i}")), q(P(f"lp{j}_{i}"))
+            trial_leads = lead_is(TRIAL) if TRIAL in index else exp.false()
+            outranking = []
             for p, (oid, cond) in enumerate(cands):
+                # the lead comes later than (rank, p) in the step's order: a later rank, or the same and a later position
                 better = [and_(has_bits(q(w.possible(oid)), 1 << VERDICTS.index(v)),
-                               or_(lt(num(rank), lr.copy()), and_(eq(num(rank), lr.copy()), lt(num(p), lp.copy()))))
+                               or_(trial_leads.copy(), lt(num(lead_code(i, rank, p, OPTION_CODES - 1)), code.copy())))
                           for rank, v in enumerate(NOW)]
                 # the leading option does not outrank itself; a trial outranks an established leading
                 # option only where no other established option of the step is left (nelm.plan._now_key)
-                not_lead = or_(is_null(lead.copy()), not_(eq(lead.copy(), lit(oid))))
-                outranks = and_(here.copy(), _in_step(w, pw, i, oid, cond, unknown=True), not_lead,
-                                several_possible(w, oid), or_(*better))
+                outranks = and_(several_possible(w, oid), _in_step(w, pw, i, oid, cond, unknown=True),
+                                not_(lead_is(oid)), or_(*better))
                 if oid == TRIAL:
-                    others = [and_(_in_step(w, pw, i, o, c, unknown=True), not_(eq(lead.copy(), lit(o))))
+                    others = [and_(_in_step(w, pw, i, o, c, unknown=True), not_(lead_is(o)))
                               for o, c in cands if o != TRIAL]
-                    outranks = and_(outranks, or_(is_null(lead.copy()), not_(or_(*others)) if others else exp.true()))
-                taking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+                    if others:
+                        outranks = and_(outranks, not_(or_(*others)))
+                outranking.append(case((outranks, q(P(f"affects__{oid}"))), default=num(0)))
+            taking.append(case((here, bit_or(outranking)), default=num(0)))
         if taking:
             by_followed.append((eq(fol.copy(), num(j)), bit_or(taking)))
     if by_followed:
@@ -287,27 +334,30 @@ def follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
     # nothing offered today: a candidate of any pathway not ruled out that may still be
     # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
     # (read only where nothing leads: one CASE on the lead)
-    opening = []
+    # (by option: its own tests once, then whether any place names it; OR-ing its mask once per
+    # place that holds gives the same bits)
+    places: dict[str, list[exp.Expression]] = {}
     for pw in pws:
-        for oid, may in may_lead(w, pw):
-            open_ = and_(coalesce(q(w.col(pathway_column(pw.id))), exp.true()), may, several_possible(w, oid))
-            opening.append(case((open_, q(P(f"affects__{oid}"))), default=num(0)))
+        for oid, where in may_lead(w, pw, verdict=False):
+            places.setdefault(oid, []).append(and_(coalesce(q(w.col(pathway_column(pw.id))), exp.true()), where))
+    opening = [case((and_(several_possible(w, oid), has_bits(q(w.possible(oid)), now_bits), or_(*where)),
+                     q(P(f"affects__{oid}"))), default=num(0)) for oid, where in places.items()]
     if opening:
-        terms.append(case((is_null(lead.copy()), bit_or(opening)), default=num(0)))
+        terms.append(case((is_null(code.copy()), bit_or(opening)), default=num(0)))
     cols[P("missing")] = bit_or(terms)
     return cols
 
 
-def may_lead(w: World, pw) -> list[tuple[str, exp.Expression]]:
+def may_lead(w: World, pw, verdict: bool = True) -> list[tuple[str, exp.Expression]]:
     """Each ``now`` candidate of a pathway with: its step and own condition are not certainly
-    false and it may still be preferred or reasonable."""
+    false and (``verdict``) it may still be preferred or reasonable."""
     now_bits = sum(1 << VERDICTS.index(v) for v in NOW)
     out = []
     for i, step in now_steps(pw):
         applies = coalesce(q(w.col(pathway_column(pw.id, i))), exp.true()) if step.if_ else exp.true()
         for oid, cond in _options(step):
             out.append((oid, and_(applies.copy(), _in_step(w, pw, i, oid, cond, unknown=True),
-                                  has_bits(q(w.possible(oid)), now_bits))))
+                                  *([has_bits(q(w.possible(oid)), now_bits)] if verdict else []))))
     return out
 
 
@@ -335,8 +385,10 @@ def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Cal
     def first(conds: list[exp.Expression]) -> exp.Expression:
         return first_true(conds, NONE)
 
-    first_unknown = first(unknown)
-    cols = {
+    # (a column of its own: ``stopping`` reads it once per pathway)
+    cols = {name("first_unknown"): first(unknown)}
+    first_unknown = q(name("first_unknown"))
+    cols |= {
         name("offering"): first([and_(h, o) for h, o in zip(holds, offers)]),            # holds and offers
         name("stopping"): first([and_(h, not_(o), lt(first_unknown.copy(), num(j)))      # holds, offers nothing,
                                  for j, (h, o) in enumerate(zip(holds, offers))]),       # after an unknown one
@@ -361,11 +413,12 @@ def settled(kb: KnowledgeBase, today: World, facts: World) -> tuple[exp.Expressi
     (``nelm.plan.plan_summary``), else ``determined``. Reads :func:`follow`'s columns and the
     facts world's requirement rules and masks (:func:`conditions_of_facts`)."""
     lead = q(today.plan("lead"))
+    index = option_index(kb)
     ok = certain(today)
-    conditional = [and_(eq(lead.copy(), lit(oid)), c) for oid in now_options(kb)
+    conditional = [and_(eq(lead.copy(), num(index[oid])), c) for oid in now_options(kb)
                    if (c := has_conditions(kb, today, facts, oid)) is not None]
     status = case((or_(*conditional), lit("conditional")), default=lit("determined")) if conditional else lit("determined")
-    return case((ok, lead.copy())), case((ok.copy(), status))
+    return case((ok, lead_text(kb, today))), case((ok.copy(), status))
 
 
 def check_bits(kb: KnowledgeBase) -> dict[str, int]:

@@ -6,10 +6,12 @@ for PostgreSQL, DuckDB or Spark SQL, so the rules run where the data lives. Ever
 a named column (an expression over the table's and other named columns);
 :class:`nelm.screen.sql_build.Pipeline` lays them out as a chain of CTEs by dependency
 depth, each column in the last CTE before its first reader, a column read by one other
-column only written into that one's expression, and each CTE keeping only what something
-later reads (each CTE is a step every row passes through, carrying its columns forward:
-the fewer, the faster). In PostgreSQL each CTE ends in ``OFFSET 0``, which keeps the
-planner from pulling it up into the next (see :func:`build_view`). The columns come in
+column only written into that one's expression, a column computed by the same expression
+as another (one condition in several options' rules) read from that one, and each CTE
+keeping only what something later reads (each CTE is a step every row passes through,
+carrying its columns forward: the fewer, the faster). In PostgreSQL each CTE ends in
+``OFFSET 0``, which keeps the planner from pulling it up into the next (see
+:func:`build_view`). The columns come in
 these groups (a CTE is named after its first column's group; placed by their readers, one
 CTE mixes several groups):
 
@@ -28,8 +30,9 @@ CTE mixes several groups):
 - ``verdicts_…``: the engine's verdict resolution (``nelm.engine.resolve_verdict``; the
   batch engine folds the same logic into Boolean columns) — index of the first rule
   certainly true, the bit mask of verdicts still possible (a rule whose
-  condition is NULL keeps its verdict possible), the caps (in closed form, see
-  :func:`verdicts`); the verdict is the one ``CASE`` on the mask;
+  condition is NULL keeps its verdict possible; one nested ``CASE`` that stops at the rule
+  that decides), the caps (in closed form, one ``CASE``, see :func:`verdicts`); the
+  verdict is the one ``CASE`` on the mask;
 - ``plan_…``: ``plan.leading`` and ``plan.status`` as :mod:`nelm.screen.columns` settles
   them column-wise — the pathway followed, its leading option, whether a missing fact could
   change it, and whether the leading option relies on an unknown pre-treatment check
@@ -76,7 +79,7 @@ from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS,
 from . import plan_columns
 from .columns import CLASSIFICATION, selected
 from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true,
-                        lit, lt, not_, num, or_, paren, q, t)
+                        lit, not_, num, or_, paren, q, t)
 
 DIALECTS = {"postgres": "postgres", "duckdb": "duckdb", "spark": "spark"}
 _SQL_TYPES = {"float": "DOUBLE", "bool": "BOOLEAN", "str": "TEXT"}
@@ -278,41 +281,57 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
 def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expression]:
     """Each option's possible verdicts in world ``w`` (``nelm.engine.resolve_verdict``), a
     bit mask (bit j: ``VERDICTS[j]``): the rules read in order, the first certainly true
-    deciding (``first__<option>``: its index) — a rule keeps its verdict possible when its
-    condition is not false and no earlier condition is true; ``otherwise`` when none is
-    true — then the caps.
+    deciding — a rule keeps its verdict possible when its condition is not false and no
+    earlier condition is true; ``otherwise`` when none is true — then the caps; beside it
+    ``first__<option>``, the index of the first rule certainly true (the plan reads it).
+
+    The rules' mask is one nested ``CASE`` read from the first rule on, which stops at the
+    first rule certainly true (:func:`_rules_mask`): it reads no column of its own, so the
+    mask comes in the same step as the rules' index, and no rule after the deciding one is
+    read. The caps are one ``CASE`` too (:func:`_capped`)."""
+    out = {}
+    for opt in options:
+        out[w.first(opt.id)] = plan_columns.first_rule(w, opt)
+        rules = _rules_mask(w, opt)
+        if not opt.caps:
+            out[w.possible(opt.id)] = rules
+            continue
+        out[w.possible(opt.id) + "__rules"] = rules
+        caps = [(q(w.col(rule_column(opt.id, r.id))), VERDICTS.index(r.cap)) for r in opt.caps]
+        out[w.possible(opt.id)] = _capped(q(w.possible(opt.id) + "__rules"), caps)
+    return out
+
+
+def _rules_mask(w: World, opt) -> exp.Expression:
+    """The verdicts the deciding rules leave possible: from rule i on, ``CASE WHEN c_i THEN
+    b_i ELSE (b_i if c_i is unknown, else 0) | <the same from rule i + 1> END``, ending in
+    ``otherwise``'s bit: rule i's verdict when its condition is true (the rules after it are
+    not read) or unknown (and the later ones' too), none when it is false."""
+    mask: exp.Expression = num(1 << VERDICTS.index(opt.otherwise.verdict))
+    for r in reversed(opt.deciding):
+        c = q(w.col(rule_column(opt.id, r.id)))
+        bit = num(1 << VERDICTS.index(r.verdict))
+        mask = case((c, bit), default=bit_or([case((is_null(c.copy()), bit.copy()), default=num(0)), mask]))
+    return mask
+
+
+def _capped(mask: exp.Expression, caps: list[tuple[exp.Expression, int]]) -> exp.Expression:
+    """The caps (condition, verdict level) applied to the rules' ``mask``.
 
     The engine applies the caps one after the other (a true cap lowers the verdicts better
     than it to itself, an unknown one adds that lowering to the possibilities). Lowering to
     one level then another equals lowering to the lower of the two, and lowering distributes
     over the verdicts' union, so the result is the union of the lowerings to every strongest
     cap a completion of the unknown conditions can give: the strongest cap certainly
-    holding (``top``; none: the mask as it is) and each unknown cap stronger than it."""
-    out = {}
-    for opt in options:
-        conds = [q(w.col(rule_column(opt.id, r.id))) for r in opt.deciding]
-        k = len(conds)
-        out[w.first(opt.id)] = plan_columns.first_rule(w, opt)
-        first = q(w.first(opt.id))
-        terms: dict[str, list[exp.Expression]] = {v: [] for v in VERDICTS}
-        for i, (r, c) in enumerate(zip(opt.deciding, conds)):
-            terms[r.verdict].append(and_(exp.GTE(this=first, expression=num(i)), coalesce(c, exp.true())))
-        terms[opt.otherwise.verdict].append(eq(first, num(k)))
-        rules = bit_or([case((or_(*t), num(1 << j)), default=num(0)) for j, t in enumerate(terms.values()) if t])
-        if not opt.caps:
-            out[w.possible(opt.id)] = rules
-            continue
-        out[w.possible(opt.id) + "__rules"] = rules
-        mask = q(w.possible(opt.id) + "__rules")
-        caps = [(q(w.col(rule_column(opt.id, r.id))), VERDICTS.index(r.cap)) for r in opt.caps]
-        top = exp.func("GREATEST", *[case((c, num(lv)), default=num(-1)) for c, lv in caps], num(-1))
-        parts = [case((eq(top, num(-1)), mask), default=num(0))]
-        for lv in sorted({lv for _, lv in caps}):
-            reachable = or_(eq(top.copy(), num(lv)),
-                            and_(lt(top.copy(), num(lv)), or_(*[is_null(c) for c, l in caps if l == lv])))
-            parts.append(case((reachable, _cap(mask, lv)), default=num(0)))
-        out[w.possible(opt.id)] = bit_or(parts)
-    return out
+    holding (none: the mask as it is) and each level stronger than it with an unknown cap.
+    One ``CASE`` from the strongest level down: its first branch whose caps hold (Kleene
+    OR: one certainly true) is that strongest cap."""
+    levels = sorted({lv for _, lv in caps}, reverse=True)
+    unknown = {lv: case((or_(*[is_null(c.copy()) for c, l in caps if l == lv]), _cap(mask, lv)), default=num(0))
+               for lv in levels}
+    whens = [(or_(*[c.copy() for c, l in caps if l == lv]), bit_or([_cap(mask, lv)] + [unknown[h].copy() for h in levels[:n]]))
+             for n, lv in enumerate(levels)]
+    return case(*whens, default=bit_or([mask.copy()] + [u.copy() for u in unknown.values()]))
 
 
 def verdict_text(w: World, option: str) -> exp.Expression:
@@ -389,7 +408,7 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits, guarded=True))
     pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb), guarded=True))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
-    pipe.add("plan", plan_columns.follow(kb, today))
+    pipe.add("plan", plan_columns.follow(kb, today, guarded=True))
 
     # the plan where it rests on nothing assumed (determined, or conditional on the leading
     # option's unknown checks); NULL where it rests on assumed facts (contract v3): settling
@@ -421,12 +440,18 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     if settle:
         # (as nelm.screen.columns.plan_outputs gives them to nelm.screen.settle; the assumption
         # records' conditions on the world with the checks passing, as evaluate_both_passes' second pass)
-        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", q(today.plan("lead"))),
+        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", plan_columns.lead_text(kb, today)),
                 ("plan.missing", q(today.plan("missing")))]
         out += [(c, q(today.col(c))) for c in conditions]
     # each column as late as its readers allow, those read once written into their reader:
-    # every CTE carries fewer columns forward (Pipeline.query)
-    return pipe.query(source, out, late=True, inline=True)
+    # every CTE carries fewer columns forward (Pipeline.query). The requirement rules on the
+    # facts as entered, and their masks, are read only for the leading option (has_conditions,
+    # behind the lead's CASE): written into their readers, each row computes the lead's
+    # alone instead of every option's (the values they read stay columns: written into every
+    # rule, they would make the view longer for nothing)
+    requirements = plan_columns.condition_targets(kb)
+    lazy = {facts.col(c) for c in requirements if c not in facts_needed} | {facts.mask(c) for c in requirements}
+    return pipe.query(source, out, late=True, inline=True, lazy=lazy, share=True)
 
 
 def refused(facts: World) -> exp.Expression:

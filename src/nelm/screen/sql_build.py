@@ -7,7 +7,7 @@ with values pasted in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from sqlglot import exp
 
@@ -114,6 +114,13 @@ def case(*whens: tuple[exp.Expression, exp.Expression], default: exp.Expression 
     return out.else_(default) if default is not None else out
 
 
+def switch(value: exp.Expression, whens: list[tuple[exp.Expression, exp.Expression]],
+           default: exp.Expression | None = None) -> exp.Expression:
+    """``CASE value WHEN a THEN x ...``: ``value`` computed once, then compared with each ``a``."""
+    out = exp.Case(this=value, ifs=[exp.If(this=a, true=x) for a, x in whens])
+    return out.else_(default) if default is not None else out
+
+
 def first_true(conds: list[exp.Expression], none: int) -> exp.Expression:
     """The index of the first condition certainly true (``none`` if none is): one ``CASE``,
     which stops at the first, instead of ``LEAST`` over a ``CASE`` per condition."""
@@ -217,6 +224,12 @@ class Pipeline:
     def __init__(self) -> None:
         self.columns: dict[str, tuple[str, exp.Expression]] = {}
 
+    @classmethod
+    def _of(cls, columns: dict[str, tuple[str, exp.Expression]]) -> "Pipeline":
+        out = cls()
+        out.columns = columns
+        return out
+
     def add(self, group: str, columns: dict[str, exp.Expression]) -> None:
         for name, e in columns.items():
             if name in self.columns:
@@ -247,9 +260,50 @@ class Pipeline:
                 groups.setdefault(level[n], []).append((n, e))
         return [groups[k] for k in sorted(groups)]
 
-    def _inlined(self, outputs: list[tuple[str, exp.Expression]]) -> dict[str, tuple[str, exp.Expression]]:
-        """The columns with each one read by one other column only written into it (see :meth:`query`)."""
+    def _shared(self, outputs: list[tuple[str, exp.Expression]]
+                ) -> tuple[dict[str, tuple[str, exp.Expression]], list[tuple[str, exp.Expression]]]:
+        """The columns with each one computed from other columns by the same expression as an
+        earlier one left out, its readers reading the earlier one (the same value: the knowledge
+        base writes one condition into several options' rules); again until none is left, since
+        the readers of two such columns may then be the same too. And ``outputs`` read so."""
         cols = self.columns
+        to: dict[str, str] = {}       # a column left out -> the one read instead
+
+        def rename(e: exp.Expression) -> exp.Expression:
+            if not any(c.name in to for c in e.find_all(exp.Column) if not c.table):
+                return e
+            if isinstance(e, exp.Column):      # (a node cannot replace itself)
+                return q(to[e.name])
+            e = e.copy()
+            for c in list(e.find_all(exp.Column)):
+                if not c.table and c.name in to:
+                    c.replace(q(to[c.name]))
+            return e
+
+        while True:
+            first: dict[str, str] = {}
+            found = {}
+            for n, (_, e) in cols.items():
+                if not reads(e) or any(c.table for c in e.find_all(exp.Column)):
+                    continue      # (an input column, or a constant: each its own)
+                key = e.sql()
+                if key in first:
+                    found[n] = first[key]
+                else:
+                    first[key] = n
+            if not found:
+                return cols, outputs
+            to = found
+            cols = {n: (g, rename(e)) for n, (g, e) in cols.items() if n not in found}
+            outputs = [(a, rename(e)) for a, e in outputs]
+
+    def _inlined(self, outputs: list[tuple[str, exp.Expression]], lazy: Collection[str] = ()
+                 ) -> tuple[dict[str, tuple[str, exp.Expression]], list[tuple[str, exp.Expression]]]:
+        """The columns with each one read by one other column only written into it, and each
+        ``lazy`` one into every reader (see :meth:`query`); and ``outputs`` with the lazy
+        columns they read written in."""
+        cols = self.columns
+        lazy = {n for n in lazy if n in cols and not any(c.table for c in cols[n][1].find_all(exp.Column))}
         uses: dict[str, dict[str, int]] = {}    # column -> reader -> how often it reads it
         for n, (_, e) in cols.items():
             for c in e.find_all(exp.Column):
@@ -259,24 +313,25 @@ class Pipeline:
         out_reads = set().union(*(reads(e) for _, e in outputs))
         host: dict[str, str] = {}     # an inlined column -> the column it is written into
 
-        def final(n: str) -> str:
+        def final(n: str) -> str:     # (a lazy column is written into each of its readers: it stops here)
             while n in host:
                 n = host[n]
             return n
 
         for n in reversed(list(cols)):   # (readers first: a column's readers come after it)
-            if n in out_reads or any(c.table for c in cols[n][1].find_all(exp.Column)):
+            if n in lazy or n in out_reads or any(c.table for c in cols[n][1].find_all(exp.Column)):
                 continue
             into: dict[str, int] = {}
             for r, k in uses.get(n, {}).items():
                 into[final(r)] = into.get(final(r), 0) + k
             if len(into) == 1 and next(iter(into.values())) == 1:   # read once, by one column
                 host[n] = next(iter(into))
+        gone = set(host) | lazy
 
         def expand(e: exp.Expression) -> exp.Expression:
             e = e.copy()
             for c in list(e.find_all(exp.Column)):
-                if not c.table and c.name in host:
+                if not c.table and c.name in gone:
                     sub = paren(expand(cols[c.name][1]))
                     if c is e:
                         e = sub
@@ -284,11 +339,12 @@ class Pipeline:
                         c.replace(sub)
             return e
 
-        return {n: (g, expand(e) if any(d in host for d in reads(e)) else e)
-                for n, (g, e) in cols.items() if n not in host}
+        return ({n: (g, expand(e) if any(d in gone for d in reads(e)) else e) for n, (g, e) in cols.items() if n not in gone},
+                [(a, expand(e) if any(d in lazy for d in reads(e)) else e) for a, e in outputs])
 
     def query(self, source: exp.Expression, outputs: list[tuple[str, exp.Expression]],
-              prune: int = 60, late: bool = False, inline: bool = False) -> exp.Select:
+              prune: int = 60, late: bool = False, inline: bool = False, lazy: Collection[str] = (),
+              share: bool = False) -> exp.Select:
         """The ``SELECT`` of ``outputs`` over ``source`` with the CTEs before it. A CTE
         reads its predecessor as ``*`` unless that would carry ``prune`` or more columns
         nothing reads any more: then it names what it keeps.
@@ -297,8 +353,15 @@ class Pipeline:
         what it reads (as deep a chain, fewer computed columns carried forward). ``inline``:
         a column read by one other column only (and not reading the table) is written into
         that one's expression instead of being a column of its own (computed as often: once),
-        which shortens the chain and what each CTE carries."""
-        columns = self._inlined(outputs) if inline else self.columns
+        which shortens the chain and what each CTE carries; and each ``lazy`` column into every
+        reader, whatever their number: for values read only behind a condition that seldom
+        holds (a ``CASE`` branch), computed where it holds instead of in every row. ``share``:
+        a column computed by the same expression as an earlier one is read from that one
+        (:meth:`_shared`): each value computed once."""
+        if share:
+            shared, outputs = self._shared(outputs)
+            self = Pipeline._of(shared)
+        columns, outputs = self._inlined(outputs, lazy) if inline else (self.columns, outputs)
         deps = {n: reads(e) for n, (_, e) in columns.items()}
         needed: list[str] = []
         seen: set[str] = set()
