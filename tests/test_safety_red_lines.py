@@ -41,10 +41,12 @@ PERTURBED_N = 1000
 
 KNOWN_DEFECTS = {
     "analogue_alone_after_progression_on_it": (
-        "After progression on the analogue (no syndrome, not best supportive care) the plan restarts it alone as "
-        "today's step, on the assumption that the course is now stable; the rule's own reason says that on its "
-        "own it no longer controls growth. Proposed: progressed_on_ssa makes the analogue alone not recommended "
-        "(kept as an add-on beside the next line).",
+        "After progression on the analogue (no syndrome, not best supportive care), in the branch where restaging "
+        "finds the disease stable and every other line is ruled out (here by platelets of 60), the analogue's "
+        "backbone step stands alone as that branch's first step. (The working plan no longer does this: since "
+        "session 15 a disease that progressed on its last treatment, with nothing given since, is assumed still "
+        "progressing, so the next line leads with the analogue beside it.) Proposed: a backbone add-on never "
+        "opens a plan alone (plan.build_steps and the plan columns alike).",
         lambda line, doc, a: line.startswith("prior ssa ended in progression")),
 }
 

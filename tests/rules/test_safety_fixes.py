@@ -39,3 +39,24 @@ def test_deposits_judged_unremovable_are_extrahepatic_disease():
     a = assess(make_patient(extrahepatic={"resectable": False}))
     plan = a["plan"]
     assert all(s["intent"] != "curative" for s in plan["steps"] if s["when"] == "now"), plan["steps"]
+
+
+def test_a_disease_that_progressed_on_the_analogue_with_nothing_given_since_is_planned_as_progressing():
+    """Red-line test, kind 5: with the course unrecorded the plan assumed the disease stable and restarted
+    the analogue alone, PRRT only 'at progression'. The last thing the record says is a progression."""
+    from nelm.patient import validate_patient
+
+    doc = {"age_years": 62, "ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 5}, "liver": {"lobes": "bilobar", "resectable": False},
+           "sstr_imaging": "positive", "prior_therapies": [{"therapy": "ssa", "outcome": "progression"}]}
+    plan = assess(validate_patient(doc))["plan"]
+    first = plan["steps"][0]
+    assert first["options"][0] == "prrt" and "ssa" in first["add_on"], first
+    course = [a for a in plan["assumptions"] if a["field"] == "course.status"]
+    assert course and course[0]["assumed"] == "progressive"
+    stable = [b for b in plan["branches"] if any(c["field"] == "course.status" and c["value"] == "stable" for c in b["if"])]
+    assert stable, plan["branches"]
+    # on a new treatment whose outcome is not recorded, the next restaging decides instead
+    doc["prior_therapies"].append({"therapy": "everolimus", "ongoing": True})
+    plan = assess(validate_patient(doc))["plan"]
+    assert not any(a["field"] == "course.status" and a["assumed"] == "progressive" for a in plan["assumptions"])
