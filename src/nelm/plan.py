@@ -38,7 +38,7 @@ from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
 from .once import per_object
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
-from .summary import and_join, fact_label
+from .summary import OTHER_OPTIONS_REST_ON, and_join, fact_label
 
 NOW_VERDICTS = ("preferred", "reasonable")
 RANK = {"preferred": 0, "reasonable": 1, "undetermined": 2, "not_recommended": 3, "contraindicated": 4}
@@ -753,7 +753,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     listed = {a["field"] for a in assumptions}
     quiet = [_quiet_words(a, work, others) for field, a, others in quiet_facts if field not in listed]
     if quiet and steps[0]["options"]:
-        steps[0]["reason"] += " Its other options rest on facts assumed until confirmed: " + "; ".join(filter(None, quiet)) + "."
+        steps[0]["reason"] += OTHER_OPTIONS_REST_ON + "; ".join(filter(None, quiet)) + "."
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])

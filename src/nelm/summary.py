@@ -26,6 +26,11 @@ def value_label(field: str | None, value: Any) -> str:
     return show(value)
 
 
+# the words that open the working plan's sentence on the facts its first step's other options rest on
+# (written by nelm.plan.build_plan, split off again by plan_steps)
+OTHER_OPTIONS_REST_ON = " Its other options rest on facts assumed until confirmed: "
+
+
 def with_unit(field: str, text: str) -> str:
     unit = labels.field_unit(field)
     return f"{text} {unit}" if unit and text != "unknown" else text
@@ -199,9 +204,13 @@ def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branc
             else:
                 o["after"] = " or "
         reason = st.get("reason", "")
+        # the facts the step's other options rest on (plan.build_plan): a sentence the board summary
+        # drops first when it must fit two pages; the other views print the reason whole
+        reason, _, resting = reason.partition(OTHER_OPTIONS_REST_ON)
         generic, _, specific = reason.partition(" For this patient: ")
         steps.append({"n": st["step"], "when": labels.word("when", st["when"]), "now": now, "options": options,
                       "generic": generic, "specific": specific,
+                      "resting": (OTHER_OPTIONS_REST_ON.strip() + " " + resting) if resting else "",
                       "intent": labels.word("intents", st["intent"]), "reason": st.get("reason", ""),
                       "sources": st.get("sources", []), "cite": cite(st.get("sources", [])),
                       "level": st.get("level")})

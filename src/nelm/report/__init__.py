@@ -397,8 +397,9 @@ def build_html(patient: Any, assessment: dict[str, Any], *, chart_format: str = 
 
 # How far the board summary is compacted to stay on two pages: 0 as written; 1 each step's
 # generic pathway text cut to its first sentence; 2 the generic text dropped where the step has
-# its patient-specific sentence (which is always kept); 3 the work-up list cut to six items and
-# each assumption's consequence to its first sentence; 4 tighter lines and table rows; 5 a smaller
+# its patient-specific sentence (which is always kept); 3 the work-up list cut to six items,
+# each assumption's consequence to its first sentence, and the first step's sentence on the facts its
+# other options rest on dropped; 4 tighter lines and table rows; 5 a smaller
 # type; 6 (a long decision that would push the sign-off to a third page) no charts. Page 2 (charts
 # of fixed height, the decision and sign-off) starts on its own page.
 SUMMARY_LEVELS = 7
