@@ -132,3 +132,12 @@ def test_a_controlled_syndrome_whose_symptoms_persist_is_treated_as_refractory_i
     persist = [s for s in steps if s["when"] == "if_symptoms_persist"]
     assert persist and persist[0]["options"][0] == "telotristat", steps
     assert persist[0]["expected_verdicts"]["telotristat"] == "preferred"
+
+
+def test_the_insulinoma_step_names_the_bridging_measures():
+    """Review 8, proposal 4: glucose support and diazoxide were named only where no tumour treatment fits."""
+    from nelm.knowledge import load
+
+    pw = next(p for p in load().pathways if p.id == "insulinoma_syndrome")
+    first = next(s for s in pw.steps if s.when == "now")
+    assert "diazoxide" in first.reason and "everolimus_insulinoma" in first.sources
