@@ -105,11 +105,17 @@ def _burst(url: str, burst: Burst, seconds: float, *, kill=None) -> None:
 def test_no_acknowledged_write_is_lost_to_a_crash(database_url, nelm_server):
     patient_dict(id="probe")  # the factory works before any server starts
 
-    first = nelm_server(database_url)
     before_kill = Burst()
-    _warm_up(first.url, before_kill)
-    _burst(first.url, before_kill, SECONDS / 2, kill=first.kill)
-    assert first.proc.returncode == -9
+    # the kill has to land while requests are in flight; on a busy machine the last answers can all
+    # arrive between the poll and the kill, so a burst whose kill cut nothing is run again on a fresh
+    # server (at most three times): every write any of them acknowledged must survive all the same
+    for _ in range(3):
+        first = nelm_server(database_url)
+        _warm_up(first.url, before_kill)
+        _burst(first.url, before_kill, SECONDS / 2, kill=first.kill)
+        assert first.proc.returncode == -9
+        if before_kill.cut >= 1:
+            break
     assert before_kill.refused == [], before_kill.refused[:3]
     assert len(before_kill.acked) > CLIENTS, "the burst never got going"
     assert before_kill.cut >= 1, "the kill did not land in the middle of the burst"
