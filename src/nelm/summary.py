@@ -152,13 +152,10 @@ def _in_sentence(label: str) -> str:
 
 
 def _assumed_value(asm: dict[str, Any]) -> str:
-    """An assumed value as the patient's own would read, with its unit ('5 %', not '5')."""
-    field, value = asm.get("field"), asm.get("assumed")
-    if isinstance(value, (list, dict)) or not field:
-        return show(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return with_unit(field, value_label(field, value))
+    """An assumed value as the patient's own would read, with its unit ('5 %', not '5'): as the
+    patient's facts table shows it (patient_rows)."""
+    field = asm.get("field")
+    return with_unit(field, value_label(field, asm.get("assumed"))) if field else show(asm.get("assumed"))
 
 
 def _steps_view(raw_steps: list[dict[str, Any]], verdicts: dict[str, str], branch: bool = False

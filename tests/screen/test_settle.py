@@ -104,12 +104,5 @@ def test_rows_with_nothing_to_assume_end_in_the_first_round_as_the_planner_ends_
         # an unmarked row is one the settling goes on with: the first round picks a record for it
         rest = settle._base(rows.filter(~quick), kb)
         st, picks = settle._round(rest.with_columns(pl.col(settle._BASE).alias(settle._W)), first.filter(~quick),
-                                  _by_field(kb))
+                                  settle.records_by_field(kb))
         assert not settle._finished_now(st, picks, last=False).any()
-
-
-def _by_field(kb):
-    out = {}
-    for i, a in enumerate(kb.assumptions):
-        out.setdefault(a.field, []).append((i, a))
-    return out

@@ -83,12 +83,13 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
             # the open rows whose plans stay undetermined with nothing to assume end at once
             # column-wise; the others are settled column-wise from SETTLE_FROM rows on, per case below
             quick = fills_nothing(layout[rows], kb, first[rows])
-            by_case = rows.filter(~quick) if int((~quick).sum()) < SETTLE_FROM else rows.clear()
-            by_columns = rows.filter(~rows.is_in(by_case.implode()))
-            for part, planned in ((by_columns, lambda r: settle_plans(layout[r], kb, first=first[r], engine=patients[r])),
-                                  (by_case, lambda r: _plans_per_case(layout[r], kb))):
-                if part.len():
-                    rest = planned(part)
+            per_case = int((~quick).sum()) < SETTLE_FROM
+            by_columns, by_case = (rows.filter(quick), rows.filter(~quick)) if per_case else (rows, rows.clear())
+            parts = [(by_columns, settle_plans(layout[by_columns], kb, first=first[by_columns], engine=patients[by_columns])
+                      if by_columns.len() else None),
+                     (by_case, _plans_per_case(layout[by_case], kb) if by_case.len() else None)]
+            for part, rest in parts:
+                if rest is not None:
                     lead = lead.scatter(part, rest["plan.leading"])
                     plan_status = plan_status.scatter(part, rest["plan.status"])
         result = result.with_columns(lead, plan_status)

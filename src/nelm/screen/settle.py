@@ -109,9 +109,7 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
     nothing blocking its lead), ``lead``, ``status`` (of the settled plan: determined, or
     conditional on the lead's unknown checks) and ``assumed`` records."""
     records = list(enumerate(kb.assumptions))
-    by_field: dict[str, list[tuple[int, Any]]] = {}
-    for i, a in records:
-        by_field.setdefault(a.field, []).append((i, a))
+    by_field = records_by_field(kb)
     done: list[pl.DataFrame] = []
     open_ = worlds
     if engine is None and open_.height:
@@ -183,11 +181,8 @@ def fills_nothing(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame) 
     ``first`` whatever their number, so ``nelm screen`` sends them there however few they are
     (a registry with every field recorded has thousands, each taking the per-case planner
     about a millisecond)."""
-    by_field: dict[str, list[tuple[int, Any]]] = {}
-    for i, a in enumerate(kb.assumptions):
-        by_field.setdefault(a.field, []).append((i, a))
     base = _base(layout, kb)
-    st, picks = _round(base.with_columns(pl.col(_BASE).alias(_W)), first, by_field)
+    st, picks = _round(base.with_columns(pl.col(_BASE).alias(_W)), first, records_by_field(kb))
     return _finished_now(st, picks, last=False)
 
 
@@ -286,10 +281,16 @@ class Step(NamedTuple):
 def fill_steps(kb: KnowledgeBase) -> list[Step]:
     """The fields a plan may assume, in the order they are filled in (a later field's fact
     that follows overwrites an earlier one's), each with its records and the facts that follow."""
+    return _steps_of(records_by_field(kb))
+
+
+def records_by_field(kb: KnowledgeBase) -> dict[str, list[tuple[int, Any]]]:
+    """The assumption records by the field they fill in, each as (record index, record), in the
+    knowledge base's order."""
     by_field: dict[str, list[tuple[int, Any]]] = {}
     for i, a in enumerate(kb.assumptions):
         by_field.setdefault(a.field, []).append((i, a))
-    return _steps_of(by_field)
+    return by_field
 
 
 def alternative_seeds(kb: KnowledgeBase) -> list[tuple[int, str, Any, dict[str, Any]]]:
