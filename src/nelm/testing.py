@@ -650,6 +650,11 @@ def _check_lines(f: _Facts, offers: list[_Offer]) -> list[str]:
             # most as reasonable. Progression within 6 months means it failed: another line
             continue
         for o in offers:
+            if therapy == "ssa" and outcome == "progression" and o.kind == "now" and set(o.step_options) <= {"ssa"}:
+                # accepted: the analogue kept alone where nothing else is offered today, as a bridge (a shortened
+                # interval held slow progression off for some months in CLARINET FORTE); what stays a crossing is
+                # the analogue leading again where another line is offered beside it
+                continue
             if o.option == therapy and o.lead and o.kind in ("now", "later"):
                 out.append(f"prior {therapy} ended in {outcome}"
                            f"{f' after {months} months' if months is not None else ''}: "

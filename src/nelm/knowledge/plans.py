@@ -36,6 +36,9 @@ class Step(_Record):
                                             "id stands for its options, expanded in that place when the file is read)")
     combine: Literal["alternatives", "together"] = "alternatives"
     limit: int = Field(3, ge=1, description="at most this many options are named")
+    joins: bool = Field(False, description="a `now` step given only together with the option of an earlier `now` step "
+                        "(the analogue continued as the backbone beside the next line, telotristat with the analogue): it "
+                        "joins today's step and never opens a plan alone")
     if_: str | None = Field(None, alias="if", description="SQL: the step applies only when true")
     intent: str | None = None
     reason: str
@@ -54,6 +57,15 @@ class Pathway(_Record):
     steps: list[Step] = Field(min_length=1)
     nothing_now: NothingNow = Field(description="the first step when no candidate of the first step fits today")
     sources: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _joins_something(self) -> Pathway:
+        # a step that only joins needs a `now` step before it that can open the plan
+        for i, step in enumerate(self.steps):
+            if step.joins and (step.when != "now" or not any(s.when == "now" and not s.joins for s in self.steps[:i])):
+                raise ValueError(f"pathway {self.id} step {i + 1}: `joins` needs a `now` step of its own, after a `now` "
+                                 "step that can open the plan")
+        return self
 
 
 class Assumption(_Record):

@@ -41,7 +41,8 @@ from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
 # the planner's own reading of a step and of a pathway's `now` steps, and its constants
-from ..plan import NOW_VERDICTS as NOW, TRIAL, _now_steps as now_steps, _option_ids as _options
+# (``now_steps``: the ``now`` steps that can open the plan; one that only joins is never a lead candidate)
+from ..plan import NOW_VERDICTS as NOW, TRIAL, _option_ids as _options, lead_steps as now_steps
 from .sql_build import (World, and_, bit_or, case, coalesce, eq, first_true, has_bits, is_null, known_true, least, lit, lt,
                         lte, not_, not_null, num, or_, paren, q, switch)
 
@@ -147,17 +148,9 @@ def mask_expr(kb: KnowledgeBase, w: World, column: str, bits: Callable[[str], in
     return case((is_null(q(w.col(column))), mask)) if guarded else mask
 
 
-def _now_steps(pw) -> list:
-    kinds = [s.when for s in pw.steps]
-    first_later = next((i for i, w in enumerate(kinds) if w != "now"), len(kinds))
-    if "now" in kinds[first_later:]:
-        raise NotImplementedError(f"pathway {pw.id}: a 'now' step after a later one")
-    return pw.steps[:first_later]
-
-
 def now_options(kb: KnowledgeBase) -> list[str]:
-    """The options some pathway's ``now`` steps name (the plan reads only their verdicts)."""
-    return list(dict.fromkeys(oid for pw in kb.pathways for step in _now_steps(pw) for oid, _ in _options(step)))
+    """The options some pathway's ``now`` steps that can open the plan name (the options that can lead)."""
+    return list(dict.fromkeys(oid for pw in kb.pathways for _, step in now_steps(pw) for oid, _ in _options(step)))
 
 
 def verdict_is(w: World, oid: str, verdict: str) -> exp.Expression:
@@ -225,7 +218,7 @@ def _pathway_lead(kb: KnowledgeBase, w: World, pw) -> exp.Expression:
     """The lead code (above) of the option a pathway leads with today; NULL: none."""
     index = option_index(kb)
     whens = []
-    for i, step in enumerate(_now_steps(pw)):
+    for i, step in now_steps(pw):
         applies = _applies(w, pw, i, step)
         positions = {oid: p for p, (oid, _) in enumerate(_options(step))}
         if len(positions) < len(_options(step)) or len(positions) >= OPTION_CODES:
