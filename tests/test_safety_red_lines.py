@@ -39,7 +39,20 @@ PERTURBED_N = 1000
 # assessment), why it is a defect, and the fix proposed. The bulk tests set these crossings aside
 # and fail on any other; test_known_defect keeps each one visible.
 
-KNOWN_DEFECTS: dict = {}
+KNOWN_DEFECTS = {
+    "branch_now_step_expected_negative": (
+        "A branch's first step names an option given now whose own expected verdict in that step is not_recommended "
+        "(18 of the ~3,100 patients: TACE, sunitinib, capecitabine-temozolomide, platinum-etoposide). Two ways: a merged "
+        "branch (insulinoma, gastrinoma, VIPoma or glucagonoma) keeps in its now step an option that is negative in one "
+        "of the ways, with the weaker verdict shown (plan._narrow narrows later steps, not the now step); and a single-way "
+        "branch whose now step was built in another world than its expected verdicts (here: 'syndrome refractory' keeps "
+        "TACE now with expected not_recommended, while the patient assessed with the syndrome refractory gets TACE "
+        "reasonable). The contract: every option of a now step is recommended now. Proposed (plan.py, not this "
+        "session's to edit): build a branch's now step and its expected verdicts from one evaluation of the branch's "
+        "world, and narrow a merged branch's now step as its later steps are (an option stays only where it is "
+        "positive in every way, else the ways are not merged).",
+        lambda line, doc, a: line.startswith("expected verdict ") and " given now: " in line and " in branch " in line),
+}
 
 # Kinds the test found and that were since fixed (sessions 15-16): their examples must now be clean, and
 # the bulk tests no longer set their crossings aside.
@@ -54,6 +67,9 @@ FIXED_DEFECTS = {
     "columns alike (session 16); a syndrome it controls still keeps it alone",
     "merged_branch_later_steps": "plan._narrow reads the merged way's expected verdicts: a later option stays only where it "
     "is expected positive in every way that leads to the branch, with the weaker expected verdict",
+    "ablation_of_a_single_large_lesion": "rules/surgery.yaml, thermal_ablation rule single_lesion_too_large: a single "
+    "metastasis over 3 cm is not treated by ablation (the rule 'added to resection' had made it reasonable with no resection "
+    "to add it to, and the plan gave it beside the analogue for a 12 cm lesion whose resection the heart barred)",
 }
 
 
@@ -172,6 +188,23 @@ KNOWN_EXAMPLES = {
         "prior_therapies": [{"therapy": "ssa", "outcome": "progression", "ongoing": False}]},
     # BASE at 50 years with a bilirubin of 2.5 mg/dL: the solitary resectable metastasis goes to transplantation
     "transplant_when_resection_is_barred": patient_dict(age_years=50, **{"liver.bilirubin_mg_dl": 2.5}),
+    # sparse_patients(1, 500)[43]: G2 NET of unknown primary with another hormonal syndrome and a bilio-enteric bypass;
+    # the branch 'syndrome refractory' gives PRRT, the analogue and TACE now, TACE expected not recommended
+    "branch_now_step_expected_negative": {
+        "age_years": 55, "fit_for_major_surgery": True, "primary": {"site": "unknown_primary", "resected": False},
+        "pathology": {"ki67_percent": 3}, "functional_syndrome": "other", "symptomatic": True,
+        "liver": {"burden_percent": 5, "lesion_count": 1, "largest_lesion_cm": 1, "lobes": "unilobar", "pattern": "single",
+                  "resectable_fraction_percent": 80, "portal_vein_thrombosis": False, "liver_function": "normal",
+                  "child_pugh": "A", "bilirubin_mg_dl": 1.5, "biliary_enteric_bypass": True},
+        "extrahepatic": {"present": True, "sites": ["lymph_nodes"], "peritoneal_carcinomatosis": "none", "resectable": True,
+                         "symptomatic": False},
+        "sstr_imaging": "positive", "course": {"status": "stable", "progression_within_12_months": True},
+        "transplant_contraindication": True, "fdg_pet": "negative", "sstr_uptake_krenning": 3,
+        "carcinoid_heart_disease": "valves_replaced", "labs": {"neutrophils_10e9_per_l": 1.2},
+        "prior_therapies": [{"therapy": "platinum_etoposide", "outcome": "progression"}]},
+    # BASE (solitary G1 ileal metastasis) with a 12 cm lesion and right heart insufficiency (perturbed #950): resection
+    # barred by the heart, ablation was given beside the analogue
+    "ablation_of_a_single_large_lesion": patient_dict(right_heart_insufficiency=True, **{"liver.largest_lesion_cm": 12}),
 }
 
 
@@ -307,6 +340,56 @@ CROSSINGS = [
      _assessment(options=[("tace", "preferred", "disease_control")]), "embolization never preferred"),
     ("sunitinib_ileal", patient_dict(**UNRESECTABLE_LIVER), _assessment(_now("ssa"), _later({"sunitinib": "preferred"})),
      "no sunitinib outside pancreatic NET"),
+    # kidneys and marrow before PRRT
+    ("kidneys_prrt_later", patient_dict(**{"labs.egfr_ml_min": 20}, **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"prrt": "reasonable"})), "eGFR below 30 mL/min): no PRRT"),
+    ("platelets_prrt_now", patient_dict(**{"labs.platelets_10e9_per_l": 60}, **UNRESECTABLE_LIVER), _assessment(_now("prrt")),
+     "no PRRT now"),
+    ("neutrophils_prrt_today", patient_dict(**{"labs.neutrophils_10e9_per_l": 0.8}, **UNRESECTABLE_LIVER),
+     _assessment(options=[("prrt", "reasonable", "disease_control")]), "no PRRT now"),
+    # cytotoxic chemotherapy and the labels
+    ("kidneys_capecitabine_later", patient_dict(**{"labs.egfr_ml_min": 20}, **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"capecitabine_temozolomide": "reasonable"})), "no capecitabine (label contraindication)"),
+    ("child_pugh_c_capecitabine", patient_dict(**{"liver.child_pugh": "C", "liver.liver_function": "impaired"}, **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"capecitabine_temozolomide": "reasonable"})), "no capecitabine (label contraindication)"),
+    ("neutrophils_chemotherapy_now", patient_dict(**{"labs.neutrophils_10e9_per_l": 1.2}, **NEC),
+     _assessment(_now("platinum_etoposide"), category="NEC", grade="G3"), "no cytotoxic chemotherapy now"),
+    ("platelets_chemotherapy_today", patient_dict(**{"labs.platelets_10e9_per_l": 90}, **UNRESECTABLE_LIVER),
+     _assessment(options=[("streptozocin_based", "reasonable", "disease_control")]), "no cytotoxic chemotherapy now"),
+    # cytotoxic chemotherapy in a G1/G2 NET
+    ("chemotherapy_first_untreated_stable_ileal_net", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now("capecitabine_temozolomide")), "no cytotoxic chemotherapy as the first treatment"),
+    ("platinum_etoposide_for_a_g2_net", patient_dict(**{"pathology.ki67_percent": 12}, **UNRESECTABLE_LIVER),
+     _assessment(_now("everolimus"), _later({"platinum_etoposide": "reasonable"}), grade="G2"), "the carcinoma regimen, never leads"),
+    # transplantation: the primary first, a stable course observed
+    ("transplant_primary_in_place", patient_dict(age_years=50, **{"primary.resected": False}, **UNRESECTABLE_LIVER),
+     _assessment(_now("liver_transplant")), "before the primary is removed"),
+    ("transplant_without_observed_stability", patient_dict(age_years=50, **{"course.stable_months": 0}, **UNRESECTABLE_LIVER),
+     _assessment(options=[("liver_transplant", "reasonable", "curative")]), "3-6 months of stability"),
+    # ablation
+    ("ablation_alone_over_5_cm", patient_dict(**{"liver.largest_lesion_cm": 6}), _assessment(_now("thermal_ablation", intent="curative")),
+     "thermal ablation without resection"),
+    ("ablation_over_5_cm_later", patient_dict(**{"liver.largest_lesion_cm": 6, "fit_for_major_surgery": False}),
+     _assessment(_now("ssa"), _later({"thermal_ablation": "reasonable"})), "thermal ablation without resection"),
+    ("biliary_bypass_ablation_preferred", patient_dict(**{"liver.biliary_enteric_bypass": True}),
+     _assessment(options=[("thermal_ablation", "preferred", "curative")]), "ablation never preferred"),
+    # the plan against itself and today's verdicts
+    ("determined_with_missing_facts", patient_dict(**UNRESECTABLE_LIVER),
+     {**_assessment(_now("ssa")), "plan": {**_assessment(_now("ssa"))["plan"], "missing": ["ecog"]}},
+     "plan status determined while it names missing facts"),
+    ("conditional_without_steps", patient_dict(**UNRESECTABLE_LIVER),
+     {**_assessment(), "plan": {"status": "conditional", "steps": [], "branches": []}}, "plan status conditional with no step"),
+    ("branch_now_expected_not_recommended", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), branches=[{"if": [{"field": "ecog", "value": 1, "with": {}}], "status": "determined",
+                                         "steps": [{**_now("tace"), "expected_verdicts": {"tace": "not_recommended"}}]}]),
+     "expected verdict not_recommended for an option given now: tace offered in branch 0 step 1 (now)"),
+    ("later_step_expected_contraindicated", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"prrt": "contraindicated"})), "expected verdict contraindicated for a later option"),
+    ("now_option_negative_today", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now("ssa", "tace"), options=[("ssa", "preferred", "disease_control"), ("tace", "not_recommended", "disease_control")]),
+     "today's verdict not_recommended for an option given now: tace"),
+    ("empty_first_step_beside_a_preferred_option", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now(), options=[("ssa", "preferred", "disease_control")]), "an empty first step"),
     # a branch is read with its `if` facts filled in
     ("branch_fact_filled_in", patient_dict(age_years=50, extrahepatic={"sites": []}, **UNRESECTABLE_LIVER),
      _assessment(_now("ssa"), branches=[{"if": [{"field": "extrahepatic.present", "value": True, "with": {}}],
@@ -362,8 +445,36 @@ ACCEPTED = [
     ("prrt_rechallenge_after_two_years", patient_dict(prior_therapies=[{"therapy": "prrt", "outcome": "progression",
                                                                         "months_to_progression": 24}], **UNRESECTABLE_LIVER),
      _assessment(_now("prrt"))),
-    ("unknown_fact_crosses_nothing", patient_dict(ecog=..., **{"liver.child_pugh": ...}, **UNRESECTABLE_LIVER),
+    # (a progressing tumour: chemotherapy first for an untreated stable G1 ileal NET is a line of its own)
+    ("unknown_fact_crosses_nothing", patient_dict(ecog=..., **{"liver.child_pugh": ..., "course.status": "progressive"},
+                                                  **UNRESECTABLE_LIVER),
      _assessment(_now("capecitabine_temozolomide", "tace"))),
+    # PRRT with adapted activity between 30 and 50 mL/min; low counts today, PRRT or chemotherapy at progression
+    ("prrt_at_egfr_40", patient_dict(**{"labs.egfr_ml_min": 40}, **UNRESECTABLE_LIVER), _assessment(_now("prrt"))),
+    ("low_platelets_prrt_later", patient_dict(**{"labs.platelets_10e9_per_l": 60}, **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"prrt": "reasonable", "capecitabine_temozolomide": "reasonable"}))),
+    # chemotherapy first in a pancreatic NET, or after another line, or for a progressing ileal NET; platinum for NET G3
+    ("chemotherapy_first_pancreatic_net", patient_dict(**{"primary.site": "pancreas"}, **UNRESECTABLE_LIVER),
+     _assessment(_now("capecitabine_temozolomide"))),
+    ("chemotherapy_after_the_analogue", patient_dict(prior_therapies=[{"therapy": "ssa", "outcome": "stable"}], **UNRESECTABLE_LIVER),
+     _assessment(_now("capecitabine_temozolomide"))),
+    ("chemotherapy_with_unknown_history", patient_dict(prior_therapies=..., **UNRESECTABLE_LIVER),
+     _assessment(_now("capecitabine_temozolomide"))),
+    ("platinum_etoposide_net_g3", patient_dict(**{"pathology.ki67_percent": 35}, **UNRESECTABLE_LIVER),
+     _assessment(_now("capecitabine_temozolomide"), _later({"platinum_etoposide": "reasonable"}), grade="G3")),
+    # transplantation after the primary's removal, planned as a later step
+    ("transplant_after_primary_removal_later", patient_dict(age_years=50, **{"primary.resected": False}, **UNRESECTABLE_LIVER),
+     _assessment(_now("ssa"), _later({"liver_transplant": "reasonable"}, when="after_response"))),
+    # ablation of the small lesions beside the resection of a large one; ablation after a bypass as an option
+    ("ablation_beside_resection_over_5_cm", patient_dict(**{"liver.largest_lesion_cm": 6}),
+     _assessment(_now("liver_resection", "thermal_ablation", intent="curative"))),
+    ("ablation_after_bypass_reasonable", patient_dict(**{"liver.biliary_enteric_bypass": True}),
+     _assessment(_now("thermal_ablation", intent="curative"), options=[("thermal_ablation", "reasonable", "curative")])),
+    # the plan: no treatment fits today beside a preferred trial; an undetermined plan names no step
+    ("empty_first_step_beside_a_trial", patient_dict(**UNRESECTABLE_LIVER),
+     _assessment(_now(), options=[("clinical_trial", "preferred", "disease_control")])),
+    ("undetermined_without_steps", patient_dict(**UNRESECTABLE_LIVER),
+     {**_assessment(), "plan": {"status": "undetermined", "steps": [], "branches": [], "missing": ["pathology.differentiation"]}}),
     ("later_step_not_recommended_is_not_offered", patient_dict(sstr_imaging="negative", **UNRESECTABLE_LIVER),
      _assessment(_now("everolimus"), _later({"prrt": "not_recommended"}))),
     ("branch_contradicting_the_record_is_not_read", patient_dict(**UNRESECTABLE_LIVER),

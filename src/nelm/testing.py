@@ -527,6 +527,13 @@ class _Facts:
         self.ehd_unresectable = self.ehd_present and (ehd.get("resectable") is False or pc == "diffuse_unresectable")
         self.ehd_words = (f"extrahepatic disease (sites: {', '.join(ehd.get('sites') or []) or 'not named'}"
                           f"{', peritoneal carcinomatosis ' + pc if pc not in (None, 'none') else ''})")
+        # a well-differentiated NET of grade G1 or G2 by a known index (or the reported grade): read from the
+        # document, so that a branch's filled-in Ki-67 counts, and never where the grade could be G3
+        known_index = ki67 is not None or mitoses is not None or self.get("pathology.reported_grade") in ("G1", "G2")
+        self.net_g1g2 = (not self.g3 and known_index and differentiation != "poor"
+                         and (differentiation == "well" or cls.get("category") == "NET"))
+        prior = self.get("prior_therapies")
+        self.treatment_naive = prior == []   # a known empty history; unknown is not naive
 
     def value(self, dotted: str) -> str:
         return f"{dotted} = {self.get(dotted)!r}"
@@ -696,6 +703,82 @@ def _check_lines(f: _Facts, offers: list[_Offer]) -> list[str]:
     if site in ("duodenum", "stomach", "jejunum_ileum", "appendix", "colon", "rectum", "lung", "thymus") \
             and f.syndrome not in PANCREATIC_TYPE_SYNDROMES:
         cross(ANY, "sunitinib", f"{f.value('primary.site')}, {f.value('functional_syndrome')}: no sunitinib outside pancreatic NET")
+
+    # --- kidneys and marrow before PRRT: the radiopeptide is cleared by and irradiates the kidneys and the
+    # marrow (review 002: "rare side effects ... kidney and bone marrow"). Every PRRT admission limit retrieved
+    # asks for more than these lines: creatinine clearance above 50 mL/min and platelets at least 100 x 10^9/L
+    # (Rotterdam referral criteria), GFR at least 50 and platelets at least 100 (LUTIA protocol; both in the
+    # enets2017_prrt record). The kidney line is drawn at 30 mL/min, below every source's limit, so that PRRT
+    # with adapted activity between 30 and 50 (the knowledge base's caution) is not called a crossing; kidneys
+    # do not recover, so it holds in every step. Counts can recover: the marrow lines hold today only, at the
+    # platelet limit both sources set to start PRRT; the neutrophil line of 1.0 x 10^9/L is this checker's
+    # default standing in for their leucocyte limits (2 and 3 x 10^9/L; the document records neutrophils)
+    egfr = f.get("labs.egfr_ml_min")
+    if egfr is not None and egfr < 30:
+        cross(ANY, "prrt", f"kidney function {f.value('labs.egfr_ml_min')} (eGFR below 30 mL/min): no PRRT")
+    platelets, neutrophils = f.get("labs.platelets_10e9_per_l"), f.get("labs.neutrophils_10e9_per_l")
+    if (platelets is not None and platelets < 100) or (neutrophils is not None and neutrophils < 1.0):
+        cross(TODAY, "prrt", f"marrow ({f.value('labs.platelets_10e9_per_l')}, {f.value('labs.neutrophils_10e9_per_l')}; "
+              "platelets below 100 or neutrophils below 1.0 x 10^9/L): no PRRT now")
+
+    # --- cytotoxic chemotherapy and the labels. Capecitabine is contraindicated below a creatinine clearance of
+    # 30 mL/min and in Child-Pugh C (its product information, in the systemic_organ_function record): in every step.
+    # Temozolomide's label starts a cycle only with neutrophils above 1.5 and platelets above 100 x 10^9/L (same
+    # record): today only (counts recover). The same two counts are taken for streptozocin and platinum-etoposide
+    # as the usual counts to start a cytotoxic cycle (this checker's default: no retrieved label for those regimens)
+    if egfr is not None and egfr < 30:
+        cross(ANY, "capecitabine_temozolomide", f"kidney function {f.value('labs.egfr_ml_min')} (below 30 mL/min): "
+              "no capecitabine (label contraindication)")
+    if f.child_c:
+        cross(ANY, "capecitabine_temozolomide", f"{f.value('liver.child_pugh')}: no capecitabine (label contraindication)")
+    if (platelets is not None and platelets < 100) or (neutrophils is not None and neutrophils < 1.5):
+        cross(TODAY, CHEMOTHERAPY, f"marrow ({f.value('labs.platelets_10e9_per_l')}, {f.value('labs.neutrophils_10e9_per_l')}; "
+              "platelets below 100 or neutrophils below 1.5 x 10^9/L): no cytotoxic chemotherapy now")
+
+    # --- cytotoxic chemotherapy in a low- or intermediate-grade NET. Review 000: responses are low, and "cytotoxic
+    # chemotherapy should only be contemplated in these patients after other therapeutic avenues have been exhausted";
+    # review 002: an option "in symptomatic and progressive" well-differentiated NET, the platinum-based regimen being
+    # the standard of poorly differentiated carcinoma (review 000: "usually with a platinum-based regimen"). So:
+    # (1) never the first treatment of an untreated, stable G1/G2 NET of the digestive tract outside the pancreas
+    # (accepted exception: pancreatic NET, where both reviews report chemotherapy's responses, and unknown or other
+    # primaries, which may be pancreatic); (2) platinum-etoposide never leads for a G1/G2 NET, in any step
+    if f.net_g1g2:
+        gi = ("duodenum", "stomach", "jejunum_ileum", "appendix", "colon", "rectum")
+        if site in gi and f.get("course.status") == "stable" and f.treatment_naive:
+            cross(FIRST, CHEMOTHERAPY, f"untreated stable G1/G2 NET of the {site} ({f.value('course.status')}, "
+                  f"{f.value('pathology.ki67_percent')}, no earlier treatment): no cytotoxic chemotherapy as the first treatment",
+                  when=lambda o: o.lead)
+        cross(ANY, "platinum_etoposide", f"well-differentiated G1/G2 NET ({f.value('pathology.ki67_percent')}, "
+              f"{f.value('pathology.mitoses_per_10hpf')}): platinum-etoposide, the carcinoma regimen, never leads",
+              when=lambda o: o.lead)
+
+    # --- transplantation needs the primary removed first, by an operation separate from the transplant, and a
+    # stable course observed before listing (Milan, in both sources: 6 months; the Milan group's 2023 statement:
+    # 3-6 months). A later step may follow the primary's resection; today it may not
+    if f.get("primary.resected") is False and site != "unknown_primary":
+        cross(TODAY, "liver_transplant", f"{f.value('primary.resected')}: no liver transplantation before the primary is removed")
+    stable = f.get("course.stable_months")
+    if stable is not None and stable < 3:
+        cross(TODAY, "liver_transplant", f"{f.value('course.stable_months')} (under the 3-6 months of stability the Milan "
+              "criteria observe): no liver transplantation now")
+
+    # --- thermal ablation reaches a zone of about 3 to 5 cm (radiofrequency, Gillams' review on PMC3036313), and
+    # local recurrence after ablating NET metastases grows with size (review 000): a lesion over 5 cm is not
+    # treated by ablation alone. Accepted exception: ablation in one step with resection (the large lesion
+    # resected, the small ones ablated); today's verdicts are not read (a positive one may stand for that combination)
+    largest = f.get("liver.largest_lesion_cm")
+    if largest is not None and largest > 5:
+        for o in offers:
+            if o.option == "thermal_ablation" and o.kind in ("now", "later") and "liver_resection" not in o.step_options:
+                out.append(f"largest liver lesion {f.value('liver.largest_lesion_cm')} (over the 5 cm an ablation zone covers): "
+                           f"thermal ablation without resection offered in {o.where}")
+
+    # --- a bilio-enteric bypass makes ablation prone to liver abscess too (tace_biliary_abscess record: the main
+    # predisposing factor after embolization or ablation; Odisio 2016, abscess after ablation with a
+    # hepaticojejunostomy). Accepted exception as for embolization: ablation capped at reasonable, never preferred
+    if f.get("liver.biliary_enteric_bypass") is True:
+        cross(ANY, "thermal_ablation", f"{f.value('liver.biliary_enteric_bypass')}: ablation never preferred",
+              when=lambda o: o.verdict == "preferred")
     return out
 
 
@@ -733,14 +816,60 @@ def _consistent_with(doc: dict[str, Any], cond: dict[str, Any]) -> dict[str, Any
     return filled
 
 
+_NEGATIVE = ("not_recommended", "contraindicated")
+
+
+def _plan_lines(plan: dict[str, Any], options: dict[str, dict[str, Any]]) -> list[str]:
+    """The plan against itself and against today's verdicts (contract v3), whatever the patient: lines a
+    reader relies on without re-checking. ``options``: today's verdicts by option id (the working plan's)."""
+    out: list[str] = []
+    ways = [("the working plan", plan)] + [(f"branch {k}", b) for k, b in enumerate(plan.get("branches") or [])]
+    for where, p in ways:
+        status, steps = p.get("status"), p.get("steps") or []
+        # "determined" promises that no missing fact could change the lead: then nothing is missing, assumed or to order
+        if status == "determined" and (p.get("missing") or p.get("workup") or p.get("assumptions")):
+            out.append(f"plan status determined while it names missing facts {p.get('missing')}, "
+                       f"{len(p.get('workup') or [])} work-up order(s), {len(p.get('assumptions') or [])} assumption(s): in {where}")
+        # a plan that names no step at all is one that names no treatment: undetermined, never determined or conditional
+        if not steps and status != "undetermined":
+            out.append(f"plan status {status} with no step: in {where}")
+        for s in steps:
+            place = f"{where} step {s.get('step')} ({s.get('when')})"
+            for oid, v in (s.get("expected_verdicts") or {}).items():
+                # what is given now is recommended now; a later step may name an option a board would weigh
+                # then (not recommended today), never one expected contraindicated
+                if s.get("when") == "now" and v in _NEGATIVE:
+                    out.append(f"expected verdict {v} for an option given now: {oid} offered in {place}")
+                elif v == "contraindicated":
+                    out.append(f"expected verdict contraindicated for a later option: {oid} offered in {place}")
+    # the working plan's "now" is today: its options carry today's verdicts, and a plan that says nothing fits
+    # today does not stand beside an option preferred today. Accepted exception: a preferred clinical trial
+    # (enrolment is offered beside any plan) and palliative radiotherapy of a site (its own branch)
+    steps = plan.get("steps") or []
+    for s in steps:
+        if s.get("when") != "now":
+            continue
+        for oid in s.get("options") or []:
+            v = (options.get(oid) or {}).get("verdict")
+            if v in _NEGATIVE:
+                out.append(f"today's verdict {v} for an option given now: {oid} offered in the working plan step {s.get('step')} (now)")
+    if steps and steps[0].get("when") == "now" and not steps[0].get("options"):
+        preferred = [oid for oid, o in options.items() if o.get("verdict") == "preferred" and oid not in ("clinical_trial", "ebrt")]
+        if preferred:
+            out.append(f"an empty first step (no treatment fits today) while today's verdicts prefer {', '.join(preferred)}: "
+                       "in the working plan step 1 (now)")
+    return out
+
+
 def red_lines(patient_doc: dict[str, Any], assessment: dict[str, Any]) -> list[str]:
     """Every red line the assessment crosses, each a sentence naming the patient's value, the
     offending option and where it appears; ``[]`` when it crosses none.
 
     Checked: the working plan's steps and today's positive verdicts against the document; each
     branch's steps against the document with that branch's ``if`` facts filled in (each way a
-    merged branch is reached, where it is consistent with the document). Written independently
-    of the knowledge base (see the comments above :func:`_check_lines`)."""
+    merged branch is reached, where it is consistent with the document); the plan against itself
+    and today's verdicts (:func:`_plan_lines`). Written independently of the knowledge base (see
+    the comments above :func:`_check_lines`)."""
     classification = assessment.get("classification") or {}
     plan = assessment.get("plan") or {}
     out: list[str] = []
@@ -760,4 +889,5 @@ def red_lines(patient_doc: dict[str, Any], assessment: dict[str, Any]) -> list[s
                 label += " with " + ", ".join(f"{a} = {b!r}" for a, b in cond["with"].items())
             offers = _step_offers(branch.get("steps") or [], f"branch {k} (if {label})")
             out += _check_lines(_Facts(filled, classification), offers)
+    out += _plan_lines(plan, {o["id"]: o for o in assessment.get("options") or [] if "id" in o})
     return list(dict.fromkeys(out))

@@ -170,3 +170,18 @@ def test_unremovable_deposits_beside_limited_peritoneal_disease_are_elsewhere(as
     assert o["liver_resection"]["intent"] != "curative" or o["liver_resection"]["verdict"] != "preferred"
     assert a["plan"]["status"] != "undetermined"
     assert "extrahepatic.sites" not in a["plan"]["missing"]
+
+
+def test_a_single_lesion_over_3_cm_is_not_ablated(assess_with):
+    """Red-line test (thermal ablation without resection over 5 cm): a single 12 cm metastasis whose resection the
+    heart barred got ablation 'added to resection' as reasonable, and the plan gave it beside the analogue. With one
+    lesion there is nothing for ablation to add to a resection; the lesion is resected or treated otherwise."""
+    a, o = assess_with(right_heart_insufficiency=True, **{"liver.largest_lesion_cm": 12})
+    assert o["thermal_ablation"]["verdict"] == "not_recommended"
+    assert "thermal_ablation" not in [x for s in a["plan"]["steps"] for x in s["options"]]
+    # the same single lesion is still resected with curative intent when nothing bars it (no ablation needed beside it)
+    _, o = assess_with(**{"liver.largest_lesion_cm": 4})
+    assert o["liver_resection"]["verdict"] == "preferred" and o["thermal_ablation"]["verdict"] == "not_recommended"
+    # a single small lesion keeps ablation (alone, or for an unfit patient instead of resection)
+    _, o = assess_with(fit_for_major_surgery=False, **{"liver.largest_lesion_cm": 2.5})
+    assert o["thermal_ablation"]["verdict"] == "reasonable"
