@@ -39,20 +39,7 @@ PERTURBED_N = 1000
 # assessment), why it is a defect, and the fix proposed. The bulk tests set these crossings aside
 # and fail on any other; test_known_defect keeps each one visible.
 
-KNOWN_DEFECTS = {
-    "branch_now_step_expected_negative": (
-        "A branch's first step names an option given now whose own expected verdict in that step is not_recommended "
-        "(18 of the ~3,100 patients: TACE, sunitinib, capecitabine-temozolomide, platinum-etoposide). Two ways: a merged "
-        "branch (insulinoma, gastrinoma, VIPoma or glucagonoma) keeps in its now step an option that is negative in one "
-        "of the ways, with the weaker verdict shown (plan._narrow narrows later steps, not the now step); and a single-way "
-        "branch whose now step was built in another world than its expected verdicts (here: 'syndrome refractory' keeps "
-        "TACE now with expected not_recommended, while the patient assessed with the syndrome refractory gets TACE "
-        "reasonable). The contract: every option of a now step is recommended now. Proposed (plan.py, not this "
-        "session's to edit): build a branch's now step and its expected verdicts from one evaluation of the branch's "
-        "world, and narrow a merged branch's now step as its later steps are (an option stays only where it is "
-        "positive in every way, else the ways are not merged).",
-        lambda line, doc, a: line.startswith("expected verdict ") and " given now: " in line and " in branch " in line),
-}
+KNOWN_DEFECTS: dict = {}
 
 # Kinds the test found and that were since fixed (sessions 15-16): their examples must now be clean, and
 # the bulk tests no longer set their crossings aside.
@@ -65,6 +52,9 @@ FIXED_DEFECTS = {
     "analogue_alone_after_progression_on_it": "the analogue as the backbone after progression on it is a step that "
     "`joins` (pathways.yaml): it joins today's treatment and never opens a plan alone, in plan.build_steps and the plan "
     "columns alike (session 16); a syndrome it controls still keeps it alone",
+    "branch_now_step_expected_negative": "a branch's now step shows its own world's verdicts (plan._steps_for: only the "
+    "working plan's now step shows today's, on the facts as entered), and plan._narrow narrows a merged branch's now step "
+    "as its later steps, keeping an option only where every way allows it now, with the weaker verdict (session 16)",
     "merged_branch_later_steps": "plan._narrow reads the merged way's expected verdicts: a later option stays only where it "
     "is expected positive in every way that leads to the branch, with the weaker expected verdict",
     "ablation_of_a_single_large_lesion": "rules/surgery.yaml, thermal_ablation rule single_lesion_too_large: a single "

@@ -877,14 +877,16 @@ def _steps_for(planner: _Planner, work: dict[str, Any], *, branch: bool = False)
     future = planner.future(work["values"], pw, work["steps"])
     steps = build_steps(pw, ev.verdicts, lean if branch else planner.full(work["values"]), planner.kb, future)
     for s in steps:
-        if s["when"] == "now":
+        # a branch's ``now`` step keeps the verdicts of its own world (the verdict it has today once the
+        # branch's facts are known); the working plan's shows today's, on the facts as entered
+        if s["when"] == "now" and not branch:
             working = s["expected_verdicts"]
             s["expected_verdicts"] = {oid: planner.today[oid]["verdict"] for oid in s["options"]}
             # the step is ordered on the working plan's facts; where an option's verdict there is
             # not today's (a fact assumed, a check taken to pass), say so, or the order reads wrong
             differ = [f"{_label(o)} {_VERDICT_WORDS[working[o]]}" for o in s["options"]
                       if working.get(o) in _VERDICT_WORDS and working[o] != s["expected_verdicts"][o]]
-            if differ and not branch:
+            if differ:
                 s["reason"] += (" On the plan's assumptions " + and_join(differ)
                                 + "; the verdicts shown are today's, until those are confirmed.")
     return steps
@@ -925,12 +927,15 @@ def _narrow(branch: dict[str, Any], alt: dict[str, Any], future: Mapping[str, An
     fixed = {c["field"] for c in branch["if"]} | {f for c in branch["if"] for f in c.get("with", {})}
     kept = []
     for s in branch["steps"]:
-        if s["when"] == "now":
-            allowed = [o for o in s["options"] if options[o]["verdict"] in NOW_VERDICTS]
-        elif future is not None and s["when"] in future:
-            then = future[s["when"]]
+        # the verdicts that world expects when the step comes: today's there for a ``now`` step
+        then = options if s["when"] == "now" else future[s["when"]] if future is not None and s["when"] in future else None
+        if then is not None:
             allowed = [o for o in s["options"] if then[o]["verdict"] not in ("contraindicated", "not_recommended")]
+            if s["when"] == "now":
+                allowed = [o for o in allowed if then[o]["verdict"] in NOW_VERDICTS]
             for o in allowed:
+                # the weaker of the two ways' verdicts (red-line test: a merged branch showed one way's
+                # verdict for an option the other way holds back)
                 mine, theirs = s["expected_verdicts"].get(o), then[o]["verdict"]
                 if mine is not None and RANK.get(theirs, 2) > RANK.get(mine, 2):
                     s["expected_verdicts"][o] = theirs
