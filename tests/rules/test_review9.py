@@ -1,4 +1,4 @@
-"""Board review 9: knowledge defects found on published patients (REVIEW9.md).
+"""Board review 9: two knowledge defects found on published patients (REVIEW9.md).
 
 1. A surgeon's judgement that all hepatic disease can be removed (``liver.resectable: true``)
    left the removable share unknown, so the curative-resection reason read "All ENETS criteria
@@ -7,7 +7,15 @@
    hepatic tumour unknown". The contract defines the two fields as one fact (true <-> 100 %);
    ``follows.yaml`` filled the judgement from a 100 % share but not the share from the
    judgement. It now does both.
+2. Reasons written around a number ("with the liver {burden} % involved", "with {share} % of
+   the hepatic tumour removable", "liver involvement of {burden} %") read as broken sentences
+   when the number is unknown and the reason is shown as a possibility ("with the liver unknown
+   involved", "Symptomatic G1/G2 disease with unknown of the hepatic tumour removable",
+   "with liver involvement of unknown"; rc81, rc83). They now name the quantity and give its
+   value in brackets, which reads the same whether it is known or not.
 """
+import re
+
 from nelm import follows
 from nelm.assessment import assess
 from nelm.patient import validate_patient
@@ -61,3 +69,30 @@ def test_the_share_follows_only_from_a_known_judgement_and_never_overrides_a_rec
     doc = {**RC86, "liver": {**RC86["liver"], "resectable": False}}
     a = _assess(doc)
     assert "removable share of hepatic tumour unknown" in a["criteria"]["enets_curative_resection"]["items"][0]["reason"]
+
+
+_BROKEN = re.compile(r"\bunknown of\b|\bof unknown\b|liver unknown involved|with a removable share of unknown"
+                     r"|\(unknown involvement\)")
+
+
+def _all_reasons(a):
+    return [(o["id"], r["text"]) for o in a["options"] for r in o["reasons"]]
+
+
+def test_reasons_about_an_unknown_burden_or_share_read_as_sentences():
+    for doc in (RC81, RC83):
+        a = _assess(doc)
+        broken = [(oid, t) for oid, t in _all_reasons(a) if _BROKEN.search(t)]
+        assert not broken, broken
+
+
+def test_a_known_burden_is_still_quoted_with_its_unit():
+    doc = {"ecog": 1, "primary": {"site": "jejunum_ileum", "resected": True},
+           "pathology": {"differentiation": "well", "ki67_percent": 3},
+           "liver": {"resectable": False, "lobes": "bilobar", "pattern": "disseminated", "burden_percent": 60},
+           "extrahepatic": {"present": False}, "sstr_imaging": "positive", "functional_syndrome": "none",
+           "symptomatic": False, "course": {"status": "progressive"},
+           "prior_therapies": [{"therapy": "ssa", "outcome": "progression"}]}
+    a = _assess(doc)
+    prrt = " ".join(r["text"] for r in _option(a, "prrt")["reasons"])
+    assert "hepatic tumour burden 60 %" in prrt, prrt
