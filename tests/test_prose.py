@@ -17,6 +17,8 @@ SNAKE = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
 UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL/min|×10⁹/L|/10 HPF)")
 # Python's None/True/False where a value was formatted ("fit: None"); "None of the treatments ..." is English
 LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b(?! of\b)|\bTrue\b|\bFalse\b")
+# a list announced by a colon with nothing in it (board review 9: "... rest on facts assumed until confirmed: .")
+EMPTY_LIST = re.compile(r":\s*[.;]")
 _BOOL_FACT = re.compile(r": (yes|no|met|not met)$")
 _NESTED = re.compile(r"\([^()]*\)")
 
@@ -107,7 +109,7 @@ def test_no_internal_names_or_template_leftovers_in_any_text(chunk):
         if i % 4 != chunk:
             continue
         for where, text in texts(assess(validate_patient(doc))):
-            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP):
+            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP, EMPTY_LIST):
                 hit = rx.search(text)
                 if hit:
                     problems.setdefault((where, hit.group(0)), text)
@@ -119,6 +121,8 @@ def test_the_scanner_catches_what_it_looks_for():
     assert UNIT_AFTER_UNKNOWN.search("Ki-67 unknown % and largest lesion unknown cm")
     assert LEFTOVER.search("grade {who_grade}") and LEFTOVER.search("fit: None")
     assert not LEFTOVER.search("None of the tumour-directed treatments fits today.")
+    assert EMPTY_LIST.search("Its other options rest on facts assumed until confirmed: .")
+    assert not EMPTY_LIST.search("rest on facts assumed until confirmed: Ki-67 below 20 %.")
     assert not SNAKE.search("Ki-67 under 10 %, G1/G2, 177Lu-DOTATATE, NETTER-1")
     # the dumps the engine used to append, and what a clinical sentence may still hold
     assert fact_dump("Resection. (Symptomatic (hormonal or bulk): no)")

@@ -229,10 +229,7 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
         for order, (oid, cond) in enumerate(_option_ids(step)):
             if oid in used or (cond and row[pathway_column(pw.id, i, oid)] is not True):
                 continue
-            v = expected[oid]["verdict"]
-            # with the step's event applied, a negative verdict then is final; read against
-            # today's verdicts (no event), a rule the event undoes (``later``) keeps it
-            if v == "contraindicated" or (foreseen and v == "not_recommended") or not _later(options[oid], expected[oid], kb):
+            if not _may_name_later(options[oid], expected[oid], foreseen, kb):
                 continue
             # the pathway's order, as the sources rank them
             picked.append((0, order, oid))
@@ -293,6 +290,15 @@ def _add_on(first: dict[str, Any], extra: list[str], step: Any, kb: KnowledgeBas
     first["expected_verdicts"] = {o: v for o, v in first["expected_verdicts"].items() if o in first["options"]}
     if len(first["options"]) - len(first["add_on"]) == 1:
         first["combine"] = "together"   # one treatment and what is given with it
+
+
+def _may_name_later(today: dict[str, Any], then: dict[str, Any], foreseen: bool, kb: KnowledgeBase) -> bool:
+    """May a later step name this option, ``then`` its verdict expected when the step comes
+    (``foreseen``: with the step's event applied; else today's, no event)? With the event applied,
+    a negative verdict then is final; read against today's verdicts, a rule the event undoes
+    (``later``) keeps it. (The planner's steps and the narrowing of a merged branch read it alike.)"""
+    v = then["verdict"]
+    return not (v == "contraindicated" or (foreseen and v == "not_recommended")) and _later(today, then, kb)
 
 
 def _later(today: dict[str, Any], then: dict[str, Any], kb: KnowledgeBase) -> bool:
@@ -531,7 +537,8 @@ class _Planner:
             # (the evaluation settled on, with its facts pass added; the document for the model:
             # the same row, tests/test_plan_v3.py, and the same facts the reasons quote)
             ev = with_facts(self.state(values)[0], self.completed(values), self.kb)
-            self._states[key] = brief_options(ev, _document(self.base, values), self.kb)
+            self._states[key] = brief_options(ev, _document(self.base, values), self.kb,
+                                              frozenset(f for f in values if not self.known(f)))
         return self._states[key]
 
     def assumptions_for(self, field: str, row: dict[str, Any]) -> list[Any]:
@@ -746,7 +753,7 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
             same = next((b for b in branches if settled and b["_lead"] == alt_lead and b["steps"]), None)
             if same is not None:
                 same["if"].append(cond)
-                _narrow(same, alt, planner.future(alt["values"], alt["pw"], alt["steps"]) if alt["pw"] is not None else None)
+                _narrow(same, alt, kb, planner.future(alt["values"], alt["pw"], alt["steps"]) if alt["pw"] is not None else None)
                 index = branches.index(same)
             else:
                 alt_steps = _steps_for(planner, alt, branch=True) if settled else []
@@ -766,9 +773,11 @@ def build_plan(patient: Patient, ev: Evaluation, assessment: dict[str, Any], kb:
     # branch, not missing); where one changes the first step's other options, the step says so
     # rather than rest on a fact nobody sees
     listed = {a["field"] for a in assumptions}
-    quiet = [_quiet_words(a, work, others) for field, a, others in quiet_facts if field not in listed]
+    # (only the facts whose other values change the step's options: board review 9 saw the sentence
+    # printed with nothing after its colon)
+    quiet = [w for field, a, others in quiet_facts if field not in listed and (w := _quiet_words(a, work, others))]
     if quiet and steps[0]["options"]:
-        steps[0]["reason"] += OTHER_OPTIONS_REST_ON + "; ".join(filter(None, quiet)) + "."
+        steps[0]["reason"] += OTHER_OPTIONS_REST_ON + "; ".join(quiet) + "."
     # the leading option's unknown pre-treatment checks, read from its full assessment (the
     # what-if evaluations skip the facts pass that conditions come from)
     working = planner.full(work["values"])
@@ -911,7 +920,7 @@ def _branch(planner: _Planner, alt: dict[str, Any], steps: list[dict[str, Any]],
             "missing": sorted(a["field"] for a in own), "_lead": lead}
 
 
-def _narrow(branch: dict[str, Any], alt: dict[str, Any], future: Mapping[str, Any] | None = None) -> None:
+def _narrow(branch: dict[str, Any], alt: dict[str, Any], kb: KnowledgeBase, future: Mapping[str, Any] | None = None) -> None:
     """A branch another way of the facts joins (the same lead) keeps only what holds in that
     world too, so that no condition of a merged branch meets an option or an assumption it
     rules out (board review 3: a branch "SSTR imaging negative, or more than 75 % of the liver
@@ -928,19 +937,20 @@ def _narrow(branch: dict[str, Any], alt: dict[str, Any], future: Mapping[str, An
     kept = []
     for s in branch["steps"]:
         # the verdicts that world expects when the step comes: today's there for a ``now`` step
-        then = options if s["when"] == "now" else future[s["when"]] if future is not None and s["when"] in future else None
-        if then is not None:
-            allowed = [o for o in s["options"] if then[o]["verdict"] not in ("contraindicated", "not_recommended")]
-            if s["when"] == "now":
-                allowed = [o for o in allowed if then[o]["verdict"] in NOW_VERDICTS]
+        foreseen = future is not None and s["when"] in future
+        then = future[s["when"]] if foreseen else options
+        if s["when"] == "now":
+            allowed = [o for o in s["options"] if then[o]["verdict"] in NOW_VERDICTS]
+        else:
+            # (the same test as the planner's own later steps)
+            allowed = [o for o in s["options"] if _may_name_later(options[o], then[o], foreseen, kb)]
+        if s["when"] == "now" or foreseen:
             for o in allowed:
                 # the weaker of the two ways' verdicts (red-line test: a merged branch showed one way's
                 # verdict for an option the other way holds back)
                 mine, theirs = s["expected_verdicts"].get(o), then[o]["verdict"]
                 if mine is not None and RANK.get(theirs, 2) > RANK.get(mine, 2):
                     s["expected_verdicts"][o] = theirs
-        else:
-            allowed = [o for o in s["options"] if options[o]["verdict"] != "contraindicated"]
         if not allowed and s is not branch["steps"][0]:
             continue
         s["options"] = allowed

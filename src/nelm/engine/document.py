@@ -36,15 +36,21 @@ class _Values(dict):
     """The row's values as text for reason templates, each formatted when first read
     (a reason reads a few of some 500 columns)."""
 
-    def __init__(self, row: dict[str, Any], patient: Patient | dict[str, Any] | None = None):
+    def __init__(self, row: dict[str, Any], patient: Patient | dict[str, Any] | None = None,
+                 assumed: frozenset[str] = frozenset()):
         super().__init__()
         self._row = row
         self._patient = patient
         self._follows: dict[str, str] | None = None
+        self._assumed = assumed
 
     def __missing__(self, key: str) -> str:
         v = self._row[key]  # KeyError for a name that is no column, as a plain dict gives
         text = value_label(COLUMN_FIELDS.get(key), v) if key in COLUMN_FIELDS else show(v)
+        if v is not None and COLUMN_FIELDS.get(key) in self._assumed:
+            # a value the plan assumed is quoted as one, never as the patient's (board review 9: an
+            # assumed Ki-67 of 5 % read as a measured index): "Ki-67 assumed 5 %"
+            text = f"assumed {text}"
         self[key] = text
         return text
 
@@ -72,8 +78,9 @@ class _Values(dict):
         return self._follows.get(column)
 
 
-def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, str]:
-    vals = _Values(row, patient)
+def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase,
+            assumed: frozenset[str] = frozenset()) -> dict[str, str]:
+    vals = _Values(row, patient, assumed)
     for g in GRADES:
         vals[g] = grade_label(row.get(g)) or "unknown"
     # the patient, or its document in the model's dumped shape (the plan's what-if patients)
@@ -358,14 +365,16 @@ class _LazyOption(dict):
         return dict.__contains__(self, key)
 
 
-def brief_options(ev: Evaluation, patient: Patient | dict[str, Any], kb: KnowledgeBase) -> dict[str, dict[str, Any]]:
+def brief_options(ev: Evaluation, patient: Patient | dict[str, Any], kb: KnowledgeBase,
+                  assumed: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
     """The options of ``assessment_from(ev, patient, kb, brief=True)`` by id, each worked out
     when first read beyond its verdict: the plan words the steps of its working plan from
     them, and reads the reasons and conditions of a few options only. ``patient`` may be the
-    patient's document in the model's dumped shape."""
+    patient's document in the model's dumped shape; ``assumed``: the contract fields whose
+    values the plan filled in, quoted as assumed."""
     row = ev.facts
     roots = UnknownRoots(kb, {c for c, v in row.items() if v is None})
-    vals = _values(row, patient, kb)
+    vals = _values(row, patient, kb, assumed)
     checks = {c.field: c for c in kb.checks}
 
     def note_missing(column: str, what: str, *, filled: bool = False) -> list[str]:

@@ -1,0 +1,33 @@
+"""A value the plan assumed is quoted as assumed, never as the patient's own (board review 9,
+rc84: "here: Ki-67 5 %" for a Ki-67 no report gave, which a reader takes for a measured index)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nelm.assessment import assess
+from nelm.patient import validate_patient
+
+CASE = next((Path(__file__).resolve().parents[1] / "benchmarks" / "real_cases").glob("rc84_*.json"))
+
+
+def _doc() -> dict:
+    data = json.loads(CASE.read_text())
+    return data.get("patient", data)
+
+
+def test_an_assumed_ki67_is_quoted_as_assumed():
+    doc = _doc()
+    assert "ki67_percent" not in (doc.get("pathology") or {})
+    plan = assess(validate_patient(doc))["plan"]
+    reason = plan["steps"][0]["reason"]
+    assert "Ki-67 assumed 5 %" in reason, reason
+    assert "Ki-67 5 %" not in reason
+
+
+def test_a_recorded_value_is_quoted_as_it_stands():
+    doc = _doc()
+    doc.setdefault("pathology", {})["ki67_percent"] = 5
+    reason = assess(validate_patient(doc))["plan"]["steps"][0]["reason"]
+    assert "assumed 5" not in reason
+    assert "Ki-67 5 %" in reason, reason
