@@ -129,8 +129,11 @@ def plan_outputs(patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase
 
 _RAW = "raw__"      # the inputs as entered, beside the frame whose checks are filled in
 _FACTS = "facts__"  # what the facts as entered give (the requirement rules the conditions read)
-# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
+# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves,
+# except for common subexpressions: the plan's CASEs read the same terms (the lead's code modulo 64,
+# an option's possible verdicts) hundreds of times, and computing each once costs a third less
 _FLAT = pl.QueryOptFlags.none()
+_FLAT.comm_subexpr_elim = True
 _PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]] = {}
 
 

@@ -241,23 +241,32 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
     (``__usable__<i>``) in the knowledge base's order: the first that keeps the record
     consistent is filled in. The worlds so grown, and which of them took any.
 
-    A field's records are tried together: every (world, record) pair filled in and checked
-    in one pass, and each world takes the first record, in the knowledge base's order, that
-    passed (the same record as trying them one after another, in one evaluation per field)."""
+    A world's fields are tried in the fields' order, and a field's records together: every
+    (world, record) pair filled in and checked in one pass, and each world takes the first
+    record, in the knowledge base's order, that passed (the same record as trying them one after
+    another). Filling in, the engine frame and the checks are row by row, so the worlds' first
+    fields with a record for them are tried in one pass whatever the field, then their second
+    fields, and so on: as many passes as a world has such fields, not one per field."""
     cur = worlds.with_row_index("__i")
     took = pl.Series("took", [False] * cur.height)
-    picks_all = [f"__pick__{f}" for f in sorted(by_field)]
-    for field in sorted(by_field):
-        tries = []
-        for rank, (i, _) in enumerate(by_field[field]):
-            col = f"__usable__{i}"
-            if col not in cur.columns or not cur[col].fill_null(False).any():
-                continue
-            picks = [pl.lit(i if f == field else None, dtype=pl.Int64).alias(f"__pick__{f}") for f in sorted(by_field)]
-            tries.append(cur.filter(pl.col(col).fill_null(False)).with_columns(*picks, pl.lit(rank).alias("__rank")))
-        if not tries:
+    fields = sorted(by_field)
+    picks_all = [f"__pick__{f}" for f in fields]
+    tries = [cur.lazy().filter(pl.col(f"__usable__{i}").fill_null(False)).select(
+                 "__i", pl.lit(pos, dtype=pl.Int64).alias("__pos"), pl.lit(i, dtype=pl.Int64).alias("__rec"),
+                 pl.lit(rank, dtype=pl.Int64).alias("__rank"))
+             for pos, field in enumerate(fields) for rank, (i, _) in enumerate(by_field[field])
+             if f"__usable__{i}" in cur.columns]
+    if not tries:
+        return cur.drop("__i"), took
+    # each world's fields with a record for it, numbered in the fields' order (its 1st, 2nd, ...)
+    tries_df = pl.concat(tries).with_columns(pl.col("__pos").rank("dense").over("__i").cast(pl.Int64).alias("__step")).collect()
+    for step in range(1, (tries_df["__step"].max() or 0) + 1):
+        these = tries_df.filter(pl.col("__step") == step)
+        if these.height == 0:
             continue
-        stacked = pl.concat(tries, how="vertical_relaxed")
+        picks = [pl.when(pl.col("__pos") == pos).then(pl.col("__rec")).otherwise(pl.lit(None, dtype=pl.Int64)).alias(f"__pick__{f}")
+                 for pos, f in enumerate(fields)]
+        stacked = cur.join(these.select("__i", "__pos", "__rec", "__rank"), on="__i").with_columns(*picks).drop("__pos", "__rec")
         more = _fill(stacked, by_field).drop(picks_all)
         ok = _consistent(more, _engine(more, history))
         if not ok.any():
