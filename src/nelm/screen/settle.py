@@ -69,10 +69,12 @@ def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame | 
     work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb, history, first, eng).sort(_W)
     # each other value of each assumed fact, settled from the record as it is (nelm.plan._other_values):
     # one that does not settle, or leads elsewhere, makes the plan conditional
-    seeds = _alternatives(base, work.filter(pl.col("settled")), kb, history)
+    seeds, seed_engine = _alternative_worlds(base, work.filter(pl.col("settled")), kb, history)
     differs = pl.Series([False] * n)
     if seeds.height:
-        alt = _run(seeds.drop("__lead"), kb, history).join(seeds.select(_W, _BASE, "__lead"), on=_W)
+        # (a row is conditional once one of its worlds differs: its other worlds are not settled further)
+        alt = _run(seeds.drop("__lead"), kb, history, engine=seed_engine, lead=seeds.select(_W, "__lead")).join(
+            seeds.select(_W, _BASE, "__lead"), on=_W)
         per_row = alt.group_by(_BASE).agg(
             differs=(~(pl.col("settled") & pl.col("lead").eq_missing(pl.col("__lead")))).any())
         marks = pl.DataFrame({_BASE: pl.int_range(0, n, dtype=pl.Int64, eager=True)}).join(per_row, on=_BASE, how="left")
@@ -104,10 +106,16 @@ def _also_fields(kb: KnowledgeBase) -> list[str]:
 
 
 def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: pl.DataFrame | None = None,
-         engine: pl.DataFrame | None = None) -> pl.DataFrame:
+         engine: pl.DataFrame | None = None, lead: pl.DataFrame | None = None) -> pl.DataFrame:
     """``_Planner.settle`` for every world: each world's ``settled`` (a pathway followed and
     nothing blocking its lead), ``lead``, ``status`` (of the settled plan: determined, or
-    conditional on the lead's unknown checks) and ``assumed`` records."""
+    conditional on the lead's unknown checks) and ``assumed`` records. ``engine``: the worlds'
+    engine frame when the caller has it.
+
+    ``lead`` (``_W``, ``__lead``: the working plan's lead of each world's row, for the worlds of
+    other values of assumed facts): a row whose plan one of them already makes conditional (a
+    world finished unsettled, or leading elsewhere) needs no other; its worlds still open are
+    dropped, so the result holds at least one such world for the row and perhaps not all."""
     records = list(enumerate(kb.assumptions))
     by_field = records_by_field(kb)
     done: list[pl.DataFrame] = []
@@ -122,10 +130,15 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
         finished = _finished_now(st, picks, last=round_ == ROUNDS)
         done.append(_finished(st.filter(finished)))
         rest = st.filter(~finished)
-        if rest.height == 0:
-            break
         # (st is open_'s rows in order: the same filter keeps the same worlds)
         before = open_.filter(~finished)
+        if lead is not None and rest.height:
+            differ = st.filter(finished).join(lead, on=_W).filter(
+                ~(pl.col("settled") & pl.col("plan.candidate").eq_missing(pl.col("__lead"))))[_BASE]
+            needed = ~rest[_BASE].is_in(differ.implode())
+            rest, before = rest.filter(needed), before.filter(needed)
+        if rest.height == 0:
+            break
         trial = _fill(before.hstack(rest.select(picks)), by_field).drop(picks)
         engine = _engine(trial, history)
         ok = _consistent(trial, engine)
@@ -375,6 +388,12 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
 
 
 def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame) -> pl.DataFrame:
+    """:func:`_alternative_worlds`' worlds."""
+    return _alternative_worlds(base, work, kb, history)[0]
+
+
+def _alternative_worlds(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame
+                        ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The worlds of each other value of each fact a settled plan assumed: the record with
     that value (and, for the first other value, the facts that follow from it where unknown)
     filled in; ``__lead`` the working plan's lead. Worlds the record contradicts are dropped
@@ -392,8 +411,11 @@ def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, his
             world = world.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
         parts.append(world)
     if not parts:
-        return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W), pl.lit(None, dtype=pl.String).alias("__lead"))
+        return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W),
+                                         pl.lit(None, dtype=pl.String).alias("__lead")), None
     seeds = pl.concat(parts, how="vertical_relaxed")
     seeds = seeds.with_columns(pl.int_range(0, seeds.height, dtype=pl.Int64).alias(_W))
-    ok = _consistent(seeds, _engine(seeds, history))
-    return seeds.filter(ok)
+    engine = _engine(seeds, history)
+    ok = _consistent(seeds, engine)
+    # (the engine frame is row by row: the kept worlds' rows are their own engine frame, for _run)
+    return seeds.filter(ok), engine.filter(ok)
