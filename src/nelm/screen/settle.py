@@ -33,6 +33,7 @@ runs it as Polars expressions, :mod:`nelm.screen.sql_settle` as SQL views of the
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -209,21 +210,47 @@ def _layout(worlds: pl.DataFrame) -> pl.DataFrame:
     return worlds.select(pl.col(_W).alias("__row"), *[c for c in SCHEMA if c in worlds.columns])
 
 
-def _engine(worlds: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+def _engine(worlds: pl.DataFrame, history: pl.DataFrame, *, for_checks: bool = False) -> pl.DataFrame:
     """The worlds' engine frame. The treatment-history columns follow from the history and the
     course alone: a world that changed neither keeps its record's (``history``, by row of the
-    table); the others are worked out again."""
+    table); the others are worked out again.
+
+    ``for_checks``: a frame only the consistency checks read (:func:`_consistent`). Filling in
+    changes of the history only unrecorded outcomes (``_set``; the course, an ongoing therapy's
+    unrecorded outcome), and the checks read of the history columns only those worked out from a
+    therapy's months to progression and whether it is ongoing (:func:`_checks_keep_history`), so
+    every world keeps its record's."""
+    if for_checks and _checks_keep_history():
+        return engine_frame(_layout(worlds), history[worlds[_BASE]])
     # (the course decides only an ongoing therapy's unrecorded outcome: _RESTAGING's records)
     touched = ((worlds[_FIXED] & HISTORY) != 0) | (((worlds[_FIXED] & COURSE) != 0) & worlds[_RESTAGING])
-    kept = history[worlds[_BASE]]
     if touched.any():
         lay = _layout(worlds.filter(touched))
         fresh = prior_columns(lay.select("__row", PRIOR, pl.col("course.status").alias("course_status")))
-        idx = touched.arg_true()
-        kept = kept.with_row_index("__i").filter(~pl.col("__i").is_in(idx.implode())).vstack(
-            fresh.select(pl.col(c).cast(t) for c, t in kept.schema.items()).with_columns(pl.Series("__i", idx))
-            .select("__i", *kept.columns)).sort("__i").drop("__i")
+        # the record's columns, and the fresh ones (in the touched worlds' order) after them: one gather
+        fresh = fresh.select(pl.col(c).cast(t) for c, t in history.schema.items())
+        at = worlds.select(pl.when(touched).then(history.height + touched.cast(pl.Int64).cum_sum() - 1)
+                           .otherwise(pl.col(_BASE)).alias("at"))["at"]
+        kept = pl.concat([history, fresh])[at]
+    else:
+        kept = history[worlds[_BASE]]
     return engine_frame(_layout(worlds), kept)
+
+
+@lru_cache(maxsize=1)
+def _checks_keep_history() -> bool:
+    """Do the consistency checks read, of the treatment-history columns, only months to
+    progression and ongoing (which filling in an unrecorded outcome cannot change)?"""
+    read = {c for e in _check_exprs() for c in e.meta.root_names()} & set(HISTORY_COLUMNS)
+    return all(c.endswith(("_months", "_ongoing")) for c in read)
+
+
+@lru_cache(maxsize=1)
+def _check_exprs() -> tuple[pl.Expr, ...]:
+    """:func:`nelm.consistency.frame_failing`'s columns (each check, NULL read as false), parsed once."""
+    from ..consistency import checks
+
+    return tuple(pl.sql_expr(c.condition).fill_null(False).alias(c.id) for c in checks())
 
 
 def _evaluate(engine: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
@@ -281,7 +308,7 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
                  for pos, f in enumerate(fields)]
         stacked = cur.join(these.select("__i", "__pos", "__rec", "__rank"), on="__i").with_columns(*picks).drop("__pos", "__rec")
         more = _fill(stacked, by_field).drop(picks_all)
-        ok = _consistent(more, _engine(more, history))
+        ok = _consistent(more, _engine(more, history, for_checks=True))
         if not ok.any():
             continue
         kept = more.filter(ok).sort("__i", "__rank").unique("__i", keep="first", maintain_order=True).drop("__rank")
@@ -377,10 +404,9 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
     """Does each world's record stay consistent with what is filled in (``_Planner.completed``):
     every consistency check passes, and no therapy with months to progression has a filled-in
     outcome other than progression."""
-    from ..consistency import frame_failing
-
-    flags = frame_failing(engine)
-    fails = flags.select(pl.any_horizontal(pl.all()).fill_null(False).alias("x"))["x"] if flags.width else pl.Series([False] * worlds.height)
+    exprs = _check_exprs()
+    fails = engine.select(pl.any_horizontal(exprs).fill_null(False).alias("x"))["x"] if exprs else \
+        pl.Series([False] * worlds.height)
     months = worlds.select(pl.col(PRIOR).list.eval(
         pl.element().struct.field("months_to_progression").is_not_null()
         & ~pl.element().struct.field("outcome").is_in(["progression"]).fill_null(True)).list.any().fill_null(False).alias("x"))["x"]
