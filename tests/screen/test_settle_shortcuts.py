@@ -142,17 +142,17 @@ def test_open_rows_of_consecutive_batches_settled_together_give_each_batch_alone
     from nelm.screen.synth import write_table
 
     src = tmp_path / "p.parquet"
-    write_table(synthesize(2400, seed=36, unknown_fraction=0.3), src)
+    write_table(synthesize(3000, seed=36, unknown_fraction=0.15), src)
     groups = []
     real = columns.settle_open
     monkeypatch.setattr(run, "settle_open", lambda kb, batches: groups.append(len(batches)) or real(kb, batches))
     monkeypatch.setattr(columns, "SETTLE_FROM", 1)   # column-wise whatever the number of open rows
-    run.screen(src, tmp_path / "together.parquet", batch_size=800)
+    run.screen(src, tmp_path / "together.parquet", batch_size=1000)
     assert max(groups) >= 2, groups
     one = pl.concat([pl.read_parquet(tmp_path / "together.parquet")])
     run.screen(src, tmp_path / "whole.parquet", batch_size=10_000)
     assert one.equals(pl.read_parquet(tmp_path / "whole.parquet"))
     # and each batch alone (assess_batch: its own open rows only)
     lay = pl.read_parquet(src).with_row_index("__row", offset=1)
-    alone = pl.concat([columns.assess_batch(lay.slice(i, 800), load())[0] for i in range(0, lay.height, 800)])
+    alone = pl.concat([columns.assess_batch(lay.slice(i, 1000), load())[0] for i in range(0, lay.height, 1000)])
     assert one.drop("id").equals(alone)
