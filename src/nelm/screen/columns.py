@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -52,6 +53,31 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
     """The output columns for typed layout rows (with ``__row``); and how many rows' plans
     rest on assumed facts (settled by :mod:`nelm.screen.settle`, see :func:`certain_plans`).
     ``patients``: the rows' engine frame when the caller has it (``engine_frame(layout)``)."""
+    first = first_pass(layout, kb, columns, patients)
+    return settle_open(kb, [first])[0], first.assumed
+
+
+@dataclass
+class FirstPass:
+    """A batch after one evaluation (:func:`first_pass`): its output columns, the plan's where one
+    evaluation settles it, and the rows it leaves open, for :func:`settle_open`."""
+    result: pl.DataFrame            # the output columns but the plan's
+    columns: list[str]
+    lead: pl.Series | None = None   # plan.leading / plan.status, NULL in the open rows (None: not wanted)
+    status: pl.Series | None = None
+    rows: pl.Series | None = None   # the open rows' positions
+    layout: pl.DataFrame | None = None   # the open rows' layout, first evaluation and engine frame
+    first: pl.DataFrame | None = None
+    engine: pl.DataFrame | None = None
+
+    @property
+    def assumed(self) -> int:
+        return 0 if self.rows is None else self.rows.len()
+
+
+def first_pass(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | None = None,
+               patients: pl.DataFrame | None = None) -> FirstPass:
+    """:func:`assess_batch` up to the rows whose plan one evaluation leaves open."""
     columns = columns or output_columns(kb)
     patients = engine_frame(layout) if patients is None else patients
     wanted_verdicts = [o.id for o in kb.options if f"options.{o.id}.verdict" in columns]
@@ -71,29 +97,50 @@ def assess_batch(layout: pl.DataFrame, kb: KnowledgeBase, columns: list[str] | N
     out += [pl.col(f"verdict__{o}").alias(f"options.{o}.verdict") for o in wanted_verdicts]
     # (a placeholder column keeps the row count when no fact column is selected)
     result = facts.select([e for e in out if e.meta.output_name() in columns] or [pl.col("who_grade").is_null().alias("__rows")])
-    n_assumed = 0
-    if plan_wanted:
-        first = plan_outputs(patients, filled, kb)
-        lead, plan_status = first["plan.leading"], first["plan.status"]
-        rows = plan_status.is_null().arg_true()
-        n_assumed = rows.len()
-        if n_assumed:
-            from .settle import fills_nothing, settle_plans
+    if not plan_wanted:
+        return FirstPass(result, columns)
+    first = plan_outputs(patients, filled, kb)
+    rows = first["plan.status"].is_null().arg_true()
+    return FirstPass(result, columns, first["plan.leading"], first["plan.status"], rows,
+                     layout[rows], first[rows], patients[rows])
 
-            # the open rows whose plans stay undetermined with nothing to assume end at once
-            # column-wise; the others are settled column-wise from SETTLE_FROM rows on, per case below
-            quick = fills_nothing(layout[rows], kb, first[rows])
-            per_case = int((~quick).sum()) < SETTLE_FROM
-            by_columns, by_case = (rows.filter(quick), rows.filter(~quick)) if per_case else (rows, rows.clear())
-            parts = [(by_columns, settle_plans(layout[by_columns], kb, first=first[by_columns], engine=patients[by_columns])
-                      if by_columns.len() else None),
-                     (by_case, _plans_per_case(layout[by_case], kb) if by_case.len() else None)]
-            for part, rest in parts:
-                if rest is not None:
-                    lead = lead.scatter(part, rest["plan.leading"])
-                    plan_status = plan_status.scatter(part, rest["plan.status"])
-        result = result.with_columns(lead, plan_status)
-    return result.select(columns), n_assumed
+
+def settle_open(kb: KnowledgeBase, batches: list[FirstPass]) -> list[pl.DataFrame]:
+    """The output columns of each batch, the open rows of all of them settled together: each
+    row's plan is settled from its own record alone (row by row, whatever rows are settled with
+    it), so settling several batches' open rows at once spares the settling's fixed costs (a
+    dozen evaluations of the whole knowledge base whatever the number of rows) but changes no
+    value."""
+    parts = [b for b in batches if b.assumed]
+    if parts:
+        from .settle import fills_nothing, settle_plans
+
+        layout = pl.concat([b.layout for b in parts], how="vertical")
+        first = pl.concat([b.first for b in parts], how="vertical")
+        engine = pl.concat([b.engine for b in parts], how="vertical")
+        rows = pl.int_range(0, layout.height, dtype=pl.UInt32, eager=True)
+        # the open rows whose plans stay undetermined with nothing to assume end at once
+        # column-wise; the others are settled column-wise from SETTLE_FROM rows on, per case below
+        quick = fills_nothing(layout, kb, first)
+        per_case = int((~quick).sum()) < SETTLE_FROM
+        by_columns, by_case = (rows.filter(quick), rows.filter(~quick)) if per_case else (rows, rows.clear())
+        lead = pl.Series("plan.leading", [None] * layout.height, dtype=pl.String)
+        plan_status = pl.Series("plan.status", [None] * layout.height, dtype=pl.String)
+        for part, rest in [(by_columns, settle_plans(layout[by_columns], kb, first=first[by_columns],
+                                                     engine=engine[by_columns]) if by_columns.len() else None),
+                           (by_case, _plans_per_case(layout[by_case], kb) if by_case.len() else None)]:
+            if rest is not None:
+                lead = lead.scatter(part, rest["plan.leading"])
+                plan_status = plan_status.scatter(part, rest["plan.status"])
+        at = 0
+        for b in parts:
+            n = b.assumed
+            assert b.lead is not None and b.status is not None and b.rows is not None
+            b.lead = b.lead.scatter(b.rows, lead.slice(at, n))
+            b.status = b.status.scatter(b.rows, plan_status.slice(at, n))
+            at += n
+    return [(b.result.with_columns(b.lead, b.status) if b.lead is not None else b.result).select(b.columns)
+            for b in batches]
 
 
 def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase
@@ -129,8 +176,11 @@ def plan_outputs(patients: pl.DataFrame, filled: pl.DataFrame, kb: KnowledgeBase
 
 _RAW = "raw__"      # the inputs as entered, beside the frame whose checks are filled in
 _FACTS = "facts__"  # what the facts as entered give (the requirement rules the conditions read)
-# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves
+# the plan is flat and ordered already; the optimiser spends more on hundreds of columns than it saves,
+# except for common subexpressions: the plan's CASEs read the same terms (the lead's code modulo 64,
+# an option's possible verdicts) hundreds of times, and computing each once costs a third less
 _FLAT = pl.QueryOptFlags.none()
+_FLAT.comm_subexpr_elim = True
 _PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]] = {}
 
 

@@ -18,6 +18,7 @@ from ..patient import (_COURSE_OUTCOME, _OUTCOME_RANK, OPTION_IDS, SCALAR_FIELDS
 from .layout import PRIOR, SITES
 
 _RANK_OUTCOME = {rank: outcome for outcome, rank in _OUTCOME_RANK.items() if outcome}
+_ABSENT = (("g", pl.Boolean), ("w", pl.String), ("m", pl.Float64), ("o", pl.Boolean))   # a therapy no row was given
 
 
 def engine_frame(layout: pl.DataFrame, prior: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -83,12 +84,21 @@ def _prior_columns(prior: pl.DataFrame) -> pl.DataFrame:
         prior_systemic_lines=pl.col("therapy").filter(pl.col("therapy").is_in(SYSTEMIC_LINES)).n_unique().cast(pl.Float64),
     )
     base = pl.DataFrame({"__i": pl.int_range(0, prior.height, eager=True, dtype=pl.UInt32), "__known": known})
+    # each therapy's columns put in place by row number (a row has one group per therapy it was given)
+    n = prior.height
+    side = []
+    for t, one in per.filter(pl.col("therapy").is_in(OPTION_IDS)).partition_by("therapy", as_dict=True).items():
+        at = one["__i"]
+        side += [pl.repeat(None, n, dtype=pl.Boolean, eager=True).scatter(at, True).alias(f"g_{t[0]}"),
+                 pl.repeat(None, n, dtype=pl.String, eager=True).scatter(at, one["worst"]).alias(f"w_{t[0]}"),
+                 pl.repeat(None, n, dtype=one["months"].dtype, eager=True).scatter(at, one["months"]).alias(f"m_{t[0]}"),
+                 pl.repeat(None, n, dtype=pl.Boolean, eager=True).scatter(at, one["ongoing"]).alias(f"o_{t[0]}")]
+    wide = base.hstack(side)
+    present = set(wide.columns)
+    wide = wide.with_columns(pl.lit(None, dtype=d).alias(f"{k}_{t}") for t in OPTION_IDS for k, d in _ABSENT
+                             if f"{k}_{t}" not in present)
     out = [pl.col("__i")]
-    wide = base
     for t in OPTION_IDS:
-        one = per.filter(pl.col("therapy") == t).select("__i", pl.lit(True).alias(f"g_{t}"), pl.col("worst").alias(f"w_{t}"),
-                                                       pl.col("months").alias(f"m_{t}"), pl.col("ongoing").alias(f"o_{t}"))
-        wide = wide.join(one, on="__i", how="left")
         given = pl.col(f"g_{t}").fill_null(False)
         out += [pl.when(~pl.col("__known")).then(None).when(given).then(pl.col(f"w_{t}")).otherwise(pl.lit("none"))
                   .alias(f"prior_{t}"),

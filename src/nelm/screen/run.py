@@ -6,6 +6,12 @@ batch: each batch is laid out, validated, flattened, evaluated and appended to t
 model's message) on standard error and in ``<output>.errors.csv``, and left out; the
 other rows are assessed. The output keeps the input's ``id`` column, or else ``row``
 (the 1-based input row number), so that each result can be traced to its row.
+
+The plans one evaluation leaves open (resting on assumed facts) are settled together for
+consecutive batches, as long as they are at most ``batch_size`` open rows and ``2 * batch_size``
+rows in all (:func:`.columns.settle_open`): the settling costs a dozen evaluations of the whole
+knowledge base whatever the number of rows, and a row's plan is settled from its own record
+alone. The batches are written in order once their open rows are settled.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import polars as pl
 
 from ..knowledge import load
 from . import layout, validate
-from .columns import assess_batch, selected
+from .columns import FirstPass, first_pass, selected, settle_open
 from .summary import Summary
 
 
@@ -94,6 +100,14 @@ def screen(source: str | Path, out: str | Path, *, select: list[str] | None = No
 
 def _screen_batches(source: str | Path, fmt: str, batch_size: int, kb: Any, columns: list[str], result: ScreenResult,
                     writer: _Writer, progress: Callable[[int], None] | None) -> None:
+    held: list[tuple[pl.DataFrame, FirstPass]] = []   # batches evaluated once, their open rows not yet settled
+
+    def flush() -> None:
+        for (ident, _), assessed in zip(held, settle_open(kb, [b for _, b in held])):
+            result.summary.add(assessed)
+            writer.write(ident.hstack(assessed))
+        held.clear()
+
     for raw in layout.batches(source, batch_size):
         frame, problems = layout.to_layout(raw, fmt)
         frame = layout.complete(frame)
@@ -107,15 +121,17 @@ def _screen_batches(source: str | Path, fmt: str, batch_size: int, kb: Any, colu
             writer.key = "id" if "id" in raw.columns else "row"
         if ok.height:
             # every row valid: the engine frame the consistency checks read is the one to assess
-            assessed, n_assumed = assess_batch(ok, kb, columns, patients=None if bad else patients)
-            result.assumed += n_assumed
+            batch = first_pass(ok, kb, columns, patients=None if bad else patients)
+            result.assumed += batch.assumed
             result.assessed += ok.height
             ident = ok.select(pl.col("id") if writer.key == "id" else pl.col("__row").cast(pl.Int64).alias("row"))
-            table = ident.hstack(assessed)
-            result.summary.add(assessed)
-            writer.write(table)
+            if held and (sum(b.assumed for _, b in held) + batch.assumed > batch_size
+                         or sum(i.height for i, _ in held) + ok.height > 2 * batch_size):
+                flush()
+            held.append((ident, batch))
         if progress:
             progress(raw.height)
+    flush()
 
 
 def chart_path(out: str | Path, kind: str) -> Path:

@@ -33,6 +33,7 @@ runs it as Polars expressions, :mod:`nelm.screen.sql_settle` as SQL views of the
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -69,10 +70,12 @@ def settle_plans(layout: pl.DataFrame, kb: KnowledgeBase, first: pl.DataFrame | 
     work = _run(base.with_columns(pl.int_range(0, n, dtype=pl.Int64).alias(_W)), kb, history, first, eng).sort(_W)
     # each other value of each assumed fact, settled from the record as it is (nelm.plan._other_values):
     # one that does not settle, or leads elsewhere, makes the plan conditional
-    seeds = _alternatives(base, work.filter(pl.col("settled")), kb, history)
+    seeds, seed_engine = _alternative_worlds(base, work.filter(pl.col("settled")), kb, history)
     differs = pl.Series([False] * n)
     if seeds.height:
-        alt = _run(seeds.drop("__lead"), kb, history).join(seeds.select(_W, _BASE, "__lead"), on=_W)
+        # (a row is conditional once one of its worlds differs: its other worlds are not settled further)
+        alt = _run(seeds.drop("__lead"), kb, history, engine=seed_engine, lead=seeds.select(_W, "__lead")).join(
+            seeds.select(_W, _BASE, "__lead"), on=_W)
         per_row = alt.group_by(_BASE).agg(
             differs=(~(pl.col("settled") & pl.col("lead").eq_missing(pl.col("__lead")))).any())
         marks = pl.DataFrame({_BASE: pl.int_range(0, n, dtype=pl.Int64, eager=True)}).join(per_row, on=_BASE, how="left")
@@ -104,10 +107,16 @@ def _also_fields(kb: KnowledgeBase) -> list[str]:
 
 
 def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: pl.DataFrame | None = None,
-         engine: pl.DataFrame | None = None) -> pl.DataFrame:
+         engine: pl.DataFrame | None = None, lead: pl.DataFrame | None = None) -> pl.DataFrame:
     """``_Planner.settle`` for every world: each world's ``settled`` (a pathway followed and
     nothing blocking its lead), ``lead``, ``status`` (of the settled plan: determined, or
-    conditional on the lead's unknown checks) and ``assumed`` records."""
+    conditional on the lead's unknown checks) and ``assumed`` records. ``engine``: the worlds'
+    engine frame when the caller has it.
+
+    ``lead`` (``_W``, ``__lead``: the working plan's lead of each world's row, for the worlds of
+    other values of assumed facts): a row whose plan one of them already makes conditional (a
+    world finished unsettled, or leading elsewhere) needs no other; its worlds still open are
+    dropped, so the result holds at least one such world for the row and perhaps not all."""
     records = list(enumerate(kb.assumptions))
     by_field = records_by_field(kb)
     done: list[pl.DataFrame] = []
@@ -122,10 +131,15 @@ def _run(worlds: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame, first: 
         finished = _finished_now(st, picks, last=round_ == ROUNDS)
         done.append(_finished(st.filter(finished)))
         rest = st.filter(~finished)
-        if rest.height == 0:
-            break
         # (st is open_'s rows in order: the same filter keeps the same worlds)
         before = open_.filter(~finished)
+        if lead is not None and rest.height:
+            differ = st.filter(finished).join(lead, on=_W).filter(
+                ~(pl.col("settled") & pl.col("plan.candidate").eq_missing(pl.col("__lead"))))[_BASE]
+            needed = ~rest[_BASE].is_in(differ.implode())
+            rest, before = rest.filter(needed), before.filter(needed)
+        if rest.height == 0:
+            break
         trial = _fill(before.hstack(rest.select(picks)), by_field).drop(picks)
         engine = _engine(trial, history)
         ok = _consistent(trial, engine)
@@ -196,21 +210,47 @@ def _layout(worlds: pl.DataFrame) -> pl.DataFrame:
     return worlds.select(pl.col(_W).alias("__row"), *[c for c in SCHEMA if c in worlds.columns])
 
 
-def _engine(worlds: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
+def _engine(worlds: pl.DataFrame, history: pl.DataFrame, *, for_checks: bool = False) -> pl.DataFrame:
     """The worlds' engine frame. The treatment-history columns follow from the history and the
     course alone: a world that changed neither keeps its record's (``history``, by row of the
-    table); the others are worked out again."""
+    table); the others are worked out again.
+
+    ``for_checks``: a frame only the consistency checks read (:func:`_consistent`). Filling in
+    changes of the history only unrecorded outcomes (``_set``; the course, an ongoing therapy's
+    unrecorded outcome), and the checks read of the history columns only those worked out from a
+    therapy's months to progression and whether it is ongoing (:func:`_checks_keep_history`), so
+    every world keeps its record's."""
+    if for_checks and _checks_keep_history():
+        return engine_frame(_layout(worlds), history[worlds[_BASE]])
     # (the course decides only an ongoing therapy's unrecorded outcome: _RESTAGING's records)
     touched = ((worlds[_FIXED] & HISTORY) != 0) | (((worlds[_FIXED] & COURSE) != 0) & worlds[_RESTAGING])
-    kept = history[worlds[_BASE]]
     if touched.any():
         lay = _layout(worlds.filter(touched))
         fresh = prior_columns(lay.select("__row", PRIOR, pl.col("course.status").alias("course_status")))
-        idx = touched.arg_true()
-        kept = kept.with_row_index("__i").filter(~pl.col("__i").is_in(idx.implode())).vstack(
-            fresh.select(pl.col(c).cast(t) for c, t in kept.schema.items()).with_columns(pl.Series("__i", idx))
-            .select("__i", *kept.columns)).sort("__i").drop("__i")
+        # the record's columns, and the fresh ones (in the touched worlds' order) after them: one gather
+        fresh = fresh.select(pl.col(c).cast(t) for c, t in history.schema.items())
+        at = worlds.select(pl.when(touched).then(history.height + touched.cast(pl.Int64).cum_sum() - 1)
+                           .otherwise(pl.col(_BASE)).alias("at"))["at"]
+        kept = pl.concat([history, fresh])[at]
+    else:
+        kept = history[worlds[_BASE]]
     return engine_frame(_layout(worlds), kept)
+
+
+@lru_cache(maxsize=1)
+def _checks_keep_history() -> bool:
+    """Do the consistency checks read, of the treatment-history columns, only months to
+    progression and ongoing (which filling in an unrecorded outcome cannot change)?"""
+    read = {c for e in _check_exprs() for c in e.meta.root_names()} & set(HISTORY_COLUMNS)
+    return all(c.endswith(("_months", "_ongoing")) for c in read)
+
+
+@lru_cache(maxsize=1)
+def _check_exprs() -> tuple[pl.Expr, ...]:
+    """:func:`nelm.consistency.frame_failing`'s columns (each check, NULL read as false), parsed once."""
+    from ..consistency import checks
+
+    return tuple(pl.sql_expr(c.condition).fill_null(False).alias(c.id) for c in checks())
 
 
 def _evaluate(engine: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
@@ -241,25 +281,34 @@ def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any
     (``__usable__<i>``) in the knowledge base's order: the first that keeps the record
     consistent is filled in. The worlds so grown, and which of them took any.
 
-    A field's records are tried together: every (world, record) pair filled in and checked
-    in one pass, and each world takes the first record, in the knowledge base's order, that
-    passed (the same record as trying them one after another, in one evaluation per field)."""
+    A world's fields are tried in the fields' order, and a field's records together: every
+    (world, record) pair filled in and checked in one pass, and each world takes the first
+    record, in the knowledge base's order, that passed (the same record as trying them one after
+    another). Filling in, the engine frame and the checks are row by row, so the worlds' first
+    fields with a record for them are tried in one pass whatever the field, then their second
+    fields, and so on: as many passes as a world has such fields, not one per field."""
     cur = worlds.with_row_index("__i")
     took = pl.Series("took", [False] * cur.height)
-    picks_all = [f"__pick__{f}" for f in sorted(by_field)]
-    for field in sorted(by_field):
-        tries = []
-        for rank, (i, _) in enumerate(by_field[field]):
-            col = f"__usable__{i}"
-            if col not in cur.columns or not cur[col].fill_null(False).any():
-                continue
-            picks = [pl.lit(i if f == field else None, dtype=pl.Int64).alias(f"__pick__{f}") for f in sorted(by_field)]
-            tries.append(cur.filter(pl.col(col).fill_null(False)).with_columns(*picks, pl.lit(rank).alias("__rank")))
-        if not tries:
+    fields = sorted(by_field)
+    picks_all = [f"__pick__{f}" for f in fields]
+    tries = [cur.lazy().filter(pl.col(f"__usable__{i}").fill_null(False)).select(
+                 "__i", pl.lit(pos, dtype=pl.Int64).alias("__pos"), pl.lit(i, dtype=pl.Int64).alias("__rec"),
+                 pl.lit(rank, dtype=pl.Int64).alias("__rank"))
+             for pos, field in enumerate(fields) for rank, (i, _) in enumerate(by_field[field])
+             if f"__usable__{i}" in cur.columns]
+    if not tries:
+        return cur.drop("__i"), took
+    # each world's fields with a record for it, numbered in the fields' order (its 1st, 2nd, ...)
+    tries_df = pl.concat(tries).with_columns(pl.col("__pos").rank("dense").over("__i").cast(pl.Int64).alias("__step")).collect()
+    for step in range(1, (tries_df["__step"].max() or 0) + 1):
+        these = tries_df.filter(pl.col("__step") == step)
+        if these.height == 0:
             continue
-        stacked = pl.concat(tries, how="vertical_relaxed")
+        picks = [pl.when(pl.col("__pos") == pos).then(pl.col("__rec")).otherwise(pl.lit(None, dtype=pl.Int64)).alias(f"__pick__{f}")
+                 for pos, f in enumerate(fields)]
+        stacked = cur.join(these.select("__i", "__pos", "__rec", "__rank"), on="__i").with_columns(*picks).drop("__pos", "__rec")
         more = _fill(stacked, by_field).drop(picks_all)
-        ok = _consistent(more, _engine(more, history))
+        ok = _consistent(more, _engine(more, history, for_checks=True))
         if not ok.any():
             continue
         kept = more.filter(ok).sort("__i", "__rank").unique("__i", keep="first", maintain_order=True).drop("__rank")
@@ -355,10 +404,9 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
     """Does each world's record stay consistent with what is filled in (``_Planner.completed``):
     every consistency check passes, and no therapy with months to progression has a filled-in
     outcome other than progression."""
-    from ..consistency import frame_failing
-
-    flags = frame_failing(engine)
-    fails = flags.select(pl.any_horizontal(pl.all()).fill_null(False).alias("x"))["x"] if flags.width else pl.Series([False] * worlds.height)
+    exprs = _check_exprs()
+    fails = engine.select(pl.any_horizontal(exprs).fill_null(False).alias("x"))["x"] if exprs else \
+        pl.Series([False] * worlds.height)
     months = worlds.select(pl.col(PRIOR).list.eval(
         pl.element().struct.field("months_to_progression").is_not_null()
         & ~pl.element().struct.field("outcome").is_in(["progression"]).fill_null(True)).list.any().fill_null(False).alias("x"))["x"]
@@ -366,6 +414,12 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
 
 
 def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame) -> pl.DataFrame:
+    """:func:`_alternative_worlds`' worlds."""
+    return _alternative_worlds(base, work, kb, history)[0]
+
+
+def _alternative_worlds(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, history: pl.DataFrame
+                        ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The worlds of each other value of each fact a settled plan assumed: the record with
     that value (and, for the first other value, the facts that follow from it where unknown)
     filled in; ``__lead`` the working plan's lead. Worlds the record contradicts are dropped
@@ -383,8 +437,11 @@ def _alternatives(base: pl.DataFrame, work: pl.DataFrame, kb: KnowledgeBase, his
             world = world.with_columns((pl.col(_FIXED) | pl.when(unknown).then(pl.lit(FIELD_BIT[f])).otherwise(0)).alias(_FIXED))
         parts.append(world)
     if not parts:
-        return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W), pl.lit(None, dtype=pl.String).alias("__lead"))
+        return base.clear().with_columns(pl.lit(None, dtype=pl.Int64).alias(_W),
+                                         pl.lit(None, dtype=pl.String).alias("__lead")), None
     seeds = pl.concat(parts, how="vertical_relaxed")
     seeds = seeds.with_columns(pl.int_range(0, seeds.height, dtype=pl.Int64).alias(_W))
-    ok = _consistent(seeds, _engine(seeds, history))
-    return seeds.filter(ok)
+    engine = _engine(seeds, history)
+    ok = _consistent(seeds, engine)
+    # (the engine frame is row by row: the kept worlds' rows are their own engine frame, for _run)
+    return seeds.filter(ok), engine.filter(ok)
