@@ -216,11 +216,23 @@ def refusals(row: dict[str, Any]) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- a table
 
-def frame_failing(frame: Any) -> Any:
-    """A Boolean column per check (named by id; NULL read as false) for an engine frame."""
+def failing_exprs() -> tuple[Any, ...]:
+    """Each check as a Polars expression over an engine frame (named by id; NULL read as
+    false), parsed once per set of checks: what :func:`frame_failing` selects, and the
+    screen's settling reads."""
+    return _exprs_of(checks())
+
+
+@lru_cache(maxsize=1)
+def _exprs_of(records: tuple[Check, ...]) -> tuple[Any, ...]:
     import polars as pl
 
-    return frame.select(pl.sql_expr(c.condition).fill_null(False).alias(c.id) for c in checks())
+    return tuple(pl.sql_expr(c.condition).fill_null(False).alias(c.id) for c in records)
+
+
+def frame_failing(frame: Any) -> Any:
+    """A Boolean column per check (named by id; NULL read as false) for an engine frame."""
+    return frame.select(failing_exprs())
 
 
 def frame_refusals(frame: Any, rows: list[int]) -> list[tuple[int, str, str]]:

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from ..consistency import failing_exprs
 from ..engine import evaluate_both_passes
 from ..knowledge import KnowledgeBase, assumption_column
 from ..patient import COLUMN_FIELDS
@@ -241,16 +242,8 @@ def _engine(worlds: pl.DataFrame, history: pl.DataFrame, *, for_checks: bool = F
 def _checks_keep_history() -> bool:
     """Do the consistency checks read, of the treatment-history columns, only months to
     progression and ongoing (which filling in an unrecorded outcome cannot change)?"""
-    read = {c for e in _check_exprs() for c in e.meta.root_names()} & set(HISTORY_COLUMNS)
+    read = {c for e in failing_exprs() for c in e.meta.root_names()} & set(HISTORY_COLUMNS)
     return all(c.endswith(("_months", "_ongoing")) for c in read)
-
-
-@lru_cache(maxsize=1)
-def _check_exprs() -> tuple[pl.Expr, ...]:
-    """:func:`nelm.consistency.frame_failing`'s columns (each check, NULL read as false), parsed once."""
-    from ..consistency import checks
-
-    return tuple(pl.sql_expr(c.condition).fill_null(False).alias(c.id) for c in checks())
 
 
 def _evaluate(engine: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
@@ -404,7 +397,7 @@ def _consistent(worlds: pl.DataFrame, engine: pl.DataFrame) -> pl.Series:
     """Does each world's record stay consistent with what is filled in (``_Planner.completed``):
     every consistency check passes, and no therapy with months to progression has a filled-in
     outcome other than progression."""
-    exprs = _check_exprs()
+    exprs = failing_exprs()
     fails = engine.select(pl.any_horizontal(exprs).fill_null(False).alias("x"))["x"] if exprs else \
         pl.Series([False] * worlds.height)
     months = worlds.select(pl.col(PRIOR).list.eval(
