@@ -20,6 +20,8 @@ PAIRS = [(g.id, o) for g in GATES if not g.note for o in g.options]
 UNRESECTABLE = {"liver.burden_percent": 30, "liver.lesion_count": 20, "liver.largest_lesion_cm": 3.0,
                 "liver.lobes": "bilobar", "liver.pattern": "disseminated", "liver.resectable_fraction_percent": 20}
 PROGRESSIVE = {"course.status": "progressive", "course.stable_months": 0, "course.progression_within_12_months": True}
+# progressing on the analogue: the NETTER-1 setting, where PRRT is the preferred next line
+ON_THE_ANALOGUE_PROGRESSED = [{"therapy": "ssa", "outcome": "progression", "ongoing": True}]
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,7 @@ def test_lung_shunt_rules_out_radioembolization():
     ({}, "preferred"),
 ])
 def test_prrt_needs_kidneys_marrow_and_uptake(labs, verdict):
-    _, o = verdicts(**UNRESECTABLE, **PROGRESSIVE, **labs)
+    _, o = verdicts(**UNRESECTABLE, **PROGRESSIVE, **labs, prior_therapies=ON_THE_ANALOGUE_PROGRESSED)
     assert o["prrt"]["verdict"] == verdict
 
 
@@ -162,7 +164,7 @@ def test_chemotherapy_needs_kidneys_and_marrow():
 def test_unknown_checks_keep_the_passing_verdict_and_are_listed_as_conditions():
     gone = {"labs.egfr_ml_min": ..., "labs.platelets_10e9_per_l": ..., "labs.neutrophils_10e9_per_l": ...,
             "sstr_uptake_krenning": ..., "ecog": ...}
-    a, o = verdicts(**UNRESECTABLE, **PROGRESSIVE, **gone)
+    a, o = verdicts(**UNRESECTABLE, **PROGRESSIVE, **gone, prior_therapies=ON_THE_ANALOGUE_PROGRESSED)
     assert o["prrt"]["verdict"] == "preferred"
     fields = {c["field"] for c in o["prrt"]["conditions"]}
     assert {"labs.egfr_ml_min", "labs.platelets_10e9_per_l", "sstr_uptake_krenning", "ecog"} <= fields

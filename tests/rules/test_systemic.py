@@ -1,15 +1,34 @@
 """PRRT, SSAs, targeted agents, chemotherapy, interferon, EBRT, trials."""
+import pytest
+
 UNRESECTABLE = {"liver.burden_percent": 35, "liver.pattern": "disseminated", "liver.lesion_count": 30,
                 "liver.largest_lesion_cm": 3, "liver.resectable_fraction_percent": 20}
 PROGRESSIVE = {"course.status": "progressive", "course.progression_within_12_months": True, "course.stable_months": 0}
+ANALOGUE_FAILED = [{"therapy": "ssa", "outcome": "progression", "ongoing": True}]
 NEC = {"pathology.differentiation": "poor", "pathology.ki67_percent": 75, "pathology.mitoses_per_10hpf": 40}
 
 
 def test_prrt_needs_sstr_positive_imaging(assess_with):
     _, o = assess_with(sstr_imaging="negative", **UNRESECTABLE, **PROGRESSIVE)
     assert o["prrt"]["verdict"] == "contraindicated"
-    _, o = assess_with(sstr_imaging="positive", **UNRESECTABLE, **PROGRESSIVE)
+    _, o = assess_with(sstr_imaging="positive", **UNRESECTABLE, **PROGRESSIVE, prior_therapies=ANALOGUE_FAILED)
     assert o["prrt"]["verdict"] == "preferred"
+
+
+@pytest.mark.parametrize("changes,prrt", [
+    ({}, "reasonable"),                                              # never treated: the analogue first (NETTER-1 setting later)
+    ({"prior_therapies": ANALOGUE_FAILED}, "preferred"),             # progressed on the analogue: NETTER-1
+    ({"pathology.ki67_percent": 15}, "preferred"),                   # Ki-67 10-55 %: first-line PRRT (NETTER-2)
+    ({"primary.site": "pancreas"}, "preferred"),                     # pancreatic: beside everolimus (COMPETE)
+    ({"prior_therapies": [{"therapy": "liver_resection", "outcome": "progression"}]}, "reasonable"),  # a recurrence after surgery
+])
+def test_prrt_waits_for_the_analogue_in_an_untreated_non_pancreatic_net(assess_with, changes, prrt):
+    base = {"primary.site": "jejunum_ileum", "pathology.differentiation": "well", "pathology.ki67_percent": 5,
+            "functional_syndrome": "none", "sstr_imaging": "positive", "prior_therapies": []}
+    _, o = assess_with(**{**base, **UNRESECTABLE, **PROGRESSIVE, **changes})
+    assert o["prrt"]["verdict"] == prrt
+    if prrt == "reasonable":
+        assert o["ssa"]["verdict"] == "preferred"
 
 
 def test_prrt_does_worse_with_extensive_liver_involvement(assess_with):
