@@ -37,3 +37,23 @@ def test_a_recorded_value_is_quoted_as_it_stands():
     reason = assess(validate_patient(doc))["plan"]["steps"][0]["reason"]
     assert "assumed 5" not in reason
     assert "Ki-67 5 %" in reason, reason
+
+
+def _single_lesion(**pathology) -> dict:
+    # a single liver metastasis, nothing said of the grade or of what the surgeon can remove (rc88's facts)
+    return {"primary": {"site": "other", "resected": False}, "pathology": {"differentiation": "well", **pathology},
+            "liver": {"timing": "synchronous", "lesion_count": 1, "pattern": "single", "lobes": "unilobar",
+                      "liver_function": "normal"}}
+
+
+def test_values_computed_or_following_from_an_assumption_are_quoted_as_assumed():
+    # board review 10 (D2): the grade computed from an assumed Ki-67, and the removable share that follows from an
+    # assumed "all removable", were quoted as the patient's
+    reason = assess(validate_patient(_single_lesion()))["plan"]["steps"][0]["reason"]
+    assert "removable share of the hepatic tumour assumed 100 %" in reason, reason
+    assert "grade assumed G2" in reason, reason
+
+
+def test_a_reported_grade_stays_the_patients_own():
+    reason = assess(validate_patient(_single_lesion(reported_grade="G2")))["plan"]["steps"][0]["reason"]
+    assert "grade G2" in reason and "grade assumed" not in reason, reason

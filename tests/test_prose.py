@@ -19,6 +19,9 @@ UNIT_AFTER_UNKNOWN = re.compile(r"\bunknown ?(%|cm\b|months?\b|years?\b|mg/dL|mL
 LEFTOVER = re.compile(r"[{}]|rule__|\bNone\b(?! of\b)|\bTrue\b|\bFalse\b")
 # a list announced by a colon with nothing in it (board review 9: "... rest on facts assumed until confirmed: .")
 EMPTY_LIST = re.compile(r":\s*[.;]")
+# an unknown value dropped into a sentence built for a known one (board review 10: "Primary in the unknown",
+# "progressed unknown after this procedure")
+UNKNOWN_IN_PROSE = re.compile(r"\bin the unknown\b|\bprogressed unknown\b")
 _BOOL_FACT = re.compile(r": (yes|no|met|not met)$")
 _NESTED = re.compile(r"\([^()]*\)")
 
@@ -109,7 +112,7 @@ def test_no_internal_names_or_template_leftovers_in_any_text(chunk):
         if i % 4 != chunk:
             continue
         for where, text in texts(assess(validate_patient(doc))):
-            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP, EMPTY_LIST):
+            for rx in (SNAKE, UNIT_AFTER_UNKNOWN, LEFTOVER, DUMP, EMPTY_LIST, UNKNOWN_IN_PROSE):
                 hit = rx.search(text)
                 if hit:
                     problems.setdefault((where, hit.group(0)), text)
@@ -123,6 +126,9 @@ def test_the_scanner_catches_what_it_looks_for():
     assert not LEFTOVER.search("None of the tumour-directed treatments fits today.")
     assert EMPTY_LIST.search("Its other options rest on facts assumed until confirmed: .")
     assert not EMPTY_LIST.search("rest on facts assumed until confirmed: Ki-67 below 20 %.")
+    assert UNKNOWN_IN_PROSE.search("Primary in the unknown, not drained by the portal system")
+    assert UNKNOWN_IN_PROSE.search("The liver disease progressed unknown after this procedure")
+    assert not UNKNOWN_IN_PROSE.search("Primary site unknown, not drained by the portal system")
     assert not SNAKE.search("Ki-67 under 10 %, G1/G2, 177Lu-DOTATATE, NETTER-1")
     # the dumps the engine used to append, and what a clinical sentence may still hold
     assert fact_dump("Resection. (Symptomatic (hormonal or bulk): no)")

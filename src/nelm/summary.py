@@ -241,7 +241,9 @@ def plan_view(assessment: dict[str, Any]) -> dict[str, Any] | None:
     branches = []
     for b in plan.get("branches") or []:
         conds = [c.get("label") or f"{fact_label(c['field'])} {show(c.get('value'))}" for c in b.get("if", [])]
-        branches.append({"if": and_join(conds), "status": b.get("status", ""),
+        # the conditions of a merged branch are alternatives (contract v3: branches that lead the same way are
+        # merged), each one alone enough: "or" (board review 10, D7: "at most five metastases and a single metastasis")
+        branches.append({"if": or_join(conds), "status": b.get("status", ""),
                          "steps": _steps_view(b.get("steps", []), verdicts, branch=True),
                          "leading": _lead(b.get("steps", []))})
     return {"status": plan["status"], "pathway": plan.get("pathway_label"),
@@ -295,6 +297,11 @@ def obtain_list(assessment: dict[str, Any]) -> list[str]:
 def and_join(words: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def or_join(words: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``: a merged branch's conditions, each of which alone leads to its plan."""
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def _lower(label: str) -> str:

@@ -37,22 +37,41 @@ class _Values(dict):
     (a reason reads a few of some 500 columns)."""
 
     def __init__(self, row: dict[str, Any], patient: Patient | dict[str, Any] | None = None,
-                 assumed: frozenset[str] = frozenset()):
+                 assumed: frozenset[str] = frozenset(), kb: KnowledgeBase | None = None):
         super().__init__()
         self._row = row
         self._patient = patient
         self._follows: dict[str, str] | None = None
         self._assumed = assumed
+        self._kb = kb
+        self._filled: dict[str, Any] | None = None
 
     def __missing__(self, key: str) -> str:
         v = self._row[key]  # KeyError for a name that is no column, as a plain dict gives
         text = value_label(COLUMN_FIELDS.get(key), v) if key in COLUMN_FIELDS else show(v)
-        if v is not None and COLUMN_FIELDS.get(key) in self._assumed:
+        if v is not None and self._assumed and self._rests_on_assumption(key):
             # a value the plan assumed is quoted as one, never as the patient's (board review 9: an
             # assumed Ki-67 of 5 % read as a measured index): "Ki-67 assumed 5 %"
             text = f"assumed {text}"
         self[key] = text
         return text
+
+    def _rests_on_assumption(self, key: str) -> bool:
+        """The column's value is one the plan filled in: an assumed fact, a fact that follows from
+        one (an assumed "all removable" makes the removable share 100 %), or a value computed
+        from one (the grade from an assumed Ki-67) -- board review 10, D2."""
+        field = COLUMN_FIELDS.get(key)
+        if field is not None:
+            if field in self._assumed:
+                return True
+            if self._patient is None:
+                return False
+            if self._filled is None:
+                doc = self._patient if isinstance(self._patient, dict) else self._patient.model_dump()
+                self._filled = follows.filled_from(recorded_row(doc))
+            rec = self._filled.get(key)
+            return rec is not None and any(COLUMN_FIELDS.get(c) in self._assumed for c in rec.reads)
+        return self._kb is not None and not _input_fields(self._kb).get(key, frozenset()).isdisjoint(self._assumed)
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -78,11 +97,38 @@ class _Values(dict):
         return self._follows.get(column)
 
 
+@per_object
+def _input_fields(kb: KnowledgeBase) -> dict[str, frozenset[str]]:
+    """Each computed column's contract fields, however indirectly it reads them (once per knowledge base)."""
+    roots = kb.roots
+    out: dict[str, frozenset[str]] = {}
+
+    def walk(col: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
+        if col in out:
+            return out[col]
+        fields: set[str] = set()
+        for r in roots.get(col, ()):
+            if r in COLUMN_FIELDS:
+                fields.add(COLUMN_FIELDS[r])
+            elif r not in seen:
+                fields |= walk(r, seen | {col})
+        out[col] = frozenset(fields)
+        return out[col]
+
+    for col in roots:
+        walk(col)
+    return out
+
+
 def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase,
             assumed: frozenset[str] = frozenset()) -> dict[str, str]:
-    vals = _Values(row, patient, assumed)
+    vals = _Values(row, patient, assumed, kb)
     for g in GRADES:
-        vals[g] = grade_label(row.get(g)) or "unknown"
+        label = grade_label(row.get(g))
+        # (a grade the report states stays the patient's, whatever index the plan assumed within it)
+        vals[g] = ("unknown" if label is None
+                   else f"assumed {label}" if assumed and vals._rests_on_assumption(g)
+                   and row.get("pathology_reported_grade") != label else label)
     # the patient, or its document in the model's dumped shape (the plan's what-if patients)
     if isinstance(patient, dict):
         sites = (patient.get("extrahepatic") or {}).get("sites")

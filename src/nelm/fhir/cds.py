@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .. import inputgate
 from ..patient import InvalidPatient, Patient
+from ..summary import or_join
 from .auth import CdsSettings, fhir_server_problem
 from .guidance import _verdict_words
 from .mapping import load_mapping
@@ -422,8 +423,9 @@ def plan_card(done: Assessed, base_url: str) -> dict[str, Any]:
         lines.append(f"- Assumes {_md(_words(field))}: {_md(_value_words(field, assumption.get('assumed')))}; "
                      f"if not: {_md(str(assumption.get('if_not') or ''))}")
     for branch in plan.get("branches") or []:
-        cond = " and ".join(str(c.get("label") or f"{_words(c.get('field'))}: {_value_words(c.get('field'), c.get('value'))}")
-                            for c in branch.get("if") or [])
+        # a merged branch's conditions are alternatives, each enough alone (contract v3)
+        cond = or_join([str(c.get("label") or f"{_words(c.get('field'))}: {_value_words(c.get('field'), c.get('value'))}")
+                        for c in branch.get("if") or []])
         names = "; ".join(", ".join(options.get(i, {}).get("label", i) for i in st.get("options") or [])
                           for st in branch.get("steps") or [])
         lines.append(f"- If {_md(cond)}: {_md(names or 'see the full assessment')}")

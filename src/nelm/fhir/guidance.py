@@ -129,6 +129,7 @@ def _step_proposal_id(step: dict[str, Any], branch: int | None = None) -> str:
 
 def _condition_text(conditions: list[dict[str, Any]]) -> str:
     from ..labels import field_label, value_label
+    from ..summary import or_join
 
     parts = []
     for c in conditions:
@@ -137,7 +138,8 @@ def _condition_text(conditions: list[dict[str, Any]]) -> str:
             field = str(c.get("field"))
             label = f"{field_label(field)}: {value_label(field, c.get('value'))}"
         parts.append(str(label))
-    return " and ".join(parts) or "otherwise"
+    # a merged branch's conditions are alternatives, each enough alone (contract v3)
+    return or_join(parts) or "otherwise"
 
 
 def request_group(assessment: dict[str, Any], subject: str | None = None) -> dict[str, Any]:
