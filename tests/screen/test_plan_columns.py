@@ -20,7 +20,7 @@ from sqlglot import exp
 from nelm.engine import resolve_verdict
 from nelm.knowledge import load, rule_column
 from nelm.patient import SITE_COLUMNS, Patient, _flat_args
-from nelm.screen import plan_columns
+from nelm.engine import plan_program as plan_columns
 from nelm.screen.sql import sql_table
 from nelm.screen.sql_build import Pipeline, World, q
 from nelm.screen.synth import synthesize

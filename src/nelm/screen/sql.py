@@ -26,7 +26,7 @@ CTE mixes several groups):
   entered (classification, criteria) and with the checks passing (``f__<column>``: rules,
   verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
   kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
-  :mod:`nelm.screen.plan_columns`);
+  :mod:`nelm.engine.plan_program`);
 - ``verdicts_…``: the engine's verdict resolution (``nelm.engine.resolve_verdict``; the
   batch engine folds the same logic into Boolean columns) — index of the first rule
   certainly true, the bit mask of verdicts still possible (a rule whose
@@ -76,7 +76,7 @@ from ..knowledge import KnowledgeBase, _check_columns, assumption_column, item_c
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of,
                        field_constraints)
-from . import plan_columns
+from ..engine import plan_program as plan_columns
 from .columns import CLASSIFICATION, selected
 from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true,
                         lit, not_, num, or_, paren, q, t)
@@ -266,7 +266,7 @@ def _node(column: str, nodes_sql: dict[str, str | list[str]], rename: Callable[[
 def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] = frozenset(),
                bits: Callable[[str], int] | None = None, guarded: bool = False) -> dict[str, exp.Expression]:
     """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``
-    (``guarded``: only where the column is NULL, :func:`nelm.screen.plan_columns.mask_expr`)."""
+    (``guarded``: only where the column is NULL, :func:`nelm.engine.plan_program.mask_expr`)."""
     nodes_sql = _node_sql(kb)
     cols: dict[str, exp.Expression] = {}
     for batch in kb.nodes:
