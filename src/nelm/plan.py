@@ -74,7 +74,7 @@ def follow(ev: Evaluation, options: dict[str, dict[str, Any]], kb: KnowledgeBase
     reads as passing (the verdict row's), so it is a condition here, not a blocking fact; one the
     record leaves unassumed stays missing like any other fact.
     """
-    followed, _, missing = plan_row(kb).decide(ev.verdicts, ev.filled_roots(kb))
+    followed, _, missing = plan_row(kb).decide(ev, kb)
     if followed is None:
         return None, [], fields_of(missing)
     pw = kb.pathways[followed]

@@ -350,36 +350,44 @@ def _common(found: list[str | None]) -> str | None:
     return known.pop() if known else "none"
 
 
+_KIND_LETTER = {None: "x", "none": "n", "bool": "b", "int": "i", "float": "f", "str": "s"}
+
+
 class _Inline:
     """Rewrites Kleene helper calls over Boolean operands as inline expressions."""
 
     def __init__(self, kinds: dict[str, str]):
         self.kinds = kinds
         self.names: dict[str, str | None] = {}   # the inline code's local names -> the kind they hold
-        self.n = 0
 
     def kind(self, node: Any) -> str | None:
         return _kind_of(node, self.kinds, self.names)
 
-    def _temp(self) -> str:
-        self.n += 1
-        return f"_k{self.n}"
+    def _temp(self, level: int, i: int, kind: str | None) -> str:
+        # A construct's operands are read into its own names, and each operand is worked out whole
+        # before the next one starts: names are needed per level of nesting, not per construct, so
+        # constructs at one level share them (a name per construct made functions of thousands of
+        # locals, and a call's frame costs for each). The kind is in the name: one name, one kind.
+        t = f"_k{level}_{i}{_KIND_LETTER[kind]}"
+        self.names[t] = kind
+        return t
 
-    def __call__(self, node: Any) -> Any:
+    def __call__(self, node: Any, level: int = 0) -> Any:
         import ast
 
+        inner = level + 1 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                              and node.func.id in ("_and", "_or", "_not", "_coalesce")) else level
         for field, value in ast.iter_fields(node):
             if isinstance(value, list):
-                setattr(node, field, [self(v) if isinstance(v, ast.AST) else v for v in value])
+                setattr(node, field, [self(v, inner) if isinstance(v, ast.AST) else v for v in value])
             elif isinstance(value, ast.AST):
-                setattr(node, field, self(value))
+                setattr(node, field, self(value, inner))
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
                 and node.func.id == "_coalesce" and node.args):
             # the first known operand: a if a is not None else (b if b is not None else c)
             out = node.args[-1]
-            for a in node.args[-2::-1]:
-                t = self._temp()
-                self.names[t] = self.kind(a)
+            for k, a in enumerate(node.args[-2::-1]):
+                t = self._temp(level, k, self.kind(a))
                 out = ast.IfExp(test=ast.Compare(left=ast.NamedExpr(target=ast.Name(t, ast.Store()), value=a),
                                                  ops=[ast.IsNot()], comparators=[ast.Constant(None)]),
                                 body=ast.Name(t, ast.Load()), orelse=out)
@@ -389,7 +397,7 @@ class _Inline:
                 and all(self.kind(a) in ("bool", "none") for a in node.args)):
             return node
         name = node.func.id
-        names = [self._temp() for _ in node.args]
+        names = [self._temp(level, i, self.kind(a)) for i, a in enumerate(node.args)]
 
         def read(i: int) -> Any:
             return ast.NamedExpr(target=ast.Name(names[i], ast.Store()), value=node.args[i])
@@ -451,7 +459,7 @@ class _Locals:
 
 
 def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dict[str, str] | None = None,
-                    returns: Iterable[str] | None = None, params: str = "") -> str:
+                    returns: Iterable[str] | None = None, params: str = "", hoist: bool = True) -> str:
     """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind.
 
     ``kinds`` (column -> kind of every column the row holds when the function starts) lets
@@ -459,7 +467,9 @@ def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dic
     the columns through local names (the row gets every column all the same). ``returns``
     (with ``kinds``): the row is only read, and the function returns these columns' values,
     in this order, as a tuple (the plan's decision reads three values of a few hundred steps).
-    ``params``: more parameters after ``r`` (``", _m"``), for helpers the caller supplies."""
+    ``params``: more parameters after ``r`` (``", _m"``), for helpers the caller supplies.
+    ``hoist=False``: an input is read from the row where it is read, not once at the start (for
+    steps that read hundreds of inputs behind conditions that seldom hold, as the plan's do)."""
     import ast
 
     lines = [f"def {name}(r{params}):"]
@@ -478,7 +488,7 @@ def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dic
     assigned: set[str] = set()
     inputs: dict[str, str] = {}
     for column, tree in typed:
-        for c in _row_reads(tree):
+        for c in _row_reads(tree) if hoist else ():
             if c not in assigned and c not in inputs:
                 inputs[c] = f"_i{len(inputs)}"
         assigned.add(column)

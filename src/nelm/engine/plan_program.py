@@ -39,7 +39,7 @@ from typing import Any, Callable
 from sqlglot import exp
 
 from .. import rowcode
-from ..knowledge import KnowledgeBase, UnknownRoots, pathway_column, rule_column
+from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
 from ..once import per_object
@@ -558,10 +558,11 @@ class PlanRow:
     order: tuple[Callable[[dict], tuple], ...]
     layout: tuple[tuple[tuple[int, str], ...], ...]
 
-    def decide(self, row: dict[str, Any], roots: UnknownRoots) -> tuple[int | None, int | None, int]:
-        """(pathway followed, its leading option, missing facts that could change it) of a verdict
-        row; ``roots``: the row's unknown inputs (``Evaluation.filled_roots``)."""
-        return self._decide(row, lambda column: field_mask(roots.mask(column)))
+    def decide(self, ev: Any, kb: KnowledgeBase) -> tuple[int | None, int | None, int]:
+        """(pathway followed, its leading option, missing facts that could change it) of an
+        evaluation (``nelm.engine.Evaluation``: its verdict row, and its unknown inputs, worked
+        out only if a mask is read)."""
+        return self._decide(ev.verdicts, lambda column: field_mask(ev.filled_roots(kb).mask(column)))
 
 
 # a bit of UnknownRoots' masks (an input column) -> the bit of its contract field in FIELD_BIT
@@ -617,7 +618,7 @@ def compile_row(kb: KnowledgeBase, cols: dict[str, exp.Expression], outputs: lis
     now and not kept: for checking a part of the program on its own."""
     kinds = _row_kinds(kb)
     source = rowcode.function_source("f", _steps(cols, outputs, kinds, row_world()), kinds, returns=outputs,
-                                     params=", _m")
+                                     params=", _m", hoist=False)
     namespace: dict[str, Any] = dict(rowcode.HELPERS)
     exec(compile(source, "<nelm plan rowcode, a part>", "exec"), namespace)  # noqa: S102  # nosec B102 - generated here from the knowledge base
     return namespace["f"]
@@ -638,13 +639,16 @@ def _plan_row_code(kb: KnowledgeBase) -> tuple[bytes, tuple[tuple[tuple[int, str
     # the masks themselves are not columns here but read when read: PlanRow)
     cols = {c: e for c, e in inputs_of_follow(kb, w).items() if not c.startswith(w.mask(""))}
     cols |= follow(kb, w, guarded=True)
+    # (an input read where it is read: most of the hundreds the decision reads sit behind conditions
+    # that seldom hold, and reading each once at the start was a third of its time)
     source = rowcode.function_source("decide", _steps(cols, [w.plan(n) for n in _DECISION], kinds, w), kinds,
-                                     returns=[w.plan(n) for n in _DECISION], params=", _m")
+                                     returns=[w.plan(n) for n in _DECISION], params=", _m", hoist=False)
     layout = []
     for j, pw in enumerate(kb.pathways):
         order = step_order(kb, w, pw)
         names = list(order)
-        source += rowcode.function_source(f"order_{j}", _steps(order, names, kinds, w), kinds, returns=names)
+        source += rowcode.function_source(f"order_{j}", _steps(order, names, kinds, w), kinds, returns=names,
+                                          hoist=False)
         by_name = {order_column(w, pw, i, oid): (i, oid) for i, step in today_steps(pw) for oid, _ in _options(step)}
         layout.append(tuple(by_name[n] for n in names))
     return marshal.dumps(compile(source, f"<nelm plan rowcode {kb.guideline}>", "exec")), tuple(layout)
