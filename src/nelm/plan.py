@@ -66,13 +66,18 @@ def follow(ev: Evaluation, options: dict[str, dict[str, Any]], kb: KnowledgeBase
     facts that could change the lead (the fields, dotted).
 
     Which pathway is followed and what could change its lead is the plan program's decision
-    (:mod:`nelm.engine.plan_program`, module docstring), run on the evaluation's verdict row: the
-    first pathway that holds and has an option for today, passing over an unknown one whose
-    candidates are all ruled out today; the facts behind the unknown pathways read before it, a
-    candidate that could take the lead from an earlier step or outrank it in its own, or, when
-    nothing leads, any candidate that may still be preferred or reasonable. A pre-treatment check
-    reads as passing (the verdict row's), so it is a condition here, not a blocking fact; one the
-    record leaves unassumed stays missing like any other fact.
+    (:mod:`nelm.engine.plan_program`, module docstring), run on the evaluation's verdict row. The
+    first pathway that holds and has an option for today is followed: when what rules out its
+    first choice cannot be undone today (curative surgery in a patient with Child-Pugh B), the
+    next pathway that holds takes over; when no pathway that holds offers anything today, the
+    first one is followed with its ``nothing_now`` step. An unknown pathway whose candidates are
+    all ruled out today cannot change the lead and is passed over. What could change the lead:
+    the facts behind the unknown pathways read before the one followed, a candidate that could
+    take the lead from an earlier step or outrank it in its own, or, when nothing leads, any
+    candidate that may still be preferred or reasonable. A pre-treatment check reads as passing
+    (the verdict row's), so it is a condition of the option, not a blocking fact; one the record
+    leaves unassumed (Child-Pugh class with liver function known to be impaired) is a missing
+    fact like any other.
     """
     followed, _, missing = plan_row(kb).decide(ev, kb)
     if followed is None:

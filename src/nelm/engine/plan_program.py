@@ -1,28 +1,31 @@
-"""The plan's leading option as columns: one definition, run by Polars (``nelm screen``) and by
-the SQL view (``nelm sql``) alike.
+"""The plan's decision as columns: one definition, run for one patient (``nelm assess``), by
+Polars (``nelm screen``) and by the SQL view (``nelm sql``) alike.
 
 Every value here is a sqlglot expression over named columns, generated from
 ``pathways.yaml`` and the verdict columns; :mod:`nelm.screen.sql` lays them out as CTEs of the
-view, and :func:`nelm.screen.columns.certain_plans` runs the very same expressions on a Polars
-frame (``pl.sql_expr`` of their PostgreSQL rendering, level by level), so a change to the plan's
-decision is made once. The one-patient planner (:mod:`nelm.plan`) decides the same things; the
-tests hold the columns equal to it on every row.
+view, :func:`nelm.screen.columns.certain_plans` runs the very same expressions on a Polars
+frame (``pl.sql_expr`` of their PostgreSQL rendering, level by level), and the one-patient
+planner (:mod:`nelm.plan`) runs them on each what-if's verdict row as generated Python
+(:func:`plan_row`, :mod:`nelm.rowcode`), so a change to the plan's decision is made once. The
+planner builds the plan's document from them (steps, reasons, add-ons, branches, work-up) and
+settles its assumptions (``nelm.plan._Planner.settle``; :mod:`nelm.screen.settle` column-wise).
 
 1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, established care
    before a trial, preferred before reasonable, then the step's order), as one integer that
    also tells its step, rank and place in the step (:func:`lead_code`), and which pathway is
-   followed (``nelm.plan.follow``), the walk in closed form (:func:`walk`):
+   followed, the walk through the pathways in closed form (:func:`walk`):
    with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
    ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
    ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
    ``jA`` when ``jA < jB``, else the first ``b_j`` up to ``s`` (the fallback), and the
-   pathways read while still unknown are the ``u_j`` with ``j < s``.
+   pathways read while still unknown are the ``u_j`` with ``j < s``. The plan's first step lists a
+   step's options in the same order (:func:`step_order`, from the same tries: :func:`_offers`).
 2. **uncertainty**: which missing facts the leading option hangs on, as one bit mask per
    computed column (``missing__<column>``: a bit per contract field, ``FIELD_BIT``; a
    pre-treatment check filled with its passing value sets none), ORed along the dependency graph exactly as
    :func:`nelm.knowledge.input_roots` walks it (:func:`mask_expr`); then the unknown pathways
    read before the one followed and the first-step candidates still undetermined that could
-   outrank the leading option (``nelm.plan._blocking``).
+   outrank the leading option.
 3. **outcome** (:func:`settled`): no missing fact (checks aside) could change the lead: the
    option followed leads, and the plan is ``conditional`` when the leading option relies on a
    pre-treatment check still unknown (its *conditions*, :func:`has_conditions`: a gate's
@@ -83,7 +86,7 @@ ANY_FIELD = (1 << len(FIELDS)) - 1
 
 def trial_last(step) -> list[tuple[int, str, str, str | None]]:
     """A ``now`` step's (rank, verdict, option, condition) in the order the plan tries them:
-    every established option by verdict then order, then the trial (``nelm.plan._now_key``)."""
+    every established option by verdict then order, then the trial."""
     opts = _options(step)
     out = [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid != TRIAL]
     return out + [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid == TRIAL]
@@ -144,7 +147,7 @@ def first_rule(w: World, opt) -> exp.Expression:
 def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
     """The bit a missing field sets in a mask: its own (``FIELD_BIT``; a check filled with its
     passing value is not NULL in the world read, so only the checks left unknown set theirs:
-    nelm.plan._blocking)."""
+    the planner's blocking facts)."""
     return FIELD_BIT.__getitem__
 
 
@@ -339,7 +342,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
              for k, (pw, u) in enumerate(zip(pws, unknown_before))]
     # a candidate of the pathway followed (j) that could take the lead: in a ``now`` step before the
     # one the lead comes from, any that may still be offered; in that step, one that could outrank
-    # it (nelm.plan._blocking). The terms of pathway j are read only where it is followed (one CASE),
+    # it. The terms of pathway j are read only where it is followed (one CASE),
     # where the lead, if any, is pathway j's own
     by_followed = []
     for j, pw in enumerate(pws):
@@ -364,7 +367,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
                                or_(trial_leads.copy(), lt(num(lead_code(i, rank, p, OPTION_CODES - 1)), code.copy())))
                           for rank, v in enumerate(NOW)]
                 # the leading option does not outrank itself; a trial outranks an established leading
-                # option only where no other established option of the step is left (nelm.plan._now_key)
+                # option only where no other established option of the step is left (trial_last)
                 outranks = and_(several_possible(w, oid), _in_step(w, pw, i, oid, cond, unknown=True),
                                 not_(lead_is(oid)), or_(*better))
                 if oid == TRIAL:
@@ -379,7 +382,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
     if by_followed:
         terms.append(case(*by_followed, default=num(0)))
     # nothing offered today: a candidate of any pathway not ruled out that may still be
-    # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+    # preferred or reasonable could give the plan a lead
     # (read only where nothing leads: one CASE on the lead)
     # (by option: its own tests once, then whether any place names it; OR-ing its mask once per
     # place that holds gives the same bits)
@@ -409,7 +412,7 @@ def may_lead(w: World, pw, verdict: bool = True) -> list[tuple[str, exp.Expressi
 
 
 def could_offer(w: World, pw) -> exp.Expression:
-    """An unknown pathway could still lead with something today (``nelm.plan._could_offer``): a
+    """An unknown pathway could still lead with something today: a
     candidate that may still lead (:func:`may_lead`). One that could not is passed over by the walk."""
     terms = [may for _, may in may_lead(w, pw)]
     return or_(*terms) if terms else exp.false()
@@ -417,7 +420,8 @@ def could_offer(w: World, pw) -> exp.Expression:
 
 def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str],
          could: list[exp.Expression] | None = None) -> dict[str, exp.Expression]:
-    """``nelm.plan.follow``'s walk through the pathways in closed form (module docstring):
+    """The walk through the pathways in closed form (module docstring; tests/screen/test_plan_columns.py
+    holds it equal to the sequential walk):
     ``pathways[j]`` is pathway j's condition (NULL: unknown), ``offers[j]`` whether it has an
     option for today. Columns ``name("result")`` (the pathway followed because it offers an
     option), ``name("followed")`` (that, else the fallback: the first that holds and offers
