@@ -643,6 +643,10 @@ def _plan_row_code(kb: KnowledgeBase) -> tuple[bytes, tuple[tuple[tuple[int, str
     # the masks themselves are not columns here but read when read: PlanRow)
     cols = {c: e for c, e in inputs_of_follow(kb, w).items() if not c.startswith(w.mask(""))}
     cols |= follow(kb, w, guarded=True)
+    # each candidate's missing facts written into the terms that read them: a term is read only
+    # where the row is followed by a pathway that names the candidate (a CASE branch), so it is
+    # worked out there, not for every candidate of every what-if
+    cols = _written_into_readers(cols, {c for c in cols if c.startswith(w.plan("affects__"))})
     # (an input read where it is read: most of the hundreds the decision reads sit behind conditions
     # that seldom hold, and reading each once at the start was a third of its time)
     source = rowcode.function_source("decide", _steps(cols, [w.plan(n) for n in _DECISION], kinds, w), kinds,
@@ -656,6 +660,21 @@ def _plan_row_code(kb: KnowledgeBase) -> tuple[bytes, tuple[tuple[tuple[int, str
         by_name = {order_column(w, pw, i, oid): (i, oid) for i, step in today_steps(pw) for oid, _ in _options(step)}
         layout.append(tuple(by_name[n] for n in names))
     return marshal.dumps(compile(source, f"<nelm plan rowcode {kb.guideline}>", "exec")), tuple(layout)
+
+
+def _written_into_readers(cols: dict[str, exp.Expression], lazy: set[str]) -> dict[str, exp.Expression]:
+    """The columns with each ``lazy`` one written into the expressions that read it (the same
+    value, worked out where it is read) instead of being a column of its own."""
+    def expand(e: exp.Expression) -> exp.Expression:
+        if not reads(e) & lazy:
+            return e
+        e = e.copy()
+        for c in list(e.find_all(exp.Column)):
+            if c.name in lazy:
+                c.replace(paren(expand(cols[c.name])))
+        return e
+
+    return {n: expand(e) for n, e in cols.items() if n not in lazy}
 
 
 def _row_kinds(kb: KnowledgeBase) -> dict[str, str]:
