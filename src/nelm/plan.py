@@ -285,7 +285,7 @@ class _Planner:
         self._executor = default_executor()
         self._base_inputs = self._program.inputs(self.base_row) if self._program is not None else None
         self._patched: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
-        self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
+        self._states: dict[Any, tuple[Evaluation, dict[str, Any] | None, dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
@@ -297,9 +297,9 @@ class _Planner:
 
     # -- evaluations
     def state(self, values: dict[str, Any], key: tuple | None = None):
-        """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
-        verdicts, conditions, what each missing fact affects; no text). ``key``: ``_key(values)``,
-        where the caller has it."""
+        """The evaluation with ``values`` filled in, as the planner reads it: (the evaluation, None
+        (the facts as entered: the assessment), its options' verdicts, no text). ``key``:
+        ``_key(values)``, where the caller has it."""
         key = _key(values) if key is None else key
         if key not in self._states:
             row = self.completed(values, key)
