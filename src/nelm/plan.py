@@ -79,11 +79,14 @@ def follow(ev: Evaluation, options: dict[str, dict[str, Any]], kb: KnowledgeBase
     leaves unassumed (Child-Pugh class with liver function known to be impaired) is a missing
     fact like any other.
     """
-    followed, _, missing = plan_row(kb).decide(ev, kb)
+    followed, lead, missing = plan_row(kb).decide(ev, kb)
     if followed is None:
         return None, [], fields_of(missing)
     pw = kb.pathways[followed]
-    return pw, build_steps(pw, ev.verdicts, options, kb, lean=True), fields_of(missing)
+    steps = build_steps(pw, ev.verdicts, options, kb, lean=True)
+    # (the step lists the options in the order the decision ranked them: its first is the lead)
+    assert (steps[0]["options"][:1] or [None])[0] == (None if lead is None else kb.options[lead].id), (pw.id, lead)
+    return pw, steps, fields_of(missing)
 
 
 def _today(pw: Any, row: dict[str, Any], kb: KnowledgeBase) -> dict[int, list[str]]:
