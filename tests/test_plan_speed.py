@@ -181,18 +181,19 @@ def test_later_steps_read_the_same_verdicts_evaluated_when_read(monkeypatch):
 
 
 def test_an_unknown_pathway_could_offer_what_its_candidates_could():
-    """follow() passes over an unknown pathway unless one of its ``now`` candidates could still
-    lead today; the answer stops at the first such candidate, and is the long way's: any
-    candidate whose step and own condition are not certainly false with a verdict that may
-    be preferred or reasonable."""
+    """The plan passes over an unknown pathway unless one of its ``now`` candidates could still
+    lead today (plan_program.could_offer, run here on one patient's row as the planner runs it);
+    the answer is the long way's: any candidate whose step and own condition are not certainly
+    false with a verdict that may be preferred or reasonable."""
     from nelm.engine import LeanOptions, evaluate
+    from nelm.engine import plan_program
     from nelm.knowledge import pathway_column
     from nelm.patient import flatten
 
     def long_way(pw, row, options):
         out = set()
         for i, step in enumerate(pw.steps):
-            if step.when != "now" or (step.if_ and row[pathway_column(pw.id, i)] is False):
+            if step.when != "now" or step.joins or (step.if_ and row[pathway_column(pw.id, i)] is False):
                 continue
             for o in step.options:
                 oid, cond = (o, None) if isinstance(o, str) else (o.id, o.if_)
@@ -203,51 +204,41 @@ def test_an_unknown_pathway_could_offer_what_its_candidates_could():
                     out.add(oid)
         return out
 
+    w = plan_program.row_world()
+    names = [f"could{j}" for j in range(len(KB.pathways))]
+    could = plan_program.compile_row(KB, {n: plan_program.could_offer(w, pw) for n, pw in zip(names, KB.pathways)}, names)
     asked = unknown = offered = 0
     for patient in _patients(86, 200):
         ev = evaluate(flatten(patient), KB, verdicts_only=True)
         options = LeanOptions(ev, KB)
-        for pw in KB.pathways:
+        for pw, got in zip(KB.pathways, could(ev.verdicts, None)):
             if ev.verdicts[pathway_column(pw.id)] is None:
                 unknown += 1
-            got = plan_module._could_offer(pw, ev.verdicts, options)
             assert got == bool(long_way(pw, ev.verdicts, options))
             asked += 1
             offered += got
     assert unknown > 50 and 0 < offered < asked
 
 
-def test_a_pathways_now_columns_are_its_own():
-    """The ``now`` steps' columns the planner reads, worked out once per pathway object
-    (plan._now_columns): the names pathway_column gives, step by step, for every pathway of
-    the knowledge base; and a changed pathway (another object) is worked out afresh, not
-    answered from the table of the one it was copied from."""
-    from nelm.knowledge import pathway_column
+def test_a_pathways_now_steps_are_its_own():
+    """A pathway's ``now`` steps, worked out once per pathway object (plan_program.today_steps,
+    and now_steps: those that can open the plan); a changed pathway (another object) is worked
+    out afresh, not answered from the table of the one it was copied from."""
+    from nelm.engine.plan_program import now_steps, today_steps
 
     def long_way(pw):
-        out = []
-        for i, step in enumerate(pw.steps):
-            if step.when != "now":
-                continue
-            opts = []
-            for o in step.options:
-                oid, cond = (o, None) if isinstance(o, str) else (o.id, o.if_)
-                opts.append((oid, pathway_column(pw.id, i, oid) if cond else None))
-            out.append((i, step, pathway_column(pw.id, i) if step.if_ else None, tuple(opts)))
-        return tuple(out)
+        return tuple((i, s) for i, s in enumerate(pw.steps) if s.when == "now")
 
-    conditional = 0
+    joining = 0
     for pw in KB.pathways:
-        got = plan_module._now_columns(pw)
-        assert got == long_way(pw)
-        assert plan_module._now_options(pw) == {i: opts for i, _, _, opts in got}
-        conditional += sum(1 for *_, col, opts in got if col or any(c for _, c in opts))
-    assert conditional > 0
-    pw = next(p for p in KB.pathways if len(plan_module._now_columns(p)) > 1)
-    before = plan_module._now_columns(pw)
+        assert today_steps(pw) == long_way(pw)
+        assert now_steps(pw) == tuple((i, s) for i, s in long_way(pw) if not s.joins)
+        joining += len(today_steps(pw)) - len(now_steps(pw))
+    assert joining > 0
+    pw = next(p for p in KB.pathways if len(today_steps(p)) > 1)
+    before = today_steps(pw)
     shorter = pw.model_copy(update={"steps": [s for i, s in enumerate(pw.steps) if i != before[0][0]]})
-    assert plan_module._now_columns(shorter) == long_way(shorter) != before
-    assert plan_module._now_options(shorter) == {i: opts for i, _, _, opts in long_way(shorter)}
+    assert today_steps(shorter) == long_way(shorter) != before
 
 
 def test_a_branch_is_settled_again_from_the_record_not_from_the_working_plan():

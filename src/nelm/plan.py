@@ -33,6 +33,9 @@ from typing import Any, Callable
 from .engine import (
     Evaluation, LeanOptions, brief_options, default_executor, evaluate, row_program, strongest_level, with_facts,
 )
+# the plan's decision (the pathway followed, today's order of its options, the facts that could
+# change its lead) is the plan program's, the expressions the screen and the SQL view run too
+from .engine.plan_program import NOW_VERDICTS, TRIAL, fields_of, option_ids as _option_ids, plan_row
 from .knowledge import KnowledgeBase, assumption_column, fields_of_mask, pathway_column, rule_column
 from .knowledge.ruleset import OPTION_LABELS
 from .consistency import contradicts
@@ -40,10 +43,7 @@ from .once import per_object
 from .patient import COLUMN_FIELDS, Patient, flatten_document, patched_row, set_field
 from .summary import OTHER_OPTIONS_REST_ON, and_join, fact_label
 
-NOW_VERDICTS = ("preferred", "reasonable")
 RANK = {"preferred": 0, "reasonable": 1, "undetermined": 2, "not_recommended": 3, "contraindicated": 4}
-# a trial follows established care in a step unless nothing else is left (issue 18)
-TRIAL = "clinical_trial"
 # a step names at most this many options, add-ons included
 STEP_NAMES = 3
 # how many rounds of assumptions a plan may need (each round assumes every fact that blocks)
@@ -53,129 +53,58 @@ ROUNDS = 5
 Reassess = Callable[[Patient], tuple[Evaluation, dict[str, Any]]]
 
 
-# the knowledge base's pathways and steps live as long as it does, and the plan reads them
-# tens of times for every what-if: what it reads of each is worked out once (keyed by the
-# object, which is kept alongside so a reused id never answers for another)
-_NOW_STEPS: dict[int, tuple[Any, tuple[tuple[int, Any], ...]]] = {}
-_NOW = frozenset(NOW_VERDICTS)
-
-
-@per_object
-def _option_ids(step: Any) -> tuple[tuple[str, str | None], ...]:
-    return tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options)
-
-
 def _label(oid: str) -> str:
     return OPTION_LABELS.get(oid, oid)
 
 
 # --------------------------------------------------------------------------- following a pathway
 
-def _now_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
-    got = _NOW_STEPS.get(id(pw))
-    if got is None or got[0] is not pw:
-        got = (pw, tuple((i, s) for i, s in enumerate(pw.steps) if s.when == "now"))
-        _NOW_STEPS[id(pw)] = got
-    return got[1]
+def follow(ev: Evaluation, options: dict[str, dict[str, Any]], kb: KnowledgeBase
+           ) -> tuple[Any | None, list[dict[str, Any]], frozenset[str]]:
+    """The pathway to follow, its step for today (``build_steps(..., lean=True)``: the lead and
+    what is given with it, without texts; none when no pathway is followed), and the missing
+    facts that could change the lead (the fields, dotted).
 
-
-def _could_offer(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]) -> bool:
-    """Could an unknown pathway still lead with something today: a ``now`` candidate whose
-    step and own condition are not certainly false and whose verdict may be preferred or
-    reasonable? (The first one found answers: the options after it are not read.)"""
-    for _, _, step_col, opts in _lead_columns(pw):
-        if step_col and row[step_col] is False:
-            continue
-        for oid, col in opts:
-            if col and row[col] is False:
-                continue
-            o = options[oid]
-            if not _NOW.isdisjoint(o.get("possible_verdicts") or (o["verdict"],)):
-                return True
-    return False
-
-
-@per_object
-def _now_columns(pw: Any) -> tuple[tuple[int, Any, str | None, tuple[tuple[str, str | None], ...]], ...]:
-    """A pathway's ``now`` steps with the columns the planner reads of them, once per pathway:
-    (index, step, the step's own condition column, or None where it has none, and each option
-    with its own condition column, or None, in the step's order). Following the pathways and
-    finding what blocks read them in every round of every settle."""
-    return tuple((i, step, pathway_column(pw.id, i) if step.if_ else None,
-                  tuple((oid, pathway_column(pw.id, i, oid) if cond else None) for oid, cond in _option_ids(step)))
-                 for i, step in _now_steps(pw))
-
-
-@per_object
-def _lead_columns(pw: Any) -> tuple[tuple[int, Any, str | None, tuple[tuple[str, str | None], ...]], ...]:
-    """:func:`_now_columns` of the steps that can open the plan: a step that only ``joins`` (the
-    analogue continued as the backbone) is never a candidate for the lead."""
-    return tuple(c for c in _now_columns(pw) if not c[1].joins)
-
-
-def lead_steps(pw: Any) -> tuple[tuple[int, Any], ...]:
-    """A pathway's ``now`` steps that can open the plan, with their indices (the plan columns
-    read the same candidates: nelm.screen.plan_columns)."""
-    return tuple((i, step) for i, step, *_ in _lead_columns(pw))
-
-
-@per_object
-def _now_options(pw: Any) -> dict[int, tuple[tuple[str, str | None], ...]]:
-    """:func:`_now_columns`' options by step index, once per pathway."""
-    return {i: opts for i, _, _, opts in _now_columns(pw)}
-
-
-def follow(row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
-           ) -> tuple[Any | None, list[str], list[dict[str, Any]]]:
-    """The pathway to follow, the still-unknown pathway conditions read before it that
-    could offer an option today, and its steps.
-
-    The first pathway that holds and has an option for today is followed: when what
-    rules out its first choice cannot be undone today (curative surgery in a patient
-    with Child-Pugh B), the next pathway that holds takes over. When no pathway that
-    holds offers anything today, the first one is followed with its ``nothing_now`` step.
-    An unknown pathway whose candidates are all ruled out today cannot change the lead
-    and is passed over.
+    Which pathway is followed and what could change its lead is the plan program's decision
+    (:mod:`nelm.engine.plan_program`, module docstring), run on the evaluation's verdict row. The
+    first pathway that holds and has an option for today is followed: when what rules out its
+    first choice cannot be undone today (curative surgery in a patient with Child-Pugh B), the
+    next pathway that holds takes over; when no pathway that holds offers anything today, the
+    first one is followed with its ``nothing_now`` step. An unknown pathway whose candidates are
+    all ruled out today cannot change the lead and is passed over. What could change the lead:
+    the facts behind the unknown pathways read before the one followed, a candidate that could
+    take the lead from an earlier step or outrank it in its own, or, when nothing leads, any
+    candidate that may still be preferred or reasonable. A pre-treatment check reads as passing
+    (the verdict row's), so it is a condition of the option, not a blocking fact; one the record
+    leaves unassumed (Child-Pugh class with liver function known to be impaired) is a missing
+    fact like any other.
     """
-    unknown: list[str] = []
-    fallback = None
-    for pw in kb.pathways:
-        value = row[pathway_column(pw.id)]
-        if value is None:
-            if _could_offer(pw, row, options):
-                unknown.append(pathway_column(pw.id))
-            continue
-        if value is not True:
-            continue
-        # the plan reads only today's step of what it follows (the lead, and what is given
-        # today for the later steps' events): that step alone, without its texts
-        steps = build_steps(pw, row, options, kb, lean=True)
-        if steps[0]["options"]:
-            return pw, unknown, steps
-        fallback = fallback or (pw, list(unknown), steps)
-        if unknown:
-            break  # an unknown pathway before this one might have offered something: stop here
-    return fallback or (None, unknown, [])
+    followed, lead, missing = plan_row(kb).decide(ev, kb)
+    if followed is None:
+        return None, [], fields_of(missing)
+    pw = kb.pathways[followed]
+    steps = build_steps(pw, ev.verdicts, options, kb, lean=True)
+    # (the step lists the options in the order the decision ranked them: its first is the lead)
+    assert (steps[0]["options"][:1] or [None])[0] == (None if lead is None else kb.options[lead].id), (pw.id, lead)
+    return pw, steps, fields_of(missing)
 
 
-def _now_key(oid: str, verdict: str, order: int, others: bool) -> tuple[int, int, int]:
-    """Rank within a ``now`` step: established care before a trial, then verdict, then the
-    pathway's order."""
-    return (1 if oid == TRIAL and others else 0, RANK.get(verdict, 2), order)
+def _today(pw: Any, row: dict[str, Any], kb: KnowledgeBase) -> dict[int, list[str]]:
+    """Each ``now`` step of the pathway (index) with the options it offers today, in the plan
+    program's order (established care before a trial, preferred before reasonable, then the
+    step's order: plan_program.step_order); a step that offers nothing is left out."""
+    program = plan_row(kb)
+    j = _pathway_index(kb)[pw.id]
+    ranked: dict[int, list[tuple[int, str]]] = {}
+    for (i, oid), place in zip(program.layout[j], program.order[j](row)):
+        if place is not None:
+            ranked.setdefault(i, []).append((place, oid))
+    return {i: [oid for _, oid in sorted(got)] for i, got in ranked.items()}
 
 
-def _pick_now(opts: tuple[tuple[str, str | None], ...], row: dict[str, Any], options: dict[str, dict[str, Any]],
-              used: set[str]) -> list[str]:
-    """A ``now`` step's options that may be given today, ranked (``opts``: the step's options with
-    their own condition columns, from :func:`_now_columns`)."""
-    picked: list[tuple[str, str, int]] = []
-    for order, (oid, col) in enumerate(opts):
-        if oid in used or (col and row[col] is not True):
-            continue
-        if options[oid]["verdict"] in NOW_VERDICTS:
-            picked.append((oid, options[oid]["verdict"], order))
-    others = any(oid != TRIAL for oid, *_ in picked)
-    return [oid for oid, v, order in sorted(picked, key=lambda t: _now_key(t[0], t[1], t[2], others))]
+@per_object
+def _pathway_index(kb: KnowledgeBase) -> dict[str, int]:
+    return {pw.id: j for j, pw in enumerate(kb.pathways)}
 
 
 def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase,
@@ -192,16 +121,16 @@ def build_steps(pw: Any, row: dict[str, Any], options: dict[str, dict[str, Any]]
     steps: list[dict[str, Any]] = []
     used: set[str] = set()
     first: dict[str, Any] | None = None
-    now = _now_options(pw)
+    today = _today(pw, row, kb)
     for i, step in enumerate(pw.steps):
-        if lean and i not in now:
+        if lean and step.when != "now":
             continue   # (today's step alone: the later steps are not read)
         if step.if_ and row[pathway_column(pw.id, i)] is not True:
             continue
         if step.when == "now":
             if first is None and step.joins:
                 continue   # given only beside today's treatment: it never opens the plan alone
-            chosen = _pick_now(now[i], row, options, used)
+            chosen = [oid for oid in today.get(i, ()) if oid not in used]
             if not chosen:
                 continue
             if first is None:
@@ -333,94 +262,6 @@ def _fields(kb: KnowledgeBase, columns: list[str], ev: Evaluation) -> set[str]:
     return set(fields_of_mask(mask))
 
 
-def _blocking(pw: Any, unknown_pathways: list[str], steps: list[dict[str, Any]], ev: Evaluation,
-              assessment: dict[str, Any], options: dict[str, dict[str, Any]], kb: KnowledgeBase
-              ) -> tuple[set[str], list[dict[str, str]]]:
-    """Missing facts that could change the leading recommendation; and the leading option's
-    unknown pre-treatment checks (its conditions). ``options``: the assessment's options by id."""
-    fields = _fields(kb, unknown_pathways, ev)
-    found: list[dict[str, set[str]]] = []
-
-    def affected(oid: str) -> set[str]:
-        # option -> the missing facts that affect it, worked out when first asked (often never);
-        # a what-if's lean view works them out itself (engine.plan_view without missing data)
-        if "affected" in assessment:
-            return assessment["affected"](oid)
-        if not found:
-            affects: dict[str, set[str]] = {}
-            for m in assessment["missing_data"]:
-                for a in m["affects"]:
-                    affects.setdefault(a, set()).add(m["field"])
-            found.append(affects)
-        return found[0].get(oid, set())
-
-    lead_id = steps[0]["options"][0] if steps and steps[0]["options"] else None
-    leading = options[lead_id] if lead_id else None
-    if leading and leading["verdict"] == "undetermined":
-        fields |= affected(lead_id)
-    if lead_id is None:
-        # nothing offered today: any pathway not ruled out whose "now" candidate may still
-        # become preferred or reasonable could give the plan a lead
-        # (each such candidate asked about once: most are named by several pathways, and an
-        # option's missing facts are the same whichever pathway names it)
-        could_lead: set[str] = set()
-        row = ev.verdicts
-        for other in kb.pathways:
-            if row[pathway_column(other.id)] is False:
-                continue
-            for _, _, step_col, opts in _lead_columns(other):
-                if step_col and row[step_col] is False:
-                    continue
-                for oid, col in opts:
-                    if oid in could_lead or (col and row[col] is False):
-                        continue
-                    o = options[oid]
-                    if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
-                        could_lead.add(oid)
-        for oid in could_lead:
-            fields |= affected(oid)
-    if pw is not None and lead_id is not None:
-        # a candidate that could take the lead: in a ``now`` step before the one the lead comes
-        # from (each later ``now`` step leads only while those before offer nothing), any that
-        # may still be offered; in the lead's own step, one that could still outrank it
-        # (an option the step's own condition leaves out cannot lead; screen.plan_columns.follow
-        # reads the same)
-        for _, _, step_col, opts in _lead_columns(pw):
-            applies = True if not step_col else ev.verdicts[step_col]
-            if applies is False:
-                continue
-            # each option's own condition in this step (True where it has none)
-            own = {oid: True if not col else ev.verdicts[col] for oid, col in opts}
-            cands = [oid for oid, ok in own.items() if ok is not False]
-            if applies is True and own.get(lead_id) is True and leading["verdict"] in NOW_VERDICTS:
-                others = any(o != TRIAL for o in cands if o != lead_id)
-                lead_key = _now_key(lead_id, leading["verdict"], cands.index(lead_id), others)
-                for order, oid in enumerate(cands):
-                    o = options[oid]
-                    if oid == lead_id or not o.get("possible_verdicts"):
-                        continue
-                    if any(_now_key(oid, v, order, others) < lead_key for v in o["possible_verdicts"] if v in NOW_VERDICTS):
-                        fields |= affected(oid)
-                break
-            for oid in cands:
-                o = options[oid]
-                if o.get("possible_verdicts") and not _NOW.isdisjoint(o["possible_verdicts"]):
-                    fields |= affected(oid)
-    # a pre-treatment check passes while unknown (its assumed value) and is then a condition,
-    # not a blocking fact; one the record leaves unassumed (Child-Pugh class when liver
-    # function is known to be impaired) stays a missing fact like any other
-    # (only the fields found are looked at: the same as taking every filled check from them)
-    row = ev.verdicts
-    filled = {f for f in fields & _checked(kb) if all(row.get(col) is not None for col in _FIELD_COLUMNS.get(f, ()))}
-    return fields - filled, (leading or {}).get("conditions", [])
-
-
-@per_object
-def _checked(kb: KnowledgeBase) -> frozenset[str]:
-    """The pre-treatment checks' fields, once per knowledge base."""
-    return frozenset(c.field for c in kb.checks)
-
-
 _FIELD_COLUMNS: dict[str, list[str]] = {}
 for _col, _field in COLUMN_FIELDS.items():
     _FIELD_COLUMNS.setdefault(_field, []).append(_col)
@@ -447,7 +288,7 @@ class _Planner:
         self._executor = default_executor()
         self._base_inputs = self._program.inputs(self.base_row) if self._program is not None else None
         self._patched: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
-        self._states: dict[Any, tuple[Evaluation, dict[str, Any], dict[str, dict[str, Any]]] | None] = {
+        self._states: dict[Any, tuple[Evaluation, dict[str, Any] | None, dict[str, dict[str, Any]]] | None] = {
             (): (ev, assessment, {o["id"]: o for o in assessment["options"]})}
         self.today = self._states[()][2]
         self.assumable = list(enumerate(kb.assumptions))
@@ -459,9 +300,9 @@ class _Planner:
 
     # -- evaluations
     def state(self, values: dict[str, Any], key: tuple | None = None):
-        """The evaluation with ``values`` filled in, as the planner reads it (engine.plan_view:
-        verdicts, conditions, what each missing fact affects; no text). ``key``: ``_key(values)``,
-        where the caller has it."""
+        """The evaluation with ``values`` filled in, as the planner reads it: (the evaluation, None
+        (the facts as entered: the assessment), its options' verdicts, no text). ``key``:
+        ``_key(values)``, where the caller has it."""
         key = _key(values) if key is None else key
         if key not in self._states:
             row = self.completed(values, key)
@@ -472,7 +313,7 @@ class _Planner:
                 # built when first read (following the pathways reads a few of them)
                 ev = self._evaluated(row)
                 options = LeanOptions(ev, self.kb)
-                self._states[key] = (ev, {"affected": options.affected}, options)
+                self._states[key] = (ev, None, options)
         return self._states[key]
 
     def _evaluated(self, row: dict[str, Any]) -> Evaluation:
@@ -576,13 +417,12 @@ class _Planner:
         if st is None:
             return {"invalid": True}
         for _ in range(ROUNDS):
-            ev, a, options = st
-            pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-            blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
+            ev, _, options = st
+            pw, steps, blocking = follow(ev, options, self.kb)
             if "prior_therapies" in blocking and self.restaging_decides(values):
                 blocking = blocking | {"course.status"}
             done = {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
-                    "conditions": conditions, "state": st}
+                    "state": st}
             if pw is not None and not blocking:
                 return done
             # (a field no assumption names gives none: only those that have one are asked)
@@ -611,11 +451,10 @@ class _Planner:
                 if not grown:
                     return done
             st = self.state(values, key)
-        ev, a, options = st
-        pw, unknown, steps = follow(ev.verdicts, options, self.kb)
-        blocking, conditions = _blocking(pw, unknown, steps, ev, a, options, self.kb)
+        ev, _, options = st
+        pw, steps, blocking = follow(ev, options, self.kb)
         return {"values": values, "assumed": assumed, "pw": pw, "steps": steps, "blocking": blocking,
-                "conditions": conditions, "state": st}
+                "state": st}
 
     # -- the future tense
     def future(self, values: dict[str, Any], pw: Any, steps: list[dict[str, Any]]) -> dict[str, _Expected]:

@@ -100,6 +100,24 @@ def _i(x: Any) -> Any:
     return None if x is None else int(x)
 
 
+def _bor(*xs: Any) -> Any:
+    out = 0
+    for x in xs:
+        if x is None:
+            return None
+        out |= x
+    return out
+
+
+def _band(a: Any, b: Any) -> Any:
+    return None if a is None or b is None else a & b
+
+
+def _mod(a: Any, b: Any) -> Any:
+    # (the plan's codes and masks are never negative, where Python's % and SQL's agree)
+    return None if a is None or b is None else a % b
+
+
 def _b(x: Any) -> Any:
     return None if x is None else bool(x)
 
@@ -114,6 +132,7 @@ HELPERS: dict[str, Callable[..., Any]] = {
     "_gt": _cmp(operator.gt), "_ge": _cmp(operator.ge), "_lt": _cmp(operator.lt), "_le": _cmp(operator.le),
     "_f": _f, "_i": _i, "_b": _b, "_s": _s,
     "_add": _arith(operator.add), "_sub": _arith(operator.sub), "_mul": _arith(operator.mul),
+    "_bor": _bor, "_band": _band, "_mod": _mod,
 }
 _CAST = {"float": "_f", "int": "_i", "bool": "_b", "str": "_s"}
 
@@ -134,6 +153,12 @@ def translate(sql: str) -> str:
     except Exception as exc:  # noqa: BLE001 - sqlglot's errors vary; say which text
         raise Unsupported(f"cannot parse {sql!r}: {exc}") from exc
     return _py(tree, sql)
+
+
+def translate_tree(tree: Any) -> str:
+    """An expression already parsed (a sqlglot tree, as :mod:`nelm.engine.plan_program` generates
+    them) as a Python expression over the row dict ``r``."""
+    return _py(tree, tree)
 
 
 def _py(node: Any, sql: str) -> str:
@@ -168,6 +193,16 @@ def _py(node: Any, sql: str) -> str:
         return _compare(_py(node.this, sql), _CMP[kind], _py(node.expression, sql))
     if kind in _ARITH:
         return f"{_ARITH[kind]}({_py(node.this, sql)}, {_py(node.expression, sql)})"
+    if isinstance(node, exp.BitwiseOr):
+        # (the plan's masks OR dozens of terms: one call, not a nest of them)
+        return "_bor(" + ", ".join(_py(p, sql) for p in _flatten(node, exp.BitwiseOr)) + ")"
+    if isinstance(node, exp.BitwiseAnd):
+        return f"_band({_py(node.this, sql)}, {_py(node.expression, sql)})"
+    if isinstance(node, exp.Mod):
+        return f"_mod({_py(node.this, sql)}, {_py(node.expression, sql)})"
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal) and not node.this.is_string \
+            and node.to.this in (exp.DataType.Type.BIGINT, exp.DataType.Type.INT):
+        return repr(int(node.this.this))   # a bit typed wide for the databases: in Python, an int
     if isinstance(node, (exp.And, exp.Or)):
         parts = _flatten(node, type(node))
         return ("_and(" if isinstance(node, exp.And) else "_or(") + ", ".join(_py(p, sql) for p in parts) + ")"
@@ -290,6 +325,8 @@ def _kind_of(node: Any, kinds: dict[str, str], names: dict[str, str | None] | No
             return "bool"
         if name in _KIND_OF_CAST:
             return _KIND_OF_CAST[name]
+        if name in _INT_HELPERS:
+            return "int"
         if name == "_coalesce":
             return _common([_kind_of(a, kinds, names) for a in node.args])
         return None
@@ -301,6 +338,9 @@ def _kind_of(node: Any, kinds: dict[str, str], names: dict[str, str | None] | No
 
 
 _KIND_OF_CAST = {v: k for k, v in _CAST.items()}
+# helpers whose result, where known, is an int (the plan's masks and codes; ``_m``: a column's
+# missing-facts mask, which the plan's caller supplies, nelm.engine.plan_program.PlanRow)
+_INT_HELPERS = frozenset({"_bor", "_band", "_mod", "_m"})
 
 
 def _common(found: list[str | None]) -> str | None:
@@ -310,36 +350,44 @@ def _common(found: list[str | None]) -> str | None:
     return known.pop() if known else "none"
 
 
+_KIND_LETTER = {None: "x", "none": "n", "bool": "b", "int": "i", "float": "f", "str": "s"}
+
+
 class _Inline:
     """Rewrites Kleene helper calls over Boolean operands as inline expressions."""
 
     def __init__(self, kinds: dict[str, str]):
         self.kinds = kinds
         self.names: dict[str, str | None] = {}   # the inline code's local names -> the kind they hold
-        self.n = 0
 
     def kind(self, node: Any) -> str | None:
         return _kind_of(node, self.kinds, self.names)
 
-    def _temp(self) -> str:
-        self.n += 1
-        return f"_k{self.n}"
+    def _temp(self, level: int, i: int, kind: str | None) -> str:
+        # A construct's operands are read into its own names, and each operand is worked out whole
+        # before the next one starts: names are needed per level of nesting, not per construct, so
+        # constructs at one level share them (a name per construct made functions of thousands of
+        # locals, and a call's frame costs for each). The kind is in the name: one name, one kind.
+        t = f"_k{level}_{i}{_KIND_LETTER[kind]}"
+        self.names[t] = kind
+        return t
 
-    def __call__(self, node: Any) -> Any:
+    def __call__(self, node: Any, level: int = 0) -> Any:
         import ast
 
+        inner = level + 1 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                              and node.func.id in ("_and", "_or", "_not", "_coalesce")) else level
         for field, value in ast.iter_fields(node):
             if isinstance(value, list):
-                setattr(node, field, [self(v) if isinstance(v, ast.AST) else v for v in value])
+                setattr(node, field, [self(v, inner) if isinstance(v, ast.AST) else v for v in value])
             elif isinstance(value, ast.AST):
-                setattr(node, field, self(value))
+                setattr(node, field, self(value, inner))
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
                 and node.func.id == "_coalesce" and node.args):
             # the first known operand: a if a is not None else (b if b is not None else c)
             out = node.args[-1]
-            for a in node.args[-2::-1]:
-                t = self._temp()
-                self.names[t] = self.kind(a)
+            for k, a in enumerate(node.args[-2::-1]):
+                t = self._temp(level, k, self.kind(a))
                 out = ast.IfExp(test=ast.Compare(left=ast.NamedExpr(target=ast.Name(t, ast.Store()), value=a),
                                                  ops=[ast.IsNot()], comparators=[ast.Constant(None)]),
                                 body=ast.Name(t, ast.Load()), orelse=out)
@@ -349,7 +397,7 @@ class _Inline:
                 and all(self.kind(a) in ("bool", "none") for a in node.args)):
             return node
         name = node.func.id
-        names = [self._temp() for _ in node.args]
+        names = [self._temp(level, i, self.kind(a)) for i, a in enumerate(node.args)]
 
         def read(i: int) -> Any:
             return ast.NamedExpr(target=ast.Name(names[i], ast.Store()), value=node.args[i])
@@ -410,15 +458,21 @@ class _Locals:
         return node
 
 
-def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dict[str, str] | None = None) -> str:
+def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dict[str, str] | None = None,
+                    returns: Iterable[str] | None = None, params: str = "", hoist: bool = True) -> str:
     """``def name(r):`` assigning each (column, python expression, kind) in order, cast to its kind.
 
     ``kinds`` (column -> kind of every column the row holds when the function starts) lets
     the steps go without the casts they do not need, write Kleene logic inline and read
-    the columns through local names (the row gets every column all the same)."""
+    the columns through local names (the row gets every column all the same). ``returns``
+    (with ``kinds``): the row is only read, and the function returns these columns' values,
+    in this order, as a tuple (the plan's decision reads three values of a few hundred steps).
+    ``params``: more parameters after ``r`` (``", _m"``), for helpers the caller supplies.
+    ``hoist=False``: an input is read from the row where it is read, not once at the start (for
+    steps that read hundreds of inputs behind conditions that seldom hold, as the plan's do)."""
     import ast
 
-    lines = [f"def {name}(r):"]
+    lines = [f"def {name}(r{params}):"]
     if kinds is None:
         for column, expr, kind in steps:
             lines.append(f"    r[{column!r}] = {_cast(expr, kind)}")
@@ -434,7 +488,7 @@ def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dic
     assigned: set[str] = set()
     inputs: dict[str, str] = {}
     for column, tree in typed:
-        for c in _row_reads(tree):
+        for c in _row_reads(tree) if hoist else ():
             if c not in assigned and c not in inputs:
                 inputs[c] = f"_i{len(inputs)}"
         assigned.add(column)
@@ -443,9 +497,13 @@ def function_source(name: str, steps: Iterable[tuple[str, str, str]], kinds: dic
     for n, (column, tree) in enumerate(typed):
         local = f"_c{n}"
         lines.append(f"    {local} = {ast.unparse(_Locals(names)(tree))}")
-        lines.append(f"    r[{column!r}] = {local}")
+        if returns is None:
+            lines.append(f"    r[{column!r}] = {local}")
         names[column] = local
-    lines.append("    return r")
+    if returns is None:
+        lines.append("    return r")
+    else:
+        lines.append("    return (" + "".join(f"{names[c]}, " for c in returns) + ")")
     return "\n".join(lines) + "\n"
 
 

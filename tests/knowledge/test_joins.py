@@ -1,7 +1,7 @@
 """Steps that only join today's treatment (`joins: true` in pathways.yaml): the analogue continued as
 the backbone beside the next line, telotristat with the analogue. They join the first step that
 offers something and never open a plan alone, in the per-case plan and in the plan columns alike
-(tests/screen/test_plan_columns.py holds the columns equal to the plan on random patients)."""
+(both read the plan program, nelm.engine.plan_program: tests/test_plan_one_definition.py)."""
 from __future__ import annotations
 
 import copy

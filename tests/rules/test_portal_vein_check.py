@@ -111,7 +111,7 @@ def test_a_check_that_can_only_raise_sirt_is_no_check_a_sirt_led_plan_hangs_on()
                                        {"field": "liver.lung_shunt_percent", "requirement": "y"}]}}
     assert [c["field"] for c in _lead_conditions(options, "sirt", KB)] == ["liver.lung_shunt_percent"]
     # the plan's per-field reading and the screen's per-rule reading agree only if no option has
-    # both kinds of rule on one check (screen/plan_columns.has_conditions)
+    # both kinds of rule on one check (engine/plan_program.has_conditions)
     from nelm.plan import _checks_read
     for opt in KB.options:
         for c in KB.checks:

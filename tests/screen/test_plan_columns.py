@@ -2,8 +2,7 @@
 own code, each checked against that code on every combination (or a seeded sample) of
 its inputs — beyond the 20,000-patient comparisons of test_differential.py:
 
-- the walk through the pathways in closed form, against the sequential walk of
-  ``nelm.plan.follow``;
+- the walk through the pathways in closed form, against the sequential walk it restates;
 - the verdicts with the caps in closed form, against ``nelm.engine.resolve_verdict``;
 - the table's sites columns (listed or not) and the view's filling-in.
 """
@@ -20,7 +19,7 @@ from sqlglot import exp
 from nelm.engine import resolve_verdict
 from nelm.knowledge import load, rule_column
 from nelm.patient import SITE_COLUMNS, Patient, _flat_args
-from nelm.screen import plan_columns
+from nelm.engine import plan_program
 from nelm.screen.sql import sql_table
 from nelm.screen.sql_build import Pipeline, World, q
 from nelm.screen.synth import synthesize
@@ -41,7 +40,8 @@ def _run(columns: dict[str, exp.Expression], outputs: list[str], table: pl.DataF
 # --------------------------------------------------------------------------- the walk
 
 def _sequential_walk(values: list[bool | None], offers: list[bool]) -> tuple[int | None, set[int]]:
-    """``nelm.plan.follow``'s loop: the pathway followed and the unknown ones read before it."""
+    """The walk as a loop: the first pathway that holds and offers an option is followed; the pathway
+    followed and the unknown ones read before it."""
     unknown: list[int] = []
     fallback = None
     for j, (value, offer) in enumerate(zip(values, offers)):
@@ -66,7 +66,7 @@ def test_walk_in_closed_form_is_the_sequential_walk():
                           **{f"o{j}": [o[j] for _, o in rows] for j in range(n)}},
                          schema={**{f"p{j}": pl.Boolean for j in range(n)}, **{f"o{j}": pl.Boolean for j in range(n)}})
     name = lambda s: f"w__{s}"  # noqa: E731
-    cols = plan_columns.walk([q(f"p{j}") for j in range(n)], [q(f"o{j}") for j in range(n)], name)
+    cols = plan_program.walk([q(f"p{j}") for j in range(n)], [q(f"o{j}") for j in range(n)], name)
     got = _run(cols, [name("followed")] + [name(f"unknown{j}") for j in range(n)], table)
     for i, (values, offers) in enumerate(rows):
         followed, unknown = _sequential_walk(list(values), list(offers))

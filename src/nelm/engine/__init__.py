@@ -16,8 +16,8 @@ read with every unknown pre-treatment check (knowledge/checks.yaml) in its passi
 value, and an option lists each such check it relied on among its ``conditions``.
 
 This package assesses nothing beyond the knowledge base: the treatment plan
-(:mod:`nelm.plan`) and the published outcomes (:mod:`nelm.outcomes`) are built on its
-result by :mod:`nelm.assessment`.
+(:mod:`nelm.plan`, which reads the decision of :mod:`.plan_program`) and the published outcomes
+(:mod:`nelm.outcomes`) are built on its result by :mod:`nelm.assessment`.
 
 One job a module, each importing only the modules listed before it:
 
@@ -25,7 +25,9 @@ One job a module, each importing only the modules listed before it:
 - :mod:`.verdicts`: an option's verdict from its rule conditions, shared by every executor;
 - :mod:`.row`: one patient, as generated Python (:mod:`nelm.rowcode`) or a one-row frame;
 - :mod:`.guidelines`: the verdicts another guideline profile would give the same patient;
-- :mod:`.document`: the assessment document and its prose.
+- :mod:`.document`: the assessment document and its prose;
+- :mod:`.sqlexpr` and :mod:`.plan_program`: the plan's decision as sqlglot expressions over the
+  verdict columns, one definition run for one patient (generated Python), by Polars and as SQL.
 
 This module only re-exports the names the rest of nelm imports from ``nelm.engine``;
 a test that replaces one must patch the module that owns it.

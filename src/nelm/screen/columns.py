@@ -18,7 +18,7 @@ import polars as pl
 from ..engine import evaluate_both_passes, evaluate_frame
 from ..knowledge import KnowledgeBase
 from .flat import engine_frame
-from . import plan_columns
+from ..engine import plan_program
 from .sql_build import Pipeline, World, q, reads
 
 CLASSIFICATION = ("who_grade", "category", "frilling_type")
@@ -148,7 +148,7 @@ def certain_plans(layout: pl.DataFrame, patients: pl.DataFrame, filled: pl.DataF
     """``plan.leading`` and ``plan.status`` where they follow from one evaluation, and the rows
     left to :mod:`nelm.screen.settle` (NULL in both here).
 
-    The columns are :mod:`nelm.screen.plan_columns`' definition, the one the SQL view runs,
+    The columns are :mod:`nelm.engine.plan_program`' definition, the one the SQL view runs,
     computed here by Polars over ``filled`` (the patients evaluated with unknown pre-treatment
     checks in their passing values) and the inputs as entered (``patients``, from which the
     requirement rules the leading option's conditions read are evaluated): a plan is settled
@@ -185,7 +185,7 @@ _PROGRAMS: dict[tuple[str, str], tuple[list[list[pl.Expr]], list[pl.Expr], list[
 
 
 def _plan_program(kb: KnowledgeBase) -> tuple[list[list[pl.Expr]], list[pl.Expr], list[str]]:
-    """:mod:`.plan_columns`' expressions as Polars expressions, one group per dependency level
+    """:mod:`nelm.engine.plan_program`' expressions as Polars expressions, one group per dependency level
     (the SQL view lays the same groups out as CTEs); the outputs; the raw inputs they read.
     Built once per knowledge base: generating, rendering and parsing a few hundred expressions
     takes seconds, so their PostgreSQL text is kept in nelm's cache on disk (keyed by the
@@ -207,15 +207,15 @@ def _plan_sql(kb: KnowledgeBase) -> tuple[list[list[tuple[str, str]]], list[tupl
     today = World(prefix="", input_prefix="", filled_prefix=None)        # the frame's own columns
     facts = World(prefix=_FACTS, input_prefix=_RAW, filled_prefix=None)  # the inputs as entered
     pipe = Pipeline()
-    pipe.add("plan", plan_columns.inputs_of_follow(kb, today))
-    pipe.add("plan", plan_columns.follow(kb, today))
-    cond_needed, check_bits = plan_columns.condition_inputs(kb)
+    pipe.add("plan", plan_program.inputs_of_follow(kb, today))
+    pipe.add("plan", plan_program.follow(kb, today))
+    cond_needed, check_bits = plan_program.condition_inputs(kb)
     pipe.add("facts", evaluation(kb, facts, cond_needed, cond_needed, check_bits))
-    leading, status = plan_columns.settled(kb, today, facts)
+    leading, status = plan_program.settled(kb, today, facts)
     # the plan as settled where nothing is assumed; and, for the rows it leaves open, what
     # nelm.screen.settle reads: the pathway followed, its lead and the facts that block it
     outputs = [("plan.leading", leading), ("plan.status", status), ("plan.followed", q(today.plan("followed"))),
-               ("plan.candidate", plan_columns.lead_text(kb, today)), ("plan.missing", q(today.plan("missing")))]
+               ("plan.candidate", plan_program.lead_text(kb, today)), ("plan.missing", q(today.plan("missing")))]
     groups = pipe.levels(outputs)
     read = set().union(*(reads(e) for group in groups for _, e in group), *(reads(e) for _, e in outputs))
     raw = sorted(c[len(_RAW):] for c in read if c.startswith(_RAW))

@@ -11,7 +11,7 @@ still blocked leaves it ``undetermined``.
 This module takes the same steps for every open row at once, each step column-wise:
 
 - the evaluation of a *world* (a row with some facts filled in) is
-  :func:`nelm.engine.evaluate_both_passes` and :mod:`nelm.screen.plan_columns`' program, the
+  :func:`nelm.engine.evaluate_both_passes` and :mod:`nelm.engine.plan_program`' program, the
   columns the SQL view computes: the pathway followed, its lead, the facts that could change
   it (a bit per contract field), and the plan's status where nothing blocks it;
 - the facts filled in are Polars expressions on the layout (each assumption record's value,
@@ -45,7 +45,7 @@ from ..patient import COLUMN_FIELDS
 from ..plan import ROUNDS
 from .flat import engine_frame, prior_columns
 from .layout import PRIOR, SCHEMA
-from .plan_columns import FIELD_BIT
+from ..engine.plan_program import FIELD_BIT
 
 COURSE = FIELD_BIT["course.status"]
 HISTORY_COLUMNS = [c for c, f in COLUMN_FIELDS.items() if f.startswith("prior_therapies")]

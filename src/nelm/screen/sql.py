@@ -26,7 +26,7 @@ CTE mixes several groups):
   entered (classification, criteria) and with the checks passing (``f__<column>``: rules,
   verdicts, plan) — exactly as ``evaluate_frame`` does; beside them, for the plan, which
   kinds of missing facts each value hangs on (``f__missing__<column>``, a bit mask:
-  :mod:`nelm.screen.plan_columns`);
+  :mod:`nelm.engine.plan_program`);
 - ``verdicts_…``: the engine's verdict resolution (``nelm.engine.resolve_verdict``; the
   batch engine folds the same logic into Boolean columns) — index of the first rule
   certainly true, the bit mask of verdicts still possible (a rule whose
@@ -76,7 +76,7 @@ from ..knowledge import KnowledgeBase, _check_columns, assumption_column, item_c
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import (COLUMN_FIELDS, COLUMN_TYPES, SCALAR_FIELDS, SITE_COLUMNS, column_of,
                        field_constraints)
-from . import plan_columns
+from ..engine import plan_program
 from .columns import CLASSIFICATION, selected
 from .sql_build import (TABLE, Pipeline, World, and_, bit_or, case, coalesce, eq, has_bits, is_null, known_true,
                         lit, not_, num, or_, paren, q, t)
@@ -266,7 +266,7 @@ def _node(column: str, nodes_sql: dict[str, str | list[str]], rename: Callable[[
 def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] = frozenset(),
                bits: Callable[[str], int] | None = None, guarded: bool = False) -> dict[str, exp.Expression]:
     """World ``w``'s computed columns among ``needed``, and the masks of those in ``masked``
-    (``guarded``: only where the column is NULL, :func:`nelm.screen.plan_columns.mask_expr`)."""
+    (``guarded``: only where the column is NULL, :func:`nelm.engine.plan_program.mask_expr`)."""
     nodes_sql = _node_sql(kb)
     cols: dict[str, exp.Expression] = {}
     for batch in kb.nodes:
@@ -274,7 +274,7 @@ def evaluation(kb: KnowledgeBase, w: World, needed: set[str], masked: set[str] =
             if node.column in needed:
                 cols[w.col(node.column)] = _node(node.column, nodes_sql, w.col)
             if node.column in masked:
-                cols[w.mask(node.column)] = plan_columns.mask_expr(kb, w, node.column, bits, guarded)
+                cols[w.mask(node.column)] = plan_program.mask_expr(kb, w, node.column, bits, guarded)
     return cols
 
 
@@ -291,7 +291,7 @@ def verdicts(kb: KnowledgeBase, w: World, options: list) -> dict[str, exp.Expres
     read. The caps are one ``CASE`` too (:func:`_capped`)."""
     out = {}
     for opt in options:
-        out[w.first(opt.id)] = plan_columns.first_rule(w, opt)
+        out[w.first(opt.id)] = plan_program.first_rule(w, opt)
         rules = _rules_mask(w, opt)
         if not opt.caps:
             out[w.possible(opt.id)] = rules
@@ -384,13 +384,13 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     checks = frozenset(col for c in kb.checks for col in _check_columns(c))
     facts = World(prefix="", input_prefix="", filled_prefix=None)
     # a column that reads no check has the same value with the checks passing: computed once
-    shared = frozenset(c for c in kb.roots if not plan_columns.reads_checks(kb, c, checks))
+    shared = frozenset(c for c in kb.roots if not plan_program.reads_checks(kb, c, checks))
     today = World(prefix="f__", input_prefix="", filled_prefix="f__", checks=checks, shared=shared)
     pathways = [c for c in _node_sql(kb) if c.startswith("pathway__")]
-    masked = plan_columns.closure(kb, plan_columns.mask_targets(kb))
-    facts_needed = plan_columns.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
+    masked = plan_program.closure(kb, plan_program.mask_targets(kb))
+    facts_needed = plan_program.closure(kb, [d.name for d in kb.derived if d.name in CLASSIFICATION] + [cs.id for cs in kb.criteria])
     conditions = [assumption_column(i) for i, a in enumerate(kb.assumptions) if a.when] if settle else []
-    today_needed = plan_columns.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
+    today_needed = plan_program.closure(kb, [rule_column(o.id, r.id) for o in kb.options for r in o.deciding + o.caps]
                             + pathways + sorted(masked) + conditions)
     facts_needed |= today_needed & shared
     today_needed -= shared
@@ -402,18 +402,18 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     if id_column:
         pipe.add("patients", {"id": t(id_column)})
     # the facts as entered also give the requirement rules the leading option's conditions read,
-    # with which missing checks each hangs on (plan_columns.has_conditions)
-    cond_needed, check_bits = plan_columns.condition_inputs(kb)
+    # with which missing checks each hangs on (plan_program.has_conditions)
+    cond_needed, check_bits = plan_program.condition_inputs(kb)
     # (each mask computed only where its column is unknown, the only place it is read)
     pipe.add("layer", evaluation(kb, facts, facts_needed | cond_needed, cond_needed, check_bits, guarded=True))
-    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_columns.mask_bits(kb), guarded=True))
+    pipe.add("layer", evaluation(kb, today, today_needed, masked, plan_program.mask_bits(kb), guarded=True))
     pipe.add("verdicts", verdicts(kb, today, kb.options))
-    pipe.add("plan", plan_columns.follow(kb, today, guarded=True))
+    pipe.add("plan", plan_program.follow(kb, today, guarded=True))
 
     # the plan where it rests on nothing assumed (determined, or conditional on the leading
     # option's unknown checks); NULL where it rests on assumed facts (contract v3): settling
     # them takes rounds of filled-in facts (nelm.screen.settle), which the view does not run
-    leading, plan_status = plan_columns.settled(kb, today, facts)
+    leading, plan_status = plan_program.settled(kb, today, facts)
 
     # the patient model's consistency checks (knowledge/consistency.yaml), the same SQL conditions
     # the model and nelm screen's batch validator run, on the facts as entered: a row failing one
@@ -440,7 +440,7 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     if settle:
         # (as nelm.screen.columns.plan_outputs gives them to nelm.screen.settle; the assumption
         # records' conditions on the world with the checks passing, as evaluate_both_passes' second pass)
-        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", plan_columns.lead_text(kb, today)),
+        out += [("plan.followed", q(today.plan("followed"))), ("plan.candidate", plan_program.lead_text(kb, today)),
                 ("plan.missing", q(today.plan("missing")))]
         out += [(c, q(today.col(c))) for c in conditions]
     # each column as late as its readers allow, those read once written into their reader:
@@ -449,7 +449,7 @@ def view_query(kb: KnowledgeBase, source: exp.Expression, id_column: str | None 
     # behind the lead's CASE): written into their readers, each row computes the lead's
     # alone instead of every option's (the values they read stay columns: written into every
     # rule, they would make the view longer for nothing)
-    requirements = plan_columns.condition_targets(kb)
+    requirements = plan_program.condition_targets(kb)
     lazy = {facts.col(c) for c in requirements if c not in facts_needed} | {facts.mask(c) for c in requirements}
     return pipe.query(source, out, late=True, inline=True, lazy=lazy, share=True)
 

@@ -56,7 +56,7 @@ from ..patient import COLUMN_TYPES, OPTION_IDS, SITE_COLUMNS, _COURSE_OUTCOME
 from ..plan import ROUNDS
 from .columns import output_columns
 from .layout import PRIOR, SITES
-from .plan_columns import FIELD_BIT
+from ..engine.plan_program import FIELD_BIT
 from .settle import COURSE, HISTORY, alternative_seeds, fill_steps, _also_fields
 from .sql import DIALECTS, _parse, build_view, engine_inputs, table_column
 from .sql_build import TABLE, Pipeline, World, case, known_true, or_, paren, q, t

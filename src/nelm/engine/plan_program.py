@@ -1,28 +1,31 @@
-"""The plan's leading option as columns: one definition, run by Polars (``nelm screen``) and by
-the SQL view (``nelm sql``) alike.
+"""The plan's decision as columns: one definition, run for one patient (``nelm assess``), by
+Polars (``nelm screen``) and by the SQL view (``nelm sql``) alike.
 
 Every value here is a sqlglot expression over named columns, generated from
 ``pathways.yaml`` and the verdict columns; :mod:`nelm.screen.sql` lays them out as CTEs of the
-view, and :func:`nelm.screen.columns.certain_plans` runs the very same expressions on a Polars
-frame (``pl.sql_expr`` of their PostgreSQL rendering, level by level), so a change to the plan's
-decision is made once. The one-patient planner (:mod:`nelm.plan`) decides the same things; the
-tests hold the columns equal to it on every row.
+view, :func:`nelm.screen.columns.certain_plans` runs the very same expressions on a Polars
+frame (``pl.sql_expr`` of their PostgreSQL rendering, level by level), and the one-patient
+planner (:mod:`nelm.plan`) runs them on each what-if's verdict row as generated Python
+(:func:`plan_row`, :mod:`nelm.rowcode`), so a change to the plan's decision is made once. The
+planner builds the plan's document from them (steps, reasons, add-ons, branches, work-up) and
+settles its assumptions (``nelm.plan._Planner.settle``; :mod:`nelm.screen.settle` column-wise).
 
 1. **follow** (:func:`follow`): each pathway's option for today (``now`` steps, established care
    before a trial, preferred before reasonable, then the step's order), as one integer that
    also tells its step, rank and place in the step (:func:`lead_code`), and which pathway is
-   followed (``nelm.plan.follow``), the walk in closed form (:func:`walk`):
+   followed, the walk through the pathways in closed form (:func:`walk`):
    with ``a_j`` "pathway j holds and offers an option", ``b_j`` "holds and offers none",
    ``u_j`` "is unknown", the walk stops at ``s = min(jA, jB)``, where ``jA`` is the first
    ``a_j`` and ``jB`` the first ``b_j`` after an unknown pathway; the pathway followed is
    ``jA`` when ``jA < jB``, else the first ``b_j`` up to ``s`` (the fallback), and the
-   pathways read while still unknown are the ``u_j`` with ``j < s``.
+   pathways read while still unknown are the ``u_j`` with ``j < s``. The plan's first step lists a
+   step's options in the same order (:func:`step_order`, from the same tries: :func:`_offers`).
 2. **uncertainty**: which missing facts the leading option hangs on, as one bit mask per
    computed column (``missing__<column>``: a bit per contract field, ``FIELD_BIT``; a
    pre-treatment check filled with its passing value sets none), ORed along the dependency graph exactly as
    :func:`nelm.knowledge.input_roots` walks it (:func:`mask_expr`); then the unknown pathways
    read before the one followed and the first-step candidates still undetermined that could
-   outrank the leading option (``nelm.plan._blocking``).
+   outrank the leading option.
 3. **outcome** (:func:`settled`): no missing fact (checks aside) could change the lead: the
    option followed leads, and the plan is ``conditional`` when the leading option relies on a
    pre-treatment check still unknown (its *conditions*, :func:`has_conditions`: a gate's
@@ -33,18 +36,45 @@ tests hold the columns equal to it on every row.
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from sqlglot import exp
 
+from .. import rowcode
 from ..knowledge import KnowledgeBase, pathway_column, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS
 from ..patient import COLUMN_FIELDS
-# the planner's own reading of a step and of a pathway's `now` steps, and its constants
-# (``now_steps``: the ``now`` steps that can open the plan; one that only joins is never a lead candidate)
-from ..plan import NOW_VERDICTS as NOW, TRIAL, _option_ids as _options, lead_steps as now_steps
-from .sql_build import (World, and_, bit_or, case, coalesce, eq, first_true, has_bits, is_null, known_true, least, lit, lt,
-                        lte, not_, not_null, num, or_, paren, q, switch)
+from ..once import per_object
+from .sqlexpr import (World, and_, bit_or, case, coalesce, eq, first_true, has_bits, is_null, known_true, least, lit, lt,
+                      lte, not_, not_null, num, or_, paren, q, reads, switch)
+
+# the verdicts an option may have to be given today, best first
+NOW_VERDICTS = NOW = ("preferred", "reasonable")
+# a trial follows established care in a step unless nothing else is left (issue 18)
+TRIAL = "clinical_trial"
+
+
+@per_object
+def option_ids(step) -> tuple[tuple[str, str | None], ...]:
+    """A step's options, each with its own condition (None: it has none), in the step's order."""
+    return tuple((o, None) if isinstance(o, str) else (o.id, o.if_) for o in step.options)
+
+
+_options = option_ids
+
+
+@per_object
+def today_steps(pw) -> tuple[tuple[int, object], ...]:
+    """A pathway's ``now`` steps with their indices: the step for today and those that join it."""
+    return tuple((i, s) for i, s in enumerate(pw.steps) if s.when == "now")
+
+
+@per_object
+def now_steps(pw) -> tuple[tuple[int, object], ...]:
+    """A pathway's ``now`` steps that can open the plan, with their indices: a step that only
+    ``joins`` (the analogue continued as the backbone) is never a candidate for the lead."""
+    return tuple((i, s) for i, s in today_steps(pw) if not s.joins)
 
 NONE = 99   # "no pathway" in the closed-form walk (more pathways than this are refused)
 # a bit per contract field in a missing-facts mask: which missing facts could change the lead
@@ -56,7 +86,7 @@ ANY_FIELD = (1 << len(FIELDS)) - 1
 
 def trial_last(step) -> list[tuple[int, str, str, str | None]]:
     """A ``now`` step's (rank, verdict, option, condition) in the order the plan tries them:
-    every established option by verdict then order, then the trial (``nelm.plan._now_key``)."""
+    every established option by verdict then order, then the trial."""
     opts = _options(step)
     out = [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid != TRIAL]
     return out + [(rank, v, oid, cond) for rank, v in enumerate(NOW) for oid, cond in opts if oid == TRIAL]
@@ -117,7 +147,7 @@ def first_rule(w: World, opt) -> exp.Expression:
 def mask_bits(kb: KnowledgeBase) -> Callable[[str], int]:
     """The bit a missing field sets in a mask: its own (``FIELD_BIT``; a check filled with its
     passing value is not NULL in the world read, so only the checks left unknown set theirs:
-    nelm.plan._blocking)."""
+    the planner's blocking facts)."""
     return FIELD_BIT.__getitem__
 
 
@@ -214,21 +244,48 @@ def lead_text(kb: KnowledgeBase, w: World) -> exp.Expression:
     return switch(q(w.plan("lead")), [(num(index[oid]), lit(oid)) for oid in now_options(kb)])
 
 
+def _offers(kb: KnowledgeBase, w: World, pw, i: int, step) -> list[tuple[str, int, exp.Expression, int]]:
+    """How a ``now`` step ranks its options today, in the order the plan tries them: established
+    care before a trial, then preferred before reasonable, then the step's order (``trial_last``).
+    Each try is (option, its place in that order, "it is offered at this rank": the step applies,
+    the option's own condition holds and its verdict is that rank's, its lead code). The lead a
+    pathway offers (:func:`_pathway_lead`) and the order of a step's options in the plan's
+    document (:func:`step_order`) are both read from here."""
+    index = option_index(kb)
+    applies = _applies(w, pw, i, step)
+    positions = {oid: p for p, (oid, _) in enumerate(_options(step))}
+    if len(positions) < len(_options(step)) or len(positions) >= OPTION_CODES:
+        # (the plan's position of the lead in its step would then not follow from the option)
+        raise NotImplementedError(f"pathway {pw.id}: an option twice in one step, or {OPTION_CODES} options")
+    return [(oid, k, and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False)),
+             lead_code(i, rank, positions[oid], index[oid]))
+            for k, (rank, verdict, oid, cond) in enumerate(trial_last(step))]
+
+
 def _pathway_lead(kb: KnowledgeBase, w: World, pw) -> exp.Expression:
     """The lead code (above) of the option a pathway leads with today; NULL: none."""
-    index = option_index(kb)
-    whens = []
-    for i, step in now_steps(pw):
-        applies = _applies(w, pw, i, step)
-        positions = {oid: p for p, (oid, _) in enumerate(_options(step))}
-        if len(positions) < len(_options(step)) or len(positions) >= OPTION_CODES:
-            # (the plan's position of the lead in its step would then not follow from the option)
-            raise NotImplementedError(f"pathway {pw.id}: an option twice in one step, or {OPTION_CODES} options")
-        # established care before a trial, then preferred before reasonable, then order (nelm.plan._now_key)
-        for rank, verdict, oid, cond in trial_last(step):
-            ok = and_(applies, verdict_is(w, oid, verdict), _in_step(w, pw, i, oid, cond, unknown=False))
-            whens.append((ok, num(lead_code(i, rank, positions[oid], index[oid]))))
+    whens = [(ok, num(code)) for i, step in now_steps(pw) for _, _, ok, code in _offers(kb, w, pw, i, step)]
     return case(*whens) if whens else exp.Null()
+
+
+def order_column(w: World, pw, i: int, oid: str) -> str:
+    """The column of an option's place in a ``now`` step of a pathway (:func:`step_order`)."""
+    return w.plan(f"order__{pw.id}__{i}__{oid}")
+
+
+def step_order(kb: KnowledgeBase, w: World, pw) -> dict[str, exp.Expression]:
+    """Each option of each ``now`` step of a pathway (those that only join today's treatment
+    included) with its place in the order the plan gives it today (:func:`_offers`), NULL where
+    it is not offered today: the plan's first step lists a step's offered options in this order,
+    the first of the step that can open the plan being the lead (:func:`_pathway_lead`)."""
+    cols: dict[str, exp.Expression] = {}
+    for i, step in today_steps(pw):
+        by_option: dict[str, list[tuple[exp.Expression, exp.Expression]]] = {}
+        for oid, k, ok, _ in _offers(kb, w, pw, i, step):
+            by_option.setdefault(oid, []).append((ok, num(k)))
+        for oid, whens in by_option.items():
+            cols[order_column(w, pw, i, oid)] = case(*whens)
+    return cols
 
 
 def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.Expression]:
@@ -285,7 +342,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
              for k, (pw, u) in enumerate(zip(pws, unknown_before))]
     # a candidate of the pathway followed (j) that could take the lead: in a ``now`` step before the
     # one the lead comes from, any that may still be offered; in that step, one that could outrank
-    # it (nelm.plan._blocking). The terms of pathway j are read only where it is followed (one CASE),
+    # it. The terms of pathway j are read only where it is followed (one CASE),
     # where the lead, if any, is pathway j's own
     by_followed = []
     for j, pw in enumerate(pws):
@@ -310,7 +367,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
                                or_(trial_leads.copy(), lt(num(lead_code(i, rank, p, OPTION_CODES - 1)), code.copy())))
                           for rank, v in enumerate(NOW)]
                 # the leading option does not outrank itself; a trial outranks an established leading
-                # option only where no other established option of the step is left (nelm.plan._now_key)
+                # option only where no other established option of the step is left (trial_last)
                 outranks = and_(several_possible(w, oid), _in_step(w, pw, i, oid, cond, unknown=True),
                                 not_(lead_is(oid)), or_(*better))
                 if oid == TRIAL:
@@ -325,7 +382,7 @@ def follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.
     if by_followed:
         terms.append(case(*by_followed, default=num(0)))
     # nothing offered today: a candidate of any pathway not ruled out that may still be
-    # preferred or reasonable could give the plan a lead (nelm.plan._blocking)
+    # preferred or reasonable could give the plan a lead
     # (read only where nothing leads: one CASE on the lead)
     # (by option: its own tests once, then whether any place names it; OR-ing its mask once per
     # place that holds gives the same bits)
@@ -355,7 +412,7 @@ def may_lead(w: World, pw, verdict: bool = True) -> list[tuple[str, exp.Expressi
 
 
 def could_offer(w: World, pw) -> exp.Expression:
-    """An unknown pathway could still lead with something today (``nelm.plan._could_offer``): a
+    """An unknown pathway could still lead with something today: a
     candidate that may still lead (:func:`may_lead`). One that could not is passed over by the walk."""
     terms = [may for _, may in may_lead(w, pw)]
     return or_(*terms) if terms else exp.false()
@@ -363,7 +420,8 @@ def could_offer(w: World, pw) -> exp.Expression:
 
 def walk(pathways: list[exp.Expression], offers: list[exp.Expression], name: Callable[[str], str],
          could: list[exp.Expression] | None = None) -> dict[str, exp.Expression]:
-    """``nelm.plan.follow``'s walk through the pathways in closed form (module docstring):
+    """The walk through the pathways in closed form (module docstring; tests/screen/test_plan_columns.py
+    holds it equal to the sequential walk):
     ``pathways[j]`` is pathway j's condition (NULL: unknown), ``offers[j]`` whether it has an
     option for today. Columns ``name("result")`` (the pathway followed because it offers an
     option), ``name("followed")`` (that, else the fallback: the first that holds and offers
@@ -457,18 +515,207 @@ def condition_inputs(kb: KnowledgeBase) -> tuple[set[str], Callable[[str], int]]
     return closure(kb, condition_targets(kb)), lambda field: bits.get(field, 0)
 
 
-def inputs_of_follow(kb: KnowledgeBase, w: World) -> dict[str, exp.Expression]:
+def inputs_of_follow(kb: KnowledgeBase, w: World, guarded: bool = False) -> dict[str, exp.Expression]:
     """What :func:`follow` reads besides the rule, pathway and possible-verdict columns: the
     missing-facts masks of the columns it reads and each candidate's first rule that holds
-    (the SQL view computes these beside the rules and verdicts it has anyway)."""
+    (the SQL view computes these beside the rules and verdicts it has anyway). ``guarded``:
+    each mask only where its column is NULL (:func:`mask_expr`)."""
     bits = mask_bits(kb)
     masked = closure(kb, mask_targets(kb))
     cols = {}
     for batch in kb.nodes:
         for node in batch:
             if node.column in masked:
-                cols[w.mask(node.column)] = mask_expr(kb, w, node.column, bits)
+                cols[w.mask(node.column)] = mask_expr(kb, w, node.column, bits, guarded)
     opts = {o.id: o for o in kb.options}
     for oid in now_options(kb):
         cols[w.first(oid)] = first_rule(w, opts[oid])
     return cols
+
+
+# --------------------------------------------------------------------------- one patient
+
+# what the planner reads of the decision: the pathway followed, its lead, the facts that could change it
+_DECISION = ("followed", "lead", "missing")
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The plan's decision for one evaluated patient: the expressions above, the very ones the
+    screen's Polars frame and the SQL view run, as generated Python (:mod:`nelm.rowcode`, Polars'
+    null semantics) over the verdict pass's row (unknown pre-treatment checks passing).
+
+    :meth:`decide` gives (the index of the pathway followed, the index in ``kb.options`` of its
+    leading option, the mask of the missing facts that could change the lead: a bit per contract
+    field, :data:`FIELD_BIT`), each None where there is none; ``order[j](row)`` gives, for pathway
+    j's ``now`` steps, each option's place in today's order (:func:`step_order`), in the layout
+    ``layout[j]`` ((step index, option) of each value). The planner decides on every what-if it
+    settles and orders only the pathway it follows.
+
+    The one thing this executor states its own way is a column's missing-facts mask
+    (``missing__<column>``, :func:`mask_expr`): the decision reads a few masks behind conditions
+    that seldom hold, so a row asks :class:`nelm.knowledge.UnknownRoots` (the walk
+    :func:`mask_expr` restates, tests/test_roots.py) for those it reads, when it reads them,
+    rather than computing some 350 masks every time."""
+
+    _decide: Callable[..., tuple]
+    order: tuple[Callable[[dict], tuple], ...]
+    layout: tuple[tuple[tuple[int, str], ...], ...]
+
+    def decide(self, ev: Any, kb: KnowledgeBase) -> tuple[int | None, int | None, int]:
+        """(pathway followed, its leading option, missing facts that could change it) of an
+        evaluation (``nelm.engine.Evaluation``: its verdict row, and its unknown inputs, worked
+        out only if a mask is read)."""
+        return self._decide(ev.verdicts, lambda column: field_mask(ev.filled_roots(kb).mask(column)))
+
+
+# a bit of UnknownRoots' masks (an input column) -> the bit of its contract field in FIELD_BIT
+_FIELD_OF_INPUT_BIT = tuple(FIELD_BIT[COLUMN_FIELDS[c]] for c in sorted(COLUMN_FIELDS))
+_FIELD_MASKS: dict[int, int] = {}
+
+
+def field_mask(m: int) -> int:
+    """An :class:`UnknownRoots` mask (a bit per input column, in name order) as a mask of the
+    contract fields those columns belong to (:data:`FIELD_BIT`)."""
+    got = _FIELD_MASKS.get(m)
+    if got is None:
+        got, rest = 0, m
+        while rest:
+            low = rest & -rest
+            got |= _FIELD_OF_INPUT_BIT[low.bit_length() - 1]
+            rest ^= low
+        if len(_FIELD_MASKS) < 65536:   # a pure function of the mask (bounded, not per patient)
+            _FIELD_MASKS[m] = got
+    return got
+
+
+_FIELDS_OF: dict[int, frozenset[str]] = {}
+
+
+def fields_of(m: int) -> frozenset[str]:
+    """The contract fields of a mask of :data:`FIELD_BIT` (a plan's ``missing``)."""
+    got = _FIELDS_OF.get(m)
+    if got is None:
+        got = frozenset(f for f, bit in FIELD_BIT.items() if m & bit)
+        if len(_FIELDS_OF) < 65536:   # a pure function of the mask (bounded, not per patient)
+            _FIELDS_OF[m] = got
+    return got
+
+
+@per_object
+def plan_row(kb: KnowledgeBase) -> PlanRow:
+    """:class:`PlanRow` of a knowledge base: generated and compiled once, kept in nelm's cache on
+    disk beside the row program (keyed by the knowledge base and nelm's own source)."""
+    import marshal
+
+    from ..cache import cached
+
+    code, layout = cached("plan-rowcode", f"{kb.sha256}|{kb.guideline}", lambda: _plan_row_code(kb))
+    namespace: dict[str, Any] = dict(rowcode.HELPERS)
+    exec(marshal.loads(code), namespace)  # noqa: S102  # nosec B102, B302 - our code object, compiled by _plan_row_code from the knowledge base, read from our own cache
+    return PlanRow(namespace["decide"], tuple(namespace[f"order_{j}"] for j in range(len(kb.pathways))), layout)
+
+
+def compile_row(kb: KnowledgeBase, cols: dict[str, exp.Expression], outputs: list[str]) -> Callable[..., tuple]:
+    """Named expressions as one function ``f(row, _m)`` of a verdict row giving the ``outputs``'
+    values (``_m``: a column's missing-facts mask, as :meth:`PlanRow.decide` supplies it), compiled
+    now and not kept: for checking a part of the program on its own."""
+    kinds = _row_kinds(kb)
+    source = rowcode.function_source("f", _steps(cols, outputs, kinds, row_world()), kinds, returns=outputs,
+                                     params=", _m", hoist=False)
+    namespace: dict[str, Any] = dict(rowcode.HELPERS)
+    exec(compile(source, "<nelm plan rowcode, a part>", "exec"), namespace)  # noqa: S102  # nosec B102 - generated here from the knowledge base
+    return namespace["f"]
+
+
+def row_world() -> World:
+    """The names of one patient's verdict row (the row program's own column names)."""
+    return World(prefix="", input_prefix="", filled_prefix=None)
+
+
+def _plan_row_code(kb: KnowledgeBase) -> tuple[bytes, tuple[tuple[tuple[int, str], ...], ...]]:
+    """:func:`plan_row`'s functions as a compiled code object, and each pathway's order layout."""
+    import marshal
+
+    w = row_world()
+    kinds = _row_kinds(kb)
+    # (guarded: each candidate's missing facts worked out only where its verdict is still open;
+    # the masks themselves are not columns here but read when read: PlanRow)
+    cols = {c: e for c, e in inputs_of_follow(kb, w).items() if not c.startswith(w.mask(""))}
+    cols |= follow(kb, w, guarded=True)
+    # each candidate's missing facts written into the terms that read them: a term is read only
+    # where the row is followed by a pathway that names the candidate (a CASE branch), so it is
+    # worked out there, not for every candidate of every what-if
+    cols = _written_into_readers(cols, {c for c in cols if c.startswith(w.plan("affects__"))})
+    # (an input read where it is read: most of the hundreds the decision reads sit behind conditions
+    # that seldom hold, and reading each once at the start was a third of its time)
+    source = rowcode.function_source("decide", _steps(cols, [w.plan(n) for n in _DECISION], kinds, w), kinds,
+                                     returns=[w.plan(n) for n in _DECISION], params=", _m", hoist=False)
+    layout = []
+    for j, pw in enumerate(kb.pathways):
+        order = step_order(kb, w, pw)
+        names = list(order)
+        source += rowcode.function_source(f"order_{j}", _steps(order, names, kinds, w), kinds, returns=names,
+                                          hoist=False)
+        by_name = {order_column(w, pw, i, oid): (i, oid) for i, step in today_steps(pw) for oid, _ in _options(step)}
+        layout.append(tuple(by_name[n] for n in names))
+    return marshal.dumps(compile(source, f"<nelm plan rowcode {kb.guideline}>", "exec")), tuple(layout)
+
+
+def _written_into_readers(cols: dict[str, exp.Expression], lazy: set[str]) -> dict[str, exp.Expression]:
+    """The columns with each ``lazy`` one written into the expressions that read it (the same
+    value, worked out where it is read) instead of being a column of its own."""
+    def expand(e: exp.Expression) -> exp.Expression:
+        if not reads(e) & lazy:
+            return e
+        e = e.copy()
+        for c in list(e.find_all(exp.Column)):
+            if c.name in lazy:
+                c.replace(paren(expand(cols[c.name])))
+        return e
+
+    return {n: expand(e) for n, e in cols.items() if n not in lazy}
+
+
+def _row_kinds(kb: KnowledgeBase) -> dict[str, str]:
+    """The kind (``float``, ``int``, ``bool``, ``str``) of every column of the verdict row."""
+    from ..patient import COLUMN_TYPES
+    from .frame import _lazy, patients_frame
+    from .row import _type_name
+
+    filled = _lazy(patients_frame([]).lazy().with_columns(kb.assume), kb, False, False, None).collect_schema()
+    kinds = dict(COLUMN_TYPES) | {c: rowcode.coercion(_type_name(t)) for c, t in filled.items()}
+    return kinds | {f"possible__{o.id}": "int" for o in kb.options} | {f"verdict__{o.id}": "str" for o in kb.options}
+
+
+def _steps(cols: dict[str, exp.Expression], outputs: list[str], kinds: dict[str, str], w: World
+           ) -> list[tuple[str, str, str]]:
+    """The columns ``outputs`` read, directly or not, each after those it reads, as rowcode steps
+    (column, Python expression, kind); ``kinds`` gains each column's kind as it is worked out. A
+    read of a mask (``w.mask(column)``) becomes a call ``_m(column)`` (:class:`PlanRow`)."""
+    import ast
+    import re
+
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in cols:
+            return
+        seen.add(name)
+        for r in sorted(reads(cols[name])):
+            visit(r)
+        order.append(name)
+
+    for n in outputs:
+        visit(n)
+    mask_read = re.compile(r"r\[" + re.escape(repr(w.mask(""))[:-1]) + r"([^']*)'\]")
+    steps = []
+    for name in order:
+        python = mask_read.sub(lambda m: f"_m({m.group(1)!r})", rowcode.translate_tree(cols[name]))
+        kind = rowcode._kind_of(ast.parse(python, mode="eval").body, kinds)
+        if kind not in ("bool", "int"):
+            raise rowcode.Unsupported(f"plan column {name}: values of kind {kind}")
+        kinds[name] = kind
+        steps.append((name, python, kind))
+    return steps
