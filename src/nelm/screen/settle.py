@@ -261,11 +261,15 @@ def _set(field: str, value: Any, where: pl.Expr) -> list[pl.Expr]:
     """``field`` set to ``value`` where ``where`` holds; ``prior_therapies`` given as an outcome
     fills in the unrecorded outcome of each therapy no longer given (nelm.plan._history)."""
     if field == PRIOR:
-        unrecorded = pl.element().struct.field("outcome").is_null() & ~pl.element().struct.field("ongoing").fill_null(False)
-        filled = pl.col(PRIOR).list.eval(pl.element().struct.with_fields(
-            pl.when(unrecorded).then(pl.lit(value)).otherwise(pl.element().struct.field("outcome")).alias("outcome")))
-        return [pl.when(where).then(filled).otherwise(pl.col(PRIOR)).alias(PRIOR)]
+        return [pl.when(where).then(_outcome_filled(value)).otherwise(pl.col(PRIOR)).alias(PRIOR)]
     return [pl.when(where).then(_value(field, value)).otherwise(pl.col(field)).alias(field)]
+
+
+def _outcome_filled(value: Any) -> pl.Expr:
+    """The history with ``value`` as the outcome of each therapy no longer given whose outcome is unrecorded."""
+    unrecorded = pl.element().struct.field("outcome").is_null() & ~pl.element().struct.field("ongoing").fill_null(False)
+    return pl.col(PRIOR).list.eval(pl.element().struct.with_fields(
+        pl.when(unrecorded).then(pl.lit(value)).otherwise(pl.element().struct.field("outcome")).alias("outcome")))
 
 
 def _one_at_a_time(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]], history: pl.DataFrame
@@ -358,9 +362,11 @@ def _fill(worlds: pl.DataFrame, by_field: dict[str, list[tuple[int, Any]]], step
         fixed = pl.col(_FIXED) | pl.when(pl.col(pick).is_not_null()).then(pl.lit(FIELD_BIT[field])).otherwise(0)
         assumed = pl.col(_ASSUMED) | pl.col(pick).replace_strict({i: 1 << i for i, _ in step.records}, default=0,
                                                                  return_dtype=pl.Int64)
-        if field == PRIOR:      # (a history's unrecorded outcome)
-            for i, v in step.records:
-                out += _set(field, v, (pl.col(pick) == i).fill_null(False))
+        if field == PRIOR:      # (a history's unrecorded outcome; one expression for all of the field's records)
+            value = pl.col(PRIOR)
+            for i, v in reversed(step.records):
+                value = pl.when((pl.col(pick) == i).fill_null(False)).then(_outcome_filled(v)).otherwise(value)
+            out.append(value.alias(PRIOR))
         for f, cases in step.follows.items():
             cases = [((pl.col(pick) == i).fill_null(False) & ((pl.col(_KNOWN) & FIELD_BIT[f]) == 0), v) for i, v in cases]
             for where, _ in cases:
