@@ -10,8 +10,12 @@ read with every unknown pre-treatment check (knowledge/checks.yaml) in its passi
 value. The verdicts are resolved here as Polars expressions (:func:`_verdict_stages`),
 the same resolution as :func:`nelm.engine.verdicts.resolve_verdict`.
 
-The lowest layer of :mod:`nelm.engine` with :mod:`.verdicts`: it imports no other
-module of the package.
+Tables use cheaper expressions of the same conditions where :mod:`.frame_fast` has them
+(text columns computed as Enums inside the plan, comparisons with text literals pushed into
+COALESCE/CASE); the values are the same (tests/test_frame_fast.py).
+
+The lowest layer of :mod:`nelm.engine` with :mod:`.verdicts` and :mod:`.frame_fast`: it
+imports no other module of the package.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any, Iterable
 from ..knowledge import KnowledgeBase, load, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
 from ..patient import COLUMN_TYPES, column_dtype
+from .frame_fast import FastExprs, fast_exprs, restore
 
 
 class _Polars:
@@ -159,22 +164,51 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
     # the verdict pass starts from the facts pass's columns and recomputes only what the
     # assumed checks change, and the rules
     only = None if extra else "facts"
-    raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only).collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(raw_df.lazy().with_columns(kb.assume), kb, False, True, None,
-                   only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns))
+    # the cheaper expressions of .frame_fast (same values); ``extra`` reads the facts pass's
+    # columns as they are returned, so it keeps the plain ones
+    fast = _fast(kb) if FAST and not extra else None
+    raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only, fast=fast
+                   ).collect(optimizations=pl.QueryOptFlags.none())
+    filled = _lazy(raw_df.lazy().with_columns(fast.assume if fast else kb.assume), kb, False, True, None,
+                   only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns), fast=fast)
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
     if whole_second_pass:
         filled_all = filled.collect(optimizations=pl.QueryOptFlags.none())
         filled_df = filled_all.select(rule_cols + verdict_cols)
+        if fast:
+            filled_all = filled_all.with_columns(restore(fast, set(filled_all.columns)))
     else:
         filled_all = filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
-    return raw_df.drop(rule_cols, strict=False).hstack(filled_df), filled_all
+    out = raw_df.drop(rule_cols, strict=False).hstack(filled_df)
+    if fast:
+        out = out.with_columns(restore(fast, set(out.columns)))
+    return out, filled_all
+
+
+# evaluate_frame and evaluate_both_passes use .frame_fast's expressions (tests/test_frame_fast.py
+# sets this to False to compare them with the knowledge base's own)
+FAST = True
+
+
+def _fast(kb: KnowledgeBase) -> FastExprs:
+    """.frame_fast's rewrites for this knowledge base, given the plain plan's column types."""
+    key = (kb.sha256, kb.guideline)
+    got = _FAST_EXPRS.get(key)
+    if got is None:
+        empty = pl.DataFrame(schema=_input_schema())
+        dtypes = dict(_lazy(empty.lazy(), kb, True, False, None).collect_schema())
+        got = _FAST_EXPRS[key] = fast_exprs(kb, dtypes)
+    return got
+
+
+_FAST_EXPRS: dict[tuple[str, str], FastExprs] = {}
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
-          extra: list[pl.Expr] | None, only: str | None = None, present: frozenset[str] | None = None) -> pl.LazyFrame:
-    for batch in _plan(kb, variants, verdicts, only, present):
+          extra: list[pl.Expr] | None, only: str | None = None, present: frozenset[str] | None = None,
+          fast: FastExprs | None = None) -> pl.LazyFrame:
+    for batch in _plan(kb, variants, verdicts, only, present, fast):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
@@ -182,7 +216,7 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None, bool], list[list[pl.Expr]]] = {}
 
 
 def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
@@ -198,13 +232,15 @@ def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
 
 
 def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None,
-          present: frozenset[str] | None = None) -> list[list[pl.Expr]]:
+          present: frozenset[str] | None = None, fast: FastExprs | None = None) -> list[list[pl.Expr]]:
     """Batches of expressions for a knowledge base, built once.
 
     ``only="facts"``: every column but the rules, and the rules those read; ``only="rules"``:
     the rules and what they read (the verdict pass of :func:`evaluate_frame`), less the
-    columns ``present`` already holds that no assumed check changes."""
-    key = (id(kb), variants, verdicts, only, present)
+    columns ``present`` already holds that no assumed check changes. ``fast``: the cheaper
+    expressions of :mod:`.frame_fast` where it has one."""
+    key = (id(kb), variants, verdicts, only, present, fast is not None)
+    alt = fast.nodes if fast is not None else {}
     if key not in _PLANS:
         _KEYED[id(kb)] = kb
         keep: set[str] | None = None
@@ -218,7 +254,7 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
                 # on top of the first pass's frame: only what it lacks, or computed from a
                 # check that this pass assumes passing
                 keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
-        batches = [[n.expr for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
+        batches = [[alt.get(n.column, n.expr) for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
         batches = [b for b in batches if b]
         if verdicts:
             stages = [_verdict_stages(opt) for opt in kb.options]
@@ -228,7 +264,7 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
             batches.append([e for s in stages for e in s[2][0]])  # the mask
             batches.append([e for s in stages for e in s[2][1]])  # the verdict, read from the mask
         if variants and kb.variant_nodes:
-            batches.append([vn.expr for _, _, vn in kb.variant_nodes])
+            batches.append([alt.get(vn.column, vn.expr) for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
     return _PLANS[key]
 
@@ -249,3 +285,4 @@ _ASSUMED_READERS: dict[tuple[str, str], set[str]] = {}
 
 # knowledge bases whose id() keys a cache here: kept alive, so that no later object reuses the id
 _KEYED: dict[int, KnowledgeBase] = {}
+
