@@ -73,3 +73,19 @@ def test_the_rewrites_apply():
     fast = engine_frame_module._fast(kb)
     assert "category" in fast.recoded
     assert fast.nodes and fast.assume
+
+
+@pytest.mark.parametrize("offset", [0, 3, 8, 13])
+def test_bitmaps_of_sliced_columns(offset):
+    """A rule column may be a slice of an input column (a rule that reads one flag), whose
+    bits start inside a byte: its words are the slice's own."""
+    import numpy as np
+
+    from nelm.engine.frame_fast import _bitmaps
+
+    s = pl.Series([True, None, False, True, None, True, False, False, True, True, None, False] * 30).slice(offset, 200)
+    values, valid = _bitmaps(s, len(s), (len(s) + 63) // 64)
+    bits = np.unpackbits(values.view(np.uint8), bitorder="little")[:len(s)].astype(bool)
+    known = np.unpackbits(valid.view(np.uint8), bitorder="little")[:len(s)].astype(bool)
+    assert (known == s.is_not_null().to_numpy()).all()
+    assert (bits[known] == s.fill_null(False).to_numpy()[known]).all()

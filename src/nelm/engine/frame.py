@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from ..knowledge import KnowledgeBase, load, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
 from ..patient import COLUMN_TYPES, column_dtype
-from .frame_fast import FastExprs, fast_exprs, restore
+from .frame_fast import FastExprs, fast_exprs, possible_columns, restore
 
 
 class _Polars:
@@ -169,21 +169,43 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
     fast = _fast(kb) if FAST and not extra else None
     raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only, fast=fast
                    ).collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(raw_df.lazy().with_columns(fast.assume if fast else kb.assume), kb, False, True, None,
+    # with ``fast``, the verdicts are resolved on the rule columns' bitmaps after this plan
+    filled = _lazy(raw_df.lazy().with_columns(fast.assume if fast else kb.assume), kb, False, not fast, None,
                    only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns), fast=fast)
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
-    if whole_second_pass:
+    if fast:
+        filled_all = filled.collect(optimizations=pl.QueryOptFlags.none()) if whole_second_pass else \
+            filled.select(rule_cols).collect(optimizations=pl.QueryOptFlags.none())
+        filled_all = _verdicts_after(filled_all.hstack(possible_columns(filled_all, kb.options)), kb)
+        filled_df = filled_all.select(rule_cols + verdict_cols)
+        if whole_second_pass:
+            filled_all = filled_all.with_columns(restore(fast, set(filled_all.columns)))
+        else:
+            filled_all = filled_df
+    elif whole_second_pass:
         filled_all = filled.collect(optimizations=pl.QueryOptFlags.none())
         filled_df = filled_all.select(rule_cols + verdict_cols)
-        if fast:
-            filled_all = filled_all.with_columns(restore(fast, set(filled_all.columns)))
     else:
         filled_all = filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
     out = raw_df.drop(rule_cols, strict=False).hstack(filled_df)
     if fast:
         out = out.with_columns(restore(fast, set(out.columns)))
     return out, filled_all
+
+
+def _verdicts_after(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The mask and the verdict of every option, read from its ``possible_<j>`` columns
+    (:func:`_verdict_stages`' last two stages)."""
+    stages = _VERDICT_LAST.get(id(kb))
+    if stages is None:
+        _KEYED[id(kb)] = kb
+        got = [_verdict_stages(opt)[2] for opt in kb.options]
+        stages = _VERDICT_LAST[id(kb)] = ([e for s in got for e in s[0]], [e for s in got for e in s[1]])
+    return frame.lazy().with_columns(stages[0]).with_columns(stages[1]).collect(optimizations=pl.QueryOptFlags.none())
+
+
+_VERDICT_LAST: dict[int, tuple[list[pl.Expr], list[pl.Expr]]] = {}
 
 
 # evaluate_frame and evaluate_both_passes use .frame_fast's expressions (tests/test_frame_fast.py
