@@ -195,17 +195,16 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
 
 
 def _verdicts_after(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
-    """The mask and the verdict of every option, read from its ``possible_<j>`` columns
-    (:func:`_verdict_stages`' last two stages)."""
-    stages = _VERDICT_LAST.get(id(kb))
-    if stages is None:
+    """The verdict of every option, read from its mask ``possible__<option>``
+    (:func:`_verdict_stages`' last stage)."""
+    stage = _VERDICT_LAST.get(id(kb))
+    if stage is None:
         _KEYED[id(kb)] = kb
-        got = [_verdict_stages(opt)[2] for opt in kb.options]
-        stages = _VERDICT_LAST[id(kb)] = ([e for s in got for e in s[0]], [e for s in got for e in s[1]])
-    return frame.lazy().with_columns(stages[0]).with_columns(stages[1]).collect(optimizations=pl.QueryOptFlags.none())
+        stage = _VERDICT_LAST[id(kb)] = [_verdict_stages(opt)[2][1][0] for opt in kb.options]
+    return frame.lazy().with_columns(stage).collect(optimizations=pl.QueryOptFlags.none())
 
 
-_VERDICT_LAST: dict[int, tuple[list[pl.Expr], list[pl.Expr]]] = {}
+_VERDICT_LAST: dict[int, list[pl.Expr]] = {}
 
 
 # evaluate_frame and evaluate_both_passes use .frame_fast's expressions (tests/test_frame_fast.py

@@ -304,7 +304,8 @@ def _typed_leaf(node: Any, dtype: Any) -> Any:
 
 def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
     """``possible_<j>__<option>`` for every option and verdict, in the order of
-    :func:`nelm.engine.frame._verdict_stages`' first stage, computed on the rule columns' bitmaps.
+    :func:`nelm.engine.frame._verdict_stages`' first stage, then every option's mask
+    ``possible__<option>`` (bit j: verdict j possible, Int32), computed on the rule columns' bitmaps.
 
     The same Boolean algebra as ``_verdict_stages`` (the same fold from the last rule back, then
     the caps in order, each reading the previous stage), on the bit words of each rule's values
@@ -334,7 +335,7 @@ def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
             got = maybe[col] = (may_true, may_false)
         return got
 
-    out = []
+    out, masks = [], []
     for opt in options:
         chains: dict[str, Any] = {}
         for v in VERDICTS:
@@ -355,10 +356,13 @@ def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
             new = {r.cap: chains[r.cap] | (better & may_true)}
             new.update({VERDICTS[j]: chains[VERDICTS[j]] & may_false for j in range(level)})
             chains.update(new)
+        mask = np.zeros(n, dtype=np.uint8)
         for j, v in enumerate(VERDICTS):
             arr = pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(chains[v])])
             out.append(pl.Series(f"possible_{j}__{opt.id}", arr))
-    return out
+            mask |= np.unpackbits(chains[v].view(np.uint8), count=n, bitorder="little") << np.uint8(j)
+        masks.append(pl.Series(f"possible__{opt.id}", mask.astype(np.int32)))
+    return out + masks
 
 
 def _bitmaps(s: Any, n: int, words: int) -> tuple[Any, Any]:
