@@ -73,6 +73,7 @@ def test_the_rewrites_apply():
     fast = engine_frame_module._fast(kb)
     assert "category" in fast.recoded
     assert fast.nodes and fast.assume
+    assert len(fast.rules.programs) > 0.9 * sum(1 for c in kb.roots if c.startswith("rule__"))
 
 
 @pytest.mark.parametrize("offset", [0, 3, 8, 13])

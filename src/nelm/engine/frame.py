@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from ..knowledge import KnowledgeBase, load, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
 from ..patient import COLUMN_TYPES, column_dtype
-from .frame_fast import FastExprs, fast_exprs, possible_columns, restore
+from .frame_fast import FastExprs, fast_exprs, possible_columns, restore, run_rules
 
 
 class _Polars:
@@ -175,10 +175,15 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
     if fast:
-        filled_all = filled.collect(optimizations=pl.QueryOptFlags.none()) if whole_second_pass else \
-            filled.select(rule_cols).collect(optimizations=pl.QueryOptFlags.none())
-        filled_all = _verdicts_after(filled_all.hstack(possible_columns(filled_all, kb.options)), kb)
-        filled_df = filled_all.select(rule_cols + verdict_cols)
+        # the plan leaves the rules that .frame_fast runs on bitmaps: added here, then in the
+        # plain plan's order
+        base = filled.collect(optimizations=pl.QueryOptFlags.none())
+        ruled, words = run_rules(base, fast.rules)
+        base = base.hstack(ruled)
+        filled_all = _columns(base, _plain_columns(kb, frozenset(raw_df.columns), base.schema) if whole_second_pass
+                              else rule_cols)
+        filled_all = _verdicts_after(filled_all.hstack(possible_columns(filled_all, kb.options, words)), kb)
+        filled_df = _columns(filled_all, rule_cols + verdict_cols)
         if whole_second_pass:
             filled_all = filled_all.with_columns(restore(fast, set(filled_all.columns)))
         else:
@@ -188,10 +193,30 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
         filled_df = filled_all.select(rule_cols + verdict_cols)
     else:
         filled_all = filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
-    out = raw_df.drop(rule_cols, strict=False).hstack(filled_df)
+    out = (_columns(raw_df, [c for c in raw_df.columns if c not in set(rule_cols)]) if fast
+           else raw_df.drop(rule_cols, strict=False)).hstack(filled_df)
     if fast:
         out = out.with_columns(restore(fast, set(out.columns)))
     return out, filled_all
+
+
+def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """``frame.select(names)`` by taking the Series (a select over the columns run_rules built
+    from bitmaps cost some 200 ms per million rows, this nothing)."""
+    return pl.DataFrame([frame.get_column(c) for c in names])
+
+
+def _plain_columns(kb: KnowledgeBase, present: frozenset[str], schema: Any) -> list[str]:
+    """The whole second pass's columns in the plain plan's order, less the verdict stages."""
+    key = (id(kb), present)
+    got = _PLAIN_COLUMNS.get(key)
+    if got is None:
+        empty = pl.DataFrame(schema=schema).lazy()
+        got = _PLAIN_COLUMNS[key] = list(_lazy(empty, kb, False, False, None, only="all", present=present).collect_schema())
+    return got
+
+
+_PLAIN_COLUMNS: dict[tuple[int, frozenset[str]], list[str]] = {}
 
 
 def _verdicts_after(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
@@ -237,7 +262,7 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None, bool], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None, int | None], list[list[pl.Expr]]] = {}
 
 
 def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
@@ -260,7 +285,7 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
     the rules and what they read (the verdict pass of :func:`evaluate_frame`), less the
     columns ``present`` already holds that no assumed check changes. ``fast``: the cheaper
     expressions of :mod:`.frame_fast` where it has one."""
-    key = (id(kb), variants, verdicts, only, present, fast is not None)
+    key = (id(kb), variants, verdicts, only, present, id(fast) if fast is not None else None)
     alt = fast.nodes if fast is not None else {}
     if key not in _PLANS:
         _KEYED[id(kb)] = kb
@@ -275,6 +300,8 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
                 # on top of the first pass's frame: only what it lacks, or computed from a
                 # check that this pass assumes passing
                 keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
+        if fast is not None and only in ("rules", "all"):   # the rules .frame_fast runs on bitmaps
+            keep = (keep if keep is not None else set(columns)) - set(fast.rules.programs)
         batches = [[alt.get(n.column, n.expr) for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
         batches = [b for b in batches if b]
         if verdicts:

@@ -40,6 +40,7 @@ class FastExprs:
     nodes: dict[str, Any] = field(default_factory=dict)     # column -> cheaper expression
     recoded: dict[str, Any] = field(default_factory=dict)   # column -> its Enum dtype inside the plan
     assume: list[Any] = field(default_factory=list)         # KnowledgeBase.assume, cheaper
+    rules: Any = None                                       # RulePrograms: the rules on bitmaps
 
 
 _CACHE: dict[tuple[str, str], FastExprs] = {}
@@ -99,6 +100,10 @@ def _build(kb: KnowledgeBase, dtypes: dict[str, Any]) -> FastExprs:
             out.nodes[c] = _case(tree, lambda leaf, e=out.recoded[c]: _enum_leaf(leaf, e)).alias(c)
         elif c in changed:
             out.nodes[c] = pl.sql_expr(tree.sql()).alias(c)
+
+    # 4. the rules as Kleene programs over shared leaves (run by run_rules); the leaves read
+    # the recoded columns as the plan holds them
+    out.rules = rule_programs(kb, trees, dtypes | out.recoded)
 
     # 3. the checks' passing values
     plain = kb.assume
@@ -302,7 +307,7 @@ def _typed_leaf(node: Any, dtype: Any) -> Any:
 
 # --------------------------------------------------------------------------- verdicts on bitmaps
 
-def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
+def possible_columns(rules: Any, options: list[Any], bitmaps: dict[str, tuple[Any, Any]] | None = None) -> list[Any]:
     """``possible_<j>__<option>`` for every option and verdict, in the order of
     :func:`nelm.engine.frame._verdict_stages`' first stage, then every option's mask
     ``possible__<option>`` (bit j: verdict j possible, Int32), computed on the rule columns' bitmaps.
@@ -323,7 +328,8 @@ def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
     n = rules.height
     words = (n + 63) // 64
     ones = np.full(words, np.uint64(0xFFFFFFFFFFFFFFFF))
-    maybe: dict[str, tuple[Any, Any]] = {}   # rule column -> (may be true, may be false)
+    # rule column -> (may be true, may be false); from run_rules' (certainly true, certainly false)
+    maybe: dict[str, tuple[Any, Any]] = {c: (~f, ~t) for c, (t, f) in (bitmaps or {}).items()}
 
     def bits(col: str) -> tuple[Any, Any]:
         got = maybe.get(col)
@@ -336,16 +342,33 @@ def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
         return got
 
     out, masks = [], []
+    # each row's mask byte, 8 rows per word: SPREAD[b] has bit k of b in byte k
+    spread = np.array([sum(((b >> k) & 1) << (8 * k) for k in range(8)) for b in range(256)], dtype=np.uint64)
+    acc = np.empty(words * 8, dtype=np.uint64)
+    tmp = np.empty(words * 8, dtype=np.uint64)
     for opt in options:
         chains: dict[str, Any] = {}
         for v in VERDICTS:
             p: Any = v == opt.otherwise.verdict
+            owned = False   # p is an array of this chain's own (updated in place: fewer allocations)
             for r in reversed(opt.deciding):
                 may_true, may_false = bits(rule_column(opt.id, r.id))
                 if r.verdict == v:
-                    p = True if p is True else (may_true if p is False else may_true | p)
+                    if p is True:
+                        continue
+                    if p is False:
+                        p, owned = may_true, False
+                    elif owned:
+                        np.bitwise_or(p, may_true, out=p)
+                    else:
+                        p, owned = may_true | p, True
                 elif p is not False:
-                    p = may_false if p is True else may_false & p
+                    if p is True:
+                        p, owned = may_false, False
+                    elif owned:
+                        np.bitwise_and(p, may_false, out=p)
+                    else:
+                        p, owned = may_false & p, True
             chains[v] = ones if p is True else np.zeros(words, np.uint64) if p is False else p
         for r in opt.caps:
             may_true, may_false = bits(rule_column(opt.id, r.id))
@@ -356,12 +379,15 @@ def possible_columns(rules: Any, options: list[Any]) -> list[Any]:
             new = {r.cap: chains[r.cap] | (better & may_true)}
             new.update({VERDICTS[j]: chains[VERDICTS[j]] & may_false for j in range(level)})
             chains.update(new)
-        mask = np.zeros(n, dtype=np.uint8)
+        acc.fill(0)
         for j, v in enumerate(VERDICTS):
             arr = pa.BooleanArray.from_buffers(pa.bool_(), n, [None, pa.py_buffer(chains[v])])
             out.append(pl.Series(f"possible_{j}__{opt.id}", arr))
-            mask |= np.unpackbits(chains[v].view(np.uint8), count=n, bitorder="little") << np.uint8(j)
-        masks.append(pl.Series(f"possible__{opt.id}", mask.astype(np.int32)))
+            np.take(spread, chains[v].view(np.uint8), out=tmp)
+            if j:
+                np.left_shift(tmp, np.uint64(j), out=tmp)
+            np.bitwise_or(acc, tmp, out=acc)
+        masks.append(pl.Series(f"possible__{opt.id}", acc.view(np.uint8)[:n].astype(np.int32)))
     return out + masks
 
 
@@ -396,3 +422,129 @@ def _words(buf: Any, offset: int, n: int, words: int) -> Any:
         unpacked = np.unpackbits(raw, bitorder="little")[offset % 8: offset % 8 + n]
         out.view(np.uint8)[:nbytes] = np.packbits(unpacked, bitorder="little")
     return out
+
+
+# --------------------------------------------------------------------------- rules on bitmaps
+
+@dataclass
+class RulePrograms:
+    """The option rules as Kleene AND/OR/NOT over leaves: each leaf (a comparison, IN, IS NULL,
+    COALESCE, CASE, ... anything but AND/OR/NOT, a Boolean column or TRUE/FALSE) is one Polars
+    expression, the same subtree text evaluated once however many rules read it."""
+
+    leaves: list[Any]                        # pl.Expr aliased __leaf<i>
+    programs: dict[str, Any]                 # rule column -> program (nested tuples)
+
+
+def rule_programs(kb: KnowledgeBase, trees: dict[str, Any], dtypes: dict[str, Any]) -> RulePrograms:
+    import polars as pl
+
+    bool_cols = {c for c, t in dtypes.items() if t == pl.Boolean}
+    leaf_index: dict[str, int] = {}
+    leaf_exprs: list[Any] = []
+    programs: dict[str, Any] = {}
+    for c, tree in trees.items():
+        if not c.startswith("rule__") or dtypes.get(c) != pl.Boolean:
+            continue
+        programs[c] = _program(tree, bool_cols, leaf_index, leaf_exprs)
+    # every leaf must be Boolean as Polars types it on the plan's columns; a rule reading one
+    # that is not keeps its plain expression
+    schema = pl.DataFrame(schema=dtypes).lazy().select(leaf_exprs).collect_schema() if leaf_exprs else {}
+    bad = {int(name.removeprefix("__leaf")) for name, t in schema.items() if t != pl.Boolean}
+    if bad:
+        programs = {c: p for c, p in programs.items() if not (_leaves_of(p) & bad)}
+    return RulePrograms(leaf_exprs, programs)
+
+
+def _program(tree: Any, bool_cols: set[str], index: dict[str, int], exprs: list[Any]) -> Any:
+    import polars as pl
+
+    exp = _exp()
+    node = _unwrap(tree)
+    if isinstance(node, (exp.And, exp.Or)):
+        parts, stack = [], [node]
+        while stack:
+            x = _unwrap(stack.pop())
+            if type(x) is type(node):
+                stack += [x.expression, x.this]
+            else:
+                parts.append(_program(x, bool_cols, index, exprs))
+        return ("and" if isinstance(node, exp.And) else "or", parts)
+    if isinstance(node, exp.Not):
+        return ("not", _program(node.this, bool_cols, index, exprs))
+    if isinstance(node, exp.Boolean):
+        return ("const", bool(node.this))
+    if isinstance(node, exp.Column) and not node.table and node.name in bool_cols:
+        return ("col", node.name)
+    sql = node.sql()
+    if sql not in index:
+        index[sql] = len(exprs)
+        exprs.append(pl.sql_expr(sql).alias(f"__leaf{index[sql]}"))
+    return ("leaf", index[sql])
+
+
+def _leaves_of(p: Any) -> set[int]:
+    if p[0] == "leaf":
+        return {p[1]}
+    if p[0] in ("and", "or"):
+        return set().union(*(_leaves_of(x) for x in p[1]))
+    if p[0] == "not":
+        return _leaves_of(p[1])
+    return set()
+
+
+def run_rules(frame: Any, progs: RulePrograms) -> tuple[list[Any], dict[str, tuple[Any, Any]]]:
+    """The rule columns of ``progs`` for a frame holding every column they read, as Boolean
+    Series built from (certainly true, certainly false) bitmaps: Kleene AND is (T_a & T_b,
+    F_a | F_b), OR (T_a | T_b, F_a & F_b), NOT swaps them; known = T | F. With each rule's
+    (T, F) words, for :func:`possible_columns`."""
+    import numpy as np
+    import polars as pl
+    import pyarrow as pa
+
+    n = frame.height
+    words = (n + 63) // 64
+    ones = np.full(words, np.uint64(0xFFFFFFFFFFFFFFFF))
+    zeros = np.zeros(words, np.uint64)
+    leaves = frame.lazy().select(progs.leaves).collect(optimizations=pl.QueryOptFlags.none()) if progs.leaves else None
+    seen: dict[Any, tuple[Any, Any]] = {}
+
+    def tf(s: Any) -> tuple[Any, Any]:
+        values, valid = _bitmaps(s, n, words)
+        if valid is None:
+            return values, ~values
+        return values & valid, ~values & valid
+
+    def run(p: Any) -> tuple[Any, Any]:
+        kind = p[0]
+        if kind == "leaf" or kind == "col":
+            got = seen.get(p)
+            if got is None:
+                got = seen[p] = tf(leaves.to_series(p[1]) if kind == "leaf" else frame.get_column(p[1]))
+            return got
+        if kind == "const":
+            return (ones, zeros) if p[1] else (zeros, ones)
+        if kind == "not":
+            t, f = run(p[1])
+            return f, t
+        parts = [run(x) for x in p[1]]
+        (t, f), (t2, f2) = parts[0], parts[1]
+        if kind == "and":   # the first step allocates the result, the others update it in place
+            t, f = t & t2, f | f2
+            for t2, f2 in parts[2:]:
+                np.bitwise_and(t, t2, out=t)
+                np.bitwise_or(f, f2, out=f)
+        else:
+            t, f = t | t2, f & f2
+            for t2, f2 in parts[2:]:
+                np.bitwise_or(t, t2, out=t)
+                np.bitwise_and(f, f2, out=f)
+        return t, f
+
+    out, words_of = [], {}
+    for col, p in progs.programs.items():
+        t, f = words_of[col] = run(p)
+        known = t | f
+        arr = pa.BooleanArray.from_buffers(pa.bool_(), n, [pa.py_buffer(known), pa.py_buffer(t)])
+        out.append(pl.Series(col, arr))
+    return out, words_of
