@@ -62,7 +62,7 @@ def test_both_passes_equal_the_plain_expressions(patients, synthetic):
 
 def test_one_row_and_sliced_frames(patients):
     kb = load()
-    for frame in (patients.head(1), patients.slice(5, 37), pl.concat([patients.head(50), patients.tail(50)])):
+    for frame in (patients.head(0), patients.head(1), patients.slice(5, 37), pl.concat([patients.head(50), patients.tail(50)])):
         _same(evaluate_frame(frame, kb), _plain(evaluate_frame, frame, kb))
 
 

@@ -342,8 +342,7 @@ def possible_columns(rules: Any, options: list[Any], bitmaps: dict[str, tuple[An
         return got
 
     out, masks = [], []
-    # each row's mask byte, 8 rows per word: SPREAD[b] has bit k of b in byte k
-    spread = np.array([sum(((b >> k) & 1) << (8 * k) for k in range(8)) for b in range(256)], dtype=np.uint64)
+    spread = _spread()
     acc = np.empty(words * 8, dtype=np.uint64)
     tmp = np.empty(words * 8, dtype=np.uint64)
     for opt in options:
@@ -389,6 +388,19 @@ def possible_columns(rules: Any, options: list[Any], bitmaps: dict[str, tuple[An
             np.bitwise_or(acc, tmp, out=acc)
         masks.append(pl.Series(f"possible__{opt.id}", acc.view(np.uint8)[:n].astype(np.int32)))
     return out + masks
+
+
+def _spread() -> Any:
+    """Each row's mask byte, 8 rows per word: entry b has bit k of b in byte k (built once)."""
+    global _SPREAD
+    if _SPREAD is None:
+        import numpy as np
+
+        _SPREAD = np.array([sum(((b >> k) & 1) << (8 * k) for k in range(8)) for b in range(256)], dtype=np.uint64)
+    return _SPREAD
+
+
+_SPREAD: Any = None
 
 
 def _bitmaps(s: Any, n: int, words: int) -> tuple[Any, Any]:
