@@ -3,8 +3,10 @@
 The knowledge base's SQL conditions are compiled by ``pl.sql_expr`` (:class:`nelm.knowledge.Node`).
 Read literally, some of them make Polars build and compare strings row by row, which cost more
 than the rest of a table's evaluation (``perf``: string views, string-to-Enum casts and string
-comparisons took about a third of the time). Three rewrites here remove that work; nothing here
-knows a rule, and where a rewrite does not apply the knowledge base's own expression is kept:
+comparisons took about a third of the time), and the Boolean logic of the rules and the verdicts
+ran as thousands of Polars kernels, each costing far more than its bits. Five changes here;
+nothing here knows a rule, and where a change does not apply the knowledge base's own
+expression is kept:
 
 1. **A comparison with a string literal is pushed into a COALESCE or CASE**:
    ``COALESCE(a, CASE WHEN c THEN 'x' END) = 'x'`` reads ``COALESCE(a = 'x', CASE WHEN c THEN
@@ -21,6 +23,13 @@ knows a rule, and where a rewrite does not apply the knowledge base's own expres
 3. **The pre-treatment checks' passing values** (``KnowledgeBase.assume``), a CASE of literals
    cast to the column's type, are written with literals of that type (each leaf cast once, by
    Polars, when the plan is built) instead of a text column cast row by row.
+4. **The option rules run on bitmaps** (:func:`rule_programs`, :func:`run_rules`): each rule is
+   a Kleene AND/OR/NOT program over leaves (anything else: a comparison, IN, COALESCE, CASE),
+   each distinct leaf evaluated once by Polars; the logic runs on numpy words (certainly true,
+   certainly false). A rule with a leaf Polars would not type Boolean keeps its expression.
+5. **The verdicts' possibilities and masks on the same words** (:func:`possible_columns`): the
+   fold and the caps of ``frame._verdict_stages``, step for step; the verdict is then read from
+   the mask by the same expression as before.
 
 The rewritten SQL is compiled by ``pl.sql_expr`` again; a CASE is built as ``when/then``
 exactly as ``pl.sql_expr`` builds it, its conditions compiled by ``pl.sql_expr``.
@@ -405,7 +414,6 @@ _SPREAD: Any = None
 
 def _bitmaps(s: Any, n: int, words: int) -> tuple[Any, Any]:
     """A Boolean column's values and validity (None: no unknown) as uint64 words, bit i row i."""
-    import numpy as np
     import polars as pl
 
     if s.dtype != pl.Boolean:
