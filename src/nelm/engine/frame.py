@@ -166,9 +166,11 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
     # the verdict pass starts from the facts pass's columns and recomputes only what the
     # assumed checks change, and the rules
     only = None if extra else "facts"
-    # the cheaper expressions of .frame_fast (same values); ``extra`` reads the facts pass's
-    # columns as they are returned, so it keeps the plain ones
-    fast = _fast(kb) if FAST and not extra else None
+    # the cheaper expressions of .frame_fast (same values), built for the input columns' dtypes
+    # (engine.SCHEMA: a frame typed otherwise keeps the plain ones); ``extra`` reads the facts
+    # pass's columns as they are returned, so it keeps them too
+    schema = frame.schema
+    fast = _fast(kb) if FAST and not extra and all(schema.get(c) == t for c, t in _input_schema().items()) else None
     raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only, fast=fast
                    ).collect(optimizations=pl.QueryOptFlags.none())
     # with ``fast``, the verdicts are resolved on the rule columns' bitmaps after this plan
