@@ -17,13 +17,14 @@ bitmaps); every column, dtype and value is the same (tests/test_frame_fast.py, w
 :data:`FAST` to False for the plain expressions). The one-row executor (:mod:`.row`) keeps them.
 
 The lowest layer of :mod:`nelm.engine` with :mod:`.verdicts` and :mod:`.frame_fast`: it
-imports no other module of the package.
+imports no other module of the package but the knowledge base, the patient model and the cache.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any, Iterable
 
+from ..cache import cached
 from ..knowledge import KnowledgeBase, load, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
 from ..patient import COLUMN_TYPES, column_dtype
@@ -184,8 +185,7 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
         base = filled.collect(optimizations=pl.QueryOptFlags.none())
         ruled, words = run_rules(base, fast.rules)
         base = base.hstack(ruled)
-        filled_all = _columns(base, _plain_columns(kb, frozenset(raw_df.columns), base.schema) if whole_second_pass
-                              else rule_cols)
+        filled_all = _columns(base, _plain_columns(kb, raw_df.columns) if whole_second_pass else rule_cols)
         filled_all = _verdicts_after(filled_all.hstack(possible_columns(filled_all, kb.options, words)), kb)
         filled_df = _columns(filled_all, rule_cols + verdict_cols)
         if whole_second_pass:
@@ -210,17 +210,14 @@ def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     return pl.DataFrame([frame.get_column(c) for c in names])
 
 
-def _plain_columns(kb: KnowledgeBase, present: frozenset[str], schema: Any) -> list[str]:
-    """The whole second pass's columns in the plain plan's order, less the verdict stages."""
-    key = (id(kb), present)
-    got = _PLAIN_COLUMNS.get(key)
-    if got is None:
-        empty = pl.DataFrame(schema=schema).lazy()
-        got = _PLAIN_COLUMNS[key] = list(_lazy(empty, kb, False, False, None, only="all", present=present).collect_schema())
-    return got
-
-
-_PLAIN_COLUMNS: dict[tuple[int, frozenset[str]], list[str]] = {}
+def _plain_columns(kb: KnowledgeBase, first: list[str]) -> list[str]:
+    """The whole second pass's columns in the plain plan's order, less the verdict stages: the
+    first pass's (``first``; a recomputed column keeps its place), then each new one in the
+    order of the plan's batches (as ``with_columns`` appends them)."""
+    present = frozenset(first)
+    keep = _keep(kb, False, "all", present)
+    return first + [n.column for batch in kb.nodes for n in batch
+                    if (keep is None or n.column in keep) and n.column not in present]
 
 
 def _verdicts_after(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
@@ -246,9 +243,13 @@ def _fast(kb: KnowledgeBase) -> FastExprs:
     key = (kb.sha256, kb.guideline)
     got = _FAST_EXPRS.get(key)
     if got is None:
-        empty = pl.DataFrame(schema=_input_schema())
-        dtypes = dict(_lazy(empty.lazy(), kb, True, False, None).collect_schema())
-        got = _FAST_EXPRS[key] = fast_exprs(kb, dtypes)
+        def build() -> FastExprs:
+            empty = pl.DataFrame(schema=_input_schema())
+            return fast_exprs(kb, dict(_lazy(empty.lazy(), kb, True, False, None).collect_schema()))
+
+        # built in about a second (sqlglot, Polars' typing of every condition): kept in nelm's
+        # compiled cache like the knowledge base, so that a command's start-up does not pay it
+        got = _FAST_EXPRS[key] = cached("frame-fast", f"{kb.sha256}|{kb.guideline}|{pl.__version__}", build)
     return got
 
 
@@ -281,6 +282,22 @@ def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
     return need
 
 
+def _keep(kb: KnowledgeBase, variants: bool, only: str | None, present: frozenset[str] | None) -> set[str] | None:
+    """The computed columns a pass evaluates (None: every one); see :func:`_plan`."""
+    keep: set[str] | None = None
+    columns = [n.column for batch in kb.nodes for n in batch]
+    if only == "facts":
+        keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
+                       + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
+    elif only in ("rules", "all"):
+        keep = _needed(kb, [c for c in columns if c.startswith("rule__")]) if only == "rules" else set(columns)
+        if present:
+            # on top of the first pass's frame: only what it lacks, or computed from a
+            # check that this pass assumes passing
+            keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
+    return keep
+
+
 def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None,
           present: frozenset[str] | None = None, fast: FastExprs | None = None) -> list[list[pl.Expr]]:
     """Batches of expressions for a knowledge base, built once.
@@ -293,19 +310,9 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
     alt = fast.nodes if fast is not None else {}
     if key not in _PLANS:
         _KEYED[id(kb)] = kb
-        keep: set[str] | None = None
-        columns = [n.column for batch in kb.nodes for n in batch]
-        if only == "facts":
-            keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
-                           + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
-        elif only in ("rules", "all"):
-            keep = _needed(kb, [c for c in columns if c.startswith("rule__")]) if only == "rules" else set(columns)
-            if present:
-                # on top of the first pass's frame: only what it lacks, or computed from a
-                # check that this pass assumes passing
-                keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
+        keep = _keep(kb, variants, only, present)
         if fast is not None and only in ("rules", "all"):   # the rules .frame_fast runs on bitmaps
-            keep = (keep if keep is not None else set(columns)) - set(fast.rules.programs)
+            keep = (keep if keep is not None else {n.column for b in kb.nodes for n in b}) - set(fast.rules.programs)
         batches = [[alt.get(n.column, n.expr) for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
         batches = [b for b in batches if b]
         if verdicts:
