@@ -10,17 +10,25 @@ read with every unknown pre-treatment check (knowledge/checks.yaml) in its passi
 value. The verdicts are resolved here as Polars expressions (:func:`_verdict_stages`),
 the same resolution as :func:`nelm.engine.verdicts.resolve_verdict`.
 
-The lowest layer of :mod:`nelm.engine` with :mod:`.verdicts`: it imports no other
-module of the package.
+:func:`evaluate_frame` and :func:`evaluate_both_passes` run the same conditions more cheaply
+through :mod:`.frame_fast` (text columns as Enums inside the plan, comparisons with text
+literals pushed into COALESCE/CASE, the option rules and the verdicts' possibilities on
+bitmaps); every column, dtype and value is the same (tests/test_frame_fast.py, which sets
+:data:`FAST` to False for the plain expressions). The one-row executor (:mod:`.row`) keeps them.
+
+The lowest layer of :mod:`nelm.engine` with :mod:`.verdicts` and :mod:`.frame_fast`: it
+imports no other module of the package but the knowledge base, the patient model and the cache.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any, Iterable
 
+from ..cache import cached
 from ..knowledge import KnowledgeBase, load, rule_column
 from ..knowledge.ruleset import MASK_VERDICTS, VERDICTS, OptionDef
 from ..patient import COLUMN_TYPES, column_dtype
+from .frame_fast import FastExprs, fast_exprs, possible_columns, restore, run_rules
 
 
 class _Polars:
@@ -159,22 +167,99 @@ def _two_passes(frame: pl.DataFrame, kb: KnowledgeBase, variants: bool, extra: l
     # the verdict pass starts from the facts pass's columns and recomputes only what the
     # assumed checks change, and the rules
     only = None if extra else "facts"
-    raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only).collect(optimizations=pl.QueryOptFlags.none())
-    filled = _lazy(raw_df.lazy().with_columns(kb.assume), kb, False, True, None,
-                   only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns))
+    # the cheaper expressions of .frame_fast (same values), built for the input columns' dtypes
+    # (engine.SCHEMA: a frame typed otherwise keeps the plain ones); ``extra`` reads the facts
+    # pass's columns as they are returned, so it keeps them too
+    schema = frame.schema
+    fast = _fast(kb) if FAST and not extra and all(schema.get(c) == t for c, t in _input_schema().items()) else None
+    raw_df = _lazy(frame.lazy(), kb, variants, False, extra, only=only, fast=fast
+                   ).collect(optimizations=pl.QueryOptFlags.none())
+    # with ``fast``, the verdicts are resolved on the rule columns' bitmaps after this plan
+    filled = _lazy(raw_df.lazy().with_columns(fast.assume if fast else kb.assume), kb, False, not fast, None,
+                   only="all" if whole_second_pass else "rules", present=frozenset(raw_df.columns), fast=fast)
     rule_cols = [c for c in kb.roots if c.startswith("rule__")]
     verdict_cols = [f"{p}__{o.id}" for o in kb.options for p in ("possible", "verdict")]
-    if whole_second_pass:
+    if fast:
+        # the plan leaves the rules that .frame_fast runs on bitmaps: added here, then in the
+        # plain plan's order
+        base = filled.collect(optimizations=pl.QueryOptFlags.none())
+        ruled, words = run_rules(base, fast.rules)
+        base = base.hstack(ruled)
+        filled_all = _columns(base, _plain_columns(kb, raw_df.columns) if whole_second_pass else rule_cols)
+        filled_all = _verdicts_after(filled_all.hstack(possible_columns(filled_all, kb.options, words)), kb)
+        filled_df = _columns(filled_all, rule_cols + verdict_cols)
+        if whole_second_pass:
+            filled_all = filled_all.with_columns(restore(fast, set(filled_all.columns)))
+        else:
+            filled_all = filled_df
+    elif whole_second_pass:
         filled_all = filled.collect(optimizations=pl.QueryOptFlags.none())
         filled_df = filled_all.select(rule_cols + verdict_cols)
     else:
         filled_all = filled_df = filled.select(rule_cols + verdict_cols).collect(optimizations=pl.QueryOptFlags.none())
-    return raw_df.drop(rule_cols, strict=False).hstack(filled_df), filled_all
+    out = (_columns(raw_df, [c for c in raw_df.columns if c not in set(rule_cols)]) if fast
+           else raw_df.drop(rule_cols, strict=False)).hstack(filled_df)
+    if fast:
+        out = out.with_columns(restore(fast, set(out.columns)))
+    return out, filled_all
+
+
+def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """``frame.select(names)`` by taking the Series: an eager select over some 600 columns cost
+    0.1-0.3 s per million rows here (its own overhead), this nothing."""
+    return pl.DataFrame([frame.get_column(c) for c in names])
+
+
+def _plain_columns(kb: KnowledgeBase, first: list[str]) -> list[str]:
+    """The whole second pass's columns in the plain plan's order, less the verdict stages: the
+    first pass's (``first``; a recomputed column keeps its place), then each new one in the
+    order of the plan's batches (as ``with_columns`` appends them)."""
+    present = frozenset(first)
+    keep = _keep(kb, False, "all", present)
+    return first + [n.column for batch in kb.nodes for n in batch
+                    if (keep is None or n.column in keep) and n.column not in present]
+
+
+def _verdicts_after(frame: pl.DataFrame, kb: KnowledgeBase) -> pl.DataFrame:
+    """The verdict of every option, read from its mask ``possible__<option>``
+    (:func:`_verdict_stages`' last stage)."""
+    stage = _VERDICT_LAST.get(id(kb))
+    if stage is None:
+        _KEYED[id(kb)] = kb
+        stage = _VERDICT_LAST[id(kb)] = [_verdict_stages(opt)[2][1][0] for opt in kb.options]
+    return frame.lazy().with_columns(stage).collect(optimizations=pl.QueryOptFlags.none())
+
+
+_VERDICT_LAST: dict[int, list[pl.Expr]] = {}
+
+
+# evaluate_frame and evaluate_both_passes use .frame_fast's expressions (tests/test_frame_fast.py
+# sets this to False to compare them with the knowledge base's own)
+FAST = True
+
+
+def _fast(kb: KnowledgeBase) -> FastExprs:
+    """.frame_fast's rewrites for this knowledge base, given the plain plan's column types."""
+    key = (kb.sha256, kb.guideline)
+    got = _FAST_EXPRS.get(key)
+    if got is None:
+        def build() -> FastExprs:
+            empty = pl.DataFrame(schema=_input_schema())
+            return fast_exprs(kb, dict(_lazy(empty.lazy(), kb, True, False, None).collect_schema()))
+
+        # built in about a second (sqlglot, Polars' typing of every condition): kept in nelm's
+        # compiled cache like the knowledge base, so that a command's start-up does not pay it
+        got = _FAST_EXPRS[key] = cached("frame-fast", f"{kb.sha256}|{kb.guideline}|{pl.__version__}", build)
+    return got
+
+
+_FAST_EXPRS: dict[tuple[str, str], FastExprs] = {}
 
 
 def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
-          extra: list[pl.Expr] | None, only: str | None = None, present: frozenset[str] | None = None) -> pl.LazyFrame:
-    for batch in _plan(kb, variants, verdicts, only, present):
+          extra: list[pl.Expr] | None, only: str | None = None, present: frozenset[str] | None = None,
+          fast: FastExprs | None = None) -> pl.LazyFrame:
+    for batch in _plan(kb, variants, verdicts, only, present, fast):
         lf = lf.with_columns(batch)
     if extra:
         lf = lf.with_columns(extra)
@@ -182,7 +267,7 @@ def _lazy(lf: pl.LazyFrame, kb: KnowledgeBase, variants: bool, verdicts: bool,
     return lf
 
 
-_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None], list[list[pl.Expr]]] = {}
+_PLANS: dict[tuple[int, bool, bool, str | None, frozenset[str] | None, int | None], list[list[pl.Expr]]] = {}
 
 
 def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
@@ -197,28 +282,38 @@ def _needed(kb: KnowledgeBase, targets: Iterable[str]) -> set[str]:
     return need
 
 
+def _keep(kb: KnowledgeBase, variants: bool, only: str | None, present: frozenset[str] | None) -> set[str] | None:
+    """The computed columns a pass evaluates (None: every one); see :func:`_plan`."""
+    keep: set[str] | None = None
+    columns = [n.column for batch in kb.nodes for n in batch]
+    if only == "facts":
+        keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
+                       + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
+    elif only in ("rules", "all"):
+        keep = _needed(kb, [c for c in columns if c.startswith("rule__")]) if only == "rules" else set(columns)
+        if present:
+            # on top of the first pass's frame: only what it lacks, or computed from a
+            # check that this pass assumes passing
+            keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
+    return keep
+
+
 def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = None,
-          present: frozenset[str] | None = None) -> list[list[pl.Expr]]:
+          present: frozenset[str] | None = None, fast: FastExprs | None = None) -> list[list[pl.Expr]]:
     """Batches of expressions for a knowledge base, built once.
 
     ``only="facts"``: every column but the rules, and the rules those read; ``only="rules"``:
     the rules and what they read (the verdict pass of :func:`evaluate_frame`), less the
-    columns ``present`` already holds that no assumed check changes."""
-    key = (id(kb), variants, verdicts, only, present)
+    columns ``present`` already holds that no assumed check changes. ``fast``: the cheaper
+    expressions of :mod:`.frame_fast` where it has one."""
+    key = (id(kb), variants, verdicts, only, present, id(fast) if fast is not None else None)
+    alt = fast.nodes if fast is not None else {}
     if key not in _PLANS:
         _KEYED[id(kb)] = kb
-        keep: set[str] | None = None
-        columns = [n.column for batch in kb.nodes for n in batch]
-        if only == "facts":
-            keep = _needed(kb, [c for c in columns if not c.startswith("rule__")]
-                           + [r for _, _, vn in (kb.variant_nodes if variants else ()) for r in vn.roots])
-        elif only in ("rules", "all"):
-            keep = _needed(kb, [c for c in columns if c.startswith("rule__")]) if only == "rules" else set(columns)
-            if present:
-                # on top of the first pass's frame: only what it lacks, or computed from a
-                # check that this pass assumes passing
-                keep = {c for c in keep if c not in present or _reads_assumed(kb, c)}
-        batches = [[n.expr for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
+        keep = _keep(kb, variants, only, present)
+        if fast is not None and only in ("rules", "all"):   # the rules .frame_fast runs on bitmaps
+            keep = (keep if keep is not None else {n.column for b in kb.nodes for n in b}) - set(fast.rules.programs)
+        batches = [[alt.get(n.column, n.expr) for n in batch if keep is None or n.column in keep] for batch in kb.nodes]
         batches = [b for b in batches if b]
         if verdicts:
             stages = [_verdict_stages(opt) for opt in kb.options]
@@ -228,7 +323,7 @@ def _plan(kb: KnowledgeBase, variants: bool, verdicts: bool, only: str | None = 
             batches.append([e for s in stages for e in s[2][0]])  # the mask
             batches.append([e for s in stages for e in s[2][1]])  # the verdict, read from the mask
         if variants and kb.variant_nodes:
-            batches.append([vn.expr for _, _, vn in kb.variant_nodes])
+            batches.append([alt.get(vn.column, vn.expr) for _, _, vn in kb.variant_nodes])
         _PLANS[key] = batches
     return _PLANS[key]
 
