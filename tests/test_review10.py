@@ -46,3 +46,24 @@ def test_a_merged_branch_reads_as_alternatives():
         if len(b["if"]) > 1:
             labels = [c["label"] for c in b["if"]]
             assert view["if"] == ", ".join(labels[:-1]) + " or " + labels[-1], view["if"]
+
+
+def test_an_untreated_syndrome_keeps_embolization_open_while_the_liver_disease_progresses():
+    # D12 (pr55): the rule says embolization follows "when the liver disease progresses", yet it held it "not
+    # recommended" for progressing disease too
+    from nelm.testing import make_patient
+
+    base = {"primary.site": "jejunum_ileum", "pathology.differentiation": "well", "pathology.ki67_percent": 5,
+            "functional_syndrome": "carcinoid", "functional_control": "untreated", "symptomatic": True,
+            "sstr_imaging": "positive", "prior_therapies": [], "liver.resectable": False,
+            "liver.resectable_fraction_percent": 20}
+
+    def rules_of(**course):
+        a = assess(make_patient(**base, **course))
+        return {r.get("rule") for o in a["options"] if o["id"] in ("tae", "tace") for r in o["reasons"]
+                if r.get("kind") == "decisive"}
+
+    assert "untreated_syndrome_analogue_first" in rules_of(**{"course.status": "stable",
+                                                               "course.progression_within_12_months": False})
+    assert "untreated_syndrome_analogue_first" not in rules_of(**{"course.status": "progressive",
+                                                                   "course.progression_within_12_months": True})
