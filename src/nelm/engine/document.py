@@ -244,9 +244,19 @@ class LeanOptions(dict):
 
     def __missing__(self, oid: str) -> dict[str, Any]:
         cols = self._columns[oid]
-        opt, verdict_col, possible_col = cols[:3]
+        opt, verdict_col, possible_col, deciding = cols[:4]
         row = self._ev.verdicts
-        key = (oid, opt.intent, row[verdict_col], row[possible_col])   # all the view shows
+        # the intent of the rule that decides, as the full view gives it (a branch's step read "curative" for a
+        # resection its world decides as debulking: the red-line scan of session 17)
+        intent = opt.intent
+        for r, col in deciding:
+            cond = row[col]
+            if cond is True:
+                intent = r.intent or opt.intent
+                break
+            if cond is None:
+                break   # several verdicts still possible, or rules that agree: the option's own intent
+        key = (oid, intent, row[verdict_col], row[possible_col])   # all the view shows
         out = _LEAN_OPTIONS.get(key)
         if out is None:
             possible = _possible(key[3])
