@@ -2,6 +2,8 @@
 held by a test that failed before the fix."""
 from __future__ import annotations
 
+import pytest
+
 from nelm.assessment import assess
 from nelm.patient import validate_patient
 from nelm.testing import red_lines
@@ -12,15 +14,18 @@ def _check(doc: dict) -> tuple[dict, list[str]]:
     return a, red_lines(doc, a)
 
 
-def test_no_ablation_added_to_a_resection_that_cannot_be_done():
-    # the surgeon calls the disease resectable, but the patient is not fit for major surgery: ablation of lesions up to
-    # 6 cm was offered "added to a resection"
-    doc = {"age_years": 75, "fit_for_major_surgery": False, "primary": {"site": "other", "resected": True},
+@pytest.mark.parametrize("barred", [{"fit_for_major_surgery": False}, {"liver": {"child_pugh": "B"}}])
+def test_no_ablation_added_to_a_resection_that_cannot_be_done(barred):
+    # the surgeon calls the disease resectable, but the patient is not fit for major surgery (or has Child-Pugh B):
+    # ablation of lesions up to 6 cm was offered "added to a resection"
+    doc = {"age_years": 75, "fit_for_major_surgery": True, "primary": {"site": "other", "resected": True},
            "pathology": {"differentiation": "well", "ki67_percent": 10},
            "liver": {"timing": "synchronous", "burden_percent": 40, "lesion_count": 5, "largest_lesion_cm": 6,
                      "pattern": "dominant_with_satellites", "resectable": True},
            "extrahepatic": {"present": False, "sites": []}, "course": {"status": "progressive"},
            "sstr_imaging": "positive"}
+    for key, value in barred.items():
+        doc[key] = doc[key] | value if isinstance(value, dict) else value
     a, lines = _check(doc)
     assert not lines, lines
     ablation = next(o for o in a["options"] if o["id"] == "thermal_ablation")
