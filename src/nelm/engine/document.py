@@ -197,7 +197,7 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True, mis
             for r, col in caps:
                 if row[col] is None:
                     mask |= filled_roots.mask(col)
-        out = {"id": opt.id, "verdict": verdict, "intent": opt.intent, "reasons": []}
+        out = {"id": opt.id, "verdict": verdict, "intent": _deciding_intent(opt, deciding, row), "reasons": []}
         if several:
             out["possible_verdicts"] = list(possible)
         if roots is not None and (verdict in ("preferred", "reasonable")
@@ -210,6 +210,19 @@ def plan_view(ev: Evaluation, kb: KnowledgeBase, *, conditions: bool = True, mis
         options.append(out)
     affects = _affects(filled_mask, options)
     return {"options": options, "missing_data": [{"field": f, "affects": sorted(a)} for f, a in sorted(affects.items())]}
+
+
+def _deciding_intent(opt: OptionDef, deciding: Iterable[tuple[Rule, str]], row: dict[str, Any]) -> str:
+    """The intent of the rule that decides the option on this row (the first that holds, none before it unknown), or
+    the option's own: a branch's step read "curative" for a resection its world decides as debulking (the red-line
+    scan of session 17)."""
+    for r, col in deciding:
+        cond = row[col]
+        if cond is True:
+            return r.intent or opt.intent
+        if cond is None:
+            break   # several verdicts still possible, or rules that agree: the option's own intent
+    return opt.intent
 
 
 def _lean_view(ev: Evaluation, kb: KnowledgeBase) -> dict[str, Any]:
@@ -246,17 +259,7 @@ class LeanOptions(dict):
         cols = self._columns[oid]
         opt, verdict_col, possible_col, deciding = cols[:4]
         row = self._ev.verdicts
-        # the intent of the rule that decides, as the full view gives it (a branch's step read "curative" for a
-        # resection its world decides as debulking: the red-line scan of session 17)
-        intent = opt.intent
-        for r, col in deciding:
-            cond = row[col]
-            if cond is True:
-                intent = r.intent or opt.intent
-                break
-            if cond is None:
-                break   # several verdicts still possible, or rules that agree: the option's own intent
-        key = (oid, intent, row[verdict_col], row[possible_col])   # all the view shows
+        key = (oid, _deciding_intent(opt, deciding, row), row[verdict_col], row[possible_col])   # all the view shows
         out = _LEAN_OPTIONS.get(key)
         if out is None:
             possible = _possible(key[3])
