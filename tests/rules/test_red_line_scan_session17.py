@@ -60,3 +60,20 @@ def test_a_branch_step_carries_the_intent_of_the_rule_that_decides_there():
         s = b["steps"][0] if b["steps"] else None
         if s and s["options"][:1] == ["liver_resection"]:
             assert s["intent"] != "curative", (b["if"], s["intent"])
+
+
+def test_no_ablation_for_debulking_where_deposits_outside_the_liver_stay_behind():
+    # a gastrinoma, 30 lesions up to 6 cm, 95 % removable, deposits outside the liver that cannot be removed (sites not
+    # listed): the resection was held back (its debulking rule reads those deposits) while ablation "completing" it was
+    # named alone in a branch; both now read the one condition
+    doc = {"primary": {"site": "other"}, "functional_syndrome": "gastrinoma", "symptomatic": True,
+           "pathology": {"reported_grade": "G2"},
+           "liver": {"burden_percent": 75, "lesion_count": 30, "largest_lesion_cm": 6, "lobes": "unilobar",
+                     "pattern": "dominant_with_satellites", "resectable_fraction_percent": 95},
+           "extrahepatic": {"present": True, "sites": ["bone"], "resectable": False},
+           "sstr_imaging": "negative", "course": {"status": "stable", "stable_months": 24},
+           "functional_control": "controlled"}
+    a, lines = _check(doc)
+    assert not lines, lines
+    verdicts = {o["id"]: o["verdict"] for o in a["options"]}
+    assert verdicts["thermal_ablation"] == verdicts["liver_resection"] == "not_recommended", verdicts
