@@ -71,7 +71,7 @@ class _Values(dict):
                 self._filled = follows.filled_from(recorded_row(doc))
             rec = self._filled.get(key)
             return rec is not None and any(COLUMN_FIELDS.get(c) in self._assumed for c in rec.reads)
-        return self._kb is not None and not _input_fields(self._kb).get(key, frozenset()).isdisjoint(self._assumed)
+        return self._kb is not None and not self._assumed.isdisjoint(_every_input(self._kb).fields(key))
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -98,26 +98,10 @@ class _Values(dict):
 
 
 @per_object
-def _input_fields(kb: KnowledgeBase) -> dict[str, frozenset[str]]:
-    """Each computed column's contract fields, however indirectly it reads them (once per knowledge base)."""
-    roots = kb.roots
-    out: dict[str, frozenset[str]] = {}
-
-    def walk(col: str, seen: frozenset[str] = frozenset()) -> frozenset[str]:
-        if col in out:
-            return out[col]
-        fields: set[str] = set()
-        for r in roots.get(col, ()):
-            if r in COLUMN_FIELDS:
-                fields.add(COLUMN_FIELDS[r])
-            elif r not in seen:
-                fields |= walk(r, seen | {col})
-        out[col] = frozenset(fields)
-        return out[col]
-
-    for col in roots:
-        walk(col)
-    return out
+def _every_input(kb: KnowledgeBase) -> UnknownRoots:
+    """The unknown-inputs walk with every column taken as unknown: each computed column's contract fields, however
+    indirectly it reads them (once per knowledge base)."""
+    return UnknownRoots(kb, set(kb.roots) | set(COLUMN_FIELDS))
 
 
 def _values(row: dict[str, Any], patient: Patient | dict[str, Any], kb: KnowledgeBase,
